@@ -1,0 +1,1 @@
+"""Adapters for the five financing platforms (one Protocol, one registry)."""

@@ -1,0 +1,62 @@
+"""The application factory: `create_app(settings)`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from redis.asyncio import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from gateway import __version__
+from gateway.db import make_async_engine
+from gateway.errors import install_problem_handlers
+from gateway.health.router import router as health_router
+from gateway.logs import configure_logging
+from gateway.middleware import GatewayMiddleware
+from gateway.settings import Settings
+
+
+def make_redis(settings: Settings) -> Redis | None:
+    if not settings.redis_url:
+        return None
+    # redis-py retries with back-off by default: a dead Redis would then stall
+    # a request for seconds. Fail fast; callers decide fail-open or closed.
+    return Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_timeout_s,
+        socket_connect_timeout=settings.redis_timeout_s,
+        retry=Retry(NoBackoff(), 0),
+        retry_on_timeout=False,
+        health_check_interval=0,
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.engine = make_async_engine(settings)
+        app.state.redis = make_redis(settings)
+        try:
+            yield
+        finally:
+            if app.state.redis is not None:
+                await app.state.redis.aclose()
+            await app.state.engine.dispose()
+
+    app = FastAPI(
+        title="xyd-gateway",
+        version=__version__,
+        summary="Xin Yi Dai credit data-sharing gateway",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_problem_handlers(app)
+    app.include_router(health_router)
+    app.add_middleware(GatewayMiddleware, max_body_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,87 @@
+"""Database engines and the per-request session.
+
+One URL in settings; the sync engine serves the CLI, migrations and bulk
+ingestion, the async engine serves the HTTP app. Both are created by their
+owner (the CLI command, the app's lifespan), never at import time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from gateway.errors import DependencyUnavailable
+from gateway.settings import Settings
+
+
+def _sync_url(url: str) -> str:
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _async_url(url: str) -> str:
+    parsed = make_url(_sync_url(url))
+    if parsed.drivername == "sqlite":
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets the demo's readers run beside an ingest; synchronous=FULL keeps
+    # "committed means on disk", which the gateway promises before it answers.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def make_sync_engine(settings: Settings) -> Engine:
+    url = _sync_url(settings.effective_database_url)
+    if url.startswith("sqlite"):
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=settings.db_pool_size)
+
+
+def make_async_engine(settings: Settings) -> AsyncEngine:
+    url = _async_url(settings.effective_database_url)
+    if url.startswith("sqlite"):
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=settings.db_pool_size,
+        connect_args={"connect_timeout": max(1, int(settings.readiness_timeout_s))},
+    )
+
+
+async def connection(request: Request) -> AsyncIterator[AsyncConnection]:
+    """The request owns the transaction: commit on success, roll back on error."""
+    engine: AsyncEngine = request.app.state.engine
+    try:
+        conn = await engine.connect()
+    except (DBAPIError, OSError) as exc:
+        raise DependencyUnavailable("the database is unavailable") from exc
+    try:
+        async with conn.begin():
+            yield conn
+    finally:
+        await conn.close()
+
+
+DbConnection = Annotated[AsyncConnection, Depends(connection)]

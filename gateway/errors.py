@@ -1,0 +1,187 @@
+"""Errors as types, rendered as RFC 9457 problem documents in one place.
+
+    ProblemError                 base: carries status, problem type and title
+    ├── BadRequest               400 malformed request
+    ├── Unauthorized             401 (adds WWW-Authenticate)
+    ├── Forbidden                403
+    ├── NotFound                 404
+    ├── Conflict                 409
+    ├── PayloadTooLarge          413
+    ├── UnsupportedMediaType     415
+    ├── InvalidValue             422 a value is invalid; `detail` says which and why
+    ├── RateLimited              429 (adds Retry-After)
+    └── DependencyUnavailable    503 a dependency (database, Redis) is down
+
+Services raise these (or subclasses defined next to them); no service raises
+`HTTPException`. `install_problem_handlers` maps them, FastAPI's validation
+errors, Starlette's HTTP errors and anything unexpected to problem+json.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+PROBLEM_BASE = "https://xyd-gateway.example/problems/"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+log = logging.getLogger("xyd.errors")
+
+
+class ProblemError(Exception):
+    status: ClassVar[int] = 500
+    type_slug: ClassVar[str] = "internal"
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers or {}
+        self.extensions = extensions
+
+    def to_problem(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": PROBLEM_BASE + self.type_slug,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if instance:
+            body["instance"] = instance
+        body.update(self.extensions)
+        return body
+
+
+class BadRequest(ProblemError):
+    status, type_slug, title = 400, "bad-request", "Malformed request"
+
+
+class Unauthorized(ProblemError):
+    status, type_slug, title = 401, "unauthorized", "Missing or invalid credentials"
+
+    def __init__(self, detail: str, *, scheme: str = "Bearer", **extensions: Any) -> None:
+        super().__init__(
+            detail, headers={"WWW-Authenticate": f'{scheme} error="invalid_token"'}, **extensions
+        )
+
+
+class Forbidden(ProblemError):
+    status, type_slug, title = 403, "forbidden", "Not allowed"
+
+
+class NotFound(ProblemError):
+    status, type_slug, title = 404, "not-found", "No such resource"
+
+
+class MethodNotAllowed(ProblemError):
+    status, type_slug, title = 405, "method-not-allowed", "Method not allowed"
+
+
+class Conflict(ProblemError):
+    status, type_slug, title = 409, "conflict", "Conflict"
+
+
+class PayloadTooLarge(ProblemError):
+    status, type_slug, title = 413, "payload-too-large", "Request body too large"
+
+
+class UnsupportedMediaType(ProblemError):
+    status, type_slug, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
+class InvalidValue(ProblemError):
+    status, type_slug, title = 422, "invalid-value", "Invalid value"
+
+
+class RateLimited(ProblemError):
+    status, type_slug, title = 429, "rate-limited", "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after_s: int, **extensions: Any) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after_s))}, **extensions)
+
+
+class DependencyUnavailable(ProblemError):
+    status, type_slug, title = 503, "dependency-unavailable", "A dependency is unavailable"
+
+
+_BY_STATUS: dict[int, type[ProblemError]] = {
+    cls.status: cls
+    for cls in (
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        MethodNotAllowed,
+        Conflict,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        InvalidValue,
+        RateLimited,
+        DependencyUnavailable,
+    )
+}
+
+
+def problem_response(error: ProblemError, instance: str | None = None) -> Response:
+    return Response(
+        content=orjson.dumps(error.to_problem(instance)),
+        status_code=error.status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=error.headers,
+    )
+
+
+def _validation_problem(exc: RequestValidationError) -> ProblemError:
+    errors = []
+    for err in exc.errors():
+        loc = [str(part) for part in err.get("loc", ())]
+        # A body that is not JSON at all is malformed (400), not an invalid value.
+        if err.get("type") == "json_invalid":
+            return BadRequest("request body is not valid JSON")
+        errors.append({"field": ".".join(loc), "reason": err.get("msg", "invalid")})
+    summary = "; ".join(f"{e['field']}: {e['reason']}" for e in errors[:5])
+    return InvalidValue(summary or "invalid request", errors=errors)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    async def on_problem(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ProblemError)
+        return problem_response(exc, request.url.path)
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return problem_response(_validation_problem(exc), request.url.path)
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        # FastAPI wraps errors raised while reading the body (such as our
+        # PayloadTooLarge from the size-limiting receive) in a plain 400.
+        if isinstance(exc.__cause__, ProblemError):
+            return problem_response(exc.__cause__, request.url.path)
+        cls = _BY_STATUS.get(exc.status_code, BadRequest)
+        detail = exc.detail if isinstance(exc.detail, str) else cls.title
+        error = cls(detail)
+        error.headers.update(dict(exc.headers or {}))
+        return problem_response(error, request.url.path)
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        # The trace goes to the log with the request id, never to the client.
+        log.exception("unhandled error", extra={"path": request.url.path})
+        return problem_response(ProblemError("unexpected error; quote the X-Request-Id"))
+
+    app.add_exception_handler(ProblemError, on_problem)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from gateway.errors import PROBLEM_BASE, PROBLEM_MEDIA_TYPE
+from gateway.health.service import check_database, check_redis
+from gateway.metrics import render_latest
+
+router = APIRouter(tags=["operations"])
+
+_READY_EXAMPLE = {"status": "ready", "checks": {"database": "ok", "redis": "ok"}}
+
+
+def _json(
+    body: dict[str, Any], status: int = 200, media_type: str = "application/json"
+) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type=media_type)
+
+
+@router.get(
+    "/healthz",
+    summary="The process is up",
+    responses={200: {"content": {"application/json": {"example": {"status": "ok"}}}}},
+)
+async def healthz() -> Response:
+    return _json({"status": "ok"})
+
+
+@router.get(
+    "/readyz",
+    summary="Database and (when configured) Redis are reachable",
+    responses={
+        200: {"content": {"application/json": {"example": _READY_EXAMPLE}}},
+        503: {
+            "description": "A dependency is down; the problem names which",
+            "content": {PROBLEM_MEDIA_TYPE: {}},
+        },
+    },
+)
+async def readyz(request: Request) -> Response:
+    state = request.app.state
+    timeout = state.settings.readiness_timeout_s
+    checks = [await check_database(state.engine, timeout)]
+    if state.redis is not None:
+        checks.append(await check_redis(state.redis, timeout))
+    down = [c for c in checks if not c.ok]
+    summary = {c.name: c.detail for c in checks}
+    if not down:
+        return _json({"status": "ready", "checks": summary})
+    names = " and ".join(c.name for c in down)
+    return _json(
+        {
+            "type": PROBLEM_BASE + "dependency-unavailable",
+            "title": "A dependency is unavailable",
+            "status": 503,
+            "detail": f"not ready: {names} down",
+            "down": [c.name for c in down],
+            "checks": summary,
+        },
+        status=503,
+        media_type=PROBLEM_MEDIA_TYPE,
+    )
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus exposition, aggregated over worker processes",
+    responses={200: {"content": {"text/plain": {}}}},
+)
+async def metrics() -> Response:
+    body, content_type = render_latest()
+    return Response(body, media_type=content_type)

@@ -1,0 +1,1 @@
+"""Government credit records: validation per catalogue category, and ingestion."""

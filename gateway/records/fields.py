@@ -1,0 +1,130 @@
+"""Field types shared by the record schemas.
+
+Feeds arrive as CSV (every value a string, Chinese headers, dates in several
+spellings) and as NDJSON (typed values). These types accept both, strictly:
+a JSON `true` is never a number, an amount never loses a digit.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator, Field
+
+from gateway.identifiers import InvalidIdentifier, validate_credit_code
+
+_BLANK = {"", "-", "—", "无", "null", "NULL", "None"}
+_OPEN_ENDED = {"长期", "永久", "长期有效", "9999-12-31", "99991231"}
+_DATE_PATTERNS = (
+    re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$"),
+    re.compile(r"^(\d{4})/(\d{1,2})/(\d{1,2})$"),
+    re.compile(r"^(\d{4})\.(\d{1,2})\.(\d{1,2})$"),
+    re.compile(r"^(\d{4})(\d{2})(\d{2})$"),
+    re.compile(r"^(\d{4})年(\d{1,2})月(\d{1,2})日$"),
+)
+FEN_PER_WAN = Decimal(1_000_000)  # 10,000 yuan × 100 fen
+
+
+def blank_to_none(value: Any) -> Any:
+    if isinstance(value, str):
+        value = value.strip()
+        if value in _BLANK:
+            return None
+    return value
+
+
+def _parse_date(value: Any) -> Any:
+    value = blank_to_none(value)
+    if value is None or isinstance(value, date):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be a date string such as 2024-03-05")
+    text = value.strip().split(" ")[0].split("T")[0]
+    if text in _OPEN_ENDED:
+        return None
+    for pattern in _DATE_PATTERNS:
+        match = pattern.match(text)
+        if match:
+            year, month, day = (int(part) for part in match.groups())
+            try:
+                return date(year, month, day)
+            except ValueError:
+                raise ValueError(f"{value!r} is not a calendar date") from None
+    raise ValueError(f"{value!r} is not a date (expected YYYY-MM-DD)")
+
+
+def _reject_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a boolean")
+    return blank_to_none(value)
+
+
+def _parse_decimal(value: Any) -> Any:
+    value = _reject_bool(value)
+    if value is None or isinstance(value, Decimal):
+        return value
+    if isinstance(value, float):
+        # A float has already lost digits; go through its shortest repr.
+        value = repr(value)
+    if isinstance(value, int):
+        return Decimal(value)
+    if not isinstance(value, str):
+        raise ValueError("must be a number")
+    try:
+        number = Decimal(value.replace(",", "").strip())
+    except InvalidOperation:
+        raise ValueError(f"{value!r} is not a number") from None
+    if not number.is_finite():
+        raise ValueError(f"{value!r} is not a finite number")
+    return number
+
+
+def _parse_bool(value: Any) -> Any:
+    value = blank_to_none(value)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("true", "1", "yes", "是", "y"):
+            return True
+        if lowered in ("false", "0", "no", "否", "n"):
+            return False
+    raise ValueError(f"{value!r} is not a yes/no value")
+
+
+def _credit_code(value: str) -> str:
+    try:
+        return validate_credit_code(value)
+    except InvalidIdentifier as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _no_control_chars(value: str) -> str:
+    if any(ord(ch) < 32 and ch not in "\t\n" for ch in value):
+        raise ValueError("contains control characters")
+    return value
+
+
+def wan_to_fen(amount: Decimal, field: str) -> int:
+    """Convert an amount in 10,000 yuan (at most 6 decimals) to integer fen, exactly."""
+    if amount < 0:
+        raise ValueError(f"{field}: must not be negative")
+    fen = amount * FEN_PER_WAN
+    if fen != fen.to_integral_value():
+        raise ValueError(f"{field}: more than 6 decimals in 10,000 yuan (finer than a fen)")
+    return int(fen)
+
+
+Text = Annotated[str, BeforeValidator(blank_to_none), AfterValidator(_no_control_chars)]
+ShortText = Annotated[Text, Field(min_length=1, max_length=200)]
+RecordId = Annotated[Text, Field(min_length=1, max_length=128)]
+LongText = Annotated[Text, Field(max_length=4000)]
+Day = Annotated[date, BeforeValidator(_parse_date)]
+Amount = Annotated[Decimal, BeforeValidator(_parse_decimal)]
+Count = Annotated[int, BeforeValidator(_reject_bool), Field(ge=0, le=10**12)]
+Fen = Annotated[int, BeforeValidator(_reject_bool), Field(ge=0, le=10**15)]
+Flag = Annotated[bool, BeforeValidator(_parse_bool)]
+CreditCode = Annotated[str, BeforeValidator(blank_to_none), AfterValidator(_credit_code)]

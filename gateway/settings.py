@@ -1,0 +1,83 @@
+"""The one settings object. Every knob is an `XYD_` environment variable.
+
+Defaults are the embedded mode: a SQLite file under `.xyd/`, the in-process
+limiter, no Redis. Production sets `XYD_DATABASE_URL` to PostgreSQL and
+`XYD_REDIS_URL`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="XYD_", extra="ignore")
+
+    # --- where state lives -------------------------------------------------
+    state_dir: Path = Field(Path(".xyd"), description="Generated keys, SQLite file, demo output")
+    database_url: str = Field(
+        "", description="SQLAlchemy URL; empty means SQLite at STATE_DIR/xyd.db"
+    )
+    redis_url: str | None = Field(None, description="Redis URL; unset means embedded mode")
+    db_pool_size: int = Field(10, ge=1, le=200)
+
+    # --- HTTP ---------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    max_body_bytes: int = Field(
+        10 * 1024 * 1024, ge=1024, description="Larger request bodies are refused with 413"
+    )
+    public_base_url: str = Field("", description="Issuer base URL; empty means http://HOST:PORT")
+
+    # --- operations ----------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    rate_limiter: Literal["memory", "redis"] = "memory"
+    redis_timeout_s: float = Field(0.25, gt=0, le=10)
+    readiness_timeout_s: float = Field(1.0, gt=0, le=30)
+
+    # --- personal data ----------------------------------------------------
+    pii_key: SecretStr | None = Field(
+        None, description="HMAC key for personal identifiers; unset means STATE_DIR/pii.key"
+    )
+
+    # --- ingestion ---------------------------------------------------------
+    ingest_batch_size: int = Field(1000, ge=1, le=50_000)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.state_dir / 'xyd.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    def pii_key_bytes(self) -> bytes:
+        """The personal-data HMAC key, generated under the state dir on first use."""
+        if self.pii_key is not None:
+            return self.pii_key.get_secret_value().encode()
+        return load_or_create_secret(self.state_dir / "pii.key")
+
+
+def load_or_create_secret(path: Path, nbytes: int = 32) -> bytes:
+    """Read a hex secret from `path`, creating it (mode 0600) when absent."""
+    if path.exists():
+        return bytes.fromhex(path.read_text().strip())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_bytes(nbytes)
+    # O_EXCL: two processes starting at once must not each write a different key.
+    try:
+        fd = path.open("x", encoding="ascii")
+    except FileExistsError:
+        return bytes.fromhex(path.read_text().strip())
+    with fd:
+        path.chmod(0o600)
+        fd.write(value.hex())
+    return value

@@ -1,0 +1,1 @@
+"""The credit store: tables, migrations and the SQL that reads and writes them."""

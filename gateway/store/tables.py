@@ -1,0 +1,179 @@
+"""The credit store's tables (SQLAlchemy Core; the request path uses no ORM).
+
+Records of every catalogue category share `records` (identity: category,
+providing department, the department's record id) and `record_versions`
+(content, never overwritten: an update adds a version). Licences and
+penalties also get typed rows per version carrying the double-publicity
+fields, so reports and rules can filter on them in SQL.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+# SQLite only autoincrements INTEGER PRIMARY KEY columns.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+Json = JSON().with_variant(JSONB(), "postgresql")
+Timestamp = DateTime(timezone=True)
+
+CATEGORIES = (
+    "registration",
+    "license",
+    "penalty",
+    "red_list",
+    "black_list",
+    "commitment",
+    "credit_repair",
+    "tax_rating",
+    "social_insurance",
+    "housing_fund",
+    "utility",
+    "judgment_debtor",
+)
+
+enterprises = Table(
+    "enterprises",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("credit_code", String(18), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("entity_type", String(40), nullable=False),
+    Column("division_code", String(6), nullable=False),
+    Column("legal_rep_hash", String(64)),
+    Column("legal_rep_masked", String(64)),
+    Column("registered_on", Date),
+    Column("status", String(20), nullable=False),
+    Column("registered_capital_fen", BigInteger),
+    Column("industry_code", String(8)),
+    # Bumped whenever the enterprise or any of its records changes: report
+    # caches key on it, so a change is visible on the very next request.
+    Column("data_version", BigInteger, nullable=False, server_default="0"),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+)
+Index("ix_enterprises_legal_rep_hash", enterprises.c.legal_rep_hash)
+
+records = Table(
+    "records",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("category", String(20), nullable=False),
+    Column("source_department", String(100), nullable=False),
+    Column("source_record_id", String(128), nullable=False),
+    # Absent for records about natural persons, which carry no credit code.
+    Column("credit_code", String(18)),
+    Column("subject_kind", String(20), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("content_sha256", String(64), nullable=False),
+    Column("effective_date", Date),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    UniqueConstraint("category", "source_department", "source_record_id"),
+)
+Index("ix_records_credit_code_category", records.c.credit_code, records.c.category)
+
+record_versions = Table(
+    "record_versions",
+    metadata,
+    Column("record_id", Id, ForeignKey("records.id"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("content_sha256", String(64), nullable=False),
+    Column("data", Json, nullable=False),
+    Column("received_at", Timestamp, nullable=False),
+    Column("ingest_batch", String(64)),
+)
+
+
+def _per_version(name: str, *columns: Column[object]) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("record_id", Id, primary_key=True),
+        Column("version", Integer, primary_key=True),
+        *columns,
+        ForeignKeyConstraint(
+            ["record_id", "version"], ["record_versions.record_id", "record_versions.version"]
+        ),
+    )
+
+
+penalty_details = _per_version(
+    "penalty_details",
+    Column("party_category", String(20), nullable=False),
+    Column("decision_number", String(128), nullable=False),
+    Column("violation_type", String(200)),
+    Column("facts", Text),
+    Column("legal_basis", Text),
+    Column("penalty_types", Json, nullable=False),
+    Column("content", Text),
+    Column("fine_fen", BigInteger, nullable=False),
+    Column("confiscation_fen", BigInteger, nullable=False),
+    Column("affected_license", String(200)),
+    Column("procedure", String(10), nullable=False),
+    Column("severity", String(10)),
+    Column("decision_date", Date, nullable=False),
+    Column("valid_until", Date),
+    Column("publication_until", Date),
+    Column("authority", String(200), nullable=False),
+    Column("authority_code", String(18)),
+    Column("source_department_code", String(18)),
+)
+
+license_details = _per_version(
+    "license_details",
+    Column("party_category", String(20), nullable=False),
+    Column("document_name", String(200)),
+    Column("document_number", String(128), nullable=False),
+    Column("license_category", String(10), nullable=False),
+    Column("certificate_name", String(200)),
+    Column("certificate_number", String(128)),
+    Column("content", Text),
+    Column("decision_date", Date, nullable=False),
+    Column("valid_from", Date),
+    Column("valid_until", Date),
+    Column("authority", String(200), nullable=False),
+    Column("authority_code", String(18)),
+    Column("source_department_code", String(18)),
+    Column("status", String(10), nullable=False),
+)
+
+ingest_runs = Table(
+    "ingest_runs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("category", String(20), nullable=False),
+    Column("source", String(500), nullable=False),
+    Column("started_at", Timestamp, nullable=False),
+    Column("finished_at", Timestamp),
+    Column("accepted", Integer, nullable=False, server_default="0"),
+    Column("duplicate", Integer, nullable=False, server_default="0"),
+    Column("updated", Integer, nullable=False, server_default="0"),
+    Column("rejected", Integer, nullable=False, server_default="0"),
+    Column("complete", Boolean, nullable=False, server_default="0"),
+)

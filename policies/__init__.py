@@ -1,0 +1,1 @@
+"""Decision points on the request path: consent, rate limits, data access."""

@@ -1,0 +1,70 @@
+"""Builders for test data: one valid record per category, overridable per field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from gateway.identifiers import make_credit_code
+
+# Real, published codes (they pass both check characters).
+REAL_CODES = ("9144030071526726XG", "914403001922038216", "91330100716105852F")
+AUTHORITY_CODE = make_credit_code("1", "1", "510100", "00000001")
+
+
+def code(n: int, division: str = "510104") -> str:
+    """A valid unified social credit code for test enterprise number n."""
+    return make_credit_code("9", "1", division, f"{n:08d}")
+
+
+def resident_id(first17: str = "51010419800101123") -> str:
+    from gateway.identifiers import resident_id_check_char
+
+    return first17 + resident_id_check_char(first17)
+
+
+def penalty(n: int = 1, **overrides: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "record_id": f"P-{n:06d}",
+        "source_department": "成都市市场监督管理局",
+        "credit_code": code(n),
+        "subject_name": f"成都测试{n}号有限公司",
+        "party_category": "legal_person",
+        "legal_rep_name": "张三丰",
+        "legal_rep_id_number": resident_id(),
+        "decision_number": f"成市监罚〔2025〕{n}号",
+        "violation_type": "虚假宣传",
+        "legal_basis": "《中华人民共和国反不正当竞争法》第二十条",
+        "penalty_types": ["罚款", "警告"],
+        "content": "罚款人民币1.5万元",
+        "fine_wan": "1.5",
+        "severity": "general",
+        "decision_date": "2025-06-01",
+        "publication_until": "2026-06-01",
+        "authority": "成都市市场监督管理局",
+        "authority_code": AUTHORITY_CODE,
+    }
+    row.update(overrides)
+    return row
+
+
+def registration(n: int = 1, **overrides: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "record_id": f"R-{n:06d}",
+        "source_department": "成都市市场监督管理局",
+        "credit_code": code(n),
+        "subject_name": f"成都测试{n}号有限公司",
+        "entity_type": "有限责任公司",
+        "registered_on": "2019-03-15",
+        "status": "存续",
+        "legal_rep_name": "李四",
+        "legal_rep_id_number": resident_id(),
+        "registered_capital_wan": "100",
+    }
+    row.update(overrides)
+    return row
+
+
+def ndjson(*rows: dict[str, Any]) -> bytes:
+    return b"".join(orjson.dumps(row) + b"\n" for row in rows)

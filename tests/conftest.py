@@ -1,0 +1,101 @@
+"""Test fixtures: real PostgreSQL and Redis, fresh databases per test.
+
+The credit store runs on both SQLite and PostgreSQL: tests that take the
+`store_url` fixture run once on each.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+
+from gateway.db import make_sync_engine
+from gateway.settings import Settings
+from gateway.store.migrate import upgrade
+from tests.services import Postgres, RedisServer, postgres_server, redis_server
+
+for name in (
+    "PGHOST",
+    "PGPORT",
+    "PGDATABASE",
+    "PGUSER",
+    "DATABASE_URL",
+    "PROMETHEUS_MULTIPROC_DIR",
+):
+    os.environ.pop(name, None)
+for name in list(os.environ):
+    if name.startswith("XYD_"):
+        del os.environ[name]
+
+_TEMPLATE = "xyd_template"
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[Postgres]:
+    with postgres_server() as server:
+        admin = create_engine(server.admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE {_TEMPLATE}"))
+        admin.dispose()
+        engine = create_engine(server.url(_TEMPLATE))
+        upgrade(engine)
+        engine.dispose()
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_srv() -> Iterator[RedisServer]:
+    with redis_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "xyd.db"
+    engine = create_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+    return path
+
+
+def fresh_pg_database(pg: Postgres) -> str:
+    name = f"xyd_test_{os.getpid()}_{next(_counter)}"
+    admin = create_engine(pg.admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name} TEMPLATE {_TEMPLATE}"))
+    admin.dispose()
+    return pg.url(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A freshly migrated, empty credit store on each supported database."""
+    if request.param == "postgresql":
+        return fresh_pg_database(request.getfixturevalue("pg"))
+    template: Path = request.getfixturevalue("sqlite_template")
+    target = tmp_path / "xyd.db"
+    shutil.copy(template, target)
+    return f"sqlite:///{target}"
+
+
+@pytest.fixture
+def settings(store_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        state_dir=tmp_path / ".xyd",
+        database_url=store_url,
+        pii_key="test-pii-key",  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    engine = make_sync_engine(settings)
+    yield engine
+    engine.dispose()

@@ -1,0 +1,71 @@
+"""`xyd serve` with two worker processes: metrics aggregate over both."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.services import free_port
+
+
+def _wait_ready(base: str, proc: subprocess.Popen[bytes], seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "server exited early"
+        try:
+            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("server did not become ready")
+
+
+def test_two_workers_report_one_aggregated_request_count(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "XYD_STATE_DIR": str(tmp_path / ".xyd"),
+        "XYD_PORT": str(port),
+        "XYD_WORKERS": "2",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "serve.log").open("wb"),
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(base, proc)
+        # New connections each time, so both workers take a share.
+        for _ in range(40):
+            assert httpx.get(base + "/readyz", timeout=5).status_code == 200
+        text = httpx.get(base + "/metrics", timeout=5).text
+        match = re.search(
+            r'xyd_http_requests_total\{method="GET",route="/readyz",status="200"\} ([0-9.]+)', text
+        )
+        assert match is not None, text[:2000]
+        assert float(match.group(1)) == 40.0
+        pids = set(
+            re.findall(
+                r"^(\d+)\.db$",
+                "\n".join(p.name.split("_")[-1] for p in (tmp_path / ".xyd" / "metrics").iterdir()),
+                re.M,
+            )
+        )
+        assert len(pids) >= 2, "both workers should have written samples"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

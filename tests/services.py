@@ -1,0 +1,169 @@
+"""Throw-away PostgreSQL and Redis servers for the test session.
+
+Started from Debian's binaries on free loopback ports in a temp dir, stopped
+at the end of the session. No systemd, and no mock of either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+PG_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    # initdb and postgres refuse to run as root.
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *cmd]
+    return cmd
+
+
+@dataclass
+class Postgres:
+    bin_dir: Path
+    data_dir: Path
+    socket_dir: Path
+    port: int
+
+    @property
+    def admin_url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def url(self, database: str) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def pg_ctl(self, *args: str) -> None:
+        subprocess.run(
+            _as_postgres([str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), *args]),
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self.pg_ctl(
+            "-w", "-t", "30", "-l", str(self.data_dir.parent / "pg.log"), "-o", options, "start"
+        )
+
+    def stop(self) -> None:
+        self.pg_ctl("-m", "fast", "-w", "stop")
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[Postgres]:
+    if not PG_BIN_DIRS:
+        raise RuntimeError("PostgreSQL binaries not found; `make test` installs them")
+    root = Path(tempfile.mkdtemp(prefix="xyd-pg-"))
+    data, sockets = root / "data", root / "sock"
+    sockets.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres", "postgres")
+        shutil.chown(sockets, "postgres", "postgres")
+    server = Postgres(PG_BIN_DIRS[0], data, sockets, free_port())
+    subprocess.run(
+        _as_postgres(
+            [
+                str(server.bin_dir / "initdb"),
+                "-D",
+                str(data),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ]
+        ),
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
+class RedisServer:
+    port: int
+    pidfile: Path
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def pid(self) -> int | None:
+        try:
+            return int(self.pidfile.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[RedisServer]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server not found; `make test` installs it")
+    root = Path(tempfile.mkdtemp(prefix="xyd-redis-"))
+    server = RedisServer(free_port(), root / "redis.pid")
+    with (root / "redis.log").open("wb") as log:
+        subprocess.run(
+            [
+                binary,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(server.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "yes",
+                "--pidfile",
+                str(server.pidfile),
+                "--dir",
+                str(root),
+                "--logfile",
+                str(root / "redis.log"),
+            ],
+            check=True,
+            stdout=log,
+            stderr=log,
+        )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", server.port), 0.2),
+        ):
+            break
+        time.sleep(0.05)
+    try:
+        yield server
+    finally:
+        pid = server.pid()
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 15)
+        shutil.rmtree(root, ignore_errors=True)
