@@ -30,7 +30,7 @@ test: $(STAMP) services lint
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy gateway adapters policies
+	$(BIN)/mypy gateway adapters policies loadtests
 
 fmt: $(STAMP)
 	$(BIN)/ruff check --fix .

@@ -52,7 +52,15 @@ def make_sync_engine(settings: Settings) -> Engine:
         engine = create_engine(url)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=settings.db_pool_size)
+    # No server-side prepared statements for bulk work: after five runs psycopg
+    # prepares, and PostgreSQL's generic plan for "= ANY(batch of ids)" scans
+    # the whole department (40x slower than the custom plan, measured).
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=settings.db_pool_size,
+        connect_args={"prepare_threshold": None},
+    )
 
 
 def make_async_engine(settings: Settings) -> AsyncEngine:

@@ -102,8 +102,11 @@ def _credit_code(value: str) -> str:
         raise ValueError(str(exc)) from None
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
 def _no_control_chars(value: str) -> str:
-    if any(ord(ch) < 32 and ch not in "\t\n" for ch in value):
+    if _CONTROL.search(value):
         raise ValueError("contains control characters")
     return value
 
