@@ -43,14 +43,12 @@ def test_every_single_character_mutation_is_rejected_for_the_right_reason(code: 
             mutated = code[:index] + ch + code[index + 1 :]
             error = reason_of(mutated)
             position = index + 1
-            if ch not in CREDIT_ALPHABET:
-                expected = "bad_character"
-            elif position == 1 and ch not in "123456789ANY":
-                expected = "bad_character"
-            elif 3 <= position <= 8 and not ch.isdigit():
-                expected = "bad_character"
-            else:
-                expected = "bad_check"
+            not_allowed = (
+                ch not in CREDIT_ALPHABET
+                or (position == 1 and ch not in "123456789ANY")
+                or (3 <= position <= 8 and not ch.isdigit())
+            )
+            expected = "bad_character" if not_allowed else "bad_check"
             assert error.reason == expected, (mutated, error)
             if expected == "bad_character":
                 assert error.position == position

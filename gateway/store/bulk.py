@@ -42,6 +42,15 @@ def copy_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) ->
             copy.write_row(row)
 
 
+def copy_text(conn: Connection, table: str, columns: Sequence[str], payload: bytes) -> None:
+    """COPY preformatted text-format rows (tab-separated, \\N for null) into `table`."""
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+    with raw.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[attr-defined]
+        copy.write(payload)
+
+
 def _with_json(
     rows: Iterable[dict[str, Any]], columns: list[str], json_columns: set[str]
 ) -> Iterable[tuple[Any, ...]]:

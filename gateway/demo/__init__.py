@@ -1,0 +1,1 @@
+"""The deterministic Chengdu demo data set (`xyd demo seed`)."""
