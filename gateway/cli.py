@@ -7,6 +7,7 @@ metrics directory before prometheus_client is first imported.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -30,10 +31,7 @@ def serve(
 ) -> None:
     """Serve the gateway until interrupted."""
     settings = Settings()
-    from gateway.metrics import prepare_multiprocess_dir
-
-    # Every worker writes its metrics under one directory that /metrics aggregates.
-    prepare_multiprocess_dir((settings.state_dir / "metrics").resolve())
+    _prepare_metrics_dir((settings.state_dir / "metrics").resolve())
     import uvicorn
 
     uvicorn.run(
@@ -46,6 +44,20 @@ def serve(
         access_log=False,
         proxy_headers=False,
     )
+
+
+def _prepare_metrics_dir(path: Path) -> None:
+    """Give the workers one fresh directory for their samples; /metrics sums them.
+
+    prometheus_client picks its storage when first imported, so this runs
+    before anything imports it: in this process (a single worker runs here)
+    and in the workers uvicorn spawns (they inherit the variable).
+    """
+    if "prometheus_client" in sys.modules:
+        raise RuntimeError("prometheus_client was imported before its directory was set")
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
 
 
 @db_app.command("upgrade")

@@ -1,15 +1,14 @@
 """Prometheus metrics, correct with several uvicorn worker processes.
 
-With several workers each process writes its samples to files under
-PROMETHEUS_MULTIPROC_DIR (set by `xyd serve` before any worker starts) and
-`/metrics` aggregates them; in a single process the default registry is used.
+Under `xyd serve` every worker process writes its samples to files under
+PROMETHEUS_MULTIPROC_DIR (set by the CLI before prometheus_client is first
+imported) and `/metrics` aggregates them; without the variable (tests, an
+embedding application) the default in-memory registry is used.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-from pathlib import Path
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -37,17 +36,6 @@ INGEST_LINES = Counter(
     "Credit record lines ingested, by category and outcome",
     ["category", "outcome"],
 )
-
-
-def prepare_multiprocess_dir(path: Path) -> None:
-    """Start a multi-worker server with an empty metrics directory.
-
-    Must run before prometheus_client is imported by the workers, so `xyd serve`
-    calls it and exports the variable for the processes it spawns.
-    """
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)
-    os.environ[MULTIPROC_ENV] = str(path)
 
 
 def render_latest() -> tuple[bytes, str]:
