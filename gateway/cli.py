@@ -106,6 +106,24 @@ def demo_seed(
         f"seeded {summary.enterprises} enterprises and {total} records "
         f"in {summary.seconds:.1f} s; sample codes in {out_dir / 'enterprises.csv'}"
     )
+    typer.echo(_next_steps(settings, out_dir / "enterprises.csv"))
+
+
+def _next_steps(settings: Settings, samples: Path) -> str:
+    base = f"http://{settings.host}:{settings.port}"
+    return "\n".join(
+        (
+            "",
+            "Next, once the gateway is up:",
+            f"  curl -s {base}/healthz",
+            f"  curl -s {base}/readyz",
+            f"  curl -s {base}/metrics | grep xyd_",
+            f"  open {base}/docs for the API reference",
+            f"  column -s, -t < {samples} | head   # demo credit codes by profile",
+            "  .venv/bin/xyd ingest FEED.csv --category penalty   # add your own records",
+            "",
+        )
+    )
 
 
 @app.command()
