@@ -8,6 +8,7 @@ says what is wrong in words a data clerk can act on.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 CREDIT_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
@@ -47,9 +48,28 @@ def _bad_char(ch: str, position: int) -> InvalidIdentifier:
     )
 
 
+_WELL_FORMED = re.compile(r"[1-9ANY][0-9A-HJ-NP-RTUW-Y][0-9]{6}[0-9A-HJ-NP-RTUW-Y]{10}")
+
+
 def validate_credit_code(value: str) -> str:
     """Return the normalised code (trimmed, upper-case) or raise InvalidIdentifier."""
     code = value.strip().upper()
+    # Ingestion checks two codes a line: one regex for the form, and the
+    # character-by-character walk only to explain a failure.
+    if not _WELL_FORMED.fullmatch(code):
+        _explain_malformed(code)
+    expected = credit_code_check_char(code[:17])
+    if code[17] != expected:
+        raise InvalidIdentifier("bad_check", f"check character should be {expected}", 18)
+    org_expected = org_code_check_char(code[8:16])
+    if code[16] != org_expected:
+        raise InvalidIdentifier(
+            "bad_org_check", f"organisation code check character should be {org_expected}", 17
+        )
+    return code
+
+
+def _explain_malformed(code: str) -> None:
     if len(code) != 18:
         raise InvalidIdentifier(
             "bad_length", f"bad length: expected 18 characters, got {len(code)}"
@@ -64,15 +84,7 @@ def validate_credit_code(value: str) -> str:
         # retired county codes), only its form.
         if 3 <= position <= 8 and not ch.isdigit():
             raise _bad_char(ch, position)
-    expected = credit_code_check_char(code[:17])
-    if code[17] != expected:
-        raise InvalidIdentifier("bad_check", f"check character should be {expected}", 18)
-    org_expected = org_code_check_char(code[8:16])
-    if code[16] != org_expected:
-        raise InvalidIdentifier(
-            "bad_org_check", f"organisation code check character should be {org_expected}", 17
-        )
-    return code
+    raise AssertionError(f"{code!r} fails the pattern but no character was found at fault")
 
 
 def is_valid_credit_code(value: str) -> bool:
