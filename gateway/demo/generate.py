@@ -213,7 +213,7 @@ class _Enterprise:
                 "overdue_fen": headcount * 120_000 * overdue, "overdue_months": overdue,
             })  # fmt: skip
         month = _month_back(as_of, 1)
-        if rng.random() < 0.6:
+        if rng.random() < 0.7:
             overdue = rng.randint(1, 4) if troubled else 0
             self.add("housing_fund", "成都住房公积金管理中心", month, {
                 "period": month.strftime("%Y-%m"), "headcount": headcount,
@@ -344,9 +344,9 @@ class _Enterprise:
 
     def history(self) -> None:
         rng, profile = self.rng, self.profile
-        for _ in range(rng.choices((0, 1, 2), (45, 45, 10))[0]):
+        for _ in range(rng.choices((0, 1, 2), (40, 45, 15))[0]):
             self.licence()
-        if rng.random() < 0.3:
+        if rng.random() < 0.35:
             self.commitment()
         if profile != "new" and rng.random() < 0.05:
             self.penalty(rng.choice(("simple", "minor")), 0, 700)
