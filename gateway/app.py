@@ -12,8 +12,11 @@ from redis.retry import Retry
 
 from gateway import __version__
 from gateway.db import make_async_engine
+from gateway.enterprises.router import router as enterprises_router
 from gateway.errors import install_problem_handlers
 from gateway.health.router import router as health_router
+from gateway.identity.router import router as identity_router
+from gateway.identity.startup import start_identity
 from gateway.logs import configure_logging
 from gateway.middleware import GatewayMiddleware
 from gateway.settings import Settings
@@ -42,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = make_async_engine(settings)
         app.state.redis = make_redis(settings)
+        app.state.identity = await start_identity(settings, app.state.engine, app.state.redis)
         try:
             yield
         finally:
@@ -58,5 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_problem_handlers(app)
     app.include_router(health_router)
+    app.include_router(identity_router)
+    app.include_router(enterprises_router)
     app.add_middleware(GatewayMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

@@ -19,8 +19,12 @@ from gateway.settings import Settings
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="xyd-gateway operations")
 db_app = typer.Typer(no_args_is_help=True, help="The credit store's schema")
 demo_app = typer.Typer(no_args_is_help=True, help="Demo data")
+clients_app = typer.Typer(no_args_is_help=True, help="The OAuth client registry")
+keys_app = typer.Typer(no_args_is_help=True, help="The gateway's signing keys")
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
+app.add_typer(clients_app, name="clients")
+app.add_typer(keys_app, name="keys")
 
 
 @app.command()
@@ -101,11 +105,18 @@ def demo_seed(
         raise typer.Exit(2) from None
     finally:
         engine.dispose()
+    engine = make_sync_engine(settings)
+    with engine.begin() as conn:
+        from gateway.demo.clients import register_demo_clients
+
+        jwk_files = register_demo_clients(conn, out_dir / "clients")
+    engine.dispose()
     total = sum(summary.records.values())
     typer.echo(
         f"seeded {summary.enterprises} enterprises and {total} records "
         f"in {summary.seconds:.1f} s; sample codes in {out_dir / 'enterprises.csv'}"
     )
+    typer.echo(f"demo clients' private keys: {', '.join(str(p) for p in jwk_files)}")
     typer.echo(_next_steps(settings, out_dir / "enterprises.csv"))
 
 
@@ -118,6 +129,9 @@ def _next_steps(settings: Settings, samples: Path) -> str:
             f"  curl -s {base}/healthz",
             f"  curl -s {base}/readyz",
             f"  curl -s {base}/metrics | grep xyd_",
+            "  TOKEN=$(.venv/bin/xyd demo token demo-bank)",
+            f'  curl -s -H "Authorization: Bearer $TOKEN" {base}/v1/enterprises/<credit_code>',
+            "  .venv/bin/xyd call demo-bank GET /v1/enterprises/<credit_code>",
             f"  open {base}/docs for the API reference",
             f"  column -s, -t < {samples} | head   # demo credit codes by profile",
             "  .venv/bin/xyd ingest FEED.csv --category penalty   # add your own records",
@@ -142,6 +156,184 @@ def ingest(
 
     code = ingest_file(Settings(), file, category, fmt, rejects)
     raise typer.Exit(code)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
+@clients_app.command("create")
+def clients_create(
+    client_id: str,
+    client_type: Annotated[str, typer.Option("--type", help="bank, platform, department, ...")],
+    jwks: Annotated[str, typer.Option(help="JWKS (or one JWK): inline JSON or a file path")],
+    name: Annotated[str | None, typer.Option(help="Display name")] = None,
+    org_code: Annotated[str | None, typer.Option(help="Bank or platform code")] = None,
+    scope: Annotated[list[str] | None, typer.Option(help="Allowed scope (repeat)")] = None,
+    rate_plan: str = "standard",
+    fapi2_strict: bool = False,
+) -> None:
+    """Register a client with its public keys."""
+    from gateway.db import make_sync_engine
+    from gateway.errors import ProblemError
+    from gateway.identity import clients
+
+    engine = make_sync_engine(Settings())
+    try:
+        with engine.begin() as conn:
+            client = clients.create_client(
+                conn,
+                client_id=client_id,
+                display_name=name or client_id,
+                client_type=client_type,
+                jwks=clients.load_jwks(jwks),
+                org_code=org_code,
+                scopes=scope,
+                rate_plan=rate_plan,
+                fapi2_strict=fapi2_strict,
+            )
+    except (ProblemError, OSError, ValueError) as exc:
+        raise _fail(getattr(exc, "detail", str(exc))) from None
+    finally:
+        engine.dispose()
+    typer.echo(f"registered {client.client_id} ({client.client_type}): {' '.join(client.scopes)}")
+
+
+@clients_app.command("list")
+def clients_list() -> None:
+    """List registered clients."""
+    from gateway.db import make_sync_engine
+    from gateway.identity.clients import list_clients
+
+    engine = make_sync_engine(Settings())
+    with engine.connect() as conn:
+        for c in list_clients(conn):
+            state = "DISABLED" if c.disabled else "active"
+            kids = ",".join(str(k.get("kid")) for k in c.jwks["keys"])
+            typer.echo(f"{c.client_id}\t{c.client_type}\t{c.org_code or '-'}\t{state}\t"
+                       f"{' '.join(sorted(c.scopes))}\tkeys={kids}")  # fmt: skip
+    engine.dispose()
+
+
+def _client_change(client_id: str, change: str, argument: str | None = None) -> None:
+    from gateway.db import make_sync_engine
+    from gateway.errors import ProblemError
+    from gateway.identity import clients
+    from gateway.identity.sync_mirror import mirror_client_state
+
+    settings = Settings()
+    engine = make_sync_engine(settings)
+    try:
+        with engine.begin() as conn:
+            if change in ("disable", "enable"):
+                clients.set_disabled(conn, client_id, change == "disable")
+            elif change == "add-key":
+                assert argument is not None
+                for jwk in clients.load_jwks(argument)["keys"]:
+                    clients.add_key(conn, client_id, jwk)
+            else:
+                assert argument is not None
+                clients.remove_key(conn, client_id, argument)
+        if change in ("disable", "enable"):
+            mirror_client_state(settings, client_id, disabled=change == "disable")
+    except (ProblemError, OSError, ValueError) as exc:
+        raise _fail(getattr(exc, "detail", str(exc))) from None
+    finally:
+        engine.dispose()
+    typer.echo(f"{client_id}: {change} done")
+
+
+@clients_app.command("disable")
+def clients_disable(client_id: str) -> None:
+    """Disable a client: its next request is refused, even with a live token."""
+    _client_change(client_id, "disable")
+
+
+@clients_app.command("enable")
+def clients_enable(client_id: str) -> None:
+    """Enable a disabled client again."""
+    _client_change(client_id, "enable")
+
+
+@clients_app.command("add-key")
+def clients_add_key(client_id: str, jwk: str) -> None:
+    """Add a public key (inline JSON or file) to a client."""
+    _client_change(client_id, "add-key", jwk)
+
+
+@clients_app.command("remove-key")
+def clients_remove_key(client_id: str, kid: str) -> None:
+    """Remove a client's key by kid."""
+    _client_change(client_id, "remove-key", kid)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    purpose: Annotated[str, typer.Option(help="access_token or report")] = "access_token",
+) -> None:
+    """Add a new signing key: published now, signing after the activation delay."""
+    from datetime import timedelta
+
+    from gateway.db import make_sync_engine
+    from gateway.identity.keys import PURPOSES, rotate
+
+    if purpose not in PURPOSES:
+        raise _fail(f"purpose must be one of {', '.join(PURPOSES)}")
+    settings = Settings()
+    engine = make_sync_engine(settings)
+    with engine.begin() as conn:
+        kid = rotate(
+            conn,
+            settings.kek_bytes(),
+            purpose,
+            settings.access_token_alg,
+            delay=timedelta(seconds=settings.key_activation_delay_s),
+            outlives=timedelta(seconds=900 + settings.clock_leeway_s),
+        )
+    engine.dispose()
+    typer.echo(
+        f"new {purpose} key {kid}: published now, signing in {settings.key_activation_delay_s} s; "
+        "older keys retire once their last token has expired"
+    )
+
+
+@demo_app.command("token")
+def demo_token(client_id: str, scope: str | None = None) -> None:
+    """Print a fresh access token for a demo client (the gateway must be running)."""
+    from gateway.client import GatewayClient
+
+    settings = Settings()
+    path = settings.state_dir / "demo" / "clients" / f"{client_id}.jwk"
+    if not path.exists():
+        raise _fail(f"no demo key at {path}; run `make demo` (or xyd demo seed) first")
+    client = GatewayClient.from_jwk_file(settings.issuer, path)
+    try:
+        typer.echo(client.token(scope))
+    except Exception as exc:  # connection refused, refused token: say it plainly
+        raise _fail(str(exc)) from None
+
+
+@app.command()
+def call(
+    client_id: str,
+    method: str,
+    path: str,
+    data: Annotated[str | None, typer.Option(help="Request body (JSON)")] = None,
+) -> None:
+    """Call the gateway as a demo client: token handling included."""
+    from gateway.client import GatewayClient
+
+    settings = Settings()
+    key_file = settings.state_dir / "demo" / "clients" / f"{client_id}.jwk"
+    if not key_file.exists():
+        raise _fail(f"no key at {key_file}")
+    client = GatewayClient.from_jwk_file(settings.issuer, key_file)
+    headers = {"Content-Type": "application/json"} if data else {}
+    answer = client.request(method.upper(), path, content=data, headers=headers)
+    typer.echo(f"{answer.status_code} {answer.reason_phrase}", err=True)
+    typer.echo(answer.text)
+    raise typer.Exit(0 if answer.is_success else 1)
 
 
 def main() -> None:

@@ -49,6 +49,21 @@ class Settings(BaseSettings):
     # --- ingestion ---------------------------------------------------------
     ingest_batch_size: int = Field(1000, ge=1, le=50_000)
 
+    # --- identity (OAuth 2.0 authorisation server) ------------------------
+    key_encryption_key: SecretStr | None = Field(
+        None, description="32-byte hex AES key for private keys; unset means STATE_DIR/kek.key"
+    )
+    access_token_ttl_s: int = Field(600, ge=30, le=900, description="Never over 15 minutes")
+    access_token_alg: Literal["ES256", "EdDSA"] = "ES256"  # noqa: S105 - an algorithm name
+    key_activation_delay_s: int = Field(
+        120, ge=0, le=86_400, description="A rotated-in key signs only after this delay"
+    )
+    key_refresh_s: float = Field(30, gt=0, le=3600, description="How often keys are re-read")
+    clock_leeway_s: int = Field(30, ge=0, le=60)
+    assertion_max_lifetime_s: int = Field(300, ge=10, le=300)
+    fapi2_strict: bool = Field(False, description="FAPI 2.0 strict mode for every client")
+    token_cache_size: int = Field(50_000, ge=0, le=1_000_000)
+
     @property
     def effective_database_url(self) -> str:
         if self.database_url:
@@ -64,6 +79,24 @@ class Settings(BaseSettings):
         if self.pii_key is not None:
             return self.pii_key.get_secret_value().encode()
         return load_or_create_secret(self.state_dir / "pii.key")
+
+    def kek_bytes(self) -> bytes:
+        """The key-encryption key for signing keys, generated on first use."""
+        if self.key_encryption_key is not None:
+            key = bytes.fromhex(self.key_encryption_key.get_secret_value())
+        else:
+            key = load_or_create_secret(self.state_dir / "kek.key")
+        if len(key) != 32:
+            raise ValueError("the key-encryption key must be 32 bytes (64 hex characters)")
+        return key
+
+    @property
+    def issuer(self) -> str:
+        return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def token_audience(self) -> str:
+        return f"{self.issuer}/v1"
 
 
 def load_or_create_secret(path: Path, nbytes: int = 32) -> bytes:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -177,3 +178,53 @@ ingest_runs = Table(
     Column("rejected", Integer, nullable=False, server_default="0"),
     Column("complete", Boolean, nullable=False, server_default="0"),
 )
+
+# --- identity ------------------------------------------------------------
+
+clients = Table(
+    "clients",
+    metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("display_name", String(200), nullable=False),
+    Column("client_type", String(20), nullable=False),
+    # Bank code (e.g. BOCD) or platform key; a consent names a bank by either.
+    Column("org_code", String(32)),
+    Column("scopes", Json, nullable=False),
+    Column("rate_plan", String(40), nullable=False),
+    Column("jwks", Json, nullable=False),
+    Column("fapi2_strict", Boolean, nullable=False, server_default="0"),
+    Column("disabled_at", Timestamp),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+)
+
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("purpose", String(20), nullable=False),
+    Column("alg", String(10), nullable=False),
+    Column("public_jwk", Json, nullable=False),
+    # AES-GCM nonce + ciphertext of the PKCS#8 private key, under the KEK.
+    Column("private_encrypted", LargeBinary, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("not_before", Timestamp, nullable=False),
+    Column("retire_after", Timestamp),
+)
+
+revoked_tokens = Table(
+    "revoked_tokens",
+    metadata,
+    Column("jti", String(64), primary_key=True),
+    Column("client_id", String(64), nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
+    Column("revoked_at", Timestamp, nullable=False),
+)
+
+used_jtis = Table(
+    "used_jtis",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("expires_at", Timestamp, nullable=False),
+)
+Index("ix_used_jtis_expires_at", used_jtis.c.expires_at)

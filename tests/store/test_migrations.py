@@ -19,6 +19,10 @@ EXPECTED = {
     "penalty_details",
     "license_details",
     "ingest_runs",
+    "clients",
+    "signing_keys",
+    "revoked_tokens",
+    "used_jtis",
 }
 
 

@@ -1,0 +1,96 @@
+"""A bank-side reference client: private_key_jwt, token caching and refresh.
+
+    client = GatewayClient.from_jwk_file("http://127.0.0.1:8000", ".xyd/demo/clients/demo-bank.jwk")
+    answer = client.request("GET", "/v1/enterprises/9151...")
+
+It is what a bank's integration engineer would write; the gateway's tests and
+`xyd demo token` / `xyd call` use it, so it is kept working.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from gateway.identity import jose
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+def client_assertion(
+    client_id: str,
+    key: jose.PrivateKey,
+    *,
+    audience: str,
+    kid: str | None = None,
+    lifetime_s: int = 60,
+    alg: str | None = None,
+) -> str:
+    """A fresh RFC 7523 client assertion (single-use jti, short exp)."""
+    now = int(time.time())
+    header: dict[str, Any] = {"alg": alg or jose.alg_for(key)[0], "typ": "JWT"}
+    if kid:
+        header["kid"] = kid
+    claims = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": audience,
+        "iat": now,
+        "exp": now + lifetime_s,
+        "jti": secrets.token_urlsafe(16),
+    }
+    return jose.sign(header, claims, key)
+
+
+class GatewayClient:
+    def __init__(
+        self,
+        base_url: str,
+        client_id: str,
+        key: jose.PrivateKey,
+        *,
+        kid: str | None = None,
+        issuer: str | None = None,
+        http: httpx.Client | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.client_id, self.key, self.kid = client_id, key, kid
+        self.issuer = (issuer or self.base_url).rstrip("/")
+        self.http = http or httpx.Client(base_url=self.base_url, timeout=10)
+        self._token: str | None = None
+        self._expires_at = 0.0
+
+    @classmethod
+    def from_jwk_file(cls, base_url: str, path: str | Path, **kwargs: Any) -> GatewayClient:
+        jwk = orjson.loads(Path(path).read_bytes())
+        key = jose.private_key_from_jwk(jwk)
+        return cls(base_url, jwk["client_id"], key, kid=jwk.get("kid"), **kwargs)
+
+    def token(self, scope: str | None = None) -> str:
+        """A valid access token, fetched again a minute before it expires."""
+        if self._token is None or time.time() > self._expires_at - 60:
+            form = {
+                "grant_type": "client_credentials",
+                "client_assertion_type": ASSERTION_TYPE,
+                "client_assertion": client_assertion(
+                    self.client_id, self.key, audience=self.issuer, kid=self.kid
+                ),
+            }
+            if scope:
+                form["scope"] = scope
+            answer = self.http.post("/oauth/token", data=form)
+            if answer.status_code != 200:
+                raise RuntimeError(f"token request refused: {answer.status_code} {answer.text}")
+            body = answer.json()
+            self._token, self._expires_at = body["access_token"], time.time() + body["expires_in"]
+        assert self._token is not None
+        return self._token
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {**kwargs.pop("headers", {}), "Authorization": f"Bearer {self.token()}"}
+        return self.http.request(method, path, headers=headers, **kwargs)

@@ -1,0 +1,53 @@
+"""Demo clients: registered in the store, private JWKs written under .xyd/demo/clients/."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import orjson
+from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import Connection
+
+from gateway.identity import jose
+from gateway.identity.clients import create_client, get_client, replace_keys
+
+DEMO_CLIENTS = (
+    # client_id, display name, type, org code, FAPI 2.0 strict
+    ("demo-bank", "成都银行 (demo)", "bank", "BOCD", False),
+    ("demo-bank-2", "建设银行成都分行 (demo)", "bank", "CCB-CD", False),
+    ("demo-bank-fapi", "FAPI 2.0 demo bank", "bank", "FAPI-CD", True),
+    ("demo-department", "成都市市场监督管理局 (demo)", "department", None, False),
+    ("demo-risk-office", "监管沙箱风险办 (demo)", "risk_office", None, False),
+)
+
+
+def register_demo_clients(conn: Connection, out_dir: Path) -> list[Path]:
+    """Register (or re-key) every demo client; return the private JWK files written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for client_id, name, client_type, org_code, strict in DEMO_CLIENTS:
+        path = out_dir / f"{client_id}.jwk"
+        private = ec.generate_private_key(ec.SECP256R1())
+        public = jose.public_jwk(private)
+        kid = jose.thumbprint(public)
+        jwks = {"keys": [{**public, "kid": kid, "use": "sig", "alg": "ES256"}]}
+        if get_client(conn, client_id) is None:
+            create_client(
+                conn,
+                client_id=client_id,
+                display_name=name,
+                client_type=client_type,
+                org_code=org_code,
+                jwks=jwks,
+                fapi2_strict=strict,
+            )
+        else:
+            replace_keys(conn, client_id, jwks)
+        secret = {**jose.private_jwk(private), "kid": kid, "alg": "ES256", "client_id": client_id}
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(orjson.dumps(secret, option=orjson.OPT_INDENT_2))
+        path.chmod(0o600)
+        written.append(path)
+    return written

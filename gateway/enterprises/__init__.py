@@ -1,0 +1,1 @@
+"""Enterprises: registration data by credit code."""

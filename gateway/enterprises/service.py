@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.errors import InvalidValue, NotFound
+from gateway.identifiers import InvalidIdentifier, validate_credit_code
+from gateway.store.tables import enterprises
+
+_PUBLIC = (
+    enterprises.c.credit_code,
+    enterprises.c.name,
+    enterprises.c.entity_type,
+    enterprises.c.division_code,
+    enterprises.c.legal_rep_masked,
+    enterprises.c.registered_on,
+    enterprises.c.status,
+    enterprises.c.registered_capital_fen,
+    enterprises.c.industry_code,
+    enterprises.c.data_version,
+    enterprises.c.updated_at,
+)
+
+
+class UnknownEnterprise(NotFound):
+    type_slug, title = "unknown-enterprise", "No such enterprise"
+
+
+def checked_code(value: str) -> str:
+    """The normalised credit code, or 422 naming what is wrong with it."""
+    try:
+        return validate_credit_code(value)
+    except InvalidIdentifier as exc:
+        raise InvalidValue(
+            f"credit_code: {exc}", field="credit_code", reason=exc.reason, position=exc.position
+        ) from None
+
+
+async def basic_data(conn: AsyncConnection, credit_code: str) -> dict[str, Any]:
+    code = checked_code(credit_code)
+    row = (await conn.execute(select(*_PUBLIC).where(enterprises.c.credit_code == code))).first()
+    if row is None:
+        raise UnknownEnterprise(f"no enterprise with credit code {code}")
+    data = {str(name): value for name, value in row._mapping.items()}
+    data["registered_on"] = data["registered_on"].isoformat() if data["registered_on"] else None
+    data["updated_at"] = data["updated_at"].isoformat()
+    return data

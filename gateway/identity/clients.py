@@ -1,0 +1,203 @@
+"""The client registry: banks, platforms, departments, risk office, regulator.
+
+All SQL here runs on a sync `Connection`; the HTTP app calls it through
+`AsyncConnection.run_sync`, the CLI directly, so there is one copy of it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import orjson
+from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from gateway.errors import Conflict, InvalidValue, NotFound
+from gateway.identity import jose
+from gateway.store.tables import clients
+
+ClientType = Literal["bank", "platform", "department", "risk_office", "regulator"]
+SCOPES = (
+    "reports:read",
+    "consents:write",
+    "records:write",
+    "alerts:read",
+    "alerts:write",
+    "loans:read",
+    "audit:read",
+)
+DEFAULT_SCOPES: dict[str, tuple[str, ...]] = {
+    "bank": ("reports:read", "consents:write"),
+    "platform": ("consents:write",),
+    "department": ("records:write",),
+    "risk_office": ("alerts:read", "alerts:write", "loans:read", "audit:read"),
+    "regulator": ("loans:read", "audit:read"),
+}
+_CLIENT_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+
+
+class UnknownClient(NotFound):
+    type_slug, title = "unknown-client", "No such client"
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    client_id: str
+    display_name: str
+    client_type: str
+    org_code: str | None
+    scopes: frozenset[str]
+    rate_plan: str
+    jwks: dict[str, Any]
+    fapi2_strict: bool
+    disabled: bool
+
+    def public_keys(self) -> list[tuple[str | None, jose.PublicKey]]:
+        keys = []
+        for jwk in self.jwks.get("keys", []):
+            keys.append((jwk.get("kid"), jose.public_key_from_jwk(jwk)))
+        return keys
+
+
+def _row_to_client(row: Any) -> Client:
+    return Client(
+        client_id=row.client_id,
+        display_name=row.display_name,
+        client_type=row.client_type,
+        org_code=row.org_code,
+        scopes=frozenset(row.scopes),
+        rate_plan=row.rate_plan,
+        jwks=dict(row.jwks),
+        fapi2_strict=bool(row.fapi2_strict),
+        disabled=row.disabled_at is not None,
+    )
+
+
+def get_client(conn: Connection, client_id: str) -> Client | None:
+    row = conn.execute(select(clients).where(clients.c.client_id == client_id)).first()
+    return _row_to_client(row) if row is not None else None
+
+
+def list_clients(conn: Connection) -> list[Client]:
+    rows = conn.execute(select(clients).order_by(clients.c.client_id))
+    return [_row_to_client(row) for row in rows]
+
+
+def validate_jwks(jwks: Any) -> dict[str, Any]:
+    """A JWKS of public keys, each importable and with a unique kid."""
+    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list) or not jwks["keys"]:
+        raise InvalidValue('jwks: expected {"keys": [...]} with at least one key')
+    seen: set[str] = set()
+    cleaned = []
+    for jwk in jwks["keys"]:
+        if not isinstance(jwk, dict):
+            raise InvalidValue("jwks: every key must be a JSON object")
+        if any(private in jwk for private in ("d", "p", "q", "dp", "dq", "qi")):
+            raise InvalidValue("jwks: contains private key material; register public keys only")
+        try:
+            jose.public_key_from_jwk(jwk)
+        except jose.JoseError as exc:
+            raise InvalidValue(f"jwks: {exc}") from None
+        kid = jwk.get("kid") or jose.thumbprint(jwk)
+        if kid in seen:
+            raise InvalidValue(f"jwks: duplicate kid {kid!r}")
+        seen.add(kid)
+        cleaned.append({**jwk, "kid": kid})
+    return {"keys": cleaned}
+
+
+def load_jwks(source: str) -> dict[str, Any]:
+    """Inline JSON, or a path to a JWKS (or single JWK) file."""
+    text = source if source.lstrip().startswith("{") else Path(source).read_text()
+    value = orjson.loads(text)
+    if isinstance(value, dict) and "kty" in value:
+        value = {"keys": [value]}
+    return validate_jwks(value)
+
+
+def create_client(
+    conn: Connection,
+    *,
+    client_id: str,
+    display_name: str,
+    client_type: str,
+    jwks: dict[str, Any],
+    org_code: str | None = None,
+    scopes: list[str] | None = None,
+    rate_plan: str = "standard",
+    fapi2_strict: bool = False,
+) -> Client:
+    if not _CLIENT_ID.match(client_id):
+        raise InvalidValue("client_id: 2-64 characters of a-z, 0-9, '.', '_' or '-'")
+    if client_type not in get_args(ClientType):
+        raise InvalidValue(f"client_type: expected one of {', '.join(get_args(ClientType))}")
+    chosen = list(scopes) if scopes else list(DEFAULT_SCOPES[client_type])
+    unknown = sorted(set(chosen) - set(SCOPES))
+    if unknown:
+        raise InvalidValue(f"scopes: unknown {', '.join(unknown)}")
+    now = datetime.now(UTC)
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                insert(clients).values(
+                    client_id=client_id,
+                    display_name=display_name,
+                    client_type=client_type,
+                    org_code=org_code,
+                    scopes=sorted(set(chosen)),
+                    rate_plan=rate_plan,
+                    jwks=validate_jwks(jwks),
+                    fapi2_strict=fapi2_strict,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    except IntegrityError:
+        raise Conflict(f"client {client_id!r} already exists") from None
+    client = get_client(conn, client_id)
+    assert client is not None
+    return client
+
+
+def set_disabled(conn: Connection, client_id: str, disabled: bool) -> None:
+    now = datetime.now(UTC)
+    result = conn.execute(
+        update(clients)
+        .where(clients.c.client_id == client_id)
+        .values(disabled_at=now if disabled else None, updated_at=now)
+    )
+    if result.rowcount == 0:
+        raise UnknownClient(f"no client {client_id!r}")
+
+
+def replace_keys(conn: Connection, client_id: str, jwks: dict[str, Any]) -> None:
+    result = conn.execute(
+        update(clients)
+        .where(clients.c.client_id == client_id)
+        .values(jwks=validate_jwks(jwks), updated_at=datetime.now(UTC))
+    )
+    if result.rowcount == 0:
+        raise UnknownClient(f"no client {client_id!r}")
+
+
+def add_key(conn: Connection, client_id: str, jwk: dict[str, Any]) -> None:
+    client = get_client(conn, client_id)
+    if client is None:
+        raise UnknownClient(f"no client {client_id!r}")
+    replace_keys(conn, client_id, {"keys": [*client.jwks["keys"], jwk]})
+
+
+def remove_key(conn: Connection, client_id: str, kid: str) -> None:
+    client = get_client(conn, client_id)
+    if client is None:
+        raise UnknownClient(f"no client {client_id!r}")
+    kept = [k for k in client.jwks["keys"] if k.get("kid") != kid]
+    if len(kept) == len(client.jwks["keys"]):
+        raise NotFound(f"client {client_id!r} has no key {kid!r}")
+    if not kept:
+        raise Conflict("a client keeps at least one key; add the new key first")
+    replace_keys(conn, client_id, {"keys": kept})

@@ -1,0 +1,160 @@
+"""Single-use identifiers and the token denylist, in Redis when configured.
+
+- `first_use(key, expires_at)`: atomic set-if-absent. Assertion and DPoP
+  `jti`s go here: a second use is a replay. Redis `SET NX PX`; without Redis,
+  an INSERT on a primary key.
+- `denied(jti, client_id)`: is this token revoked or its client disabled? The
+  database is the record; Redis holds a mirror so the check is one round trip.
+  A Redis that lost its data (no `epoch` key) is reloaded from the database
+  before it is believed, so a flush cannot re-admit a disabled client.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.errors import DependencyUnavailable
+from gateway.store.tables import clients, revoked_tokens, used_jtis
+
+log = logging.getLogger("xyd.identity")
+
+EPOCH = "xyd:denylist:epoch"
+
+
+def revoked_key(jti: str) -> str:
+    return f"xyd:revoked:{jti}"
+
+
+def disabled_key(client_id: str) -> str:
+    return f"xyd:disabled:{client_id}"
+
+
+def _denied_in_db(conn: Connection, jti: str, client_id: str) -> bool:
+    revoked = conn.execute(select(revoked_tokens.c.jti).where(revoked_tokens.c.jti == jti)).first()
+    if revoked is not None:
+        return True
+    row = conn.execute(
+        select(clients.c.disabled_at).where(clients.c.client_id == client_id)
+    ).first()
+    return row is None or row.disabled_at is not None
+
+
+def _insert_once(conn: Connection, key: str, expires_at: datetime) -> bool:
+    now = datetime.now(UTC)
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(used_jtis).values(key=key, expires_at=expires_at))
+    except IntegrityError:
+        return False
+    # Keep the table small: forget what can no longer be replayed.
+    conn.execute(delete(used_jtis).where(used_jtis.c.expires_at < now))
+    return True
+
+
+def _revoke_in_db(conn: Connection, jti: str, client_id: str, expires_at: datetime) -> None:
+    exists = conn.execute(select(revoked_tokens.c.jti).where(revoked_tokens.c.jti == jti)).first()
+    if exists is None:
+        conn.execute(
+            insert(revoked_tokens).values(
+                jti=jti, client_id=client_id, expires_at=expires_at, revoked_at=datetime.now(UTC)
+            )
+        )
+
+
+def _denylist_snapshot(conn: Connection) -> tuple[list[str], list[tuple[str, datetime]]]:
+    now = datetime.now(UTC)
+    disabled = [
+        row.client_id
+        for row in conn.execute(
+            select(clients.c.client_id).where(clients.c.disabled_at.is_not(None))
+        )
+    ]
+    revoked = [
+        (row.jti, row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=UTC))
+        for row in conn.execute(
+            select(revoked_tokens.c.jti, revoked_tokens.c.expires_at).where(
+                revoked_tokens.c.expires_at > now
+            )
+        )
+    ]
+    return disabled, revoked
+
+
+async def mirror_denylist(
+    redis: Redis, disabled: list[str], revoked: list[tuple[str, datetime]]
+) -> None:
+    now = datetime.now(UTC)
+    async with redis.pipeline(transaction=True) as pipe:
+        for client_id in disabled:
+            pipe.set(disabled_key(client_id), "1")
+        for jti, expires_at in revoked:
+            pipe.set(
+                revoked_key(jti), "1", px=max(1, int((expires_at - now).total_seconds() * 1000))
+            )
+        pipe.set(EPOCH, now.isoformat())
+        await pipe.execute()
+
+
+class TokenGuard:
+    def __init__(self, engine: AsyncEngine, redis: Redis | None) -> None:
+        self.engine = engine
+        self.redis = redis
+
+    async def first_use(self, key: str, expires_at: datetime) -> bool:
+        ttl_ms = max(1, int((expires_at - datetime.now(UTC)).total_seconds() * 1000))
+        if self.redis is not None:
+            try:
+                return bool(await self.redis.set(f"xyd:jti:{key}", "1", nx=True, px=ttl_ms))
+            except RedisError as exc:
+                # Fail closed: accepting without the check would allow replays.
+                raise DependencyUnavailable("replay protection is unavailable") from exc
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(_insert_once, key, expires_at)
+
+    async def denied(self, jti: str, client_id: str) -> bool:
+        if self.redis is not None:
+            try:
+                epoch, revoked, disabled = await self.redis.mget(
+                    EPOCH, revoked_key(jti), disabled_key(client_id)
+                )
+                if epoch is not None:
+                    return revoked is not None or disabled is not None
+                await self.reload()
+            except RedisError:
+                log.warning("denylist mirror unavailable; asking the database")
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(_denied_in_db, jti, client_id)
+
+    async def reload(self) -> None:
+        """Copy the database's denylist into Redis (start-up, or after Redis lost it)."""
+        if self.redis is None:
+            return
+        async with self.engine.connect() as conn:
+            disabled, revoked = await conn.run_sync(_denylist_snapshot)
+        await mirror_denylist(self.redis, disabled, revoked)
+
+    async def revoke(self, jti: str, client_id: str, expires_at: datetime) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(_revoke_in_db, jti, client_id, expires_at)
+        if self.redis is not None:
+            ttl_ms = max(1, int((expires_at - datetime.now(UTC)).total_seconds() * 1000))
+            try:
+                await self.redis.set(revoked_key(jti), "1", px=ttl_ms)
+            except RedisError:
+                # The database has it; drop the mirror's epoch so it is rebuilt.
+                log.warning("could not mirror a revocation; the mirror will be reloaded")
+                await self._forget_epoch()
+
+    async def _forget_epoch(self) -> None:
+        if self.redis is not None:
+            try:
+                await self.redis.delete(EPOCH)
+            except RedisError:
+                log.error("Redis unreachable; denylist checks fall back to the database")

@@ -1,0 +1,87 @@
+"""OAuth endpoints: thin; the work is in `service.Identity`."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from gateway.errors import PROBLEM_MEDIA_TYPE, UnsupportedMediaType
+from gateway.identity.errors import InvalidRequest
+from gateway.identity.service import Identity
+
+router = APIRouter(tags=["identity"])
+FORM = "application/x-www-form-urlencoded"
+_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    code: {"description": text, "content": {PROBLEM_MEDIA_TYPE: {}}}
+    for code, text in (
+        (400, "Malformed request or unsupported grant (RFC 6749 `error` member)"),
+        (401, "Client authentication failed"),
+        (413, "Body too large"),
+        (415, "Body is not application/x-www-form-urlencoded"),
+    )
+}
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _identity(request: Request) -> Identity:
+    identity: Identity = request.app.state.identity
+    return identity
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """An OAuth form body; a repeated parameter is an error (RFC 6749 §3.2)."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != FORM:
+        raise UnsupportedMediaType(f"send {FORM}")
+    try:
+        pairs = parse_qsl((await request.body()).decode("utf-8"), strict_parsing=False)
+    except UnicodeDecodeError:
+        raise InvalidRequest("body is not UTF-8") from None
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        if name in form:
+            raise InvalidRequest(f"parameter {name} given more than once")
+        form[name] = value
+    return form
+
+
+def _json(body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), media_type="application/json", headers=headers)
+
+
+@router.post(
+    "/oauth/token",
+    summary="Client credentials grant; private_key_jwt client authentication",
+    responses={200: {"description": "An access token"}, **_PROBLEMS},
+)
+async def token(request: Request) -> Response:
+    form = await read_form(request)
+    answer = await _identity(request).token(form, dpop_jkt=None)
+    return _json(answer, _NO_STORE)
+
+
+@router.post("/oauth/revoke", summary="Revoke an access token (RFC 7009)", responses=_PROBLEMS)
+async def revoke(request: Request) -> Response:
+    await _identity(request).revoke(await read_form(request))
+    return Response(status_code=200, headers=_NO_STORE)
+
+
+@router.post(
+    "/oauth/introspect", summary="Introspect an access token (RFC 7662)", responses=_PROBLEMS
+)
+async def introspect(request: Request) -> Response:
+    return _json(await _identity(request).introspect(await read_form(request)), _NO_STORE)
+
+
+@router.get("/.well-known/oauth-authorization-server", summary="RFC 8414 metadata")
+async def metadata(request: Request) -> Response:
+    return _json(_identity(request).metadata())
+
+
+@router.get("/.well-known/jwks.json", summary="The gateway's public signing keys")
+async def jwks(request: Request) -> Response:
+    return _json(await _identity(request).jwks(), {"Cache-Control": "max-age=60"})

@@ -1,0 +1,136 @@
+"""The authorisation server's operations, callable without HTTP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.identity import jose
+from gateway.identity.assertions import (
+    ASSERTION_ALGS,
+    ASSERTION_TYPE,
+    authenticate_client,
+    unverified_client_id,
+)
+from gateway.identity.clients import SCOPES, Client, get_client
+from gateway.identity.errors import InvalidRequest, InvalidToken
+from gateway.identity.guard import TokenGuard
+from gateway.identity.tokens import AccessTokens, Caller, KeyRingHolder
+from gateway.settings import Settings
+
+
+@dataclass
+class Identity:
+    """What the app holds for identity, made in the lifespan."""
+
+    settings: Settings
+    engine: AsyncEngine
+    keys: KeyRingHolder
+    guard: TokenGuard
+    tokens: AccessTokens
+
+    async def client(self, client_id: str) -> Client | None:
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(get_client, client_id)
+
+    async def authenticate(self, form: dict[str, str]) -> Client:
+        if form.get("client_assertion_type") != ASSERTION_TYPE or "client_assertion" not in form:
+            raise InvalidRequest(
+                "client authentication by private_key_jwt is required "
+                f"(client_assertion_type={ASSERTION_TYPE})",
+                error="invalid_client",
+            )
+        assertion = form["client_assertion"]
+        client_id = unverified_client_id(assertion)
+        if "client_id" in form and form["client_id"] != client_id:
+            raise InvalidRequest("client_id does not match the assertion", error="invalid_client")
+        return await authenticate_client(
+            assertion, await self.client(client_id), self.settings, self.guard
+        )
+
+    async def token(self, form: dict[str, str], dpop_jkt: str | None) -> dict[str, Any]:
+        if form.get("grant_type") != "client_credentials":
+            raise InvalidRequest(
+                "only grant_type=client_credentials is supported", error="unsupported_grant_type"
+            )
+        client = await self.authenticate(form)
+        requested = set(form.get("scope", "").split()) or set(client.scopes)
+        granted = frozenset(requested & client.scopes)
+        if not granted:
+            raise InvalidRequest(
+                "none of the requested scopes is registered", error="invalid_scope"
+            )
+        token, ttl = await self.tokens.issue(client, granted, dpop_jkt)
+        return {
+            "access_token": token,
+            "token_type": "DPoP" if dpop_jkt else "Bearer",
+            "expires_in": ttl,
+            "scope": " ".join(sorted(granted)),
+        }
+
+    async def _own_token(self, client: Client, token: str) -> Caller | None:
+        try:
+            caller = await self.tokens.verify(token)
+        except InvalidToken:
+            return None
+        return caller if caller.client_id == client.client_id else None
+
+    async def revoke(self, form: dict[str, str]) -> None:
+        client = await self.authenticate(form)
+        token = form.get("token")
+        if not token:
+            raise InvalidRequest("token is required")
+        caller = await self._own_token(client, token)
+        # RFC 7009: an unknown or foreign token is not an error; nothing happens.
+        if caller is not None:
+            await self.guard.revoke(
+                caller.jti, caller.client_id, datetime.fromtimestamp(caller.expires_at, UTC)
+            )
+
+    async def introspect(self, form: dict[str, str]) -> dict[str, Any]:
+        client = await self.authenticate(form)
+        caller = await self._own_token(client, form.get("token", ""))
+        if caller is None:
+            return {"active": False}
+        answer: dict[str, Any] = {
+            "active": True,
+            "client_id": caller.client_id,
+            "sub": caller.client_id,
+            "scope": " ".join(sorted(caller.scopes)),
+            "exp": caller.expires_at,
+            "jti": caller.jti,
+            "token_type": "DPoP" if caller.jkt else "Bearer",
+            "iss": self.settings.issuer,
+            "aud": self.settings.token_audience,
+        }
+        if caller.jkt:
+            answer["cnf"] = {"jkt": caller.jkt}
+        return answer
+
+    def metadata(self) -> dict[str, Any]:
+        issuer = self.settings.issuer
+        return {
+            "issuer": issuer,
+            "token_endpoint": f"{issuer}/oauth/token",
+            "jwks_uri": f"{issuer}/.well-known/jwks.json",
+            "revocation_endpoint": f"{issuer}/oauth/revoke",
+            "introspection_endpoint": f"{issuer}/oauth/introspect",
+            "grant_types_supported": ["client_credentials"],
+            "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+            "token_endpoint_auth_signing_alg_values_supported": sorted(ASSERTION_ALGS),
+            "revocation_endpoint_auth_methods_supported": ["private_key_jwt"],
+            "introspection_endpoint_auth_methods_supported": ["private_key_jwt"],
+            "scopes_supported": list(SCOPES),
+            "response_types_supported": [],
+            "dpop_signing_alg_values_supported": ["ES256", "EdDSA", "PS256"],
+        }
+
+    async def jwks(self) -> dict[str, Any]:
+        return (await self.keys.current()).jwks(datetime.now(UTC))
+
+
+def thumbprint_of(jwk: dict[str, Any]) -> str:
+    return jose.thumbprint(jwk)

@@ -1,0 +1,27 @@
+"""Make the identity parts for an app; tolerate a database that is not up yet."""
+
+from __future__ import annotations
+
+import logging
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.identity.guard import TokenGuard
+from gateway.identity.service import Identity
+from gateway.identity.tokens import AccessTokens, KeyRingHolder
+from gateway.settings import Settings
+
+log = logging.getLogger("xyd.identity")
+
+
+async def start_identity(settings: Settings, engine: AsyncEngine, redis: Redis | None) -> Identity:
+    keys = KeyRingHolder(engine, settings.kek_bytes(), settings.key_refresh_s, settings)
+    guard = TokenGuard(engine, redis)
+    identity = Identity(settings, engine, keys, guard, AccessTokens(settings, keys, guard))
+    try:
+        await keys.reload()
+        await guard.reload()
+    except Exception:  # the gateway starts anyway; /readyz says what is down
+        log.warning("identity keys not loaded at start; will retry on use", exc_info=True)
+    return identity
