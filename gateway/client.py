@@ -16,8 +16,10 @@ from typing import Any
 
 import httpx
 import orjson
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.identity import jose
+from gateway.identity.dpop import token_hash
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
@@ -47,6 +49,22 @@ def client_assertion(
     return jose.sign(header, claims, key)
 
 
+def dpop_proof(
+    key: jose.ClientPrivateKey, method: str, url: str, access_token: str | None = None
+) -> str:
+    """A fresh DPoP proof (RFC 9449) for one request."""
+    claims: dict[str, Any] = {
+        "htm": method,
+        "htu": url,
+        "iat": int(time.time()),
+        "jti": secrets.token_urlsafe(16),
+    }
+    if access_token is not None:
+        claims["ath"] = token_hash(access_token)
+    header = {"typ": "dpop+jwt", "alg": jose.alg_for(key)[0], "jwk": jose.public_jwk(key)}
+    return jose.sign(header, claims, key)
+
+
 class GatewayClient:
     def __init__(
         self,
@@ -57,6 +75,7 @@ class GatewayClient:
         kid: str | None = None,
         issuer: str | None = None,
         http: httpx.Client | None = None,
+        dpop: bool = False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.client_id, self.key, self.kid = client_id, key, kid
@@ -64,11 +83,14 @@ class GatewayClient:
         self.http = http or httpx.Client(base_url=self.base_url, timeout=10)
         self._token: str | None = None
         self._expires_at = 0.0
+        # A DPoP key lives as long as the client object; tokens are bound to it.
+        self.dpop_key = ec.generate_private_key(ec.SECP256R1()) if dpop else None
 
     @classmethod
     def from_jwk_file(cls, base_url: str, path: str | Path, **kwargs: Any) -> GatewayClient:
         jwk = orjson.loads(Path(path).read_bytes())
         key = jose.private_key_from_jwk(jwk)
+        kwargs.setdefault("dpop", bool(jwk.get("dpop")))
         return cls(base_url, jwk["client_id"], key, kid=jwk.get("kid"), **kwargs)
 
     def token(self, scope: str | None = None) -> str:
@@ -83,7 +105,10 @@ class GatewayClient:
             }
             if scope:
                 form["scope"] = scope
-            answer = self.http.post("/oauth/token", data=form)
+            headers = {}
+            if self.dpop_key is not None:
+                headers["DPoP"] = dpop_proof(self.dpop_key, "POST", f"{self.issuer}/oauth/token")
+            answer = self.http.post("/oauth/token", data=form, headers=headers)
             if answer.status_code != 200:
                 raise RuntimeError(f"token request refused: {answer.status_code} {answer.text}")
             body = answer.json()
@@ -92,5 +117,12 @@ class GatewayClient:
         return self._token
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        headers = {**kwargs.pop("headers", {}), "Authorization": f"Bearer {self.token()}"}
+        token = self.token()
+        headers = dict(kwargs.pop("headers", {}))
+        if self.dpop_key is None:
+            headers["Authorization"] = f"Bearer {token}"
+        else:
+            headers["Authorization"] = f"DPoP {token}"
+            url = self.issuer + path.split("?")[0]
+            headers["DPoP"] = dpop_proof(self.dpop_key, method.upper(), url, token)
         return self.http.request(method, path, headers=headers, **kwargs)

@@ -44,7 +44,13 @@ def register_demo_clients(conn: Connection, out_dir: Path) -> list[Path]:
             )
         else:
             replace_keys(conn, client_id, jwks)
-        secret = {**jose.private_jwk(private), "kid": kid, "alg": "ES256", "client_id": client_id}
+        secret = {
+            **jose.private_jwk(private),
+            "kid": kid,
+            "alg": "ES256",
+            "client_id": client_id,
+            "dpop": strict,
+        }
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(orjson.dumps(secret, option=orjson.OPT_INDENT_2))

@@ -13,6 +13,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from gateway.identity.dpop import InvalidProof, verify_proof
 from gateway.identity.errors import InsufficientScope, InvalidToken
 from gateway.identity.service import Identity
 from gateway.identity.tokens import Caller
@@ -23,13 +24,27 @@ async def authenticated(request: Request) -> Caller:
     if not header:
         raise InvalidToken("an access token is required")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise InvalidToken("send Authorization: Bearer <access token>")
+    scheme, token = scheme.lower(), token.strip()
+    if scheme not in ("bearer", "dpop") or not token:
+        raise InvalidToken("send Authorization: Bearer <token> or DPoP <token>")
     identity: Identity = request.app.state.identity
-    caller = await identity.tokens.verify(token.strip())
-    if caller.jkt is not None:
-        # A DPoP-bound token is worthless without its proof: never as a bearer token.
-        raise InvalidToken("this token is DPoP-bound; send it with a DPoP proof", scheme="DPoP")
+    caller = await identity.tokens.verify(token)
+    if caller.jkt is None:
+        if scheme == "dpop":
+            raise InvalidToken("this token is not DPoP-bound; send it as Bearer")
+        return caller
+    # A DPoP-bound token is worthless without a fresh proof by its key.
+    if scheme != "dpop":
+        raise InvalidToken("this token is DPoP-bound; send it as DPoP with a proof", scheme="DPoP")
+    jkt = await verify_proof(
+        request.headers.get("dpop"),
+        method=request.method,
+        url=identity.settings.issuer + request.url.path,
+        guard=identity.guard,
+        access_token=token,
+    )
+    if jkt != caller.jkt:
+        raise InvalidProof("the proof is signed by another key than the token is bound to")
     return caller
 
 

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 MAX_TOKEN_BYTES = 8192
 PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
 PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
+ClientPrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey  # what a JWK file holds
 _PRIVATE_TYPES = (ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey, rsa.RSAPrivateKey)
 _FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "x5c", "crit"})
 
@@ -212,7 +213,7 @@ def thumbprint(jwk: dict[str, Any]) -> str:
     return b64encode(hashlib.sha256(canonical).digest())
 
 
-def private_jwk(key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey) -> dict[str, str]:
+def private_jwk(key: ClientPrivateKey) -> dict[str, str]:
     """A private JWK (EC P-256 or Ed25519) for a client to keep; never for the gateway's keys."""
     jwk = public_jwk(key)
     if isinstance(key, ec.EllipticCurvePrivateKey):
@@ -228,9 +229,7 @@ def private_jwk(key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey) -> 
     return jwk
 
 
-def private_key_from_jwk(
-    jwk: dict[str, Any],
-) -> ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey:
+def private_key_from_jwk(jwk: dict[str, Any]) -> ClientPrivateKey:
     if jwk.get("kty") == "EC" and jwk.get("crv") == "P-256":
         return ec.derive_private_key(_int(jwk.get("d")), ec.SECP256R1())
     if jwk.get("kty") == "OKP" and jwk.get("crv") == "Ed25519":

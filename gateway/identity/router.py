@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from gateway.errors import PROBLEM_MEDIA_TYPE, UnsupportedMediaType
+from gateway.identity.dpop import verify_proof
 from gateway.identity.errors import InvalidRequest
 from gateway.identity.service import Identity
 
@@ -60,7 +61,17 @@ def _json(body: dict[str, Any], headers: dict[str, str] | None = None) -> Respon
 )
 async def token(request: Request) -> Response:
     form = await read_form(request)
-    answer = await _identity(request).token(form, dpop_jkt=None)
+    identity = _identity(request)
+    proof = request.headers.get("dpop")
+    jkt = None
+    if proof is not None:
+        jkt = await verify_proof(
+            proof,
+            method="POST",
+            url=f"{identity.settings.issuer}/oauth/token",
+            guard=identity.guard,
+        )
+    answer = await identity.token(form, dpop_jkt=jkt)
     return _json(answer, _NO_STORE)
 
 

@@ -57,6 +57,12 @@ class Identity:
                 "only grant_type=client_credentials is supported", error="unsupported_grant_type"
             )
         client = await self.authenticate(form)
+        strict = self.settings.fapi2_strict or client.fapi2_strict
+        if strict and client.client_type == "bank" and dpop_jkt is None:
+            raise InvalidRequest(
+                "FAPI 2.0: this client must bind its tokens with a DPoP proof",
+                error="invalid_dpop_proof",
+            )
         requested = set(form.get("scope", "").split()) or set(client.scopes)
         granted = frozenset(requested & client.scopes)
         if not granted:
