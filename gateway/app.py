@@ -11,7 +11,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from gateway import __version__
-from gateway.db import make_async_engine
+from gateway.db import make_async_engine, make_sync_engine
 from gateway.enterprises.router import router as enterprises_router
 from gateway.errors import install_problem_handlers
 from gateway.health.router import router as health_router
@@ -19,6 +19,7 @@ from gateway.identity.router import router as identity_router
 from gateway.identity.startup import start_identity
 from gateway.logs import configure_logging
 from gateway.middleware import GatewayMiddleware
+from gateway.records.router import router as records_router
 from gateway.settings import Settings
 
 
@@ -44,6 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = make_async_engine(settings)
+        # Bulk ingestion runs in worker threads on the sync engine (COPY, batches).
+        app.state.sync_engine = make_sync_engine(settings)
         app.state.redis = make_redis(settings)
         app.state.identity = await start_identity(settings, app.state.engine, app.state.redis)
         try:
@@ -52,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if app.state.redis is not None:
                 await app.state.redis.aclose()
             await app.state.engine.dispose()
+            app.state.sync_engine.dispose()
 
     app = FastAPI(
         title="xyd-gateway",
@@ -64,5 +68,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(identity_router)
     app.include_router(enterprises_router)
+    app.include_router(records_router)
     app.add_middleware(GatewayMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

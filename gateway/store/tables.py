@@ -228,3 +228,16 @@ used_jtis = Table(
     Column("expires_at", Timestamp, nullable=False),
 )
 Index("ix_used_jtis_expires_at", used_jtis.c.expires_at)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("request_sha256", String(64), nullable=False),
+    Column("state", String(12), nullable=False),  # in_progress | done
+    Column("status_code", Integer),
+    Column("body", LargeBinary),
+    Column("created_at", Timestamp, nullable=False),
+)
+Index("ix_idempotency_keys_created_at", idempotency_keys.c.created_at)

@@ -23,6 +23,7 @@ EXPECTED = {
     "signing_keys",
     "revoked_tokens",
     "used_jtis",
+    "idempotency_keys",
 }
 
 
