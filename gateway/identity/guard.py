@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from datetime import UTC, datetime
 
 from redis.asyncio import Redis
@@ -102,10 +103,48 @@ async def mirror_denylist(
         await pipe.execute()
 
 
+class SqliteDenylist:
+    """The embedded mode's denylist, held in memory and re-read on any commit.
+
+    SQLite's `PRAGMA data_version` changes when another connection (the CLI,
+    this process's own writes) commits; asking costs microseconds on a plain
+    connection, where a query through the async driver costs milliseconds.
+    """
+
+    def __init__(self, path: str) -> None:
+        # Used only from the event loop's thread; every call is short.
+        self.conn = sqlite3.connect(path, isolation_level=None)
+        self.version: int | None = None
+        self.revoked: set[str] = set()
+        self.disabled: set[str] = set()
+        self.known: set[str] = set()
+
+    def denied(self, jti: str, client_id: str) -> bool:
+        version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+        if version != self.version:
+            self._reload()
+            self.version = version
+        return jti in self.revoked or client_id in self.disabled or client_id not in self.known
+
+    def _reload(self) -> None:
+        rows = self.conn.execute("SELECT client_id, disabled_at FROM clients").fetchall()
+        self.known = {client_id for client_id, _ in rows}
+        self.disabled = {client_id for client_id, disabled_at in rows if disabled_at is not None}
+        # Expired entries are harmless (their tokens fail on exp) and few.
+        self.revoked = {jti for (jti,) in self.conn.execute("SELECT jti FROM revoked_tokens")}
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 class TokenGuard:
     def __init__(self, engine: AsyncEngine, redis: Redis | None) -> None:
         self.engine = engine
         self.redis = redis
+        self.local: SqliteDenylist | None = None
+        database = engine.url.database
+        if redis is None and engine.dialect.name == "sqlite" and database:
+            self.local = SqliteDenylist(database)
 
     async def first_use(self, key: str, expires_at: datetime) -> bool:
         ttl_ms = max(1, int((expires_at - datetime.now(UTC)).total_seconds() * 1000))
@@ -129,6 +168,8 @@ class TokenGuard:
                 await self.reload()
             except RedisError:
                 log.warning("denylist mirror unavailable; asking the database")
+        if self.local is not None:
+            return self.local.denied(jti, client_id)
         async with self.engine.connect() as conn:
             return await conn.run_sync(_denied_in_db, jti, client_id)
 

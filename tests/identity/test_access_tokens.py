@@ -243,3 +243,13 @@ def test_private_keys_are_encrypted_at_rest(app_client: TestClient, engine: Engi
     for sealed, public in rows:
         assert b"PRIVATE" not in sealed
         assert "d" not in public
+
+
+def test_token_signed_with_the_report_key_is_refused(app_client: TestClient, token: str) -> None:
+    ring = app_client.app.state.identity.keys.ring  # type: ignore[attr-defined]
+    report_key = ring.signing_key("report", datetime.now(UTC))
+    parsed = jose.parse(token)
+    confused = jose.sign(
+        {**parsed.header, "kid": report_key.kid}, parsed.claims, report_key.private
+    )
+    assert_401(call(app_client, confused), "unknown")
