@@ -244,6 +244,27 @@ def _client_change(client_id: str, change: str, argument: str | None = None) -> 
     typer.echo(f"{client_id}: {change} done")
 
 
+@clients_app.command("set-secret")
+def clients_set_secret(client_id: str) -> None:
+    """Give a client a secret for client_secret_basic (only where a deployment enables it)."""
+    from gateway.db import make_sync_engine
+    from gateway.errors import ProblemError
+    from gateway.identity.clients import set_secret
+
+    settings = Settings()
+    engine = make_sync_engine(settings)
+    try:
+        with engine.begin() as conn:
+            secret = set_secret(conn, client_id)
+    except ProblemError as exc:
+        raise _fail(exc.detail) from None
+    finally:
+        engine.dispose()
+    if not settings.allow_client_secret_basic:
+        typer.echo("note: XYD_ALLOW_CLIENT_SECRET_BASIC is off; the secret is refused", err=True)
+    typer.echo(secret)
+
+
 @clients_app.command("disable")
 def clients_disable(client_id: str) -> None:
     """Disable a client: its next request is refused, even with a live token."""

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     clock_leeway_s: int = Field(30, ge=0, le=60)
     assertion_max_lifetime_s: int = Field(300, ge=10, le=300)
     fapi2_strict: bool = Field(False, description="FAPI 2.0 strict mode for every client")
+    allow_client_secret_basic: bool = Field(
+        False, description="Accept client_secret_basic beside private_key_jwt (never for FAPI)"
+    )
     token_cache_size: int = Field(50_000, ge=0, le=1_000_000)
 
     @property

@@ -6,7 +6,10 @@ All SQL here runs on a sync `Connection`; the HTTP app calls it through
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +58,7 @@ class Client:
     jwks: dict[str, Any]
     fapi2_strict: bool
     disabled: bool
+    secret_hash: str | None = None
 
     def public_keys(self) -> list[tuple[str | None, jose.PublicKey]]:
         keys = []
@@ -74,6 +78,7 @@ def _row_to_client(row: Any) -> Client:
         jwks=dict(row.jwks),
         fapi2_strict=bool(row.fapi2_strict),
         disabled=row.disabled_at is not None,
+        secret_hash=row.secret_hash,
     )
 
 
@@ -161,6 +166,35 @@ def create_client(
     client = get_client(conn, client_id)
     assert client is not None
     return client
+
+
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+
+
+def hash_secret(secret: str, salt: bytes | None = None) -> str:
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.scrypt(secret.encode(), salt=salt, dklen=32, **_SCRYPT)
+    return f"scrypt${salt.hex()}${digest.hex()}"
+
+
+def secret_matches(stored: str | None, given: str) -> bool:
+    if not stored or not stored.startswith("scrypt$"):
+        return False
+    _, salt, _ = stored.split("$")
+    return hmac.compare_digest(stored, hash_secret(given, bytes.fromhex(salt)))
+
+
+def set_secret(conn: Connection, client_id: str) -> str:
+    """Give a client a new secret; return it (shown once, stored only as a hash)."""
+    secret = secrets.token_urlsafe(32)
+    result = conn.execute(
+        update(clients)
+        .where(clients.c.client_id == client_id)
+        .values(secret_hash=hash_secret(secret), updated_at=datetime.now(UTC))
+    )
+    if result.rowcount == 0:
+        raise UnknownClient(f"no client {client_id!r}")
+    return secret
 
 
 def set_disabled(conn: Connection, client_id: str, disabled: bool) -> None:

@@ -71,13 +71,14 @@ async def token(request: Request) -> Response:
             url=f"{identity.settings.issuer}/oauth/token",
             guard=identity.guard,
         )
-    answer = await identity.token(form, dpop_jkt=jkt)
+    answer = await identity.token(form, jkt, request.headers.get("authorization"))
     return _json(answer, _NO_STORE)
 
 
 @router.post("/oauth/revoke", summary="Revoke an access token (RFC 7009)", responses=_PROBLEMS)
 async def revoke(request: Request) -> Response:
-    await _identity(request).revoke(await read_form(request))
+    form = await read_form(request)
+    await _identity(request).revoke(form, request.headers.get("authorization"))
     return Response(status_code=200, headers=_NO_STORE)
 
 
@@ -85,7 +86,9 @@ async def revoke(request: Request) -> Response:
     "/oauth/introspect", summary="Introspect an access token (RFC 7662)", responses=_PROBLEMS
 )
 async def introspect(request: Request) -> Response:
-    return _json(await _identity(request).introspect(await read_form(request)), _NO_STORE)
+    form = await read_form(request)
+    answer = await _identity(request).introspect(form, request.headers.get("authorization"))
+    return _json(answer, _NO_STORE)
 
 
 @router.get("/.well-known/oauth-authorization-server", summary="RFC 8414 metadata")

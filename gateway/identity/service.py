@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -15,8 +17,8 @@ from gateway.identity.assertions import (
     authenticate_client,
     unverified_client_id,
 )
-from gateway.identity.clients import SCOPES, Client, get_client
-from gateway.identity.errors import InvalidRequest, InvalidToken
+from gateway.identity.clients import SCOPES, Client, get_client, secret_matches
+from gateway.identity.errors import InvalidClient, InvalidRequest, InvalidToken
 from gateway.identity.guard import TokenGuard
 from gateway.identity.tokens import AccessTokens, Caller, KeyRingHolder
 from gateway.settings import Settings
@@ -36,7 +38,9 @@ class Identity:
         async with self.engine.connect() as conn:
             return await conn.run_sync(get_client, client_id)
 
-    async def authenticate(self, form: dict[str, str]) -> Client:
+    async def authenticate(self, form: dict[str, str], authorization: str | None = None) -> Client:
+        if authorization and authorization.lower().startswith("basic "):
+            return await self._basic(authorization, form)
         if form.get("client_assertion_type") != ASSERTION_TYPE or "client_assertion" not in form:
             raise InvalidRequest(
                 "client authentication by private_key_jwt is required "
@@ -51,12 +55,35 @@ class Identity:
             assertion, await self.client(client_id), self.settings, self.guard
         )
 
-    async def token(self, form: dict[str, str], dpop_jkt: str | None) -> dict[str, Any]:
+    async def _basic(self, authorization: str, form: dict[str, str]) -> Client:
+        if not self.settings.allow_client_secret_basic:
+            raise InvalidClient("client_secret_basic is not enabled here; use private_key_jwt")
+        if "client_assertion" in form:
+            raise InvalidRequest("use one client authentication method", error="invalid_client")
+        try:
+            decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
+            client_id, _, secret = decoded.partition(":")
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidClient("malformed Basic credentials") from None
+        client = await self.client(unquote(client_id))
+        if (
+            client is None
+            or client.disabled
+            or not secret_matches(client.secret_hash, unquote(secret))
+        ):
+            raise InvalidClient("unknown client or wrong secret")
+        if self.settings.fapi2_strict or client.fapi2_strict:
+            raise InvalidClient("FAPI 2.0 clients authenticate with private_key_jwt only")
+        return client
+
+    async def token(
+        self, form: dict[str, str], dpop_jkt: str | None, authorization: str | None = None
+    ) -> dict[str, Any]:
         if form.get("grant_type") != "client_credentials":
             raise InvalidRequest(
                 "only grant_type=client_credentials is supported", error="unsupported_grant_type"
             )
-        client = await self.authenticate(form)
+        client = await self.authenticate(form, authorization)
         strict = self.settings.fapi2_strict or client.fapi2_strict
         if strict and client.client_type == "bank" and dpop_jkt is None:
             raise InvalidRequest(
@@ -84,8 +111,8 @@ class Identity:
             return None
         return caller if caller.client_id == client.client_id else None
 
-    async def revoke(self, form: dict[str, str]) -> None:
-        client = await self.authenticate(form)
+    async def revoke(self, form: dict[str, str], authorization: str | None = None) -> None:
+        client = await self.authenticate(form, authorization)
         token = form.get("token")
         if not token:
             raise InvalidRequest("token is required")
@@ -96,8 +123,10 @@ class Identity:
                 caller.jti, caller.client_id, datetime.fromtimestamp(caller.expires_at, UTC)
             )
 
-    async def introspect(self, form: dict[str, str]) -> dict[str, Any]:
-        client = await self.authenticate(form)
+    async def introspect(
+        self, form: dict[str, str], authorization: str | None = None
+    ) -> dict[str, Any]:
+        client = await self.authenticate(form, authorization)
         caller = await self._own_token(client, form.get("token", ""))
         if caller is None:
             return {"active": False}
@@ -118,6 +147,9 @@ class Identity:
 
     def metadata(self) -> dict[str, Any]:
         issuer = self.settings.issuer
+        methods = ["private_key_jwt"]
+        if self.settings.allow_client_secret_basic:
+            methods.append("client_secret_basic")
         return {
             "issuer": issuer,
             "token_endpoint": f"{issuer}/oauth/token",
@@ -125,10 +157,10 @@ class Identity:
             "revocation_endpoint": f"{issuer}/oauth/revoke",
             "introspection_endpoint": f"{issuer}/oauth/introspect",
             "grant_types_supported": ["client_credentials"],
-            "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+            "token_endpoint_auth_methods_supported": methods,
             "token_endpoint_auth_signing_alg_values_supported": sorted(ASSERTION_ALGS),
-            "revocation_endpoint_auth_methods_supported": ["private_key_jwt"],
-            "introspection_endpoint_auth_methods_supported": ["private_key_jwt"],
+            "revocation_endpoint_auth_methods_supported": methods,
+            "introspection_endpoint_auth_methods_supported": methods,
             "scopes_supported": list(SCOPES),
             "response_types_supported": [],
             "dpop_signing_alg_values_supported": ["ES256", "EdDSA", "PS256"],

@@ -193,6 +193,8 @@ clients = Table(
     Column("rate_plan", String(40), nullable=False),
     Column("jwks", Json, nullable=False),
     Column("fapi2_strict", Boolean, nullable=False, server_default="0"),
+    # scrypt hash of a client secret; used only where client_secret_basic is enabled.
+    Column("secret_hash", String(200)),
     Column("disabled_at", Timestamp),
     Column("created_at", Timestamp, nullable=False),
     Column("updated_at", Timestamp, nullable=False),
