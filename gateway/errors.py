@@ -134,6 +134,14 @@ _BY_STATUS: dict[int, type[ProblemError]] = {
 }
 
 
+def problem_docs(described: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for problem answers: problem_docs({404: "why"})."""
+    return {
+        code: {"description": text, "content": {PROBLEM_MEDIA_TYPE: {}}}
+        for code, text in described.items()
+    }
+
+
 def problem_response(error: ProblemError, instance: str | None = None) -> Response:
     return Response(
         content=orjson.dumps(error.to_problem(instance)),

@@ -6,25 +6,24 @@ from starlette.responses import Response
 
 from gateway.db import DbConnection
 from gateway.enterprises.service import basic_data
-from gateway.errors import PROBLEM_MEDIA_TYPE
+from gateway.errors import problem_docs
 from gateway.identity.deps import ReportReader
 
 router = APIRouter(tags=["enterprises"])
-_PROBLEMS = {
-    code: {"description": text, "content": {PROBLEM_MEDIA_TYPE: {}}}
-    for code, text in (
-        (401, "Missing, invalid, expired or revoked token"),
-        (403, "Token lacks reports:read"),
-        (404, "No such enterprise"),
-        (422, "Not a valid unified social credit code; detail says why"),
-    )
-}
+_PROBLEMS = problem_docs(
+    {
+        401: "Missing, invalid, expired or revoked token",
+        403: "Token lacks reports:read",
+        404: "No such enterprise",
+        422: "Not a valid unified social credit code; detail says why",
+    }
+)
 
 
 @router.get(
     "/v1/enterprises/{credit_code}",
     summary="Basic registration data of an enterprise",
-    responses=_PROBLEMS,  # type: ignore[arg-type]
+    responses=_PROBLEMS,
 )
 async def enterprise(credit_code: str, caller: ReportReader, conn: DbConnection) -> Response:
     return Response(

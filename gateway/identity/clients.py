@@ -187,32 +187,23 @@ def secret_matches(stored: str | None, given: str) -> bool:
 def set_secret(conn: Connection, client_id: str) -> str:
     """Give a client a new secret; return it (shown once, stored only as a hash)."""
     secret = secrets.token_urlsafe(32)
-    result = conn.execute(
-        update(clients)
-        .where(clients.c.client_id == client_id)
-        .values(secret_hash=hash_secret(secret), updated_at=datetime.now(UTC))
-    )
-    if result.rowcount == 0:
-        raise UnknownClient(f"no client {client_id!r}")
+    _update(conn, client_id, secret_hash=hash_secret(secret))
     return secret
 
 
 def set_disabled(conn: Connection, client_id: str, disabled: bool) -> None:
-    now = datetime.now(UTC)
-    result = conn.execute(
-        update(clients)
-        .where(clients.c.client_id == client_id)
-        .values(disabled_at=now if disabled else None, updated_at=now)
-    )
-    if result.rowcount == 0:
-        raise UnknownClient(f"no client {client_id!r}")
+    _update(conn, client_id, disabled_at=datetime.now(UTC) if disabled else None)
 
 
 def replace_keys(conn: Connection, client_id: str, jwks: dict[str, Any]) -> None:
+    _update(conn, client_id, jwks=validate_jwks(jwks))
+
+
+def _update(conn: Connection, client_id: str, **values: Any) -> None:
     result = conn.execute(
         update(clients)
         .where(clients.c.client_id == client_id)
-        .values(jwks=validate_jwks(jwks), updated_at=datetime.now(UTC))
+        .values(**values, updated_at=datetime.now(UTC))
     )
     if result.rowcount == 0:
         raise UnknownClient(f"no client {client_id!r}")

@@ -9,22 +9,21 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from gateway.errors import PROBLEM_MEDIA_TYPE, UnsupportedMediaType
+from gateway.errors import UnsupportedMediaType, problem_docs
 from gateway.identity.dpop import verify_proof
 from gateway.identity.errors import InvalidRequest
 from gateway.identity.service import Identity
 
 router = APIRouter(tags=["identity"])
 FORM = "application/x-www-form-urlencoded"
-_PROBLEMS: dict[int | str, dict[str, Any]] = {
-    code: {"description": text, "content": {PROBLEM_MEDIA_TYPE: {}}}
-    for code, text in (
-        (400, "Malformed request or unsupported grant (RFC 6749 `error` member)"),
-        (401, "Client authentication failed"),
-        (413, "Body too large"),
-        (415, "Body is not application/x-www-form-urlencoded"),
-    )
-}
+_PROBLEMS = problem_docs(
+    {
+        400: "Malformed request or unsupported grant (RFC 6749 `error` member)",
+        401: "Client authentication failed",
+        413: "Body too large",
+        415: "Body is not application/x-www-form-urlencoded",
+    }
+)
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 

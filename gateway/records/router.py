@@ -6,7 +6,7 @@ import anyio
 from fastapi import APIRouter, Header, Request
 from starlette.responses import Response
 
-from gateway.errors import PROBLEM_MEDIA_TYPE, UnsupportedMediaType
+from gateway.errors import UnsupportedMediaType, problem_docs
 from gateway.idempotency import check_key
 from gateway.identity.deps import RecordWriter
 from gateway.records.http import ingest_idempotently
@@ -16,19 +16,18 @@ router = APIRouter(tags=["records"])
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson")
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "One result per line: accepted, duplicate, updated or rejected"},
-    **{
-        code: {"description": text, "content": {PROBLEM_MEDIA_TYPE: {}}}
-        for code, text in (
-            (400, "Malformed Idempotency-Key"),
-            (401, "Missing or invalid token"),
-            (403, "Token lacks records:write"),
-            (404, "Unknown category"),
-            (409, "The same Idempotency-Key is still being processed"),
-            (413, "Body too large"),
-            (415, "Body is not application/x-ndjson"),
-            (422, "Idempotency-Key reused with another body"),
-        )
-    },
+    **problem_docs(
+        {
+            400: "Malformed Idempotency-Key",
+            401: "Missing or invalid token",
+            403: "Token lacks records:write",
+            404: "Unknown category",
+            409: "The same Idempotency-Key is still being processed",
+            413: "Body too large",
+            415: "Body is not application/x-ndjson",
+            422: "Idempotency-Key reused with another body",
+        }
+    ),
 }
 
 
