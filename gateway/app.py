@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -49,9 +50,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sync_engine = make_sync_engine(settings)
         app.state.redis = make_redis(settings)
         app.state.identity = await start_identity(settings, app.state.engine, app.state.redis)
+        refresher = asyncio.create_task(app.state.identity.keys.refresh_forever())
         try:
             yield
         finally:
+            refresher.cancel()
             if app.state.redis is not None:
                 await app.state.redis.aclose()
             await app.state.engine.dispose()

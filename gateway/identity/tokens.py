@@ -9,6 +9,7 @@ signature check with a key parsed at start-up (`KeyRing`), never per request.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from gateway.identity.errors import InvalidToken
 from gateway.identity.guard import TokenGuard
 from gateway.identity.keys import PURPOSES, KeyRing, SigningAlg, ensure_key, load_ring
 from gateway.settings import Settings
+
+log = logging.getLogger("xyd.identity")
 
 ACCESS_TYP = "at+jwt"
 ACCESS_ALGS = frozenset({"ES256", "EdDSA"})
@@ -67,9 +70,20 @@ class KeyRingHolder:
         return self.ring
 
     async def current(self) -> KeyRing:
-        if time.monotonic() - self.loaded_at > self.refresh_s:
+        # The refresher task keeps the ring fresh; a request reloads only when
+        # it has fallen far behind (refresher dead, database was down at start).
+        if time.monotonic() - self.loaded_at > 2 * self.refresh_s:
             await self.reload()
         return self.ring
+
+    async def refresh_forever(self) -> None:
+        """Re-read the keys every `refresh_s`, off the request path."""
+        while True:
+            await asyncio.sleep(self.refresh_s)
+            try:
+                await self.reload()
+            except Exception:  # a database blip: keep the ring we have, try again
+                log.warning("could not refresh signing keys", exc_info=True)
 
     async def after_unknown_kid(self) -> KeyRing:
         if time.monotonic() - self.loaded_at > _UNKNOWN_KID_RELOAD_S:
