@@ -25,6 +25,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(clients_app, name="clients")
 app.add_typer(keys_app, name="keys")
+audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit trail")
+app.add_typer(audit_app, name="audit")
 
 
 @app.command()
@@ -355,6 +357,26 @@ def call(
     typer.echo(f"{answer.status_code} {answer.reason_phrase}", err=True)
     typer.echo(answer.text)
     raise typer.Exit(0 if answer.is_success else 1)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Walk the hash chain and signed checkpoints; exit 1 on the first break."""
+    from gateway.audit.chain import checkpoint_keys, verify
+    from gateway.db import make_sync_engine
+
+    engine = make_sync_engine(Settings())
+    with engine.connect() as conn:
+        count, breaks = verify(conn, checkpoint_keys(conn))
+    engine.dispose()
+    if not breaks:
+        typer.echo(f"audit chain intact: {count} entries")
+        return
+    first = breaks[0]
+    typer.echo(f"audit chain broken at seq {first.seq}: {first.kind}: {first.detail}", err=True)
+    for extra in breaks[1:]:
+        typer.echo(f"  also seq {extra.seq}: {extra.kind}: {extra.detail}", err=True)
+    raise typer.Exit(1)
 
 
 def main() -> None:

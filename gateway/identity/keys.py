@@ -31,8 +31,8 @@ from sqlalchemy import Connection, insert, or_, select, update
 from gateway.identity import jose
 from gateway.store.tables import signing_keys
 
-Purpose = Literal["access_token", "report"]
-PURPOSES: tuple[Purpose, ...] = ("access_token", "report")
+Purpose = Literal["access_token", "report", "audit"]
+PURPOSES: tuple[Purpose, ...] = ("access_token", "report", "audit")
 SigningAlg = Literal["ES256", "EdDSA"]
 
 

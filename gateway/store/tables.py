@@ -243,3 +243,41 @@ idempotency_keys = Table(
     Column("created_at", Timestamp, nullable=False),
 )
 Index("ix_idempotency_keys_created_at", idempotency_keys.c.created_at)
+
+# --- audit trail ------------------------------------------------------------
+
+audit_entries = Table(
+    "audit_entries",
+    metadata,
+    # Assigned under the head row's lock: gap-free and unique across writers.
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", String(40), nullable=False),  # RFC 3339 text: hashed as stored
+    Column("client_id", String(64), nullable=False),
+    Column("credit_code", String(18)),
+    Column("consent_id", String(64)),
+    Column("purpose", String(40)),
+    Column("route", String(200), nullable=False),
+    Column("decision", String(10), nullable=False),
+    Column("reason", String(200)),
+    Column("response_sha256", String(64)),
+    Column("request_id", String(128)),
+    Column("prev_hash", String(64), nullable=False),
+    Column("entry_hash", String(64), nullable=False),
+)
+Index("ix_audit_entries_credit_code", audit_entries.c.credit_code)
+
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("entry_hash", String(64), nullable=False),
+)
+
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("entry_hash", String(64), nullable=False),
+    Column("signed", Text, nullable=False),  # compact JWS of {seq, head, at}
+)

@@ -24,6 +24,9 @@ EXPECTED = {
     "revoked_tokens",
     "used_jtis",
     "idempotency_keys",
+    "audit_entries",
+    "audit_head",
+    "audit_checkpoints",
 }
 
 

@@ -1,0 +1,167 @@
+"""Appending to and verifying the audit hash chain.
+
+Each entry holds the SHA-256 of the previous entry (its `prev_hash`), and its
+own hash covers every field including `seq` and `prev_hash`. Editing an entry
+breaks its hash; deleting or reordering breaks the links; rewriting the whole
+tail to hide that is caught by the signed checkpoints (every N entries, a JWS
+over the sequence number and head hash with a gateway key). A chain cut after
+its last checkpoint is visible only through the head row; see `verify`.
+
+Appends take the head row's write lock first (UPDATE before SELECT), so any
+number of writers produce gap-free, unique sequence numbers on PostgreSQL
+and SQLite alike. The caller's transaction commits entry and head together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, insert, select, update
+
+from gateway.identity import jose
+from gateway.identity.keys import LoadedKey
+from gateway.store.tables import audit_checkpoints, audit_entries, audit_head
+
+GENESIS = "0" * 64
+CHECKPOINT_TYP = "xyd-audit-checkpoint+jws"
+HASHED = (
+    "seq", "at", "client_id", "credit_code", "consent_id", "purpose", "route", "decision",
+    "reason", "response_sha256", "request_id", "prev_hash",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One decision on protected data, allowed or denied."""
+
+    client_id: str
+    route: str
+    decision: str  # allow | deny
+    reason: str | None = None
+    credit_code: str | None = None
+    consent_id: str | None = None
+    purpose: str | None = None
+    response_sha256: str | None = None
+    request_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Break:
+    seq: int
+    kind: str  # edited | missing | relinked | truncated | bad_checkpoint
+    detail: str
+
+
+def entry_hash(entry: dict[str, Any]) -> str:
+    canonical = orjson.dumps(
+        {name: entry.get(name) for name in HASHED}, option=orjson.OPT_SORT_KEYS
+    )
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def append(
+    conn: Connection,
+    event: AuditEvent,
+    *,
+    signer: LoadedKey | None = None,
+    checkpoint_every: int = 100,
+) -> int:
+    """Append `event`; return its sequence number. Commits with the caller's transaction."""
+    conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=audit_head.c.seq + 1))
+    head = conn.execute(select(audit_head.c.seq, audit_head.c.entry_hash)).one()
+    entry: dict[str, Any] = {
+        "seq": head.seq,
+        "at": datetime.now(UTC).isoformat(timespec="microseconds"),
+        "client_id": event.client_id,
+        "credit_code": event.credit_code,
+        "consent_id": event.consent_id,
+        "purpose": event.purpose,
+        "route": event.route,
+        "decision": event.decision,
+        "reason": event.reason,
+        "response_sha256": event.response_sha256,
+        "request_id": event.request_id,
+        "prev_hash": head.entry_hash,
+    }
+    entry["entry_hash"] = entry_hash(entry)
+    conn.execute(insert(audit_entries).values(**entry))
+    conn.execute(
+        update(audit_head).where(audit_head.c.id == 1).values(entry_hash=entry["entry_hash"])
+    )
+    if signer is not None and head.seq % checkpoint_every == 0:
+        checkpoint(conn, head.seq, entry["entry_hash"], signer)
+    return int(head.seq)
+
+
+def checkpoint(conn: Connection, seq: int, head_hash: str, signer: LoadedKey) -> None:
+    claims = {"seq": seq, "head": head_hash, "at": int(datetime.now(UTC).timestamp())}
+    header = {"typ": CHECKPOINT_TYP, "alg": signer.alg, "kid": signer.kid}
+    signed = jose.sign(header, claims, signer.private)
+    conn.execute(insert(audit_checkpoints).values(seq=seq, entry_hash=head_hash, signed=signed))
+
+
+def verify(conn: Connection, keys: dict[str, jose.PublicKey]) -> tuple[int, list[Break]]:
+    """Walk the chain and checkpoints; return (entries seen, breaks in sequence order)."""
+    breaks: list[Break] = []
+    hashes: dict[int, str] = {}
+    expected, previous, count = 1, GENESIS, 0
+    for row in conn.execute(select(audit_entries).order_by(audit_entries.c.seq)):
+        entry = row._asdict()
+        count += 1
+        if entry["seq"] != expected:
+            breaks.append(
+                Break(expected, "missing", f"entries {expected}..{entry['seq'] - 1} absent")
+            )
+        if entry_hash(entry) != entry["entry_hash"]:
+            breaks.append(Break(entry["seq"], "edited", "entry does not match its hash"))
+        elif entry["prev_hash"] != previous:
+            breaks.append(Break(entry["seq"], "relinked", "does not follow the entry before it"))
+        hashes[entry["seq"]] = entry["entry_hash"]
+        previous, expected = entry["entry_hash"], entry["seq"] + 1
+    breaks.extend(_check_checkpoints(conn, keys, hashes))
+    head = conn.execute(select(audit_head.c.seq, audit_head.c.entry_hash)).one()
+    if head.seq != expected - 1 or (head.seq and hashes.get(head.seq) != head.entry_hash):
+        breaks.append(
+            Break(expected, "truncated", f"head says {head.seq}, chain ends at {expected - 1}")
+        )
+    return count, sorted(breaks, key=lambda b: b.seq)
+
+
+def _check_checkpoints(
+    conn: Connection, keys: dict[str, jose.PublicKey], hashes: dict[int, str]
+) -> list[Break]:
+    found = []
+    for row in conn.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.seq)):
+        try:
+            compact = jose.parse(row.signed)
+            key = keys.get(str(compact.header.get("kid")))
+            if key is None or compact.header.get("typ") != CHECKPOINT_TYP:
+                raise jose.JoseError("unknown key or wrong typ")
+            jose.verify(compact, key, frozenset({"ES256", "EdDSA"}))
+        except jose.JoseError as exc:
+            found.append(Break(row.seq, "bad_checkpoint", str(exc)))
+            continue
+        claims = compact.claims
+        if claims.get("seq") != row.seq or claims.get("head") != row.entry_hash:
+            found.append(Break(row.seq, "bad_checkpoint", "row differs from what was signed"))
+        elif row.seq not in hashes:
+            found.append(Break(row.seq, "truncated", "a signed checkpoint names a missing entry"))
+        elif hashes[row.seq] != row.entry_hash:
+            found.append(Break(row.seq, "edited", "entry differs from the signed checkpoint"))
+    return found
+
+
+def checkpoint_keys(conn: Connection) -> dict[str, jose.PublicKey]:
+    """Public parts of every audit key ever made (retired ones still verify old checkpoints)."""
+    from gateway.store.tables import signing_keys
+
+    rows = conn.execute(
+        select(signing_keys.c.kid, signing_keys.c.public_jwk).where(
+            signing_keys.c.purpose == "audit"
+        )
+    )
+    return {row.kid: jose.public_key_from_jwk(row.public_jwk) for row in rows}

@@ -1,0 +1,169 @@
+"""The audit chain: intact when untouched; every edit, deletion, swap or cut is named."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, delete, func, select, update
+
+from gateway.audit.chain import AuditEvent, append, checkpoint_keys, verify
+from gateway.identity.keys import ensure_key, load_ring
+from gateway.settings import Settings
+from gateway.store.tables import audit_checkpoints, audit_entries, audit_head
+
+EVERY = 5
+
+
+def fill(engine: Engine, settings: Settings, n: int = 23) -> None:
+    kek = settings.kek_bytes()
+    with engine.begin() as conn:
+        ensure_key(conn, kek, "audit", "ES256")
+        signer = load_ring(conn, kek).signing_key("audit", datetime.now(UTC))
+    for i in range(n):
+        with engine.begin() as conn:
+            append(
+                conn,
+                AuditEvent(client_id="bank-a", route="/v1/x", decision="allow", reason=f"r{i}"),
+                signer=signer,
+                checkpoint_every=EVERY,
+            )
+
+
+def check(engine: Engine) -> list[tuple[int, str]]:
+    with engine.connect() as conn:
+        _, breaks = verify(conn, checkpoint_keys(conn))
+    return [(b.seq, b.kind) for b in breaks]
+
+
+@pytest.fixture
+def chain(engine: Engine, settings: Settings) -> Engine:
+    fill(engine, settings)
+    return engine
+
+
+def test_untouched_chain_verifies(chain: Engine) -> None:
+    assert check(chain) == []
+    with chain.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(audit_checkpoints)).scalar() == 4
+
+
+def test_edited_entry(chain: Engine) -> None:
+    with chain.begin() as conn:
+        conn.execute(update(audit_entries).where(audit_entries.c.seq == 7).values(reason="nothing"))
+    assert check(chain)[0] == (7, "edited")
+
+
+def test_deleted_entry(chain: Engine) -> None:
+    with chain.begin() as conn:
+        conn.execute(delete(audit_entries).where(audit_entries.c.seq == 12))
+    assert check(chain)[0] == (12, "missing")
+
+
+def test_swapped_entries(chain: Engine) -> None:
+    with chain.begin() as conn:
+        rows = {
+            r.seq: r._asdict()
+            for r in conn.execute(select(audit_entries).where(audit_entries.c.seq.in_([8, 9])))
+        }
+        for seq, other in ((8, 9), (9, 8)):
+            values = {k: v for k, v in rows[other].items() if k != "seq"}
+            conn.execute(update(audit_entries).where(audit_entries.c.seq == seq).values(**values))
+    assert check(chain)[0][0] == 8
+
+
+def test_rewritten_tail_is_caught_by_the_signed_checkpoint(chain: Engine) -> None:
+    from gateway.audit.chain import entry_hash
+
+    # An administrator edits entry 3 and recomputes every hash after it.
+    with chain.begin() as conn:
+        rows = [
+            r._asdict() for r in conn.execute(select(audit_entries).order_by(audit_entries.c.seq))
+        ]
+        previous = rows[1]["entry_hash"]
+        for row in rows[2:]:
+            if row["seq"] == 3:
+                row["reason"] = "hidden"
+            row["prev_hash"] = previous
+            row["entry_hash"] = previous = entry_hash(row)
+            conn.execute(
+                update(audit_entries)
+                .where(audit_entries.c.seq == row["seq"])
+                .values(
+                    reason=row["reason"], prev_hash=row["prev_hash"], entry_hash=row["entry_hash"]
+                )
+            )
+        conn.execute(update(audit_head).values(entry_hash=previous))
+    assert check(chain)[0] == (5, "edited")
+
+
+def test_cut_tail(chain: Engine) -> None:
+    with chain.begin() as conn:
+        conn.execute(delete(audit_entries).where(audit_entries.c.seq > 14))
+    kinds = check(chain)
+    assert kinds[0] == (15, "truncated")
+    assert (20, "truncated") in kinds  # the signed checkpoint names an entry now gone
+
+
+def test_forged_checkpoint(chain: Engine) -> None:
+    with chain.begin() as conn:
+        signed = conn.execute(
+            select(audit_checkpoints.c.signed).where(audit_checkpoints.c.seq == 10)
+        ).scalar_one()
+        head, body, sig = signed.split(".")
+        conn.execute(
+            update(audit_checkpoints)
+            .where(audit_checkpoints.c.seq == 10)
+            .values(signed=f"{head}.{body}.{sig[:-4]}AAAA")
+        )
+    assert check(chain)[0] == (10, "bad_checkpoint")
+
+
+def test_concurrent_writers_never_fork_the_chain(engine: Engine, settings: Settings) -> None:
+    errors: list[BaseException] = []
+
+    def writer(name: str) -> None:
+        try:
+            for i in range(15):
+                with engine.begin() as conn:
+                    append(
+                        conn,
+                        AuditEvent(client_id=name, route="/v1/y", decision="deny", reason=str(i)),
+                    )
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(f"w{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors
+    with engine.connect() as conn:
+        seqs = (
+            conn.execute(select(audit_entries.c.seq).order_by(audit_entries.c.seq)).scalars().all()
+        )
+    assert seqs == list(range(1, 61))
+    assert check(engine) == []
+
+
+def test_cli_verify_exit_codes(chain: Engine, settings: Settings, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "XYD_STATE_DIR": str(settings.state_dir),
+        "XYD_DATABASE_URL": settings.effective_database_url,
+    }
+    run = [sys.executable, "-m", "gateway.cli", "audit", "verify"]
+    ok = subprocess.run(run, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert ok.returncode == 0, ok.stderr
+    assert "intact: 23 entries" in ok.stdout
+    with chain.begin() as conn:
+        conn.execute(update(audit_entries).where(audit_entries.c.seq == 4).values(decision="deny"))
+    broken = subprocess.run(run, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert broken.returncode == 1
+    assert "broken at seq 4: edited" in broken.stderr
