@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import orjson
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from gateway.audit.chain import AuditEvent
+from gateway.audit.service import digest, record
 from gateway.db import DbConnection
 from gateway.enterprises.service import basic_data
 from gateway.errors import problem_docs
@@ -15,17 +17,33 @@ _PROBLEMS = problem_docs(
         401: "Missing, invalid, expired or revoked token",
         403: "Token lacks reports:read",
         404: "No such enterprise",
+        503: "The audit trail cannot be written: nothing is disclosed",
         422: "Not a valid unified social credit code; detail says why",
     }
 )
 
 
+ROUTE = "/v1/enterprises/{credit_code}"
+
+
 @router.get(
-    "/v1/enterprises/{credit_code}",
+    ROUTE,
     summary="Basic registration data of an enterprise",
     responses=_PROBLEMS,
 )
-async def enterprise(credit_code: str, caller: ReportReader, conn: DbConnection) -> Response:
-    return Response(
-        orjson.dumps(await basic_data(conn, credit_code)), media_type="application/json"
+async def enterprise(
+    credit_code: str, request: Request, caller: ReportReader, conn: DbConnection
+) -> Response:
+    data = await basic_data(conn, credit_code)
+    body = orjson.dumps(data)
+    await record(
+        request,
+        AuditEvent(
+            client_id=caller.client_id,
+            route=ROUTE,
+            decision="allow",
+            credit_code=data["credit_code"],
+            response_sha256=digest(body),
+        ),
     )
+    return Response(body, media_type="application/json")

@@ -167,3 +167,52 @@ def test_cli_verify_exit_codes(chain: Engine, settings: Settings, tmp_path: Path
     broken = subprocess.run(run, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert broken.returncode == 1
     assert "broken at seq 4: edited" in broken.stderr
+
+
+def test_enterprise_read_is_audited_before_the_answer(tmp_path: Path) -> None:
+    """Through the app: an allowed read leaves an entry with the digest of what was sent."""
+    import hashlib
+
+    from sqlalchemy import create_engine
+    from starlette.testclient import TestClient
+
+    from gateway.app import create_app
+    from gateway.records.readers import read_ndjson
+    from gateway.records.service import Ingestor
+    from gateway.store.migrate import upgrade
+    from tests.builders import code, ndjson, registration
+    from tests.identity.kit import ISSUER, register
+    from tests.identity.test_token_flow import get_token
+
+    settings = Settings(
+        state_dir=tmp_path / ".xyd", public_base_url=ISSUER, key_activation_delay_s=0
+    )
+    settings.state_dir.mkdir()
+    engine = create_engine(settings.effective_database_url)
+    upgrade(engine)
+    Ingestor(engine, "registration", b"k", 10).run(
+        read_ndjson(ndjson(registration(1)).splitlines()), "t"
+    )
+    bank = register(engine, "bank-audit")
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        token = get_token(client, bank)
+        answer = client.get(
+            f"/v1/enterprises/{code(1)}", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert answer.status_code == 200
+        with engine.connect() as conn:
+            entry = conn.execute(select(audit_entries)).one()
+        assert entry.client_id == "bank-audit"
+        assert entry.credit_code == code(1)
+        assert entry.response_sha256 == hashlib.sha256(answer.content).hexdigest()
+        assert entry.request_id == answer.headers["x-request-id"]
+        # The audit write fails (its head row is gone): 503, and no data goes out.
+        with engine.begin() as conn:
+            conn.execute(delete(audit_head))
+        refused = client.get(
+            f"/v1/enterprises/{code(1)}", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert refused.status_code == 503
+        assert "成都" not in refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+    engine.dispose()

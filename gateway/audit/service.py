@@ -1,0 +1,46 @@
+"""Recording decisions from the request path: committed before the answer leaves."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from fastapi import Request
+from sqlalchemy.exc import SQLAlchemyError
+
+from gateway.audit.chain import AuditEvent, append
+from gateway.errors import DependencyUnavailable
+from gateway.identity.keys import KeyError_
+from gateway.identity.service import Identity
+from gateway.logs import request_id_var
+
+log = logging.getLogger("xyd.audit")
+CHECKPOINT_EVERY = 100
+
+
+def digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+async def record(request: Request, event: AuditEvent) -> int:
+    """Append `event` in its own committed transaction; 503 if that is not possible.
+
+    The caller sends nothing protected until this returns: no audit, no answer.
+    """
+    identity: Identity = request.app.state.identity
+    if event.request_id is None:
+        event = replace(event, request_id=request_id_var.get())
+    try:
+        ring = await identity.keys.current()
+        signer = ring.signing_key("audit", datetime.now(UTC))
+        async with request.app.state.engine.begin() as conn:
+            return int(
+                await conn.run_sync(append, event, signer=signer, checkpoint_every=CHECKPOINT_EVERY)
+            )
+    except (SQLAlchemyError, OSError, KeyError_) as exc:
+        log.error("audit write failed; refusing the request", exc_info=True)
+        raise DependencyUnavailable(
+            "the audit trail cannot be written; nothing was disclosed"
+        ) from exc
