@@ -6,6 +6,8 @@ import anyio
 from fastapi import APIRouter, Header, Request
 from starlette.responses import Response
 
+from gateway.audit.chain import AuditEvent
+from gateway.audit.service import digest, record
 from gateway.errors import UnsupportedMediaType, problem_docs
 from gateway.idempotency import check_key
 from gateway.identity.deps import RecordWriter
@@ -60,6 +62,16 @@ async def post_records(
             path=request.url.path,
             body=body,
         )
+    )
+    await record(
+        request,
+        AuditEvent(
+            client_id=caller.client_id,
+            route="/v1/records/{category}",
+            decision="allow",
+            reason=f"{category} batch{' (replayed)' if replayed else ''}",
+            response_sha256=digest(answer),
+        ),
     )
     headers = {"Idempotent-Replayed": "true"} if replayed else {}
     return Response(answer, status_code=status, media_type="application/json", headers=headers)

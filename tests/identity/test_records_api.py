@@ -49,6 +49,12 @@ def test_batch_gives_per_line_results(app_client: TestClient, auth: dict, engine
     ]  # fmt: skip
     assert "fine_wan" in result["results"][1]["reason"]
     assert stored(engine) == before + 1
+    from gateway.store.tables import audit_entries
+
+    with engine.connect() as conn:
+        entry = conn.execute(select(audit_entries).order_by(audit_entries.c.seq.desc())).first()
+    assert entry is not None
+    assert (entry.client_id, entry.route) == ("dept-market", "/v1/records/{category}")
 
 
 def test_idempotency_key(app_client: TestClient, auth: dict, engine: Engine) -> None:
