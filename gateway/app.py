@@ -12,6 +12,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from gateway import __version__
+from gateway.consents.router import router as consents_router
 from gateway.db import make_async_engine, make_sync_engine
 from gateway.enterprises.router import router as enterprises_router
 from gateway.errors import install_problem_handlers
@@ -22,6 +23,7 @@ from gateway.logs import configure_logging
 from gateway.middleware import GatewayMiddleware
 from gateway.records.router import router as records_router
 from gateway.settings import Settings
+from policies.consent import ConsentRules
 
 
 def make_redis(settings: Settings) -> Redis | None:
@@ -67,10 +69,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    # A bad rules file stops start-up here, with the field named.
+    app.state.consent_rules = ConsentRules.load(settings.config_dir / "consent.yaml")
     install_problem_handlers(app)
     app.include_router(health_router)
     app.include_router(identity_router)
     app.include_router(enterprises_router)
     app.include_router(records_router)
+    app.include_router(consents_router)
     app.add_middleware(GatewayMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

@@ -20,6 +20,10 @@ class Settings(BaseSettings):
 
     # --- where state lives -------------------------------------------------
     state_dir: Path = Field(Path(".xyd"), description="Generated keys, SQLite file, demo output")
+    config_dir: Path = Field(
+        Path(__file__).resolve().parent.parent / "config",
+        description="Rate plans, consent rules, scoring model, risk rules",
+    )
     database_url: str = Field(
         "", description="SQLAlchemy URL; empty means SQLite at STATE_DIR/xyd.db"
     )

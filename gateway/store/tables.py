@@ -281,3 +281,38 @@ audit_checkpoints = Table(
     Column("entry_hash", String(64), nullable=False),
     Column("signed", Text, nullable=False),  # compact JWS of {seq, head, at}
 )
+
+# --- consents ---------------------------------------------------------------
+
+consents = Table(
+    "consents",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("credit_code", String(18), nullable=False),
+    Column("grantee_client_id", String(64), nullable=False),
+    Column("grantee_org_code", String(32)),
+    Column("registrant_client_id", String(64), nullable=False),
+    Column("purpose", String(40), nullable=False),
+    Column("scopes", Json, nullable=False),
+    Column("valid_from", Timestamp, nullable=False),
+    Column("valid_until", Timestamp, nullable=False),
+    Column("evidence", Json, nullable=False),
+    Column("max_daily_accesses", Integer),
+    Column("revoked_at", Timestamp),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+)
+Index("ix_consents_credit_code", consents.c.credit_code)
+Index("ix_consents_grantee_updated", consents.c.grantee_client_id, consents.c.updated_at)
+
+consent_events = Table(
+    "consent_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("consent_id", String(40), ForeignKey("consents.id"), nullable=False),
+    Column("event", String(20), nullable=False),  # created | revoked
+    Column("actor_client_id", String(64), nullable=False),
+    Column("reason", String(500)),
+    Column("at", Timestamp, nullable=False),
+)
+Index("ix_consent_events_consent_id", consent_events.c.consent_id)

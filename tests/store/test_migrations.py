@@ -27,6 +27,8 @@ EXPECTED = {
     "audit_entries",
     "audit_head",
     "audit_checkpoints",
+    "consents",
+    "consent_events",
 }
 
 

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Body, Header, Query, Request
+from starlette.responses import Response
+
+from gateway.audit.chain import AuditEvent
+from gateway.audit.service import digest, record
+from gateway.consents import service
+from gateway.consents.schemas import ConsentIn, RevokeIn
+from gateway.errors import problem_docs
+from gateway.idempotency import Replay, begin, check_key, finish, request_digest
+from gateway.identity.deps import ConsentWriter
+
+router = APIRouter(tags=["consents"])
+_PROBLEMS = problem_docs(
+    {
+        400: "Malformed body or Idempotency-Key",
+        401: "Missing or invalid token",
+        403: "Token lacks consents:write",
+        404: "No such consent (or not yours)",
+        409: "Already revoked, or the same Idempotency-Key still in progress",
+        422: "A value is invalid; detail says which",
+    }
+)
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status, media_type="application/json", headers=headers)
+
+
+async def _audit(
+    request: Request, caller: Any, route: str, consent: dict[str, Any], body: bytes
+) -> None:
+    await record(
+        request,
+        AuditEvent(
+            client_id=caller.client_id,
+            route=route,
+            decision="allow",
+            reason=f"consent {consent['status']}",
+            credit_code=consent["credit_code"],
+            consent_id=consent["id"],
+            purpose=consent["purpose"],
+            response_sha256=digest(body),
+        ),
+    )
+
+
+@router.post(
+    "/v1/consents", status_code=201, summary="Register an enterprise's consent", responses=_PROBLEMS
+)
+async def create_consent(
+    request: Request,
+    caller: ConsentWriter,
+    body: Annotated[ConsentIn, Body()],
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> Response:
+    rules = request.app.state.consent_rules
+    raw = await request.body()
+    async with request.app.state.engine.begin() as conn:
+        if idempotency_key is not None:
+            key = check_key(idempotency_key)
+            fingerprint = request_digest("POST", request.url.path, raw)
+            replay = await conn.run_sync(begin, caller.client_id, key, fingerprint)
+            if isinstance(replay, Replay):
+                return _json(
+                    orjson.loads(replay.body), replay.status_code, {"Idempotent-Replayed": "true"}
+                )
+        consent = await conn.run_sync(service.create, caller, body, rules)
+        answer = orjson.dumps(consent)
+        if idempotency_key is not None:
+            await conn.run_sync(finish, caller.client_id, idempotency_key, 201, answer)
+    await _audit(request, caller, "/v1/consents", consent, answer)
+    return Response(answer, 201, media_type="application/json")
+
+
+@router.get("/v1/consents/{consent_id}", summary="One consent and its history", responses=_PROBLEMS)
+async def get_consent(consent_id: str, request: Request, caller: ConsentWriter) -> Response:
+    async with request.app.state.engine.connect() as conn:
+        return _json(await conn.run_sync(service.get, caller, consent_id))
+
+
+@router.get(
+    "/v1/consents", summary="Consents the caller granted, holds or witnessed", responses=_PROBLEMS
+)
+async def list_consents(
+    request: Request,
+    caller: ConsentWriter,
+    credit_code: Annotated[str | None, Query(max_length=18)] = None,
+    changed_since: Annotated[datetime | None, Query()] = None,
+) -> Response:
+    async with request.app.state.engine.connect() as conn:
+        items = await conn.run_sync(service.list_for, caller, credit_code, changed_since)
+    return _json({"items": items})
+
+
+@router.post(
+    "/v1/consents/{consent_id}/revoke",
+    summary="Revoke; effective for the very next request",
+    responses=_PROBLEMS,
+)
+async def revoke_consent(
+    consent_id: str, request: Request, caller: ConsentWriter, body: Annotated[RevokeIn, Body()]
+) -> Response:
+    async with request.app.state.engine.begin() as conn:
+        consent = await conn.run_sync(service.revoke, caller, consent_id, body.reason)
+    answer = orjson.dumps(consent)
+    await _audit(request, caller, "/v1/consents/{consent_id}/revoke", consent, answer)
+    return Response(answer, media_type="application/json")

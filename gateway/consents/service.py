@@ -1,0 +1,190 @@
+"""Consent registration, lookup and revocation. All SQL runs on a sync Connection
+(the app calls it through `run_sync`); callers own the transaction."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, insert, or_, select, update
+
+from gateway.consents.schemas import ConsentIn, iso
+from gateway.errors import Conflict, InvalidValue, NotFound
+from gateway.identity.tokens import Caller
+from gateway.store.tables import clients, consent_events, consents
+from policies.consent import ConsentRules, StoredConsent
+
+SEES_ALL = frozenset({"regulator"})
+
+
+class UnknownConsent(NotFound):
+    type_slug, title = "unknown-consent", "No such consent"
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _grantee(conn: Connection, grantee: str) -> tuple[str, str | None]:
+    row = conn.execute(
+        select(clients.c.client_id, clients.c.org_code).where(
+            clients.c.client_type == "bank",
+            or_(clients.c.client_id == grantee, clients.c.org_code == grantee),
+        )
+    ).first()
+    if row is None:
+        raise InvalidValue(f"grantee: no bank with client id or bank code {grantee!r}")
+    return row.client_id, row.org_code
+
+
+def _check(body: ConsentIn, rules: ConsentRules, now: datetime) -> tuple[datetime, datetime]:
+    valid_from = body.valid_from or now
+    until = body.valid_until
+    rule = rules.purposes[body.purpose]
+    if until <= valid_from:
+        raise InvalidValue("valid_until: must be after valid_from")
+    if until > valid_from + timedelta(days=rule.max_days):
+        raise InvalidValue(
+            f"valid_until: {body.purpose} consents last at most {rule.max_days} days"
+        )
+    if until > now + timedelta(days=rules.max_validity_days):
+        raise InvalidValue(f"valid_until: at most {rules.max_validity_days} days ahead")
+    unknown = sorted(set(body.scopes) - set(rules.sections))
+    if unknown:
+        raise InvalidValue(f"scopes: unknown section {', '.join(unknown)}")
+    if body.max_daily_accesses is not None and body.purpose != "post_loan_monitoring":
+        raise InvalidValue("max_daily_accesses: only for post_loan_monitoring")
+    return valid_from, until
+
+
+def create(
+    conn: Connection, caller: Caller, body: ConsentIn, rules: ConsentRules
+) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    valid_from, until = _check(body, rules, now)
+    grantee_id, grantee_code = _grantee(conn, body.grantee)
+    if caller.client_type == "bank" and grantee_id != caller.client_id:
+        raise InvalidValue("grantee: a bank registers consents for itself only")
+    consent_id = f"cns_{secrets.token_urlsafe(16)}"
+    rule = rules.purposes[body.purpose]
+    conn.execute(
+        insert(consents).values(
+            id=consent_id,
+            credit_code=body.credit_code,
+            grantee_client_id=grantee_id,
+            grantee_org_code=grantee_code,
+            registrant_client_id=caller.client_id,
+            purpose=body.purpose,
+            scopes=sorted(set(body.scopes)),
+            valid_from=valid_from,
+            valid_until=until,
+            evidence=body.evidence.model_dump(),
+            max_daily_accesses=body.max_daily_accesses or rule.max_daily_accesses
+            if body.purpose == "post_loan_monitoring" else None,
+            created_at=now,
+            updated_at=now,
+        )
+    )  # fmt: skip
+    _event(conn, consent_id, "created", caller.client_id, None, now)
+    return get(conn, caller, consent_id)
+
+
+def _event(
+    conn: Connection, consent_id: str, event: str, actor: str, reason: str | None, at: datetime
+) -> None:
+    conn.execute(
+        insert(consent_events).values(
+            consent_id=consent_id, event=event, actor_client_id=actor, reason=reason, at=at
+        )
+    )
+
+
+def _visible(caller: Caller) -> Any:
+    if caller.client_type in SEES_ALL:
+        return consents.c.id.is_not(None)
+    return or_(
+        consents.c.grantee_client_id == caller.client_id,
+        consents.c.registrant_client_id == caller.client_id,
+    )
+
+
+def _render(conn: Connection, row: Any, now: datetime) -> dict[str, Any]:
+    until = _aware(row.valid_until)
+    status = "revoked" if row.revoked_at else "expired" if now >= until else "active"
+    history = conn.execute(
+        select(consent_events)
+        .where(consent_events.c.consent_id == row.id)
+        .order_by(consent_events.c.id)
+    )
+    return {
+        "id": row.id,
+        "status": status,
+        "credit_code": row.credit_code,
+        "grantee": row.grantee_client_id,
+        "grantee_bank_code": row.grantee_org_code,
+        "registrant": row.registrant_client_id,
+        "purpose": row.purpose,
+        "scopes": list(row.scopes),
+        "valid_from": iso(_aware(row.valid_from)),
+        "valid_until": iso(until),
+        "evidence": dict(row.evidence),
+        "max_daily_accesses": row.max_daily_accesses,
+        "updated_at": iso(_aware(row.updated_at)),
+        "history": [
+            {"event": e.event, "by": e.actor_client_id, "reason": e.reason, "at": iso(_aware(e.at))}
+            for e in history
+        ],
+    }
+
+
+def get(conn: Connection, caller: Caller, consent_id: str) -> dict[str, Any]:
+    row = conn.execute(
+        select(consents).where(consents.c.id == consent_id, _visible(caller))
+    ).first()
+    if row is None:  # another tenant's consent looks exactly like a missing one
+        raise UnknownConsent(f"no consent {consent_id}")
+    return _render(conn, row, datetime.now(UTC))
+
+
+def list_for(
+    conn: Connection, caller: Caller, credit_code: str | None, changed_since: datetime | None
+) -> list[dict[str, Any]]:
+    query = select(consents).where(_visible(caller))
+    if credit_code:
+        query = query.where(consents.c.credit_code == credit_code)
+    if changed_since:
+        query = query.where(consents.c.updated_at > changed_since)
+    now = datetime.now(UTC)
+    rows = conn.execute(query.order_by(consents.c.updated_at, consents.c.id).limit(500))
+    return [_render(conn, row, now) for row in rows]
+
+
+def revoke(conn: Connection, caller: Caller, consent_id: str, reason: str) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    current = get(conn, caller, consent_id)
+    if current["status"] == "revoked":
+        raise Conflict("consent already revoked")
+    conn.execute(
+        update(consents).where(consents.c.id == consent_id).values(revoked_at=now, updated_at=now)
+    )
+    _event(conn, consent_id, "revoked", caller.client_id, reason, now)
+    return get(conn, caller, consent_id)
+
+
+def stored(conn: Connection, consent_id: str) -> StoredConsent | None:
+    """The consent as the policy sees it, read fresh on every request."""
+    row = conn.execute(select(consents).where(consents.c.id == consent_id)).first()
+    if row is None:
+        return None
+    return StoredConsent(
+        id=row.id,
+        credit_code=row.credit_code,
+        grantee_client_id=row.grantee_client_id,
+        registrant_client_id=row.registrant_client_id,
+        purpose=row.purpose,
+        scopes=frozenset(row.scopes),
+        valid_from=_aware(row.valid_from),
+        valid_until=_aware(row.valid_until),
+        revoked=row.revoked_at is not None,
+    )

@@ -1,0 +1,143 @@
+"""The consents API: register, read, list, revoke; tenants cannot see each other's."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+from starlette.testclient import TestClient
+
+from tests.builders import code
+from tests.identity.kit import ClientKey, register
+from tests.identity.test_token_flow import get_token
+
+
+def body(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "credit_code": code(1),
+        "grantee": "BOCD",
+        "purpose": "loan_application",
+        "scopes": ["basic", "penalties", "tax"],
+        "valid_until": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
+        "evidence": {"document_sha256": "ab" * 32, "signer": "法定代表人", "channel": "direct"},
+    }
+    base.update(overrides)
+    return base
+
+
+def auth(client: TestClient, key: ClientKey) -> dict[str, str]:
+    return {"Authorization": f"Bearer {get_token(client, key)}"}
+
+
+def test_register_read_list_revoke(app_client: TestClient, bank: ClientKey) -> None:
+    headers = auth(app_client, bank)
+    created = app_client.post("/v1/consents", json=body(), headers=headers)
+    assert created.status_code == 201, created.text
+    consent = created.json()
+    assert consent["status"] == "active"
+    assert consent["grantee"] == "bank-a"
+    assert consent["grantee_bank_code"] == "BOCD"
+    assert consent["registrant"] == "bank-a"
+    assert [h["event"] for h in consent["history"]] == ["created"]
+    got = app_client.get(f"/v1/consents/{consent['id']}", headers=headers)
+    assert got.json()["id"] == consent["id"]
+    listed = app_client.get(f"/v1/consents?credit_code={code(1)}", headers=headers).json()
+    assert [c["id"] for c in listed["items"]] == [consent["id"]]
+    revoked = app_client.post(
+        f"/v1/consents/{consent['id']}/revoke", json={"reason": "企业撤回授权"}, headers=headers
+    )
+    assert revoked.status_code == 200
+    assert revoked.json()["status"] == "revoked"
+    assert revoked.json()["history"][-1]["reason"] == "企业撤回授权"
+    again = app_client.post(
+        f"/v1/consents/{consent['id']}/revoke", json={"reason": "again"}, headers=headers
+    )
+    assert again.status_code == 409
+
+
+def test_other_tenants_see_404_never_403(
+    app_client: TestClient, engine: Engine, bank: ClientKey
+) -> None:
+    consent = app_client.post("/v1/consents", json=body(), headers=auth(app_client, bank)).json()
+    other = register(engine, "bank-b", org_code="CCB-CD")
+    headers = auth(app_client, other)
+    assert app_client.get(f"/v1/consents/{consent['id']}", headers=headers).status_code == 404
+    assert app_client.get("/v1/consents/cns_nothing", headers=headers).status_code == 404
+    revoke = app_client.post(
+        f"/v1/consents/{consent['id']}/revoke", json={"reason": "x"}, headers=headers
+    )
+    assert revoke.status_code == 404
+    assert app_client.get("/v1/consents", headers=headers).json()["items"] == []
+
+
+def test_platform_registers_as_witness_and_grantee_sees_it(
+    app_client: TestClient, engine: Engine, bank: ClientKey
+) -> None:
+    platform = register(engine, "kechuangtong", client_type="platform")
+    created = app_client.post(
+        "/v1/consents", json=body(grantee="bank-a"), headers=auth(app_client, platform)
+    )
+    assert created.status_code == 201
+    assert created.json()["registrant"] == "kechuangtong"
+    seen = app_client.get(f"/v1/consents/{created.json()['id']}", headers=auth(app_client, bank))
+    assert seen.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"valid_until": (datetime.now(UTC) + timedelta(days=120)).isoformat()}, "90 days"),
+        ({"valid_until": (datetime.now(UTC) - timedelta(days=1)).isoformat()}, "after valid_from"),
+        ({"scopes": ["basic", "gossip"]}, "unknown section"),
+        ({"grantee": "NOBANK"}, "no bank"),
+        ({"credit_code": "9144030071526726XA"}, "check character"),
+        ({"purpose": "curiosity"}, "purpose"),
+        ({"max_daily_accesses": 4}, "post_loan_monitoring"),
+        ({"evidence": {"document_sha256": "x", "signer": "a", "channel": "direct"}}, "document"),
+        ({"scopes": False}, "scopes"),
+        ({"extra": 1}, "extra"),
+    ],
+)
+def test_invalid_consents_are_422(
+    app_client: TestClient, bank: ClientKey, overrides: dict, reason: str
+) -> None:
+    answer = app_client.post("/v1/consents", json=body(**overrides), headers=auth(app_client, bank))
+    assert answer.status_code == 422, answer.text
+    assert reason in answer.text
+
+
+def test_a_bank_cannot_register_for_another_bank(
+    app_client: TestClient, engine: Engine, bank: ClientKey
+) -> None:
+    register(engine, "bank-b", org_code="CCB-CD")
+    answer = app_client.post(
+        "/v1/consents", json=body(grantee="CCB-CD"), headers=auth(app_client, bank)
+    )
+    assert answer.status_code == 422
+    assert "for itself" in answer.json()["detail"]
+
+
+def test_idempotency_key_on_registration(app_client: TestClient, bank: ClientKey) -> None:
+    headers = {**auth(app_client, bank), "Idempotency-Key": "consent-001"}
+    payload = body()
+    first = app_client.post("/v1/consents", json=payload, headers=headers)
+    second = app_client.post("/v1/consents", json=payload, headers=headers)
+    assert first.status_code == second.status_code == 201
+    assert second.json()["id"] == first.json()["id"]
+    assert second.headers["idempotent-replayed"] == "true"
+    listed = app_client.get("/v1/consents", headers=headers).json()["items"]
+    assert len(listed) == 1
+    changed = app_client.post("/v1/consents", json=body(scopes=["basic"]), headers=headers)
+    assert changed.status_code == 422
+
+
+def test_changed_since_shows_revocations(app_client: TestClient, bank: ClientKey) -> None:
+    headers = auth(app_client, bank)
+    consent = app_client.post("/v1/consents", json=body(), headers=headers).json()
+    mark = datetime.now(UTC).isoformat()
+    app_client.post(f"/v1/consents/{consent['id']}/revoke", json={"reason": "r"}, headers=headers)
+    changed = app_client.get("/v1/consents", params={"changed_since": mark}, headers=headers)
+    items = changed.json()["items"]
+    assert [(c["id"], c["status"]) for c in items] == [(consent["id"], "revoked")]
