@@ -1,9 +1,20 @@
-"""`xyd demo seed`: write generated chunks into the credit store, fast.
+"""`xyd demo seed`: a deterministic Chengdu data set in the credit store, fast.
 
-On PostgreSQL, chunks are generated in worker processes and written with
-COPY, one transaction per chunk (a crash leaves whole chunks); elsewhere they
-go through executemany. One million enterprises and about ten million records
-take minutes, not hours (measured figures in loadtests/README.md).
+Same seed, same number of enterprises and same `as_of` give the same rows
+(timestamps aside). `as_of` is the data set's "today" (registration ages,
+contribution periods, publication windows hang on it); it defaults to
+date.today(), so pass it to reproduce a data set on another day.
+
+On PostgreSQL two worker processes each generate a chunk and COPY it over
+their own connection, one transaction per chunk, so a crash leaves whole
+chunks; elsewhere chunks go in through executemany. For a large load the
+non-unique indexes of `records` and `enterprises` are dropped first and built
+once at the end (a sort is far cheaper than ten million random inserts into a
+B-tree larger than shared_buffers); they are rebuilt even when the load fails,
+and any missing one is recreated at the start of every seed, so a killed run
+heals on the next `xyd demo seed --reset`. Ids are assigned here
+(enterprise i gets id i + 1, its records id * 64 + n), and the id sequences
+are moved past them before loading, so later inserts never collide.
 """
 
 from __future__ import annotations
@@ -11,49 +22,36 @@ from __future__ import annotations
 import csv
 import multiprocessing
 import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
-import orjson
 from rich.progress import Progress
-from sqlalchemy import Connection, Engine, func, select, text
+from sqlalchemy import Engine, Index, func, select, text
 
-from gateway.demo.generate import (
-    ENTERPRISE_COLS,
-    LICENSE_COLS,
-    PENALTY_COLS,
-    PROFILES,
-    RECORD_COLS,
-    VERSION_COLS,
-    Chunk,
-    Spec,
-    make_chunk,
-)
-from gateway.store.bulk import copy_text
+from gateway.demo import load
+from gateway.demo.base import RECORD_SLOTS
+from gateway.demo.generate import PROFILES, Spec
 from gateway.store.tables import (
-    enterprises,
+    CATEGORIES,
     ingest_runs,
     license_details,
     penalty_details,
     record_versions,
     records,
 )
+from gateway.store.tables import (
+    enterprises as enterprises_table,
+)
 
 CHUNK = 5_000
-SAMPLES_PER_PROFILE = 30
-_STAMPED = {"enterprises": ("created_at", "updated_at"), "records": ("created_at", "updated_at"),
-            "record_versions": ("received_at",)}  # fmt: skip
-_TABLES = (
-    ("enterprises", ENTERPRISE_COLS),
-    ("records", RECORD_COLS),
-    ("record_versions", VERSION_COLS),
-    ("penalty_details", ("record_id", "version", *PENALTY_COLS)),
-    ("license_details", ("record_id", "version", *LICENSE_COLS)),
-)
-_CLEARED = (penalty_details, license_details, record_versions, records, enterprises, ingest_runs)
+DEFER_INDEXES_FROM = 100_000  # enterprises; below this, rebuilding costs more than it saves
+WORKERS = 2
+_CLEARED = (penalty_details, license_details, record_versions, records, enterprises_table,
+            ingest_runs)  # fmt: skip
 
 
 class SeedError(Exception):
@@ -65,16 +63,6 @@ class SeedSummary:
     enterprises: int = 0
     records: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
-
-
-def _rows_of(chunk: Chunk, table: str) -> list[tuple[Any, ...]]:
-    return {
-        "enterprises": chunk.enterprises,
-        "records": chunk.records,
-        "record_versions": chunk.versions,
-        "penalty_details": chunk.penalties,
-        "license_details": chunk.licenses,
-    }[table]
 
 
 def seed_demo(
@@ -89,39 +77,63 @@ def seed_demo(
     as_of: date | None = None,
     chunk_size: int = CHUNK,
 ) -> SeedSummary:
-    """Seed `enterprises` enterprises; same seed and `as_of` (default today), same data."""
+    """Seed `enterprises` enterprises with about ten records each; see the module notes."""
     started = time.perf_counter()
+    if enterprises < 0 or chunk_size < 1:
+        raise ValueError("enterprises must be >= 0 and chunk_size >= 1")
     spec = Spec(seed=seed, as_of=as_of or date.today(), pii_key=pii_key, first_id=1)
     _prepare_store(engine, reset)
-    now = datetime.now(UTC).isoformat()
-    summary = SeedSummary()
-    samples: dict[str, list[tuple[str, str, str]]] = {p: [] for p in PROFILES}
-    postgres = engine.dialect.name == "postgresql"
-    starts = [(spec, start, min(chunk_size, enterprises - start), now) for start in
-              range(0, enterprises, chunk_size)]  # fmt: skip
+    _reserve_ids(engine, spec, enterprises)
+    starts = [(s, min(chunk_size, enterprises - s)) for s in range(0, enterprises, chunk_size)]
+    summary = SeedSummary(records=dict.fromkeys(CATEGORIES, 0))
+    loaded: list[load.Loaded] = []
+    deferred = _secondary_indexes() if enterprises >= DEFER_INDEXES_FROM else []
     with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task("seeding", total=enterprises)
-        for chunk, payloads in _chunks(starts, postgres):
-            with engine.begin() as conn:
-                if payloads is not None:
-                    _copy(conn, payloads)
-                else:
-                    _insert(conn, chunk, now)
-            summary.enterprises += len(chunk.enterprises)
-            for category, n in chunk.counts.items():
-                summary.records[category] = summary.records.get(category, 0) + n
-            for sample in chunk.samples:
-                if len(samples[sample[2]]) < SAMPLES_PER_PROFILE:
-                    samples[sample[2]].append(sample)
-            bar.advance(task, len(chunk.enterprises))
-    if postgres:
-        _advance_sequences(engine)
-    _write_samples(out_dir / "enterprises.csv", samples)
+        task = bar.add_task("seeding enterprises", total=enterprises)
+        _drop_indexes(engine, deferred)
+        try:
+            for result in _load_all(engine, spec, starts):
+                loaded.append(result)
+                summary.enterprises += result.enterprises
+                for category, n in result.counts.items():
+                    summary.records[category] += n
+                bar.advance(task, result.enterprises)
+        finally:
+            bar.update(task, description="building indexes")
+            _build_indexes(engine, deferred)
+    _write_samples(out_dir / "enterprises.csv", loaded)
     summary.seconds = time.perf_counter() - started
     return summary
 
 
+def _secondary_indexes() -> list[Index]:
+    """The non-unique indexes of the bulk tables, as tables.py defines them."""
+    tables = (records, enterprises_table)
+    return sorted(
+        (ix for t in tables for ix in t.indexes if not ix.unique), key=lambda ix: str(ix.name)
+    )
+
+
+def _drop_indexes(engine: Engine, indexes: list[Index]) -> None:
+    if engine.dialect.name != "postgresql" or not indexes:
+        return
+    with engine.begin() as conn:
+        for index in indexes:
+            index.drop(conn, checkfirst=True)
+
+
+def _build_indexes(engine: Engine, indexes: list[Index]) -> None:
+    if engine.dialect.name != "postgresql" or not indexes:
+        return
+    with engine.begin() as conn:
+        # A bigger sort budget for this transaction only: fewer passes over disk.
+        conn.execute(text("SET LOCAL maintenance_work_mem = '512MB'"))
+        for index in indexes:
+            index.create(conn, checkfirst=True)
+
+
 def _prepare_store(engine: Engine, reset: bool) -> None:
+    _build_indexes(engine, _secondary_indexes())  # after a run killed mid-load
     with engine.begin() as conn:
         if reset:
             if conn.dialect.name == "postgresql":
@@ -131,115 +143,66 @@ def _prepare_store(engine: Engine, reset: bool) -> None:
                 for table in _CLEARED:
                     conn.execute(table.delete())
             return
-        held = conn.execute(select(func.count()).select_from(records)).scalar_one()
-        held += conn.execute(select(func.count()).select_from(enterprises)).scalar_one()
+        held = conn.execute(select(func.count()).select_from(enterprises_table)).scalar_one()
+        held += conn.execute(select(func.count()).select_from(records)).scalar_one()
         if held:
-            raise SeedError("the credit store already holds data; pass --reset to replace it")
-
-
-def _chunks(
-    starts: list[tuple[Spec, int, int, str]], postgres: bool
-) -> Iterator[tuple[Chunk, dict[str, bytes] | None]]:
-    if not postgres:
-        for spec, start, count, _ in starts:
-            yield make_chunk(spec, start, count, SAMPLES_PER_PROFILE), None
-        return
-    if len(starts) == 1:
-        yield _generate_for_copy(starts[0])
-        return
-    # Two generators keep PostgreSQL busy while Python makes the next chunk.
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(2) as pool:
-        yield from pool.imap(_generate_for_copy, starts)
-
-
-def _generate_for_copy(args: tuple[Spec, int, int, str]) -> tuple[Chunk, dict[str, bytes]]:
-    spec, start, count, now = args
-    chunk = make_chunk(spec, start, count, SAMPLES_PER_PROFILE)
-    payloads = {
-        table: b"".join(
-            _copy_line(row, _STAMPED.get(table, ()), now) for row in _rows_of(chunk, table)
-        )
-        for table, _ in _TABLES
-    }
-    # Only what the parent needs travels back.
-    light = Chunk(enterprises=[()] * len(chunk.enterprises), samples=chunk.samples,
-                  counts=chunk.counts)  # fmt: skip
-    return light, payloads
-
-
-def _copy_value(value: Any) -> str:
-    if value is None:
-        return "\\N"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    text_value: str
-    if isinstance(value, bytes):
-        text_value = value.decode()
-    elif isinstance(value, list):
-        text_value = orjson.dumps(value).decode()
-    elif isinstance(value, str):
-        text_value = value
-    else:
-        return str(value)
-    if "\\" in text_value or "\t" in text_value or "\n" in text_value or "\r" in text_value:
-        text_value = (
-            text_value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
-            .replace("\r", "\\r")
-        )  # fmt: skip
-    return text_value
-
-
-def _copy_line(row: tuple[Any, ...], stamps: tuple[str, ...], now: str) -> bytes:
-    values = [_copy_value(v) for v in row]
-    values.extend(now for _ in stamps)
-    return ("\t".join(values) + "\n").encode()
-
-
-def _copy(conn: Connection, payloads: dict[str, bytes]) -> None:
-    for table, columns in _TABLES:
-        if payloads[table]:
-            copy_text(conn, table, (*columns, *_STAMPED.get(table, ())), payloads[table])
-
-
-def _insert(conn: Connection, chunk: Chunk, now: str) -> None:
-    for table, columns in _TABLES:
-        rows = _rows_of(chunk, table)
-        if not rows:
-            continue
-        stamps = _STAMPED.get(table, ())
-        names = (*columns, *stamps)
-        placeholders = ", ".join("?" for _ in names)
-        prepared = [
-            tuple(
-                v.decode() if isinstance(v, bytes)
-                else orjson.dumps(v).decode() if isinstance(v, list) else v
-                for v in row
-            ) + (now,) * len(stamps)
-            for row in rows
-        ]  # fmt: skip
-        conn.exec_driver_sql(
-            f"INSERT INTO {table} ({', '.join(names)}) VALUES ({placeholders})",  # noqa: S608
-            prepared,
-        )
-
-
-def _advance_sequences(engine: Engine) -> None:
-    # Ids were assigned here, not by the sequences: move them past what we used.
-    with engine.begin() as conn:
-        for table in ("enterprises", "records"):
-            conn.execute(
-                text(
-                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608
-                    f"COALESCE((SELECT max(id) FROM {table}), 0) + 1, false)"
-                )
+            raise SeedError(
+                "the credit store already holds enterprises or records; "
+                "pass --reset to delete them and seed afresh"
             )
 
 
-def _write_samples(path: Path, samples: dict[str, list[tuple[str, str, str]]]) -> None:
+def _reserve_ids(engine: Engine, spec: Spec, enterprises: int) -> None:
+    # Before loading, not after: an ingest running beside the seeder, or one
+    # after a crash halfway, must not be handed an id the seeder will use.
+    if engine.dialect.name != "postgresql" or enterprises == 0:
+        return
+    last_enterprise = spec.first_id + enterprises - 1
+    tops = {"enterprises": last_enterprise, "records": (last_enterprise + 1) * RECORD_SLOTS}
+    with engine.begin() as conn:
+        for table, top in tops.items():
+            conn.execute(
+                text("SELECT setval(pg_get_serial_sequence(:table, 'id'), :top)"),
+                {"table": table, "top": top},
+            )
+
+
+def _load_all(engine: Engine, spec: Spec, starts: list[tuple[int, int]]) -> Iterator[load.Loaded]:
+    now = datetime.now(UTC)
+    if engine.dialect.name != "postgresql" or len(starts) < 2:
+        for start, count in starts:
+            with engine.begin() as conn:
+                yield load.load_chunk(conn, spec, start, count, now)
+        return
+    url = engine.url.render_as_string(hide_password=False)
+    context = multiprocessing.get_context("spawn")  # no fork of a process holding connections
+    with ProcessPoolExecutor(WORKERS, context, load.init_worker, (url,)) as pool:
+        pending: deque[Future[load.Loaded]] = deque()
+        queue = iter(starts)
+        try:
+            # A couple of chunks queued per worker keeps both busy without
+            # holding the whole run in memory.
+            for start, count in queue:
+                pending.append(pool.submit(load.load_in_worker, spec, start, count, now))
+                if len(pending) >= 2 * WORKERS:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def _write_samples(path: Path, loaded: list[load.Loaded]) -> None:
+    """Up to 30 enterprises of each profile, the first ones by index (so, deterministic)."""
+    picked: dict[str, list[tuple[str, str, str]]] = {profile: [] for profile in PROFILES}
+    for result in sorted(loaded, key=lambda r: r.start):
+        for sample in result.samples:
+            if len(picked[sample[2]]) < load.SAMPLES_PER_PROFILE:
+                picked[sample[2]].append(sample)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(("credit_code", "name", "profile"))
         for profile in PROFILES:
-            writer.writerows(samples[profile])
+            writer.writerows(picked[profile])
