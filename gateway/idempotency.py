@@ -9,6 +9,7 @@ key `in_progress`; after `abandon_after` another attempt may take it over
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from dataclasses import dataclass
@@ -45,17 +46,15 @@ def begin(conn: Connection, client_id: str, key: str, digest: str) -> Replay | N
     """Claim the key; None means go ahead, a Replay means answer with it."""
     now = datetime.now(UTC)
     conn.execute(delete(idempotency_keys).where(idempotency_keys.c.created_at < now - KEEP))
-    try:
-        with conn.begin_nested():
-            conn.execute(
-                insert(idempotency_keys).values(
-                    client_id=client_id, key=key, request_sha256=digest,
-                    state="in_progress", created_at=now,
-                )
-            )  # fmt: skip
+    # The key already exists when the insert fails; then it is looked at below.
+    with contextlib.suppress(IntegrityError), conn.begin_nested():
+        conn.execute(
+            insert(idempotency_keys).values(
+                client_id=client_id, key=key, request_sha256=digest,
+                state="in_progress", created_at=now,
+            )
+        )  # fmt: skip
         return None
-    except IntegrityError:
-        pass
     row = conn.execute(
         select(idempotency_keys).where(
             idempotency_keys.c.client_id == client_id, idempotency_keys.c.key == key

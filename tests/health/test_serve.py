@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -20,11 +21,9 @@ def _wait_ready(base: str, proc: subprocess.Popen[bytes], seconds: float = 30) -
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         assert proc.poll() is None, "server exited early"
-        try:
+        with contextlib.suppress(httpx.TransportError):
             if httpx.get(base + "/healthz", timeout=1).status_code == 200:
                 return
-        except httpx.TransportError:
-            pass
         time.sleep(0.2)
     raise AssertionError("server did not become ready")
 
