@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             refresher.cancel()
+            app.state.identity.guard.close()
             if app.state.redis is not None:
                 await app.state.redis.aclose()
             await app.state.engine.dispose()

@@ -146,6 +146,10 @@ class TokenGuard:
         if redis is None and engine.dialect.name == "sqlite" and database:
             self.local = SqliteDenylist(database)
 
+    def close(self) -> None:
+        if self.local is not None:
+            self.local.close()
+
     async def first_use(self, key: str, expires_at: datetime) -> bool:
         ttl_ms = max(1, int((expires_at - datetime.now(UTC)).total_seconds() * 1000))
         if self.redis is not None:

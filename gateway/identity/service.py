@@ -10,7 +10,6 @@ from urllib.parse import unquote
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.identity import jose
 from gateway.identity.assertions import (
     ASSERTION_ALGS,
     ASSERTION_TYPE,
@@ -168,7 +167,3 @@ class Identity:
 
     async def jwks(self) -> dict[str, Any]:
         return (await self.keys.current()).jwks(datetime.now(UTC))
-
-
-def thumbprint_of(jwk: dict[str, Any]) -> str:
-    return jose.thumbprint(jwk)
