@@ -12,10 +12,13 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from gateway import __version__
+from gateway.audit.router import router as audit_router
+from gateway.breaker import CircuitBreaker
 from gateway.consents.router import router as consents_router
 from gateway.db import make_async_engine, make_sync_engine
 from gateway.enterprises.router import router as enterprises_router
 from gateway.errors import install_problem_handlers
+from gateway.gate import Gate
 from gateway.health.router import router as health_router
 from gateway.identity.router import router as identity_router
 from gateway.identity.startup import start_identity
@@ -24,6 +27,7 @@ from gateway.middleware import GatewayMiddleware
 from gateway.records.router import router as records_router
 from gateway.settings import Settings
 from policies.consent import ConsentRules
+from policies.rate import RateConfig
 
 
 def make_redis(settings: Settings) -> Redis | None:
@@ -52,6 +56,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sync_engine = make_sync_engine(settings)
         app.state.redis = make_redis(settings)
         app.state.identity = await start_identity(settings, app.state.engine, app.state.redis)
+        app.state.gate = Gate(
+            rates,
+            app.state.identity.guard,
+            app.state.redis,
+            when_redis_down=settings.rate_limit_redis_down,
+            workers=settings.workers,
+            breaker=CircuitBreaker(
+                "redis", failures=settings.breaker_failures, open_s=settings.breaker_open_s
+            ),
+        )
         refresher = asyncio.create_task(app.state.identity.keys.refresh_forever())
         try:
             yield
@@ -72,11 +86,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     # A bad rules file stops start-up here, with the field named.
     app.state.consent_rules = ConsentRules.load(settings.config_dir / "consent.yaml")
+    rates = RateConfig.load(settings.config_dir / "rates.yaml")
     install_problem_handlers(app)
     app.include_router(health_router)
     app.include_router(identity_router)
     app.include_router(enterprises_router)
     app.include_router(records_router)
     app.include_router(consents_router)
+    app.include_router(audit_router)
     app.add_middleware(GatewayMiddleware, max_body_bytes=settings.max_body_bytes)
+    _check_route_costs(app, rates)
     return app
+
+
+def _check_route_costs(app: FastAPI, rates: RateConfig) -> None:
+    """A cost for a route that does not exist is a typo: refuse to start."""
+    known = {
+        f"{method.upper()} {path}"
+        for path, operations in app.openapi()["paths"].items()
+        for method in operations
+    }
+    unknown = sorted(set(rates.routes) - known)
+    if unknown:
+        raise ValueError(f"rates.yaml routes: no such route {', '.join(unknown)}")

@@ -108,8 +108,16 @@ class InvalidValue(ProblemError):
 class RateLimited(ProblemError):
     status, type_slug, title = 429, "rate-limited", "Too many requests"
 
-    def __init__(self, detail: str, *, retry_after_s: int, **extensions: Any) -> None:
-        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after_s))}, **extensions)
+    def __init__(
+        self,
+        detail: str,
+        *,
+        retry_after_s: int,
+        extra_headers: dict[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        headers = {**(extra_headers or {}), "Retry-After": str(max(1, retry_after_s))}
+        super().__init__(detail, headers=headers, **extensions)
 
 
 class DependencyUnavailable(ProblemError):

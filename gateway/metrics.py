@@ -36,6 +36,14 @@ INGEST_LINES = Counter(
     "Credit record lines ingested, by category and outcome",
     ["category", "outcome"],
 )
+RATE_REFUSALS = Counter(
+    "xyd_rate_limit_refusals_total", "Requests refused with 429, by limit", ["limit"]
+)
+RATE_LIMITER_DOWN = Counter(
+    "xyd_rate_limiter_unavailable_total",
+    "Requests decided without Redis, by the configured mode",
+    ["mode"],
+)
 
 
 def render_latest() -> tuple[bytes, str]:

@@ -1,4 +1,5 @@
-"""The outermost ASGI layer: request id, body size limit, access log, metrics.
+"""The outermost ASGI layer: request id, rate headers, body size limit, access log,
+metrics.
 
 Plain ASGI rather than BaseHTTPMiddleware: it runs on every request and the
 latter costs a task and a stream copy per call.
@@ -46,7 +47,7 @@ class GatewayMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
-                message["headers"] = [*message.get("headers", []), header]
+                message["headers"] = [*message.get("headers", []), header, *_rate_headers(scope)]
             await send(message)
 
         declared = _content_length(scope)
@@ -100,6 +101,15 @@ def _request_id(scope: Scope) -> str:
         if name == b"x-request-id" and _VALID_REQUEST_ID.match(value):
             return str(value.decode())
     return uuid.uuid4().hex
+
+
+def _rate_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
+    # The gate leaves them in the request state; a refusal carries its own.
+    state = scope.get("state")
+    found = state.get("rate_headers") if isinstance(state, dict) else None
+    if not found:
+        return []
+    return [(name.lower().encode(), value.encode()) for name, value in found.items()]
 
 
 def _content_length(scope: Scope) -> int | None:

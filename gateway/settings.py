@@ -2,7 +2,7 @@
 
 Defaults are the embedded mode: a SQLite file under `.xyd/`, the in-process
 limiter, no Redis. Production sets `XYD_DATABASE_URL` to PostgreSQL and
-`XYD_REDIS_URL`.
+`XYD_REDIS_URL` (which also moves the rate limiter into Redis).
 """
 
 from __future__ import annotations
@@ -41,7 +41,12 @@ class Settings(BaseSettings):
 
     # --- operations ----------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    rate_limiter: Literal["memory", "redis"] = "memory"
+    rate_limit_redis_down: Literal["fail_closed", "local_fallback"] = Field(
+        "fail_closed",
+        description="Redis unreachable: refuse with 503, or let each worker enforce its share",
+    )
+    breaker_failures: int = Field(3, ge=1, le=100, description="Redis failures that open it")
+    breaker_open_s: float = Field(5.0, gt=0, le=300, description="How long it stays open")
     redis_timeout_s: float = Field(0.25, gt=0, le=10)
     readiness_timeout_s: float = Field(1.0, gt=0, le=30)
 

@@ -120,12 +120,13 @@ class RedisServer:
 
 
 @contextlib.contextmanager
-def redis_server() -> Iterator[RedisServer]:
+def redis_server(port: int | None = None) -> Iterator[RedisServer]:
+    """A throw-away redis-server; `port` restarts one where a stopped one was."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server not found; `make test` installs it")
     root = Path(tempfile.mkdtemp(prefix="xyd-redis-"))
-    server = RedisServer(free_port(), root / "redis.pid")
+    server = RedisServer(port or free_port(), root / "redis.pid")
     with (root / "redis.log").open("wb") as log:
         subprocess.run(
             [

@@ -20,6 +20,12 @@ log = logging.getLogger("xyd.audit")
 CHECKPOINT_EVERY = 100
 
 
+def route_of(request: Request) -> str:
+    """`METHOD /template`: how audit entries and config/rates.yaml name a route."""
+    route = request.scope.get("route")
+    return f"{request.method} {getattr(route, 'path', request.url.path)}"
+
+
 def digest(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Header, Query, Request
 from starlette.responses import Response
 
 from gateway.audit.chain import AuditEvent
-from gateway.audit.service import digest, record
+from gateway.audit.service import digest, record, route_of
 from gateway.consents import service
 from gateway.consents.schemas import ConsentIn, RevokeIn
 from gateway.errors import problem_docs
@@ -24,6 +24,8 @@ _PROBLEMS = problem_docs(
         404: "No such consent (or not yours)",
         409: "Already revoked, or the same Idempotency-Key still in progress",
         422: "A value is invalid; detail says which",
+        429: "Rate limited; Retry-After and RateLimit say when to come back",
+        503: "The audit trail or the rate limiter is unavailable; nothing is disclosed",
     }
 )
 
@@ -32,14 +34,12 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
     return Response(orjson.dumps(body), status, media_type="application/json", headers=headers)
 
 
-async def _audit(
-    request: Request, caller: Any, route: str, consent: dict[str, Any], body: bytes
-) -> None:
+async def _audit(request: Request, caller: Any, consent: dict[str, Any], body: bytes) -> None:
     await record(
         request,
         AuditEvent(
             client_id=caller.client_id,
-            route=route,
+            route=route_of(request),
             decision="allow",
             reason=f"consent {consent['status']}",
             credit_code=consent["credit_code"],
@@ -74,7 +74,7 @@ async def create_consent(
         answer = orjson.dumps(consent)
         if idempotency_key is not None:
             await conn.run_sync(finish, caller.client_id, idempotency_key, 201, answer)
-    await _audit(request, caller, "/v1/consents", consent, answer)
+    await _audit(request, caller, consent, answer)
     return Response(answer, 201, media_type="application/json")
 
 
@@ -85,17 +85,36 @@ async def get_consent(consent_id: str, request: Request, caller: ConsentWriter) 
 
 
 @router.get(
-    "/v1/consents", summary="Consents the caller granted, holds or witnessed", responses=_PROBLEMS
+    "/v1/consents",
+    summary="Consents the caller granted, holds or witnessed",
+    description=(
+        "Oldest change first. Each item's `change` names its latest event "
+        "(`consent.created`, `consent.revoked`). Poll with `changed_since` and then "
+        "follow `next_cursor` (passed back as `cursor`) until it is null: a bank "
+        "learns of every revocation this way."
+    ),
+    responses=_PROBLEMS,
 )
 async def list_consents(
     request: Request,
     caller: ConsentWriter,
     credit_code: Annotated[str | None, Query(max_length=18)] = None,
     changed_since: Annotated[datetime | None, Query()] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Response:
     async with request.app.state.engine.connect() as conn:
-        items = await conn.run_sync(service.list_for, caller, credit_code, changed_since)
-    return _json({"items": items})
+        page = await conn.run_sync(
+            lambda sync: service.list_for(
+                sync,
+                caller,
+                credit_code=credit_code,
+                changed_since=changed_since,
+                cursor=cursor,
+                limit=limit,
+            )
+        )
+    return _json(page)
 
 
 @router.post(
@@ -109,5 +128,5 @@ async def revoke_consent(
     async with request.app.state.engine.begin() as conn:
         consent = await conn.run_sync(service.revoke, caller, consent_id, body.reason)
     answer = orjson.dumps(consent)
-    await _audit(request, caller, "/v1/consents/{consent_id}/revoke", consent, answer)
+    await _audit(request, caller, consent, answer)
     return Response(answer, media_type="application/json")

@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert, or_, select, update
+import orjson
+from sqlalchemy import Connection, and_, insert, or_, select, update
 
 from gateway.consents.schemas import ConsentIn, iso
 from gateway.errors import Conflict, InvalidValue, NotFound
@@ -147,17 +150,57 @@ def get(conn: Connection, caller: Caller, consent_id: str) -> dict[str, Any]:
     return _render(conn, row, datetime.now(UTC))
 
 
+def encode_cursor(updated_at: datetime, consent_id: str) -> str:
+    raw = orjson.dumps([updated_at.astimezone(UTC).isoformat(), consent_id])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        when, consent_id = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return _aware(datetime.fromisoformat(when)), str(consent_id)
+    except (ValueError, TypeError, binascii.Error):
+        raise InvalidValue("cursor: not a cursor this endpoint gave out", field="cursor") from None
+
+
 def list_for(
-    conn: Connection, caller: Caller, credit_code: str | None, changed_since: datetime | None
-) -> list[dict[str, Any]]:
+    conn: Connection,
+    caller: Caller,
+    *,
+    credit_code: str | None = None,
+    changed_since: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 100,
+) -> dict[str, Any]:
+    """Oldest change first, so a poller that keeps `next_cursor` misses nothing.
+
+    Each item's `change` names its latest event (`consent.created`,
+    `consent.revoked`): a bank polling `changed_since` learns of revocations.
+    """
     query = select(consents).where(_visible(caller))
     if credit_code:
         query = query.where(consents.c.credit_code == credit_code)
     if changed_since:
         query = query.where(consents.c.updated_at > changed_since)
+    if cursor:
+        after, after_id = decode_cursor(cursor)
+        query = query.where(
+            or_(
+                consents.c.updated_at > after,
+                and_(consents.c.updated_at == after, consents.c.id > after_id),
+            )
+        )
     now = datetime.now(UTC)
-    rows = conn.execute(query.order_by(consents.c.updated_at, consents.c.id).limit(500))
-    return [_render(conn, row, now) for row in rows]
+    rows = list(conn.execute(query.order_by(consents.c.updated_at, consents.c.id).limit(limit + 1)))
+    more = len(rows) > limit
+    items = [_render(conn, row, now) for row in rows[:limit]]
+    for item in items:
+        item["change"] = f"consent.{item['history'][-1]['event']}"
+    last = rows[limit - 1] if more else None
+    return {
+        "items": items,
+        "next_cursor": encode_cursor(_aware(last.updated_at), last.id) if last else None,
+    }
 
 
 def revoke(conn: Connection, caller: Caller, consent_id: str, reason: str) -> dict[str, Any]:

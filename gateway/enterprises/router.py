@@ -5,7 +5,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from gateway.audit.chain import AuditEvent
-from gateway.audit.service import digest, record
+from gateway.audit.service import digest, record, route_of
 from gateway.db import DbConnection
 from gateway.enterprises.service import basic_data
 from gateway.errors import problem_docs
@@ -19,6 +19,7 @@ _PROBLEMS = problem_docs(
         404: "No such enterprise",
         503: "The audit trail cannot be written: nothing is disclosed",
         422: "Not a valid unified social credit code; detail says why",
+        429: "Rate limited; Retry-After and RateLimit say when to come back",
     }
 )
 
@@ -40,7 +41,7 @@ async def enterprise(
         request,
         AuditEvent(
             client_id=caller.client_id,
-            route=ROUTE,
+            route=route_of(request),
             decision="allow",
             credit_code=data["credit_code"],
             response_sha256=digest(body),

@@ -1,9 +1,12 @@
-"""Protected routes: `Annotated` callers that verify the token and one scope.
+"""Protected routes: `Annotated` callers that pass the gate and hold one scope.
 
     @router.get("/v1/enterprises/{code}")
     async def enterprise(caller: ReportReader) -> ...
 
-A route names its scope once, through the alias it takes.
+A route names its scope once, through the alias it takes. The dependency
+verifies the token, passes the gate (denylist and rate limits, one Redis
+round trip) and checks the scope; a refusal after the caller is known is
+audited before it is answered.
 """
 
 from __future__ import annotations
@@ -13,10 +16,15 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from gateway.audit.chain import AuditEvent
+from gateway.audit.service import record, route_of
+from gateway.errors import ProblemError
+from gateway.identifiers import is_valid_credit_code
 from gateway.identity.dpop import InvalidProof, verify_proof
 from gateway.identity.errors import InsufficientScope, InvalidToken
 from gateway.identity.service import Identity
 from gateway.identity.tokens import Caller
+from policies.rate import headers
 
 
 async def authenticated(request: Request) -> Caller:
@@ -28,7 +36,7 @@ async def authenticated(request: Request) -> Caller:
     if scheme not in ("bearer", "dpop") or not token:
         raise InvalidToken("send Authorization: Bearer <token> or DPoP <token>")
     identity: Identity = request.app.state.identity
-    caller = await identity.tokens.verify(token)
+    caller = await identity.tokens.verify(token, check_denylist=False)
     if caller.jkt is None:
         if scheme == "dpop":
             raise InvalidToken("this token is not DPoP-bound; send it as Bearer")
@@ -48,11 +56,62 @@ async def authenticated(request: Request) -> Caller:
     return caller
 
 
+def path_credit_code(request: Request) -> str | None:
+    """The path's credit code when it is one (never a raw string into keys or audit)."""
+    code = request.path_params.get("credit_code")
+    return code if isinstance(code, str) and is_valid_credit_code(code) else None
+
+
+async def admit(
+    request: Request,
+    caller: Caller,
+    *,
+    credit_code: str | None = None,
+    consent_id: str | None = None,
+    consent_daily: int | None = None,
+) -> None:
+    """Pass the gate; its rate headers go on whatever answer follows."""
+    result = await request.app.state.gate.admit(
+        caller,
+        route_of(request),
+        credit_code=credit_code,
+        consent_id=consent_id,
+        consent_daily=consent_daily,
+    )
+    request.state.rate_headers = headers(result)
+
+
+async def audit_denial(
+    request: Request, caller: Caller, denial: ProblemError, *, consent_id: str | None = None
+) -> None:
+    reason = denial.type_slug
+    limit = denial.extensions.get("limit")
+    if limit:
+        reason = f"{reason}:{limit}"
+    await record(
+        request,
+        AuditEvent(
+            client_id=caller.client_id,
+            route=route_of(request),
+            decision="deny",
+            reason=reason,
+            credit_code=path_credit_code(request),
+            consent_id=consent_id,
+        ),
+    )
+
+
 def require(scope: str) -> Callable[[Request], Awaitable[Caller]]:
     async def dependency(request: Request) -> Caller:
         caller = await authenticated(request)
-        if scope not in caller.scopes:
-            raise InsufficientScope(scope)
+        try:
+            # The gate first: a caller without the scope still spends its rate.
+            await admit(request, caller)
+            if scope not in caller.scopes:
+                raise InsufficientScope(scope)
+        except ProblemError as denial:
+            await audit_denial(request, caller, denial)
+            raise
         return caller
 
     dependency.__name__ = f"require_{scope.replace(':', '_')}"

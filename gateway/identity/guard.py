@@ -172,6 +172,10 @@ class TokenGuard:
                 await self.reload()
             except RedisError:
                 log.warning("denylist mirror unavailable; asking the database")
+        return await self.denied_in_store(jti, client_id)
+
+    async def denied_in_store(self, jti: str, client_id: str) -> bool:
+        """The record itself (or its embedded in-memory copy), without Redis."""
         if self.local is not None:
             return self.local.denied(jti, client_id)
         async with self.engine.connect() as conn:

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Header, Request
 from starlette.responses import Response
 
 from gateway.audit.chain import AuditEvent
-from gateway.audit.service import digest, record
+from gateway.audit.service import digest, record, route_of
 from gateway.errors import UnsupportedMediaType, problem_docs
 from gateway.idempotency import check_key
 from gateway.identity.deps import RecordWriter
@@ -28,6 +28,8 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
             413: "Body too large",
             415: "Body is not application/x-ndjson",
             422: "Idempotency-Key reused with another body",
+            429: "Rate limited; Retry-After and RateLimit say when to come back",
+            503: "The audit trail or the rate limiter is unavailable; nothing is disclosed",
         }
     ),
 }
@@ -67,7 +69,7 @@ async def post_records(
         request,
         AuditEvent(
             client_id=caller.client_id,
-            route="/v1/records/{category}",
+            route=route_of(request),
             decision="allow",
             reason=f"{category} batch{' (replayed)' if replayed else ''}",
             response_sha256=digest(answer),

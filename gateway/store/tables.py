@@ -264,7 +264,8 @@ audit_entries = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("entry_hash", String(64), nullable=False),
 )
-Index("ix_audit_entries_credit_code", audit_entries.c.credit_code)
+# An enterprise's access log reads newest first: by code, then sequence.
+Index("ix_audit_entries_credit_code_seq", audit_entries.c.credit_code, audit_entries.c.seq)
 
 audit_head = Table(
     "audit_head",

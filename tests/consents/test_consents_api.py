@@ -141,3 +141,38 @@ def test_changed_since_shows_revocations(app_client: TestClient, bank: ClientKey
     changed = app_client.get("/v1/consents", params={"changed_since": mark}, headers=headers)
     items = changed.json()["items"]
     assert [(c["id"], c["status"]) for c in items] == [(consent["id"], "revoked")]
+
+
+def test_change_feed_pages_without_loss_and_names_each_change(
+    app_client: TestClient, bank: ClientKey
+) -> None:
+    headers = auth(app_client, bank)
+    created = [
+        app_client.post("/v1/consents", json=body(credit_code=code(1)), headers=headers).json()
+        for _ in range(5)
+    ]
+    revoked = created[1]["id"]
+    app_client.post(f"/v1/consents/{revoked}/revoke", json={"reason": "r"}, headers=headers)
+    seen: list[tuple[str, str]] = []
+    cursor = None
+    for _ in range(10):
+        params: dict[str, Any] = {"limit": 2}
+        if cursor:
+            params["cursor"] = cursor
+        page = app_client.get("/v1/consents", params=params, headers=headers).json()
+        seen += [(c["id"], c["change"]) for c in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(i for i, _ in seen) == sorted(c["id"] for c in created)
+    assert seen[-1] == (revoked, "consent.revoked")  # the latest change comes last
+    assert {change for i, change in seen if i != revoked} == {"consent.created"}
+
+
+@pytest.mark.parametrize("cursor", ["nonsense", "W10", "WyJ4IiwiYSJd", "%%%"])
+def test_a_forged_cursor_is_422(app_client: TestClient, bank: ClientKey, cursor: str) -> None:
+    answer = app_client.get(
+        "/v1/consents", params={"cursor": cursor}, headers=auth(app_client, bank)
+    )
+    assert answer.status_code == 422
+    assert answer.json()["type"].endswith("/invalid-value")

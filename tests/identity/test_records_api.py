@@ -54,7 +54,7 @@ def test_batch_gives_per_line_results(app_client: TestClient, auth: dict, engine
     with engine.connect() as conn:
         entry = conn.execute(select(audit_entries).order_by(audit_entries.c.seq.desc())).first()
     assert entry is not None
-    assert (entry.client_id, entry.route) == ("dept-market", "/v1/records/{category}")
+    assert (entry.client_id, entry.route) == ("dept-market", "POST /v1/records/{category}")
 
 
 def test_idempotency_key(app_client: TestClient, auth: dict, engine: Engine) -> None:

@@ -1,0 +1,267 @@
+"""The rate policy: plans from config/rates.yaml, one Protocol, two backends.
+
+A check covers every limit that applies to one request and charges all of
+them or none:
+
+- `rate`: GCRA per client (`rate_per_s` with `burst`), each route charging its cost;
+- `daily`: credit reports per client per calendar day;
+- `enterprise`: reports about one enterprise per day, across all clients;
+- `consent`: reports under one consent per day (`max_daily_accesses`).
+
+Days are Asia/Shanghai calendar days. `MemoryLimiter` is exact within one
+process (the embedded mode); `RedisLimiter` (policies/rate_redis.py) is exact
+across any number of processes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+LimitName = Literal["rate", "daily", "enterprise", "consent"]
+DAY_S = 86_400
+SHANGHAI_OFFSET_S = 8 * 3600  # UTC+8 all year: no daylight saving to follow
+NOT_APPLIED = -1
+
+
+class RatePlan(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rate_per_s: float = Field(gt=0, le=100_000)
+    burst: int = Field(ge=1, le=1_000_000)
+    reports_per_day: int = Field(ge=0, le=10_000_000)
+
+    @property
+    def interval_us(self) -> int:
+        return max(1, round(1_000_000 / self.rate_per_s))
+
+    def share(self, parts: int) -> RatePlan:
+        """This plan divided among `parts` processes (never below one request)."""
+        return RatePlan(
+            rate_per_s=self.rate_per_s / parts,
+            burst=max(1, self.burst // parts),
+            reports_per_day=self.reports_per_day // parts if self.reports_per_day else 0,
+        )
+
+
+class RouteCost(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cost: int = Field(1, ge=0, le=1000)
+    reports: int = Field(0, ge=0, le=100)
+
+
+FREE_ROUTE = RouteCost()
+
+
+class RateConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    plans: dict[str, RatePlan] = Field(min_length=1)
+    default_plan: str
+    clients: dict[str, str] = Field(default_factory=dict)
+    enterprise_reports_per_day: int = Field(ge=1, le=10_000_000)
+    routes: dict[str, RouteCost] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _plans_exist(self) -> RateConfig:
+        if self.default_plan not in self.plans:
+            raise ValueError(f"default_plan: no plan named {self.default_plan!r}")
+        for client_id, plan in self.clients.items():
+            if plan not in self.plans:
+                raise ValueError(f"clients.{client_id}: no plan named {plan!r}")
+        return self
+
+    @classmethod
+    def load(cls, path: Path) -> RateConfig:
+        """Read and validate; a bad file raises ValueError naming the field."""
+        try:
+            raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+            return cls.model_validate(raw)
+        except (OSError, yaml.YAMLError, ValueError) as exc:
+            raise ValueError(f"{path}: {exc}") from exc
+
+    def plan_for(self, client_id: str) -> RatePlan:
+        return self.plans[self.clients.get(client_id, self.default_plan)]
+
+    def route(self, key: str) -> RouteCost:
+        return self.routes.get(key, FREE_ROUTE)
+
+    def shared(self, parts: int) -> RateConfig:
+        """Every limit divided among `parts` processes: the local fallback's view."""
+        if parts <= 1:
+            return self
+        return self.model_copy(
+            update={
+                "plans": {name: plan.share(parts) for name, plan in self.plans.items()},
+                "enterprise_reports_per_day": max(1, self.enterprise_reports_per_day // parts),
+            }
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RateRequest:
+    client_id: str
+    plan: RatePlan
+    cost: int
+    reports: int = 0
+    enterprise_cap: int = NOT_APPLIED
+    credit_code: str | None = None
+    consent_id: str | None = None
+    consent_daily: int | None = None
+    # Redis only: refuse if any of `deny_keys` exists, trusting them only while
+    # `sentinel` exists. This is how the token denylist rides the same round trip.
+    deny_keys: tuple[str, ...] = ()
+    sentinel: str | None = None
+
+    def limits(self) -> tuple[int, int, int]:
+        """(daily, enterprise, consent) report limits; NOT_APPLIED where none applies."""
+        if self.reports <= 0:
+            return NOT_APPLIED, NOT_APPLIED, NOT_APPLIED
+        enterprise = self.enterprise_cap if self.credit_code else NOT_APPLIED
+        consent = (
+            self.consent_daily
+            if self.consent_id and self.consent_daily is not None
+            else NOT_APPLIED
+        )
+        return self.plan.reports_per_day, enterprise, consent
+
+
+@dataclass(frozen=True, slots=True)
+class Remaining:
+    name: LimitName
+    quota: int
+    window_s: int
+    remaining: int
+    reset_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class RateOutcome:
+    allowed: bool
+    limits: tuple[Remaining, ...] = ()
+    refused: LimitName | None = None
+    retry_after_s: int = 0
+    denylisted: bool = False
+    stale_denylist: bool = False
+
+
+class RateLimiter(Protocol):
+    async def check(self, request: RateRequest) -> RateOutcome: ...
+
+
+_DAILY: tuple[LimitName, LimitName, LimitName] = ("daily", "enterprise", "consent")
+_CODES: dict[int, LimitName] = {1: "rate", 2: "daily", 3: "enterprise", 4: "consent"}
+
+
+def outcome(
+    request: RateRequest,
+    *,
+    code: int,
+    retry_us: int,
+    backlog_us: int,
+    used: tuple[int, int, int],
+    to_midnight_s: int,
+) -> RateOutcome:
+    """Both backends' raw results in one shape (code 0 = allowed, 1-4 = refused by)."""
+    plan = request.plan
+    tolerance = plan.burst * plan.interval_us
+    rate = Remaining(
+        "rate",
+        quota=plan.burst,
+        window_s=max(1, math.ceil(plan.burst / plan.rate_per_s)),
+        remaining=max(0, (tolerance - backlog_us) // plan.interval_us),
+        reset_s=math.ceil(max(0, backlog_us) / 1_000_000),
+    )
+    limits = [rate]
+    for name, limit, count in zip(_DAILY, request.limits(), used, strict=True):
+        if limit != NOT_APPLIED:
+            limits.append(Remaining(name, limit, DAY_S, max(0, limit - count), to_midnight_s))
+    return RateOutcome(
+        allowed=code == 0,
+        limits=tuple(limits),
+        refused=_CODES.get(code),
+        retry_after_s=max(1, math.ceil(retry_us / 1_000_000)) if code else 0,
+    )
+
+
+def headers(result: RateOutcome) -> dict[str, str]:
+    """`RateLimit-Policy` and `RateLimit` (IETF httpapi ratelimit-headers draft)."""
+    policy = ", ".join(f'"{r.name}";q={r.quota};w={r.window_s}' for r in result.limits)
+    state = ", ".join(f'"{r.name}";r={r.remaining};t={r.reset_s}' for r in result.limits)
+    return {"RateLimit-Policy": policy, "RateLimit": state}
+
+
+def day_bounds(now_s: float) -> tuple[int, int]:
+    """(the Shanghai day's number, seconds until its midnight)."""
+    local = int(now_s) + SHANGHAI_OFFSET_S
+    day = local // DAY_S
+    return day, (day + 1) * DAY_S - local
+
+
+@dataclass
+class MemoryLimiter:
+    """Exact within one process: the embedded default, and Redis's local fallback."""
+
+    clock: Callable[[], float] = time.time
+    tats: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    day: int = -1
+
+    async def check(self, request: RateRequest) -> RateOutcome:
+        return self.check_now(request)
+
+    def check_now(self, request: RateRequest) -> RateOutcome:
+        now_s = self.clock()
+        now = int(now_s * 1_000_000)
+        day, to_midnight = day_bounds(now_s)
+        if day != self.day:
+            # A new day: yesterday's counters are done with.
+            self.counts.clear()
+            self.day = day
+        plan = request.plan
+        tolerance = plan.burst * plan.interval_us
+        tat = max(self.tats.get(request.client_id, now), now)
+        new_tat = tat + request.cost * plan.interval_us
+        keys = (
+            f"client:{request.client_id}",
+            f"enterprise:{request.credit_code}",
+            f"consent:{request.consent_id}",
+        )
+        limits = request.limits()
+        used = tuple(
+            self.counts.get(key, 0) if limit != NOT_APPLIED else 0
+            for key, limit in zip(keys, limits, strict=True)
+        )
+        code, retry_us = 0, 0
+        if new_tat - tolerance > now:
+            code, retry_us = 1, new_tat - tolerance - now
+        else:
+            for index, (limit, count) in enumerate(zip(limits, used, strict=True)):
+                if limit != NOT_APPLIED and count + request.reports > limit:
+                    code, retry_us = 2 + index, to_midnight * 1_000_000
+                    break
+        if code == 0:
+            self.tats[request.client_id] = new_tat
+            for key, limit in zip(keys, limits, strict=True):
+                if limit != NOT_APPLIED:
+                    self.counts[key] = self.counts.get(key, 0) + request.reports
+            used = tuple(
+                count + request.reports if limit != NOT_APPLIED else 0
+                for count, limit in zip(used, limits, strict=True)
+            )
+        return outcome(
+            request,
+            code=code,
+            retry_us=retry_us,
+            backlog_us=(new_tat if code == 0 else tat) - now,
+            used=(used[0], used[1], used[2]),
+            to_midnight_s=to_midnight,
+        )

@@ -1,0 +1,164 @@
+"""The rate policy on a real Redis: the same rules, exact across processes."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+import redis
+from redis.asyncio import Redis
+
+from policies.rate import SHANGHAI_OFFSET_S, RatePlan, RateRequest
+from policies.rate_redis import RedisLimiter
+from tests.services import RedisServer
+
+pytestmark = pytest.mark.redis
+
+# One request every 100 s: nothing replenishes while a test runs.
+SLOW = RatePlan(rate_per_s=0.01, burst=5, reports_per_day=3)
+CODE_A, CODE_B = "91510100MA61R8XX1B", "91510100MA6CGUGA1W"
+
+
+@pytest.fixture
+async def rds(redis_srv: RedisServer) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_srv.url)
+    await client.flushall()
+    yield client
+    await client.aclose()
+
+
+def report(client: str = "bank-a", **overrides: object) -> RateRequest:
+    fields: dict[str, object] = {
+        "client_id": client,
+        "plan": SLOW.model_copy(update={"burst": 1000, "reports_per_day": 1000}),
+        "cost": 1,
+        "reports": 1,
+        "enterprise_cap": 1000,
+        "credit_code": CODE_A,
+    }
+    fields.update(overrides)
+    return RateRequest(**fields)  # type: ignore[arg-type]
+
+
+async def test_burst_is_admitted_exactly(rds: Redis) -> None:
+    limiter = RedisLimiter(rds)
+    request = RateRequest("bank-a", SLOW, cost=1)
+    results = [await limiter.check(request) for _ in range(7)]
+    assert [r.allowed for r in results] == [True] * 5 + [False] * 2
+    assert results[-1].refused == "rate"
+    assert 99 <= results[-1].retry_after_s <= 101
+    assert results[4].limits[0].remaining == 0
+    # The arrival time is stored as exact integer microseconds, not 1.7e+15.
+    stored = await rds.get("xyd:rl:gcra:bank-a")
+    assert stored is not None
+    assert stored.isdigit()
+
+
+async def test_daily_quota_and_its_expiry_at_chengdu_midnight(rds: Redis) -> None:
+    limiter = RedisLimiter(rds)
+    request = report(plan=SLOW.model_copy(update={"burst": 100}))
+    assert [(await limiter.check(request)).allowed for _ in range(4)] == [True] * 3 + [False]
+    refused = await limiter.check(request)
+    assert refused.refused == "daily"
+    seconds, _ = await rds.time()
+    to_midnight = 86_400 - (seconds + SHANGHAI_OFFSET_S) % 86_400
+    assert abs(refused.retry_after_s - to_midnight) <= 1
+    ttl = await rds.ttl("xyd:rl:day:client:bank-a")
+    assert 0 < ttl <= to_midnight
+
+
+async def test_enterprise_cap_and_consent_cap(rds: Redis) -> None:
+    limiter = RedisLimiter(rds)
+    assert (await limiter.check(report("bank-a", enterprise_cap=2))).allowed
+    assert (await limiter.check(report("bank-b", enterprise_cap=2))).allowed
+    assert (await limiter.check(report("bank-c", enterprise_cap=2))).refused == "enterprise"
+    assert (await limiter.check(report("bank-c", enterprise_cap=2, credit_code=CODE_B))).allowed
+    capped = report("bank-d", credit_code=CODE_B, consent_id="cns_1", consent_daily=1)
+    assert (await limiter.check(capped)).allowed
+    assert (await limiter.check(capped)).refused == "consent"
+
+
+async def test_a_refusal_charges_nothing(rds: Redis) -> None:
+    limiter = RedisLimiter(rds)
+    assert (await limiter.check(report("bank-a", enterprise_cap=1))).allowed
+    tat = await rds.get("xyd:rl:gcra:bank-b")
+    for _ in range(3):
+        assert (await limiter.check(report("bank-b", enterprise_cap=1))).refused == "enterprise"
+    assert await rds.get("xyd:rl:gcra:bank-b") == tat is None
+    assert await rds.get("xyd:rl:day:client:bank-b") is None
+    assert await rds.get(f"xyd:rl:day:ent:{CODE_A}") == b"1"
+
+
+async def test_denylist_rides_the_same_call(rds: Redis) -> None:
+    limiter = RedisLimiter(rds)
+    guarded = RateRequest(
+        "bank-a", SLOW, cost=1, deny_keys=("deny:token", "deny:client"), sentinel="epoch"
+    )
+    stale = await limiter.check(guarded)
+    assert stale.stale_denylist
+    assert not stale.allowed
+    await rds.set("epoch", "1")
+    assert (await limiter.check(guarded)).allowed
+    await rds.set("deny:client", "1")
+    denied = await limiter.check(guarded)
+    assert denied.denylisted
+    assert not denied.allowed
+    # Neither refusal charged the rate: four more of the burst of five remain.
+    results = [await limiter.check(RateRequest("bank-a", SLOW, cost=1)) for _ in range(5)]
+    assert [r.allowed for r in results] == [True] * 4 + [False]
+
+
+# --- several processes on one limit ------------------------------------------
+
+RATE, BURST, SECONDS, PROCESSES, TASKS = 100.0, 50, 3.0, 4, 16
+
+
+def _hammer(url: str, counts: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    async def run() -> tuple[int, float, float]:
+        client = Redis.from_url(url, max_connections=TASKS)
+        limiter = RedisLimiter(client)
+        plan = RatePlan(rate_per_s=RATE, burst=BURST, reports_per_day=0)
+        request = RateRequest("bank-hammer", plan, cost=1)
+        deadline = time.monotonic() + SECONDS
+
+        async def worker() -> int:
+            admitted = 0
+            while time.monotonic() < deadline:
+                admitted += (await limiter.check(request)).allowed
+            return admitted
+
+        try:
+            first = await client.time()
+            admitted = sum(await asyncio.gather(*(worker() for _ in range(TASKS))))
+            last = await client.time()
+            return admitted, first[0] + first[1] / 1e6, last[0] + last[1] / 1e6
+        finally:
+            await client.aclose()
+
+    counts.put(asyncio.run(run()))
+
+
+def test_four_processes_never_exceed_the_plan(redis_srv: RedisServer) -> None:
+    redis.Redis.from_url(redis_srv.url).flushall()
+    context = multiprocessing.get_context("spawn")
+    counts = context.Queue()
+    workers = [
+        context.Process(target=_hammer, args=(redis_srv.url, counts)) for _ in range(PROCESSES)
+    ]
+    for process in workers:
+        process.start()
+    results = [counts.get(timeout=60) for _ in workers]
+    for process in workers:
+        process.join(timeout=30)
+        assert process.exitcode == 0
+    admitted = sum(count for count, _, _ in results)
+    # Redis's clock, from before any process's first call to after the last.
+    window = max(end for _, _, end in results) - min(start for _, start, _ in results)
+    bound = BURST + int(RATE * window)
+    print(f"admitted {admitted} of at most {bound} ({window:.2f} s, {PROCESSES} processes)")
+    assert admitted <= bound, f"admitted {admitted} > bound {bound}"
+    # And the limit is not simply refusing everything: it admits about the plan.
+    assert admitted >= BURST + RATE * SECONDS * 0.8, f"admitted only {admitted} of {bound}"
