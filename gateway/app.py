@@ -25,6 +25,10 @@ from gateway.identity.startup import start_identity
 from gateway.logs import configure_logging
 from gateway.middleware import GatewayMiddleware
 from gateway.records.router import router as records_router
+from gateway.reports.build import ReportBuilder
+from gateway.reports.cache import ReportCache
+from gateway.reports.router import router as reports_router
+from gateway.reports.service import ReportService, rules_fingerprint
 from gateway.settings import Settings
 from policies.consent import ConsentRules
 from policies.rate import RateConfig
@@ -66,6 +70,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "redis", failures=settings.breaker_failures, open_s=settings.breaker_open_s
             ),
         )
+        app.state.reports = ReportService(
+            builder,
+            ReportCache(app.state.redis, local_entries=settings.report_cache_entries),
+            fingerprint,
+        )
         refresher = asyncio.create_task(app.state.identity.keys.refresh_forever())
         try:
             yield
@@ -87,6 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # A bad rules file stops start-up here, with the field named.
     app.state.consent_rules = ConsentRules.load(settings.config_dir / "consent.yaml")
     rates = RateConfig.load(settings.config_dir / "rates.yaml")
+    builder = ReportBuilder.load(settings.config_dir)
+    fingerprint = rules_fingerprint(settings.config_dir)
     install_problem_handlers(app)
     app.include_router(health_router)
     app.include_router(identity_router)
@@ -94,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(records_router)
     app.include_router(consents_router)
     app.include_router(audit_router)
+    app.include_router(reports_router)
     app.add_middleware(GatewayMiddleware, max_body_bytes=settings.max_body_bytes)
     _check_route_costs(app, rates)
     return app

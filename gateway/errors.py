@@ -5,6 +5,7 @@
     ├── Unauthorized             401 (adds WWW-Authenticate)
     ├── Forbidden                403
     ├── NotFound                 404
+    ├── NotAcceptable            406 (an Accept header we cannot satisfy)
     ├── Conflict                 409
     ├── PayloadTooLarge          413
     ├── UnsupportedMediaType     415
@@ -87,6 +88,10 @@ class NotFound(ProblemError):
 
 class MethodNotAllowed(ProblemError):
     status, type_slug, title = 405, "method-not-allowed", "Method not allowed"
+
+
+class NotAcceptable(ProblemError):
+    status, type_slug, title = 406, "not-acceptable", "No acceptable representation"
 
 
 class Conflict(ProblemError):

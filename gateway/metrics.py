@@ -44,6 +44,14 @@ RATE_LIMITER_DOWN = Counter(
     "Requests decided without Redis, by the configured mode",
     ["mode"],
 )
+REPORT_CACHE = Counter(
+    "xyd_report_cache_total", "Report lookups by where they were found", ["tier"]
+)
+REPORT_BUILD = Histogram(
+    "xyd_report_build_seconds",
+    "Time to build a report from the store (cache misses)",
+    buckets=(0.002, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28),
+)
 
 
 def render_latest() -> tuple[bytes, str]:

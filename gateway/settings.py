@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     # --- ingestion ---------------------------------------------------------
     ingest_batch_size: int = Field(1000, ge=1, le=50_000)
 
+    # --- reports -------------------------------------------------------------
+    report_cache_entries: int = Field(
+        2048, ge=0, le=1_000_000, description="Built reports each process keeps in memory"
+    )
+
     # --- identity (OAuth 2.0 authorisation server) ------------------------
     key_encryption_key: SecretStr | None = Field(
         None, description="32-byte hex AES key for private keys; unset means STATE_DIR/kek.key"

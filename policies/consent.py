@@ -75,6 +75,8 @@ class StoredConsent:
     valid_from: datetime
     valid_until: datetime
     revoked: bool
+    # post_loan_monitoring: unattended reports a day, enforced by the rate policy.
+    max_daily_accesses: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

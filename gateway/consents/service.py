@@ -230,4 +230,5 @@ def stored(conn: Connection, consent_id: str) -> StoredConsent | None:
         valid_from=_aware(row.valid_from),
         valid_until=_aware(row.valid_until),
         revoked=row.revoked_at is not None,
+        max_daily_accesses=row.max_daily_accesses,
     )

@@ -35,7 +35,9 @@ SCOPES = (
 )
 DEFAULT_SCOPES: dict[str, tuple[str, ...]] = {
     "bank": ("reports:read", "consents:write"),
-    "platform": ("consents:write",),
+    # records:write lets a platform open disputes for an enterprise; only
+    # departments may deliver records (the records route checks the type).
+    "platform": ("consents:write", "records:write"),
     "department": ("records:write",),
     "risk_office": ("alerts:read", "alerts:write", "loans:read", "audit:read"),
     "regulator": ("loans:read", "audit:read"),

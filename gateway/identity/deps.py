@@ -82,12 +82,17 @@ async def admit(
 
 
 async def audit_denial(
-    request: Request, caller: Caller, denial: ProblemError, *, consent_id: str | None = None
+    request: Request,
+    caller: Caller,
+    denial: ProblemError,
+    *,
+    consent_id: str | None = None,
+    purpose: str | None = None,
 ) -> None:
     reason = denial.type_slug
-    limit = denial.extensions.get("limit")
-    if limit:
-        reason = f"{reason}:{limit}"
+    detail = denial.extensions.get("limit") or denial.extensions.get("reason")
+    if detail:
+        reason = f"{reason}:{detail}"
     await record(
         request,
         AuditEvent(
@@ -97,16 +102,21 @@ async def audit_denial(
             reason=reason,
             credit_code=path_credit_code(request),
             consent_id=consent_id,
+            purpose=purpose,
         ),
     )
 
 
-def require(scope: str) -> Callable[[Request], Awaitable[Caller]]:
+def require(scope: str, *, gate: bool = True) -> Callable[[Request], Awaitable[Caller]]:
+    """`gate=False`: the route passes the gate itself, once it knows what the
+    request costs (a report needs its consent read first)."""
+
     async def dependency(request: Request) -> Caller:
         caller = await authenticated(request)
         try:
             # The gate first: a caller without the scope still spends its rate.
-            await admit(request, caller)
+            if gate or scope not in caller.scopes:
+                await admit(request, caller)
             if scope not in caller.scopes:
                 raise InsufficientScope(scope)
         except ProblemError as denial:
@@ -119,6 +129,7 @@ def require(scope: str) -> Callable[[Request], Awaitable[Caller]]:
 
 
 ReportReader = Annotated[Caller, Depends(require("reports:read"))]
+ReportFetcher = Annotated[Caller, Depends(require("reports:read", gate=False))]
 ConsentWriter = Annotated[Caller, Depends(require("consents:write"))]
 RecordWriter = Annotated[Caller, Depends(require("records:write"))]
 AlertReader = Annotated[Caller, Depends(require("alerts:read"))]

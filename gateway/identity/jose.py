@@ -119,8 +119,13 @@ def verify(compact: Compact, key: PublicKey, allowed: frozenset[str]) -> None:
 
 def sign(header: dict[str, Any], claims: dict[str, Any], key: PrivateKey) -> str:
     """A compact JWS of `claims`; `header` must carry alg (and typ, kid)."""
+    return sign_bytes(header, orjson.dumps(claims), key)
+
+
+def sign_bytes(header: dict[str, Any], payload: bytes, key: PrivateKey) -> str:
+    """A compact JWS of exactly these payload bytes."""
     head = b64encode(orjson.dumps(header))
-    body = b64encode(orjson.dumps(claims))
+    body = b64encode(payload)
     signing_input = f"{head}.{body}".encode("ascii")
     if isinstance(key, ec.EllipticCurvePrivateKey):
         r, s = decode_dss_signature(key.sign(signing_input, ec.ECDSA(hashes.SHA256())))

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
     load_der_private_key,
 )
-from sqlalchemy import Connection, insert, or_, select, update
+from sqlalchemy import Connection, insert, or_, select, text, update
 
 from gateway.identity import jose
 from gateway.store.tables import signing_keys
@@ -97,8 +97,17 @@ def rotate(
     return create_key(conn, kek, purpose, alg, takes_over)
 
 
+_KEY_CREATION_LOCK = 0x78_79_64_6B  # "xydk": one advisory lock id for key creation
+
+
 def ensure_key(conn: Connection, kek: bytes, purpose: Purpose, alg: SigningAlg) -> None:
-    """At start-up: make sure a purpose has a key usable now."""
+    """At start-up: make sure a purpose has a key usable now.
+
+    Worker processes start together; without the lock each could find no key
+    and make its own, then refuse the others' tokens until its next reload.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _KEY_CREATION_LOCK})
     now = datetime.now(UTC)
     usable = conn.execute(
         select(signing_keys.c.kid).where(

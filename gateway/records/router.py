@@ -3,14 +3,16 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Header, Request
+import orjson
+from fastapi import APIRouter, Body, Header, Path, Request
 from starlette.responses import Response
 
 from gateway.audit.chain import AuditEvent
 from gateway.audit.service import digest, record, route_of
-from gateway.errors import UnsupportedMediaType, problem_docs
-from gateway.idempotency import check_key
-from gateway.identity.deps import RecordWriter
+from gateway.errors import Forbidden, UnsupportedMediaType, problem_docs
+from gateway.idempotency import Replay, begin, check_key, finish, request_digest
+from gateway.identity.deps import RecordWriter, audit_denial
+from gateway.records import disputes
 from gateway.records.http import ingest_idempotently
 from gateway.records.service import schema_for
 
@@ -47,6 +49,10 @@ async def post_records(
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> Response:
     schema_for(category)  # 404 before reading the body
+    if caller.client_type != "department":
+        denial = Forbidden("only a government department delivers credit records")
+        await audit_denial(request, caller, denial)
+        raise denial
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in NDJSON_TYPES:
         raise UnsupportedMediaType("send application/x-ndjson: one JSON object a line")
@@ -77,3 +83,93 @@ async def post_records(
     )
     headers = {"Idempotent-Replayed": "true"} if replayed else {}
     return Response(answer, status_code=status, media_type="application/json", headers=headers)
+
+
+_DISPUTE_PROBLEMS = problem_docs(
+    {
+        400: "Malformed body or Idempotency-Key",
+        401: "Missing or invalid token",
+        403: "Token lacks records:write, or this client type may not do this",
+        404: "Unknown category, record or dispute",
+        409: "An open dispute exists already, or this one is resolved",
+        422: "A value is invalid; detail says which",
+        429: "Rate limited; Retry-After and RateLimit say when to come back",
+        503: "The audit trail or the rate limiter is unavailable",
+    }
+)
+RecordId = Annotated[int, Path(ge=1, le=2**62, description="The record's id in reports")]
+
+
+async def _audited(request: Request, caller: Any, dispute: dict[str, Any], answer: bytes) -> None:
+    await record(
+        request,
+        AuditEvent(
+            client_id=caller.client_id,
+            route=route_of(request),
+            decision="allow",
+            reason=f"dispute {dispute['status']}",
+            credit_code=dispute["credit_code"],
+            response_sha256=digest(answer),
+        ),
+    )
+
+
+@router.post(
+    "/v1/records/{category}/{record_id}/disputes",
+    status_code=201,
+    summary="Open a dispute (异议) on a record, for the enterprise",
+    description=(
+        "A department, or a platform on the enterprise's behalf. Until it is resolved, "
+        "reports mark the record as disputed. `Idempotency-Key` honoured."
+    ),
+    responses=_DISPUTE_PROBLEMS,
+)
+async def open_record_dispute(
+    category: str,
+    record_id: RecordId,
+    request: Request,
+    caller: RecordWriter,
+    body: Annotated[disputes.DisputeIn, Body()],
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> Response:
+    schema_for(category)
+    raw = await request.body()
+    async with request.app.state.engine.begin() as conn:
+        if idempotency_key is not None:
+            key = check_key(idempotency_key)
+            fingerprint = request_digest("POST", request.url.path, raw)
+            replay = await conn.run_sync(begin, caller.client_id, key, fingerprint)
+            if isinstance(replay, Replay):
+                return Response(
+                    replay.body,
+                    replay.status_code,
+                    media_type="application/json",
+                    headers={"Idempotent-Replayed": "true"},
+                )
+        dispute = await conn.run_sync(disputes.open_dispute, caller, category, record_id, body)
+        answer = orjson.dumps(dispute)
+        if idempotency_key is not None:
+            await conn.run_sync(finish, caller.client_id, idempotency_key, 201, answer)
+    await _audited(request, caller, dispute, answer)
+    return Response(answer, 201, media_type="application/json")
+
+
+@router.post(
+    "/v1/records/{category}/{record_id}/disputes/{dispute_id}/resolve",
+    summary="Resolve a dispute: upheld (then deliver the corrected record) or rejected",
+    responses=_DISPUTE_PROBLEMS,
+)
+async def resolve_record_dispute(
+    category: str,
+    record_id: RecordId,
+    dispute_id: Annotated[str, Path(max_length=40)],
+    request: Request,
+    caller: RecordWriter,
+    body: Annotated[disputes.ResolutionIn, Body()],
+) -> Response:
+    schema_for(category)
+    async with request.app.state.engine.begin() as conn:
+        dispute = await conn.run_sync(disputes.resolve, caller, record_id, dispute_id, body)
+    answer = orjson.dumps(dispute)
+    await _audited(request, caller, dispute, answer)
+    return Response(answer, media_type="application/json")

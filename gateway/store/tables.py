@@ -164,6 +164,26 @@ license_details = _per_version(
     Column("status", String(10), nullable=False),
 )
 
+# An enterprise's objection (异议) to a record: the report marks the record as
+# disputed while open; the resolution is kept (an upheld one is corrected by
+# the department as a new record version).
+record_disputes = Table(
+    "record_disputes",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("record_id", Id, ForeignKey("records.id"), nullable=False),
+    Column("credit_code", String(18)),
+    Column("opened_by", String(64), nullable=False),
+    Column("opened_at", Timestamp, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("status", String(10), nullable=False),  # open | upheld | rejected
+    Column("resolved_by", String(64)),
+    Column("resolved_at", Timestamp),
+    Column("resolution_note", Text),
+)
+Index("ix_record_disputes_credit_code", record_disputes.c.credit_code)
+Index("ix_record_disputes_record_id", record_disputes.c.record_id)
+
 ingest_runs = Table(
     "ingest_runs",
     metadata,

@@ -88,3 +88,19 @@ def test_media_type_size_category_and_scope(
     bank_headers = {**NDJSON, "Authorization": f"Bearer {get_token(app_client, bank)}"}
     assert post(app_client, bank_headers, ndjson(penalty(1))).status_code == 403
     assert post(app_client, NDJSON, ndjson(penalty(1))).status_code == 401
+
+
+def test_a_platform_may_not_deliver_records(app_client: TestClient, engine: Engine) -> None:
+    platform = register(engine, "kct", client_type="platform", org_code="KCT")
+    headers = {**NDJSON, "Authorization": f"Bearer {get_token(app_client, platform)}"}
+    before = stored(engine)
+    answer = post(app_client, headers, ndjson(penalty(1)))
+    assert answer.status_code == 403
+    assert "department" in answer.json()["detail"]
+    assert stored(engine) == before
+    from gateway.store.tables import audit_entries
+
+    with engine.connect() as conn:
+        entry = conn.execute(select(audit_entries).order_by(audit_entries.c.seq.desc())).first()
+    assert entry is not None
+    assert (entry.client_id, entry.decision, entry.reason) == ("kct", "deny", "forbidden")

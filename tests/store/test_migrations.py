@@ -19,6 +19,7 @@ EXPECTED = {
     "penalty_details",
     "license_details",
     "ingest_runs",
+    "record_disputes",
     "clients",
     "signing_keys",
     "revoked_tokens",

@@ -1,0 +1,1 @@
+"""Credit reports: building, scoring, signing and serving them."""

@@ -1,0 +1,176 @@
+"""Building a credit report: sections, completeness, the score and its trend.
+
+`ReportBuilder.build` makes the full report of an enterprise for one data
+version (what the cache keeps); `for_consent` cuts it down per request to
+the sections a consent covers and adds the request's own fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from gateway.reports.records import StoredRecord
+from gateway.reports.scoring import EnterpriseFacts, ScoredRecord, ScoreModel
+from gateway.reports.sections import SectionConfig, Shown, completeness, shown_records
+from gateway.reports.signing import without_floats
+from policies.publication import PublicationRules
+
+CHENGDU = timezone(timedelta(hours=8))
+_ENTERPRISE_FIELDS = (
+    "credit_code", "name", "entity_type", "division_code", "legal_rep_masked",
+    "registered_on", "status", "registered_capital_fen", "industry_code",
+)  # fmt: skip
+
+
+def report_day(now: datetime) -> date:
+    """Reports are dated by the Chengdu calendar."""
+    return now.astimezone(CHENGDU).date()
+
+
+def quarter_ends_before(day: date, count: int = 4) -> list[date]:
+    """The last `count` calendar quarter ends strictly before `day`, oldest first."""
+    ends: list[date] = []
+    year, quarter = day.year, (day.month - 1) // 3  # the quarter before day's own
+    while len(ends) < count:
+        if quarter == 0:
+            year, quarter = year - 1, 4
+        month = quarter * 3
+        ends.append(date(year, month, 30 if month in (6, 9) else 31))
+        quarter -= 1
+    return sorted(ends)
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date | datetime) else value
+
+
+@dataclass(frozen=True)
+class ReportBuilder:
+    rules: PublicationRules
+    sections: SectionConfig
+    model: ScoreModel
+
+    @classmethod
+    def load(cls, config_dir: Path) -> ReportBuilder:
+        """Every report rule file, validated; a bad one stops start-up naming the field."""
+        return cls(
+            PublicationRules.load(config_dir / "publication.yaml"),
+            SectionConfig.load(config_dir / "report.yaml"),
+            ScoreModel.load(config_dir / "score_model.yaml"),
+        )
+
+    def _score(self, shown: Sequence[Shown], facts: EnterpriseFacts, on: date) -> dict[str, Any]:
+        scored = [
+            ScoredRecord(
+                id=s.record.id,
+                category=s.record.category,
+                source_department=s.record.source_department,
+                effective_date=s.record.effective_date,
+                data=s.record.data,
+            )
+            for s in shown
+        ]
+        return self.model.score(scored, as_of=on, enterprise=facts)
+
+    def build(
+        self,
+        enterprise: dict[str, Any],
+        records: Sequence[StoredRecord],
+        feeds: dict[str, datetime],
+        now: datetime,
+        disputes: dict[int, dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        today = report_day(now)
+        facts = EnterpriseFacts(
+            status=str(enterprise["status"]), registered_on=enterprise.get("registered_on")
+        )
+        shown = shown_records(records, self.rules, self.sections, today, disputes)
+        sections: dict[str, dict[str, Any]] = {
+            name: {"items": []} for name in self.sections.sections
+        }
+        if "basic" in sections:
+            sections["basic"]["enterprise"] = {
+                name: _iso(enterprise.get(name)) for name in _ENTERPRISE_FIELDS
+            }
+        for s in shown:
+            sections[s.section]["items"].append(s.item)
+        score = self._score(shown, facts, today)
+        trend = []
+        for end in quarter_ends_before(today):
+            then = [r for r in records if r.effective_date is None or r.effective_date <= end]
+            past = self._score(shown_records(then, self.rules, self.sections, end), facts, end)
+            trend.append(
+                {
+                    "quarter": f"{end.year}Q{(end.month + 2) // 3}",
+                    "as_of": end.isoformat(),
+                    "value": past["value"],
+                    "grade": past["grade"],
+                    "not_scored": (past["not_scored"] or {}).get("code"),
+                }
+            )
+        stamps = [r.updated_at for r in records]
+        updated = enterprise.get("updated_at")
+        if isinstance(updated, datetime):
+            stamps.append(updated if updated.tzinfo else updated.replace(tzinfo=UTC))
+        report: dict[str, Any] = {
+            "credit_code": enterprise["credit_code"],
+            "enterprise_name": enterprise["name"],
+            "data_version": int(enterprise.get("data_version") or 0),
+            "data_as_of": max(stamps).isoformat() if stamps else None,
+            "as_of_date": today.isoformat(),
+            "sections": sections,
+            "completeness": completeness(self.sections, feeds, now),
+            "score": score,
+            "score_trend": trend,
+        }
+        result: dict[str, Any] = without_floats(report)
+        return result
+
+
+def _withhold(reason: dict[str, Any], allowed: frozenset[int]) -> dict[str, Any]:
+    kept = [i for i in reason["evidence"] if i in allowed]
+    out = {**reason, "evidence": kept}
+    if len(kept) != len(reason["evidence"]):
+        out["evidence_withheld"] = len(reason["evidence"]) - len(kept)
+    return out
+
+
+def for_consent(
+    full: dict[str, Any],
+    *,
+    sections: frozenset[str],
+    consent_id: str,
+    purpose: str,
+    report_id: str,
+    generated_at: str,
+) -> dict[str, Any]:
+    """The report a consent allows: its sections only, and no evidence from others."""
+    allowed_sections = {n: full["sections"][n] for n in sorted(sections) if n in full["sections"]}
+    visible_ids = frozenset(
+        item["record_id"] for section in allowed_sections.values() for item in section["items"]
+    )
+    score = dict(full["score"])
+    score["reasons"] = [_withhold(r, visible_ids) for r in score["reasons"]]
+    score["principal_negative_reasons"] = [
+        _withhold(r, visible_ids) for r in score["principal_negative_reasons"]
+    ]
+    return {
+        "report_id": report_id,
+        "credit_code": full["credit_code"],
+        "enterprise_name": full["enterprise_name"],
+        "generated_at": generated_at,
+        "data_as_of": full["data_as_of"],
+        "data_version": full["data_version"],
+        "as_of_date": full["as_of_date"],
+        "consent_id": consent_id,
+        "purpose": purpose,
+        "sections": allowed_sections,
+        "sections_not_consented": sorted(set(full["sections"]) - set(allowed_sections)),
+        "completeness": {n: full["completeness"][n] for n in allowed_sections},
+        "score": score,
+        "score_trend": full["score_trend"],
+    }

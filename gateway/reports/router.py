@@ -1,0 +1,182 @@
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Header, Request
+from sqlalchemy.exc import DBAPIError
+from starlette.responses import Response
+
+from gateway.audit.chain import AuditEvent
+from gateway.audit.service import digest, record, route_of
+from gateway.enterprises.service import UnknownEnterprise, checked_code
+from gateway.errors import (
+    DependencyUnavailable,
+    Forbidden,
+    NotAcceptable,
+    ProblemError,
+    problem_docs,
+)
+from gateway.identity.deps import ReportFetcher, admit, audit_denial
+from gateway.identity.keys import KeyError_
+from gateway.reports import signing
+from gateway.reports.build import for_consent
+from gateway.reports.html import render_html
+from gateway.reports.service import ReportService, consent_and_version
+from policies.consent import decide
+
+router = APIRouter(tags=["reports"])
+ROUTE = "/v1/enterprises/{credit_code}/credit-report"
+JSON, JOSE, HTML = "application/json", "application/jose", "text/html"
+_PROBLEMS = problem_docs(
+    {
+        401: "Missing, invalid, expired or revoked token",
+        403: "Token lacks reports:read, or the consent does not allow this (`reason` says why)",
+        404: "No such enterprise",
+        406: "Accept names none of application/json, application/jose, text/html",
+        422: "Not a valid unified social credit code; detail says which character and why",
+        429: "A rate limit, daily quota, enterprise cap or consent frequency is reached",
+        503: "The store, the rate limiter or the audit trail is unavailable; nothing is disclosed",
+    }
+)
+
+
+class ConsentDenied(Forbidden):
+    type_slug, title = "consent-denied", "The consent does not allow this report"
+
+
+def negotiate(accept: str | None) -> str:
+    """The representation to send, by the client's Accept (q-values honoured)."""
+    if not accept:
+        return JSON
+    best, best_q = None, 0.0
+    for part in accept.split(",")[:20]:
+        media, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        media = media.lower()
+        chosen = {
+            JSON: JSON, JOSE: JOSE, HTML: HTML, "application/*": JSON, "*/*": JSON, "text/*": HTML,
+        }.get(media)  # fmt: skip
+        if chosen and q > best_q:
+            best, best_q = chosen, q
+    if best is None:
+        raise NotAcceptable("send Accept: application/json, application/jose or text/html")
+    return best
+
+
+@router.get(
+    ROUTE,
+    summary="The SME credit report, under a consent",
+    description=(
+        "Needs `reports:read` and a live consent for this bank and enterprise in the "
+        "`Consent-Id` header. Only the sections the consent covers are returned. "
+        "`Accept: application/json` gives the report with `signature`, a detached JWS "
+        "over the report's RFC 8785 canonical JSON without that member; "
+        "`Accept: application/jose` gives one compact JWS; `text/html` a printable page. "
+        "Verify with the keys at `/.well-known/jwks.json`."
+    ),
+    responses={
+        200: {
+            "content": {
+                JSON: {},
+                JOSE: {"schema": {"type": "string"}},
+                HTML: {"schema": {"type": "string"}},
+            }
+        },
+        **_PROBLEMS,
+    },
+)
+async def credit_report(
+    credit_code: str,
+    request: Request,
+    caller: ReportFetcher,
+    consent_id: Annotated[str | None, Header(alias="Consent-Id", max_length=64)] = None,
+) -> Response:
+    media = negotiate(request.headers.get("accept"))
+    code = checked_code(credit_code)
+    state = request.app.state
+    try:
+        async with state.engine.connect() as conn:
+            consent, version = await conn.run_sync(consent_and_version, consent_id, code)
+    except (DBAPIError, OSError) as exc:
+        raise DependencyUnavailable("the credit store is unavailable") from exc
+    now = datetime.now(UTC)
+    decision = decide(
+        consent,
+        consent_id=consent_id,
+        client_id=caller.client_id,
+        credit_code=code,
+        wanted=frozenset(state.reports.builder.sections.sections),
+        now=now,
+    )
+    purpose = decision.consent.purpose if decision.consent else None
+    try:
+        if not decision.allowed or decision.consent is None:
+            await admit(request, caller)  # a refusal still spends rate, not reports
+            raise ConsentDenied(f"consent {decision.reason}", reason=decision.reason)
+        if version is None:
+            await admit(request, caller)
+            raise UnknownEnterprise(f"no enterprise with credit code {code}")
+        await admit(
+            request,
+            caller,
+            credit_code=code,
+            consent_id=decision.consent.id,
+            consent_daily=decision.consent.max_daily_accesses,
+        )
+    except UnknownEnterprise:
+        raise
+    except ProblemError as denial:
+        await audit_denial(request, caller, denial, consent_id=consent_id, purpose=purpose)
+        raise
+    service: ReportService = state.reports
+    try:
+        full = await service.full_report(state.engine, code, version, now)
+    except (DBAPIError, OSError) as exc:
+        raise DependencyUnavailable("the credit store is unavailable") from exc
+    if full is None:
+        raise UnknownEnterprise(f"no enterprise with credit code {code}")
+    report = for_consent(
+        full,
+        sections=decision.sections,
+        consent_id=decision.consent.id,
+        purpose=decision.consent.purpose,
+        report_id=f"rpt_{secrets.token_urlsafe(12)}",
+        generated_at=now.isoformat(),
+    )
+    try:
+        key = (await state.identity.keys.current()).signing_key("report", now)
+    except KeyError_ as exc:
+        raise DependencyUnavailable("no report-signing key is available") from exc
+    if media == JOSE:
+        body = signing.compact(report, key).encode("ascii")
+    elif media == HTML:
+        body = render_html(report, signature=signing.detached(report, key)).encode()
+    else:
+        body = orjson.dumps({**report, "signature": signing.detached(report, key)})
+    await record(
+        request,
+        AuditEvent(
+            client_id=caller.client_id,
+            route=route_of(request),
+            decision="allow",
+            credit_code=code,
+            consent_id=decision.consent.id,
+            purpose=decision.consent.purpose,
+            response_sha256=digest(body),
+        ),
+    )
+    return Response(
+        body,
+        media_type=media if media != HTML else "text/html; charset=utf-8",
+        headers={"Cache-Control": "no-store", "Vary": "Accept"},
+    )

@@ -1,0 +1,205 @@
+"""Report sections from an enterprise's records, under the publication rules.
+
+Each section lists the records it may show on the report's day, each with
+its source department and `data_as_of`; `completeness` says per section
+whether the departments' feeds are fresh enough to call it complete.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from gateway.reports.records import StoredRecord
+from gateway.store.tables import CATEGORIES
+from policies.publication import PenaltyFacts, PublicationRules, Visibility, in_force_entry
+
+# Fields that identify a person or only serve our own bookkeeping: never shown.
+_HIDDEN_FIELDS = frozenset({"legal_rep_hash", "party_hash", "credit_code", "record_id", "category"})
+
+
+class SectionSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    categories: list[str]
+    fresh_days: int = Field(ge=1, le=3660)
+
+
+class SectionConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sections: dict[str, SectionSpec]
+
+    @model_validator(mode="after")
+    def _known_categories(self) -> SectionConfig:
+        for name, spec in self.sections.items():
+            unknown = set(spec.categories) - set(CATEGORIES)
+            if unknown:
+                raise ValueError(f"sections.{name}: unknown category {', '.join(sorted(unknown))}")
+        return self
+
+    @classmethod
+    def load(cls, path: Path) -> SectionConfig:
+        try:
+            raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+            return cls.model_validate(raw)
+        except (OSError, yaml.YAMLError, ValueError) as exc:
+            raise ValueError(f"{path}: {exc}") from exc
+
+    def section_of(self) -> dict[str, str]:
+        return {c: name for name, spec in self.sections.items() for c in spec.categories}
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    record: StoredRecord
+    section: str
+    item: dict[str, Any]
+
+
+def _day(value: Any) -> date | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+def repairs(records: Iterable[StoredRecord]) -> dict[tuple[str, str], date]:
+    """(repaired category, department's record id) → earliest approved repair's day."""
+    found: dict[tuple[str, str], date] = {}
+    for record in records:
+        if record.category != "credit_repair" or record.data.get("status", "approved") != (
+            "approved"
+        ):
+            continue
+        day = _day(record.data.get("effective_on"))
+        target = record.data.get("repaired_record_id")
+        if day is None or not isinstance(target, str):
+            continue
+        key = (str(record.data.get("repaired_category", "penalty")), target)
+        found[key] = min(day, found.get(key, day))
+    return found
+
+
+def visibility(
+    record: StoredRecord,
+    rules: PublicationRules,
+    repaired: dict[tuple[str, str], date],
+    on: date,
+) -> Visibility:
+    """May `record` appear in a report dated `on`?"""
+    if record.subject_kind == "natural_person":
+        return Visibility(False, "natural_person")
+    data = record.data
+    repaired_on = repaired.get((record.category, record.source_record_id))
+    if record.category == "penalty":
+        decided = _day(data.get("decision_date")) or record.effective_date
+        if decided is None:
+            return Visibility(False, "not_yet_decided")
+        facts = PenaltyFacts(
+            decision_date=decided,
+            severity=data.get("severity"),
+            procedure=str(data.get("procedure", "general")),
+            party_category=str(data.get("party_category", "legal_person")),
+            publication_until=_day(data.get("publication_until")),
+        )
+        return rules.penalty(facts, repaired_on=repaired_on, on=on)
+    if record.category in ("red_list", "black_list"):
+        return in_force_entry(
+            starts=_day(data.get("listed_on")),
+            valid_until=_day(data.get("valid_until")),
+            removed_on=_day(data.get("removed_on")),
+            repaired_on=repaired_on,
+            on=on,
+        )
+    if record.category == "judgment_debtor":
+        return in_force_entry(
+            starts=_day(data.get("filed_on")),
+            valid_until=None,
+            removed_on=_day(data.get("removed_on")),
+            repaired_on=repaired_on,
+            on=on,
+        )
+    if record.effective_date is not None and record.effective_date > on:
+        return Visibility(False, "not_yet_decided")
+    return Visibility(True, None)
+
+
+def shown_records(
+    records: Sequence[StoredRecord],
+    rules: PublicationRules,
+    config: SectionConfig,
+    on: date,
+    disputes: dict[int, dict[str, Any]] | None = None,
+) -> list[Shown]:
+    section_of = config.section_of()
+    repaired = repairs(records)
+    shown: list[Shown] = []
+    for record in records:
+        section = section_of.get(record.category)
+        if section is None:
+            continue
+        seen = visibility(record, rules, repaired, on)
+        if not seen.shown:
+            continue
+        item = {k: v for k, v in record.data.items() if k not in _HIDDEN_FIELDS}
+        item.update(
+            record_id=record.id,
+            category=record.category,
+            source_record_id=record.source_record_id,
+            source_department=record.source_department,
+            version=record.version,
+            data_as_of=record.updated_at.isoformat(),
+        )
+        dispute = (disputes or {}).get(record.id)
+        if dispute is not None:
+            # An open dispute is shown with its date; a resolved one with its outcome.
+            item["dispute"] = {
+                "status": dispute["status"],
+                "opened_at": dispute["opened_at"],
+                "resolved_at": dispute["resolved_at"],
+            }
+        if seen.published_until is not None:
+            item["published_until"] = (seen.published_until - timedelta(days=1)).isoformat()
+            item["publication_rule_set"] = seen.rule_set
+        shown.append(Shown(record, section, item))
+    return shown
+
+
+def completeness(
+    config: SectionConfig, feeds: dict[str, datetime], now: datetime
+) -> dict[str, dict[str, Any]]:
+    """Per section: complete, partial or unavailable, and why; no gap goes unsaid."""
+    result: dict[str, dict[str, Any]] = {}
+    for name, spec in config.sections.items():
+        if not spec.categories:
+            result[name] = {"status": "unavailable", "reason": "no data source is connected yet"}
+            continue
+        missing = [c for c in spec.categories if c not in feeds]
+        stale = [
+            c for c in spec.categories
+            if c in feeds and now - feeds[c] > timedelta(days=spec.fresh_days)
+        ]  # fmt: skip
+        if len(missing) == len(spec.categories):
+            result[name] = {
+                "status": "unavailable",
+                "reason": f"no complete feed received for {', '.join(missing)}",
+            }
+        elif missing or stale:
+            parts = [f"no complete feed for {c}" for c in missing] + [
+                f"{c} data is older than {spec.fresh_days} days "
+                f"(last feed {feeds[c].date().isoformat()})"
+                for c in stale
+            ]
+            result[name] = {"status": "partial", "reason": "; ".join(parts)}
+        else:
+            result[name] = {"status": "complete", "reason": None}
+    return result

@@ -1,0 +1,84 @@
+"""Serving reports: the cached full report for a data version, built on a miss."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.consents.service import stored
+from gateway.metrics import REPORT_BUILD
+from gateway.records import disputes
+from gateway.reports.build import ReportBuilder, report_day
+from gateway.reports.cache import ReportCache
+from gateway.reports.records import current_records, enterprise_row, latest_feeds
+from gateway.store.tables import enterprises
+from policies.consent import StoredConsent
+
+RULE_FILES = ("publication.yaml", "report.yaml", "score_model.yaml")
+FEEDS_TTL_S = 60.0
+
+
+def rules_fingerprint(config_dir: Path) -> str:
+    """Changes whenever a file that shapes reports changes: part of every cache key."""
+    digest = hashlib.sha256()
+    for name in RULE_FILES:
+        digest.update((config_dir / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def consent_and_version(
+    conn: Connection, consent_id: str | None, credit_code: str
+) -> tuple[StoredConsent | None, int | None]:
+    """The consent as stored now (never cached: revocation is immediate) and the
+    enterprise's data version (None: no such enterprise)."""
+    consent = stored(conn, consent_id) if consent_id else None
+    version = conn.execute(
+        select(enterprises.c.data_version).where(enterprises.c.credit_code == credit_code)
+    ).scalar()
+    return consent, None if version is None else int(version)
+
+
+def _load(
+    conn: Connection, credit_code: str
+) -> tuple[dict[str, Any] | None, list[Any], dict[int, dict[str, Any]]]:
+    return (
+        enterprise_row(conn, credit_code),
+        current_records(conn, credit_code),
+        disputes.for_enterprise(conn, credit_code),
+    )
+
+
+class ReportService:
+    def __init__(self, builder: ReportBuilder, cache: ReportCache, fingerprint: str) -> None:
+        self.builder = builder
+        self.cache = cache
+        self.fingerprint = fingerprint
+        self._feeds: dict[str, datetime] = {}
+        self._feeds_read = -FEEDS_TTL_S
+
+    async def full_report(
+        self, engine: AsyncEngine, credit_code: str, data_version: int, now: datetime
+    ) -> dict[str, Any] | None:
+        key = f"{credit_code}:{data_version}:{report_day(now).isoformat()}:{self.fingerprint}"
+        cached = await self.cache.get(key)
+        if cached is not None:
+            return cached
+        started = time.perf_counter()
+        async with engine.connect() as conn:
+            enterprise, records, disputed = await conn.run_sync(_load, credit_code)
+            if enterprise is None:
+                return None
+            if time.monotonic() - self._feeds_read > FEEDS_TTL_S:
+                # Feed freshness moves by days; re-reading it once a minute is plenty.
+                self._feeds = await conn.run_sync(latest_feeds)
+                self._feeds_read = time.monotonic()
+        report = self.builder.build(enterprise, records, self._feeds, now, disputed)
+        REPORT_BUILD.observe(time.perf_counter() - started)
+        await self.cache.put(key, report)
+        return report

@@ -1,0 +1,184 @@
+"""Building a report from hand-made records: exact sections, score, completeness."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.app import create_app
+from gateway.reports.build import ReportBuilder, for_consent, quarter_ends_before
+from gateway.reports.records import StoredRecord
+from gateway.settings import Settings
+
+CONFIG = Path(__file__).resolve().parents[2] / "config"
+NOW = datetime(2026, 11, 27, 4, 0, tzinfo=UTC)  # 12:00 in Chengdu
+CODE = "91510104MA6CGUGA1W"
+ENV, MARKET, TAX, CREDIT = (
+    "成都市生态环境局",
+    "成都市市场监督管理局",
+    "国家税务总局成都市税务局",
+    "成都市发展和改革委员会",
+)
+
+
+def rec(n: int, category: str, department: str, effective: str | None, **data: Any) -> StoredRecord:
+    return StoredRecord(
+        id=n,
+        category=category,
+        source_department=department,
+        source_record_id=f"S-{n}",
+        subject_kind=data.pop("subject_kind", "legal_person"),
+        version=1,
+        effective_date=date.fromisoformat(effective) if effective else None,
+        updated_at=NOW - timedelta(days=1),
+        data={"credit_code": CODE, "record_id": f"S-{n}", **data},
+    )
+
+
+def penalty(n: int, decided: str, **data: Any) -> StoredRecord:
+    fields = {
+        "decision_number": f"成环罚〔2026〕{n}号", "penalty_types": ["罚款"], "fine_fen": 2_000_000,
+        "procedure": "general", "severity": "general", "party_category": "legal_person",
+        "decision_date": decided, "authority": ENV, "legal_rep_masked": "张*",
+        "legal_rep_hash": "h" * 64,
+    }  # fmt: skip
+    fields.update(data)
+    return rec(n, "penalty", fields.pop("department", ENV), decided, **fields)
+
+
+ENTERPRISE = {
+    "credit_code": CODE, "name": "成都测试环保科技有限公司", "entity_type": "limited_company",
+    "division_code": "510104", "legal_rep_masked": "张*", "registered_on": date(2015, 3, 1),
+    "status": "active", "registered_capital_fen": 100_000_000, "industry_code": "C2661",
+    "data_version": 7, "updated_at": NOW - timedelta(days=2),
+}  # fmt: skip
+RECORDS = [
+    rec(1, "registration", MARKET, "2015-03-01", subject_name=ENTERPRISE["name"]),
+    penalty(2, "2026-06-01"),  # general: shown until 2027-05-31
+    penalty(3, "2026-06-02", procedure="simple"),  # simple procedure: never
+    penalty(4, "2026-06-03", party_category="natural_person", subject_kind="natural_person"),
+    penalty(5, "2025-01-10"),  # general, twelve months ended 2026-01-10
+    penalty(6, "2025-12-01", severity="serious"),  # repaired (2019 rules: after 6 months)
+    rec(
+        7,
+        "credit_repair",
+        CREDIT,
+        "2026-07-01",
+        repaired_category="penalty",
+        repaired_record_id="S-6",
+        repair_authority=CREDIT,
+        effective_on="2026-07-01",
+        status="approved",
+    ),
+    rec(
+        8,
+        "black_list",
+        CREDIT,
+        "2026-02-01",
+        list_name="严重失信主体名单",
+        listing_authority=CREDIT,
+        listed_on="2026-02-01",
+        removed_on="2026-10-01",
+    ),
+    rec(
+        9,
+        "red_list",
+        CREDIT,
+        "2026-01-05",
+        list_name="守信激励对象名单",
+        listing_authority=CREDIT,
+        listed_on="2026-01-05",
+    ),
+    rec(10, "tax_rating", TAX, "2026-04-20", rating_year=2025, rating="A"),
+]
+FEEDS = {
+    "registration": NOW - timedelta(days=3), "penalty": NOW - timedelta(days=2),
+    "tax_rating": NOW - timedelta(days=500), "red_list": NOW - timedelta(days=1),
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def report() -> dict[str, Any]:
+    return ReportBuilder.load(CONFIG).build(ENTERPRISE, RECORDS, FEEDS, NOW)
+
+
+def ids(report: dict[str, Any], section: str) -> list[int]:
+    return [item["record_id"] for item in report["sections"][section]["items"]]
+
+
+def test_exact_sections_under_the_publication_rules(report: dict[str, Any]) -> None:
+    assert ids(report, "basic") == [1]
+    assert ids(report, "penalties") == [2]
+    assert ids(report, "lists") == [9]
+    assert ids(report, "tax") == [10]
+    assert all(ids(report, s) == [] for s in ("licenses", "judicial", "utilities", "loans"))
+    [shown] = report["sections"]["penalties"]["items"]
+    assert shown["published_until"] == "2027-05-31"
+    assert shown["publication_rule_set"].startswith("信用修复管理办法")
+    assert shown["source_department"] == ENV
+    assert shown["data_as_of"] == (NOW - timedelta(days=1)).isoformat()
+    assert "legal_rep_hash" not in shown
+    assert shown["legal_rep_masked"] == "张*"
+    assert report["sections"]["basic"]["enterprise"]["registered_on"] == "2015-03-01"
+    assert report["as_of_date"] == "2026-11-27"
+
+
+def test_the_score_draws_only_on_what_the_report_shows(report: dict[str, Any]) -> None:
+    score = report["score"]
+    assert score["value"] == score["base"] + sum(r["points"] for r in score["reasons"])
+    evidence = {i for r in score["reasons"] for i in r["evidence"]}
+    shown = {i for s in report["sections"] for i in ids(report, s)}
+    assert evidence <= shown
+    assert 2 in evidence and 10 in evidence and 9 in evidence
+    assert 6 not in evidence and 8 not in evidence  # repaired, removed
+    assert [t["quarter"] for t in report["score_trend"]] == ["2025Q4", "2026Q1", "2026Q2", "2026Q3"]
+    # 2026Q2 ends 2026-06-30: the serious penalty (repair honoured only from 07-01)
+    # still counted then; by 2026Q3 it no longer does.
+    q2, q3 = report["score_trend"][2], report["score_trend"][3]
+    assert q2["value"] < q3["value"]
+
+
+def test_completeness_says_why(report: dict[str, Any]) -> None:
+    state = report["completeness"]
+    assert state["penalties"] == {"status": "complete", "reason": None}
+    assert state["tax"]["status"] == "partial"
+    assert "older than 400 days" in state["tax"]["reason"]
+    assert state["lists"]["status"] == "partial"  # red list fed, black list never
+    assert "black_list" in state["lists"]["reason"]
+    assert state["judicial"]["status"] == "unavailable"
+    assert state["loans"] == {"status": "unavailable", "reason": "no data source is connected yet"}
+
+
+def test_for_consent_withholds_other_sections_and_their_evidence(report: dict[str, Any]) -> None:
+    cut = for_consent(
+        report, sections=frozenset({"basic", "tax"}), consent_id="cns_1",
+        purpose="credit_review", report_id="rpt_1", generated_at=NOW.isoformat(),
+    )  # fmt: skip
+    assert set(cut["sections"]) == {"basic", "tax"}
+    assert "penalties" in cut["sections_not_consented"]
+    evidence = {i for r in cut["score"]["reasons"] for i in r["evidence"]}
+    assert evidence <= {1, 10}
+    withheld = [r for r in cut["score"]["reasons"] if r.get("evidence_withheld")]
+    assert withheld  # the penalty's reason stays (the sum holds) without its record
+    assert cut["score"]["value"] == report["score"]["value"]
+
+
+def test_quarter_ends() -> None:
+    assert quarter_ends_before(date(2026, 11, 27)) == [
+        date(2025, 12, 31), date(2026, 3, 31), date(2026, 6, 30), date(2026, 9, 30),
+    ]  # fmt: skip
+    assert quarter_ends_before(date(2026, 1, 1))[-1] == date(2025, 12, 31)
+    assert quarter_ends_before(date(2026, 4, 1))[-1] == date(2026, 3, 31)
+
+
+@pytest.mark.parametrize("name", ["score_model.yaml", "publication.yaml", "report.yaml"])
+def test_a_bad_rules_file_stops_start_up(tmp_path: Path, name: str) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(CONFIG, config)
+    (config / name).write_text("model_version: [\n")
+    with pytest.raises(ValueError, match=name):
+        create_app(Settings(state_dir=tmp_path / ".xyd", config_dir=config))
