@@ -11,8 +11,11 @@ from redis.asyncio import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from adapters.base import PlatformContext
+from adapters.registry import build_all, load_config
 from gateway import __version__
 from gateway.audit.router import router as audit_router
+from gateway.background import start_background
 from gateway.breaker import CircuitBreaker
 from gateway.consents.router import router as consents_router
 from gateway.db import make_async_engine, make_sync_engine
@@ -22,6 +25,7 @@ from gateway.gate import Gate
 from gateway.health.router import router as health_router
 from gateway.identity.router import router as identity_router
 from gateway.identity.startup import start_identity
+from gateway.loans.router import router as loans_router
 from gateway.logs import configure_logging
 from gateway.middleware import GatewayMiddleware
 from gateway.records.router import router as records_router
@@ -74,12 +78,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             builder,
             ReportCache(app.state.redis, local_entries=settings.report_cache_entries),
             fingerprint,
+            ledger_connected=bool(app.state.platforms),
         )
-        refresher = asyncio.create_task(app.state.identity.keys.refresh_forever())
+        tasks = [asyncio.create_task(app.state.identity.keys.refresh_forever())]
+        tasks += start_background(app.state, settings)
         try:
             yield
         finally:
-            refresher.cancel()
+            for task in tasks:
+                task.cancel()
             app.state.identity.guard.close()
             if app.state.redis is not None:
                 await app.state.redis.aclose()
@@ -97,7 +104,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.consent_rules = ConsentRules.load(settings.config_dir / "consent.yaml")
     rates = RateConfig.load(settings.config_dir / "rates.yaml")
     builder = ReportBuilder.load(settings.config_dir)
+    platforms_config = load_config(settings.config_dir / "platforms.yaml")
     fingerprint = rules_fingerprint(settings.config_dir)
+    app.state.platforms_config = platforms_config
+    app.state.platforms = build_all(
+        platforms_config,
+        PlatformContext(
+            app_state=app.state,
+            consent_rules=app.state.consent_rules,
+            pii_key=settings.pii_key_bytes(),
+            state_dir=settings.state_dir,
+            settings={},
+        ),
+    )
     install_problem_handlers(app)
     app.include_router(health_router)
     app.include_router(identity_router)
@@ -106,6 +125,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(consents_router)
     app.include_router(audit_router)
     app.include_router(reports_router)
+    app.include_router(loans_router)
+    for adapter in app.state.platforms.values():
+        router = adapter.router()
+        if router is not None:
+            app.include_router(router)
     app.add_middleware(GatewayMiddleware, max_body_bytes=settings.max_body_bytes)
     _check_route_costs(app, rates)
     return app

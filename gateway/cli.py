@@ -6,11 +6,12 @@ metrics directory before prometheus_client is first imported.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -293,13 +294,15 @@ def clients_remove_key(client_id: str, kid: str) -> None:
 
 @keys_app.command("rotate")
 def keys_rotate(
-    purpose: Annotated[str, typer.Option(help="access_token or report")] = "access_token",
+    purpose: Annotated[
+        str, typer.Option(help="access_token, report, audit or platform_ack")
+    ] = "access_token",
 ) -> None:
     """Add a new signing key: published now, signing after the activation delay."""
     from datetime import timedelta
 
     from gateway.db import make_sync_engine
-    from gateway.identity.keys import PURPOSES, rotate
+    from gateway.identity.keys import FIXED_ALG, PURPOSES, rotate
 
     if purpose not in PURPOSES:
         raise _fail(f"purpose must be one of {', '.join(PURPOSES)}")
@@ -310,7 +313,7 @@ def keys_rotate(
             conn,
             settings.kek_bytes(),
             purpose,
-            settings.access_token_alg,
+            FIXED_ALG.get(purpose, settings.access_token_alg),
             delay=timedelta(seconds=settings.key_activation_delay_s),
             outlives=timedelta(seconds=900 + settings.clock_leeway_s),
         )
@@ -337,22 +340,64 @@ def demo_token(client_id: str, scope: str | None = None) -> None:
         raise _fail(str(exc)) from None
 
 
+def _demo_client(client_id: str) -> Any:
+    from gateway.client import GatewayClient
+
+    settings = Settings()
+    key_file = settings.state_dir / "demo" / "clients" / f"{client_id}.jwk"
+    if not key_file.exists():
+        raise _fail(f"no demo key at {key_file}; run `make demo` (or xyd demo seed) first")
+    return GatewayClient.from_jwk_file(settings.issuer, key_file)
+
+
+@demo_app.command("consent")
+def demo_consent(
+    client_id: str,
+    credit_code: str,
+    purpose: str = "credit_review",
+    days: Annotated[int, typer.Option(min=1, max=365)] = 30,
+) -> None:
+    """Register a consent (every section) for a demo bank; print its id."""
+    from datetime import UTC, datetime, timedelta
+
+    from policies.consent import ConsentRules
+
+    body = {
+        "credit_code": credit_code,
+        "grantee": client_id,
+        "purpose": purpose,
+        "scopes": sorted(ConsentRules.load(Settings().config_dir / "consent.yaml").sections),
+        "valid_until": (datetime.now(UTC) + timedelta(days=days)).isoformat(),
+        "evidence": {
+            "document_sha256": hashlib.sha256(f"demo {credit_code}".encode()).hexdigest(),
+            "signer": "法定代表人（演示）",
+            "channel": "direct",
+        },
+    }
+    answer = _demo_client(client_id).request("POST", "/v1/consents", json=body)
+    if answer.status_code != 201:
+        raise _fail(f"{answer.status_code}: {answer.text}")
+    typer.echo(answer.json()["id"])
+
+
 @app.command()
 def call(
     client_id: str,
     method: str,
     path: str,
     data: Annotated[str | None, typer.Option(help="Request body (JSON)")] = None,
+    header: Annotated[
+        list[str] | None, typer.Option(help="Extra header, 'Name: value' (repeatable)")
+    ] = None,
 ) -> None:
     """Call the gateway as a demo client: token handling included."""
-    from gateway.client import GatewayClient
-
-    settings = Settings()
-    key_file = settings.state_dir / "demo" / "clients" / f"{client_id}.jwk"
-    if not key_file.exists():
-        raise _fail(f"no key at {key_file}")
-    client = GatewayClient.from_jwk_file(settings.issuer, key_file)
+    client = _demo_client(client_id)
     headers = {"Content-Type": "application/json"} if data else {}
+    for line in header or []:
+        name, sep, value = line.partition(":")
+        if not sep or not name.strip():
+            raise _fail(f"--header wants 'Name: value', not {line!r}")
+        headers[name.strip()] = value.strip()
     answer = client.request(method.upper(), path, content=data, headers=headers)
     typer.echo(f"{answer.status_code} {answer.reason_phrase}", err=True)
     typer.echo(answer.text)

@@ -15,6 +15,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -51,6 +52,25 @@ REPORT_BUILD = Histogram(
     "xyd_report_build_seconds",
     "Time to build a report from the store (cache misses)",
     buckets=(0.002, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28),
+)
+PLATFORM_MESSAGES = Counter(
+    "xyd_platform_messages_total",
+    "Platform messages: received, accepted, duplicate, rejected, dead_lettered",
+    ["platform", "outcome"],
+)
+PLATFORM_LAST_SYNC = Gauge(
+    "xyd_platform_last_sync_timestamp_seconds",
+    "When a pull platform last synced successfully (lag = now - this)",
+    ["platform"],
+    multiprocess_mode="max",
+)
+OUTBOX_BACKLOG = Gauge(
+    "xyd_outbox_backlog",
+    "Notifications waiting for delivery, as last counted",
+    multiprocess_mode="max",
+)
+OUTBOX_DELIVERIES = Counter(
+    "xyd_outbox_deliveries_total", "Notification attempts by outcome", ["destination", "outcome"]
 )
 
 

@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     # --- ingestion ---------------------------------------------------------
     ingest_batch_size: int = Field(1000, ge=1, le=50_000)
 
+    # --- platforms -----------------------------------------------------------
+    run_background: bool = Field(
+        True, description="Run pull schedules and the outbox in this process"
+    )
+    outbox_poll_s: float = Field(2.0, gt=0, le=3600, description="How often the outbox is read")
+
     # --- reports -------------------------------------------------------------
     report_cache_entries: int = Field(
         2048, ge=0, le=1_000_000, description="Built reports each process keeps in memory"

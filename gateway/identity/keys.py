@@ -31,8 +31,11 @@ from sqlalchemy import Connection, insert, or_, select, text, update
 from gateway.identity import jose
 from gateway.store.tables import signing_keys
 
-Purpose = Literal["access_token", "report", "audit"]
-PURPOSES: tuple[Purpose, ...] = ("access_token", "report", "audit")
+Purpose = Literal["access_token", "report", "audit", "platform_ack"]
+PURPOSES: tuple[Purpose, ...] = ("access_token", "report", "audit", "platform_ack")
+# Chuangfu Tianfu's spec demands ES256 acknowledgements whatever the deployment
+# chose for its tokens.
+FIXED_ALG: dict[str, SigningAlg] = {"platform_ack": "ES256"}
 SigningAlg = Literal["ES256", "EdDSA"]
 
 

@@ -22,7 +22,14 @@ from gateway.identity import jose
 from gateway.identity.clients import Client
 from gateway.identity.errors import InvalidToken
 from gateway.identity.guard import TokenGuard
-from gateway.identity.keys import PURPOSES, KeyRing, SigningAlg, ensure_key, load_ring
+from gateway.identity.keys import (
+    FIXED_ALG,
+    PURPOSES,
+    KeyRing,
+    SigningAlg,
+    ensure_key,
+    load_ring,
+)
 from gateway.settings import Settings
 
 log = logging.getLogger("xyd.identity")
@@ -64,7 +71,8 @@ class KeyRingHolder:
                 # Every purpose needs a key usable now; the first process to
                 # start (or the first after a wipe) makes them.
                 for purpose in PURPOSES:
-                    await conn.run_sync(ensure_key, self.kek, purpose, self.alg)
+                    alg = FIXED_ALG.get(purpose, self.alg)
+                    await conn.run_sync(ensure_key, self.kek, purpose, alg)
                 self.ring = await conn.run_sync(load_ring, self.kek)
             self.loaded_at = time.monotonic()
         return self.ring

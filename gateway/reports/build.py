@@ -83,7 +83,9 @@ class ReportBuilder:
         feeds: dict[str, datetime],
         now: datetime,
         disputes: dict[int, dict[str, Any]] | None = None,
+        loans: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
+        """`loans`: the enterprise's ledger rows, or None when no platform is connected."""
         today = report_day(now)
         facts = EnterpriseFacts(
             status=str(enterprise["status"]), registered_on=enterprise.get("registered_on")
@@ -98,6 +100,8 @@ class ReportBuilder:
             }
         for s in shown:
             sections[s.section]["items"].append(s.item)
+        if loans is not None and "loans" in sections:
+            sections["loans"]["items"] = loans
         score = self._score(shown, facts, today)
         trend = []
         for end in quarter_ends_before(today):
@@ -123,7 +127,9 @@ class ReportBuilder:
             "data_as_of": max(stamps).isoformat() if stamps else None,
             "as_of_date": today.isoformat(),
             "sections": sections,
-            "completeness": completeness(self.sections, feeds, now),
+            "completeness": completeness(
+                self.sections, feeds, now, ledger_connected=loans is not None
+            ),
             "score": score,
             "score_trend": trend,
         }

@@ -19,8 +19,9 @@ matched it (per-record points stop at `max_times`). The model file:
     `as_of`); `latest_by: field` keeps the category's newest records only.
   - `per_record: true` with `max_times`: points × matching records, capped.
   Category `enterprise` tests the enterprise itself: `age_days`, `age_years`, `status`.
-- `ignore[]`: records never scored (unpublished penalties); `repair_lifts`:
-  categories whose records an approved credit repair (信用修复) removes.
+- Which records may count at all is not the model's business: the report
+  builder scores only what the publication rules (policies/publication.py)
+  let the report show, repairs and withdrawals included.
 - `grades`, `risk_classes`: `{label, min}` from the top; the last has no `min`.
 - `not_scored[]`: the first rule that holds gives `{code, reason}` instead of a number.
 
@@ -53,7 +54,7 @@ from pydantic import (
     model_validator,
 )
 
-from gateway.records.schemas import ENTERPRISE_STATUSES, SCHEMAS, CreditRepair, EnterpriseStatus
+from gateway.records.schemas import ENTERPRISE_STATUSES, SCHEMAS, EnterpriseStatus
 
 MIN_INDICATORS = 40
 MIN_DEPARTMENTS = 10
@@ -83,7 +84,6 @@ _SIMPLE_KINDS: dict[Any, Kind] = {bool: "flag", int: "number", Decimal: "decimal
 # Penalty.normalise stores amounts in fen only.
 _NOT_STORED = {"penalty": frozenset({"fine_wan", "confiscation_wan"})}
 _STATUSES = frozenset(get_args(get_args(EnterpriseStatus)[0]))
-_REPAIRABLE = frozenset(get_args(CreditRepair.model_fields["repaired_category"].annotation))
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,21 +234,6 @@ class Indicator(BaseModel):
         return self
 
 
-class IgnoreRule(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    category: str
-    why: str = Field(min_length=1)
-    when: tuple[Clause, ...] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _fields_exist(self) -> IgnoreRule:
-        fields = _category_fields(self.category, "category")
-        for n, clause in enumerate(self.when):
-            clause.check(fields, f"when[{n}]")
-        return self
-
-
 class Band(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -291,8 +276,6 @@ class ModelFile(BaseModel):
     base: int = Field(ge=0, le=10_000)
     departments: dict[Annotated[str, Field(pattern=r"^[a-z][a-z_]*$")], Department]
     indicators: tuple[Indicator, ...]
-    ignore: tuple[IgnoreRule, ...] = ()
-    repair_lifts: tuple[str, ...] = ()
     grades: tuple[Band, ...] = Field(min_length=1)
     risk_classes: tuple[Band, ...] = Field(min_length=1)
     not_scored: tuple[NotScoredRule, ...] = ()
@@ -315,8 +298,6 @@ class ModelFile(BaseModel):
                 f"indicators: {len(self.indicators)} from {len(used)} departments; the model "
                 f"needs at least {MIN_INDICATORS} from {MIN_DEPARTMENTS}"
             )
-        if unknown := set(self.repair_lifts) - _REPAIRABLE:
-            raise ValueError(f"repair_lifts: {sorted(unknown)} cannot be repaired")
         _check_bands("grades", self.grades)
         _check_bands("risk_classes", self.risk_classes)
         return self
@@ -525,11 +506,6 @@ class ScoreModel:
             by_category[indicator.category].append(rule)
         self._enterprise_rules = tuple(by_category.pop(ENTERPRISE, ()))
         self._rules = {category: tuple(rules) for category, rules in by_category.items()}
-        ignore: defaultdict[str, list[tuple[Predicate, ...]]] = defaultdict(list)
-        for item in spec.ignore:
-            ignore[item.category].append(_compile_all(item.when, item.category))
-        self._ignore = {category: tuple(rules) for category, rules in ignore.items()}
-        self._repair_lifts = frozenset(spec.repair_lifts)
         self._source_keys: dict[str, frozenset[str]] = {}
 
     @classmethod
@@ -556,7 +532,7 @@ class ScoreModel:
             return self._outcome(None, [], {"code": refusal.code, "reason": refusal.reason})
         reasons = self._enterprise_reasons(known, as_of, enterprise.registered_on, status)
         groups: defaultdict[str, list[ScoredRecord]] = defaultdict(list)
-        for record in self._in_scope(known):
+        for record in known:
             groups[record.category].append(record)
         today = as_of.isoformat()
         for category, group in groups.items():
@@ -632,46 +608,6 @@ class ScoreModel:
             for rule in self._enterprise_rules
             if all(test(facts) for test in rule.tests)
         ]
-
-    def _in_scope(self, known: Sequence[ScoredRecord]) -> list[ScoredRecord]:
-        lifted = self._lifted(known) if self._repair_lifts else set()
-        kept = []
-        for record in known:
-            ignore = self._ignore.get(record.category, ())
-            if record.id in lifted or any(all(t(record.data) for t in tests) for tests in ignore):
-                continue
-            kept.append(record)
-        return kept
-
-    def _lifted(self, known: Sequence[ScoredRecord]) -> set[int]:
-        """Records an approved credit repair removes; the latest repair decision wins."""
-        decisions: dict[tuple[Any, ...], tuple[date, int, bool]] = {}
-        for r in known:
-            if r.category != "credit_repair":
-                continue
-            target = r.data.get("repaired_category")
-            if target not in self._repair_lifts:
-                continue
-            key = (
-                target,
-                r.data.get("repaired_record_id"),
-                r.data.get("repaired_source_department"),
-            )
-            decision = (r.effective_date or date.min, r.id, r.data.get("status") == "approved")
-            decisions[key] = max(decisions.get(key, decision), decision)
-        lifted: set[int] = set()
-        if not decisions:
-            return lifted
-        for r in known:
-            if r.category not in self._repair_lifts:
-                continue
-            # Record ids are unique per department only; a repair naming none matches any.
-            own = (r.category, r.data.get("record_id"))
-            found = [decisions.get((*own, dept)) for dept in (r.source_department, None)]
-            latest = max((d for d in found if d is not None), default=None)
-            if latest is not None and latest[2]:
-                lifted.add(r.id)
-        return lifted
 
     def _outcome(
         self, value: int | None, reasons: list[dict[str, Any]], not_scored: dict[str, str] | None

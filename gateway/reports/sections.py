@@ -72,34 +72,51 @@ def _day(value: Any) -> date | None:
         return None
 
 
-def repairs(records: Iterable[StoredRecord]) -> dict[tuple[str, str], date]:
-    """(repaired category, department's record id) → earliest approved repair's day."""
-    found: dict[tuple[str, str], date] = {}
+Repairs = dict[tuple[str, str, str | None], tuple[date, int, bool]]
+
+
+def repairs(records: Iterable[StoredRecord]) -> Repairs:
+    """Repair decisions by (repaired category, department's record id, department).
+
+    The latest decision on a record wins, so a repair withdrawn (or a new
+    rejected one) after an approved one puts the record back. Record ids are
+    unique per department only; a repair naming no department matches any.
+    """
+    found: Repairs = {}
     for record in records:
-        if record.category != "credit_repair" or record.data.get("status", "approved") != (
-            "approved"
-        ):
+        if record.category != "credit_repair":
             continue
-        day = _day(record.data.get("effective_on"))
-        target = record.data.get("repaired_record_id")
+        data = record.data
+        day = _day(data.get("effective_on")) or record.effective_date
+        target = data.get("repaired_record_id")
         if day is None or not isinstance(target, str):
             continue
-        key = (str(record.data.get("repaired_category", "penalty")), target)
-        found[key] = min(day, found.get(key, day))
+        department = data.get("repaired_source_department")
+        key = (str(data.get("repaired_category", "penalty")), target, department)
+        decision = (day, record.id, data.get("status", "approved") == "approved")
+        found[key] = max(found.get(key, decision), decision)
     return found
+
+
+def repaired_on(record: StoredRecord, decisions: Repairs) -> date | None:
+    """The day an approved repair of `record` takes effect, if its latest decision is one."""
+    own = (record.category, record.source_record_id)
+    candidates = [decisions.get((*own, dept)) for dept in (record.source_department, None)]
+    latest = max((d for d in candidates if d is not None), default=None)
+    return latest[0] if latest is not None and latest[2] else None
 
 
 def visibility(
     record: StoredRecord,
     rules: PublicationRules,
-    repaired: dict[tuple[str, str], date],
+    decisions: Repairs,
     on: date,
 ) -> Visibility:
     """May `record` appear in a report dated `on`?"""
     if record.subject_kind == "natural_person":
         return Visibility(False, "natural_person")
     data = record.data
-    repaired_on = repaired.get((record.category, record.source_record_id))
+    repaired = repaired_on(record, decisions)
     if record.category == "penalty":
         decided = _day(data.get("decision_date")) or record.effective_date
         if decided is None:
@@ -111,13 +128,13 @@ def visibility(
             party_category=str(data.get("party_category", "legal_person")),
             publication_until=_day(data.get("publication_until")),
         )
-        return rules.penalty(facts, repaired_on=repaired_on, on=on)
+        return rules.penalty(facts, repaired_on=repaired, on=on)
     if record.category in ("red_list", "black_list"):
         return in_force_entry(
             starts=_day(data.get("listed_on")),
             valid_until=_day(data.get("valid_until")),
             removed_on=_day(data.get("removed_on")),
-            repaired_on=repaired_on,
+            repaired_on=repaired,
             on=on,
         )
     if record.category == "judgment_debtor":
@@ -125,7 +142,7 @@ def visibility(
             starts=_day(data.get("filed_on")),
             valid_until=None,
             removed_on=_day(data.get("removed_on")),
-            repaired_on=repaired_on,
+            repaired_on=repaired,
             on=on,
         )
     if record.effective_date is not None and record.effective_date > on:
@@ -141,13 +158,13 @@ def shown_records(
     disputes: dict[int, dict[str, Any]] | None = None,
 ) -> list[Shown]:
     section_of = config.section_of()
-    repaired = repairs(records)
+    decisions = repairs(records)
     shown: list[Shown] = []
     for record in records:
         section = section_of.get(record.category)
         if section is None:
             continue
-        seen = visibility(record, rules, repaired, on)
+        seen = visibility(record, rules, decisions, on)
         if not seen.shown:
             continue
         item = {k: v for k, v in record.data.items() if k not in _HIDDEN_FIELDS}
@@ -175,13 +192,21 @@ def shown_records(
 
 
 def completeness(
-    config: SectionConfig, feeds: dict[str, datetime], now: datetime
+    config: SectionConfig,
+    feeds: dict[str, datetime],
+    now: datetime,
+    *,
+    ledger_connected: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Per section: complete, partial or unavailable, and why; no gap goes unsaid."""
     result: dict[str, dict[str, Any]] = {}
     for name, spec in config.sections.items():
-        if not spec.categories:
-            result[name] = {"status": "unavailable", "reason": "no data source is connected yet"}
+        if not spec.categories:  # the loan ledger, fed by the platforms
+            result[name] = (
+                {"status": "complete", "reason": None}
+                if ledger_connected
+                else {"status": "unavailable", "reason": "no data source is connected yet"}
+            )
             continue
         missing = [c for c in spec.categories if c not in feeds]
         stale = [

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.consents.service import stored
+from gateway.loans import service as ledger
 from gateway.metrics import REPORT_BUILD
 from gateway.records import disputes
 from gateway.reports.build import ReportBuilder, report_day
@@ -46,17 +47,27 @@ def consent_and_version(
 
 def _load(
     conn: Connection, credit_code: str
-) -> tuple[dict[str, Any] | None, list[Any], dict[int, dict[str, Any]]]:
+) -> tuple[dict[str, Any] | None, list[Any], dict[int, dict[str, Any]], list[dict[str, Any]]]:
     return (
         enterprise_row(conn, credit_code),
         current_records(conn, credit_code),
         disputes.for_enterprise(conn, credit_code),
+        ledger.for_enterprise(conn, credit_code),
     )
 
 
 class ReportService:
-    def __init__(self, builder: ReportBuilder, cache: ReportCache, fingerprint: str) -> None:
+    def __init__(
+        self,
+        builder: ReportBuilder,
+        cache: ReportCache,
+        fingerprint: str,
+        *,
+        ledger_connected: bool = False,
+    ) -> None:
         self.builder = builder
+        # With no platform connected the loans section says so, rather than "no loans".
+        self.ledger_connected = ledger_connected
         self.cache = cache
         self.fingerprint = fingerprint
         self._feeds: dict[str, datetime] = {}
@@ -71,14 +82,21 @@ class ReportService:
             return cached
         started = time.perf_counter()
         async with engine.connect() as conn:
-            enterprise, records, disputed = await conn.run_sync(_load, credit_code)
+            enterprise, records, disputed, loans = await conn.run_sync(_load, credit_code)
             if enterprise is None:
                 return None
             if time.monotonic() - self._feeds_read > FEEDS_TTL_S:
                 # Feed freshness moves by days; re-reading it once a minute is plenty.
                 self._feeds = await conn.run_sync(latest_feeds)
                 self._feeds_read = time.monotonic()
-        report = self.builder.build(enterprise, records, self._feeds, now, disputed)
+        report = self.builder.build(
+            enterprise,
+            records,
+            self._feeds,
+            now,
+            disputed,
+            loans if self.ledger_connected else None,
+        )
         REPORT_BUILD.observe(time.perf_counter() - started)
         await self.cache.put(key, report)
         return report

@@ -337,3 +337,89 @@ consent_events = Table(
     Column("at", Timestamp, nullable=False),
 )
 Index("ix_consent_events_consent_id", consent_events.c.consent_id)
+
+# --- platforms: canonical loan events, the ledger, dead letters, the outbox ----
+
+loan_events = Table(
+    "loan_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("platform", String(32), nullable=False),
+    # Unique per platform: a redelivered message finds its first copy here.
+    Column("message_id", String(128), nullable=False),
+    Column("event_type", String(32), nullable=False),
+    Column("occurred_at", Timestamp, nullable=False),
+    Column("received_at", Timestamp, nullable=False),
+    Column("credit_code", String(18)),
+    # A natural-person borrower: only a keyed hash of the ID number, never the number.
+    Column("borrower_hash", String(64)),
+    Column("bank_code", String(32)),
+    Column("loan_no", String(128)),
+    Column("amount_fen", BigInteger),
+    Column("days_overdue", Integer),
+    Column("due_date", Date),
+    Column("core_enterprise_code", String(18)),
+    Column("raw_sha256", String(64), nullable=False),
+    Column("details", Json, nullable=False),
+    UniqueConstraint("platform", "message_id"),
+)
+Index("ix_loan_events_credit_code", loan_events.c.credit_code)
+Index("ix_loan_events_loan", loan_events.c.platform, loan_events.c.loan_no)
+
+loans = Table(
+    "loans",
+    metadata,
+    Column("platform", String(32), primary_key=True),
+    Column("loan_no", String(128), primary_key=True),
+    Column("credit_code", String(18)),
+    Column("borrower_hash", String(64)),
+    Column("bank_code", String(32)),
+    # applied | approved | rejected | disbursed | overdue | defaulted | settled
+    Column("status", String(12), nullable=False),
+    Column("amount_fen", BigInteger),
+    Column("outstanding_fen", BigInteger, nullable=False),
+    Column("days_overdue", Integer, nullable=False),
+    Column("core_enterprise_code", String(18)),
+    Column("first_event_at", Timestamp, nullable=False),
+    Column("last_event_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+)
+Index("ix_loans_credit_code", loans.c.credit_code)
+
+platform_dead_letters = Table(
+    "platform_dead_letters",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("platform", String(32), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("raw", LargeBinary, nullable=False),
+    Column("received_at", Timestamp, nullable=False),
+)
+
+# A pull adapter's position (cursor, last synced day), committed in the same
+# transaction as the events it covers.
+platform_sync_state = Table(
+    "platform_sync_state",
+    metadata,
+    Column("platform", String(32), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+)
+
+# Notifications to platforms and banks, written in the transaction that caused
+# them and delivered at least once by the outbox worker.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("destination", String(64), nullable=False),  # platform key or bank client id
+    Column("kind", String(40), nullable=False),
+    Column("payload", Json, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", Timestamp, nullable=False),
+    Column("delivered_at", Timestamp),
+    Column("last_error", Text),
+)
+Index("ix_outbox_pending", outbox.c.delivered_at, outbox.c.next_attempt_at)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -176,3 +176,12 @@ def test_a_forged_cursor_is_422(app_client: TestClient, bank: ClientKey, cursor:
     )
     assert answer.status_code == 422
     assert answer.json()["type"].endswith("/invalid-value")
+
+
+def test_beijing_offsets_are_kept_exactly(app_client: TestClient, bank: ClientKey) -> None:
+    until = (datetime.now(UTC) + timedelta(days=10)).replace(microsecond=0)
+    beijing = until.astimezone(timezone(timedelta(hours=8))).isoformat()
+    created = app_client.post(
+        "/v1/consents", json=body(valid_until=beijing), headers=auth(app_client, bank)
+    ).json()
+    assert datetime.fromisoformat(created["valid_until"]) == until

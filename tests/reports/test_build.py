@@ -182,3 +182,35 @@ def test_a_bad_rules_file_stops_start_up(tmp_path: Path, name: str) -> None:
     (config / name).write_text("model_version: [\n")
     with pytest.raises(ValueError, match=name):
         create_app(Settings(state_dir=tmp_path / ".xyd", config_dir=config))
+
+
+def test_the_latest_repair_decision_wins_and_departments_must_match() -> None:
+    builder = ReportBuilder.load(CONFIG)
+    withdrawn = rec(
+        11, "credit_repair", CREDIT, "2026-08-01", repaired_category="penalty",
+        repaired_record_id="S-6", repair_authority=CREDIT, effective_on="2026-08-01",
+        status="withdrawn",
+    )  # fmt: skip
+    back = builder.build(ENTERPRISE, [*RECORDS, withdrawn], FEEDS, NOW)
+    assert ids(back, "penalties") == [2, 6]
+    elsewhere = rec(
+        12, "credit_repair", CREDIT, "2026-07-01", repaired_category="penalty",
+        repaired_record_id="S-2", repaired_source_department=MARKET, repair_authority=CREDIT,
+        effective_on="2026-07-01", status="approved",
+    )  # fmt: skip
+    # S-2 came from the environment bureau: a repair of market regulation's S-2 is not its own.
+    other = builder.build(ENTERPRISE, [*RECORDS, elsewhere], FEEDS, NOW)
+    assert ids(other, "penalties") == [2]
+
+
+def test_loans_section_from_the_ledger_once_a_platform_is_connected() -> None:
+    builder = ReportBuilder.load(CONFIG)
+    ledger = [{"platform": "kechuangtong", "loan_no": "KCT-1", "status": "overdue"}]
+    connected = builder.build(ENTERPRISE, RECORDS, FEEDS, NOW, None, ledger)
+    assert connected["sections"]["loans"]["items"] == ledger
+    assert connected["completeness"]["loans"] == {"status": "complete", "reason": None}
+    empty = builder.build(ENTERPRISE, RECORDS, FEEDS, NOW, None, [])
+    assert empty["completeness"]["loans"]["status"] == "complete"  # connected, no loans
+    assert builder.build(ENTERPRISE, RECORDS, FEEDS, NOW)["completeness"]["loans"]["status"] == (
+        "unavailable"
+    )

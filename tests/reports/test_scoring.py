@@ -252,39 +252,6 @@ def test_a_black_list_entry_counts_while_it_is_in_force(
     assert ("PUB-BLACK" in indicators(result)) is listed
 
 
-def test_unpublished_penalties_never_count(model: ScoreModel) -> None:
-    simple = stored(501, "penalty", procedure="简易程序", fine_wan="2", severity="一般")
-    minor = stored(502, "penalty", fine_wan="2", severity="轻微")
-    person = stored(503, "penalty", party_category="自然人", subject_name="张三",
-                    fine_wan="2", severity="一般", credit_code=None)  # fmt: skip
-
-    result = model.score([simple, minor, person], as_of=AS_OF, enterprise=active(date(2012, 5, 10)))
-
-    assert summary(result) == [("ENT-AGE-10Y", 40, [])]
-
-
-def test_an_approved_repair_lifts_its_penalty_until_withdrawn(model: ScoreModel) -> None:
-    penalty = stored(601, "penalty", source=WUHOU_MARKET, authority=WUHOU_MARKET,
-                     fine_wan="2", severity="一般", decision_date="2025-06-01")  # fmt: skip
-    approved = stored(602, "credit_repair", repaired_record_id="PEN-601",
-                      repaired_source_department=WUHOU_MARKET)  # fmt: skip
-    withdrawn = stored(603, "credit_repair", repaired_record_id="PEN-601", status="撤销修复",
-                       effective_on="2025-12-01")  # fmt: skip
-    other_department = stored(604, "credit_repair", repaired_record_id="PEN-601",
-                              repaired_source_department=names.TAX)  # fmt: skip
-    facts = active(date(2012, 5, 10))
-
-    unrepaired = model.score([penalty], as_of=AS_OF, enterprise=facts)
-    repaired = model.score([penalty, approved], as_of=AS_OF, enterprise=facts)
-    withdrawn_later = model.score([penalty, approved, withdrawn], as_of=AS_OF, enterprise=facts)
-    elsewhere = model.score([penalty, other_department], as_of=AS_OF, enterprise=facts)
-
-    assert {"MKT-PEN", "PUB-PEN-GENERAL", "PUB-FINE-10K"} <= indicators(unrepaired)
-    assert indicators(repaired) == {"ENT-AGE-10Y"}
-    assert indicators(withdrawn_later) == indicators(unrepaired)
-    assert indicators(elsewhere) == indicators(unrepaired)
-
-
 def test_per_record_points_are_capped(model: ScoreModel) -> None:
     penalties = [
         stored(700 + n, "penalty", decision_number=f"成市监罚〔2025〕{n}号", severity="一般",

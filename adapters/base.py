@@ -1,0 +1,136 @@
+"""The one Protocol every platform adapter implements, and what it is given.
+
+A push adapter serves its platform's endpoints under `/v1/platforms/{key}/`
+(`router()`), authenticates and parses each message, and calls `receive`.
+A pull adapter fetches on `sync()` (the scheduler in the worker process and
+`xyd adapters sync` both call it) and stores each page with its position in
+one transaction. Both answer in their platform's own dialect.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from fastapi import APIRouter
+from sqlalchemy import Connection
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.events import LoanEvent
+from adapters.ledger import Stored, dead_letter, store
+from gateway.metrics import PLATFORM_MESSAGES
+from policies.consent import ConsentRules
+
+log = logging.getLogger("xyd.adapters")
+
+
+@dataclass
+class PlatformContext:
+    """What the gateway hands an adapter: storage, rules, keys, and its own settings.
+
+    Adapters are built with the app (their routes must exist before it
+    starts); the database engine only exists once it runs, hence `app_state`.
+    """
+
+    app_state: Any  # the FastAPI app's state: .engine once the lifespan has started
+    consent_rules: ConsentRules
+    pii_key: bytes
+    state_dir: Path
+    settings: dict[str, Any]  # this platform's block of config/platforms.yaml
+    clock: Callable[[], float] = time.time
+
+    @property
+    def engine(self) -> AsyncEngine:
+        engine: AsyncEngine = self.app_state.engine
+        return engine
+
+    def path(self, name: str) -> Path:
+        """A credential file named in the config, relative to the state directory."""
+        value = Path(str(self.settings[name]))
+        return value if value.is_absolute() else self.state_dir / value
+
+
+@dataclass
+class SyncReport:
+    platform: str
+    window: str
+    fetched: int = 0
+    accepted: int = 0
+    duplicate: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    position: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "platform": self.platform,
+            "window": self.window,
+            "fetched": self.fetched,
+            "accepted": self.accepted,
+            "duplicate": self.duplicate,
+            "rejected": self.rejected,
+            "position": self.position,
+        }
+
+
+class Adapter(Protocol):
+    key: str
+
+    def router(self) -> APIRouter | None:
+        """Push endpoints, or None for a pull platform."""
+        ...
+
+    async def sync(
+        self, *, day: date | None = None, since: datetime | None = None
+    ) -> SyncReport | None:
+        """One pull run (None for a push platform)."""
+        ...
+
+    async def notify(self, kind: str, payload: dict[str, Any]) -> None:
+        """Deliver one outbox notification to the platform; raise to have it retried.
+
+        Platforms without notifications raise NotImplementedError.
+        """
+        ...
+
+
+class StoreUnavailable(Exception):
+    """The database could not take the message: answer the platform's 'retry later'."""
+
+
+async def receive(ctx: PlatformContext, event: LoanEvent) -> Stored:
+    """Store one pushed event and commit; only then may the platform be told 'accepted'."""
+    PLATFORM_MESSAGES.labels(event.platform, "received").inc()
+    try:
+        async with ctx.engine.begin() as conn:
+            stored = await conn.run_sync(store, event, rules=ctx.consent_rules)
+    except (SQLAlchemyError, OSError) as exc:
+        log.error("could not store a platform message", extra={"platform": event.platform})
+        raise StoreUnavailable(str(exc)) from exc
+    PLATFORM_MESSAGES.labels(event.platform, stored.outcome).inc()
+    return stored
+
+
+async def reject(ctx: PlatformContext, platform: str, reason: str, raw: bytes) -> None:
+    """A message that authenticated but could not be parsed: dead-lettered, then refused.
+
+    Failing to dead-letter it does not change the answer (the platform is told
+    it was refused and will not resend); it is logged instead.
+    """
+    PLATFORM_MESSAGES.labels(platform, "received").inc()
+    PLATFORM_MESSAGES.labels(platform, "rejected").inc()
+    try:
+        async with ctx.engine.begin() as conn:
+            await conn.run_sync(_dead_letter, platform, reason, raw)
+        PLATFORM_MESSAGES.labels(platform, "dead_lettered").inc()
+    except (SQLAlchemyError, OSError):
+        log.error("could not dead-letter a refused message", extra={"platform": platform})
+
+
+def _dead_letter(conn: Connection, platform: str, reason: str, raw: bytes) -> None:
+    dead_letter(conn, platform, reason, raw)

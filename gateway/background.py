@@ -1,0 +1,55 @@
+"""Work the gateway does off the request path, inside each worker process:
+the pull platforms' schedules and the outbox. Every loop survives its own
+errors (logged) and stops when the app stops."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from gateway.metrics import PLATFORM_LAST_SYNC
+from gateway.outbox import Notify, deliver_due
+from gateway.settings import Settings
+
+log = logging.getLogger("xyd.background")
+
+
+def start_background(state: Any, settings: Settings) -> list[asyncio.Task[None]]:
+    if not settings.run_background:
+        return []
+    tasks = []
+    notifiers: dict[str, Notify] = {key: adapter.notify for key, adapter in state.platforms.items()}
+    tasks.append(asyncio.create_task(_outbox_forever(state, notifiers, settings.outbox_poll_s)))
+    for key, adapter in state.platforms.items():
+        every = adapter_schedule(state, key)
+        if every:
+            tasks.append(asyncio.create_task(_sync_forever(key, adapter, every)))
+    return tasks
+
+
+def adapter_schedule(state: Any, key: str) -> float | None:
+    value = state.platforms_config.get(key, {}).get("schedule_s")
+    return float(value) if value else None
+
+
+async def _outbox_forever(state: Any, notifiers: dict[str, Notify], every_s: float) -> None:
+    while True:
+        try:
+            await deliver_due(state.engine, notifiers)
+        except Exception:  # the loop must outlive a bad round (database away, bug)
+            log.exception("outbox round failed")
+        await asyncio.sleep(every_s)
+
+
+async def _sync_forever(key: str, adapter: Any, every_s: float) -> None:
+    while True:
+        try:
+            report = await adapter.sync()
+            if report is not None:
+                PLATFORM_LAST_SYNC.labels(key).set(time.time())
+                log.info("platform synced", extra={"platform": key, **report.as_dict()})
+        except Exception:
+            log.exception("platform sync failed", extra={"platform": key})
+        await asyncio.sleep(every_s)

@@ -1,0 +1,78 @@
+"""Reading the loan ledger (written by adapters/ledger.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, or_, select
+
+from gateway.errors import InvalidValue
+from gateway.store.tables import loans
+
+_PUBLIC = (
+    loans.c.platform, loans.c.loan_no, loans.c.credit_code, loans.c.bank_code, loans.c.status,
+    loans.c.amount_fen, loans.c.outstanding_fen, loans.c.days_overdue,
+    loans.c.core_enterprise_code, loans.c.first_event_at, loans.c.last_event_at,
+)  # fmt: skip
+STATUSES = ("applied", "approved", "rejected", "disbursed", "overdue", "defaulted", "settled")
+
+
+def _iso(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    return value
+
+
+def _row(row: Any) -> dict[str, Any]:
+    item = {str(k): _iso(v) for k, v in row._mapping.items()}
+    # A natural person's loan names no one: only that the borrower is a person.
+    item["borrower"] = "enterprise" if item["credit_code"] else "natural_person"
+    return item
+
+
+def for_enterprise(conn: Connection, credit_code: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(*_PUBLIC)
+        .where(loans.c.credit_code == credit_code)
+        .order_by(loans.c.first_event_at, loans.c.platform, loans.c.loan_no)
+    )
+    return [_row(r) for r in rows]
+
+
+def page(
+    conn: Connection,
+    *,
+    credit_code: str | None,
+    platform: str | None,
+    status: str | None,
+    cursor: str | None,
+    limit: int,
+) -> dict[str, Any]:
+    query = select(*_PUBLIC)
+    if credit_code:
+        query = query.where(loans.c.credit_code == credit_code)
+    if platform:
+        query = query.where(loans.c.platform == platform)
+    if status:
+        if status not in STATUSES:
+            raise InvalidValue(f"status: one of {', '.join(STATUSES)}", field="status")
+        query = query.where(loans.c.status == status)
+    if cursor:
+        after_platform, sep, after_loan = cursor.partition("|")
+        if not sep:
+            raise InvalidValue("cursor: not a cursor this endpoint gave out", field="cursor")
+        query = query.where(
+            or_(
+                loans.c.platform > after_platform,
+                and_(loans.c.platform == after_platform, loans.c.loan_no > after_loan),
+            )
+        )
+    rows = list(conn.execute(query.order_by(loans.c.platform, loans.c.loan_no).limit(limit + 1)))
+    more = len(rows) > limit
+    items = [_row(r) for r in rows[:limit]]
+    last = items[-1] if more else None
+    return {
+        "items": items,
+        "next_cursor": f"{last['platform']}|{last['loan_no']}" if last else None,
+    }
