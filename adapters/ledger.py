@@ -66,7 +66,8 @@ def store(conn: Connection, event: LoanEvent, *, rules: ConsentRules) -> Stored:
             "platform": event.platform,
             "message_id": event.message_id,
             "event_type": event.event_type,
-            "occurred_at": event.occurred_at,
+            # SQLite keeps no offset: a +08:00 time must go in as UTC or it shifts 8 hours.
+            "occurred_at": event.occurred_at.astimezone(UTC),
             "received_at": now,
             "credit_code": event.credit_code,
             "borrower_hash": event.borrower_hash,

@@ -87,6 +87,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             for task in tasks:
                 task.cancel()
+            # Let them unwind (a transaction's rollback) before the engines close
+            # under them; an await on a closed aiosqlite connection never returns.
+            await asyncio.wait(tasks, timeout=5)
             app.state.identity.guard.close()
             if app.state.redis is not None:
                 await app.state.redis.aclose()
