@@ -15,7 +15,9 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/xyd db upgrade
 	$(BIN)/xyd demo seed --enterprises 2000 --seed 42 --reset
-	$(BIN)/xyd serve
+	@# The platforms' demo traffic runs beside the gateway and stops with it.
+	$(BIN)/xyd demo platforms > .xyd/demo/platforms.log 2>&1 & pid=$$!; \
+	  trap 'kill $$pid 2>/dev/null' EXIT INT TERM; $(BIN)/xyd serve
 
 # Debian's PostgreSQL and Redis, installed when missing; the tests start and
 # stop their own throw-away servers from these binaries.

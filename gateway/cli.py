@@ -122,6 +122,11 @@ def demo_seed(
         f"in {summary.seconds:.1f} s; sample codes in {out_dir / 'enterprises.csv'}"
     )
     typer.echo(f"demo clients' private keys: {', '.join(str(p) for p in jwk_files)}")
+    from gateway.demo.platforms import write_credentials
+
+    written = write_credentials(settings.state_dir)
+    if written:
+        typer.echo(f"platform demo credentials: {settings.state_dir / 'demo' / 'platforms'}")
     typer.echo(_next_steps(settings, out_dir / "enterprises.csv"))
 
 
@@ -476,3 +481,15 @@ def adapters_sync(
     if report is None:
         raise _fail(f"{platform} is a push platform: it has nothing to pull")
     typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+
+
+@demo_app.command("platforms")
+def demo_platforms(
+    messages: Annotated[int, typer.Option(min=1, max=100_000)] = 200,
+) -> None:
+    """Send each push platform's demo stream to the running gateway."""
+    from gateway.demo.platforms import push_traffic
+
+    settings = Settings()
+    for platform, statuses in push_traffic(settings.issuer, settings.state_dir, messages).items():
+        typer.echo(f"{platform}: {dict(sorted(statuses.items()))}")
