@@ -83,13 +83,24 @@ def chuangfu_tianfu(base_url: str, state_dir: Path, messages: int) -> dict[int, 
     return statuses
 
 
-PUSH: dict[str, Any] = {"kechuangtong": kechuangtong, "chuangfu-tianfu": chuangfu_tianfu}
+def nongdaitong(base_url: str, state_dir: Path, messages: int) -> dict[str, int]:
+    """Counts by RspCode: Nongdaitong answers every message with HTTP 200."""
+    from adapters.simulators import nongdaitong as sim
+
+    return sim.send_demo(base_url, credentials_dir(state_dir, "nongdaitong"), messages)
 
 
-def push_traffic(base_url: str, state_dir: Path, messages: int) -> dict[str, dict[int, int]]:
-    """Send each push platform's stream; per platform, how many answers had each status."""
+PUSH: dict[str, Any] = {
+    "kechuangtong": kechuangtong,
+    "nongdaitong": nongdaitong,
+    "chuangfu-tianfu": chuangfu_tianfu,
+}
+
+
+def push_traffic(base_url: str, state_dir: Path, messages: int) -> dict[str, dict[Any, int]]:
+    """Send each push platform's stream; per platform, how many answers of each kind."""
     wait_for(base_url)
-    results: dict[str, dict[int, int]] = {}
+    results: dict[str, dict[Any, int]] = {}
     for platform, send in PUSH.items():
         try:
             results[platform] = send(base_url, state_dir, messages)
