@@ -14,6 +14,7 @@ from gateway.outbox import Notify, deliver_due
 from gateway.settings import Settings
 
 log = logging.getLogger("xyd.background")
+FIRST_SYNC_DELAY_S = 5.0
 
 
 def start_background(state: Any, settings: Settings) -> list[asyncio.Task[None]]:
@@ -44,6 +45,8 @@ async def _outbox_forever(state: Any, notifiers: dict[str, Notify], every_s: flo
 
 
 async def _sync_forever(key: str, adapter: Any, every_s: float) -> None:
+    # A short first wait: the platform (or the demo's simulator) may start with us.
+    await asyncio.sleep(min(every_s, FIRST_SYNC_DELAY_S))
     while True:
         try:
             report = await adapter.sync()

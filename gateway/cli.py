@@ -486,10 +486,23 @@ def adapters_sync(
 @demo_app.command("platforms")
 def demo_platforms(
     messages: Annotated[int, typer.Option(min=1, max=100_000)] = 200,
+    serve: Annotated[bool, typer.Option(help="Keep the pull simulators up")] = True,
 ) -> None:
-    """Send each push platform's demo stream to the running gateway."""
-    from gateway.demo.platforms import push_traffic
+    """Serve the pull platforms' simulators and send each push platform's demo stream
+    to the running gateway; with --serve, keep the simulators up until interrupted."""
+    import time
+
+    from gateway.demo.platforms import push_traffic, serve_pull_simulators
 
     settings = Settings()
+    servers = serve_pull_simulators(settings.state_dir) if serve else []
     for platform, statuses in push_traffic(settings.issuer, settings.state_dir, messages).items():
-        typer.echo(f"{platform}: {dict(sorted(statuses.items()))}")
+        typer.echo(f"{platform}: {dict(sorted(statuses.items()))}", err=False)
+    if servers:
+        typer.echo("pull simulators serving; Ctrl-C to stop")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            for server in servers:
+                server.should_exit = True

@@ -97,6 +97,38 @@ PUSH: dict[str, Any] = {
 }
 
 
+PULL = ("yingchuang", "tianfu-rongtong")
+
+
+def serve_pull_simulators(state_dir: Path) -> list[Any]:
+    """Serve each pull platform's simulator where its demo credentials say it lives,
+    for the gateway's schedule to fetch from; the servers run in daemon threads."""
+    import json
+    import threading
+    from urllib.parse import urlsplit
+
+    import uvicorn
+
+    servers = []
+    for platform in PULL:
+        directory = credentials_dir(state_dir, platform)
+        if not (directory / "simulator.json").exists():
+            continue
+        module = importlib.import_module(SIMULATORS[platform])
+        simulator = module.demo(directory)
+        address = urlsplit(json.loads((directory / "simulator.json").read_text())["base_url"])
+        config = uvicorn.Config(
+            simulator.app,
+            host=address.hostname or "127.0.0.1",
+            port=address.port or 80,
+            log_level="warning",
+        )
+        server = uvicorn.Server(config)
+        threading.Thread(target=server.run, daemon=True).start()
+        servers.append(server)
+    return servers
+
+
 def push_traffic(base_url: str, state_dir: Path, messages: int) -> dict[str, dict[Any, int]]:
     """Send each push platform's stream; per platform, how many answers of each kind."""
     wait_for(base_url)

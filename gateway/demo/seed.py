@@ -40,7 +40,12 @@ from gateway.store.tables import (
     CATEGORIES,
     ingest_runs,
     license_details,
+    loan_events,
+    loans,
+    outbox,
     penalty_details,
+    platform_dead_letters,
+    platform_sync_state,
     record_disputes,
     record_versions,
     records,
@@ -52,8 +57,10 @@ from gateway.store.tables import (
 CHUNK = 5_000
 DEFER_INDEXES_FROM = 100_000  # enterprises; below this, rebuilding costs more than it saves
 WORKERS = 2
+# The platforms' ledger goes too: a fresh demo replays its platform streams.
 _CLEARED = (record_disputes, penalty_details, license_details, record_versions, records,
-            enterprises_table, ingest_runs)  # fmt: skip
+            enterprises_table, ingest_runs, loan_events, loans, platform_dead_letters,
+            platform_sync_state, outbox)  # fmt: skip
 
 
 class SeedError(Exception):
