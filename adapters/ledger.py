@@ -238,14 +238,19 @@ def get_state(conn: Connection, platform: str, name: str) -> str | None:
 
 
 def set_state(conn: Connection, platform: str, name: str, value: str) -> None:
-    """Commit with the events it covers: a crash in between loses and doubles nothing."""
-    conn.execute(
-        delete(platform_sync_state).where(
-            platform_sync_state.c.platform == platform, platform_sync_state.c.name == name
-        )
+    """Commit with the events it covers: a crash in between loses and doubles nothing.
+
+    An upsert, so two syncs racing (the schedule in two workers, or the CLI)
+    never fail on the key; the later commit's position wins, and the events
+    either covered are deduplicated anyway.
+    """
+    values = {"platform": platform, "name": name, "value": value, "updated_at": datetime.now(UTC)}
+    stmt: Any = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(
+        platform_sync_state
     )
     conn.execute(
-        insert(platform_sync_state).values(
-            platform=platform, name=name, value=value, updated_at=datetime.now(UTC)
+        stmt.values(**values).on_conflict_do_update(
+            index_elements=["platform", "name"],
+            set_={"value": value, "updated_at": values["updated_at"]},
         )
     )
