@@ -14,6 +14,7 @@ from redis.retry import Retry
 from adapters.base import PlatformContext
 from adapters.registry import build_all, load_config
 from gateway import __version__
+from gateway.alerts.router import router as alerts_router
 from gateway.audit.router import router as audit_router
 from gateway.background import start_background
 from gateway.breaker import CircuitBreaker
@@ -129,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit_router)
     app.include_router(reports_router)
     app.include_router(loans_router)
+    app.include_router(alerts_router)
     for adapter in app.state.platforms.values():
         router = adapter.router()
         if router is not None:

@@ -423,3 +423,63 @@ outbox = Table(
     Column("last_error", Text),
 )
 Index("ix_outbox_pending", outbox.c.delivered_at, outbox.c.next_attempt_at)
+
+# --- the sandbox monitor: events seen, alerts and their history --------------------
+
+# Every event the monitor has applied, with what rules look back on; written
+# in the transaction that applies its effects, so a redelivery is a no-op.
+monitor_events = Table(
+    "monitor_events",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("kind", String(20), nullable=False),
+    Column("occurred_at", Timestamp, nullable=False),
+    Column("credit_code", String(18)),
+    Column("attrs", Json, nullable=False),
+    Column("applied_at", Timestamp, nullable=False),
+)
+Index("ix_monitor_events_time", monitor_events.c.kind, monitor_events.c.occurred_at)
+Index("ix_monitor_events_code", monitor_events.c.credit_code, monitor_events.c.occurred_at)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("rule", String(40), nullable=False),
+    Column("subject", String(120), nullable=False),
+    Column("severity", String(10), nullable=False),
+    Column("title", String(300), nullable=False),
+    Column("credit_code", String(18)),
+    Column("state", String(14), nullable=False),  # open | acknowledged | resolved
+    Column("evidence", Json, nullable=False),
+    Column("details", Json, nullable=False),
+    Column("first_seen_at", Timestamp, nullable=False),
+    Column("last_seen_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    # Bumped on every change: the live stream's cursor.
+    Column("revision", BigInteger, nullable=False),
+)
+Index("ix_alerts_state_severity", alerts.c.state, alerts.c.severity)
+Index("ix_alerts_credit_code", alerts.c.credit_code)
+Index("ix_alerts_revision", alerts.c.revision)
+# One unresolved alert per rule and subject: new evidence updates it.
+Index(
+    "uq_alerts_unresolved",
+    alerts.c.rule,
+    alerts.c.subject,
+    unique=True,
+    postgresql_where=alerts.c.state != "resolved",
+    sqlite_where=alerts.c.state != "resolved",
+)
+
+alert_history = Table(
+    "alert_history",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("alert_id", String(40), ForeignKey("alerts.id"), nullable=False),
+    Column("at", Timestamp, nullable=False),
+    Column("actor", String(64), nullable=False),  # a user, a client, or "monitor"
+    Column("action", String(20), nullable=False),  # raised | updated | acknowledged | resolved
+    Column("note", Text),
+)
+Index("ix_alert_history_alert", alert_history.c.alert_id)

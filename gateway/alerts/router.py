@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Body, Header, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response, StreamingResponse
+
+from gateway.alerts import service
+from gateway.enterprises.service import checked_code
+from gateway.errors import problem_docs
+from gateway.identity.deps import AlertReader, AlertWriter
+
+router = APIRouter(tags=["alerts"])
+STREAM_POLL_S = 1.0
+HEARTBEAT_S = 15.0
+_PROBLEMS = problem_docs(
+    {
+        401: "Missing, invalid, expired or revoked token",
+        403: "Token lacks alerts:read (or alerts:write to work an alert)",
+        404: "No such alert",
+        409: "The alert is not in a state that allows this",
+        422: "A filter, limit, cursor or note is invalid; detail says which",
+        429: "Rate limited; Retry-After and RateLimit say when to come back",
+    }
+)
+AlertId = Annotated[str, Path(max_length=40)]
+
+
+class NoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    note: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+def _json(body: object) -> Response:
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+@router.get("/v1/alerts", summary="Alerts, newest change first", responses=_PROBLEMS)
+async def list_alerts(
+    request: Request,
+    caller: AlertReader,
+    status: Annotated[str | None, Query(max_length=14)] = None,
+    severity: Annotated[str | None, Query(max_length=10)] = None,
+    rule: Annotated[str | None, Query(max_length=40)] = None,
+    credit_code: Annotated[str | None, Query(max_length=18)] = None,
+    since: Annotated[datetime | None, Query()] = None,
+    cursor: Annotated[str | None, Query(max_length=80)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Response:
+    code = checked_code(credit_code) if credit_code else None
+    async with request.app.state.engine.connect() as conn:
+        page = await conn.run_sync(
+            lambda sync: service.page(
+                sync, state=status, severity=severity, rule=rule, credit_code=code,
+                since=since, cursor=cursor, limit=limit,
+            )
+        )  # fmt: skip
+    return _json(page)
+
+
+@router.get(
+    "/v1/alerts/stream",
+    summary="Server-Sent Events of new and changed alerts",
+    description=(
+        "Each `alert` event carries the alert as JSON and its revision as the event id; "
+        "reconnect with `Last-Event-ID` to resume. A comment line every 15 s keeps "
+        "proxies from closing the connection."
+    ),
+    responses={200: {"content": {"text/event-stream": {}}}, **_PROBLEMS},
+)
+async def stream_alerts(
+    request: Request,
+    caller: AlertReader,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
+) -> StreamingResponse:
+    start = int(last_event_id) if last_event_id and last_event_id.isdigit() else None
+    engine = request.app.state.engine
+
+    async def events() -> AsyncIterator[bytes]:
+        revision = start
+        if revision is None:
+            # From now on: the dashboard loads the current list by GET first.
+            revision = service.current_revision()
+        idle = 0.0
+        yield b": connected\n\n"
+        while not await request.is_disconnected():
+            async with engine.connect() as conn:
+                changed = await conn.run_sync(service.changed_after, revision)
+            for alert in changed:
+                revision = max(revision, int(alert["revision"]))
+                yield b"event: alert\nid: %d\ndata: %s\n\n" % (
+                    alert["revision"],
+                    orjson.dumps(alert),
+                )
+            idle = 0.0 if changed else idle + STREAM_POLL_S
+            if idle >= HEARTBEAT_S:
+                idle = 0.0
+                yield b": keep-alive\n\n"
+            await asyncio.sleep(STREAM_POLL_S)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/v1/alerts/{alert_id}", summary="One alert with its evidence and history",
+            responses=_PROBLEMS)  # fmt: skip
+async def get_alert(alert_id: AlertId, request: Request, caller: AlertReader) -> Response:
+    async with request.app.state.engine.connect() as conn:
+        return _json(await conn.run_sync(service.get, alert_id))
+
+
+async def _work(
+    request: Request, alert_id: str, action: service.Action, actor: str, note: str
+) -> Response:
+    async with request.app.state.engine.begin() as conn:
+        return _json(await conn.run_sync(service.work, alert_id, action, actor, note))
+
+
+@router.post("/v1/alerts/{alert_id}/acknowledge", summary="Acknowledge an open alert",
+             responses=_PROBLEMS)  # fmt: skip
+async def acknowledge_alert(
+    alert_id: AlertId, request: Request, caller: AlertWriter, body: Annotated[NoteIn, Body()]
+) -> Response:
+    return await _work(request, alert_id, "acknowledge", caller.client_id, body.note)
+
+
+@router.post("/v1/alerts/{alert_id}/resolve", summary="Resolve an alert, with a note",
+             responses=_PROBLEMS)  # fmt: skip
+async def resolve_alert(
+    alert_id: AlertId, request: Request, caller: AlertWriter, body: Annotated[NoteIn, Body()]
+) -> Response:
+    return await _work(request, alert_id, "resolve", caller.client_id, body.note)

@@ -1,0 +1,217 @@
+"""Alerts: raised from rule findings, one unresolved alert per (rule, subject),
+worked by risk officers (open → acknowledged → resolved, who, when, a note).
+
+All SQL runs on a sync Connection inside the caller's transaction: the
+monitor applies an event's findings and records the event as applied in one
+commit, so a redelivered event changes nothing.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import Connection, and_, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from gateway.errors import Conflict, InvalidValue, NotFound
+from gateway.store.tables import alert_history, alerts
+from policies.risk.base import SEVERITIES, Finding
+
+EVIDENCE_CAP = 200
+STATES = ("open", "acknowledged", "resolved")
+Action = Literal["acknowledge", "resolve"]
+
+
+class UnknownAlert(NotFound):
+    type_slug, title = "unknown-alert", "No such alert"
+
+
+def current_revision() -> int:
+    # Microseconds: increasing across processes closely enough for a live
+    # stream's cursor (the stream re-reads a small overlap).
+    return time.time_ns() // 1000
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _worse(a: str, b: str) -> str:
+    return a if SEVERITIES.index(a) >= SEVERITIES.index(b) else b
+
+
+def _history(conn: Connection, alert_id: str, actor: str, action: str, note: str | None) -> None:
+    conn.execute(
+        insert(alert_history).values(
+            alert_id=alert_id, at=datetime.now(UTC), actor=actor, action=action, note=note
+        )
+    )
+
+
+def apply_finding(conn: Connection, finding: Finding, seen_at: datetime) -> tuple[str, bool]:
+    """The alert for this finding: (id, True) when newly raised, (id, False) when updated."""
+    current = conn.execute(
+        select(alerts).where(
+            alerts.c.rule == finding.rule,
+            alerts.c.subject == finding.subject,
+            alerts.c.state != "resolved",
+        )
+    ).first()
+    if current is None:
+        alert_id = f"alr_{secrets.token_urlsafe(12)}"
+        try:
+            with conn.begin_nested():
+                conn.execute(
+                    insert(alerts).values(
+                        id=alert_id,
+                        rule=finding.rule,
+                        subject=finding.subject,
+                        severity=finding.severity,
+                        title=finding.title[:300],
+                        credit_code=finding.credit_code,
+                        state="open",
+                        evidence=sorted(set(finding.evidence))[:EVIDENCE_CAP],
+                        details=dict(finding.details),
+                        first_seen_at=seen_at,
+                        last_seen_at=seen_at,
+                        updated_at=datetime.now(UTC),
+                        revision=current_revision(),
+                    )
+                )
+        except IntegrityError:
+            # Another worker raised it a moment ago: update theirs instead.
+            return apply_finding(conn, finding, seen_at)
+        _history(conn, alert_id, "monitor", "raised", finding.title[:300])
+        return alert_id, True
+    evidence = sorted(set(current.evidence) | set(finding.evidence))[:EVIDENCE_CAP]
+    severity = _worse(current.severity, finding.severity)
+    conn.execute(
+        update(alerts)
+        .where(alerts.c.id == current.id)
+        .values(
+            evidence=evidence,
+            severity=severity,
+            title=finding.title[:300],
+            details={**dict(current.details), **dict(finding.details)},
+            last_seen_at=max(_aware(current.last_seen_at) or seen_at, seen_at),
+            updated_at=datetime.now(UTC),
+            revision=current_revision(),
+        )
+    )
+    if evidence != list(current.evidence) or severity != current.severity:
+        _history(conn, current.id, "monitor", "updated", None)
+    return str(current.id), False
+
+
+def _render(conn: Connection, row: Any, *, with_history: bool) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "id": row.id,
+        "rule": row.rule,
+        "subject": row.subject,
+        "severity": row.severity,
+        "title": row.title,
+        "credit_code": row.credit_code,
+        "state": row.state,
+        "evidence": list(row.evidence),
+        "details": dict(row.details),
+        "first_seen_at": _aware(row.first_seen_at).isoformat(),  # type: ignore[union-attr]
+        "last_seen_at": _aware(row.last_seen_at).isoformat(),  # type: ignore[union-attr]
+        "updated_at": _aware(row.updated_at).isoformat(),  # type: ignore[union-attr]
+        "revision": row.revision,
+    }
+    if with_history:
+        item["history"] = [
+            {"at": _aware(h.at).isoformat(), "actor": h.actor, "action": h.action,  # type: ignore[union-attr]
+             "note": h.note}
+            for h in conn.execute(
+                select(alert_history)
+                .where(alert_history.c.alert_id == row.id)
+                .order_by(alert_history.c.id)
+            )
+        ]  # fmt: skip
+    return item
+
+
+def get(conn: Connection, alert_id: str) -> dict[str, Any]:
+    row = conn.execute(select(alerts).where(alerts.c.id == alert_id)).first()
+    if row is None:
+        raise UnknownAlert(f"no alert {alert_id}")
+    return _render(conn, row, with_history=True)
+
+
+def page(
+    conn: Connection,
+    *,
+    state: str | None = None,
+    severity: str | None = None,
+    rule: str | None = None,
+    credit_code: str | None = None,
+    since: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> dict[str, Any]:
+    """Newest change first; `next_cursor` continues below the last item shown."""
+    query = select(alerts)
+    if state:
+        if state not in STATES:
+            raise InvalidValue(f"status: one of {', '.join(STATES)}", field="status")
+        query = query.where(alerts.c.state == state)
+    if severity:
+        if severity not in SEVERITIES:
+            raise InvalidValue(f"severity: one of {', '.join(SEVERITIES)}", field="severity")
+        query = query.where(alerts.c.severity == severity)
+    if rule:
+        query = query.where(alerts.c.rule == rule)
+    if credit_code:
+        query = query.where(alerts.c.credit_code == credit_code)
+    if since:
+        query = query.where(alerts.c.updated_at >= since)
+    if cursor:
+        revision, sep, last_id = cursor.partition(":")
+        if not sep or not revision.isdigit() or len(revision) > 20:
+            raise InvalidValue("cursor: not a cursor this endpoint gave out", field="cursor")
+        query = query.where(
+            or_(
+                alerts.c.revision < int(revision),
+                and_(alerts.c.revision == int(revision), alerts.c.id < last_id),
+            )
+        )
+    rows = list(
+        conn.execute(query.order_by(alerts.c.revision.desc(), alerts.c.id.desc()).limit(limit + 1))
+    )
+    more = len(rows) > limit
+    items = [_render(conn, r, with_history=False) for r in rows[:limit]]
+    last = items[-1] if more else None
+    return {"items": items, "next_cursor": f"{last['revision']}:{last['id']}" if last else None}
+
+
+def changed_after(conn: Connection, revision: int, limit: int = 100) -> list[dict[str, Any]]:
+    """Alerts changed after `revision`, oldest change first: what the live stream sends."""
+    rows = conn.execute(
+        select(alerts)
+        .where(alerts.c.revision > revision)
+        .order_by(alerts.c.revision, alerts.c.id)
+        .limit(limit)
+    )
+    return [_render(conn, r, with_history=False) for r in rows]
+
+
+def work(conn: Connection, alert_id: str, action: Action, actor: str, note: str) -> dict[str, Any]:
+    """Acknowledge or resolve, keeping who, when and why."""
+    current = get(conn, alert_id)
+    allowed = {"acknowledge": ("open",), "resolve": ("open", "acknowledged")}[action]
+    if current["state"] not in allowed:
+        raise Conflict(f"alert {alert_id} is {current['state']}; cannot {action}")
+    state = "acknowledged" if action == "acknowledge" else "resolved"
+    conn.execute(
+        update(alerts)
+        .where(alerts.c.id == alert_id, alerts.c.state.in_(allowed))
+        .values(state=state, updated_at=datetime.now(UTC), revision=current_revision())
+    )
+    _history(conn, alert_id, actor, f"{action}d", note)
+    return get(conn, alert_id)
