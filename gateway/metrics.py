@@ -72,6 +72,14 @@ OUTBOX_BACKLOG = Gauge(
 OUTBOX_DELIVERIES = Counter(
     "xyd_outbox_deliveries_total", "Notification attempts by outcome", ["destination", "outcome"]
 )
+MONITOR_EVENTS = Counter(
+    "xyd_monitor_events_total",
+    "Events the monitor consumed, by kind and outcome",
+    ["kind", "outcome"],
+)
+MONITOR_ALERTS = Counter(
+    "xyd_monitor_alerts_raised_total", "Alerts raised, by rule and severity", ["rule", "severity"]
+)
 
 
 def render_latest() -> tuple[bytes, str]:

@@ -1,0 +1,147 @@
+"""The monitor's event bus: one Protocol, Redis Streams in production, a queue embedded.
+
+Redis: one stream, one consumer group; several `xyd monitor` workers share
+it. A worker acknowledges an event only after its effects are committed; a
+worker that dies leaves its events pending, and another claims them with
+XAUTOCLAIM once they have been idle long enough. Delivery is therefore at
+least once, and the monitor makes each event's effect happen once (it
+records applied event ids in the same transaction as the alerts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from policies.risk.base import MonitorEvent
+
+STREAM = "xyd:monitor:events"
+GROUP = "monitor"
+MAX_LEN = 1_000_000  # approximate trim: far more than a day of events
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    token: str  # the stream entry id (Redis) or a sequence number (memory)
+    event: MonitorEvent
+
+
+def encode(event: MonitorEvent) -> bytes:
+    return orjson.dumps(
+        {
+            "id": event.id,
+            "kind": event.kind,
+            "occurred_at": event.occurred_at.isoformat(),
+            "credit_code": event.credit_code,
+            "attrs": dict(event.attrs),
+        },
+        default=str,
+    )
+
+
+def decode(raw: bytes | str) -> MonitorEvent:
+    data: dict[str, Any] = orjson.loads(raw)
+    return MonitorEvent(
+        id=str(data["id"]),
+        kind=data["kind"],
+        occurred_at=datetime.fromisoformat(data["occurred_at"]),
+        credit_code=data.get("credit_code"),
+        attrs=data.get("attrs") or {},
+    )
+
+
+class EventBus(Protocol):
+    async def publish(self, events: Sequence[MonitorEvent]) -> None: ...
+
+    async def read(self, consumer: str, count: int, block_ms: int) -> list[Delivery]: ...
+
+    async def ack(self, deliveries: Sequence[Delivery]) -> None: ...
+
+
+class MemoryBus:
+    """Embedded mode: one process publishes and consumes; nothing survives a restart,
+    which the relay makes up for by republishing from the database watermark."""
+
+    def __init__(self) -> None:
+        self.queue: deque[Delivery] = deque()
+        self.ready = asyncio.Event()
+        self.serial = 0
+
+    async def publish(self, events: Sequence[MonitorEvent]) -> None:
+        for event in events:
+            self.serial += 1
+            self.queue.append(Delivery(str(self.serial), event))
+        self.ready.set()
+
+    async def read(self, consumer: str, count: int, block_ms: int) -> list[Delivery]:
+        if not self.queue:
+            self.ready.clear()
+            try:
+                await asyncio.wait_for(self.ready.wait(), block_ms / 1000)
+            except TimeoutError:
+                return []
+        batch: list[Delivery] = []
+        while self.queue and len(batch) < count:
+            batch.append(self.queue.popleft())
+        return batch
+
+    async def ack(self, deliveries: Sequence[Delivery]) -> None:
+        return None
+
+
+class RedisStreamBus:
+    def __init__(self, redis: Redis, *, claim_idle_ms: int = 30_000) -> None:
+        self.redis = redis
+        self.claim_idle_ms = claim_idle_ms
+        self._group_ready = False
+
+    async def _ensure_group(self) -> None:
+        if self._group_ready:
+            return
+        try:
+            await self.redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._group_ready = True
+
+    async def publish(self, events: Sequence[MonitorEvent]) -> None:
+        if not events:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for event in events:
+                pipe.xadd(STREAM, {"e": encode(event)}, maxlen=MAX_LEN, approximate=True)
+            await pipe.execute()
+
+    async def read(self, consumer: str, count: int, block_ms: int) -> list[Delivery]:
+        await self._ensure_group()
+        # First what a dead worker left pending, then what is new.
+        claimed: Any = await self.redis.xautoclaim(
+            STREAM, GROUP, consumer, min_idle_time=self.claim_idle_ms, start_id="0-0", count=count
+        )
+        entries: list[Any] = list(claimed[1]) if claimed else []
+        if not entries:
+            answer: Any = await self.redis.xreadgroup(
+                GROUP, consumer, {STREAM: ">"}, count=count, block=block_ms
+            )
+            entries = [entry for _, stream_entries in answer or [] for entry in stream_entries]
+        deliveries = []
+        for entry_id, fields in entries:
+            if not fields:  # trimmed away while pending: nothing left to apply
+                continue
+            token = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+            raw = fields.get(b"e") or fields.get("e")
+            deliveries.append(Delivery(token, decode(raw)))
+        return deliveries
+
+    async def ack(self, deliveries: Sequence[Delivery]) -> None:
+        if deliveries:
+            await self.redis.xack(STREAM, GROUP, *[d.token for d in deliveries])
