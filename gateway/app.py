@@ -29,6 +29,7 @@ from gateway.identity.startup import start_identity
 from gateway.loans.router import router as loans_router
 from gateway.logs import configure_logging
 from gateway.middleware import GatewayMiddleware
+from gateway.monitor.service import load_rules
 from gateway.records.router import router as records_router
 from gateway.reports.build import ReportBuilder
 from gateway.reports.cache import ReportCache
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     rates = RateConfig.load(settings.config_dir / "rates.yaml")
     builder = ReportBuilder.load(settings.config_dir)
     platforms_config = load_config(settings.config_dir / "platforms.yaml")
+    app.state.risk_rules = load_rules(settings.config_dir)
     fingerprint = rules_fingerprint(settings.config_dir)
     app.state.platforms_config = platforms_config
     app.state.platforms = build_all(

@@ -10,6 +10,8 @@ import time
 from typing import Any
 
 from gateway.metrics import PLATFORM_LAST_SYNC
+from gateway.monitor.bus import MemoryBus
+from gateway.monitor.service import run as run_monitor
 from gateway.outbox import Notify, deliver_due
 from gateway.settings import Settings
 
@@ -23,6 +25,9 @@ def start_background(state: Any, settings: Settings) -> list[asyncio.Task[None]]
     tasks = []
     notifiers: dict[str, Notify] = {key: adapter.notify for key, adapter in state.platforms.items()}
     tasks.append(asyncio.create_task(_outbox_forever(state, notifiers, settings.outbox_poll_s)))
+    if settings.redis_url is None and settings.run_embedded_monitor:
+        # Embedded mode: no Redis stream to share, so the gateway watches itself.
+        tasks.append(asyncio.create_task(_embedded_monitor(state)))
     for key, adapter in state.platforms.items():
         every = adapter_schedule(state, key)
         if every:
@@ -33,6 +38,14 @@ def start_background(state: Any, settings: Settings) -> list[asyncio.Task[None]]
 def adapter_schedule(state: Any, key: str) -> float | None:
     value = state.platforms_config.get(key, {}).get("schedule_s")
     return float(value) if value else None
+
+
+async def _embedded_monitor(state: Any) -> None:
+    stop = asyncio.Event()
+    try:
+        await run_monitor(state.sync_engine, MemoryBus(), state.risk_rules, "embedded", stop)
+    finally:
+        stop.set()
 
 
 async def _outbox_forever(state: Any, notifiers: dict[str, Notify], every_s: float) -> None:

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
         True, description="Run pull schedules and the outbox in this process"
     )
     outbox_poll_s: float = Field(2.0, gt=0, le=3600, description="How often the outbox is read")
+    run_embedded_monitor: bool = Field(
+        True, description="Without Redis, run the risk monitor inside the gateway process"
+    )
 
     # --- reports -------------------------------------------------------------
     report_cache_entries: int = Field(

@@ -120,3 +120,27 @@ async def test_a_killed_workers_events_are_claimed_and_applied_exactly_once(
     pending = await redis_bus.redis.xpending("xyd:monitor:events", "monitor")
     assert pending["pending"] == 0
     await redis_bus.redis.aclose()
+
+
+def test_embedded_gateway_turns_a_platform_event_into_an_alert(
+    settings: object, engine: Engine
+) -> None:
+    import time
+
+    from starlette.testclient import TestClient
+
+    from gateway.app import create_app
+
+    with TestClient(create_app(settings)):  # type: ignore[arg-type]
+        store_loans(
+            engine,
+            loan_event(1, "loan_disbursed", amount_fen=1000),
+            loan_event(2, "repayment_overdue", 5, days_overdue=95),
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and count(engine, alerts) == 0:
+            time.sleep(0.2)
+    with engine.connect() as conn:
+        [alert] = conn.execute(select(alerts)).all()
+    assert (alert.rule, alert.severity) == ("overdue_default", "critical")
+    assert alert.evidence == ["loan:kechuangtong:m-2"]
