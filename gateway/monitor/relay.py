@@ -9,14 +9,14 @@ the two republishes a few events; the monitor applies each id once.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, and_, or_, select
 
 from adapters.ledger import get_state, set_state
 from gateway.monitor.bus import EventBus
-from gateway.store.tables import audit_entries, clients, loan_events
+from gateway.store.tables import audit_entries, clients, loan_events, record_versions, records
 from policies.risk.base import MonitorEvent
 
 WATERMARKS = "monitor"
@@ -93,9 +93,76 @@ def audit_batch(conn: Connection, after: int, limit: int) -> tuple[list[MonitorE
     return events, (rows[-1].seq if rows else after)
 
 
+# Records change in place (a new version moves `updated_at`), so their
+# watermark is (updated_at, id). A row's `updated_at` is stamped before its
+# batch commits, so rows younger than SETTLE are left for the next round:
+# by then every batch that stamped them has committed or rolled back.
+SETTLE = timedelta(seconds=10)
+
+
+def record_batch(conn: Connection, after: str, limit: int) -> tuple[list[MonitorEvent], str]:
+    columns = (
+        records.c.id, records.c.category, records.c.credit_code, records.c.version,
+        records.c.effective_date, records.c.updated_at, record_versions.c.data,
+    )  # fmt: skip
+    current = and_(
+        record_versions.c.record_id == records.c.id,
+        record_versions.c.version == records.c.version,
+    )
+    query = (
+        select(*columns)
+        .select_from(records.join(record_versions, current))
+        .where(
+            records.c.credit_code.is_not(None),
+            records.c.updated_at < datetime.now(UTC) - SETTLE,
+        )
+        .order_by(records.c.updated_at, records.c.id)
+        .limit(limit)
+    )
+    if after:
+        stamp, _, last_id = after.rpartition("|")
+        at = datetime.fromisoformat(stamp)
+        query = query.where(
+            or_(
+                records.c.updated_at > at,
+                and_(records.c.updated_at == at, records.c.id > int(last_id)),
+            )
+        )
+    rows = list(conn.execute(query))
+    events = []
+    for r in rows:
+        changed = _aware(r.updated_at)
+        # Event time is the record's own date where it has one (a penalty's decision),
+        # so a late-arriving record is judged when it happened.
+        day = r.effective_date
+        happened = datetime(day.year, day.month, day.day, tzinfo=UTC) if day else changed
+        attrs = {"category": r.category, "record_id": r.id, "version": r.version,
+                 "data": dict(r.data)}  # fmt: skip
+        events.append(
+            MonitorEvent(
+                id=f"record:{r.id}:v{r.version}",
+                kind="record",
+                occurred_at=happened,
+                credit_code=r.credit_code,
+                attrs=attrs,
+            )
+        )
+    last = f"{_aware(rows[-1].updated_at).isoformat()}|{rows[-1].id}" if rows else after
+    return events, last
+
+
 async def relay_once(engine: Engine, bus: EventBus, *, limit: int = 500) -> int:
     """Publish what was committed since the last call; the number of events published."""
     published = 0
+    with engine.connect() as conn:
+        after_records = get_state(conn, WATERMARKS, "records") or ""
+        events, last_records = record_batch(conn, after_records, limit)
+    if events:
+        await bus.publish(events)
+        published += len(events)
+    if last_records != after_records:
+        with engine.begin() as conn:
+            set_state(conn, WATERMARKS, "records", last_records)
     for name, batch in (("loan_events", loan_batch), ("audit", audit_batch)):
         with engine.connect() as conn:
             after = int(get_state(conn, WATERMARKS, name) or 0)

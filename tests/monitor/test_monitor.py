@@ -144,3 +144,38 @@ def test_embedded_gateway_turns_a_platform_event_into_an_alert(
         [alert] = conn.execute(select(alerts)).all()
     assert (alert.rule, alert.severity) == ("overdue_default", "critical")
     assert alert.evidence == ["loan:kechuangtong:m-2"]
+
+
+async def test_a_black_listing_after_a_loan_raises_deterioration(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pathlib import Path
+
+    from gateway.monitor import relay
+    from gateway.monitor.service import load_rules
+    from gateway.records.readers import read_ndjson
+    from gateway.records.service import Ingestor
+    from tests.builders import ndjson
+
+    monkeypatch.setattr(relay, "SETTLE", timedelta(0))
+    now = datetime.now(UTC)
+    store_loans(
+        engine,
+        loan_event(1, "loan_disbursed", amount_fen=1000, occurred_at=now - timedelta(days=20)),
+    )
+    listing = {
+        "record_id": "BL-1", "source_department": "成都市发展和改革委员会",
+        "credit_code": code(1), "subject_name": "成都测试1号有限公司",
+        "list_name": "严重失信主体名单", "listing_authority": "成都市发展和改革委员会",
+        "listed_on": (now - timedelta(days=2)).date().isoformat(), "reason": "拖欠农民工工资",
+    }  # fmt: skip
+    Ingestor(engine, "black_list", b"k", 10).run(read_ndjson(ndjson(listing).splitlines()), "t")
+    bus = MemoryBus()
+    assert await relay_once(engine, bus) == 2
+    monitor = Monitor(engine, load_rules(Path("config")))
+    for delivery in await bus.read("w", 10, 10):
+        monitor.apply(delivery.event)
+    with engine.connect() as conn:
+        rules = {row.rule for row in conn.execute(select(alerts))}
+    assert "post_loan_deterioration" in rules
+    assert await relay_once(engine, bus) == 0  # the watermark moved past both
