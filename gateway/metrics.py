@@ -77,6 +77,22 @@ MONITOR_EVENTS = Counter(
     "Events the monitor consumed, by kind and outcome",
     ["kind", "outcome"],
 )
+MONITOR_RULE_EVALUATIONS = Counter(
+    "xyd_monitor_rule_evaluations_total",
+    "Rule evaluations, by rule and result",
+    ["rule", "result"],
+)
+MONITOR_CONSUMER_LAG = Gauge(
+    "xyd_monitor_consumer_lag",
+    "Events in the stream not yet delivered to the monitor group, as last read",
+    multiprocess_mode="max",
+)
+OPEN_ALERTS = Gauge(
+    "xyd_alerts_open",
+    "Unresolved alerts by severity, as last counted",
+    ["severity"],
+    multiprocess_mode="max",
+)
 MONITOR_ALERTS = Counter(
     "xyd_monitor_alerts_raised_total", "Alerts raised, by rule and severity", ["rule", "severity"]
 )

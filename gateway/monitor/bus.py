@@ -145,3 +145,14 @@ class RedisStreamBus:
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
         if deliveries:
             await self.redis.xack(STREAM, GROUP, *[d.token for d in deliveries])
+
+    async def lag(self) -> int | None:
+        """Entries the group has not yet been given (Redis 7's XINFO GROUPS `lag`)."""
+        await self._ensure_group()
+        groups: Any = await self.redis.xinfo_groups(STREAM)
+        for group in groups:
+            name = group.get("name") or group.get(b"name")
+            if name in (GROUP, GROUP.encode()):
+                value = group.get("lag", group.get(b"lag"))
+                return int(value) if value is not None else None
+        return None

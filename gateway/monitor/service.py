@@ -6,12 +6,14 @@ import asyncio
 import logging
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, func, select
 
-from gateway.monitor.bus import EventBus
+from gateway.metrics import MONITOR_CONSUMER_LAG, OPEN_ALERTS
+from gateway.monitor.bus import EventBus, RedisStreamBus
 from gateway.monitor.relay import relay_once
 from gateway.monitor.worker import Monitor
-from policies.risk.base import Rule
+from gateway.store.tables import alerts
+from policies.risk.base import SEVERITIES, Rule
 
 log = logging.getLogger("xyd.monitor")
 RELAY_EVERY_S = 1.0
@@ -24,10 +26,27 @@ def load_rules(config_dir: Path) -> list[Rule]:
     return build_rules(RiskRules.load(config_dir / "risk_rules.yaml"))
 
 
+def _count_open(conn: Connection) -> dict[str, int]:
+    rows = conn.execute(
+        select(alerts.c.severity, func.count())
+        .where(alerts.c.state != "resolved")
+        .group_by(alerts.c.severity)
+    )
+    return {str(severity): int(n) for severity, n in rows}
+
+
 async def relay_forever(engine: Engine, bus: EventBus, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
             await relay_once(engine, bus)
+            with engine.connect() as conn:
+                counts = _count_open(conn)
+            for severity in SEVERITIES:
+                OPEN_ALERTS.labels(severity).set(counts.get(severity, 0))
+            if isinstance(bus, RedisStreamBus):
+                lag = await bus.lag()
+                if lag is not None:
+                    MONITOR_CONSUMER_LAG.set(lag)
         except Exception:  # the relay must outlive a bad round (database or Redis away)
             log.exception("relay round failed")
         try:

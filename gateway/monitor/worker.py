@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.alerts.service import apply_finding
-from gateway.metrics import MONITOR_ALERTS, MONITOR_EVENTS
+from gateway.metrics import MONITOR_ALERTS, MONITOR_EVENTS, MONITOR_RULE_EVALUATIONS
 from gateway.monitor.bus import EventBus
 from gateway.monitor.history import SqlHistory
 from gateway.outbox import enqueue
@@ -57,7 +57,9 @@ class Monitor:
                 return raised
             history = SqlHistory(conn)
             for rule in self.rules:
-                for finding in rule.evaluate(event, history):
+                findings = rule.evaluate(event, history)
+                MONITOR_RULE_EVALUATIONS.labels(rule.name, "finding" if findings else "none").inc()
+                for finding in findings:
                     alert_id, created = apply_finding(conn, finding, event.occurred_at)
                     if not created:
                         continue
