@@ -41,7 +41,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    # A pull platform's page (hundreds of events) holds the write lock for a
+    # few seconds in one transaction; other writers wait rather than fail.
+    cursor.execute("PRAGMA busy_timeout=15000")
     cursor.close()
 
 

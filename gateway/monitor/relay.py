@@ -9,6 +9,8 @@ the two republishes a few events; the monitor applies each id once.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -151,26 +153,39 @@ def record_batch(conn: Connection, after: str, limit: int) -> tuple[list[Monitor
     return events, last
 
 
-async def relay_once(engine: Engine, bus: EventBus, *, limit: int = 500) -> int:
-    """Publish what was committed since the last call; the number of events published."""
-    published = 0
+Batch = Callable[[Connection, Any, int], tuple[list[MonitorEvent], Any]]
+SOURCES: tuple[tuple[str, Batch], ...] = (
+    ("records", record_batch),
+    ("loan_events", loan_batch),
+    ("audit", audit_batch),
+)
+
+
+def _read(engine: Engine, name: str, batch: Batch, limit: int) -> tuple[Any, list[Any], Any]:
     with engine.connect() as conn:
-        after_records = get_state(conn, WATERMARKS, "records") or ""
-        events, last_records = record_batch(conn, after_records, limit)
-    if events:
-        await bus.publish(events)
-        published += len(events)
-    if last_records != after_records:
-        with engine.begin() as conn:
-            set_state(conn, WATERMARKS, "records", last_records)
-    for name, batch in (("loan_events", loan_batch), ("audit", audit_batch)):
-        with engine.connect() as conn:
-            after = int(get_state(conn, WATERMARKS, name) or 0)
-            events, last = batch(conn, after, limit)
+        stored = get_state(conn, WATERMARKS, name)
+        after: Any = (stored or "") if name == "records" else int(stored or 0)
+        events, last = batch(conn, after, limit)
+    return after, events, last
+
+
+def _save(engine: Engine, name: str, last: Any) -> None:
+    with engine.begin() as conn:
+        set_state(conn, WATERMARKS, name, str(last))
+
+
+async def relay_once(engine: Engine, bus: EventBus, *, limit: int = 500) -> int:
+    """Publish what was committed since the last call; the number of events published.
+
+    The database work runs in a thread: a busy SQLite (embedded mode) must not
+    stall the event loop that also serves requests.
+    """
+    published = 0
+    for name, batch in SOURCES:
+        after, events, last = await asyncio.to_thread(_read, engine, name, batch, limit)
         if last == after:
             continue
         await bus.publish(events)
-        with engine.begin() as conn:
-            set_state(conn, WATERMARKS, name, str(last))
+        await asyncio.to_thread(_save, engine, name, last)
         published += len(events)
     return published

@@ -35,12 +35,16 @@ def _count_open(conn: Connection) -> dict[str, int]:
     return {str(severity): int(n) for severity, n in rows}
 
 
+def _open_counts(engine: Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return _count_open(conn)
+
+
 async def relay_forever(engine: Engine, bus: EventBus, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
             await relay_once(engine, bus)
-            with engine.connect() as conn:
-                counts = _count_open(conn)
+            counts = await asyncio.to_thread(_open_counts, engine)
             for severity in SEVERITIES:
                 OPEN_ALERTS.labels(severity).set(counts.get(severity, 0))
             if isinstance(bus, RedisStreamBus):
