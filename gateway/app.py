@@ -19,6 +19,7 @@ from gateway.audit.router import router as audit_router
 from gateway.background import start_background
 from gateway.breaker import CircuitBreaker
 from gateway.consents.router import router as consents_router
+from gateway.dashboard.router import router as dashboard_router
 from gateway.db import make_async_engine, make_sync_engine
 from gateway.enterprises.router import router as enterprises_router
 from gateway.errors import install_problem_handlers
@@ -133,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reports_router)
     app.include_router(loans_router)
     app.include_router(alerts_router)
+    app.include_router(dashboard_router)
     for adapter in app.state.platforms.values():
         router = adapter.router()
         if router is not None:

@@ -437,10 +437,6 @@ def main() -> None:
     app()
 
 
-if __name__ == "__main__":
-    main()
-
-
 @adapters_app.command("sync")
 def adapters_sync(
     platform: str,
@@ -550,3 +546,39 @@ def monitor(
 
     typer.echo(f"monitor {name}: {len(rules)} rules; Ctrl-C to stop")
     asyncio.run(main())
+
+
+users_app = typer.Typer(no_args_is_help=True, help="The risk dashboard's local accounts")
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("create")
+def users_create(
+    name: str,
+    role: Annotated[str, typer.Option(help="risk_officer or auditor")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin's first line")
+    ] = False,
+) -> None:
+    """Create a dashboard account; without --password-stdin, print a generated password once."""
+    from gateway.dashboard import accounts
+    from gateway.db import make_sync_engine
+    from gateway.errors import ProblemError
+
+    # stdin rather than an argument: a password on the command line lands in shell history.
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else accounts.new_password()
+    engine = make_sync_engine(Settings())
+    try:
+        with engine.begin() as conn:
+            accounts.create_user(conn, name, role, password)
+    except ProblemError as exc:
+        raise _fail(exc.detail) from None
+    finally:
+        engine.dispose()
+    typer.echo(f"created {name} ({role})", err=True)
+    if not password_stdin:
+        typer.echo(password)
+
+
+if __name__ == "__main__":
+    main()

@@ -483,3 +483,32 @@ alert_history = Table(
     Column("note", Text),
 )
 Index("ix_alert_history_alert", alert_history.c.alert_id)
+
+# --- the risk officers' dashboard: local accounts and their sessions ----------------
+
+dashboard_users = Table(
+    "dashboard_users",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("role", String(20), nullable=False),  # risk_officer | auditor
+    Column("password_hash", String(200), nullable=False),  # scrypt$salt$digest
+    Column("failed_logins", Integer, nullable=False, server_default="0"),
+    # Start of the current 15-minute window of failures: the lock-out counts
+    # failures inside one window, not failures ever.
+    Column("first_failed_at", Timestamp),
+    Column("locked_until", Timestamp),
+    Column("created_at", Timestamp, nullable=False),
+    Column("disabled_at", Timestamp),
+)
+
+dashboard_sessions = Table(
+    "dashboard_sessions",
+    metadata,
+    # SHA-256 hex of the cookie's token: a copy of this table logs nobody in.
+    Column("id", String(64), primary_key=True),
+    Column("user_name", String(64), ForeignKey("dashboard_users.name"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("last_seen_at", Timestamp, nullable=False),
+)
+Index("ix_dashboard_sessions_user_name", dashboard_sessions.c.user_name)

@@ -38,6 +38,8 @@ EXPECTED = {
     "audit_checkpoints",
     "consents",
     "consent_events",
+    "dashboard_users",
+    "dashboard_sessions",
 }
 
 

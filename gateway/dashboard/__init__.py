@@ -1,0 +1,1 @@
+"""The risk officers' dashboard: local accounts, sessions, CSRF (accounts.py), HTML (router.py)."""
