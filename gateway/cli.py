@@ -115,6 +115,9 @@ def demo_seed(
         from gateway.demo.clients import register_demo_clients
 
         jwk_files = register_demo_clients(conn, out_dir / "clients")
+        from gateway.demo.users import ensure_demo_officer
+
+        officer_file = ensure_demo_officer(conn, out_dir / "users")
     engine.dispose()
     total = sum(summary.records.values())
     typer.echo(
@@ -122,6 +125,7 @@ def demo_seed(
         f"in {summary.seconds:.1f} s; sample codes in {out_dir / 'enterprises.csv'}"
     )
     typer.echo(f"demo clients' private keys: {', '.join(str(p) for p in jwk_files)}")
+    typer.echo(f"dashboard: /dashboard as demo-officer, password in {officer_file}")
     from gateway.demo.platforms import write_credentials
 
     written = write_credentials(settings.state_dir)

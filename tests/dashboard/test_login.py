@@ -6,6 +6,7 @@ import hashlib
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from httpx import Response
@@ -273,3 +274,22 @@ def test_form_bodies_are_bounded_and_urlencoded(client: TestClient) -> None:
     assert big.status_code == 413
     as_json = client.post("/dashboard/login", json={"csrf": csrf, "name": "x"})
     assert as_json.status_code == 415
+
+
+def test_the_demo_officer_can_log_in_with_the_written_password(
+    engine: Engine, tmp_path: Path
+) -> None:
+    from gateway.dashboard.accounts import verify_login
+    from gateway.demo.users import ensure_demo_officer
+
+    with engine.begin() as conn:
+        first = ensure_demo_officer(conn, tmp_path).read_text().strip()
+    with engine.begin() as conn:
+        path = ensure_demo_officer(conn, tmp_path)  # a second seed re-keys it
+    second = path.read_text().strip()
+    assert first != second
+    assert path.stat().st_mode & 0o777 == 0o600
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        assert verify_login(conn, "demo-officer", second, now).outcome.name == "OK"
+        assert verify_login(conn, "demo-officer", first, now).outcome.name != "OK"

@@ -1,0 +1,37 @@
+"""The demo's risk officer: `demo-officer`, with a fresh password on every seed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy import Connection, select, update
+
+from gateway.dashboard.accounts import create_user, new_password
+from gateway.identity.clients import hash_secret
+from gateway.store.tables import dashboard_users
+
+DEMO_OFFICER = "demo-officer"
+
+
+def ensure_demo_officer(conn: Connection, out_dir: Path) -> Path:
+    """Create (or re-key) the officer; write the password owner-only; return its path."""
+    password = new_password()
+    exists = conn.execute(
+        select(dashboard_users.c.name).where(dashboard_users.c.name == DEMO_OFFICER)
+    ).first()
+    if exists is None:
+        create_user(conn, DEMO_OFFICER, "risk_officer", password)
+    else:
+        conn.execute(
+            update(dashboard_users)
+            .where(dashboard_users.c.name == DEMO_OFFICER)
+            .values(password_hash=hash_secret(password), failed_logins=0, locked_until=None)
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{DEMO_OFFICER}.password"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(password + "\n")
+    return path
