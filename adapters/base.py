@@ -9,13 +9,14 @@ one transaction. Both answer in their platform's own dialect.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from fastapi import APIRouter
 from sqlalchemy import Connection
@@ -91,12 +92,32 @@ class Adapter(Protocol):
         """One pull run (None for a push platform)."""
         ...
 
-    async def notify(self, kind: str, payload: dict[str, Any]) -> None:
-        """Deliver one outbox notification to the platform; raise to have it retried.
 
-        Platforms without notifications raise NotImplementedError.
-        """
+@runtime_checkable
+class Notifier(Protocol):
+    """A platform whose spec takes notifications back (an adapter may also be one)."""
+
+    async def notify(self, kind: str, payload: dict[str, Any]) -> None:
+        """Deliver one outbox notification; raise to have it retried."""
         ...
+
+
+class CredentialsMissing(RuntimeError):
+    """A pull platform's credentials file does not exist (yet)."""
+
+
+def read_credentials(platform: str, path: Path, fields: tuple[str, ...]) -> tuple[str, ...]:
+    """The named non-empty strings from a pull platform's JSON credentials file."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CredentialsMissing(f"{platform}: credentials file {path} not found") from None
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{platform}: credentials file {path}: {exc}") from exc
+    values = [raw.get(k) if isinstance(raw, dict) else None for k in fields]
+    if not all(isinstance(v, str) and v for v in values):
+        raise ValueError(f"{platform}: {path} needs {', '.join(fields)}")
+    return tuple(str(v) for v in values)
 
 
 class StoreUnavailable(Exception):

@@ -501,9 +501,6 @@ class ChuangfuTianfu:
     ) -> SyncReport | None:
         return None
 
-    async def notify(self, kind: str, payload: dict[str, Any]) -> None:
-        raise NotImplementedError("Chuangfu Tianfu takes no notifications")
-
     async def messages(self, request: Request) -> Response:
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type != JOSE_MEDIA_TYPE:

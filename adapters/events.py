@@ -67,7 +67,7 @@ class LoanEvent:
 
 
 class InvalidAmount(ValueError):
-    pass
+    """An amount that is not an exact, non-negative number of fen."""
 
 
 def digest(raw: bytes) -> str:

@@ -358,6 +358,10 @@ async def _read_limited(request: Request) -> bytes | None:
 # --- the adapter ------------------------------------------------------------------
 
 
+class UnknownNotification(ValueError):
+    """A notification kind Kechuangtong's spec does not have."""
+
+
 class NotificationFailed(Exception):
     """The callback did not answer 2xx; the outbox retries later."""
 
@@ -419,7 +423,7 @@ class KechuangtongAdapter:
     async def notify(self, kind: str, payload: dict[str, Any]) -> None:
         """POST a risk alert to the callback URL, signed like the platform's webhooks."""
         if kind != "risk_alert":
-            raise NotImplementedError(f"{KEY} takes no {kind!r} notifications")
+            raise UnknownNotification(f"{KEY} takes no {kind!r} notifications")
         if not self.callback_url:
             raise NotificationFailed(f"{KEY}: callback_url is not configured")
         secrets = self.secrets.current()

@@ -544,9 +544,6 @@ class NongdaitongAdapter:
     async def sync(self, *, day: date | None = None, since: datetime | None = None) -> None:
         return None
 
-    async def notify(self, kind: str, payload: dict[str, Any]) -> None:
-        raise NotImplementedError("Nongdaitong takes no notifications")
-
 
 def _key_paths(ctx: PlatformContext) -> list[Path]:
     value = ctx.settings.get("public_keys")

@@ -35,7 +35,7 @@ from fastapi import APIRouter
 from sqlalchemy import Connection, select
 
 from adapters import ledger
-from adapters.base import PlatformContext, SyncReport
+from adapters.base import PlatformContext, SyncReport, read_credentials
 from adapters.events import BEIJING, Authorization, EventType, LoanEvent, digest
 from adapters.http import (
     DEFAULT_TIMEOUT,
@@ -72,10 +72,6 @@ _BANK_CODE = re.compile(r"[A-Z][A-Z0-9-]{1,31}")
 _MAX_FEN = 10**15  # ten trillion yuan: anything above is a broken number, not a loan
 
 
-class CredentialsMissing(RuntimeError):
-    """The credentials file named by `simulator_file` does not exist (yet)."""
-
-
 class EventInvalid(ValueError):
     """One feed event cannot be used; it is dead-lettered and the feed goes on."""
 
@@ -88,18 +84,10 @@ class Credentials:
 
     @classmethod
     def load(cls, path: Path) -> Credentials:
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise CredentialsMissing(f"{PLATFORM}: credentials file {path} not found") from None
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"{PLATFORM}: credentials file {path}: {exc}") from exc
-        fields = ("base_url", "client_id", "client_secret")
-        values = [raw.get(k) if isinstance(raw, dict) else None for k in fields]
-        if not all(isinstance(v, str) and v for v in values):
-            raise ValueError(f"{PLATFORM}: {path} needs base_url, client_id and client_secret")
-        base, client_id, secret = (str(v) for v in values)
-        return cls(base.rstrip("/"), client_id, secret)
+        base, key, secret = read_credentials(
+            PLATFORM, path, ("base_url", "client_id", "client_secret")
+        )
+        return cls(base.rstrip("/"), key, secret)
 
 
 # --- one event -------------------------------------------------------------------
@@ -332,9 +320,6 @@ class TianfuRongtongAdapter:
 
     def router(self) -> APIRouter | None:
         return None
-
-    async def notify(self, kind: str, payload: dict[str, Any]) -> None:
-        raise NotImplementedError(f"{PLATFORM} takes no notifications")
 
     async def sync(self, *, day: date | None = None, since: datetime | None = None) -> SyncReport:
         """From the saved cursor; or, with `since` (or a Beijing `day`), from that time on

@@ -36,7 +36,7 @@ import httpx
 from fastapi import APIRouter
 from sqlalchemy import Connection, select
 
-from adapters.base import PlatformContext, SyncReport
+from adapters.base import PlatformContext, SyncReport, read_credentials
 from adapters.events import (
     BEIJING,
     Authorization,
@@ -83,10 +83,6 @@ _BANK_CODE = re.compile(r"[A-Z][A-Z0-9-]{1,31}")
 _DAY = re.compile(r"\d{8}")
 
 
-class CredentialsMissing(RuntimeError):
-    """The credentials file named by `simulator_file` does not exist (yet)."""
-
-
 class FileRefused(ValueError):
     """A whole file is unusable (encoding, header): nothing of it is stored."""
 
@@ -103,17 +99,7 @@ class Credentials:
 
     @classmethod
     def load(cls, path: Path) -> Credentials:
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise CredentialsMissing(f"{PLATFORM}: credentials file {path} not found") from None
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"{PLATFORM}: credentials file {path}: {exc}") from exc
-        fields = ("base_url", "app_key", "app_secret")
-        values = [raw.get(k) if isinstance(raw, dict) else None for k in fields]
-        if not all(isinstance(v, str) and v for v in values):
-            raise ValueError(f"{PLATFORM}: {path} needs base_url, app_key and app_secret")
-        base, key, secret = (str(v) for v in values)
+        base, key, secret = read_credentials(PLATFORM, path, ("base_url", "app_key", "app_secret"))
         return cls(base.rstrip("/"), key, secret)
 
 
@@ -401,9 +387,6 @@ class YingchuangAdapter:
 
     def router(self) -> APIRouter | None:
         return None
-
-    async def notify(self, kind: str, payload: dict[str, Any]) -> None:
-        raise NotImplementedError(f"{PLATFORM} takes no notifications")
 
     async def sync(
         self, *, day: date | None = None, since: datetime | None = None

@@ -9,6 +9,7 @@ import logging
 import time
 from typing import Any
 
+from adapters.base import Notifier
 from gateway.metrics import PLATFORM_LAST_SYNC
 from gateway.monitor.bus import MemoryBus
 from gateway.monitor.service import run as run_monitor
@@ -23,7 +24,11 @@ def start_background(state: Any, settings: Settings) -> list[asyncio.Task[None]]
     if not settings.run_background:
         return []
     tasks = []
-    notifiers: dict[str, Notify] = {key: adapter.notify for key, adapter in state.platforms.items()}
+    notifiers: dict[str, Notify] = {
+        key: adapter.notify
+        for key, adapter in state.platforms.items()
+        if isinstance(adapter, Notifier)
+    }
     tasks.append(asyncio.create_task(_outbox_forever(state, notifiers, settings.outbox_poll_s)))
     if settings.redis_url is None and settings.run_embedded_monitor:
         # Embedded mode: no Redis stream to share, so the gateway watches itself.

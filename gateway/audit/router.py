@@ -7,8 +7,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from gateway.audit import access_log
-from gateway.audit.chain import AuditEvent
-from gateway.audit.service import digest, record, route_of
+from gateway.audit.service import record_allowed
 from gateway.enterprises.service import checked_code
 from gateway.errors import problem_docs
 from gateway.identity.deps import AuditReader
@@ -46,15 +45,11 @@ async def enterprise_access_log(
     before = access_log.parse_cursor(cursor)
     async with request.app.state.engine.connect() as conn:
         body = orjson.dumps(await conn.run_sync(access_log.page, code, before=before, limit=limit))
-    await record(
+    await record_allowed(
         request,
-        AuditEvent(
-            client_id=caller.client_id,
-            route=route_of(request),
-            decision="allow",
-            reason="access log read",
-            credit_code=code,
-            response_sha256=digest(body),
-        ),
+        caller.client_id,
+        body,
+        reason="access log read",
+        credit_code=code,
     )
     return Response(body, media_type="application/json")

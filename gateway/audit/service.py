@@ -50,3 +50,29 @@ async def record(request: Request, event: AuditEvent) -> int:
         raise DependencyUnavailable(
             "the audit trail cannot be written; nothing was disclosed"
         ) from exc
+
+
+async def record_allowed(
+    request: Request,
+    client_id: str,
+    body: bytes,
+    *,
+    reason: str | None = None,
+    credit_code: str | None = None,
+    consent_id: str | None = None,
+    purpose: str | None = None,
+) -> int:
+    """An allowed answer on this route, with the digest of exactly what is sent."""
+    return await record(
+        request,
+        AuditEvent(
+            client_id=client_id,
+            route=route_of(request),
+            decision="allow",
+            reason=reason,
+            credit_code=credit_code,
+            consent_id=consent_id,
+            purpose=purpose,
+            response_sha256=digest(body),
+        ),
+    )

@@ -7,8 +7,7 @@ import orjson
 from fastapi import APIRouter, Body, Header, Query, Request
 from starlette.responses import Response
 
-from gateway.audit.chain import AuditEvent
-from gateway.audit.service import digest, record, route_of
+from gateway.audit.service import record_allowed
 from gateway.consents import service
 from gateway.consents.schemas import ConsentIn, RevokeIn
 from gateway.errors import problem_docs
@@ -35,18 +34,14 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
 
 
 async def _audit(request: Request, caller: Any, consent: dict[str, Any], body: bytes) -> None:
-    await record(
+    await record_allowed(
         request,
-        AuditEvent(
-            client_id=caller.client_id,
-            route=route_of(request),
-            decision="allow",
-            reason=f"consent {consent['status']}",
-            credit_code=consent["credit_code"],
-            consent_id=consent["id"],
-            purpose=consent["purpose"],
-            response_sha256=digest(body),
-        ),
+        caller.client_id,
+        body,
+        reason=f"consent {consent['status']}",
+        credit_code=consent["credit_code"],
+        consent_id=consent["id"],
+        purpose=consent["purpose"],
     )
 
 

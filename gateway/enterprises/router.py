@@ -4,8 +4,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from gateway.audit.chain import AuditEvent
-from gateway.audit.service import digest, record, route_of
+from gateway.audit.service import record_allowed
 from gateway.db import DbConnection
 from gateway.enterprises.service import basic_data
 from gateway.errors import problem_docs
@@ -37,14 +36,10 @@ async def enterprise(
 ) -> Response:
     data = await basic_data(conn, credit_code)
     body = orjson.dumps(data)
-    await record(
+    await record_allowed(
         request,
-        AuditEvent(
-            client_id=caller.client_id,
-            route=route_of(request),
-            decision="allow",
-            credit_code=data["credit_code"],
-            response_sha256=digest(body),
-        ),
+        caller.client_id,
+        body,
+        credit_code=data["credit_code"],
     )
     return Response(body, media_type="application/json")

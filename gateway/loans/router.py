@@ -6,8 +6,7 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from gateway.audit.chain import AuditEvent
-from gateway.audit.service import digest, record, route_of
+from gateway.audit.service import record_allowed
 from gateway.enterprises.service import checked_code
 from gateway.errors import problem_docs
 from gateway.identity.deps import LoanReader
@@ -53,15 +52,11 @@ async def list_loans(
             )
         )
     body = orjson.dumps(page)
-    await record(
+    await record_allowed(
         request,
-        AuditEvent(
-            client_id=caller.client_id,
-            route=route_of(request),
-            decision="allow",
-            reason="loan ledger read",
-            credit_code=code,
-            response_sha256=digest(body),
-        ),
+        caller.client_id,
+        body,
+        reason="loan ledger read",
+        credit_code=code,
     )
     return Response(body, media_type="application/json")

@@ -7,8 +7,7 @@ import orjson
 from fastapi import APIRouter, Body, Header, Path, Request
 from starlette.responses import Response
 
-from gateway.audit.chain import AuditEvent
-from gateway.audit.service import digest, record, route_of
+from gateway.audit.service import record_allowed
 from gateway.errors import Forbidden, UnsupportedMediaType, problem_docs
 from gateway.idempotency import Replay, begin, check_key, finish, request_digest
 from gateway.identity.deps import RecordWriter, audit_denial
@@ -71,15 +70,11 @@ async def post_records(
             body=body,
         )
     )
-    await record(
+    await record_allowed(
         request,
-        AuditEvent(
-            client_id=caller.client_id,
-            route=route_of(request),
-            decision="allow",
-            reason=f"{category} batch{' (replayed)' if replayed else ''}",
-            response_sha256=digest(answer),
-        ),
+        caller.client_id,
+        answer,
+        reason=f"{category} batch{' (replayed)' if replayed else ''}",
     )
     headers = {"Idempotent-Replayed": "true"} if replayed else {}
     return Response(answer, status_code=status, media_type="application/json", headers=headers)
@@ -101,16 +96,12 @@ RecordId = Annotated[int, Path(ge=1, le=2**62, description="The record's id in r
 
 
 async def _audited(request: Request, caller: Any, dispute: dict[str, Any], answer: bytes) -> None:
-    await record(
+    await record_allowed(
         request,
-        AuditEvent(
-            client_id=caller.client_id,
-            route=route_of(request),
-            decision="allow",
-            reason=f"dispute {dispute['status']}",
-            credit_code=dispute["credit_code"],
-            response_sha256=digest(answer),
-        ),
+        caller.client_id,
+        answer,
+        reason=f"dispute {dispute['status']}",
+        credit_code=dispute["credit_code"],
     )
 
 

@@ -9,8 +9,7 @@ from fastapi import APIRouter, Header, Request
 from sqlalchemy.exc import DBAPIError
 from starlette.responses import Response
 
-from gateway.audit.chain import AuditEvent
-from gateway.audit.service import digest, record, route_of
+from gateway.audit.service import record_allowed
 from gateway.enterprises.service import UnknownEnterprise, checked_code
 from gateway.errors import (
     DependencyUnavailable,
@@ -163,17 +162,13 @@ async def credit_report(
         body = render_html(report, signature=signing.detached(report, key)).encode()
     else:
         body = orjson.dumps({**report, "signature": signing.detached(report, key)})
-    await record(
+    await record_allowed(
         request,
-        AuditEvent(
-            client_id=caller.client_id,
-            route=route_of(request),
-            decision="allow",
-            credit_code=code,
-            consent_id=decision.consent.id,
-            purpose=decision.consent.purpose,
-            response_sha256=digest(body),
-        ),
+        caller.client_id,
+        body,
+        credit_code=code,
+        consent_id=decision.consent.id,
+        purpose=decision.consent.purpose,
     )
     return Response(
         body,

@@ -28,7 +28,14 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from adapters.base import PlatformContext
 from adapters.events import BEIJING
 from adapters.http import RetryPolicy
-from adapters.kechuangtong import PATH, KechuangtongAdapter, NotificationFailed, build, parse
+from adapters.kechuangtong import (
+    PATH,
+    KechuangtongAdapter,
+    NotificationFailed,
+    UnknownNotification,
+    build,
+    parse,
+)
 from adapters.simulators.kechuangtong import (
     CallbackReceiver,
     Message,
@@ -561,7 +568,7 @@ async def test_notify_raises_so_the_outbox_retries(tmp_path: Path) -> None:
         wrong = adapter_for(tmp_path, base + receiver.path, b"wrong")
         with pytest.raises(NotificationFailed, match="401"):
             await wrong.notify("risk_alert", ALERT)
-        with pytest.raises(NotImplementedError):
+        with pytest.raises(UnknownNotification):
             await adapter.notify("loan_report", ALERT)
         with pytest.raises(ValueError, match="alertId"):
             await adapter.notify("risk_alert", {k: v for k, v in ALERT.items() if k != "alertId"})

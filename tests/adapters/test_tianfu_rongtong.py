@@ -17,10 +17,11 @@ import yaml
 from sqlalchemy import Connection, Engine, func, select
 
 import adapters.ledger
+from adapters.base import CredentialsMissing
 from adapters.http import RetriesExhausted, UpstreamError
 from adapters.ledger import get_state
 from adapters.simulators.tianfu_rongtong import BANKS, TianfuRongtongSimulator
-from adapters.tianfu_rongtong import CredentialsMissing, TianfuRongtongAdapter
+from adapters.tianfu_rongtong import TianfuRongtongAdapter
 from gateway.app import create_app
 from gateway.db import make_async_engine
 from gateway.settings import Settings

@@ -16,11 +16,12 @@ import pytest
 import yaml
 from sqlalchemy import Engine, func, select
 
+from adapters.base import CredentialsMissing
 from adapters.events import BEIJING
 from adapters.http import RetriesExhausted, UpstreamError
 from adapters.ledger import get_state
 from adapters.simulators.yingchuang import BANKS, HEADER, YingchuangSimulator, encode_csv
-from adapters.yingchuang import CredentialsMissing, YingchuangAdapter
+from adapters.yingchuang import YingchuangAdapter
 from gateway.app import create_app
 from gateway.db import make_async_engine
 from gateway.settings import Settings
