@@ -19,12 +19,15 @@ demo: $(STAMP)
 	$(BIN)/xyd demo platforms > .xyd/demo/platforms.log 2>&1 & pid=$$!; \
 	  trap 'kill $$pid 2>/dev/null' EXIT INT TERM; $(BIN)/xyd serve
 
-# Debian's PostgreSQL and Redis, installed when missing; the tests start and
-# stop their own throw-away servers from these binaries.
+# Debian's PostgreSQL, Redis and Chromium (with CJK fonts for the dashboard's
+# screenshots), installed when missing; the tests start and stop their own
+# throw-away servers and a headless browser from these binaries.
 services:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v redis-server >/dev/null \
+	  && command -v chromium >/dev/null && test -d /usr/share/fonts/opentype/noto \
 	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	       --no-install-recommends postgresql redis-server >/dev/null; }
+	       --no-install-recommends postgresql redis-server chromium fonts-liberation \
+	       fonts-noto-cjk >/dev/null; }
 
 test: $(STAMP) services lint
 	$(BIN)/pytest -q -p no:cacheprovider

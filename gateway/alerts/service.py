@@ -108,7 +108,7 @@ def apply_finding(conn: Connection, finding: Finding, seen_at: datetime) -> tupl
     return str(current.id), False
 
 
-def _render(conn: Connection, row: Any, *, with_history: bool) -> dict[str, Any]:
+def render(conn: Connection, row: Any, *, with_history: bool) -> dict[str, Any]:
     item: dict[str, Any] = {
         "id": row.id,
         "rule": row.rule,
@@ -141,7 +141,7 @@ def get(conn: Connection, alert_id: str) -> dict[str, Any]:
     row = conn.execute(select(alerts).where(alerts.c.id == alert_id)).first()
     if row is None:
         raise UnknownAlert(f"no alert {alert_id}")
-    return _render(conn, row, with_history=True)
+    return render(conn, row, with_history=True)
 
 
 def page(
@@ -185,7 +185,7 @@ def page(
         conn.execute(query.order_by(alerts.c.revision.desc(), alerts.c.id.desc()).limit(limit + 1))
     )
     more = len(rows) > limit
-    items = [_render(conn, r, with_history=False) for r in rows[:limit]]
+    items = [render(conn, r, with_history=False) for r in rows[:limit]]
     last = items[-1] if more else None
     return {"items": items, "next_cursor": f"{last['revision']}:{last['id']}" if last else None}
 
@@ -198,7 +198,7 @@ def changed_after(conn: Connection, revision: int, limit: int = 100) -> list[dic
         .order_by(alerts.c.revision, alerts.c.id)
         .limit(limit)
     )
-    return [_render(conn, r, with_history=False) for r in rows]
+    return [render(conn, r, with_history=False) for r in rows]
 
 
 def work(conn: Connection, alert_id: str, action: Action, actor: str, note: str) -> dict[str, Any]:

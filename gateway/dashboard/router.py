@@ -1,76 +1,78 @@
-"""The risk officers' dashboard: login, logout and the (for now minimal) page.
+"""The risk officers' dashboard: login, the live alert list, an alert's evidence
+page where it is worked, and the static files the pages use.
 
-Server-rendered HTML for browsers. Every form carries a CSRF token: before
-login a pre-session token set in its own short-lived cookie and echoed in the
-form (double submit); after login the session's token, kept server-side.
+Server-rendered HTML. Every form carries a CSRF token: before login a
+pre-session token set in its own short-lived cookie and echoed in the form
+(double submit); after login the session's token, kept server-side. Only a
+`risk_officer` works alerts; an `auditor` reads.
 """
 
 from __future__ import annotations
 
-import html
+import asyncio
+import hashlib
 import secrets
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Query, Request
+import orjson
+from fastapi import APIRouter, Header, Query, Request
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
-from gateway.dashboard import accounts
-from gateway.errors import BadRequest, Forbidden, PayloadTooLarge, UnsupportedMediaType
+from gateway.alerts import service as alert_service
+from gateway.dashboard import accounts, queries, views
+from gateway.dashboard.i18n import TEXT, Lang, lang_of
+from gateway.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    InvalidValue,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
 T = TypeVar("T")
-Lang = Literal["zh", "en"]
 
 SESSION_COOKIE = "xyd_dashboard"
 PRE_COOKIE = "xyd_dashboard_login"
 PRE_COOKIE_MAX_AGE_S = 600
 FORM_MAX_BYTES = 4096
+NOTE_MAX_CHARS = 2000
+STREAM_POLL_S = 0.5
+STREAM_SESSION_CHECK_S = 30.0
+HEARTBEAT_S = 15.0
+# Revisions are clock-based per process: re-read this much behind the cursor so
+# a change committed a little late by another worker is still sent, once.
+STREAM_OVERLAP_US = 2_000_000
 _COOKIE_PATH = "/dashboard"
 _SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'",
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
     "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     # Pages carry CSRF tokens and who is logged in: never from a shared cache.
     "Cache-Control": "no-store",
 }
-TEXT: dict[Lang, dict[str, str]] = {
-    "zh": {
-        "title": "信易贷风险看板",
-        "login": "登录",
-        "name": "用户名",
-        "password": "密码",
-        "wrong": "用户名或密码错误",
-        "locked": "尝试次数过多，请稍后再试",
-        "switch": "English",
-        "switch_lang": "en",
-        "signed_in": "已登录：",
-        "coming": "告警界面即将上线。",
-        "logout": "退出登录",
-    },
-    "en": {
-        "title": "Xin Yi Dai risk dashboard",
-        "login": "Log in",
-        "name": "Name",
-        "password": "Password",
-        "wrong": "Wrong name or password",
-        "locked": "Too many attempts, try again later",
-        "switch": "中文",
-        "switch_lang": "zh",
-        "signed_in": "Logged in as ",
-        "coming": "The alerts view is coming.",
-        "logout": "Log out",
-    },
+_STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
+_STATIC: dict[str, tuple[bytes, str, str]] = {
+    path.name: (data, _STATIC_TYPES[path.suffix], hashlib.sha256(data).hexdigest()[:16])
+    for path in sorted((Path(__file__).parent / "static").iterdir())
+    if path.suffix in _STATIC_TYPES
+    for data in [path.read_bytes()]
 }
 LangQuery = Annotated[str, Query(max_length=5)]
-
-
-def _lang(value: str) -> Lang:
-    return "en" if value == "en" else "zh"
+FilterText = Annotated[str, Query(max_length=40)]
 
 
 def _now() -> datetime:
@@ -99,12 +101,7 @@ def _set_cookie(request: Request, response: Response, key: str, value: str, max_
     )
 
 
-def _page(lang: Lang, title: str, body: str, status: int = 200) -> HTMLResponse:
-    document = (
-        f'<!doctype html><html lang="{"zh-CN" if lang == "zh" else "en"}"><head>'
-        f'<meta charset="utf-8"><title>{html.escape(title)}</title></head>'
-        f"<body>{body}</body></html>"
-    )
+def _html(document: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(document, status_code=status, headers=_SECURITY_HEADERS)
 
 
@@ -113,20 +110,8 @@ def _redirect(location: str) -> RedirectResponse:
 
 
 def _login_page(lang: Lang, csrf: str, error: str | None = None, status: int = 200) -> Response:
-    t = TEXT[lang]
-    esc = html.escape
-    message = f'<p role="alert">{esc(error)}</p>' if error else ""
-    body = (
-        f"<h1>{esc(t['title'])}</h1>{message}"
-        f'<form method="post" action="/dashboard/login?lang={lang}">'
-        f'<input type="hidden" name="csrf" value="{esc(csrf)}">'
-        f'<label>{esc(t["name"])} <input name="name" autocomplete="username" required></label>'
-        f'<label>{esc(t["password"])} <input name="password" type="password" '
-        f'autocomplete="current-password" required></label>'
-        f'<button type="submit">{esc(t["login"])}</button></form>'
-        f'<p><a href="/dashboard/login?lang={t["switch_lang"]}">{esc(t["switch"])}</a></p>'
-    )
-    return _page(lang, t["title"], body, status)
+    body = views.login_body(lang, csrf, error)
+    return _html(views.document(lang, TEXT[lang]["title"], body), status)
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -147,15 +132,29 @@ async def _form(request: Request) -> dict[str, str]:
     return {key: values[0] for key, values in fields.items()}
 
 
+async def _session(request: Request, *, touch: bool = True) -> accounts.Session | None:
+    token, now = request.cookies.get(SESSION_COOKIE), _now()
+    if not token:
+        return None
+
+    def work(conn: Connection) -> accounts.Session | None:
+        found = accounts.get_session(conn, token, now)
+        if found is not None and touch:
+            accounts.touch_session(conn, token, now)
+        return found
+
+    return await _db(request, work)
+
+
+# --- login and logout ---------------------------------------------------------------
+
+
 @router.get("/dashboard/login")
 async def login_form(request: Request, lang: LangQuery = "zh") -> Response:
-    token, now = request.cookies.get(SESSION_COOKIE), _now()
-    if token:
-        session = await _db(request, lambda c: accounts.get_session(c, token, now))
-        if session is not None:
-            return _redirect("/dashboard")
+    if await _session(request, touch=False) is not None:
+        return _redirect(views.href("/dashboard", lang_of(lang)))
     csrf = secrets.token_urlsafe(32)
-    response = _login_page(_lang(lang), csrf)
+    response = _login_page(lang_of(lang), csrf)
     _set_cookie(request, response, PRE_COOKIE, csrf, PRE_COOKIE_MAX_AGE_S)
     return response
 
@@ -180,12 +179,12 @@ async def login(request: Request, lang: LangQuery = "zh") -> Response:
         return result, accounts.create_session(conn, result.name, now)[0]
 
     result, token = await _db(request, work)
-    page_lang = _lang(lang)
+    page_lang = lang_of(lang)
     if token is None:
         locked = result.outcome is accounts.Outcome.LOCKED
         message = TEXT[page_lang]["locked" if locked else "wrong"]
         return _login_page(page_lang, pre, message, 429 if locked else 401)
-    response = _redirect("/dashboard" + ("?lang=en" if page_lang == "en" else ""))
+    response = _redirect(views.href("/dashboard", page_lang))
     max_age = int(accounts.ABSOLUTE_TIMEOUT.total_seconds())
     _set_cookie(request, response, SESSION_COOKIE, token, max_age)
     response.delete_cookie(PRE_COOKIE, path=_COOKIE_PATH)
@@ -196,8 +195,7 @@ async def login(request: Request, lang: LangQuery = "zh") -> Response:
 async def logout(request: Request) -> Response:
     form = await _form(request)
     token = request.cookies.get(SESSION_COOKIE)
-    now = _now()
-    session = await _db(request, lambda c: accounts.get_session(c, token, now)) if token else None
+    session = await _session(request, touch=False)
     if session is not None and token:
         if not accounts.csrf_matches(session.csrf_token, form.get("csrf")):
             raise Forbidden("the logout form's CSRF token is missing or wrong")
@@ -207,28 +205,200 @@ async def logout(request: Request) -> Response:
     return response
 
 
+# --- the alert list and its live stream -----------------------------------------------
+
+
 @router.get("/dashboard")
-async def dashboard(request: Request, lang: LangQuery = "zh") -> Response:
-    token = request.cookies.get(SESSION_COOKIE)
-    now = _now()
-
-    def work(conn: Connection) -> accounts.Session | None:
-        found = accounts.get_session(conn, token, now)
-        if found is not None and token:
-            accounts.touch_session(conn, token, now)
-        return found
-
-    session = await _db(request, work)
+async def dashboard(
+    request: Request,
+    lang: LangQuery = "zh",
+    state: FilterText = "open",
+    severity: FilterText = "",
+    rule: FilterText = "",
+    credit_code: FilterText = "",
+) -> Response:
+    session = await _session(request)
+    page_lang = lang_of(lang)
     if session is None:
-        return _redirect("/dashboard/login")
-    page_lang = _lang(lang)
-    t, esc = TEXT[page_lang], html.escape
-    body = (
-        f"<h1>{esc(t['title'])}</h1>"
-        f'<p>{esc(t["signed_in"])}<strong id="user">{esc(session.user_name)}</strong>'
-        f' (<span id="role">{esc(session.role)}</span>)</p><p>{esc(t["coming"])}</p>'
-        '<form method="post" action="/dashboard/logout">'
-        f'<input type="hidden" name="csrf" value="{esc(session.csrf_token)}">'
-        f'<button type="submit">{esc(t["logout"])}</button></form>'
+        return _redirect(views.href("/dashboard/login", page_lang))
+    filters = queries.filters_of(state, severity, rule, credit_code)
+    today = _now().astimezone(queries.CHENGDU).date()
+
+    def read(conn: Connection) -> str:
+        revision = queries.latest_revision(conn)
+        items, total = queries.alert_list(conn, filters)
+        counts = queries.open_counts(conn)
+        days, per_rule = queries.alerts_per_day(conn, today)
+        platforms = queries.platform_figures(conn)
+        return (
+            views.counts_strip(page_lang, counts)
+            + views.filter_bar(page_lang, filters, [r.name for r in request.app.state.risk_rules])
+            + views.alert_table(page_lang, items, total, filters, revision)
+            + views.charts(page_lang)
+            + views.chart_data(page_lang, days, per_rule, platforms)
+        )
+
+    main = await _db(request, read)
+    body = views.header(
+        page_lang, session.user_name, session.role, session.csrf_token, "/dashboard",
+        filters.query(),
+    ) + f'<main class="board">{main}</main>'  # fmt: skip
+    return _html(views.document(page_lang, TEXT[page_lang]["title"], body, script=True))
+
+
+def _sse(event: str, data: object, event_id: int | None = None) -> bytes:
+    head = f"event: {event}\n" + (f"id: {event_id}\n" if event_id is not None else "")
+    return head.encode() + b"data: " + orjson.dumps(data) + b"\n\n"
+
+
+@router.get("/dashboard/stream")
+async def stream(
+    request: Request,
+    lang: LangQuery = "zh",
+    state: FilterText = "open",
+    severity: FilterText = "",
+    rule: FilterText = "",
+    credit_code: FilterText = "",
+    after: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
+) -> StreamingResponse:
+    """Each changed alert as the row the list shows, and whether it still belongs
+    in the list under these filters; `counts` are the open alerts by severity."""
+    if await _session(request, touch=False) is None:
+        raise Unauthorized("log in at /dashboard/login", scheme="Session")
+    token = request.cookies.get(SESSION_COOKIE, "")
+    page_lang = lang_of(lang)
+    filters = queries.filters_of(state, severity, rule, credit_code)
+    cursor = int(last_event_id) if last_event_id and last_event_id.isdigit() else after
+    engine: AsyncEngine = request.app.state.engine
+    loop = asyncio.get_running_loop()
+
+    async def events() -> AsyncIterator[bytes]:
+        nonlocal cursor
+        sent: dict[str, int] = {}
+        checked = quiet = loop.time()
+        yield b"retry: 2000\n\n"
+        while not await request.is_disconnected():
+            if loop.time() - checked >= STREAM_SESSION_CHECK_S:
+                checked = loop.time()
+                async with engine.connect() as conn:
+                    alive = await conn.run_sync(accounts.get_session, token, _now())
+                if alive is None:
+                    yield _sse("session-ended", {})
+                    return
+            async with engine.connect() as conn:
+                changed = await conn.run_sync(
+                    alert_service.changed_after, max(cursor - STREAM_OVERLAP_US, 0)
+                )
+                fresh = [a for a in changed if sent.get(a["id"]) != a["revision"]]
+                counts = await conn.run_sync(queries.open_counts) if fresh else {}
+            for alert in fresh:
+                sent[alert["id"]] = alert["revision"]
+                cursor = max(cursor, int(alert["revision"]))
+                yield _sse("alert", {
+                    "id": alert["id"], "state": alert["state"], "severity": alert["severity"],
+                    "match": filters.matches(alert), "html": views.alert_row(alert, page_lang),
+                    "counts": counts,
+                }, cursor)  # fmt: skip
+            sent = {k: v for k, v in sent.items() if v > cursor - STREAM_OVERLAP_US}
+            if fresh:
+                quiet = loop.time()
+            elif loop.time() - quiet >= HEARTBEAT_S:
+                quiet = loop.time()
+                yield b": keep-alive\n\n"
+            await asyncio.sleep(STREAM_POLL_S)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={**_SECURITY_HEADERS, "X-Accel-Buffering": "no"},
     )
-    return _page(page_lang, t["title"], body)
+
+
+# --- one alert: its evidence, and working it ------------------------------------------
+
+
+def _alert_id(value: str) -> str:
+    if not value.startswith("alr_") or len(value) > 40:
+        raise NotFound(f"no alert {value[:40]}")
+    return value
+
+
+@router.get("/dashboard/alerts/{alert_id}")
+async def alert_page(
+    request: Request, alert_id: str, lang: LangQuery = "zh", msg: FilterText = ""
+) -> Response:
+    session = await _session(request)
+    page_lang = lang_of(lang)
+    if session is None:
+        return _redirect(views.href("/dashboard/login", page_lang))
+    checked = _alert_id(alert_id)
+
+    def read(conn: Connection) -> str:
+        alert = alert_service.get(conn, checked)
+        events = queries.evidence_events(conn, alert["evidence"])
+        return views.alert_page(page_lang, alert, events, session.role, session.csrf_token)
+
+    main = await _db(request, read)
+    notice = (
+        f'<p class="flash" role="status">{views.esc(TEXT[page_lang]["stale"])}</p>'
+        if msg == "stale"
+        else ""
+    )
+    body = views.header(
+        page_lang, session.user_name, session.role, session.csrf_token,
+        f"/dashboard/alerts/{checked}", {},
+    ) + notice + main  # fmt: skip
+    return _html(views.document(page_lang, TEXT[page_lang]["title"], body))
+
+
+@router.post("/dashboard/alerts/{alert_id}/{action}")
+async def work_alert(
+    request: Request, alert_id: str, action: str, lang: LangQuery = "zh"
+) -> Response:
+    if action not in ("acknowledge", "resolve"):
+        raise NotFound(f"no dashboard action {action[:20]}")
+    checked = _alert_id(alert_id)
+    form = await _form(request)
+    session = await _session(request)
+    page_lang = lang_of(lang)
+    if session is None:
+        return _redirect(views.href("/dashboard/login", page_lang))
+    if not accounts.csrf_matches(session.csrf_token, form.get("csrf")):
+        raise Forbidden("the form's CSRF token is missing or wrong; reload the page")
+    if session.role != "risk_officer":
+        raise Forbidden(f"a {session.role} cannot {action} alerts")
+    note = form.get("note", "").strip()
+    if not note or len(note) > NOTE_MAX_CHARS:
+        raise InvalidValue(f"note: 1 to {NOTE_MAX_CHARS} characters", field="note")
+    verb: Literal["acknowledge", "resolve"] = (
+        "acknowledge" if action == "acknowledge" else "resolve"
+    )
+    page = views.href(f"/dashboard/alerts/{checked}", page_lang)
+    try:
+        await _db(request, lambda c: alert_service.work(
+            c, checked, verb, f"user:{session.user_name}", note))  # fmt: skip
+    except Conflict:
+        # Someone else worked it first: show them what it is now.
+        return _redirect(views.href(f"/dashboard/alerts/{checked}", page_lang, msg="stale"))
+    return _redirect(page)
+
+
+# --- static files ------------------------------------------------------------------------
+
+
+@router.get("/dashboard/static/{name}")
+async def static_file(name: str, if_none_match: Annotated[str | None, Header(max_length=80)] = None
+                      ) -> Response:  # fmt: skip
+    found = _STATIC.get(name)
+    if found is None:
+        raise NotFound(f"no dashboard file {name[:60]}")
+    data, media_type, digest = found
+    headers = {
+        "ETag": f'"{digest}"',
+        "Cache-Control": "public, max-age=86400",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if if_none_match == f'"{digest}"':
+        return Response(status_code=304, headers=headers)
+    return Response(data, media_type=media_type, headers=headers)

@@ -81,7 +81,10 @@ def test_login_sets_a_strict_httponly_cookie_and_shows_the_user(
     assert page.status_code == 200
     assert "wang.fang" in page.text
     assert "auditor" in page.text
-    assert page.headers["content-security-policy"] == "default-src 'self'"
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'self'" in policy
+    assert "frame-ancestors 'none'" in policy
+    assert "unsafe-inline" not in policy
     assert page.headers["x-frame-options"] == "DENY"
     assert page.headers["referrer-policy"] == "no-referrer"
 

@@ -1,0 +1,179 @@
+"""What the dashboard reads: the alert list as officers work it (worst first),
+open counts, chart series and an alert's evidence events. Sync functions on a
+`Connection`, run by the router through `run_sync`."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, case, func, select
+
+from gateway.alerts.service import STATES, render
+from gateway.store.tables import alerts, loans, monitor_events
+from policies.risk.base import SEVERITIES
+
+CHENGDU = ZoneInfo("Asia/Shanghai")
+LIST_LIMIT = 200
+CHART_DAYS = 14
+# Loan statuses that mean money went out, and the live ones among them.
+_LENT = ("disbursed", "overdue", "defaulted", "settled")
+_LIVE = ("disbursed", "overdue", "defaulted")
+_LATE = ("overdue", "defaulted")
+STATE_FILTERS = ("open", "acknowledged", "resolved", "active", "all")
+
+
+@dataclass(frozen=True)
+class Filters:
+    state: str = "open"
+    severity: str = ""
+    rule: str = ""
+    credit_code: str = ""
+
+    def matches(self, alert: dict[str, Any]) -> bool:
+        if self.state == "active":
+            state_ok = alert["state"] != "resolved"
+        else:
+            state_ok = self.state == "all" or alert["state"] == self.state
+        return (
+            state_ok
+            and (not self.severity or alert["severity"] == self.severity)
+            and (not self.rule or alert["rule"] == self.rule)
+            and (not self.credit_code or alert["credit_code"] == self.credit_code)
+        )
+
+    def query(self) -> dict[str, str]:
+        return {k: v for k, v in vars(self).items() if v}
+
+
+def filters_of(state: str, severity: str, rule: str, credit_code: str) -> Filters:
+    """Unknown values widen to "any" rather than fail: these come from a link or a form."""
+    return Filters(
+        state=state if state in STATE_FILTERS else "open",
+        severity=severity if severity in SEVERITIES else "",
+        rule=rule if rule.replace("_", "").isalnum() else "",
+        credit_code=credit_code.upper() if credit_code.isalnum() else "",
+    )
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _where(filters: Filters) -> list[Any]:
+    clauses: list[Any] = []
+    if filters.state == "active":
+        clauses.append(alerts.c.state != "resolved")
+    elif filters.state in STATES:
+        clauses.append(alerts.c.state == filters.state)
+    if filters.severity:
+        clauses.append(alerts.c.severity == filters.severity)
+    if filters.rule:
+        clauses.append(alerts.c.rule == filters.rule)
+    if filters.credit_code:
+        clauses.append(alerts.c.credit_code == filters.credit_code)
+    return clauses
+
+
+_RANK = case({s: n for n, s in enumerate(SEVERITIES)}, value=alerts.c.severity, else_=-1)
+
+
+def alert_list(
+    conn: Connection, filters: Filters, limit: int = LIST_LIMIT
+) -> tuple[list[dict[str, Any]], int]:
+    """(the worst and newest first, up to `limit`; how many match in all)."""
+    where = _where(filters)
+    rows = conn.execute(
+        select(alerts)
+        .where(*where)
+        .order_by(_RANK.desc(), alerts.c.last_seen_at.desc(), alerts.c.id)
+        .limit(limit)
+    )
+    items = [render(conn, r, with_history=False) for r in rows]
+    total = conn.execute(select(func.count()).select_from(alerts).where(*where)).scalar_one()
+    return items, int(total)
+
+
+def latest_revision(conn: Connection) -> int:
+    return int(conn.execute(select(func.max(alerts.c.revision))).scalar() or 0)
+
+
+def open_counts(conn: Connection) -> dict[str, int]:
+    rows = conn.execute(
+        select(alerts.c.severity, func.count())
+        .where(alerts.c.state == "open")
+        .group_by(alerts.c.severity)
+    )
+    found = {str(s): int(n) for s, n in rows}
+    return {s: found.get(s, 0) for s in SEVERITIES}
+
+
+def alerts_per_day(
+    conn: Connection, today: date, days: int = CHART_DAYS
+) -> tuple[list[str], dict[str, list[int]]]:
+    """(Chengdu days oldest first, rule -> new alerts on each day)."""
+    first = today - timedelta(days=days - 1)
+    since = datetime(first.year, first.month, first.day, tzinfo=CHENGDU)
+    labels = [(first + timedelta(days=n)).isoformat() for n in range(days)]
+    index = {day: n for n, day in enumerate(labels)}
+    series: dict[str, list[int]] = defaultdict(lambda: [0] * days)
+    rows = conn.execute(
+        select(alerts.c.rule, alerts.c.first_seen_at).where(
+            alerts.c.first_seen_at >= since.astimezone(UTC)
+        )
+    )
+    for rule, seen in rows:
+        n = index.get(_aware(seen).astimezone(CHENGDU).date().isoformat())
+        if n is not None:
+            series[rule][n] += 1
+    return labels, dict(sorted(series.items()))
+
+
+@dataclass(frozen=True)
+class PlatformFigures:
+    platform: str
+    loans: int
+    volume_fen: int
+    live: int
+    late: int
+
+    @property
+    def overdue_ratio(self) -> float:
+        return self.late / self.live if self.live else 0.0
+
+
+def platform_figures(conn: Connection) -> list[PlatformFigures]:
+    """Per platform: loans lent and their amount, and how many live ones are late."""
+    lent = loans.c.status.in_(_LENT)
+    rows = conn.execute(
+        select(
+            loans.c.platform,
+            func.sum(case((lent, 1), else_=0)),
+            func.sum(case((lent, loans.c.amount_fen), else_=0)),
+            func.sum(case((loans.c.status.in_(_LIVE), 1), else_=0)),
+            func.sum(case((loans.c.status.in_(_LATE), 1), else_=0)),
+        ).group_by(loans.c.platform)
+    )
+    return [
+        PlatformFigures(str(p), int(n or 0), int(v or 0), int(live or 0), int(late or 0))
+        for p, n, v, live, late in rows
+    ]
+
+
+def evidence_events(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    if not ids:
+        return {}
+    rows = conn.execute(select(monitor_events).where(monitor_events.c.id.in_(list(ids))))
+    return {
+        r.id: {
+            "kind": r.kind,
+            "occurred_at": _aware(r.occurred_at),
+            "credit_code": r.credit_code,
+            "attrs": dict(r.attrs),
+        }
+        for r in rows
+    }
