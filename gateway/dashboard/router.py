@@ -46,7 +46,7 @@ PRE_COOKIE = "xyd_dashboard_login"
 PRE_COOKIE_MAX_AGE_S = 600
 FORM_MAX_BYTES = 4096
 NOTE_MAX_CHARS = 2000
-STREAM_POLL_S = 0.5
+STREAM_POLL_S = 0.25
 STREAM_SESSION_CHECK_S = 30.0
 HEARTBEAT_S = 15.0
 # Revisions are clock-based per process: re-read this much behind the cursor so

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -47,6 +48,19 @@ LAUNCH_ARGS = [
     "--disable-sync", "--disable-default-apps", "--disable-extensions",
 ]  # fmt: skip
 LIVE_CODE = code(777)
+LATENCY_SAMPLES = 10
+# Wall-clock arrival time of each row, keyed by its credit code (same host, same clock).
+ARRIVALS_JS = """() => {
+  window.xydArrivals = {};
+  new MutationObserver((changes) => {
+    for (const change of changes) for (const node of change.addedNodes) {
+      const cell = node.nodeType === 1 && node.querySelector("td.mono a");
+      if (cell && !(cell.textContent in window.xydArrivals)) {
+        window.xydArrivals[cell.textContent] = Date.now();
+      }
+    }
+  }).observe(document.querySelector("#alert-table tbody"), { childList: true });
+}"""
 
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (make test installs it)"
@@ -182,11 +196,10 @@ def test_an_officer_sees_an_alert_arrive_live_and_works_it(stack: Stack, browser
 
     # A second tab watching every unresolved alert sees the state change live.
     watcher = context.new_page()
-    watcher.goto(stack.base + "/dashboard?lang=en&state=active")
+    watcher.goto(stack.base + "/dashboard?state=active")  # in Chinese
     expect(watcher.locator("#live.on")).to_be_visible()
 
     occurred = datetime.now(UTC)
-    published = time.perf_counter()
     _publish(stack.redis_url, [MonitorEvent(
         "loan:kechuangtong:live-1", "loan", occurred, LIVE_CODE,
         {"platform": "kechuangtong", "event_type": "repayment_overdue", "loan_no": "KCT-LIVE",
@@ -194,15 +207,10 @@ def test_an_officer_sees_an_alert_arrive_live_and_works_it(stack: Stack, browser
     )])  # fmt: skip
     row = page.locator("tbody tr", has_text=LIVE_CODE)
     expect(row).to_be_visible()
-    latency_ms = (time.perf_counter() - published) * 1000
     expect(row.locator(".sev")).to_have_text("Critical")
     expect(page.locator('[data-count="critical"]')).to_have_text(str(before + 1))
     assert page.locator("tbody tr").first.get_attribute("data-severity") == "critical"
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
-    (ARTIFACTS / "event-to-dashboard.txt").write_text(
-        f"event published on the Redis stream -> row visible in the browser: {latency_ms:.0f} ms\n"
-    )
-    print(f"event-to-dashboard latency: {latency_ms:.0f} ms")
 
     row.locator("td.title a").click()
     expect(page.locator("#alert-state")).to_have_attribute("data-state", "open")
@@ -228,8 +236,35 @@ def test_an_officer_sees_an_alert_arrive_live_and_works_it(stack: Stack, browser
     page.screenshot(path=str(ARTIFACTS / "alert.png"), full_page=True)
 
     watched = watcher.locator("tbody tr", has_text=LIVE_CODE)
-    expect(watched.locator(".state")).to_have_text("Acknowledged")
+    expect(watched).to_have_attribute("data-state", "acknowledged")
+    expect(watched.locator(".state")).to_have_text("已确认")
     watcher.screenshot(path=str(ARTIFACTS / "dashboard-active.png"), full_page=True)
+
+    # Event-to-dashboard latency: more events, one at a time, each timed from
+    # its publication on the stream to its row being visible in the browser.
+    # The browser notes when each row arrives (Playwright's own waiting polls
+    # with growing pauses, which would add to what is measured).
+    watcher.evaluate(ARRIVALS_JS)
+    latencies = []
+    for n in range(LATENCY_SAMPLES):
+        sme = code(800 + n)
+        published = time.time() * 1000
+        _publish(stack.redis_url, [MonitorEvent(
+            f"loan:nongdaitong:lat-{n}", "loan", datetime.now(UTC), sme,
+            {"platform": "nongdaitong", "event_type": "repayment_overdue", "loan_no": f"N-{n}",
+             "days_overdue": 31},
+        )])  # fmt: skip
+        expect(watcher.locator("tbody tr", has_text=sme)).to_be_visible()
+        arrived = watcher.evaluate("code => window.xydArrivals[code]", sme)
+        latencies.append(arrived - published)
+    latencies.sort()
+    summary = (
+        f"event published on the Redis stream -> row visible in the browser, "
+        f"{len(latencies)} events: median {statistics.median(latencies):.0f} ms, "
+        f"max {latencies[-1]:.0f} ms, min {latencies[0]:.0f} ms\n"
+    )
+    (ARTIFACTS / "event-to-dashboard.txt").write_text(summary)
+    print(summary)
 
 
 def test_a_forged_login_csrf_token_and_an_auditor_cannot_work(

@@ -63,7 +63,7 @@
 
   // Counts: four whole-numbered gridlines.
   function countTop(max) {
-    return Math.max(4, Math.ceil(niceMax(max) / 4) * 4);
+    return Math.max(4, Math.ceil(max / 4) * 4);
   }
 
   function stackedBars(container, data) {
