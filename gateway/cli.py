@@ -543,7 +543,8 @@ def monitor(
             loop.add_signal_handler(sig, stop.set)
         engine = make_sync_engine(settings)
         try:
-            await run(engine, RedisStreamBus(redis), rules, name, stop)
+            bus = RedisStreamBus(redis, claim_idle_ms=settings.monitor_claim_idle_ms)
+            await run(engine, bus, rules, name, stop)
         finally:
             engine.dispose()
             await redis.aclose()

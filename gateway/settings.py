@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     run_embedded_monitor: bool = Field(
         True, description="Without Redis, run the risk monitor inside the gateway process"
     )
+    monitor_claim_idle_ms: int = Field(
+        30_000, ge=100, le=3_600_000,
+        description="A monitor worker takes over events another left pending this long",
+    )  # fmt: skip
 
     # --- reports -------------------------------------------------------------
     report_cache_entries: int = Field(

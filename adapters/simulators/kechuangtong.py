@@ -198,15 +198,23 @@ MUTATIONS: tuple[Callable[[dict[str, Any]], None], ...] = (
 )
 
 
-def stream(count: int, *, seed: int = 7, start: datetime | None = None) -> list[Message]:
-    """`count` requests: loans interleaved in time, ~4% resent, ~3% malformed."""
+def stream(
+    count: int, *, seed: int = 7, start: datetime | None = None, until: datetime | None = None
+) -> list[Message]:
+    """`count` requests: loans interleaved in time, ~4% resent, ~3% malformed; with
+    `until`, only what has happened by then (a live platform sends no future)."""
     rng = random.Random(seed)
     loans = _Loans(rng, start or datetime(2026, 11, 1, 9, 0, tzinfo=BEIJING))
     bodies: list[dict[str, Any]] = []
     number = 0
     while len(bodies) < count:
         number += 1
-        bodies.extend(loans.lifecycle(number))
+        lifecycle = loans.lifecycle(number)
+        if until is not None:
+            lifecycle = [b for b in lifecycle if datetime.fromisoformat(b["occurredAt"]) <= until]
+            if not lifecycle:
+                break  # a loan that has not begun by `until`: the stream would never fill
+        bodies.extend(lifecycle)
     bodies.sort(key=lambda b: (b["occurredAt"], b["eventId"]))
     out: list[Message] = []
     for body in bodies:

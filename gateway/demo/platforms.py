@@ -61,7 +61,7 @@ def kechuangtong(base_url: str, state_dir: Path, messages: int) -> dict[int, int
     secret = (credentials_dir(state_dir, "kechuangtong") / "secret").read_bytes().strip()
     start = datetime.now(UTC) - timedelta(days=30)
     with sim.Sender(base_url, secret) as sender:
-        return sender.send_all(sim.stream(messages, start=start))
+        return sender.send_all(sim.stream(messages, start=start, until=datetime.now(UTC)))
 
 
 def chuangfu_tianfu(base_url: str, state_dir: Path, messages: int) -> dict[int, int]:
