@@ -16,6 +16,7 @@ from adapters.registry import build_all, load_config
 from gateway import __version__
 from gateway.alerts.router import router as alerts_router
 from gateway.audit.router import router as audit_router
+from gateway.audit.service import AuditWriter
 from gateway.background import start_background
 from gateway.breaker import CircuitBreaker
 from gateway.consents.router import router as consents_router
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sync_engine = make_sync_engine(settings)
         app.state.redis = make_redis(settings)
         app.state.identity = await start_identity(settings, app.state.engine, app.state.redis)
+        app.state.audit = AuditWriter(app.state.sync_engine, app.state.identity.keys)
         app.state.gate = Gate(
             rates,
             app.state.identity.guard,
@@ -81,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             builder,
             ReportCache(app.state.redis, local_entries=settings.report_cache_entries),
             fingerprint,
+            store=app.state.sync_engine,
             ledger_connected=bool(app.state.platforms),
         )
         tasks = [asyncio.create_task(app.state.identity.keys.refresh_forever())]

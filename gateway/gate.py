@@ -17,6 +17,7 @@ from typing import Literal
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from gateway.batching import Coalescer
 from gateway.breaker import CircuitBreaker
 from gateway.errors import DependencyUnavailable, RateLimited
 from gateway.identity.errors import InvalidToken
@@ -48,6 +49,10 @@ class Gate:
         self.config = config
         self.guard = guard
         self.redis = RedisLimiter(redis) if redis is not None else None
+        # Requests in flight together share one pipelined round trip to Redis.
+        self._redis_calls: Coalescer[RateRequest, RateOutcome] | None = (
+            Coalescer(self.redis.check_many) if self.redis is not None else None
+        )
         self.memory = MemoryLimiter()
         self.when_redis_down = when_redis_down
         self.breaker = breaker
@@ -116,7 +121,8 @@ class Gate:
             sentinel=EPOCH,
         )
         try:
-            result = await self.redis.check(request)
+            assert self._redis_calls is not None
+            result = await self._redis_calls.submit(request)
             if result.stale_denylist:
                 # Redis lost its data: rebuild the denylist before believing it.
                 await self.guard.reload()

@@ -8,6 +8,9 @@ of gateway processes see one consistent count.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from redis.asyncio import Redis
 
 from policies.rate import (
@@ -90,43 +93,75 @@ UNUSED = PREFIX + "unused"
 DENIED, STALE = 5, 6
 
 
+def _keys_and_args(request: RateRequest) -> tuple[list[str], list[int | str]]:
+    daily, enterprise, consent = request.limits()
+    keys = [
+        f"{PREFIX}gcra:{request.client_id}",
+        f"{PREFIX}day:client:{request.client_id}" if daily != NOT_APPLIED else UNUSED,
+        f"{PREFIX}day:ent:{request.credit_code}" if enterprise != NOT_APPLIED else UNUSED,
+        f"{PREFIX}day:consent:{request.consent_id}" if consent != NOT_APPLIED else UNUSED,
+        request.sentinel or UNUSED,
+        *request.deny_keys,
+    ]
+    plan = request.plan
+    args: list[int | str] = [
+        plan.interval_us,
+        plan.burst * plan.interval_us,
+        request.cost,
+        request.reports,
+        daily,
+        enterprise,
+        consent,
+        SHANGHAI_OFFSET_S,
+        "1" if request.sentinel else "0",
+    ]
+    return keys, args
+
+
 class RedisLimiter:
+    """The gate script; `check_many` runs it for several requests in one pipelined
+    round trip. Each request's script still runs atomically on its own in Redis,
+    so limits stay exact; only the round trip and its overhead are shared."""
+
     def __init__(self, redis: Redis) -> None:
+        self.redis = redis
         self.script = redis.register_script(GATE_SCRIPT)
 
     async def check(self, request: RateRequest) -> RateOutcome:
-        daily, enterprise, consent = request.limits()
-        keys = [
-            f"{PREFIX}gcra:{request.client_id}",
-            f"{PREFIX}day:client:{request.client_id}" if daily != NOT_APPLIED else UNUSED,
-            f"{PREFIX}day:ent:{request.credit_code}" if enterprise != NOT_APPLIED else UNUSED,
-            f"{PREFIX}day:consent:{request.consent_id}" if consent != NOT_APPLIED else UNUSED,
-            request.sentinel or UNUSED,
-            *request.deny_keys,
+        [result] = await self.check_many([request])
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    async def check_many(self, requests: Sequence[RateRequest]) -> list[RateOutcome | Exception]:
+        """One outcome per request, in order; a script error is that request's alone.
+        A connection failure raises for all of them."""
+        if len(requests) == 1:
+            keys, args = _keys_and_args(requests[0])
+            raws: list[Any] = [await self.script(keys=keys, args=args)]
+        else:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for request in requests:
+                    keys, args = _keys_and_args(request)
+                    await self.script(keys=keys, args=args, client=pipe)
+                raws = list(await pipe.execute(raise_on_error=False))
+        return [
+            raw if isinstance(raw, Exception) else _outcome(request, raw)
+            for request, raw in zip(requests, raws, strict=True)
         ]
-        plan = request.plan
-        args = [
-            plan.interval_us,
-            plan.burst * plan.interval_us,
-            request.cost,
-            request.reports,
-            daily,
-            enterprise,
-            consent,
-            SHANGHAI_OFFSET_S,
-            "1" if request.sentinel else "0",
-        ]
-        raw = await self.script(keys=keys, args=args)
-        code = int(raw[0])
-        if code == DENIED:
-            return RateOutcome(allowed=False, denylisted=True)
-        if code == STALE:
-            return RateOutcome(allowed=False, stale_denylist=True)
-        return outcome(
-            request,
-            code=code,
-            retry_us=int(raw[1]),
-            backlog_us=int(raw[2]),
-            used=(int(raw[3]), int(raw[4]), int(raw[5])),
-            to_midnight_s=int(raw[6]),
-        )
+
+
+def _outcome(request: RateRequest, raw: Sequence[Any]) -> RateOutcome:
+    code = int(raw[0])
+    if code == DENIED:
+        return RateOutcome(allowed=False, denylisted=True)
+    if code == STALE:
+        return RateOutcome(allowed=False, stale_denylist=True)
+    return outcome(
+        request,
+        code=code,
+        retry_us=int(raw[1]),
+        backlog_us=int(raw[2]),
+        used=(int(raw[3]), int(raw[4]), int(raw[5])),
+        to_midnight_s=int(raw[6]),
+    )

@@ -7,14 +7,16 @@ tail to hide that is caught by the signed checkpoints (every N entries, a JWS
 over the sequence number and head hash with a gateway key). A chain cut after
 its last checkpoint is visible only through the head row; see `verify`.
 
-Appends take the head row's write lock first (UPDATE before SELECT), so any
+Appends take the head row's write lock first (UPDATE … RETURNING), so any
 number of writers produce gap-free, unique sequence numbers on PostgreSQL
-and SQLite alike. The caller's transaction commits entry and head together.
+and SQLite alike. The caller's transaction commits entries and head together;
+a batch of entries reserves its numbers in one update.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -71,30 +73,56 @@ def append(
     checkpoint_every: int = 100,
 ) -> int:
     """Append `event`; return its sequence number. Commits with the caller's transaction."""
-    conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=audit_head.c.seq + 1))
-    head = conn.execute(select(audit_head.c.seq, audit_head.c.entry_hash)).one()
-    entry: dict[str, Any] = {
-        "seq": head.seq,
-        "at": datetime.now(UTC).isoformat(timespec="microseconds"),
-        "client_id": event.client_id,
-        "credit_code": event.credit_code,
-        "consent_id": event.consent_id,
-        "purpose": event.purpose,
-        "route": event.route,
-        "decision": event.decision,
-        "reason": event.reason,
-        "response_sha256": event.response_sha256,
-        "request_id": event.request_id,
-        "prev_hash": head.entry_hash,
-    }
-    entry["entry_hash"] = entry_hash(entry)
-    conn.execute(insert(audit_entries).values(**entry))
-    conn.execute(
-        update(audit_head).where(audit_head.c.id == 1).values(entry_hash=entry["entry_hash"])
-    )
-    if signer is not None and head.seq % checkpoint_every == 0:
-        checkpoint(conn, head.seq, entry["entry_hash"], signer)
-    return int(head.seq)
+    return append_many(conn, [event], signer=signer, checkpoint_every=checkpoint_every)[0]
+
+
+def append_many(
+    conn: Connection,
+    events: Sequence[AuditEvent],
+    *,
+    signer: LoadedKey | None = None,
+    checkpoint_every: int = 100,
+) -> list[int]:
+    """Append `events` in order, each linked to the one before; return their sequence
+    numbers. One head update reserves them all, so a batch holds the head's lock once."""
+    count = len(events)
+    if not count:
+        return []
+    # The update takes the head's lock and reserves the numbers; RETURNING reads
+    # the head under that lock in the same round trip.
+    head = conn.execute(
+        update(audit_head)
+        .where(audit_head.c.id == 1)
+        .values(seq=audit_head.c.seq + count)
+        .returning(audit_head.c.seq, audit_head.c.entry_hash)
+    ).one()
+    at = datetime.now(UTC).isoformat(timespec="microseconds")
+    previous, first = head.entry_hash, int(head.seq) - count + 1
+    entries: list[dict[str, Any]] = []
+    for seq, event in enumerate(events, start=first):
+        entry: dict[str, Any] = {
+            "seq": seq,
+            "at": at,
+            "client_id": event.client_id,
+            "credit_code": event.credit_code,
+            "consent_id": event.consent_id,
+            "purpose": event.purpose,
+            "route": event.route,
+            "decision": event.decision,
+            "reason": event.reason,
+            "response_sha256": event.response_sha256,
+            "request_id": event.request_id,
+            "prev_hash": previous,
+        }
+        entry["entry_hash"] = previous = entry_hash(entry)
+        entries.append(entry)
+    conn.execute(insert(audit_entries), entries)
+    conn.execute(update(audit_head).where(audit_head.c.id == 1).values(entry_hash=previous))
+    if signer is not None:
+        for entry in entries:
+            if entry["seq"] % checkpoint_every == 0:
+                checkpoint(conn, entry["seq"], entry["entry_hash"], signer)
+    return [entry["seq"] for entry in entries]
 
 
 def checkpoint(conn: Connection, seq: int, head_hash: str, signer: LoadedKey) -> None:

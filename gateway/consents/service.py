@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -218,18 +219,26 @@ def revoke(conn: Connection, caller: Caller, consent_id: str, reason: str) -> di
 
 def stored(conn: Connection, consent_id: str) -> StoredConsent | None:
     """The consent as the policy sees it, read fresh on every request."""
-    row = conn.execute(select(consents).where(consents.c.id == consent_id)).first()
-    if row is None:
-        return None
-    return StoredConsent(
-        id=row.id,
-        credit_code=row.credit_code,
-        grantee_client_id=row.grantee_client_id,
-        registrant_client_id=row.registrant_client_id,
-        purpose=row.purpose,
-        scopes=frozenset(row.scopes),
-        valid_from=_aware(row.valid_from),
-        valid_until=_aware(row.valid_until),
-        revoked=row.revoked_at is not None,
-        max_daily_accesses=row.max_daily_accesses,
-    )
+    return stored_many(conn, [consent_id]).get(consent_id)
+
+
+def stored_many(conn: Connection, consent_ids: Collection[str]) -> dict[str, StoredConsent]:
+    """Several consents in one query, by id; absent ids are left out."""
+    if not consent_ids:
+        return {}
+    rows = conn.execute(select(consents).where(consents.c.id.in_(list(consent_ids))))
+    return {
+        row.id: StoredConsent(
+            id=row.id,
+            credit_code=row.credit_code,
+            grantee_client_id=row.grantee_client_id,
+            registrant_client_id=row.registrant_client_id,
+            purpose=row.purpose,
+            scopes=frozenset(row.scopes),
+            valid_from=_aware(row.valid_from),
+            valid_until=_aware(row.valid_until),
+            revoked=row.revoked_at is not None,
+            max_daily_accesses=row.max_daily_accesses,
+        )
+        for row in rows
+    }

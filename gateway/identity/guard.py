@@ -21,6 +21,7 @@ from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.batching import Coalescer
 from gateway.errors import DependencyUnavailable
 from gateway.store.tables import clients, revoked_tokens, used_jtis
 
@@ -145,6 +146,16 @@ class TokenGuard:
         database = engine.url.database
         if redis is None and engine.dialect.name == "sqlite" and database:
             self.local = SqliteDenylist(database)
+        # Every DPoP proof and client assertion is checked here: concurrent
+        # requests share one pipelined round trip.
+        self._first_uses: Coalescer[tuple[str, int], bool] = Coalescer(self._set_once)
+
+    async def _set_once(self, keys: list[tuple[str, int]]) -> list[bool]:
+        assert self.redis is not None
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key, ttl_ms in keys:
+                pipe.set(key, "1", nx=True, px=ttl_ms)
+            return [bool(done) for done in await pipe.execute()]
 
     def close(self) -> None:
         if self.local is not None:
@@ -154,7 +165,7 @@ class TokenGuard:
         ttl_ms = max(1, int((expires_at - datetime.now(UTC)).total_seconds() * 1000))
         if self.redis is not None:
             try:
-                return bool(await self.redis.set(f"xyd:jti:{key}", "1", nx=True, px=ttl_ms))
+                return await self._first_uses.submit((f"xyd:jti:{key}", ttl_ms))
             except RedisError as exc:
                 # Fail closed: accepting without the check would allow replays.
                 raise DependencyUnavailable("replay protection is unavailable") from exc

@@ -23,7 +23,7 @@ from gateway.identity.keys import KeyError_
 from gateway.reports import signing
 from gateway.reports.build import for_consent
 from gateway.reports.html import render_html
-from gateway.reports.service import ReportService, consent_and_version
+from gateway.reports.service import ReportService
 from policies.consent import decide
 
 router = APIRouter(tags=["reports"])
@@ -103,9 +103,9 @@ async def credit_report(
     media = negotiate(request.headers.get("accept"))
     code = checked_code(credit_code)
     state = request.app.state
+    service: ReportService = state.reports
     try:
-        async with state.engine.connect() as conn:
-            consent, version = await conn.run_sync(consent_and_version, consent_id, code)
+        consent, version = await service.consent_and_version(consent_id, code)
     except (DBAPIError, OSError) as exc:
         raise DependencyUnavailable("the credit store is unavailable") from exc
     now = datetime.now(UTC)
@@ -137,7 +137,6 @@ async def credit_report(
     except ProblemError as denial:
         await audit_denial(request, caller, denial, consent_id=consent_id, purpose=purpose)
         raise
-    service: ReportService = state.reports
     try:
         full = await service.full_report(state.engine, code, version, now)
     except (DBAPIError, OSError) as exc:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.consents.service import stored
+from gateway.batching import Coalescer
+from gateway.consents.service import stored_many
 from gateway.loans import service as ledger
 from gateway.metrics import REPORT_BUILD
 from gateway.records import disputes
@@ -33,16 +36,28 @@ def rules_fingerprint(config_dir: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def consent_and_version(
-    conn: Connection, consent_id: str | None, credit_code: str
-) -> tuple[StoredConsent | None, int | None]:
-    """The consent as stored now (never cached: revocation is immediate) and the
-    enterprise's data version (None: no such enterprise)."""
-    consent = stored(conn, consent_id) if consent_id else None
-    version = conn.execute(
-        select(enterprises.c.data_version).where(enterprises.c.credit_code == credit_code)
-    ).scalar()
-    return consent, None if version is None else int(version)
+Ask = tuple[str | None, str]  # (consent id from the request, credit code)
+Found = tuple[StoredConsent | None, int | None]
+
+
+def consents_and_versions(conn: Connection, asks: Sequence[Ask]) -> list[Found]:
+    """For each ask, the consent as stored now (never cached: revocation is
+    immediate) and the enterprise's data version (None: no such enterprise);
+    two queries for any number of asks."""
+    found = stored_many(conn, {consent_id for consent_id, _ in asks if consent_id})
+    codes = list({code for _, code in asks})
+    versions = {
+        code: int(version)
+        for code, version in conn.execute(
+            select(enterprises.c.credit_code, enterprises.c.data_version).where(
+                enterprises.c.credit_code.in_(codes)
+            )
+        )
+    }
+    return [
+        (found.get(consent_id) if consent_id else None, versions.get(code))
+        for consent_id, code in asks
+    ]
 
 
 def _load(
@@ -63,15 +78,31 @@ class ReportService:
         cache: ReportCache,
         fingerprint: str,
         *,
+        store: Engine,
         ledger_connected: bool = False,
     ) -> None:
         self.builder = builder
+        self.store = store
         # With no platform connected the loans section says so, rather than "no loans".
         self.ledger_connected = ledger_connected
         self.cache = cache
         self.fingerprint = fingerprint
         self._feeds: dict[str, datetime] = {}
         self._feeds_read = -FEEDS_TTL_S
+        # Concurrent requests' consent reads share one query (each still starts
+        # after its request arrived, so it sees every revocation committed before).
+        self._reads: Coalescer[Ask, Found] = Coalescer(self._read)
+
+    async def consent_and_version(self, consent_id: str | None, credit_code: str) -> Found:
+        return await self._reads.submit((consent_id, credit_code))
+
+    async def _read(self, asks: list[Ask]) -> list[Found]:
+        return await asyncio.to_thread(self._read_sync, self.store, asks)
+
+    @staticmethod
+    def _read_sync(store: Engine, asks: list[Ask]) -> list[Found]:
+        with store.connect() as conn:
+            return consents_and_versions(conn, asks)
 
     async def full_report(
         self, engine: AsyncEngine, credit_code: str, data_version: int, now: datetime
