@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint services fmt
+.PHONY: demo test lint services fmt bench
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,3 +40,14 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# The gateway against a bare FastAPI endpoint over HTTP, and the other load
+# figures, into loadtests/RESULTS.md (under 10 minutes on 2 cores). wrk is
+# Debian's, installed when missing with the PostgreSQL and Redis the run
+# starts its own servers from. Extra flags: make bench BENCH_ARGS='--enterprises 1000000'.
+bench: $(STAMP)
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v redis-server >/dev/null \
+	  && command -v wrk >/dev/null \
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	       --no-install-recommends postgresql redis-server wrk >/dev/null; }
+	$(BIN)/python -m loadtests.bench $(BENCH_ARGS)

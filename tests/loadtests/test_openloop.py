@@ -1,0 +1,39 @@
+"""The open-loop generator keeps its schedule and reads every answer."""
+
+from __future__ import annotations
+
+import asyncio
+
+from loadtests.openloop import paced
+from loadtests.wrkrun import Request
+
+ANSWERS = {
+    b"/ok": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+    b"/chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    b"/no": b"HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno",
+}
+
+
+async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while head := await reader.readuntil(b"\r\n\r\n"):
+            writer.write(ANSWERS[head.split(b" ")[1]])
+            await writer.drain()
+    except asyncio.IncompleteReadError:
+        writer.close()
+
+
+async def run(requests: list[Request]) -> tuple[int, int, int, float]:
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        result = await paced(f"http://127.0.0.1:{port}", requests, rate=400, seconds=0.5)
+    return result.sent, result.completed, result.bad_status, result.p99_ms
+
+
+def test_schedule_and_statuses() -> None:
+    requests = [Request("GET", p, {}) for p in ("/ok", "/chunked", "/ok", "/no")]
+    sent, completed, bad, p99_ms = asyncio.run(run(requests))
+    assert sent == completed == 200
+    assert bad == 50
+    assert p99_ms < 250
