@@ -1,8 +1,9 @@
 """Building a credit report: sections, completeness, the score and its trend.
 
 `ReportBuilder.build` makes the full report of an enterprise for one data
-version (what the cache keeps); `for_consent` cuts it down per request to
-the sections a consent covers and adds the request's own fields.
+version (what the cache keeps); `consent_cut` cuts it down to the sections
+a consent covers (the same for every request under such a consent), and
+`for_consent` adds one request's own fields.
 """
 
 from __future__ import annotations
@@ -145,16 +146,9 @@ def _withhold(reason: dict[str, Any], allowed: frozenset[int]) -> dict[str, Any]
     return out
 
 
-def for_consent(
-    full: dict[str, Any],
-    *,
-    sections: frozenset[str],
-    consent_id: str,
-    purpose: str,
-    report_id: str,
-    generated_at: str,
-) -> dict[str, Any]:
-    """The report a consent allows: its sections only, and no evidence from others."""
+def consent_cut(full: dict[str, Any], sections: frozenset[str]) -> dict[str, Any]:
+    """What a consent to `sections` may see of a full report: its sections only, and
+    no evidence from others. The same for every request under such a consent."""
     allowed_sections = {n: full["sections"][n] for n in sorted(sections) if n in full["sections"]}
     visible_ids = frozenset(
         item["record_id"] for section in allowed_sections.values() for item in section["items"]
@@ -165,18 +159,27 @@ def for_consent(
         _withhold(r, visible_ids) for r in score["principal_negative_reasons"]
     ]
     return {
-        "report_id": report_id,
         "credit_code": full["credit_code"],
         "enterprise_name": full["enterprise_name"],
-        "generated_at": generated_at,
         "data_as_of": full["data_as_of"],
         "data_version": full["data_version"],
         "as_of_date": full["as_of_date"],
-        "consent_id": consent_id,
-        "purpose": purpose,
         "sections": allowed_sections,
         "sections_not_consented": sorted(set(full["sections"]) - set(allowed_sections)),
         "completeness": {n: full["completeness"][n] for n in allowed_sections},
         "score": score,
         "score_trend": full["score_trend"],
+    }
+
+
+def for_consent(
+    cut: dict[str, Any], *, consent_id: str, purpose: str, report_id: str, generated_at: str
+) -> dict[str, Any]:
+    """One report as sent: a `consent_cut` (shared, never modified) and this request's own."""
+    return {
+        **cut,
+        "report_id": report_id,
+        "generated_at": generated_at,
+        "consent_id": consent_id,
+        "purpose": purpose,
     }

@@ -18,7 +18,7 @@ from gateway.consents.service import stored_many
 from gateway.loans import service as ledger
 from gateway.metrics import REPORT_BUILD
 from gateway.records import disputes
-from gateway.reports.build import ReportBuilder, report_day
+from gateway.reports.build import ReportBuilder, consent_cut, report_day
 from gateway.reports.cache import ReportCache
 from gateway.reports.records import current_records, enterprise_row, latest_feeds
 from gateway.store.tables import enterprises
@@ -89,9 +89,22 @@ class ReportService:
         self.fingerprint = fingerprint
         self._feeds: dict[str, datetime] = {}
         self._feeds_read = -FEEDS_TTL_S
+        self._cuts: dict[tuple[str, int, str, frozenset[str]], dict[str, Any]] = {}
+        self._cut_entries = max(16, cache.local_entries)
         # Concurrent requests' consent reads share one query (each still starts
         # after its request arrived, so it sees every revocation committed before).
         self._reads: Coalescer[Ask, Found] = Coalescer(self._read)
+
+    def cut(self, full: dict[str, Any], sections: frozenset[str]) -> dict[str, Any]:
+        """The consented part of a full report, kept beside it: every request under
+        consents to the same sections shares it (nobody writes to it)."""
+        key = (full["credit_code"], full["data_version"], full["as_of_date"], sections)
+        found = self._cuts.get(key)
+        if found is None:
+            found = self._cuts[key] = consent_cut(full, sections)
+            while len(self._cuts) > self._cut_entries:
+                self._cuts.pop(next(iter(self._cuts)))
+        return found
 
     async def consent_and_version(self, consent_id: str | None, credit_code: str) -> Found:
         return await self._reads.submit((consent_id, credit_code))

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from gateway.app import create_app
-from gateway.reports.build import ReportBuilder, for_consent, quarter_ends_before
+from gateway.reports.build import ReportBuilder, consent_cut, for_consent, quarter_ends_before
 from gateway.reports.records import StoredRecord
 from gateway.settings import Settings
 
@@ -154,10 +154,13 @@ def test_completeness_says_why(report: dict[str, Any]) -> None:
 
 
 def test_for_consent_withholds_other_sections_and_their_evidence(report: dict[str, Any]) -> None:
+    shared = consent_cut(report, frozenset({"basic", "tax"}))
     cut = for_consent(
-        report, sections=frozenset({"basic", "tax"}), consent_id="cns_1",
-        purpose="credit_review", report_id="rpt_1", generated_at=NOW.isoformat(),
+        shared, consent_id="cns_1", purpose="credit_review", report_id="rpt_1",
+        generated_at=NOW.isoformat(),
     )  # fmt: skip
+    assert (cut["report_id"], cut["consent_id"]) == ("rpt_1", "cns_1")
+    assert "report_id" not in shared  # the shared cut is never written to
     assert set(cut["sections"]) == {"basic", "tax"}
     assert "penalties" in cut["sections_not_consented"]
     evidence = {i for r in cut["score"]["reasons"] for i in r["evidence"]}
