@@ -455,6 +455,11 @@ class KechuangtongAdapter:
             raise NotificationFailed(f"callback answered HTTP {answer.status_code}")
 
 
+def notifies(settings: dict[str, Any]) -> bool:
+    """Risk alerts go to 科创通 only where its callback URL is configured."""
+    return bool(settings.get("callback_url"))
+
+
 def build(ctx: PlatformContext) -> KechuangtongAdapter:
     """The adapter for this block; a malformed block stops start-up, a missing secret does not."""
     unknown = sorted(set(ctx.settings) - SETTING_KEYS)

@@ -58,3 +58,17 @@ def build_all(config: dict[str, dict[str, Any]], base: PlatformContext) -> dict[
         adapter: Adapter = module.build(ctx)
         adapters[key] = adapter
     return adapters
+
+
+def notified_platforms(config: dict[str, dict[str, Any]]) -> frozenset[str]:
+    """Enabled platforms that take risk-alert notifications here: those whose module
+    says so (`notifies(block)`), e.g. 科创通 once its callback URL is set. The monitor
+    queues nothing for the others: there would be nowhere to deliver it."""
+    found = set()
+    for key, block in config.items():
+        if not block.get("enabled", False):
+            continue
+        notifies = getattr(importlib.import_module(MODULES[key]), "notifies", None)
+        if notifies is not None and notifies(block):
+            found.add(key)
+    return frozenset(found)

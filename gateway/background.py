@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from adapters.base import Notifier
+from adapters.registry import notified_platforms
 from gateway.metrics import PLATFORM_LAST_SYNC
 from gateway.monitor.bus import MemoryBus
 from gateway.monitor.service import run as run_monitor
@@ -48,7 +49,10 @@ def adapter_schedule(state: Any, key: str) -> float | None:
 async def _embedded_monitor(state: Any) -> None:
     stop = asyncio.Event()
     try:
-        await run_monitor(state.sync_engine, MemoryBus(), state.risk_rules, "embedded", stop)
+        await run_monitor(
+            state.sync_engine, MemoryBus(), state.risk_rules, "embedded", stop,
+            notified=notified_platforms(state.platforms_config),
+        )  # fmt: skip
     finally:
         stop.set()
 

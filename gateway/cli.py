@@ -521,6 +521,7 @@ def monitor(
     import signal
     import socket
 
+    from adapters.registry import load_config, notified_platforms
     from gateway.app import make_redis
     from gateway.db import make_sync_engine
     from gateway.monitor.bus import RedisStreamBus
@@ -532,6 +533,7 @@ def monitor(
         raise _fail("set XYD_REDIS_URL: without Redis the gateway runs the monitor itself")
     try:
         rules = load_rules(settings.config_dir)
+        notified = notified_platforms(load_config(settings.config_dir / "platforms.yaml"))
     except ValueError as exc:
         raise _fail(str(exc)) from None
     name = consumer or f"{socket.gethostname()}-{os.getpid()}"
@@ -544,7 +546,7 @@ def monitor(
         engine = make_sync_engine(settings)
         try:
             bus = RedisStreamBus(redis, claim_idle_ms=settings.monitor_claim_idle_ms)
-            await run(engine, bus, rules, name, stop)
+            await run(engine, bus, rules, name, stop, notified=notified)
         finally:
             engine.dispose()
             await redis.aclose()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -53,6 +54,52 @@ def _history(conn: Connection, alert_id: str, actor: str, action: str, note: str
     )
 
 
+def new_alert(finding: Finding, seen_at: datetime) -> dict[str, Any]:
+    """The row that raises an alert for `finding`."""
+    return {
+        "id": f"alr_{secrets.token_urlsafe(12)}",
+        "rule": finding.rule,
+        "subject": finding.subject,
+        "severity": finding.severity,
+        "title": finding.title[:300],
+        "credit_code": finding.credit_code,
+        "state": "open",
+        "evidence": sorted(set(finding.evidence))[:EVIDENCE_CAP],
+        "details": dict(finding.details),
+        "first_seen_at": seen_at,
+        "last_seen_at": seen_at,
+        "updated_at": datetime.now(UTC),
+        "revision": current_revision(),
+    }
+
+
+def merge(
+    current: Mapping[str, Any], finding: Finding, seen_at: datetime
+) -> tuple[dict[str, Any], bool]:
+    """The values that fold `finding` into the open alert `current`, and whether they
+    are news for its history (more evidence or a worse severity)."""
+    # Stored evidence is sorted and unique (only this and `new_alert` write it), so
+    # adding new ids merges two sorted runs, which sorted() does in linear time: a
+    # platform's alert takes a finding on most of its events.
+    evidence = list(current["evidence"])
+    known = set(evidence)
+    extra = sorted({i for i in finding.evidence if i not in known})
+    if extra:
+        evidence = sorted(evidence + extra)
+    evidence = evidence[:EVIDENCE_CAP]
+    severity = _worse(current["severity"], finding.severity)
+    values = {
+        "evidence": evidence,
+        "severity": severity,
+        "title": finding.title[:300],
+        "details": {**dict(current["details"]), **dict(finding.details)},
+        "last_seen_at": max(_aware(current["last_seen_at"]) or seen_at, seen_at),
+        "updated_at": datetime.now(UTC),
+        "revision": current_revision(),
+    }
+    return values, evidence != list(current["evidence"]) or severity != current["severity"]
+
+
 def apply_finding(conn: Connection, finding: Finding, seen_at: datetime) -> tuple[str, bool]:
     """The alert for this finding: (id, True) when newly raised, (id, False) when updated."""
     current = conn.execute(
@@ -63,47 +110,18 @@ def apply_finding(conn: Connection, finding: Finding, seen_at: datetime) -> tupl
         )
     ).first()
     if current is None:
-        alert_id = f"alr_{secrets.token_urlsafe(12)}"
+        row = new_alert(finding, seen_at)
         try:
             with conn.begin_nested():
-                conn.execute(
-                    insert(alerts).values(
-                        id=alert_id,
-                        rule=finding.rule,
-                        subject=finding.subject,
-                        severity=finding.severity,
-                        title=finding.title[:300],
-                        credit_code=finding.credit_code,
-                        state="open",
-                        evidence=sorted(set(finding.evidence))[:EVIDENCE_CAP],
-                        details=dict(finding.details),
-                        first_seen_at=seen_at,
-                        last_seen_at=seen_at,
-                        updated_at=datetime.now(UTC),
-                        revision=current_revision(),
-                    )
-                )
+                conn.execute(insert(alerts).values(**row))
         except IntegrityError:
             # Another worker raised it a moment ago: update theirs instead.
             return apply_finding(conn, finding, seen_at)
-        _history(conn, alert_id, "monitor", "raised", finding.title[:300])
-        return alert_id, True
-    evidence = sorted(set(current.evidence) | set(finding.evidence))[:EVIDENCE_CAP]
-    severity = _worse(current.severity, finding.severity)
-    conn.execute(
-        update(alerts)
-        .where(alerts.c.id == current.id)
-        .values(
-            evidence=evidence,
-            severity=severity,
-            title=finding.title[:300],
-            details={**dict(current.details), **dict(finding.details)},
-            last_seen_at=max(_aware(current.last_seen_at) or seen_at, seen_at),
-            updated_at=datetime.now(UTC),
-            revision=current_revision(),
-        )
-    )
-    if evidence != list(current.evidence) or severity != current.severity:
+        _history(conn, row["id"], "monitor", "raised", row["title"])
+        return row["id"], True
+    values, news = merge(dict(current._mapping), finding, seen_at)
+    conn.execute(update(alerts).where(alerts.c.id == current.id).values(**values))
+    if news:
         _history(conn, current.id, "monitor", "updated", None)
     return str(current.id), False
 

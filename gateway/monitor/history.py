@@ -1,29 +1,51 @@
 """The monitor's History over the database: what every worker has applied, shared.
 
 Each worker sees the events all workers applied (they are rows), so a rule's
-window is the same whichever worker evaluates it. Queries go by kind and
-event time on an index; attribute filters are applied to that small set.
+window is the same whichever worker evaluates it. `SqlHistory` queries go by
+kind and event time on an index; attribute filters are applied to that small
+set. `BatchHistory` is what rules see while a batch is applied: the worker's
+in-memory window where it covers a query, `SqlHistory` where it does not.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, select
 
+from gateway.monitor.rows import among
+from gateway.monitor.window import EventWindow
 from gateway.store.tables import enterprises, monitor_events
-from policies.risk.base import EventKind, MonitorEvent
+from policies.risk.base import EventKind, MonitorEvent, Tally, conditions
+from policies.risk.common import matches, tally_of
 
 
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def to_event(row: Any) -> MonitorEvent:
+    return MonitorEvent(
+        id=row.id,
+        kind=row.kind,
+        occurred_at=_aware(row.occurred_at),
+        credit_code=row.credit_code,
+        attrs=dict(row.attrs),
+    )
+
+
 class SqlHistory:
-    def __init__(self, conn: Connection) -> None:
+    """`hidden`: ids of rows this transaction inserted but has not applied yet; a
+    batch records its events up front, and the rules of one of them must not see
+    those that come after it."""
+
+    def __init__(self, conn: Connection, hidden: Collection[str] = ()) -> None:
         self.conn = conn
+        self.hidden = hidden
+        self._facts: dict[str, tuple[date | None, str | None]] = {}
+        self._reps: dict[str, list[str]] = {}
 
     def events(
         self,
@@ -33,6 +55,7 @@ class SqlHistory:
         kind: EventKind | None = None,
         credit_code: str | None = None,
         attr: tuple[str, Any] | None = None,
+        attrs: Mapping[str, Any] | None = None,
     ) -> Sequence[MonitorEvent]:
         query = select(monitor_events).where(
             monitor_events.c.occurred_at >= since.astimezone(UTC),
@@ -42,29 +65,167 @@ class SqlHistory:
             query = query.where(monitor_events.c.kind == kind)
         if credit_code is not None:
             query = query.where(monitor_events.c.credit_code == credit_code)
-        found = [
-            MonitorEvent(
-                id=row.id,
-                kind=row.kind,
-                occurred_at=_aware(row.occurred_at),
-                credit_code=row.credit_code,
-                attrs=dict(row.attrs),
-            )
-            for row in self.conn.execute(query.order_by(monitor_events.c.occurred_at))
+        order = query.order_by(monitor_events.c.occurred_at, monitor_events.c.id)
+        pairs = conditions(attr, attrs)
+        return [
+            event
+            for event in map(to_event, self.conn.execute(order))
+            if event.id not in self.hidden and matches(event, pairs)
         ]
-        if attr is not None:
-            name, value = attr
-            found = [e for e in found if e.attrs.get(name) == value]
+
+    def count(
+        self,
+        *,
+        since: datetime,
+        until: datetime,
+        kind: EventKind | None = None,
+        credit_code: str | None = None,
+        attr: tuple[str, Any] | None = None,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> int:
+        found = self.events(
+            since=since, until=until, kind=kind, credit_code=credit_code, attr=attr, attrs=attrs
+        )
+        return len(found)
+
+    def tally(
+        self,
+        *,
+        since: datetime,
+        until: datetime,
+        by: str,
+        limit: int,
+        kind: EventKind | None = None,
+        credit_code: str | None = None,
+        attr: tuple[str, Any] | None = None,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> Tally:
+        found = self.events(
+            since=since, until=until, kind=kind, credit_code=credit_code, attr=attr, attrs=attrs
+        )
+        return tally_of(found, by, limit)
+
+    def preload(self, codes: Iterable[str]) -> None:
+        """Read the registration facts of `codes` in one query (a batch's enterprises)."""
+        wanted = sorted(set(codes) - self._facts.keys())
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            self._facts.update((code, (None, None)) for code in chunk)
+            rows = self.conn.execute(
+                select(
+                    enterprises.c.credit_code,
+                    enterprises.c.registered_on,
+                    enterprises.c.legal_rep_hash,
+                ).where(among(self.conn, enterprises.c.credit_code, chunk))
+            )
+            for code, registered_on, rep in rows:
+                self._facts[code] = (
+                    registered_on if isinstance(registered_on, date) else None,
+                    str(rep) if rep else None,
+                )
+
+    def _fact(self, credit_code: str) -> tuple[date | None, str | None]:
+        found = self._facts.get(credit_code)
+        if found is None:
+            self.preload((credit_code,))
+            found = self._facts[credit_code]
         return found
 
     def registered_on(self, credit_code: str) -> date | None:
-        value = self.conn.execute(
-            select(enterprises.c.registered_on).where(enterprises.c.credit_code == credit_code)
-        ).scalar()
-        return value if isinstance(value, date) else None
+        return self._fact(credit_code)[0]
 
     def legal_rep_hash(self, credit_code: str) -> str | None:
-        value = self.conn.execute(
-            select(enterprises.c.legal_rep_hash).where(enterprises.c.credit_code == credit_code)
-        ).scalar()
-        return str(value) if value else None
+        return self._fact(credit_code)[1]
+
+    def codes_with_rep(self, legal_rep_hash: str) -> Sequence[str]:
+        found = self._reps.get(legal_rep_hash)
+        if found is None:
+            found = self._reps[legal_rep_hash] = list(
+                self.conn.execute(
+                    select(enterprises.c.credit_code)
+                    .where(enterprises.c.legal_rep_hash == legal_rep_hash)
+                    .order_by(enterprises.c.credit_code)
+                ).scalars()
+            )
+        return found
+
+
+class BatchHistory:
+    """The window answers what it covers; the database the rest (late events, long
+    look-backs). Both hold exactly the applied events, so the answer is the same."""
+
+    def __init__(self, window: EventWindow, database: SqlHistory) -> None:
+        self.window = window
+        self.database = database
+
+    def events(
+        self,
+        *,
+        since: datetime,
+        until: datetime,
+        kind: EventKind | None = None,
+        credit_code: str | None = None,
+        attr: tuple[str, Any] | None = None,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> Sequence[MonitorEvent]:
+        found = self.window.find(since, until, kind, credit_code, conditions(attr, attrs))
+        if found is None:
+            return self.database.events(
+                since=since, until=until, kind=kind, credit_code=credit_code, attr=attr, attrs=attrs
+            )
+        series, lo, hi = found
+        return series.events[lo:hi]
+
+    def count(
+        self,
+        *,
+        since: datetime,
+        until: datetime,
+        kind: EventKind | None = None,
+        credit_code: str | None = None,
+        attr: tuple[str, Any] | None = None,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> int:
+        found = self.window.find(since, until, kind, credit_code, conditions(attr, attrs))
+        if found is None:
+            return self.database.count(
+                since=since, until=until, kind=kind, credit_code=credit_code, attr=attr, attrs=attrs
+            )
+        _, lo, hi = found
+        return hi - lo
+
+    def tally(
+        self,
+        *,
+        since: datetime,
+        until: datetime,
+        by: str,
+        limit: int,
+        kind: EventKind | None = None,
+        credit_code: str | None = None,
+        attr: tuple[str, Any] | None = None,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> Tally:
+        found = self.window.find(since, until, kind, credit_code, conditions(attr, attrs))
+        if found is None:
+            return self.database.tally(
+                since=since,
+                until=until,
+                by=by,
+                limit=limit,
+                kind=kind,
+                credit_code=credit_code,
+                attr=attr,
+                attrs=attrs,
+            )
+        series, lo, hi = found
+        return series.tally(lo, hi, by, limit)
+
+    def registered_on(self, credit_code: str) -> date | None:
+        return self.database.registered_on(credit_code)
+
+    def legal_rep_hash(self, credit_code: str) -> str | None:
+        return self.database.legal_rep_hash(credit_code)
+
+    def codes_with_rep(self, legal_rep_hash: str) -> Sequence[str]:
+        return self.database.codes_with_rep(legal_rep_hash)

@@ -60,9 +60,10 @@ async def relay_forever(engine: Engine, bus: EventBus, stop: asyncio.Event) -> N
 
 
 async def run(engine: Engine, bus: EventBus, rules: list[Rule], consumer: str,
-              stop: asyncio.Event) -> None:  # fmt: skip
-    """Relay committed events onto the bus and apply them, until `stop` is set."""
-    monitor = Monitor(engine, rules)
+              stop: asyncio.Event, *, notified: frozenset[str]) -> None:  # fmt: skip
+    """Relay committed events onto the bus and apply them, until `stop` is set;
+    new alerts on the `notified` platforms' loans queue their notification."""
+    monitor = Monitor(engine, rules, notified=notified)
     relay = asyncio.create_task(relay_forever(engine, bus, stop))
     try:
         while not stop.is_set():

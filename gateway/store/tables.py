@@ -440,6 +440,8 @@ monitor_events = Table(
 )
 Index("ix_monitor_events_time", monitor_events.c.kind, monitor_events.c.occurred_at)
 Index("ix_monitor_events_code", monitor_events.c.credit_code, monitor_events.c.occurred_at)
+# A worker reads what the others applied since its last batch.
+Index("ix_monitor_events_applied_at", monitor_events.c.applied_at)
 
 alerts = Table(
     "alerts",

@@ -59,8 +59,34 @@ class Finding:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
+def conditions(
+    attr: tuple[str, Any] | None, attrs: Mapping[str, Any] | None
+) -> tuple[tuple[str, Any], ...]:
+    """The attribute equalities a History query asks for, `attr` and `attrs` together."""
+    pairs = tuple(attrs.items()) if attrs else ()
+    return (attr, *pairs) if attr is not None else pairs
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """The events of a query counted by one attribute (`by`), for window ratios that
+    must not walk the whole window on every event.
+
+    `keys`: how many distinct values `by` takes (non-empty strings only);
+    `ids`: the first ids, in id order, of the events that have one.
+    """
+
+    keys: int
+    ids: tuple[str, ...]
+
+
 class History(Protocol):
-    """Events the monitor has seen, queried by event time (inclusive bounds)."""
+    """Events the monitor has seen, queried by event time (inclusive bounds).
+
+    A query matches events of `kind`, of `credit_code`, and whose attrs equal
+    `attr` (one name and value) and every pair of `attrs`; `None` matches all.
+    `events` come ordered by (occurred_at, id).
+    """
 
     def events(
         self,
@@ -70,11 +96,41 @@ class History(Protocol):
         kind: EventKind | None = None,
         credit_code: str | None = None,
         attr: tuple[str, Any] | None = None,
+        attrs: Mapping[str, Any] | None = None,
     ) -> Sequence[MonitorEvent]: ...
+
+    def count(
+        self,
+        *,
+        since: datetime,
+        until: datetime,
+        kind: EventKind | None = None,
+        credit_code: str | None = None,
+        attr: tuple[str, Any] | None = None,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> int: ...
+
+    def tally(
+        self,
+        *,
+        since: datetime,
+        until: datetime,
+        by: str,
+        limit: int,
+        kind: EventKind | None = None,
+        credit_code: str | None = None,
+        attr: tuple[str, Any] | None = None,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> Tally: ...
 
     def registered_on(self, credit_code: str) -> date | None: ...
 
     def legal_rep_hash(self, credit_code: str) -> str | None: ...
+
+    def codes_with_rep(self, legal_rep_hash: str) -> Sequence[str]:
+        """The enterprises whose legal representative is `legal_rep_hash` (as
+        `legal_rep_hash(code)` answers), in code order."""
+        ...
 
 
 class Rule(Protocol):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from policies.risk.base import MonitorEvent
+from policies.risk.base import MonitorEvent, Tally
 
 MAX_EVIDENCE = 50
 SHANGHAI = timezone(timedelta(hours=8))  # UTC+8 all year: no daylight saving to follow
@@ -68,6 +68,16 @@ def local_day(moment: datetime) -> date:
 
 def evidence(events: Iterable[MonitorEvent]) -> tuple[str, ...]:
     return tuple(sorted({e.id for e in events}))[:MAX_EVIDENCE]
+
+
+def matches(event: MonitorEvent, pairs: Iterable[tuple[str, Any]]) -> bool:
+    return all(event.attrs.get(name) == value for name, value in pairs)
+
+
+def tally_of(events: Iterable[MonitorEvent], by: str, limit: int) -> Tally:
+    """`History.tally` over events already found: for histories without a faster way."""
+    keyed = [(e.id, key) for e in events if (key := text(e.attrs, by)) is not None]
+    return Tally(len({key for _, key in keyed}), tuple(sorted(i for i, _ in keyed))[:limit])
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,13 +8,13 @@ when an enterprise was registered or who represents it.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from policies.risk.base import EventKind, MonitorEvent
-from policies.risk.common import as_day, record_data, text
+from policies.risk.base import EventKind, MonitorEvent, Tally, conditions
+from policies.risk.common import as_day, matches, record_data, tally_of, text
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +59,7 @@ class MemoryHistory:
         kind: EventKind | None = None,
         credit_code: str | None = None,
         attr: tuple[str, Any] | None = None,
+        attrs: Mapping[str, Any] | None = None,
     ) -> Sequence[MonitorEvent]:
         """Matching events, ordered by (occurred_at, id) whatever order they arrived in."""
         if credit_code is not None:
@@ -67,14 +68,47 @@ class MemoryHistory:
             positions = self._by_kind.get(kind, [])
         else:
             positions = range(len(self._events))
+        pairs = conditions(attr, attrs)
         found = [
             e
             for e in (self._events[i] for i in positions)
             if since <= e.occurred_at <= until
             and (kind is None or e.kind == kind)
-            and (attr is None or e.attrs.get(attr[0]) == attr[1])
+            and matches(e, pairs)
         ]
         return sorted(found, key=lambda e: (e.occurred_at, e.id))
+
+    def count(
+        self,
+        *,
+        since: datetime,
+        until: datetime,
+        kind: EventKind | None = None,
+        credit_code: str | None = None,
+        attr: tuple[str, Any] | None = None,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> int:
+        found = self.events(
+            since=since, until=until, kind=kind, credit_code=credit_code, attr=attr, attrs=attrs
+        )
+        return len(found)
+
+    def tally(
+        self,
+        *,
+        since: datetime,
+        until: datetime,
+        by: str,
+        limit: int,
+        kind: EventKind | None = None,
+        credit_code: str | None = None,
+        attr: tuple[str, Any] | None = None,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> Tally:
+        found = self.events(
+            since=since, until=until, kind=kind, credit_code=credit_code, attr=attr, attrs=attrs
+        )
+        return tally_of(found, by, limit)
 
     def registered_on(self, credit_code: str) -> date | None:
         found = self._registrations.get(credit_code)
@@ -83,6 +117,13 @@ class MemoryHistory:
     def legal_rep_hash(self, credit_code: str) -> str | None:
         found = self._registrations.get(credit_code)
         return found.legal_rep_hash if found else None
+
+    def codes_with_rep(self, legal_rep_hash: str) -> Sequence[str]:
+        return sorted(
+            code
+            for code, found in self._registrations.items()
+            if found.legal_rep_hash == legal_rep_hash
+        )
 
     def prune(self) -> int:
         """Drop events older than `retention` behind the latest event time; how many went."""

@@ -86,23 +86,21 @@ class NewEntityRiskRule:
         if rep is None:
             return None
         span = timedelta(days=self.config.rep_window_days)
-        applications = history.events(
-            since=event.occurred_at - span,
-            until=event.occurred_at + span,
-            kind="loan",
-            attr=("event_type", "application_submitted"),
-        )
-        reps: dict[str, str | None] = {}
-
-        def same_rep(e: MonitorEvent) -> str | None:
-            other = e.credit_code
-            if other is None:
-                return None
-            if other not in reps:
-                reps[other] = history.legal_rep_hash(other)
-            return other if reps[other] == rep else None
-
-        window = densest_window(applications, same_rep, event.occurred_at, span)
+        # The represented enterprises first, then their applications: reading every
+        # application of the window and looking up each applicant's representative
+        # cost a query per applicant.
+        applications = [
+            application
+            for other in history.codes_with_rep(rep)
+            for application in history.events(
+                since=event.occurred_at - span,
+                until=event.occurred_at + span,
+                kind="loan",
+                credit_code=other,
+                attr=("event_type", "application_submitted"),
+            )
+        ]
+        window = densest_window(applications, lambda e: e.credit_code, event.occurred_at, span)
         if window is None or len(window.keys) < self.config.min_enterprises:
             return None
         return Finding(

@@ -62,6 +62,8 @@ class OverdueDefaultRule:
 
     def evaluate(self, event: MonitorEvent, history: History) -> Sequence[Finding]:
         kind = loan_type(event)
+        if kind not in ("loan_defaulted", "repayment_overdue"):  # most events: nothing to read
+            return ()
         platform, loan_no = text(event.attrs, "platform"), text(event.attrs, "loan_no")
         if platform is None or loan_no is None:
             return ()

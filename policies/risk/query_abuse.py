@@ -80,24 +80,30 @@ class QueryAbuseRule:
     def _spike(self, event: MonitorEvent, client_id: str, history: History) -> Sequence[Finding]:
         span = timedelta(hours=self.config.spike_window_hours)
         baseline = timedelta(days=self.config.baseline_days)
-        queries = sorted(
-            history.events(
-                since=event.occurred_at - span - baseline,
-                until=event.occurred_at + span,
-                kind="query",
-                attr=("client_id", client_id),
-            ),
-            key=lambda e: (e.occurred_at, e.id),
+        of_client = ("client_id", client_id)
+        # Only the two spans around the event are read; the baseline is counted,
+        # not read, since it holds days of a busy client's queries.
+        near = history.events(  # ordered by (occurred_at, id)
+            since=event.occurred_at - span,
+            until=event.occurred_at + span,
+            kind="query",
+            attr=of_client,
         )
-        times = [q.occurred_at for q in queries]
+        times = [q.occurred_at for q in near]
         windows_in_baseline = baseline / span
         # Every window ending at a query in [t, t + span] contains this event.
         for end in times[bisect_left(times, event.occurred_at) :]:
-            if end > event.occurred_at + span:
-                break
             first_recent = bisect_left(times, end - span)
-            recent = queries[first_recent : bisect_right(times, end)]
-            habit = first_recent - bisect_left(times, end - span - baseline)
+            recent = near[first_recent : bisect_right(times, end)]
+            # The habit is [end - span - baseline, end - span): the count includes
+            # its upper bound, whose queries `near` holds.
+            on_edge = bisect_right(times, end - span) - first_recent
+            habit = (
+                history.count(
+                    since=end - span - baseline, until=end - span, kind="query", attr=of_client
+                )
+                - on_edge
+            )
             average = habit / windows_in_baseline
             if len(recent) >= self.config.min_spike_queries and len(recent) > (
                 self.config.spike_factor * average

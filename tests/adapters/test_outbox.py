@@ -68,3 +68,18 @@ def test_backoff_doubles_with_bounded_jitter() -> None:
     for n, delay in enumerate(delays, start=1):
         base = min(3600.0, 2.0 * 2 ** (n - 1))
         assert base <= delay <= base * 1.2
+
+
+def test_only_platforms_with_somewhere_to_deliver_are_notified() -> None:
+    from adapters.registry import notified_platforms
+
+    config = {
+        "kechuangtong": {"enabled": True, "callback_url": "https://kct.example/risk"},
+        "nongdaitong": {"enabled": True},
+    }
+    assert notified_platforms(config) == frozenset({"kechuangtong"})
+    assert notified_platforms({"kechuangtong": {"enabled": True, "callback_url": None}}) == set()
+    assert (
+        notified_platforms({"kechuangtong": {"enabled": False, "callback_url": "https://x/"}})
+        == set()
+    )

@@ -214,6 +214,7 @@ def test_an_officer_sees_an_alert_arrive_live_and_works_it(stack: Stack, browser
 
     row.locator("td.title a").click()
     expect(page.locator("#alert-state")).to_have_attribute("data-state", "open")
+    alert_url = page.url
     expect(page.locator("table.evidence")).to_contain_text("loan:kechuangtong:live-1")
     # A forged CSRF token is refused and changes nothing.
     form = page.locator("form.work", has=page.locator("#acknowledge"))
@@ -222,8 +223,7 @@ def test_an_officer_sees_an_alert_arrive_live_and_works_it(stack: Stack, browser
     with page.expect_response(lambda r: r.request.method == "POST") as refused:
         page.click("#acknowledge")
     assert refused.value.status == 403
-    page.go_back()
-    page.reload()
+    page.goto(alert_url)
     expect(page.locator("#alert-state")).to_have_attribute("data-state", "open")
 
     page.locator("form.work", has=page.locator("#acknowledge")).locator("textarea").fill(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,8 +23,9 @@ from tests.conftest import fresh_pg_database
 from tests.monitor.test_monitor import overdue
 from tests.services import Postgres, redis_server
 
-EVENTS = 1500
-KILL_AFTER = 300
+CONFIG = Path(__file__).resolve().parents[2] / "config"
+EVENTS = 4000
+KILL_AFTER = 1000
 
 
 def count(engine: Engine, table: object, *where: object) -> int:
@@ -53,6 +55,16 @@ async def _publish_and_pending(url: str, publish: bool) -> int:
         await redis.aclose()
 
 
+def _config_with_callback(tmp_path: Path) -> Path:
+    """科创通 with a callback URL: new alerts on its loans queue a notification."""
+    config = tmp_path / "config"
+    shutil.copytree(CONFIG, config)
+    platforms = config / "platforms.yaml"
+    platforms.write_text(platforms.read_text().replace(
+        "callback_url: null", "callback_url: http://127.0.0.1:9/risk-alerts", 1))  # fmt: skip
+    return config
+
+
 def test_sigkill_mid_batch_loses_and_repeats_nothing(pg: Postgres, tmp_path: Path) -> None:
     url = fresh_pg_database(pg)
     engine = create_engine(url)
@@ -61,7 +73,8 @@ def test_sigkill_mid_batch_loses_and_repeats_nothing(pg: Postgres, tmp_path: Pat
     with redis_server() as redis:
         asyncio.run(_publish_and_pending(redis.url, publish=True))
         env = {**os.environ, "XYD_STATE_DIR": str(tmp_path / ".xyd"), "XYD_DATABASE_URL": url,
-               "XYD_REDIS_URL": redis.url, "XYD_MONITOR_CLAIM_IDLE_MS": "1000"}  # fmt: skip
+               "XYD_REDIS_URL": redis.url, "XYD_MONITOR_CLAIM_IDLE_MS": "1000",
+               "XYD_CONFIG_DIR": str(_config_with_callback(tmp_path))}  # fmt: skip
         procs = [
             subprocess.Popen([sys.executable, "-m", "gateway.cli", "monitor", "--consumer", name],
                              env=env, stdout=subprocess.DEVNULL,
