@@ -7,6 +7,7 @@ a JSON `true` is never a number, an amount never loses a digit.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -25,6 +26,7 @@ _DATE_PATTERNS = (
     re.compile(r"^(\d{4})(\d{2})(\d{2})$"),
     re.compile(r"^(\d{4})年(\d{1,2})月(\d{1,2})日$"),
 )
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 FEN_PER_WAN = Decimal(1_000_000)  # 10,000 yuan × 100 fen
 
 
@@ -37,6 +39,17 @@ def blank_to_none(value: Any) -> Any:
 
 
 def _parse_date(value: Any) -> Any:
+    if type(value) is str and _ISO_DAY.fullmatch(value) and value not in _OPEN_ENDED:
+        # The usual spelling, answered as `parse_date_any_way` would answer it.
+        try:
+            return date(int(value[:4]), int(value[5:7]), int(value[8:]))
+        except ValueError:
+            raise ValueError(f"{value!r} is not a calendar date") from None
+    return parse_date_any_way(value)
+
+
+def parse_date_any_way(value: Any) -> Any:
+    """Every spelling a department sends, blank and open-ended ones included."""
     value = blank_to_none(value)
     if value is None or isinstance(value, date):
         return value
@@ -95,9 +108,18 @@ def _parse_bool(value: Any) -> Any:
     raise ValueError(f"{value!r} is not a yes/no value")
 
 
+@functools.lru_cache(maxsize=4096)
+def _valid_credit_code(value: str) -> str:
+    # Authorities' and departments' codes come back on nearly every line of a
+    # feed. A credit code is public, so remembering the valid ones is harmless
+    # (personal identifiers are never remembered); invalid ones raise and are
+    # not cached, so their message is always the validator's.
+    return validate_credit_code(value)
+
+
 def _credit_code(value: str) -> str:
     try:
-        return validate_credit_code(value)
+        return _valid_credit_code(value)
     except InvalidIdentifier as exc:
         raise ValueError(str(exc)) from None
 

@@ -12,11 +12,14 @@ from rich.table import Table
 
 from gateway.db import make_sync_engine
 from gateway.errors import NotFound
+from gateway.records.parallel import default_workers, pool_for
 from gateway.records.readers import read_lines
 from gateway.records.service import Ingestor, IngestSummary, LineOutcome
 from gateway.settings import Settings
 
 _PROGRESS_ABOVE_BYTES = 2_000_000
+# Below ~1,500 lines a single process is done before workers would pay off.
+_WORKERS_ABOVE_BYTES = 1_000_000
 
 
 def _format_of(path: Path, fmt: str | None) -> str:
@@ -43,8 +46,12 @@ def ingest_file(
         console.print(f"[red]error:[/] {exc.detail}")
         return 2
     size = path.stat().st_size
+    workers = default_workers() if size >= _WORKERS_ABOVE_BYTES else 0
     try:
         with (
+            # Before the progress bar: its refresh thread must not exist yet
+            # when the workers are forked.
+            pool_for(category, ingestor.pii_key, workers) as pool,
             path.open("rb") as handle,
             rejects.open("wb") as reject_out,
             Progress(
@@ -67,11 +74,12 @@ def ingest_file(
                 if outcome.outcome == "rejected":
                     reject_out.write(_reject_line(outcome))
 
-            summary = ingestor.run(
-                read_lines(lines(), fmt),
-                source=str(path),
-                on_outcome=on_outcome,
+            batches = (
+                pool.prepare_feed(lines(), fmt, ingestor.batch_size)
+                if pool is not None
+                else ingestor.prepare(read_lines(lines(), fmt))
             )
+            summary = ingestor.store(batches, source=str(path), on_outcome=on_outcome)
     finally:
         engine.dispose()
     _print_summary(console, summary, rejects)

@@ -26,8 +26,10 @@ class Line:
     raw: bytes = b""
 
 
-def _decoded(raw_lines: Iterable[bytes]) -> Iterator[tuple[int, str | None, bytes, str | None]]:
-    for number, raw in enumerate(raw_lines, start=1):
+def _decoded(
+    raw_lines: Iterable[bytes], first: int = 1
+) -> Iterator[tuple[int, str | None, bytes, str | None]]:
+    for number, raw in enumerate(raw_lines, start=first):
         if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
         if len(raw) > MAX_LINE_BYTES:
@@ -41,8 +43,9 @@ def _decoded(raw_lines: Iterable[bytes]) -> Iterator[tuple[int, str | None, byte
         yield number, text.rstrip("\r\n"), raw, None
 
 
-def read_ndjson(raw_lines: Iterable[bytes]) -> Iterator[Line]:
-    for number, text, raw, error in _decoded(raw_lines):
+def read_ndjson(raw_lines: Iterable[bytes], first: int = 1) -> Iterator[Line]:
+    """`first`: the number of the first of `raw_lines` when they are a slice of a feed."""
+    for number, text, raw, error in _decoded(raw_lines, first):
         if text is None:
             yield Line(number, None, error, raw)
             continue

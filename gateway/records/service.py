@@ -12,29 +12,34 @@ import logging
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import orjson
 from pydantic import ValidationError
 from sqlalchemy import Engine, insert, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import SingletonThreadPool
 
 from gateway.errors import NotFound
 from gateway.identifiers import division_of
 from gateway.metrics import INGEST_LINES
 from gateway.records.readers import Line
-from gateway.records.repository import Incoming, apply_batch
-from gateway.records.schemas import SCHEMAS, License, Penalty, RecordBase, Registration
+from gateway.records.repository import DETAIL_TABLES, Incoming, apply_batch, detail_columns
+from gateway.records.schemas import SCHEMAS, RecordBase, Registration
 from gateway.store.tables import ingest_runs
 
 log = logging.getLogger("xyd.ingest")
 
+T = TypeVar("T")
 OutcomeName = Literal["accepted", "duplicate", "updated", "rejected"]
-_DETAIL_EXCLUDE = {"record_id", "source_department", "credit_code", "subject_name"}
 _ATTEMPTS = 3
+_DETAIL_COLUMNS = {category: detail_columns(category) for category in DETAIL_TABLES}
+# Penalties keep their amounts in fen only, zero when none was given.
+_ZERO_WHEN_NONE = frozenset({"fine_fen", "confiscation_fen"})
 
 
 class UnknownCategory(NotFound):
@@ -50,6 +55,9 @@ class LineOutcome:
     version: int | None = None
     reason: str | None = None
     raw: bytes = b""
+
+
+Prepared = list[Incoming | LineOutcome]
 
 
 @dataclass
@@ -98,7 +106,7 @@ def prepare(schema: type[RecordBase], line: Line, pii_key: bytes) -> Incoming | 
             raw=line.raw,
         )
     data = record.normalise(pii_key)
-    digest = hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    document = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
     return Incoming(
         line=line.number,
         source_department=record.source_department,
@@ -106,25 +114,22 @@ def prepare(schema: type[RecordBase], line: Line, pii_key: bytes) -> Incoming | 
         credit_code=record.credit_code,
         subject_kind=record.subject_kind,
         effective_date=record.effective_date(),
-        sha256=digest,
-        data=data,
-        details=_details(record, data),
+        sha256=hashlib.sha256(document).hexdigest(),
+        document=document,
+        details=_details(record),
         enterprise=_enterprise(record, data),
     )
 
 
-def _details(record: RecordBase, data: dict[str, Any]) -> dict[str, Any] | None:
-    if isinstance(record, Penalty):
-        columns = Penalty.model_fields.keys() - _DETAIL_EXCLUDE - set(Penalty.personal_fields)
-        row = {name: getattr(record, name) for name in columns}
-        row.pop("fine_wan"), row.pop("confiscation_wan")
-        row["fine_fen"] = record.fine_fen or 0
-        row["confiscation_fen"] = record.confiscation_fen or 0
-        return row
-    if isinstance(record, License):
-        columns = License.model_fields.keys() - _DETAIL_EXCLUDE - set(License.personal_fields)
-        return {name: getattr(record, name) for name in columns}
-    return None
+def _details(record: RecordBase) -> tuple[Any, ...] | None:
+    """The detail table's row (see `detail_columns`): the record's own fields."""
+    columns = _DETAIL_COLUMNS.get(record.category)
+    if columns is None:
+        return None
+    fields = record.__dict__
+    return tuple(
+        [(fields[name] or 0) if name in _ZERO_WHEN_NONE else fields[name] for name in columns]
+    )
 
 
 def _enterprise(record: RecordBase, data: dict[str, Any]) -> dict[str, Any] | None:
@@ -145,6 +150,24 @@ def _enterprise(record: RecordBase, data: dict[str, Any]) -> dict[str, Any] | No
     }
 
 
+class _InThisThread(Executor):
+    """For an engine whose threads each see their own database (in-memory SQLite)."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future: Future[T] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:  # raised again where the result is taken, as a thread's would be
+            future.set_exception(exc)
+        return future
+
+
+def _writer(engine: Engine) -> Executor:
+    if isinstance(engine.pool, SingletonThreadPool):
+        return _InThisThread()
+    return ThreadPoolExecutor(1, thread_name_prefix="ingest-writer")
+
+
 class Ingestor:
     """Feeds lines of one category into the store, batch by batch."""
 
@@ -161,6 +184,22 @@ class Ingestor:
         source: str,
         on_outcome: Callable[[LineOutcome], None] | None = None,
     ) -> IngestSummary:
+        """Validate and store `lines` in this process."""
+        return self.store(self.prepare(lines), source, on_outcome)
+
+    def prepare(self, lines: Iterable[Line]) -> Iterator[Prepared]:
+        """Batches of `lines` validated in this process, as they are needed."""
+        iterator = iter(lines)
+        while chunk := list(islice(iterator, self.batch_size)):
+            yield [prepare(self.schema, line, self.pii_key) for line in chunk]
+
+    def store(
+        self,
+        batches: Iterable[Prepared],
+        source: str,
+        on_outcome: Callable[[LineOutcome], None] | None = None,
+    ) -> IngestSummary:
+        """Store prepared batches in order, each committed before its outcomes are reported."""
         summary = IngestSummary(uuid.uuid4().hex, self.category)
         with self.engine.begin() as conn:
             conn.execute(
@@ -171,13 +210,21 @@ class Ingestor:
                     started_at=datetime.now(UTC),
                 )
             )
-        iterator = iter(lines)
-        while chunk := list(islice(iterator, self.batch_size)):
-            for outcome in self._store_chunk(chunk, summary):
-                summary.counts[outcome.outcome] += 1
-                INGEST_LINES.labels(self.category, outcome.outcome).inc()
-                if on_outcome is not None:
-                    on_outcome(outcome)
+        # One writer thread stores a batch while this thread prepares the next
+        # (or waits for it from the workers): validation and the database's
+        # work overlap instead of taking turns. Batches still commit one after
+        # the other, in order, and a batch's outcomes are reported only once
+        # it has committed.
+        with _writer(self.engine) as writer:
+            in_flight: tuple[Prepared, Future[dict[int, tuple[str, int]]]] | None = None
+            for prepared in batches:
+                valid = [item for item in prepared if isinstance(item, Incoming)]
+                committing = writer.submit(self._commit, valid, summary.run_id)
+                if in_flight is not None:
+                    self._report(*in_flight, summary, on_outcome)
+                in_flight = (prepared, committing)
+            if in_flight is not None:
+                self._report(*in_flight, summary, on_outcome)
         with self.engine.begin() as conn:
             conn.execute(
                 update(ingest_runs)
@@ -191,28 +238,39 @@ class Ingestor:
         log.info("ingest finished", extra={"run_id": summary.run_id, **summary.counts})
         return summary
 
-    def _store_chunk(self, chunk: list[Line], summary: IngestSummary) -> Iterator[LineOutcome]:
-        prepared = [prepare(self.schema, line, self.pii_key) for line in chunk]
-        valid = [p for p in prepared if isinstance(p, Incoming)]
-        stored = self._commit(valid, summary) if valid else {}
+    def _report(
+        self,
+        prepared: Prepared,
+        committing: Future[dict[int, tuple[str, int]]],
+        summary: IngestSummary,
+        on_outcome: Callable[[LineOutcome], None] | None,
+    ) -> None:
+        stored = committing.result()
+        counts: Counter[str] = Counter()
         for item in prepared:
-            if isinstance(item, LineOutcome):
-                yield item
-            else:
+            if isinstance(item, Incoming):
                 outcome, version = stored[item.line]
-                yield LineOutcome(item.line, outcome, item.source_record_id, version)  # type: ignore[arg-type]
+                result = LineOutcome(item.line, outcome, item.source_record_id, version)  # type: ignore[arg-type]
+            else:
+                result = item
+            counts[result.outcome] += 1
+            if on_outcome is not None:
+                on_outcome(result)
+        summary.counts.update(counts)
+        for name, count in counts.items():
+            INGEST_LINES.labels(self.category, name).inc(count)
 
-    def _commit(self, valid: list[Incoming], summary: IngestSummary) -> dict[int, tuple[str, int]]:
+    def _commit(self, valid: list[Incoming], run_id: str) -> dict[int, tuple[str, int]]:
+        if not valid:
+            return {}
         for attempt in range(1, _ATTEMPTS + 1):
             try:
                 with self.engine.begin() as conn:
-                    results = apply_batch(
-                        conn, self.category, valid, datetime.now(UTC), summary.run_id
-                    )
+                    results = apply_batch(conn, self.category, valid, datetime.now(UTC), run_id)
                     counts = Counter(outcome for _, outcome, _ in results)
                     conn.execute(
                         update(ingest_runs)
-                        .where(ingest_runs.c.id == summary.run_id)
+                        .where(ingest_runs.c.id == run_id)
                         .values(
                             accepted=ingest_runs.c.accepted + counts["accepted"],
                             duplicate=ingest_runs.c.duplicate + counts["duplicate"],
