@@ -222,11 +222,24 @@ def stored(conn: Connection, consent_id: str) -> StoredConsent | None:
     return stored_many(conn, [consent_id]).get(consent_id)
 
 
+# Read for every report request (batched): on PostgreSQL in driver-level SQL,
+# whose handling costs a fraction of SQLAlchemy's (measured); one array parameter
+# whatever the batch size.
+_CONSENTS_PG = (
+    "SELECT id, credit_code, grantee_client_id, registrant_client_id, purpose, scopes,"
+    " valid_from, valid_until, revoked_at, max_daily_accesses"
+    " FROM consents WHERE id = ANY(%(ids)s)"
+)
+
+
 def stored_many(conn: Connection, consent_ids: Collection[str]) -> dict[str, StoredConsent]:
     """Several consents in one query, by id; absent ids are left out."""
     if not consent_ids:
         return {}
-    rows = conn.execute(select(consents).where(consents.c.id.in_(list(consent_ids))))
+    if conn.dialect.name == "postgresql":
+        rows: Any = conn.exec_driver_sql(_CONSENTS_PG, {"ids": list(consent_ids)})
+    else:
+        rows = conn.execute(select(consents).where(consents.c.id.in_(list(consent_ids))))
     return {
         row.id: StoredConsent(
             id=row.id,

@@ -40,20 +40,27 @@ Ask = tuple[str | None, str]  # (consent id from the request, credit code)
 Found = tuple[StoredConsent | None, int | None]
 
 
+# Driver-level SQL on PostgreSQL, as for the consents beside it (see stored_many).
+_VERSIONS_PG = (
+    "SELECT credit_code, data_version FROM enterprises WHERE credit_code = ANY(%(codes)s)"
+)
+
+
 def consents_and_versions(conn: Connection, asks: Sequence[Ask]) -> list[Found]:
     """For each ask, the consent as stored now (never cached: revocation is
     immediate) and the enterprise's data version (None: no such enterprise);
     two queries for any number of asks."""
     found = stored_many(conn, {consent_id for consent_id, _ in asks if consent_id})
     codes = list({code for _, code in asks})
-    versions = {
-        code: int(version)
-        for code, version in conn.execute(
+    if conn.dialect.name == "postgresql":
+        rows: Any = conn.exec_driver_sql(_VERSIONS_PG, {"codes": codes})
+    else:
+        rows = conn.execute(
             select(enterprises.c.credit_code, enterprises.c.data_version).where(
                 enterprises.c.credit_code.in_(codes)
             )
         )
-    }
+    versions = {code: int(version) for code, version in rows}
     return [
         (found.get(consent_id) if consent_id else None, versions.get(code))
         for consent_id, code in asks
