@@ -16,14 +16,14 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
 from sqlalchemy import create_engine, text
 
 from gateway.settings import Settings
-from tests.services import PG_BIN_DIRS, Postgres, _as_postgres, free_port
+from tests.services import Postgres, postgres_server
 
 ROOT = Path(__file__).resolve().parents[1]
 XYD = Path(sys.executable).parent / "xyd"
@@ -75,31 +75,10 @@ def xyd(env: Mapping[str, str], *args: str, timeout: float = 300) -> str:
     return done.stdout
 
 
-@contextlib.contextmanager
-def cached_postgres(directory: Path) -> Iterator[Postgres]:
+def cached_postgres(directory: Path) -> contextlib.AbstractContextManager[Postgres]:
     """A PostgreSQL whose data directory outlives the run (a seeded million-enterprise
     store takes 8 minutes to make); created on first use."""
-    if not PG_BIN_DIRS:
-        raise RuntimeError("PostgreSQL binaries not found; `make bench` installs them")
-    directory.mkdir(parents=True, exist_ok=True)
-    sockets = directory / "sock"
-    sockets.mkdir(exist_ok=True)
-    if os.geteuid() == 0:
-        for path in (directory, sockets):
-            shutil.chown(path, "postgres", "postgres")
-    server = Postgres(PG_BIN_DIRS[0], directory / "data", sockets, free_port())
-    if not (server.data_dir / "PG_VERSION").exists():
-        subprocess.run(
-            _as_postgres([str(server.bin_dir / "initdb"), "-D", str(server.data_dir), "-A",
-                          "trust", "-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8"]),
-            check=True, stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-    server.start()
-    try:
-        yield server
-    finally:
-        with contextlib.suppress(subprocess.CalledProcessError):
-            server.stop()
+    return postgres_server(directory)
 
 
 def postmaster_pid(server: Postgres) -> int:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy import Engine, create_engine, text
 
 from gateway.db import make_sync_engine
@@ -54,6 +55,15 @@ def pg() -> Iterator[Postgres]:
 def redis_srv() -> Iterator[RedisServer]:
     with redis_server() as server:
         yield server
+
+
+@pytest.fixture
+async def rds(redis_srv: RedisServer) -> AsyncIterator[Redis]:
+    """A client of the shared Redis, emptied for this test."""
+    client = Redis.from_url(redis_srv.url)
+    await client.flushall()
+    yield client
+    await client.aclose()
 
 
 @pytest.fixture(scope="session")

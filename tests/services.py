@@ -66,41 +66,33 @@ class Postgres:
 
 
 @contextlib.contextmanager
-def postgres_server() -> Iterator[Postgres]:
+def postgres_server(directory: Path | None = None) -> Iterator[Postgres]:
+    """A throw-away PostgreSQL; with `directory`, one whose data outlives the run
+    (initialised on first use, kept afterwards: a benchmark's seeded store)."""
     if not PG_BIN_DIRS:
         raise RuntimeError("PostgreSQL binaries not found; `make test` installs them")
-    root = Path(tempfile.mkdtemp(prefix="xyd-pg-"))
+    root = directory or Path(tempfile.mkdtemp(prefix="xyd-pg-"))
+    root.mkdir(parents=True, exist_ok=True)
     data, sockets = root / "data", root / "sock"
-    sockets.mkdir()
+    sockets.mkdir(exist_ok=True)
     if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")
         shutil.chown(sockets, "postgres", "postgres")
     server = Postgres(PG_BIN_DIRS[0], data, sockets, free_port())
-    subprocess.run(
-        _as_postgres(
-            [
-                str(server.bin_dir / "initdb"),
-                "-D",
-                str(data),
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "-E",
-                "UTF8",
-                "--locale=C.UTF-8",
-            ]
-        ),
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    if not (data / "PG_VERSION").exists():
+        subprocess.run(
+            _as_postgres([str(server.bin_dir / "initdb"), "-D", str(data), "-A", "trust",
+                          "-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8"]),
+            check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
     server.start()
     try:
         yield server
     finally:
         with contextlib.suppress(subprocess.CalledProcessError):
             server.stop()
-        shutil.rmtree(root, ignore_errors=True)
+        if directory is None:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 @dataclass

@@ -5,9 +5,7 @@ audit trail (both still exact, both still one result per request)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
 from redis.asyncio import Redis
 from sqlalchemy import Engine, func, select
 
@@ -19,7 +17,6 @@ from gateway.settings import Settings
 from gateway.store.tables import audit_checkpoints, audit_entries
 from policies.rate import RatePlan, RateRequest
 from policies.rate_redis import RedisLimiter
-from tests.services import RedisServer
 
 
 class Recorder:
@@ -76,14 +73,6 @@ async def test_a_submitter_that_goes_away_does_not_disturb_the_others() -> None:
 
 
 # --- the rate-limit script, pipelined ------------------------------------------------
-
-
-@pytest.fixture
-async def rds(redis_srv: RedisServer) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_srv.url)
-    await client.flushall()
-    yield client
-    await client.aclose()
 
 
 async def test_a_pipelined_burst_admits_exactly_the_burst(rds: Redis) -> None:

@@ -83,17 +83,14 @@ async def stream_alerts(
     engine = request.app.state.engine
 
     async def events() -> AsyncIterator[bytes]:
-        revision = start
-        if revision is None:
-            # From now on: the dashboard loads the current list by GET first.
-            revision = service.current_revision()
+        # Without a cursor, from now on: a client loads the current list by GET first.
+        feed = service.ChangeFeed(start if start is not None else service.current_revision())
         idle = 0.0
         yield b": connected\n\n"
         while not await request.is_disconnected():
             async with engine.connect() as conn:
-                changed = await conn.run_sync(service.changed_after, revision)
+                changed = await conn.run_sync(feed.take)
             for alert in changed:
-                revision = max(revision, int(alert["revision"]))
                 yield b"event: alert\nid: %d\ndata: %s\n\n" % (
                     alert["revision"],
                     orjson.dumps(alert),

@@ -219,6 +219,40 @@ def changed_after(conn: Connection, revision: int, limit: int = 100) -> list[dic
     return [render(conn, r, with_history=False) for r in rows]
 
 
+# Revisions are clock-based per process: a feed re-reads this much behind its
+# cursor, so a change committed a little late by another worker is still sent.
+FEED_OVERLAP_US = 2_000_000
+_FEED_PAGES = 10
+
+
+class ChangeFeed:
+    """Alerts changed after a cursor, oldest change first, each change once: what a
+    live stream sends. `take` runs on a sync Connection (inside `run_sync`)."""
+
+    def __init__(self, cursor: int, page: int = 100) -> None:
+        self.cursor = cursor
+        self.page = page
+        self._sent: dict[str, int] = {}  # id -> revision sent, within the overlap
+
+    def take(self, conn: Connection) -> list[dict[str, Any]]:
+        fresh: list[dict[str, Any]] = []
+        start = max(self.cursor - FEED_OVERLAP_US, 0)
+        for _ in range(_FEED_PAGES):
+            changed = changed_after(conn, start, self.page)
+            for alert in changed:
+                if self._sent.get(alert["id"]) != alert["revision"]:
+                    self._sent[alert["id"]] = alert["revision"]
+                    self.cursor = max(self.cursor, int(alert["revision"]))
+                    fresh.append(alert)
+            if len(changed) < self.page:
+                break
+            # A full page already sent must not stall the feed: read on past it.
+            start = int(changed[-1]["revision"])
+        floor = self.cursor - FEED_OVERLAP_US
+        self._sent = {k: v for k, v in self._sent.items() if v > floor}
+        return fresh
+
+
 def work(conn: Connection, alert_id: str, action: Action, actor: str, note: str) -> dict[str, Any]:
     """Acknowledge or resolve, keeping who, when and why."""
     current = get(conn, alert_id)

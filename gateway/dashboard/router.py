@@ -19,7 +19,7 @@ from typing import Annotated, Literal, TypeVar
 from urllib.parse import parse_qs
 
 import orjson
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
@@ -49,9 +49,6 @@ NOTE_MAX_CHARS = 2000
 STREAM_POLL_S = 0.25
 STREAM_SESSION_CHECK_S = 30.0
 HEARTBEAT_S = 15.0
-# Revisions are clock-based per process: re-read this much behind the cursor so
-# a change committed a little late by another worker is still sent, once.
-STREAM_OVERLAP_US = 2_000_000
 _COOKIE_PATH = "/dashboard"
 _SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -73,6 +70,19 @@ _STATIC: dict[str, tuple[bytes, str, str]] = {
 }
 LangQuery = Annotated[str, Query(max_length=5)]
 FilterText = Annotated[str, Query(max_length=40)]
+
+
+def _alert_filters(
+    state: FilterText = "open",
+    severity: FilterText = "",
+    rule: FilterText = "",
+    credit_code: FilterText = "",
+) -> queries.Filters:
+    return queries.filters_of(state, severity, rule, credit_code)
+
+
+# The list and its stream take the same filters from the query string.
+AlertFilters = Annotated[queries.Filters, Depends(_alert_filters)]
 
 
 def _now() -> datetime:
@@ -211,17 +221,13 @@ async def logout(request: Request) -> Response:
 @router.get("/dashboard")
 async def dashboard(
     request: Request,
+    filters: AlertFilters,
     lang: LangQuery = "zh",
-    state: FilterText = "open",
-    severity: FilterText = "",
-    rule: FilterText = "",
-    credit_code: FilterText = "",
 ) -> Response:
     session = await _session(request)
     page_lang = lang_of(lang)
     if session is None:
         return _redirect(views.href("/dashboard/login", page_lang))
-    filters = queries.filters_of(state, severity, rule, credit_code)
     today = _now().astimezone(queries.CHENGDU).date()
 
     def read(conn: Connection) -> str:
@@ -254,11 +260,8 @@ def _sse(event: str, data: object, event_id: int | None = None) -> bytes:
 @router.get("/dashboard/stream")
 async def stream(
     request: Request,
+    filters: AlertFilters,
     lang: LangQuery = "zh",
-    state: FilterText = "open",
-    severity: FilterText = "",
-    rule: FilterText = "",
-    credit_code: FilterText = "",
     after: Annotated[int, Query(ge=0, le=2**62)] = 0,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
 ) -> StreamingResponse:
@@ -268,14 +271,12 @@ async def stream(
         raise Unauthorized("log in at /dashboard/login", scheme="Session")
     token = request.cookies.get(SESSION_COOKIE, "")
     page_lang = lang_of(lang)
-    filters = queries.filters_of(state, severity, rule, credit_code)
     cursor = int(last_event_id) if last_event_id and last_event_id.isdigit() else after
     engine: AsyncEngine = request.app.state.engine
     loop = asyncio.get_running_loop()
 
     async def events() -> AsyncIterator[bytes]:
-        nonlocal cursor
-        sent: dict[str, int] = {}
+        feed = alert_service.ChangeFeed(cursor)
         checked = quiet = loop.time()
         yield b"retry: 2000\n\n"
         while not await request.is_disconnected():
@@ -287,20 +288,14 @@ async def stream(
                     yield _sse("session-ended", {})
                     return
             async with engine.connect() as conn:
-                changed = await conn.run_sync(
-                    alert_service.changed_after, max(cursor - STREAM_OVERLAP_US, 0)
-                )
-                fresh = [a for a in changed if sent.get(a["id"]) != a["revision"]]
+                fresh = await conn.run_sync(feed.take)
                 counts = await conn.run_sync(queries.open_counts) if fresh else {}
             for alert in fresh:
-                sent[alert["id"]] = alert["revision"]
-                cursor = max(cursor, int(alert["revision"]))
                 yield _sse("alert", {
                     "id": alert["id"], "state": alert["state"], "severity": alert["severity"],
                     "match": filters.matches(alert), "html": views.alert_row(alert, page_lang),
                     "counts": counts,
-                }, cursor)  # fmt: skip
-            sent = {k: v for k, v in sent.items() if v > cursor - STREAM_OVERLAP_US}
+                }, alert["revision"])  # fmt: skip
             if fresh:
                 quiet = loop.time()
             elif loop.time() - quiet >= HEARTBEAT_S:

@@ -19,7 +19,7 @@ from gateway.monitor.rows import among
 from gateway.monitor.window import EventWindow
 from gateway.store.tables import enterprises, monitor_events
 from policies.risk.base import EventKind, MonitorEvent, Tally, conditions
-from policies.risk.common import matches, tally_of
+from policies.risk.common import CountsFromEvents, matches
 
 
 def _aware(value: datetime) -> datetime:
@@ -36,7 +36,7 @@ def to_event(row: Any) -> MonitorEvent:
     )
 
 
-class SqlHistory:
+class SqlHistory(CountsFromEvents):
     """`hidden`: ids of rows this transaction inserted but has not applied yet; a
     batch records its events up front, and the rules of one of them must not see
     those that come after it."""
@@ -72,38 +72,6 @@ class SqlHistory:
             for event in map(to_event, self.conn.execute(order))
             if event.id not in self.hidden and matches(event, pairs)
         ]
-
-    def count(
-        self,
-        *,
-        since: datetime,
-        until: datetime,
-        kind: EventKind | None = None,
-        credit_code: str | None = None,
-        attr: tuple[str, Any] | None = None,
-        attrs: Mapping[str, Any] | None = None,
-    ) -> int:
-        found = self.events(
-            since=since, until=until, kind=kind, credit_code=credit_code, attr=attr, attrs=attrs
-        )
-        return len(found)
-
-    def tally(
-        self,
-        *,
-        since: datetime,
-        until: datetime,
-        by: str,
-        limit: int,
-        kind: EventKind | None = None,
-        credit_code: str | None = None,
-        attr: tuple[str, Any] | None = None,
-        attrs: Mapping[str, Any] | None = None,
-    ) -> Tally:
-        found = self.events(
-            since=since, until=until, kind=kind, credit_code=credit_code, attr=attr, attrs=attrs
-        )
-        return tally_of(found, by, limit)
 
     def preload(self, codes: Iterable[str]) -> None:
         """Read the registration facts of `codes` in one query (a batch's enterprises)."""

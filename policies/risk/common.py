@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Protocol
 
-from policies.risk.base import MonitorEvent, Tally
+from policies.risk.base import EventKind, MonitorEvent, Tally
 
 MAX_EVIDENCE = 50
 SHANGHAI = timezone(timedelta(hours=8))  # UTC+8 all year: no daylight saving to follow
@@ -115,3 +115,52 @@ def densest_window(
         if best is None or len(keys) > len(best.keys):
             best = Window(start, start + span, tuple(e for e, _ in inside), keys)
     return best
+
+
+class _HasEvents(Protocol):
+    def events(
+        self,
+        *,
+        since: datetime,
+        until: datetime,
+        kind: EventKind | None = None,
+        credit_code: str | None = None,
+        attr: tuple[str, Any] | None = None,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> Sequence[MonitorEvent]: ...
+
+
+class CountsFromEvents:
+    """`count` and `tally` of a History that has no faster way than its `events`."""
+
+    def count(
+        self: _HasEvents,
+        *,
+        since: datetime,
+        until: datetime,
+        kind: EventKind | None = None,
+        credit_code: str | None = None,
+        attr: tuple[str, Any] | None = None,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> int:
+        found = self.events(
+            since=since, until=until, kind=kind, credit_code=credit_code, attr=attr, attrs=attrs
+        )
+        return len(found)
+
+    def tally(
+        self: _HasEvents,
+        *,
+        since: datetime,
+        until: datetime,
+        by: str,
+        limit: int,
+        kind: EventKind | None = None,
+        credit_code: str | None = None,
+        attr: tuple[str, Any] | None = None,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> Tally:
+        found = self.events(
+            since=since, until=until, kind=kind, credit_code=credit_code, attr=attr, attrs=attrs
+        )
+        return tally_of(found, by, limit)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from policies.risk.base import EventKind, MonitorEvent, Tally, conditions
-from policies.risk.common import as_day, matches, record_data, tally_of, text
+from policies.risk.base import EventKind, MonitorEvent, conditions
+from policies.risk.common import CountsFromEvents, as_day, matches, record_data, text
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +25,7 @@ class _Registration:
     legal_rep_hash: str | None
 
 
-class MemoryHistory:
+class MemoryHistory(CountsFromEvents):
     def __init__(self, retention: timedelta | None = None) -> None:
         """`retention`: how far behind the latest event `prune` drops events (None: never)."""
         self.retention = retention
@@ -77,38 +77,6 @@ class MemoryHistory:
             and matches(e, pairs)
         ]
         return sorted(found, key=lambda e: (e.occurred_at, e.id))
-
-    def count(
-        self,
-        *,
-        since: datetime,
-        until: datetime,
-        kind: EventKind | None = None,
-        credit_code: str | None = None,
-        attr: tuple[str, Any] | None = None,
-        attrs: Mapping[str, Any] | None = None,
-    ) -> int:
-        found = self.events(
-            since=since, until=until, kind=kind, credit_code=credit_code, attr=attr, attrs=attrs
-        )
-        return len(found)
-
-    def tally(
-        self,
-        *,
-        since: datetime,
-        until: datetime,
-        by: str,
-        limit: int,
-        kind: EventKind | None = None,
-        credit_code: str | None = None,
-        attr: tuple[str, Any] | None = None,
-        attrs: Mapping[str, Any] | None = None,
-    ) -> Tally:
-        found = self.events(
-            since=since, until=until, kind=kind, credit_code=credit_code, attr=attr, attrs=attrs
-        )
-        return tally_of(found, by, limit)
 
     def registered_on(self, credit_code: str) -> date | None:
         found = self._registrations.get(credit_code)

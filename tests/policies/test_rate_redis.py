@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 import redis
@@ -20,14 +19,6 @@ pytestmark = pytest.mark.redis
 # One request every 100 s: nothing replenishes while a test runs.
 SLOW = RatePlan(rate_per_s=0.01, burst=5, reports_per_day=3)
 CODE_A, CODE_B = "91510100MA61R8XX1B", "91510100MA6CGUGA1W"
-
-
-@pytest.fixture
-async def rds(redis_srv: RedisServer) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_srv.url)
-    await client.flushall()
-    yield client
-    await client.aclose()
 
 
 def report(client: str = "bank-a", **overrides: object) -> RateRequest:
