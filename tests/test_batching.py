@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from redis.asyncio import Redis
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.audit.chain import AuditEvent, checkpoint_keys, verify
 from gateway.audit.service import AuditWriter
 from gateway.batching import Coalescer
 from gateway.identity.keys import KeyRing, ensure_key, load_ring
 from gateway.settings import Settings
-from gateway.store.tables import audit_checkpoints, audit_entries
+from gateway.store.tables import audit_checkpoints, audit_entries, audit_head
 from policies.rate import RatePlan, RateRequest
 from policies.rate_redis import RedisLimiter
 
@@ -137,3 +139,36 @@ async def test_concurrent_entries_commit_in_batches_as_one_unbroken_chain(
     by_request = {request_id: seq for request_id, seq in rows}
     assert all(by_request[f"q{i}"] == seqs[i] for i in range(250))
     assert checkpoints == 2
+
+
+async def test_a_batch_the_store_refuses_leaves_no_entry_and_raises_a_store_error(
+    engine: Engine, settings: Settings
+) -> None:
+    with engine.begin() as conn:
+        ensure_key(conn, settings.kek_bytes(), "audit", "ES256")
+        ring = load_ring(conn, settings.kek_bytes())
+    writer = AuditWriter(engine, Keys(ring))  # type: ignore[arg-type]
+    first = AuditEvent(client_id="bank-a", route="GET /x", decision="allow", request_id="ok")
+    assert await writer.append(first) == 1
+    # A row already at seq 2 makes the next batch's insert fail, on either store.
+    with engine.begin() as conn:
+        conn.execute(
+            audit_entries.insert().values(
+                seq=2, at="x", client_id="intruder", route="GET /x", decision="allow",
+                prev_hash="0" * 64, entry_hash="0" * 64,
+            )
+        )  # fmt: skip
+    with pytest.raises(SQLAlchemyError):
+        await writer.append(AuditEvent(client_id="bank-a", route="GET /x", decision="allow"))
+    with engine.connect() as conn:
+        head = conn.execute(select(audit_head.c.seq)).scalar_one()
+        clients = conn.execute(select(audit_entries.c.client_id).order_by("seq")).scalars().all()
+    # Rolled back whole: the head did not move and nothing of the batch was kept.
+    assert head == 1
+    assert clients == ["bank-a", "intruder"]
+    # The writer still works once the obstacle is gone.
+    with engine.begin() as conn:
+        conn.execute(audit_entries.delete().where(audit_entries.c.seq == 2))
+    assert (
+        await writer.append(AuditEvent(client_id="bank-a", route="GET /x", decision="allow")) == 2
+    )

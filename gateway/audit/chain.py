@@ -77,6 +77,13 @@ _INSERT = (
 )
 _ADVANCE = "UPDATE audit_head SET entry_hash = :entry_hash WHERE id = 1"
 _IN_DRIVER_STYLE: dict[tuple[str, str], str] = {}
+_RESERVE_PG, _INSERT_PG, _ADVANCE_PG = (
+    re.sub(r":(\w+)", r"%(\1)s", statement) for statement in (_RESERVE, _INSERT, _ADVANCE)
+)
+_CHECKPOINT_PG = (
+    "INSERT INTO audit_checkpoints (seq, entry_hash, signed)"
+    " VALUES (%(seq)s, %(entry_hash)s, %(signed)s)"
+)
 
 
 def _sql(conn: Connection, statement: str) -> str:
@@ -118,8 +125,60 @@ def append_many(
     # The update takes the head's lock and reserves the numbers; RETURNING reads
     # the head under that lock in the same round trip.
     head = conn.exec_driver_sql(_sql(conn, _RESERVE), {"n": count}).one()
+    entries = _linked(events, int(head.seq), head.entry_hash)
+    conn.exec_driver_sql(_sql(conn, _INSERT), entries)
+    conn.exec_driver_sql(_sql(conn, _ADVANCE), {"entry_hash": entries[-1]["entry_hash"]})
+    if signer is not None:
+        for entry in entries:
+            if entry["seq"] % checkpoint_every == 0:
+                checkpoint(conn, entry["seq"], entry["entry_hash"], signer)
+    return [entry["seq"] for entry in entries]
+
+
+def append_many_committed_pg(
+    pg: Any,
+    events: Sequence[AuditEvent],
+    *,
+    signer: LoadedKey | None = None,
+    checkpoint_every: int = 100,
+) -> list[int]:
+    """`append_many` and its commit on a psycopg connection, in two round trips:
+    BEGIN with the reservation, then the entries, the head and COMMIT in one
+    pipeline. It runs for every answered request (batched); one at a time the
+    same work is six round trips. Raises, rolled back, when anything fails."""
+    count = len(events)
+    if not count:
+        return []
+    try:
+        with pg.pipeline(), pg.cursor() as cursor:
+            cursor.execute(_RESERVE_PG, {"n": count})
+            seq, head_hash = cursor.fetchone()
+            entries = _linked(events, int(seq), head_hash)
+            cursor.executemany(_INSERT_PG, entries)
+            cursor.execute(_ADVANCE_PG, {"entry_hash": entries[-1]["entry_hash"]})
+            if signer is not None:
+                for entry in entries:
+                    if entry["seq"] % checkpoint_every == 0:
+                        signed = _checkpoint_jws(entry["seq"], entry["entry_hash"], signer)
+                        cursor.execute(
+                            _CHECKPOINT_PG,
+                            {
+                                "seq": entry["seq"],
+                                "entry_hash": entry["entry_hash"],
+                                "signed": signed,
+                            },
+                        )
+            pg.commit()
+    except BaseException:
+        pg.rollback()
+        raise
+    return [entry["seq"] for entry in entries]
+
+
+def _linked(events: Sequence[AuditEvent], head_seq: int, head_hash: str) -> list[dict[str, Any]]:
+    """The entries for `events` after a reservation that moved the head to `head_seq`."""
     at = datetime.now(UTC).isoformat(timespec="microseconds")
-    previous, first = head.entry_hash, int(head.seq) - count + 1
+    previous, first = head_hash, head_seq - len(events) + 1
     entries: list[dict[str, Any]] = []
     for seq, event in enumerate(events, start=first):
         entry: dict[str, Any] = {
@@ -138,19 +197,17 @@ def append_many(
         }
         entry["entry_hash"] = previous = entry_hash(entry)
         entries.append(entry)
-    conn.exec_driver_sql(_sql(conn, _INSERT), entries)
-    conn.exec_driver_sql(_sql(conn, _ADVANCE), {"entry_hash": previous})
-    if signer is not None:
-        for entry in entries:
-            if entry["seq"] % checkpoint_every == 0:
-                checkpoint(conn, entry["seq"], entry["entry_hash"], signer)
-    return [entry["seq"] for entry in entries]
+    return entries
+
+
+def _checkpoint_jws(seq: int, head_hash: str, signer: LoadedKey) -> str:
+    claims = {"seq": seq, "head": head_hash, "at": int(datetime.now(UTC).timestamp())}
+    header = {"typ": CHECKPOINT_TYP, "alg": signer.alg, "kid": signer.kid}
+    return jose.sign(header, claims, signer.private)
 
 
 def checkpoint(conn: Connection, seq: int, head_hash: str, signer: LoadedKey) -> None:
-    claims = {"seq": seq, "head": head_hash, "at": int(datetime.now(UTC).timestamp())}
-    header = {"typ": CHECKPOINT_TYP, "alg": signer.alg, "kid": signer.kid}
-    signed = jose.sign(header, claims, signer.private)
+    signed = _checkpoint_jws(seq, head_hash, signer)
     conn.execute(insert(audit_checkpoints).values(seq=seq, entry_hash=head_hash, signed=signed))
 
 

@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 
 from fastapi import Request
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from gateway.audit.chain import AuditEvent, append_many
+from gateway.audit.chain import AuditEvent, append_many, append_many_committed_pg
 from gateway.batching import Coalescer
 from gateway.errors import DependencyUnavailable
 from gateway.identity.keys import KeyError_, LoadedKey
@@ -54,6 +54,24 @@ class AuditWriter:
         return await asyncio.to_thread(self._commit, events, signer)
 
     def _commit(self, events: list[AuditEvent], signer: LoadedKey) -> list[int]:
+        if self.engine.dialect.name == "postgresql":
+            raw = self.engine.raw_connection()
+            pg = raw.driver_connection
+            try:
+                return append_many_committed_pg(
+                    pg, events, signer=signer, checkpoint_every=CHECKPOINT_EVERY
+                )
+            except self.engine.dialect.loaded_dbapi.Error as exc:
+                # Driver errors in SQLAlchemy's terms, as every other store error;
+                # a connection that broke is dropped from the pool, not reused.
+                broken = bool(pg is None or pg.broken or pg.closed)
+                if broken:
+                    raw.invalidate()
+                raise DBAPIError.instance(
+                    None, None, exc, self.engine.dialect.loaded_dbapi.Error, broken
+                ) from exc
+            finally:
+                raw.close()
         with self.engine.begin() as conn:
             return append_many(conn, events, signer=signer, checkpoint_every=CHECKPOINT_EVERY)
 

@@ -121,7 +121,9 @@ class ReportService:
 
     @staticmethod
     def _read_sync(store: Engine, asks: list[Ask]) -> list[Found]:
-        with store.connect() as conn:
+        # Autocommit: no BEGIN before the reads and no ROLLBACK after, two round
+        # trips of four; each read is its own snapshot, which is all a check needs.
+        with store.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             return consents_and_versions(conn, asks)
 
     async def full_report(
