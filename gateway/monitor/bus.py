@@ -11,6 +11,7 @@ records applied event ids in the same transaction as the alerts).
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from policies.risk.base import MonitorEvent
 
 STREAM = "xyd:monitor:events"
 GROUP = "monitor"
+EPOCH_KEY = "xyd:monitor:epoch"
 MAX_LEN = 1_000_000  # approximate trim: far more than a day of events
 
 
@@ -65,6 +67,15 @@ class EventBus(Protocol):
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None: ...
 
+    async def epoch(self) -> str | None:
+        """Names the bus's current contents: it changes when they were lost (Redis
+        restarted empty). None: the bus lives and dies with this process."""
+        ...
+
+    async def drained(self) -> bool:
+        """Every event published so far has been applied and acknowledged."""
+        ...
+
 
 class MemoryBus:
     """Embedded mode: one process publishes and consumes; nothing survives a restart,
@@ -74,6 +85,7 @@ class MemoryBus:
         self.queue: deque[Delivery] = deque()
         self.ready = asyncio.Event()
         self.serial = 0
+        self.in_flight = 0
 
     async def publish(self, events: Sequence[MonitorEvent]) -> None:
         for event in events:
@@ -91,10 +103,17 @@ class MemoryBus:
         batch: list[Delivery] = []
         while self.queue and len(batch) < count:
             batch.append(self.queue.popleft())
+        self.in_flight += len(batch)
         return batch
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
+        self.in_flight -= len(deliveries)
+
+    async def epoch(self) -> str | None:
         return None
+
+    async def drained(self) -> bool:
+        return not self.queue and self.in_flight <= 0
 
 
 class RedisStreamBus:
@@ -102,6 +121,10 @@ class RedisStreamBus:
         self.redis = redis
         self.claim_idle_ms = claim_idle_ms
         self._group_ready = False
+        # A blocking read must return before the client's socket timeout, or an
+        # idle stream shows up as a read error every second.
+        timeout = redis.connection_pool.connection_kwargs.get("socket_timeout")
+        self._max_block_ms = int(timeout * 800) if timeout else None
 
     async def _ensure_group(self) -> None:
         if self._group_ready:
@@ -122,6 +145,17 @@ class RedisStreamBus:
             await pipe.execute()
 
     async def read(self, consumer: str, count: int, block_ms: int) -> list[Delivery]:
+        try:
+            return await self._read(consumer, count, block_ms)
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            # Redis restarted without its data and the group went with the stream:
+            # made again from the stream's start, it is given what the relay publishes.
+            self._group_ready = False
+            return await self._read(consumer, count, block_ms)
+
+    async def _read(self, consumer: str, count: int, block_ms: int) -> list[Delivery]:
         await self._ensure_group()
         # First what a dead worker left pending, then what is new.
         claimed: Any = await self.redis.xautoclaim(
@@ -129,6 +163,8 @@ class RedisStreamBus:
         )
         entries: list[Any] = list(claimed[1]) if claimed else []
         if not entries:
+            if self._max_block_ms is not None:
+                block_ms = max(1, min(block_ms, self._max_block_ms))
             answer: Any = await self.redis.xreadgroup(
                 GROUP, consumer, {STREAM: ">"}, count=count, block=block_ms
             )
@@ -146,10 +182,37 @@ class RedisStreamBus:
         if deliveries:
             await self.redis.xack(STREAM, GROUP, *[d.token for d in deliveries])
 
+    async def epoch(self) -> str | None:
+        # Set once with the stream; a Redis that comes back empty has none, and
+        # the first caller after it names the new contents.
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(EPOCH_KEY, uuid.uuid4().hex, nx=True)
+            pipe.get(EPOCH_KEY)
+            _, value = await pipe.execute()
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    async def drained(self) -> bool:
+        await self._ensure_group()
+        try:
+            groups: Any = await self.redis.xinfo_groups(STREAM)
+        except ResponseError:
+            self._group_ready = False
+            return False
+        for group in groups:
+            if (group.get("name") or group.get(b"name")) in (GROUP, GROUP.encode()):
+                lag = group.get("lag", group.get(b"lag"))
+                pending = group.get("pending", group.get(b"pending"))
+                return bool(lag == 0 and pending == 0)
+        return False
+
     async def lag(self) -> int | None:
         """Entries the group has not yet been given (Redis 7's XINFO GROUPS `lag`)."""
         await self._ensure_group()
-        groups: Any = await self.redis.xinfo_groups(STREAM)
+        try:
+            groups: Any = await self.redis.xinfo_groups(STREAM)
+        except ResponseError:  # the stream is gone (Redis lost its data): make it again
+            self._group_ready = False
+            return None
         for group in groups:
             name = group.get("name") or group.get(b"name")
             if name in (GROUP, GROUP.encode()):

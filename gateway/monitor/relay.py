@@ -5,12 +5,20 @@ would leave a phantom event, a crash after commit a lost one). The relay
 reads committed rows past a watermark (loan events by id, audit entries by
 sequence number), publishes them, then moves the watermark. A crash between
 the two republishes a few events; the monitor applies each id once.
+
+A bus can lose what it held: Redis restarted without its data, or the
+embedded queue with its process. So the relay also keeps an *applied*
+watermark, the position at which the bus was last seen drained (everything
+published before it applied and acknowledged), and rewinds to it when the bus
+names new contents (`EventBus.epoch`). What lies between is published again
+and applied once.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,6 +30,9 @@ from gateway.store.tables import audit_entries, clients, loan_events, record_ver
 from policies.risk.base import MonitorEvent
 
 WATERMARKS = "monitor"
+APPLIED = "applied:"
+EPOCH = "bus-epoch"
+log = logging.getLogger("xyd.monitor")
 REPORT_ROUTE = "GET /v1/enterprises/{credit_code}/credit-report"
 
 
@@ -159,6 +170,7 @@ SOURCES: tuple[tuple[str, Batch], ...] = (
     ("loan_events", loan_batch),
     ("audit", audit_batch),
 )
+_SOURCE_NAMES = tuple(name for name, _ in SOURCES)
 
 
 def _read(engine: Engine, name: str, batch: Batch, limit: int) -> tuple[Any, list[Any], Any]:
@@ -172,6 +184,62 @@ def _read(engine: Engine, name: str, batch: Batch, limit: int) -> tuple[Any, lis
 def _save(engine: Engine, name: str, last: Any) -> None:
     with engine.begin() as conn:
         set_state(conn, WATERMARKS, name, str(last))
+
+
+def _positions(engine: Engine, names: Sequence[str] = _SOURCE_NAMES) -> dict[str, str | None]:
+    with engine.connect() as conn:
+        return {name: get_state(conn, WATERMARKS, name) for name in names}
+
+
+def _rewind(engine: Engine, epoch: str | None, *, lost: bool) -> list[str]:
+    """Published watermarks back to the applied ones if the bus `lost` its contents,
+    and the bus's `epoch` stored; the sources moved back."""
+    moved = []
+    with engine.begin() as conn:
+        for name, _ in SOURCES if lost else ():
+            applied = get_state(conn, WATERMARKS, APPLIED + name)
+            if applied is not None and applied != get_state(conn, WATERMARKS, name):
+                set_state(conn, WATERMARKS, name, applied)
+                moved.append(name)
+        if epoch is not None:
+            set_state(conn, WATERMARKS, EPOCH, epoch)
+    return moved
+
+
+def _mark_applied(engine: Engine, positions: dict[str, str | None]) -> None:
+    with engine.begin() as conn:
+        for name, position in positions.items():
+            if position is not None and position != get_state(conn, WATERMARKS, APPLIED + name):
+                set_state(conn, WATERMARKS, APPLIED + name, position)
+
+
+async def recover(engine: Engine, bus: EventBus, *, starting: bool) -> list[str]:
+    """Rewind to the applied watermarks when the bus lost its contents: a Redis
+    whose epoch is not the one stored, or (`starting`) a bus that lives only in
+    this process. Returns the sources rewound."""
+    epoch = await bus.epoch()
+    if epoch is None:
+        return await asyncio.to_thread(_rewind, engine, None, lost=True) if starting else []
+    stored = await asyncio.to_thread(_positions, engine, (EPOCH,))
+    if stored[EPOCH] == epoch:
+        return []
+    # No epoch stored: the first relay on this bus, nothing published was lost.
+    lost = stored[EPOCH] is not None
+    if lost:
+        log.warning("the event bus lost its contents; republishing from the applied watermarks")
+    return await asyncio.to_thread(_rewind, engine, epoch, lost=lost)
+
+
+async def mark_applied(engine: Engine, bus: EventBus) -> bool:
+    """Move the applied watermarks up to the published ones if the bus is drained.
+
+    The positions are read before the bus is asked: whatever they cover was
+    published before, so a drained bus has applied all of it."""
+    positions = await asyncio.to_thread(_positions, engine)
+    if not await bus.drained():
+        return False
+    await asyncio.to_thread(_mark_applied, engine, positions)
+    return True
 
 
 async def relay_once(engine: Engine, bus: EventBus, *, limit: int = 500) -> int:

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Engine, func, select
 
 from gateway.metrics import MONITOR_CONSUMER_LAG, OPEN_ALERTS
 from gateway.monitor.bus import EventBus, RedisStreamBus
-from gateway.monitor.relay import relay_once
+from gateway.monitor.relay import mark_applied, recover, relay_once
 from gateway.monitor.worker import Monitor
 from gateway.store.tables import alerts
 from policies.risk.base import SEVERITIES, Rule
@@ -41,9 +41,13 @@ def _open_counts(engine: Engine) -> dict[str, int]:
 
 
 async def relay_forever(engine: Engine, bus: EventBus, stop: asyncio.Event) -> None:
+    starting = True
     while not stop.is_set():
         try:
+            await recover(engine, bus, starting=starting)
+            starting = False
             await relay_once(engine, bus)
+            await mark_applied(engine, bus)
             counts = await asyncio.to_thread(_open_counts, engine)
             for severity in SEVERITIES:
                 OPEN_ALERTS.labels(severity).set(counts.get(severity, 0))

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from sqlalchemy import Engine, func, select
 
 from gateway.monitor.bus import MemoryBus, RedisStreamBus
-from gateway.monitor.relay import relay_once
+from gateway.monitor.relay import mark_applied, recover, relay_once
 from gateway.monitor.worker import Monitor
 from gateway.store.tables import alerts, monitor_events, outbox
 from policies.risk.base import Finding, History, MonitorEvent
@@ -182,3 +182,60 @@ async def test_a_black_listing_after_a_loan_raises_deterioration(
         rules = {row.rule for row in conn.execute(select(alerts))}
     assert "post_loan_deterioration" in rules
     assert await relay_once(engine, bus) == 0  # the watermark moved past both
+
+
+async def drain(engine: Engine, bus: MemoryBus | RedisStreamBus, monitor: Monitor) -> None:
+    for _ in range(5):  # bounded: a few reads empty the bus in these tests
+        deliveries = await bus.read("w", 100, 10)
+        for delivery in deliveries:
+            monitor.apply(delivery.event)
+        await bus.ack(deliveries)
+
+
+async def test_events_held_by_a_process_that_died_are_published_again(engine: Engine) -> None:
+    monitor = Monitor(engine, [Overdue()])
+    store_loans(engine, loan_event(1, "repayment_overdue", days_overdue=31))
+    first = MemoryBus()
+    assert await recover(engine, first, starting=True) == []
+    assert await relay_once(engine, first) == 1
+    await drain(engine, first, monitor)
+    assert await mark_applied(engine, first)
+    # The next event is published into the queue, and the process dies before it
+    # is applied: the watermark has moved past it, the queue is gone.
+    store_loans(engine, loan_event(2, "repayment_overdue", days_overdue=31))
+    assert await relay_once(engine, first) == 1
+    [held] = await first.read("w", 10, 10)
+    assert not await mark_applied(engine, first)  # read, not acknowledged: not drained
+    restarted = MemoryBus()
+    assert await recover(engine, restarted, starting=True) == ["loan_events"]
+    assert await relay_once(engine, restarted) == 1
+    [again] = await restarted.read("w", 10, 10)
+    assert again.event.id == held.event.id
+    monitor.apply(again.event)
+    assert count(engine, monitor_events) == 2
+    assert await recover(engine, restarted, starting=False) == []  # only at start
+
+
+async def test_a_redis_that_comes_back_empty_gets_the_unapplied_events_again(
+    engine: Engine, redis_bus: RedisStreamBus
+) -> None:
+    monitor = Monitor(engine, [Overdue()])
+    for n in (1, 2):
+        store_loans(engine, loan_event(n, "repayment_overdue", days_overdue=31))
+    assert await recover(engine, redis_bus, starting=True) == []  # first epoch: stored
+    assert await relay_once(engine, redis_bus) == 2
+    await drain(engine, redis_bus, monitor)
+    assert await mark_applied(engine, redis_bus)
+    for n in (3, 4, 5):
+        store_loans(engine, loan_event(n, "repayment_overdue", days_overdue=31))
+    assert await relay_once(engine, redis_bus) == 3
+    assert not await mark_applied(engine, redis_bus)  # published, not yet applied
+    assert await recover(engine, redis_bus, starting=False) == []  # same contents
+    await redis_bus.redis.flushall()  # Redis restarted without its data
+    assert await recover(engine, redis_bus, starting=False) == ["loan_events"]
+    assert await relay_once(engine, redis_bus) == 3
+    await drain(engine, redis_bus, monitor)
+    with engine.connect() as conn:
+        applied = sorted(conn.execute(select(monitor_events.c.id)).scalars())
+    assert applied == [f"loan:kechuangtong:m-{n}" for n in range(1, 6)]
+    assert await mark_applied(engine, redis_bus)
