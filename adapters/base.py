@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.events import LoanEvent
+from adapters.http import OutboundPolicy
 from adapters.ledger import Stored, dead_letter, store
 from gateway.metrics import PLATFORM_MESSAGES
 from policies.consent import ConsentRules
@@ -45,6 +46,7 @@ class PlatformContext:
     state_dir: Path
     settings: dict[str, Any]  # this platform's block of config/platforms.yaml
     clock: Callable[[], float] = time.time
+    outbound: OutboundPolicy = field(default_factory=OutboundPolicy)  # where calls may go
 
     @property
     def engine(self) -> AsyncEngine:

@@ -44,6 +44,7 @@ from adapters.events import (
     digest,
     fen_from_wan,
 )
+from adapters.http import OutboundPolicy, OutboundRefused
 from gateway.errors import (
     DependencyUnavailable,
     PayloadTooLarge,
@@ -142,12 +143,14 @@ def parse_jwks(raw: bytes) -> dict[str, jose.PublicKey]:
     return keys
 
 
-async def fetch_jwks(url: str) -> dict[str, jose.PublicKey]:
-    """GET the key set: bounded retries, redirects not followed; KeysUnavailable on failure."""
+async def fetch_jwks(url: str, outbound: OutboundPolicy | None = None) -> dict[str, jose.PublicKey]:
+    """GET the key set: bounded retries, redirects not followed, only where `outbound`
+    allows; KeysUnavailable on failure."""
     problem = "not fetched"
     timeout = httpx.Timeout(3.0, connect=1.0)  # a platform's request is waiting
+    transport = (outbound or OutboundPolicy()).transport()
     async with httpx.AsyncClient(
-        timeout=timeout, follow_redirects=False, trust_env=False
+        timeout=timeout, follow_redirects=False, trust_env=False, transport=transport
     ) as client:
         for attempt in range(_FETCH_ATTEMPTS):
             wait: float | None = None
@@ -160,7 +163,7 @@ async def fetch_jwks(url: str) -> dict[str, jose.PublicKey]:
                         wait = _backoff(attempt, r.headers.get("Retry-After"))
             except httpx.HTTPError as exc:
                 problem, wait = type(exc).__name__, _backoff(attempt, None)
-            except ValueError as exc:
+            except (ValueError, OutboundRefused) as exc:
                 problem = str(exc)
             if wait is None or attempt + 1 == _FETCH_ATTEMPTS:
                 break
@@ -189,8 +192,11 @@ def _backoff(attempt: int, retry_after: str | None) -> float | None:
 class PlatformKeys:
     """Chuangfu Tianfu's public keys by kid, from its JWKS file, URL, or both."""
 
-    def __init__(self, file: Path | None, url: str | None) -> None:
+    def __init__(
+        self, file: Path | None, url: str | None, outbound: OutboundPolicy | None = None
+    ) -> None:
         self.file, self.url = file, url
+        self.outbound = outbound or OutboundPolicy()
         self._file_keys: dict[str, jose.PublicKey] = {}
         self._file_stamp: tuple[int, int] | None = None
         self._broken_stamp: tuple[int, int] | None = None
@@ -253,7 +259,7 @@ class PlatformKeys:
             if kid is not None:
                 self._refetched_at = now
             try:
-                self._url_keys = await fetch_jwks(self.url)
+                self._url_keys = await fetch_jwks(self.url, self.outbound)
             except KeysUnavailable as exc:
                 log.warning("%s", exc, extra={"platform": KEY})
                 if kid is None:
@@ -572,6 +578,7 @@ def build(ctx: PlatformContext) -> Adapter:
         parts = urlsplit(str(url))
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"{KEY}: jwks_url must be an http(s) URL")
+        ctx.outbound.check_config(f"{KEY}: jwks_url", str(url))
     if file is not None and not file.exists():
         log.warning(
             "JWKS file %s missing; answering 503 until it exists%s",
@@ -579,4 +586,5 @@ def build(ctx: PlatformContext) -> Adapter:
             " or the URL answers" if url else "",
             extra={"platform": KEY},
         )
-    return ChuangfuTianfu(ctx, PlatformKeys(file, None if url is None else str(url)))
+    keys = PlatformKeys(file, None if url is None else str(url), ctx.outbound)
+    return ChuangfuTianfu(ctx, keys)

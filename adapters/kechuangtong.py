@@ -439,7 +439,9 @@ class KechuangtongAdapter:
         assert self.callback_url is not None
         # Signed once: the policy's attempts and waits stay well inside the 300 s window.
         headers = signed_headers(secrets, alert_id, str(int(self.ctx.clock())), raw)
-        async with httpx.AsyncClient(timeout=self.timeout) as client:
+        async with httpx.AsyncClient(
+            timeout=self.timeout, transport=self.ctx.outbound.transport()
+        ) as client:
             try:
                 answer = await send(
                     client,
@@ -472,8 +474,8 @@ def build(ctx: PlatformContext) -> KechuangtongAdapter:
     for name, value in (("secret_file", file), ("secret_env", env), ("callback_url", callback)):
         if value is not None and (not isinstance(value, str) or not value):
             raise ValueError(f"{KEY}: {name} must be a non-empty string or null")
-    if callback is not None and not callback.startswith(("http://", "https://")):
-        raise ValueError(f"{KEY}: callback_url must be an http(s) URL")
+    if callback is not None:
+        ctx.outbound.check_config(f"{KEY}: callback_url", callback)
     secrets = Secrets(ctx.path("secret_file") if file is not None else None, env)
     if not secrets.current():
         log.warning(

@@ -54,6 +54,7 @@ def build_all(config: dict[str, dict[str, Any]], base: PlatformContext) -> dict[
             state_dir=base.state_dir,
             settings=block,
             clock=base.clock,
+            outbound=base.outbound,
         )
         adapter: Adapter = module.build(ctx)
         adapters[key] = adapter

@@ -315,6 +315,7 @@ class TianfuRongtongAdapter:
         self.ctx = ctx
         self.credentials_path = ctx.path("simulator_file")
         self.retry = RetryPolicy()
+        self.timeout = DEFAULT_TIMEOUT
         self.page_limit = PAGE_LIMIT
         self._token: _Token | None = None
 
@@ -328,7 +329,9 @@ class TianfuRongtongAdapter:
         credentials = Credentials.load(self.credentials_path)
         report = SyncReport(PLATFORM, window="cursor" if start is None else f"since {_zulu(start)}")
         async with httpx.AsyncClient(
-            base_url=credentials.base_url, timeout=DEFAULT_TIMEOUT
+            base_url=credentials.base_url,
+            timeout=self.timeout,
+            transport=self.ctx.outbound.transport(),
         ) as client:
             cursor = None if start else await self._saved_cursor()
             restarted = False

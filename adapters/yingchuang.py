@@ -400,6 +400,7 @@ class YingchuangAdapter:
             base_url=credentials.base_url,
             auth=(credentials.app_key, credentials.app_secret),
             timeout=DEFAULT_TIMEOUT,
+            transport=self.ctx.outbound.transport(),
         ) as client:
             for one in days:
                 await self._sync_day(client, f"{one:%Y%m%d}", report)

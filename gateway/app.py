@@ -12,6 +12,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from adapters.base import PlatformContext
+from adapters.http import OutboundPolicy
 from adapters.registry import build_all, load_config
 from gateway import __version__
 from gateway.alerts.router import router as alerts_router
@@ -32,6 +33,7 @@ from gateway.loans.router import router as loans_router
 from gateway.logs import configure_logging
 from gateway.middleware import GatewayMiddleware
 from gateway.monitor.service import load_rules
+from gateway.pii_keys import load_key_ring
 from gateway.records.router import router as records_router
 from gateway.reports.build import ReportBuilder
 from gateway.reports.cache import ReportCache
@@ -109,6 +111,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    # Loaded once per process: ingestion seals personal fields with it.
+    app.state.pii_keys = load_key_ring(settings)
     # A bad rules file stops start-up here, with the field named.
     app.state.consent_rules = ConsentRules.load(settings.config_dir / "consent.yaml")
     rates = RateConfig.load(settings.config_dir / "rates.yaml")
@@ -125,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             pii_key=settings.pii_key_bytes(),
             state_dir=settings.state_dir,
             settings={},
+            outbound=OutboundPolicy.of(settings.outbound_allowed_hosts),
         ),
     )
     install_problem_handlers(app)
@@ -143,7 +148,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         router = adapter.router()
         if router is not None:
             app.include_router(router)
-    app.add_middleware(GatewayMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        GatewayMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        https=settings.issuer.startswith("https://"),
+    )
     _check_route_costs(app, rates)
     return app
 

@@ -11,7 +11,8 @@ from typing import Any
 
 from adapters.base import Notifier
 from adapters.registry import notified_platforms
-from gateway.metrics import PLATFORM_LAST_SYNC
+from gateway.breaker import CircuitBreaker
+from gateway.metrics import PLATFORM_LAST_SYNC, PLATFORM_SYNC_LAG, PLATFORM_SYNCS
 from gateway.monitor.bus import MemoryBus
 from gateway.monitor.service import run as run_monitor
 from gateway.outbox import Notify, deliver_due
@@ -37,13 +38,25 @@ def start_background(state: Any, settings: Settings) -> list[asyncio.Task[None]]
     for key, adapter in state.platforms.items():
         every = adapter_schedule(state, key)
         if every:
-            tasks.append(asyncio.create_task(_sync_forever(key, adapter, every)))
+            breaker = platform_breaker(state, key)
+            tasks.append(asyncio.create_task(_sync_forever(key, adapter, every, breaker)))
     return tasks
 
 
 def adapter_schedule(state: Any, key: str) -> float | None:
     value = state.platforms_config.get(key, {}).get("schedule_s")
     return float(value) if value else None
+
+
+def platform_breaker(state: Any, key: str) -> CircuitBreaker:
+    """After `breaker_failures` failed syncs in a row (default 3), scheduled syncs
+    skip the platform for `breaker_open_s` (default 60 s), then one is tried."""
+    block = state.platforms_config.get(key, {})
+    return CircuitBreaker(
+        f"platform {key}",
+        failures=int(block.get("breaker_failures", 3)),
+        open_s=float(block.get("breaker_open_s", 60.0)),
+    )
 
 
 async def _embedded_monitor(state: Any) -> None:
@@ -66,15 +79,27 @@ async def _outbox_forever(state: Any, notifiers: dict[str, Notify], every_s: flo
         await asyncio.sleep(every_s)
 
 
-async def _sync_forever(key: str, adapter: Any, every_s: float) -> None:
+async def _sync_forever(key: str, adapter: Any, every_s: float, breaker: CircuitBreaker) -> None:
     # A short first wait: the platform (or the demo's simulator) may start with us.
     await asyncio.sleep(min(every_s, FIRST_SYNC_DELAY_S))
+    # Lag: how long this worker has gone without a successful sync (from its start).
+    last_ok = time.time()
     while True:
-        try:
-            report = await adapter.sync()
-            if report is not None:
-                PLATFORM_LAST_SYNC.labels(key).set(time.time())
-                log.info("platform synced", extra={"platform": key, **report.as_dict()})
-        except Exception:
-            log.exception("platform sync failed", extra={"platform": key})
+        if breaker.allow():
+            try:
+                report = await adapter.sync()
+            except Exception:
+                breaker.failure()
+                PLATFORM_SYNCS.labels(key, "failed").inc()
+                log.exception("platform sync failed", extra={"platform": key})
+            else:
+                breaker.success()
+                last_ok = time.time()
+                PLATFORM_SYNCS.labels(key, "ok").inc()
+                if report is not None:
+                    PLATFORM_LAST_SYNC.labels(key).set(last_ok)
+                    log.info("platform synced", extra={"platform": key, **report.as_dict()})
+        else:
+            PLATFORM_SYNCS.labels(key, "skipped").inc()
+        PLATFORM_SYNC_LAG.labels(key).set(time.time() - last_ok)
         await asyncio.sleep(every_s)

@@ -15,7 +15,8 @@
 
 Services raise these (or subclasses defined next to them); no service raises
 `HTTPException`. `install_problem_handlers` maps them, FastAPI's validation
-errors, Starlette's HTTP errors and anything unexpected to problem+json.
+errors, Starlette's HTTP errors, a database that is down, full or read-only
+(503) and anything unexpected to problem+json.
 """
 
 from __future__ import annotations
@@ -26,8 +27,12 @@ from typing import Any, ClassVar
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+
+from gateway.logs import redact
 
 PROBLEM_BASE = "https://xyd-gateway.example/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -147,10 +152,25 @@ _BY_STATUS: dict[int, type[ProblemError]] = {
 }
 
 
+# What every problem body holds (RFC 9457); kinds add members, such as `errors`.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "description": "Stable URI of the kind of problem"},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string"},
+        "instance": {"type": "string", "description": "The request path"},
+    },
+    "additionalProperties": True,
+}
+
+
 def problem_docs(described: dict[int, str]) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries for problem answers: problem_docs({404: "why"})."""
     return {
-        code: {"description": text, "content": {PROBLEM_MEDIA_TYPE: {}}}
+        code: {"description": text, "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}}}
         for code, text in described.items()
     }
 
@@ -176,6 +196,28 @@ def _validation_problem(exc: RequestValidationError) -> ProblemError:
     return InvalidValue(summary or "invalid request", errors=errors)
 
 
+def database_problem(exc: BaseException) -> DependencyUnavailable | None:
+    """The 503 for a database error that means "down, unreachable, full or read-only";
+    None for any other database error (a bug, answered 500)."""
+    if isinstance(exc, DBAPIError) and not exc.connection_invalidated:
+        if not isinstance(exc, OperationalError | InterfaceError):
+            return None
+    elif not isinstance(exc, DBAPIError | PoolTimeout):
+        return None
+    reason = str(getattr(exc, "orig", exc)).lower()
+    if any(sign in reason for sign in _UNWRITABLE):
+        # SQLite in embedded mode: the file or its disk cannot take writes.
+        return DependencyUnavailable(
+            "the database cannot be written (disk full or read-only); nothing was changed"
+        )
+    return DependencyUnavailable("the database is unavailable; retry later")
+
+
+# SQLite's words for a file it cannot write: the disk is full, the file or its
+# directory is read-only (in WAL mode the -shm file then cannot even be opened).
+_UNWRITABLE = ("readonly", "read-only", "disk is full", "unable to open database file")
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ProblemError)
@@ -199,10 +241,22 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         # The trace goes to the log with the request id, never to the client.
-        log.exception("unhandled error", extra={"path": request.url.path})
+        log.exception("unhandled error", extra={"path": redact(request.url.path)})
         return problem_response(ProblemError("unexpected error; quote the X-Request-Id"))
 
+    async def on_database(request: Request, exc: Exception) -> Response:
+        error = database_problem(exc)
+        if error is None:
+            return await on_unexpected(request, exc)
+        # An outage is not a bug: one line, no trace (there would be one per request).
+        log.error(
+            "database unavailable: %s (%s)", type(exc).__name__, error.detail,
+            extra={"path": redact(request.url.path)},
+        )  # fmt: skip
+        return problem_response(error, request.url.path)
+
     app.add_exception_handler(ProblemError, on_problem)
+    app.add_exception_handler(SQLAlchemyError, on_database)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_unexpected)

@@ -1,8 +1,15 @@
-"""Structured JSON logs on stderr, each line carrying the request id."""
+"""Structured JSON logs on stderr, each line carrying the request id.
+
+Nothing personal or secret is logged: paths are redacted where they are
+logged (`redact`), query strings and headers never are, libraries that echo
+statement parameters or URLs are held above DEBUG/INFO, and every line is
+redacted once more as it is written.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -13,6 +20,22 @@ request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 # Attributes every LogRecord has; anything else was passed in `extra=` and is logged.
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+# A resident ID number (GB 11643: region, birth date, sequence, check character),
+# a mainland mobile number, a compact JWS/JWT: never in a log line.
+_SENSITIVE = re.compile(
+    r"(?<![0-9A-Za-z])(?:\d{6}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx]"
+    r"|1[3-9]\d{9})(?![0-9A-Za-z])"
+    r"|eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"
+)
+# Libraries that log SQL parameters (aiosqlite at DEBUG) or full URLs with
+# their query strings (httpx at INFO).
+_QUIETER = {"aiosqlite": logging.INFO, "httpx": logging.WARNING, "httpcore": logging.INFO}
+
+
+def redact(text: str) -> str:
+    """`text` with ID numbers, mobile numbers and JWTs replaced by `[redacted]`."""
+    return _SENSITIVE.sub("[redacted]", text)
 
 
 class JsonFormatter(logging.Formatter):
@@ -31,7 +54,7 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry, default=str).decode()
+        return redact(orjson.dumps(entry, default=str).decode())
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -45,3 +68,5 @@ def configure_logging(level: str = "INFO") -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    for name, floor in _QUIETER.items():
+        logging.getLogger(name).setLevel(max(floor, logging.getLevelName(level)))

@@ -64,6 +64,17 @@ PLATFORM_LAST_SYNC = Gauge(
     ["platform"],
     multiprocess_mode="max",
 )
+PLATFORM_SYNC_LAG = Gauge(
+    "xyd_platform_sync_lag_seconds",
+    "Seconds a pull platform has gone without a successful sync, as of the last round",
+    ["platform"],
+    multiprocess_mode="max",
+)
+PLATFORM_SYNCS = Counter(
+    "xyd_platform_syncs_total",
+    "Scheduled pull syncs: ok, failed, skipped (circuit open)",
+    ["platform", "outcome"],
+)
 OUTBOX_BACKLOG = Gauge(
     "xyd_outbox_backlog",
     "Notifications waiting for delivery, as last counted",

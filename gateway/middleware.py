@@ -16,7 +16,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import PayloadTooLarge, ProblemError, problem_response
-from gateway.logs import request_id_var
+from gateway.logs import redact, request_id_var
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 log = logging.getLogger("xyd.access")
@@ -25,11 +25,24 @@ log = logging.getLogger("xyd.access")
 # inject log lines or huge headers through it.
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 
+# Added to every answer that does not set its own (the dashboard and static
+# files choose theirs). API answers carry credit data: nothing caches them,
+# nothing renders or frames them. HTML (the OpenAPI viewers) keeps its own CSP.
+_SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+)
+_API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+_HSTS = (b"strict-transport-security", b"max-age=31536000")
+
 
 class GatewayMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, https: bool = False) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.security_headers = (*_SECURITY_HEADERS, _HSTS) if https else _SECURITY_HEADERS
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -47,7 +60,8 @@ class GatewayMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
-                message["headers"] = [*message.get("headers", []), header, *_rate_headers(scope)]
+                headers = [*message.get("headers", []), header, *_rate_headers(scope)]
+                message["headers"] = _with_security_headers(headers, self.security_headers)
             await send(message)
 
         declared = _content_length(scope)
@@ -70,7 +84,7 @@ class GatewayMiddleware:
             if not response_started:
                 await _send_problem(problem, scope, receive, send_with_id)
         except Exception:
-            log.exception("unhandled error", extra={"path": scope.get("path")})
+            log.exception("unhandled error", extra={"path": redact(scope.get("path", ""))})
             if not response_started:
                 unexpected = ProblemError("unexpected error; quote the X-Request-Id")
                 await _send_problem(unexpected, scope, receive, send_with_id)
@@ -84,7 +98,9 @@ class GatewayMiddleware:
                 "request",
                 extra={
                     "method": method,
-                    "path": scope.get("path"),
+                    # The path only: a query string may carry anything. A
+                    # client that puts an ID number in the path gets it redacted.
+                    "path": redact(scope.get("path", "")),
                     "status": status,
                     "ms": round(elapsed * 1000, 2),
                 },
@@ -94,6 +110,17 @@ class GatewayMiddleware:
 
 async def _send_problem(error: ProblemError, scope: Scope, receive: Receive, send: Send) -> None:
     await problem_response(error, scope.get("path"))(scope, receive, send)
+
+
+def _with_security_headers(
+    headers: list[tuple[bytes, bytes]], defaults: tuple[tuple[bytes, bytes], ...]
+) -> list[tuple[bytes, bytes]]:
+    present = {name.lower(): value for name, value in headers}
+    added = [item for item in defaults if item[0] not in present]
+    html = present.get(b"content-type", b"").startswith(b"text/html")
+    if not html and _API_CSP[0] not in present:
+        added.append(_API_CSP)
+    return [*headers, *added]
 
 
 def _request_id(scope: Scope) -> str:

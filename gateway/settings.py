@@ -54,13 +54,33 @@ class Settings(BaseSettings):
     pii_key: SecretStr | None = Field(
         None, description="HMAC key for personal identifiers; unset means STATE_DIR/pii.key"
     )
+    pii_encryption_keys: SecretStr | None = Field(
+        None,
+        description="AES-256 keys for personal fields kept for lawful recovery, "
+        "'VERSION:64HEX,…'; unset means STATE_DIR/pii-keys/VERSION.key",
+    )
+    pii_encryption_active: int | None = Field(
+        None, ge=1, description="Key version that encrypts new values; unset means the highest"
+    )
 
     # --- ingestion ---------------------------------------------------------
     ingest_batch_size: int = Field(1000, ge=1, le=50_000)
+    max_records_per_request: int = Field(
+        10_000, ge=1, le=1_000_000,
+        description="Lines one POST /v1/records may carry (413 beyond); files go to `xyd ingest`",
+    )  # fmt: skip
 
     # --- platforms -----------------------------------------------------------
     run_background: bool = Field(
         True, description="Run pull schedules and the outbox in this process"
+    )
+    outbound_allowed_hosts: list[str] = Field(
+        ["localhost", "127.0.0.1", "::1"],
+        description=(
+            "Hosts platform calls may reach although they are (or resolve to) loopback, "
+            "private or link-local addresses; public ones need no entry. The default "
+            "fits the embedded demo's simulators; production lists its own (JSON list)"
+        ),
     )
     outbox_poll_s: float = Field(2.0, gt=0, le=3600, description="How often the outbox is read")
     run_embedded_monitor: bool = Field(

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Annotated
 
 import orjson
@@ -11,9 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response, StreamingResponse
 
 from gateway.alerts import service
+from gateway.alerts.schemas import AlertDetail, AlertPage, stream_docs
+from gateway.apidocs import answer_docs
 from gateway.enterprises.service import checked_code
 from gateway.errors import problem_docs
 from gateway.identity.deps import AlertReader, AlertWriter
+from gateway.params import CreditCodeQuery, Rfc3339
 
 router = APIRouter(tags=["alerts"])
 STREAM_POLL_S = 1.0
@@ -28,6 +30,7 @@ _PROBLEMS = problem_docs(
         429: "Rate limited; Retry-After and RateLimit say when to come back",
     }
 )
+_WORK_PROBLEMS = {**_PROBLEMS, **problem_docs({400: "The body is not JSON"})}
 AlertId = Annotated[str, Path(max_length=40)]
 
 
@@ -41,19 +44,23 @@ def _json(body: object) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
-@router.get("/v1/alerts", summary="Alerts, newest change first", responses=_PROBLEMS)
+@router.get(
+    "/v1/alerts",
+    summary="Alerts, newest change first",
+    responses={**answer_docs(AlertPage, "One page of alerts"), **_PROBLEMS},
+)
 async def list_alerts(
     request: Request,
     caller: AlertReader,
     status: Annotated[str | None, Query(max_length=14)] = None,
     severity: Annotated[str | None, Query(max_length=10)] = None,
     rule: Annotated[str | None, Query(max_length=40)] = None,
-    credit_code: Annotated[str | None, Query(max_length=18)] = None,
-    since: Annotated[datetime | None, Query()] = None,
+    credit_code: CreditCodeQuery = None,
+    since: Annotated[Rfc3339 | None, Query()] = None,
     cursor: Annotated[str | None, Query(max_length=80)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Response:
-    code = checked_code(credit_code) if credit_code else None
+    code = checked_code(credit_code) if credit_code is not None else None
     async with request.app.state.engine.connect() as conn:
         page = await conn.run_sync(
             lambda sync: service.page(
@@ -72,7 +79,15 @@ async def list_alerts(
         "reconnect with `Last-Event-ID` to resume. A comment line every 15 s keeps "
         "proxies from closing the connection."
     ),
-    responses={200: {"content": {"text/event-stream": {}}}, **_PROBLEMS},
+    # Documented as an event stream only: no application/json entry.
+    response_class=Response,
+    responses={
+        200: {
+            "description": "`alert` events, each one alert (as in the list) as JSON",
+            "content": {"text/event-stream": stream_docs()},
+        },
+        **_PROBLEMS,
+    },
 )
 async def stream_alerts(
     request: Request,
@@ -108,8 +123,11 @@ async def stream_alerts(
     )
 
 
-@router.get("/v1/alerts/{alert_id}", summary="One alert with its evidence and history",
-            responses=_PROBLEMS)  # fmt: skip
+@router.get(
+    "/v1/alerts/{alert_id}",
+    summary="One alert with its evidence and history",
+    responses={**answer_docs(AlertDetail, "The alert and its history"), **_PROBLEMS},
+)
 async def get_alert(alert_id: AlertId, request: Request, caller: AlertReader) -> Response:
     async with request.app.state.engine.connect() as conn:
         return _json(await conn.run_sync(service.get, alert_id))
@@ -122,16 +140,22 @@ async def _work(
         return _json(await conn.run_sync(service.work, alert_id, action, actor, note))
 
 
-@router.post("/v1/alerts/{alert_id}/acknowledge", summary="Acknowledge an open alert",
-             responses=_PROBLEMS)  # fmt: skip
+@router.post(
+    "/v1/alerts/{alert_id}/acknowledge",
+    summary="Acknowledge an open alert",
+    responses={**answer_docs(AlertDetail, "The alert, now acknowledged"), **_WORK_PROBLEMS},
+)
 async def acknowledge_alert(
     alert_id: AlertId, request: Request, caller: AlertWriter, body: Annotated[NoteIn, Body()]
 ) -> Response:
     return await _work(request, alert_id, "acknowledge", caller.client_id, body.note)
 
 
-@router.post("/v1/alerts/{alert_id}/resolve", summary="Resolve an alert, with a note",
-             responses=_PROBLEMS)  # fmt: skip
+@router.post(
+    "/v1/alerts/{alert_id}/resolve",
+    summary="Resolve an alert, with a note",
+    responses={**answer_docs(AlertDetail, "The alert, now resolved"), **_WORK_PROBLEMS},
+)
 async def resolve_alert(
     alert_id: AlertId, request: Request, caller: AlertWriter, body: Annotated[NoteIn, Body()]
 ) -> Response:

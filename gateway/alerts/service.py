@@ -12,17 +12,18 @@ import secrets
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from sqlalchemy import Connection, and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from gateway.alerts.schemas import AlertState
 from gateway.errors import Conflict, InvalidValue, NotFound
 from gateway.store.tables import alert_history, alerts
 from policies.risk.base import SEVERITIES, Finding
 
 EVIDENCE_CAP = 200
-STATES = ("open", "acknowledged", "resolved")
+STATES: tuple[AlertState, ...] = get_args(AlertState)
 Action = Literal["acknowledge", "resolve"]
 
 

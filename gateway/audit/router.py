@@ -6,7 +6,9 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from gateway.apidocs import answer_docs
 from gateway.audit import access_log
+from gateway.audit.schemas import AccessLogPage
 from gateway.audit.service import record_allowed
 from gateway.enterprises.service import checked_code
 from gateway.errors import problem_docs
@@ -32,7 +34,7 @@ _PROBLEMS = problem_docs(
         "Allowed and denied decisions alike, newest first. Pass `next_cursor` back "
         "as `cursor` for the next page. Reading the log is itself recorded in it."
     ),
-    responses=_PROBLEMS,
+    responses={**answer_docs(AccessLogPage, "One page of the log, newest first"), **_PROBLEMS},
 )
 async def enterprise_access_log(
     credit_code: str,

@@ -1,18 +1,20 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Body, Header, Query, Request
 from starlette.responses import Response
 
+from gateway.apidocs import answer_docs
 from gateway.audit.service import record_allowed
 from gateway.consents import service
-from gateway.consents.schemas import ConsentIn, RevokeIn
+from gateway.consents.schemas import Consent, ConsentIn, ConsentPage, RevokeIn
+from gateway.enterprises.service import checked_code
 from gateway.errors import problem_docs
 from gateway.idempotency import Replay, begin, check_key, finish, request_digest
 from gateway.identity.deps import ConsentWriter
+from gateway.params import CreditCodeQuery, Rfc3339
 
 router = APIRouter(tags=["consents"])
 _PROBLEMS = problem_docs(
@@ -46,7 +48,17 @@ async def _audit(request: Request, caller: Any, consent: dict[str, Any], body: b
 
 
 @router.post(
-    "/v1/consents", status_code=201, summary="Register an enterprise's consent", responses=_PROBLEMS
+    "/v1/consents",
+    status_code=201,
+    summary="Register an enterprise's consent",
+    responses={
+        **answer_docs(
+            Consent,
+            "The consent registered (or, for a retried Idempotency-Key, the first answer)",
+            status=201,
+        ),
+        **_PROBLEMS,
+    },
 )
 async def create_consent(
     request: Request,
@@ -73,7 +85,11 @@ async def create_consent(
     return Response(answer, 201, media_type="application/json")
 
 
-@router.get("/v1/consents/{consent_id}", summary="One consent and its history", responses=_PROBLEMS)
+@router.get(
+    "/v1/consents/{consent_id}",
+    summary="One consent and its history",
+    responses={**answer_docs(Consent, "The consent and its history"), **_PROBLEMS},
+)
 async def get_consent(consent_id: str, request: Request, caller: ConsentWriter) -> Response:
     async with request.app.state.engine.connect() as conn:
         return _json(await conn.run_sync(service.get, caller, consent_id))
@@ -88,22 +104,26 @@ async def get_consent(consent_id: str, request: Request, caller: ConsentWriter) 
         "follow `next_cursor` (passed back as `cursor`) until it is null: a bank "
         "learns of every revocation this way."
     ),
-    responses=_PROBLEMS,
+    responses={
+        **answer_docs(ConsentPage, "One page of consents, oldest change first"),
+        **_PROBLEMS,
+    },
 )
 async def list_consents(
     request: Request,
     caller: ConsentWriter,
-    credit_code: Annotated[str | None, Query(max_length=18)] = None,
-    changed_since: Annotated[datetime | None, Query()] = None,
+    credit_code: CreditCodeQuery = None,
+    changed_since: Annotated[Rfc3339 | None, Query()] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Response:
+    code = checked_code(credit_code) if credit_code is not None else None
     async with request.app.state.engine.connect() as conn:
         page = await conn.run_sync(
             lambda sync: service.list_for(
                 sync,
                 caller,
-                credit_code=credit_code,
+                credit_code=code,
                 changed_since=changed_since,
                 cursor=cursor,
                 limit=limit,
@@ -115,7 +135,7 @@ async def list_consents(
 @router.post(
     "/v1/consents/{consent_id}/revoke",
     summary="Revoke; effective for the very next request",
-    responses=_PROBLEMS,
+    responses={**answer_docs(Consent, "The consent, now revoked"), **_PROBLEMS},
 )
 async def revoke_consent(
     consent_id: str, request: Request, caller: ConsentWriter, body: Annotated[RevokeIn, Body()]

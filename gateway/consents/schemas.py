@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
+from gateway.apidocs import Doc
 from gateway.identifiers import InvalidIdentifier, validate_credit_code
 from policies.consent import Purpose
 
@@ -45,6 +46,43 @@ class RevokeIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     reason: Annotated[str, Field(min_length=1, max_length=500)]
+
+
+# What the routes answer (documentation; see gateway/apidocs.py): the members
+# `service._render` and `service.list_for` write.
+
+
+class ConsentEvent(Doc):
+    event: Literal["created", "revoked"]
+    by: str = Field(description="The client that did it")
+    reason: str | None
+    at: datetime
+
+
+class Consent(Doc):
+    id: str
+    status: Literal["active", "expired", "revoked"]
+    credit_code: str
+    grantee: str = Field(description="The bank's client id")
+    grantee_bank_code: str | None
+    registrant: str = Field(description="The client that registered it")
+    purpose: Purpose
+    scopes: list[str] = Field(description="Report sections")
+    valid_from: datetime
+    valid_until: datetime
+    evidence: Evidence
+    max_daily_accesses: int | None = Field(description="For post_loan_monitoring only")
+    updated_at: datetime
+    history: list[ConsentEvent] = Field(description="Oldest first")
+
+
+class ConsentChange(Consent):
+    change: Literal["consent.created", "consent.revoked"] = Field(description="Its latest event")
+
+
+class ConsentPage(Doc):
+    items: list[ConsentChange] = Field(description="Oldest change first")
+    next_cursor: str | None = Field(description="Pass back as `cursor`; null on the last page")
 
 
 def iso(value: datetime | None) -> str | None:

@@ -4,8 +4,10 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from gateway.apidocs import answer_docs
 from gateway.audit.service import record_allowed
 from gateway.db import DbConnection
+from gateway.enterprises.schemas import Enterprise
 from gateway.enterprises.service import basic_data
 from gateway.errors import problem_docs
 from gateway.identity.deps import ReportReader
@@ -29,7 +31,7 @@ ROUTE = "/v1/enterprises/{credit_code}"
 @router.get(
     ROUTE,
     summary="Basic registration data of an enterprise",
-    responses=_PROBLEMS,
+    responses={**answer_docs(Enterprise, "The enterprise's registration data"), **_PROBLEMS},
 )
 async def enterprise(
     credit_code: str, request: Request, caller: ReportReader, conn: DbConnection

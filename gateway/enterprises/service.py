@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy import select
@@ -45,5 +46,7 @@ async def basic_data(conn: AsyncConnection, credit_code: str) -> dict[str, Any]:
         raise UnknownEnterprise(f"no enterprise with credit code {code}")
     data = {str(name): value for name, value in row._mapping.items()}
     data["registered_on"] = data["registered_on"].isoformat() if data["registered_on"] else None
-    data["updated_at"] = data["updated_at"].isoformat()
+    # SQLite returns naive datetimes; everything stored is UTC, and times carry an offset.
+    updated = data["updated_at"]
+    data["updated_at"] = (updated if updated.tzinfo else updated.replace(tzinfo=UTC)).isoformat()
     return data

@@ -6,13 +6,13 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from gateway.errors import PROBLEM_BASE, PROBLEM_MEDIA_TYPE
+from gateway.apidocs import answer_docs
+from gateway.errors import PROBLEM_BASE, PROBLEM_MEDIA_TYPE, PROBLEM_SCHEMA
+from gateway.health.schemas import Health, Readiness
 from gateway.health.service import check_database, check_redis
 from gateway.metrics import render_latest
 
 router = APIRouter(tags=["operations"])
-
-_READY_EXAMPLE = {"status": "ready", "checks": {"database": "ok", "redis": "ok"}}
 
 
 def _json(
@@ -24,7 +24,7 @@ def _json(
 @router.get(
     "/healthz",
     summary="The process is up",
-    responses={200: {"content": {"application/json": {"example": {"status": "ok"}}}}},
+    responses=answer_docs(Health, "The process is up"),
 )
 async def healthz() -> Response:
     return _json({"status": "ok"})
@@ -34,10 +34,10 @@ async def healthz() -> Response:
     "/readyz",
     summary="Database and (when configured) Redis are reachable",
     responses={
-        200: {"content": {"application/json": {"example": _READY_EXAMPLE}}},
+        **answer_docs(Readiness, "Every dependency answered"),
         503: {
             "description": "A dependency is down; the problem names which",
-            "content": {PROBLEM_MEDIA_TYPE: {}},
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}},
         },
     },
 )
@@ -69,7 +69,14 @@ async def readyz(request: Request) -> Response:
 @router.get(
     "/metrics",
     summary="Prometheus exposition, aggregated over worker processes",
-    responses={200: {"content": {"text/plain": {}}}},
+    # Documented as text only: no application/json entry.
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Prometheus text exposition format",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
 )
 async def metrics() -> Response:
     body, content_type = render_latest()

@@ -11,10 +11,11 @@ audited before it is answered.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Request, Security
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.security.base import SecurityBase
 
 from gateway.audit.chain import AuditEvent
 from gateway.audit.service import record, route_of
@@ -25,6 +26,11 @@ from gateway.identity.errors import InsufficientScope, InvalidToken
 from gateway.identity.service import Identity
 from gateway.identity.tokens import Caller
 from policies.rate import headers
+
+_SCHEME_DOC = (
+    "An access token from /oauth/token: `Authorization: Bearer <token>`, or, for a "
+    "DPoP-bound token, `Authorization: DPoP <token>` with a fresh `DPoP` proof header."
+)
 
 
 async def authenticated(request: Request) -> Caller:
@@ -107,32 +113,44 @@ async def audit_denial(
     )
 
 
-def require(scope: str, *, gate: bool = True) -> Callable[[Request], Awaitable[Caller]]:
-    """`gate=False`: the route passes the gate itself, once it knows what the
-    request costs (a report needs its consent read first)."""
+class RequireScope(SecurityBase):
+    """The caller of a protected route: a valid access token holding `scope`.
 
-    async def dependency(request: Request) -> Caller:
+    Being a `SecurityBase`, it also declares the `AccessToken` scheme, with the
+    scope, on each route's OpenAPI operation. `gate=False`: the route passes
+    the gate itself, once it knows what the request costs (a report needs its
+    consent read first)."""
+
+    def __init__(self, scope: str, *, gate: bool = True) -> None:
+        self.model = HTTPBearerModel(bearerFormat="JWT", description=_SCHEME_DOC)
+        self.scheme_name = "AccessToken"
+        self.scope = scope
+        self.gate = gate
+
+    async def __call__(self, request: Request) -> Caller:
         caller = await authenticated(request)
         try:
             # The gate first: a caller without the scope still spends its rate.
-            if gate or scope not in caller.scopes:
+            if self.gate or self.scope not in caller.scopes:
                 await admit(request, caller)
-            if scope not in caller.scopes:
-                raise InsufficientScope(scope)
+            if self.scope not in caller.scopes:
+                raise InsufficientScope(self.scope)
         except ProblemError as denial:
             await audit_denial(request, caller, denial)
             raise
         return caller
 
-    dependency.__name__ = f"require_{scope.replace(':', '_')}"
-    return dependency
+
+def require(scope: str, *, gate: bool = True) -> Any:
+    """A dependency marker: `Annotated[Caller, require("reports:read")]`."""
+    return Security(RequireScope(scope, gate=gate), scopes=[scope])
 
 
-ReportReader = Annotated[Caller, Depends(require("reports:read"))]
-ReportFetcher = Annotated[Caller, Depends(require("reports:read", gate=False))]
-ConsentWriter = Annotated[Caller, Depends(require("consents:write"))]
-RecordWriter = Annotated[Caller, Depends(require("records:write"))]
-AlertReader = Annotated[Caller, Depends(require("alerts:read"))]
-AlertWriter = Annotated[Caller, Depends(require("alerts:write"))]
-LoanReader = Annotated[Caller, Depends(require("loans:read"))]
-AuditReader = Annotated[Caller, Depends(require("audit:read"))]
+ReportReader = Annotated[Caller, require("reports:read")]
+ReportFetcher = Annotated[Caller, require("reports:read", gate=False)]
+ConsentWriter = Annotated[Caller, require("consents:write")]
+RecordWriter = Annotated[Caller, require("records:write")]
+AlertReader = Annotated[Caller, require("alerts:read")]
+AlertWriter = Annotated[Caller, require("alerts:write")]
+LoanReader = Annotated[Caller, require("loans:read")]
+AuditReader = Annotated[Caller, require("audit:read")]

@@ -9,9 +9,11 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from gateway.apidocs import answer_docs, header_docs
 from gateway.errors import UnsupportedMediaType, problem_docs
 from gateway.identity.dpop import verify_proof
 from gateway.identity.errors import InvalidRequest
+from gateway.identity.schemas import Introspection, Jwks, ServerMetadata, TokenAnswer
 from gateway.identity.service import Identity
 
 router = APIRouter(tags=["identity"])
@@ -25,6 +27,7 @@ _PROBLEMS = problem_docs(
     }
 )
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_NO_STORE_DOCS = {"Cache-Control": "`no-store`", "Pragma": "`no-cache`"}
 
 
 def _identity(request: Request) -> Identity:
@@ -56,7 +59,7 @@ def _json(body: dict[str, Any], headers: dict[str, str] | None = None) -> Respon
 @router.post(
     "/oauth/token",
     summary="Client credentials grant; private_key_jwt client authentication",
-    responses={200: {"description": "An access token"}, **_PROBLEMS},
+    responses={**answer_docs(TokenAnswer, "An access token", headers=_NO_STORE_DOCS), **_PROBLEMS},
 )
 async def token(request: Request) -> Response:
     form = await read_form(request)
@@ -74,7 +77,19 @@ async def token(request: Request) -> Response:
     return _json(answer, _NO_STORE)
 
 
-@router.post("/oauth/revoke", summary="Revoke an access token (RFC 7009)", responses=_PROBLEMS)
+@router.post(
+    "/oauth/revoke",
+    summary="Revoke an access token (RFC 7009)",
+    # An empty body: documented without content.
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Revoked, or not a token of this client's (RFC 7009: no error)",
+            "headers": header_docs(_NO_STORE_DOCS),
+        },
+        **_PROBLEMS,
+    },
+)
 async def revoke(request: Request) -> Response:
     form = await read_form(request)
     await _identity(request).revoke(form, request.headers.get("authorization"))
@@ -82,7 +97,16 @@ async def revoke(request: Request) -> Response:
 
 
 @router.post(
-    "/oauth/introspect", summary="Introspect an access token (RFC 7662)", responses=_PROBLEMS
+    "/oauth/introspect",
+    summary="Introspect an access token (RFC 7662)",
+    responses={
+        **answer_docs(
+            Introspection,
+            "The token's claims, or only `active: false`",
+            headers=_NO_STORE_DOCS,
+        ),
+        **_PROBLEMS,
+    },
 )
 async def introspect(request: Request) -> Response:
     form = await read_form(request)
@@ -90,11 +114,19 @@ async def introspect(request: Request) -> Response:
     return _json(answer, _NO_STORE)
 
 
-@router.get("/.well-known/oauth-authorization-server", summary="RFC 8414 metadata")
+@router.get(
+    "/.well-known/oauth-authorization-server",
+    summary="RFC 8414 metadata",
+    responses=answer_docs(ServerMetadata, "The authorisation server's metadata"),
+)
 async def metadata(request: Request) -> Response:
     return _json(_identity(request).metadata())
 
 
-@router.get("/.well-known/jwks.json", summary="The gateway's public signing keys")
+@router.get(
+    "/.well-known/jwks.json",
+    summary="The gateway's public signing keys",
+    responses=answer_docs(Jwks, "The live public keys", headers={"Cache-Control": "`max-age=60`"}),
+)
 async def jwks(request: Request) -> Response:
     return _json(await _identity(request).jwks(), {"Cache-Control": "max-age=60"})

@@ -6,11 +6,13 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from gateway.apidocs import answer_docs
 from gateway.audit.service import record_allowed
 from gateway.enterprises.service import checked_code
 from gateway.errors import problem_docs
 from gateway.identity.deps import LoanReader
 from gateway.loans import service
+from gateway.loans.schemas import LoanPage
 
 router = APIRouter(tags=["loans"])
 _PROBLEMS = problem_docs(
@@ -28,7 +30,10 @@ _PROBLEMS = problem_docs(
     "/v1/loans",
     summary="The loan ledger folded from the platforms' events",
     description="Filter by `credit_code`, `platform`, `status`; follow `next_cursor`.",
-    responses=_PROBLEMS,
+    responses={
+        **answer_docs(LoanPage, "One page of loans, by platform and loan number"),
+        **_PROBLEMS,
+    },
 )
 async def list_loans(
     request: Request,

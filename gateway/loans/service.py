@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
 from sqlalchemy import Connection, and_, or_, select
 
 from gateway.errors import InvalidValue
+from gateway.loans.schemas import LoanStatus
 from gateway.store.tables import loans
 
 _PUBLIC = (
@@ -15,7 +16,7 @@ _PUBLIC = (
     loans.c.amount_fen, loans.c.outstanding_fen, loans.c.days_overdue,
     loans.c.core_enterprise_code, loans.c.first_event_at, loans.c.last_event_at,
 )  # fmt: skip
-STATUSES = ("applied", "approved", "rejected", "disbursed", "overdue", "defaulted", "settled")
+STATUSES: tuple[LoanStatus, ...] = get_args(LoanStatus)
 
 
 def _iso(value: Any) -> Any:

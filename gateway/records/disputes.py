@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import Connection, insert, select, update
 
+from gateway.apidocs import Doc
 from gateway.errors import Conflict, Forbidden, NotFound
 from gateway.identity.tokens import Caller
 from gateway.store.tables import enterprises, record_disputes, records
@@ -36,6 +37,21 @@ class ResolutionIn(BaseModel):
 
     outcome: Literal["upheld", "rejected"]
     note: Note
+
+
+class Dispute(Doc):
+    """What the dispute routes answer (documentation): the members `_render` writes."""
+
+    id: str
+    record_id: int
+    credit_code: str | None
+    status: Literal["open", "upheld", "rejected"]
+    reason: str
+    opened_by: str
+    opened_at: datetime
+    resolved_by: str | None
+    resolved_at: datetime | None
+    resolution_note: str | None
 
 
 class UnknownRecord(NotFound):

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from gateway.db import make_sync_engine
 from gateway.errors import NotFound
+from gateway.pii_keys import PersonalDataError, load_key_ring
 from gateway.records.parallel import default_workers, pool_for
 from gateway.records.readers import read_lines
 from gateway.records.service import Ingestor, IngestSummary, LineOutcome
@@ -41,9 +42,18 @@ def ingest_file(
     rejects = rejects or path.with_name(path.name + ".rejects.ndjson")
     engine = make_sync_engine(settings)
     try:
-        ingestor = Ingestor(engine, category, settings.pii_key_bytes(), settings.ingest_batch_size)
+        ingestor = Ingestor(
+            engine,
+            category,
+            settings.pii_key_bytes(),
+            settings.ingest_batch_size,
+            keys=load_key_ring(settings),
+        )
     except NotFound as exc:
         console.print(f"[red]error:[/] {exc.detail}")
+        return 2
+    except PersonalDataError as exc:
+        console.print(f"[red]error:[/] {exc}")
         return 2
     size = path.stat().st_size
     workers = default_workers() if size >= _WORKERS_ABOVE_BYTES else 0
@@ -51,7 +61,7 @@ def ingest_file(
         with (
             # Before the progress bar: its refresh thread must not exist yet
             # when the workers are forked.
-            pool_for(category, ingestor.pii_key, workers) as pool,
+            pool_for(category, ingestor.pii_key, workers, ingestor.keys) as pool,
             path.open("rb") as handle,
             rejects.open("wb") as reject_out,
             Progress(

@@ -31,12 +31,14 @@ from contextlib import AbstractContextManager, nullcontext
 from itertools import islice
 from types import TracebackType
 
+from gateway.pii_keys import KeyRing
 from gateway.records.readers import Line, read_lines, read_ndjson
 from gateway.records.schemas import RecordBase
 from gateway.records.service import Prepared, prepare, schema_for
 
 _schema: type[RecordBase] | None = None
 _pii_key = b""
+_keys: KeyRing | None = None
 
 
 def default_workers() -> int:
@@ -46,17 +48,22 @@ def default_workers() -> int:
 
 
 def pool_for(
-    category: str, pii_key: bytes, workers: int
+    category: str, pii_key: bytes, workers: int, keys: KeyRing | None = None
 ) -> AbstractContextManager[ValidationPool | None]:
     """A pool of `workers` processes, or None (validate in the caller) for `workers` < 1."""
-    return ValidationPool(category, pii_key, workers) if workers > 0 else nullcontext()
+    return ValidationPool(category, pii_key, workers, keys=keys) if workers > 0 else nullcontext()
 
 
 class ValidationPool:
     """Worker processes preparing batches of one category's lines; use as a context manager."""
 
     def __init__(
-        self, category: str, pii_key: bytes, workers: int, start_method: str | None = None
+        self,
+        category: str,
+        pii_key: bytes,
+        workers: int,
+        start_method: str | None = None,
+        keys: KeyRing | None = None,
     ) -> None:
         schema_for(category)  # an unknown category fails here, not in a worker
         method = start_method or ("fork" if threading.active_count() == 1 else "forkserver")
@@ -69,7 +76,8 @@ class ValidationPool:
             workers,
             mp_context=context,
             initializer=_start_worker,
-            initargs=(category, pii_key),
+            # The key ring goes once to each worker, with the HMAC key.
+            initargs=(category, pii_key, keys),
         )
 
     def __enter__(self) -> ValidationPool:
@@ -130,9 +138,9 @@ def _numbered_slices(raw_lines: Iterable[bytes], size: int) -> Iterator[tuple[in
         first += len(chunk)
 
 
-def _start_worker(category: str, pii_key: bytes) -> None:
-    global _schema, _pii_key
-    _schema, _pii_key = schema_for(category), pii_key
+def _start_worker(category: str, pii_key: bytes, keys: KeyRing | None) -> None:
+    global _schema, _pii_key, _keys
+    _schema, _pii_key, _keys = schema_for(category), pii_key, keys
     gc.freeze()  # a fork server's imports, as the parent's above
 
 
@@ -142,7 +150,7 @@ def _ready() -> bool:
 
 def _prepare_lines(lines: list[Line]) -> Prepared:
     assert _schema is not None, "worker not started"
-    return [prepare(_schema, line, _pii_key) for line in lines]
+    return [prepare(_schema, line, _pii_key, _keys) for line in lines]
 
 
 def _prepare_ndjson(first: int, raw_lines: list[bytes]) -> Prepared:

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, String, Table, any_, bindparam, insert, selec
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from gateway.pii_keys import version_of
 from gateway.records import copytext
 from gateway.store.bulk import allocate_ids, copy_rows, copy_text
 from gateway.store.tables import (
@@ -41,7 +42,16 @@ _RECORD_COLUMNS = (
     "created_at",
     "updated_at",
 )
-_VERSION_COLUMNS = ("record_id", "version", "content_sha256", "data", "received_at", "ingest_batch")
+_VERSION_COLUMNS = (
+    "record_id",
+    "version",
+    "content_sha256",
+    "data",
+    "received_at",
+    "ingest_batch",
+    "personal",
+    "personal_key_version",
+)
 
 
 def detail_columns(category: str) -> tuple[str, ...]:
@@ -67,11 +77,14 @@ class Incoming(NamedTuple):
     effective_date: date | None
     sha256: str
     # The stored data as canonical JSON (sorted keys): the bytes sha256 is
-    # taken of, written to PostgreSQL as they are.
+    # taken of (with a keyed digest of the sealed values when there are
+    # some), written to PostgreSQL as they are.
     document: bytes
     # The category's detail columns (`detail_columns`), in table order.
     details: tuple[Any, ...] | None = None
     enterprise: dict[str, Any] | None = None
+    # The personal values `document` leaves out, sealed (gateway/pii_keys.py).
+    personal: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -270,6 +283,8 @@ def _insert_versions(
                 "data": orjson.loads(item.document),
                 "received_at": now,
                 "ingest_batch": run_id,
+                "personal": item.personal,
+                "personal_key_version": version_of(item.personal) if item.personal else None,
             }
         )
         if item.details is not None:
@@ -294,10 +309,17 @@ def _copy_versions(
 ) -> None:
     if not versions:
         return
-    tail = f"\t{now.isoformat()}\t{copytext.value(run_id)}\n".encode()
+    tail = f"\t{now.isoformat()}\t{copytext.value(run_id)}".encode()
+    unsealed = tail + b"\t\\N\t\\N\n"
     payload = b"".join(
         b"%d\t%d\t%s\t%s%s"
-        % (record_id, version, item.sha256.encode(), copytext.json_document(item.document), tail)
+        % (
+            record_id,
+            version,
+            item.sha256.encode(),
+            copytext.json_document(item.document),
+            unsealed if item.personal is None else _sealed_tail(tail, item.personal),
+        )
         for record_id, version, item in versions
     )
     copy_text(conn, "record_versions", _VERSION_COLUMNS, payload)
@@ -312,6 +334,11 @@ def _copy_versions(
     if details:
         columns = ("record_id", "version", *detail_columns(category))
         copy_text(conn, table.name, columns, "".join(details).encode())
+
+
+def _sealed_tail(tail: bytes, personal: str) -> bytes:
+    # base64url and dots: nothing COPY text would need escaped.
+    return b"%s\t%s\t%d\n" % (tail, personal.encode(), version_of(personal))
 
 
 def _touch_enterprises(

@@ -7,18 +7,23 @@ import orjson
 from fastapi import APIRouter, Body, Header, Path, Request
 from starlette.responses import Response
 
+from gateway.apidocs import answer_docs
 from gateway.audit.service import record_allowed
-from gateway.errors import Forbidden, UnsupportedMediaType, problem_docs
+from gateway.errors import Forbidden, PayloadTooLarge, UnsupportedMediaType, problem_docs
 from gateway.idempotency import Replay, begin, check_key, finish, request_digest
 from gateway.identity.deps import RecordWriter, audit_denial
 from gateway.records import disputes
-from gateway.records.http import ingest_idempotently
+from gateway.records.http import IngestAnswer, ingest_idempotently
 from gateway.records.service import schema_for
 
 router = APIRouter(tags=["records"])
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson")
 _RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "One result per line: accepted, duplicate, updated or rejected"},
+    **answer_docs(
+        IngestAnswer,
+        "One result per line: accepted, duplicate, updated or rejected "
+        "(for a retried Idempotency-Key, the first answer)",
+    ),
     **problem_docs(
         {
             400: "Malformed Idempotency-Key",
@@ -26,7 +31,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
             403: "Token lacks records:write",
             404: "Unknown category",
             409: "The same Idempotency-Key is still being processed",
-            413: "Body too large",
+            413: "Body too large, or more lines than XYD_MAX_RECORDS_PER_REQUEST",
             415: "Body is not application/x-ndjson",
             422: "Idempotency-Key reused with another body",
             429: "Rate limited; Retry-After and RateLimit say when to come back",
@@ -40,6 +45,17 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     "/v1/records/{category}",
     summary="Deliver a batch of government credit records (NDJSON)",
     responses=_RESPONSES,
+    # The body is read raw (it is not JSON), so FastAPI cannot document it.
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                # Any text: each line is judged on its own and answered in `results`.
+                media: {"schema": {"description": "One JSON record a line"}}
+                for media in NDJSON_TYPES
+            },
+        }
+    },
 )
 async def post_records(
     category: str,
@@ -58,6 +74,12 @@ async def post_records(
     key = check_key(idempotency_key) if idempotency_key is not None else None
     body = await request.body()
     settings = request.app.state.settings
+    if _line_count(body) > settings.max_records_per_request:
+        # Each line costs a validation and a result in the answer: bound both.
+        raise PayloadTooLarge(
+            f"at most {settings.max_records_per_request} lines a request; "
+            "deliver larger feeds in several requests or with `xyd ingest`"
+        )
     status, answer, replayed = await anyio.to_thread.run_sync(
         lambda: ingest_idempotently(
             request.app.state.sync_engine,
@@ -68,6 +90,7 @@ async def post_records(
             category=category,
             path=request.url.path,
             body=body,
+            keys=request.app.state.pii_keys,
         )
     )
     await record_allowed(
@@ -78,6 +101,12 @@ async def post_records(
     )
     headers = {"Idempotent-Replayed": "true"} if replayed else {}
     return Response(answer, status_code=status, media_type="application/json", headers=headers)
+
+
+def _line_count(body: bytes) -> int:
+    """Lines as `bytes.splitlines` sees them (\n, \r\n or a lone \r), without splitting."""
+    breaks = body.count(b"\n") + body.count(b"\r") - body.count(b"\r\n")
+    return breaks + (0 if not body or body.endswith((b"\n", b"\r")) else 1)
 
 
 _DISPUTE_PROBLEMS = problem_docs(
@@ -113,7 +142,10 @@ async def _audited(request: Request, caller: Any, dispute: dict[str, Any], answe
         "A department, or a platform on the enterprise's behalf. Until it is resolved, "
         "reports mark the record as disputed. `Idempotency-Key` honoured."
     ),
-    responses=_DISPUTE_PROBLEMS,
+    responses={
+        **answer_docs(disputes.Dispute, "The dispute opened", status=201),
+        **_DISPUTE_PROBLEMS,
+    },
 )
 async def open_record_dispute(
     category: str,
@@ -148,7 +180,7 @@ async def open_record_dispute(
 @router.post(
     "/v1/records/{category}/{record_id}/disputes/{dispute_id}/resolve",
     summary="Resolve a dispute: upheld (then deliver the corrected record) or rejected",
-    responses=_DISPUTE_PROBLEMS,
+    responses={**answer_docs(disputes.Dispute, "The dispute, now resolved"), **_DISPUTE_PROBLEMS},
 )
 async def resolve_record_dispute(
     category: str,

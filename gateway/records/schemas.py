@@ -3,7 +3,8 @@
 Field names are ours (snake_case); each field also accepts the Chinese column
 name published under double publicity (双公示) and the catalogue, so feeds can
 be ingested as they are delivered. `normalise()` turns a validated record into
-what is stored: personal identifiers replaced by keyed hashes and masks.
+what is stored: personal identifiers replaced by keyed hashes and masks;
+`personal_clear()` is what is sealed beside it for lawful recovery (`pii_keys`).
 """
 
 from __future__ import annotations
@@ -111,6 +112,11 @@ class RecordBase(BaseModel):
     def _personal_data(self, pii_key: bytes) -> dict[str, str]:
         return {}
 
+    def personal_clear(self) -> dict[str, str]:
+        """The personal values `normalise()` leaves out, as given: sealed, never stored clear."""
+        fields = self.__dict__
+        return {name: fields[name] for name in self.personal_fields if fields.get(name)}
+
 
 class LegalRepresentative(BaseModel):
     """The legal representative block, in its 2017–2019 and 2021 spellings."""
@@ -180,6 +186,12 @@ class PartyRecord(RecordBase, LegalRepresentative):
             if self.party_id_number:
                 data["party_hash"] = keyed_hash(pii_key, "person-id", self.party_id_number)
         return data
+
+    def personal_clear(self) -> dict[str, str]:
+        clear = super().personal_clear()
+        if self.party_category == "natural_person" and self.subject_name:
+            clear["subject_name"] = self.subject_name  # stored masked
+        return clear
 
 
 ENTITY_TYPES = {

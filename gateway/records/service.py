@@ -8,6 +8,7 @@ then stores (re-running a file changes nothing that was already stored).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import uuid
 from collections import Counter
@@ -27,6 +28,7 @@ from sqlalchemy.pool import SingletonThreadPool
 from gateway.errors import NotFound
 from gateway.identifiers import division_of
 from gateway.metrics import INGEST_LINES
+from gateway.pii_keys import KeyRing, aad_for
 from gateway.records.readers import Line
 from gateway.records.repository import DETAIL_TABLES, Incoming, apply_batch, detail_columns
 from gateway.records.schemas import SCHEMAS, RecordBase, Registration
@@ -90,8 +92,14 @@ def describe_errors(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def prepare(schema: type[RecordBase], line: Line, pii_key: bytes) -> Incoming | LineOutcome:
-    """Validate one line into what the repository stores, or reject it with a reason."""
+def prepare(
+    schema: type[RecordBase], line: Line, pii_key: bytes, keys: KeyRing | None = None
+) -> Incoming | LineOutcome:
+    """Validate one line into what the repository stores, or reject it with a reason.
+
+    With `keys`, the personal values the stored data leaves out are sealed
+    beside it (one AES-GCM call, only for a record that has them).
+    """
     if line.fields is None:
         return LineOutcome(line.number, "rejected", reason=line.error, raw=line.raw)
     try:
@@ -107,6 +115,17 @@ def prepare(schema: type[RecordBase], line: Line, pii_key: bytes) -> Incoming | 
         )
     data = record.normalise(pii_key)
     document = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+    digest = hashlib.sha256(document)
+    personal = None
+    if keys is not None and (clear := record.personal_clear()):
+        plain = orjson.dumps(clear, option=orjson.OPT_SORT_KEYS)
+        personal = keys.seal(
+            plain, aad_for(schema.category, record.source_department, record.record_id)
+        )
+        # The content's identity covers the sealed values too (a corrected
+        # name under the same mask is a new version), through a keyed digest:
+        # a plain one of an ID number could be reversed by trying them all.
+        digest.update(b"\x00personal:" + hmac.digest(pii_key, plain, "sha256"))
     return Incoming(
         line=line.number,
         source_department=record.source_department,
@@ -114,10 +133,11 @@ def prepare(schema: type[RecordBase], line: Line, pii_key: bytes) -> Incoming | 
         credit_code=record.credit_code,
         subject_kind=record.subject_kind,
         effective_date=record.effective_date(),
-        sha256=hashlib.sha256(document).hexdigest(),
+        sha256=digest.hexdigest(),
         document=document,
         details=_details(record),
         enterprise=_enterprise(record, data),
+        personal=personal,
     )
 
 
@@ -171,12 +191,21 @@ def _writer(engine: Engine) -> Executor:
 class Ingestor:
     """Feeds lines of one category into the store, batch by batch."""
 
-    def __init__(self, engine: Engine, category: str, pii_key: bytes, batch_size: int) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        category: str,
+        pii_key: bytes,
+        batch_size: int,
+        keys: KeyRing | None = None,
+    ) -> None:
+        """Without `keys`, personal values are not kept at all (hashes and masks only)."""
         self.engine = engine
         self.category = category
         self.schema = schema_for(category)
         self.pii_key = pii_key
         self.batch_size = batch_size
+        self.keys = keys
 
     def run(
         self,
@@ -191,7 +220,7 @@ class Ingestor:
         """Batches of `lines` validated in this process, as they are needed."""
         iterator = iter(lines)
         while chunk := list(islice(iterator, self.batch_size)):
-            yield [prepare(self.schema, line, self.pii_key) for line in chunk]
+            yield [prepare(self.schema, line, self.pii_key, self.keys) for line in chunk]
 
     def store(
         self,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy.exc import DBAPIError
 from starlette.responses import Response
 
+from gateway.apidocs import answer_docs
 from gateway.audit.service import record_allowed
 from gateway.enterprises.service import UnknownEnterprise, checked_code
 from gateway.errors import (
@@ -23,6 +24,7 @@ from gateway.identity.keys import KeyError_
 from gateway.reports import signing
 from gateway.reports.build import for_consent
 from gateway.reports.html import render_html
+from gateway.reports.schemas import COMPACT_JWS, CreditReport
 from gateway.reports.service import ReportService
 from policies.consent import decide
 
@@ -85,13 +87,25 @@ def negotiate(accept: str | None) -> str:
         "Verify with the keys at `/.well-known/jwks.json`."
     ),
     responses={
-        200: {
-            "content": {
-                JSON: {},
-                JOSE: {"schema": {"type": "string"}},
-                HTML: {"schema": {"type": "string"}},
-            }
-        },
+        **answer_docs(
+            CreditReport,
+            "The report, as the Accept header asked",
+            headers={"Cache-Control": "`no-store`", "Vary": "`Accept`"},
+            other_media={
+                JOSE: {
+                    "schema": {
+                        "type": "string",
+                        "pattern": COMPACT_JWS,
+                        "description": (
+                            "Compact JWS, protected header `{alg, kid, typ: "
+                            "xyd-credit-report+jws}`; its payload is the report (as "
+                            "`application/json` without `signature`) in RFC 8785 canonical JSON"
+                        ),
+                    }
+                },
+                HTML: {"schema": {"type": "string", "description": "A printable page"}},
+            },
+        ),
         **_PROBLEMS,
     },
     openapi_extra={

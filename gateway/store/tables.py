@@ -108,6 +108,19 @@ record_versions = Table(
     Column("data", Json, nullable=False),
     Column("received_at", Timestamp, nullable=False),
     Column("ingest_batch", String(64)),
+    # The version's personal fields, AES-GCM sealed (gateway/pii_keys.py), and
+    # the key version that sealed them; both null when it has none. Kept out
+    # of `data`, which reports read.
+    Column("personal", Text),
+    Column("personal_key_version", Integer),
+)
+# Partial: only versions with personal fields are indexed, so ingestion of
+# the others pays nothing; `xyd pii status` and `reencrypt` read it.
+Index(
+    "ix_record_versions_personal_key_version",
+    record_versions.c.personal_key_version,
+    postgresql_where=record_versions.c.personal_key_version.isnot(None),
+    sqlite_where=record_versions.c.personal_key_version.isnot(None),
 )
 
 

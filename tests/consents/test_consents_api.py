@@ -169,6 +169,35 @@ def test_change_feed_pages_without_loss_and_names_each_change(
     assert {change for i, change in seen if i != revoked} == {"consent.created"}
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"changed_since": "0.49"},  # lax parsing would take it as a Unix time
+        {"changed_since": "1732700000"},
+        {"changed_since": "2026-11-27T10:00:00"},  # no offset: which day is it?
+        {"changed_since": "2026-11-27"},
+        {"credit_code": ""},
+        {"credit_code": "9151010MA6CAB7F0"},  # too short
+        {"credit_code": "91510100MA6CAB7F0X"},  # shaped right, wrong check character
+    ],
+)
+def test_filters_are_taken_only_as_written(
+    app_client: TestClient, bank: ClientKey, params: dict[str, str]
+) -> None:
+    answer = app_client.get("/v1/consents", params=params, headers=auth(app_client, bank))
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+
+
+def test_changed_since_takes_z_and_offsets(app_client: TestClient, bank: ClientKey) -> None:
+    headers = auth(app_client, bank)
+    app_client.post("/v1/consents", json=body(), headers=headers)
+    for mark in ("2000-01-01T00:00:00Z", "2000-01-01T08:00:00.5+08:00"):
+        answer = app_client.get("/v1/consents", params={"changed_since": mark}, headers=headers)
+        assert answer.status_code == 200, answer.text
+        assert len(answer.json()["items"]) == 1
+
+
 @pytest.mark.parametrize("cursor", ["nonsense", "W10", "WyJ4IiwiYSJd", "%%%"])
 def test_a_forged_cursor_is_422(app_client: TestClient, bank: ClientKey, cursor: str) -> None:
     answer = app_client.get(
