@@ -19,7 +19,12 @@ from sqlalchemy import Engine, create_engine, text
 from gateway.db import make_sync_engine
 from gateway.settings import Settings
 from gateway.store.migrate import upgrade
-from tests.services import Postgres, RedisServer, postgres_server, redis_server
+from tests.services import (
+    Postgres,
+    RedisServer,
+    migrated_postgres,
+    redis_server,
+)
 
 for name in (
     "PGHOST",
@@ -40,14 +45,7 @@ _counter = itertools.count()
 
 @pytest.fixture(scope="session")
 def pg() -> Iterator[Postgres]:
-    with postgres_server() as server:
-        admin = create_engine(server.admin_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f"CREATE DATABASE {_TEMPLATE}"))
-        admin.dispose()
-        engine = create_engine(server.url(_TEMPLATE))
-        upgrade(engine)
-        engine.dispose()
+    with migrated_postgres(_TEMPLATE) as server:
         yield server
 
 

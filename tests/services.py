@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -160,3 +161,32 @@ def redis_server(port: int | None = None) -> Iterator[RedisServer]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, 15)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def migrated_postgres(template: str) -> Iterator[Postgres]:
+    """A throw-away server holding `template`, a database at the latest migration
+    that tests copy (CREATE DATABASE … TEMPLATE) instead of migrating each time."""
+    from sqlalchemy import create_engine, text
+
+    from gateway.store.migrate import upgrade
+
+    with postgres_server() as server:
+        admin = create_engine(server.admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE {template}"))
+        admin.dispose()
+        engine = create_engine(server.url(template))
+        upgrade(engine)
+        engine.dispose()
+        yield server
+
+
+def stop_gently(process: subprocess.Popen[bytes]) -> None:
+    """SIGINT, as Ctrl-C would: uvicorn shuts its workers down; killed after 15 s."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

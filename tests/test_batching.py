@@ -107,13 +107,17 @@ class Keys:
         return self.ring
 
 
-async def test_concurrent_entries_commit_in_batches_as_one_unbroken_chain(
-    engine: Engine, settings: Settings
-) -> None:
+def audit_writer(engine: Engine, settings: Settings) -> AuditWriter:
     with engine.begin() as conn:
         ensure_key(conn, settings.kek_bytes(), "audit", "ES256")
         ring = load_ring(conn, settings.kek_bytes())
-    writer = AuditWriter(engine, Keys(ring))  # type: ignore[arg-type]
+    return AuditWriter(engine, Keys(ring))  # type: ignore[arg-type]
+
+
+async def test_concurrent_entries_commit_in_batches_as_one_unbroken_chain(
+    engine: Engine, settings: Settings
+) -> None:
+    writer = audit_writer(engine, settings)
     committed: list[int] = []
     original = writer._commit
 
@@ -144,10 +148,7 @@ async def test_concurrent_entries_commit_in_batches_as_one_unbroken_chain(
 async def test_a_batch_the_store_refuses_leaves_no_entry_and_raises_a_store_error(
     engine: Engine, settings: Settings
 ) -> None:
-    with engine.begin() as conn:
-        ensure_key(conn, settings.kek_bytes(), "audit", "ES256")
-        ring = load_ring(conn, settings.kek_bytes())
-    writer = AuditWriter(engine, Keys(ring))  # type: ignore[arg-type]
+    writer = audit_writer(engine, settings)
     first = AuditEvent(client_id="bank-a", route="GET /x", decision="allow", request_id="ok")
     assert await writer.append(first) == 1
     # A row already at seq 2 makes the next batch's insert fail, on either store.

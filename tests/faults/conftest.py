@@ -25,11 +25,10 @@ from gateway.audit.chain import checkpoint_keys, verify
 from gateway.records.readers import read_ndjson
 from gateway.records.service import Ingestor
 from gateway.settings import Settings
-from gateway.store.migrate import upgrade
 from gateway.store.tables import audit_entries
 from tests.builders import ndjson, registration
 from tests.identity.kit import ISSUER
-from tests.services import Postgres, postgres_server
+from tests.services import Postgres, migrated_postgres
 
 TEMPLATE = "faults_template"
 _counter = itertools.count()
@@ -49,14 +48,7 @@ def ensure_up(server: Postgres) -> None:
 
 @pytest.fixture(scope="session")
 def fault_pg() -> Iterator[Postgres]:
-    with postgres_server() as server:
-        admin = create_engine(server.admin_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f"CREATE DATABASE {TEMPLATE}"))
-        admin.dispose()
-        engine = create_engine(server.url(TEMPLATE))
-        upgrade(engine)
-        engine.dispose()
+    with migrated_postgres(TEMPLATE) as server:
         yield server
 
 

@@ -8,7 +8,6 @@ import contextlib
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -27,7 +26,7 @@ from gateway.store.tables import audit_entries, consent_events, consents, loan_e
 from tests.adapters.test_kechuangtong import kct
 from tests.builders import code
 from tests.identity.kit import ClientKey
-from tests.services import free_port
+from tests.services import free_port, stop_gently
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 
@@ -91,12 +90,7 @@ def xyd_serve(tmp_path: Path, database_url: str, *, workers: int = 2) -> Iterato
         print(f"xyd serve ready in {time.monotonic() - deadline + 40:.1f} s")
         yield served
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_gently(proc)
 
 
 @dataclass

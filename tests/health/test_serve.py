@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.services import free_port
+from tests.services import free_port, stop_gently
 
 
 def _wait_ready(base: str, proc: subprocess.Popen[bytes], seconds: float = 30) -> None:
@@ -64,9 +63,4 @@ def test_workers_report_one_aggregated_request_count(tmp_path: Path, workers: in
         )
         assert len(pids) >= workers, "every worker should have written samples"
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_gently(proc)

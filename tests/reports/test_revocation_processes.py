@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -19,7 +18,7 @@ from tests.builders import code
 from tests.health.test_serve import _wait_ready
 from tests.identity.kit import ClientKey
 from tests.reports.test_reports_api import ingest, recent_penalty
-from tests.services import free_port
+from tests.services import free_port, stop_gently
 
 pytestmark = pytest.mark.redis
 
@@ -92,9 +91,4 @@ def test_revocation_is_seen_by_the_next_request_on_every_worker(
         assert [a.status_code for a in after] == [403] * 12
         assert {a.json()["reason"] for a in after} == {"revoked"}
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_gently(proc)
