@@ -7,17 +7,20 @@ owner (the CLI command, the app's lifespan), never at import time.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated, Any
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from gateway.errors import DependencyUnavailable
 from gateway.settings import Settings
+
+T = TypeVar("T")
 
 
 def _sync_url(url: str) -> str:
@@ -95,3 +98,42 @@ async def connection(request: Request) -> AsyncIterator[AsyncConnection]:
 
 
 DbConnection = Annotated[AsyncConnection, Depends(connection)]
+
+
+class HeldConnection:
+    """A connection kept checked out by work that runs one batch at a time (a
+    `Coalescer`'s): no pool checkout and no liveness ping per batch, which on the
+    request path cost a round trip each. One that failed is dropped; the next
+    batch checks out another, which the pool pings first.
+
+    `autocommit` for reads that need no transaction around them."""
+
+    def __init__(self, engine: Engine, *, autocommit: bool = False) -> None:
+        self.engine = engine
+        self.autocommit = autocommit
+        self._conn: Connection | None = None
+
+    def run(self, work: Callable[[Connection], T]) -> T:
+        conn = self._conn
+        if conn is None:
+            conn = self.engine.connect()
+            if self.autocommit:
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            self._conn = conn
+        try:
+            return work(conn)
+        except BaseException:
+            # Its state is unknown (a broken socket, a transaction left open):
+            # never reuse it.
+            self._conn = None
+            with contextlib.suppress(Exception):
+                conn.invalidate()
+            with contextlib.suppress(Exception):
+                conn.close()
+            raise
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()

@@ -7,13 +7,15 @@ import hashlib
 import logging
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import Request
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from gateway.audit.chain import AuditEvent, append_many, append_many_committed_pg
 from gateway.batching import Coalescer
+from gateway.db import HeldConnection
 from gateway.errors import DependencyUnavailable
 from gateway.identity.keys import KeyError_, LoadedKey
 from gateway.identity.tokens import KeyRingHolder
@@ -44,6 +46,7 @@ class AuditWriter:
     def __init__(self, engine: Engine, keys: KeyRingHolder) -> None:
         self.engine = engine
         self.keys = keys
+        self.held = HeldConnection(engine)
         self._batches: Coalescer[AuditEvent, int] = Coalescer(self._write)
 
     async def append(self, event: AuditEvent) -> int:
@@ -54,26 +57,25 @@ class AuditWriter:
         return await asyncio.to_thread(self._commit, events, signer)
 
     def _commit(self, events: list[AuditEvent], signer: LoadedKey) -> list[int]:
-        if self.engine.dialect.name == "postgresql":
-            raw = self.engine.raw_connection()
-            pg = raw.driver_connection
-            try:
-                return append_many_committed_pg(
-                    pg, events, signer=signer, checkpoint_every=CHECKPOINT_EVERY
-                )
-            except self.engine.dialect.loaded_dbapi.Error as exc:
-                # Driver errors in SQLAlchemy's terms, as every other store error;
-                # a connection that broke is dropped from the pool, not reused.
-                broken = bool(pg is None or pg.broken or pg.closed)
-                if broken:
-                    raw.invalidate()
-                raise DBAPIError.instance(
-                    None, None, exc, self.engine.dialect.loaded_dbapi.Error, broken
-                ) from exc
-            finally:
-                raw.close()
-        with self.engine.begin() as conn:
+        return self.held.run(lambda conn: _append(conn, events, signer))
+
+    def close(self) -> None:
+        self.held.close()
+
+
+def _append(conn: Connection, events: list[AuditEvent], signer: LoadedKey) -> list[int]:
+    if conn.dialect.name != "postgresql":
+        with conn.begin():
             return append_many(conn, events, signer=signer, checkpoint_every=CHECKPOINT_EVERY)
+    pg: Any = conn.connection.driver_connection
+    dbapi_error = conn.dialect.loaded_dbapi.Error
+    try:
+        return append_many_committed_pg(
+            pg, events, signer=signer, checkpoint_every=CHECKPOINT_EVERY
+        )
+    except dbapi_error as exc:
+        # Driver errors in SQLAlchemy's terms, as every other store error.
+        raise DBAPIError.instance(None, None, exc, dbapi_error, bool(pg.broken)) from exc
 
 
 async def record(request: Request, event: AuditEvent) -> int:

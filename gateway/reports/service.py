@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.batching import Coalescer
 from gateway.consents.service import stored_many
+from gateway.db import HeldConnection
 from gateway.loans import service as ledger
 from gateway.metrics import REPORT_BUILD
 from gateway.records import disputes
@@ -101,6 +102,9 @@ class ReportService:
         # Concurrent requests' consent reads share one query (each still starts
         # after its request arrived, so it sees every revocation committed before).
         self._reads: Coalescer[Ask, Found] = Coalescer(self._read)
+        # Autocommit: no BEGIN before the reads and no ROLLBACK after; each read
+        # is its own snapshot, which is all a check needs.
+        self._held = HeldConnection(store, autocommit=True)
 
     def cut(self, full: dict[str, Any], sections: frozenset[str]) -> dict[str, Any]:
         """The consented part of a full report, kept beside it: every request under
@@ -117,14 +121,10 @@ class ReportService:
         return await self._reads.submit((consent_id, credit_code))
 
     async def _read(self, asks: list[Ask]) -> list[Found]:
-        return await asyncio.to_thread(self._read_sync, self.store, asks)
+        return await asyncio.to_thread(self._held.run, lambda c: consents_and_versions(c, asks))
 
-    @staticmethod
-    def _read_sync(store: Engine, asks: list[Ask]) -> list[Found]:
-        # Autocommit: no BEGIN before the reads and no ROLLBACK after, two round
-        # trips of four; each read is its own snapshot, which is all a check needs.
-        with store.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            return consents_and_versions(conn, asks)
+    def close(self) -> None:
+        self._held.close()
 
     async def full_report(
         self, engine: AsyncEngine, credit_code: str, data_version: int, now: datetime
