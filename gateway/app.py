@@ -99,8 +99,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # under them; an await on a closed aiosqlite connection never returns.
             await asyncio.wait(tasks, timeout=5)
             app.state.identity.guard.close()
-            app.state.audit.close()
-            app.state.reports.close()
+            await app.state.audit.close()
+            await app.state.reports.close()
             if app.state.redis is not None:
                 await app.state.redis.aclose()
             await app.state.engine.dispose()

@@ -7,8 +7,9 @@ owner (the CLI command, the app's lifespan), never at import time.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
@@ -137,3 +138,73 @@ class HeldConnection:
         if conn is not None:
             with contextlib.suppress(Exception):
                 conn.close()
+
+
+class HeldAsyncPg:
+    """`HeldConnection` for PostgreSQL on psycopg's own asyncio connection: a
+    batch's round trips run on the event loop, with no worker thread to hand
+    over to and back from. Driver errors come out as SQLAlchemy's, so they map
+    to answers like any other store error."""
+
+    def __init__(self, engine: Engine, *, autocommit: bool = False) -> None:
+        self.conninfo = engine.url.set(drivername="postgresql").render_as_string(
+            hide_password=False
+        )
+        self.autocommit = autocommit
+        self._conn: Any = None
+
+    async def run(self, work: Callable[[Any], Awaitable[T]]) -> T:
+        import psycopg
+
+        conn = self._conn
+        if conn is None:
+            try:
+                conn = await psycopg.AsyncConnection.connect(
+                    self.conninfo,
+                    autocommit=self.autocommit,
+                    prepare_threshold=None,
+                    connect_timeout=5,
+                )
+            except psycopg.Error as exc:
+                raise DBAPIError.instance(None, None, exc, psycopg.Error, True) from exc
+            self._conn = conn
+        try:
+            return await work(conn)
+        except BaseException as exc:
+            self._conn = None
+            with contextlib.suppress(Exception):
+                await conn.close()
+            if isinstance(exc, psycopg.Error):
+                raise DBAPIError.instance(None, None, exc, psycopg.Error, conn.broken) from exc
+            raise
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+
+class Held:
+    """The store as batch-at-a-time work on the request path holds it: on
+    PostgreSQL psycopg's asyncio connection (`HeldAsyncPg`), elsewhere a pooled
+    connection used from a worker thread, since SQLite's driver blocks."""
+
+    def __init__(self, engine: Engine, *, autocommit: bool = False) -> None:
+        on_pg = engine.dialect.name == "postgresql"
+        self.pg = HeldAsyncPg(engine, autocommit=autocommit) if on_pg else None
+        self.sync = None if on_pg else HeldConnection(engine, autocommit=autocommit)
+
+    async def run(
+        self, on_pg: Callable[[Any], Awaitable[T]], elsewhere: Callable[[Connection], T]
+    ) -> T:
+        if self.pg is not None:
+            return await self.pg.run(on_pg)
+        assert self.sync is not None
+        return await asyncio.to_thread(self.sync.run, elsewhere)
+
+    async def close(self) -> None:
+        if self.pg is not None:
+            await self.pg.close()
+        if self.sync is not None:
+            self.sync.close()

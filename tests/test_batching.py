@@ -5,6 +5,7 @@ audit trail (both still exact, both still one result per request)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import pytest
 from redis.asyncio import Redis
@@ -119,13 +120,13 @@ async def test_concurrent_entries_commit_in_batches_as_one_unbroken_chain(
 ) -> None:
     writer = audit_writer(engine, settings)
     committed: list[int] = []
-    original = writer._commit
+    original = writer._batches.work
 
-    def commit(events: list[AuditEvent], signer: object) -> list[int]:
+    async def write(events: list[AuditEvent]) -> Sequence[int | BaseException]:
         committed.append(len(events))
-        return original(events, signer)  # type: ignore[arg-type]
+        return await original(events)
 
-    writer._commit = commit  # type: ignore[method-assign]
+    writer._batches.work = write
     seqs = await asyncio.gather(*(
         writer.append(AuditEvent(client_id="bank-a", route="GET /x", decision="allow",
                                  reason=f"r{i}", request_id=f"q{i}"))

@@ -15,6 +15,7 @@ a batch of entries reserves its numbers in one update.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from collections.abc import Sequence
@@ -135,42 +136,36 @@ def append_many(
     return [entry["seq"] for entry in entries]
 
 
-def append_many_committed_pg(
+async def append_many_committed_pg(
     pg: Any,
     events: Sequence[AuditEvent],
     *,
     signer: LoadedKey | None = None,
     checkpoint_every: int = 100,
 ) -> list[int]:
-    """`append_many` and its commit on a psycopg connection, in two round trips:
-    BEGIN with the reservation, then the entries, the head and COMMIT in one
-    pipeline. It runs for every answered request (batched); one at a time the
-    same work is six round trips. Raises, rolled back, when anything fails."""
+    """`append_many` and its commit on psycopg's asyncio connection, in two round
+    trips: BEGIN with the reservation, then the entries, the head and COMMIT in
+    one pipeline. It runs for every answered request (batched); one statement at
+    a time the same work is six round trips. Rolled back when anything fails."""
     count = len(events)
     if not count:
         return []
     try:
-        with pg.pipeline(), pg.cursor() as cursor:
-            cursor.execute(_RESERVE_PG, {"n": count})
-            seq, head_hash = cursor.fetchone()
+        async with pg.pipeline(), pg.cursor() as cursor:
+            await cursor.execute(_RESERVE_PG, {"n": count})
+            seq, head_hash = await cursor.fetchone()
             entries = _linked(events, int(seq), head_hash)
-            cursor.executemany(_INSERT_PG, entries)
-            cursor.execute(_ADVANCE_PG, {"entry_hash": entries[-1]["entry_hash"]})
+            await cursor.executemany(_INSERT_PG, entries)
+            await cursor.execute(_ADVANCE_PG, {"entry_hash": entries[-1]["entry_hash"]})
             if signer is not None:
                 for entry in entries:
                     if entry["seq"] % checkpoint_every == 0:
                         signed = _checkpoint_jws(entry["seq"], entry["entry_hash"], signer)
-                        cursor.execute(
-                            _CHECKPOINT_PG,
-                            {
-                                "seq": entry["seq"],
-                                "entry_hash": entry["entry_hash"],
-                                "signed": signed,
-                            },
-                        )
-            pg.commit()
+                        await cursor.execute(_CHECKPOINT_PG, {**entry, "signed": signed})
+            await pg.commit()
     except BaseException:
-        pg.rollback()
+        with contextlib.suppress(Exception):
+            await pg.rollback()
         raise
     return [entry["seq"] for entry in entries]
 

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
 
 from fastapi import Request
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.audit.chain import AuditEvent, append_many, append_many_committed_pg
 from gateway.batching import Coalescer
-from gateway.db import HeldConnection
+from gateway.db import Held
 from gateway.errors import DependencyUnavailable
-from gateway.identity.keys import KeyError_, LoadedKey
+from gateway.identity.keys import KeyError_
 from gateway.identity.tokens import KeyRingHolder
 from gateway.logs import request_id_var
 
@@ -46,7 +44,7 @@ class AuditWriter:
     def __init__(self, engine: Engine, keys: KeyRingHolder) -> None:
         self.engine = engine
         self.keys = keys
-        self.held = HeldConnection(engine)
+        self.held = Held(engine)
         self._batches: Coalescer[AuditEvent, int] = Coalescer(self._write)
 
     async def append(self, event: AuditEvent) -> int:
@@ -54,28 +52,20 @@ class AuditWriter:
 
     async def _write(self, events: list[AuditEvent]) -> list[int]:
         signer = (await self.keys.current()).signing_key("audit", datetime.now(UTC))
-        return await asyncio.to_thread(self._commit, events, signer)
 
-    def _commit(self, events: list[AuditEvent], signer: LoadedKey) -> list[int]:
-        return self.held.run(lambda conn: _append(conn, events, signer))
+        def append(conn: Connection) -> list[int]:
+            with conn.begin():
+                return append_many(conn, events, signer=signer, checkpoint_every=CHECKPOINT_EVERY)
 
-    def close(self) -> None:
-        self.held.close()
-
-
-def _append(conn: Connection, events: list[AuditEvent], signer: LoadedKey) -> list[int]:
-    if conn.dialect.name != "postgresql":
-        with conn.begin():
-            return append_many(conn, events, signer=signer, checkpoint_every=CHECKPOINT_EVERY)
-    pg: Any = conn.connection.driver_connection
-    dbapi_error = conn.dialect.loaded_dbapi.Error
-    try:
-        return append_many_committed_pg(
-            pg, events, signer=signer, checkpoint_every=CHECKPOINT_EVERY
+        return await self.held.run(
+            lambda pg: append_many_committed_pg(
+                pg, events, signer=signer, checkpoint_every=CHECKPOINT_EVERY
+            ),
+            append,
         )
-    except dbapi_error as exc:
-        # Driver errors in SQLAlchemy's terms, as every other store error.
-        raise DBAPIError.instance(None, None, exc, dbapi_error, bool(pg.broken)) from exc
+
+    async def close(self) -> None:
+        await self.held.close()
 
 
 async def record(request: Request, event: AuditEvent) -> int:

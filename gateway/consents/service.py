@@ -225,7 +225,7 @@ def stored(conn: Connection, consent_id: str) -> StoredConsent | None:
 # Read for every report request (batched): on PostgreSQL in driver-level SQL,
 # whose handling costs a fraction of SQLAlchemy's (measured); one array parameter
 # whatever the batch size.
-_CONSENTS_PG = (
+CONSENTS_PG = (
     "SELECT id, credit_code, grantee_client_id, registrant_client_id, purpose, scopes,"
     " valid_from, valid_until, revoked_at, max_daily_accesses"
     " FROM consents WHERE id = ANY(%(ids)s)"
@@ -237,21 +237,23 @@ def stored_many(conn: Connection, consent_ids: Collection[str]) -> dict[str, Sto
     if not consent_ids:
         return {}
     if conn.dialect.name == "postgresql":
-        rows: Any = conn.exec_driver_sql(_CONSENTS_PG, {"ids": list(consent_ids)})
+        rows: Any = conn.exec_driver_sql(CONSENTS_PG, {"ids": list(consent_ids)})
     else:
         rows = conn.execute(select(consents).where(consents.c.id.in_(list(consent_ids))))
-    return {
-        row.id: StoredConsent(
-            id=row.id,
-            credit_code=row.credit_code,
-            grantee_client_id=row.grantee_client_id,
-            registrant_client_id=row.registrant_client_id,
-            purpose=row.purpose,
-            scopes=frozenset(row.scopes),
-            valid_from=_aware(row.valid_from),
-            valid_until=_aware(row.valid_until),
-            revoked=row.revoked_at is not None,
-            max_daily_accesses=row.max_daily_accesses,
-        )
-        for row in rows
-    }
+    return {row.id: stored_from_row(row) for row in rows}
+
+
+def stored_from_row(row: Any) -> StoredConsent:
+    """A consent row (anything with its columns as attributes) as the policy reads it."""
+    return StoredConsent(
+        id=row.id,
+        credit_code=row.credit_code,
+        grantee_client_id=row.grantee_client_id,
+        registrant_client_id=row.registrant_client_id,
+        purpose=row.purpose,
+        scopes=frozenset(row.scopes),
+        valid_from=_aware(row.valid_from),
+        valid_until=_aware(row.valid_until),
+        revoked=row.revoked_at is not None,
+        max_daily_accesses=row.max_daily_accesses,
+    )

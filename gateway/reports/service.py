@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 from collections.abc import Sequence
@@ -10,12 +9,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from psycopg.rows import namedtuple_row
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.batching import Coalescer
-from gateway.consents.service import stored_many
-from gateway.db import HeldConnection
+from gateway.consents.service import CONSENTS_PG, stored_from_row, stored_many
+from gateway.db import Held
 from gateway.loans import service as ledger
 from gateway.metrics import REPORT_BUILD
 from gateway.records import disputes
@@ -41,7 +41,6 @@ Ask = tuple[str | None, str]  # (consent id from the request, credit code)
 Found = tuple[StoredConsent | None, int | None]
 
 
-# Driver-level SQL on PostgreSQL, as for the consents beside it (see stored_many).
 _VERSIONS_PG = (
     "SELECT credit_code, data_version FROM enterprises WHERE credit_code = ANY(%(codes)s)"
 )
@@ -50,18 +49,37 @@ _VERSIONS_PG = (
 def consents_and_versions(conn: Connection, asks: Sequence[Ask]) -> list[Found]:
     """For each ask, the consent as stored now (never cached: revocation is
     immediate) and the enterprise's data version (None: no such enterprise);
-    two queries for any number of asks."""
+    two queries for any number of asks. SQLite's path; PostgreSQL's is
+    `consents_and_versions_pg`."""
     found = stored_many(conn, {consent_id for consent_id, _ in asks if consent_id})
-    codes = list({code for _, code in asks})
-    if conn.dialect.name == "postgresql":
-        rows: Any = conn.exec_driver_sql(_VERSIONS_PG, {"codes": codes})
-    else:
-        rows = conn.execute(
-            select(enterprises.c.credit_code, enterprises.c.data_version).where(
-                enterprises.c.credit_code.in_(codes)
-            )
+    rows = conn.execute(
+        select(enterprises.c.credit_code, enterprises.c.data_version).where(
+            enterprises.c.credit_code.in_({code for _, code in asks})
         )
-    versions = {code: int(version) for code, version in rows}
+    )
+    return _pair(asks, found, {code: int(version) for code, version in rows})
+
+
+async def consents_and_versions_pg(pg: Any, asks: Sequence[Ask]) -> list[Found]:
+    """`consents_and_versions` on psycopg's asyncio connection (autocommit): both
+    queries in one pipeline, one round trip, driver-level SQL with one array
+    parameter each, whatever the batch size."""
+    ids = list({consent_id for consent_id, _ in asks if consent_id})
+    codes = list({code for _, code in asks})
+    consent_rows = pg.cursor(row_factory=namedtuple_row)
+    version_rows = pg.cursor()
+    async with pg.pipeline():
+        if ids:
+            await consent_rows.execute(CONSENTS_PG, {"ids": ids})
+        await version_rows.execute(_VERSIONS_PG, {"codes": codes})
+    found = {row.id: stored_from_row(row) for row in await consent_rows.fetchall()} if ids else {}
+    versions = {code: int(version) for code, version in await version_rows.fetchall()}
+    return _pair(asks, found, versions)
+
+
+def _pair(
+    asks: Sequence[Ask], found: dict[str, StoredConsent], versions: dict[str, int]
+) -> list[Found]:
     return [
         (found.get(consent_id) if consent_id else None, versions.get(code))
         for consent_id, code in asks
@@ -104,7 +122,7 @@ class ReportService:
         self._reads: Coalescer[Ask, Found] = Coalescer(self._read)
         # Autocommit: no BEGIN before the reads and no ROLLBACK after; each read
         # is its own snapshot, which is all a check needs.
-        self._held = HeldConnection(store, autocommit=True)
+        self._held = Held(store, autocommit=True)
 
     def cut(self, full: dict[str, Any], sections: frozenset[str]) -> dict[str, Any]:
         """The consented part of a full report, kept beside it: every request under
@@ -121,10 +139,13 @@ class ReportService:
         return await self._reads.submit((consent_id, credit_code))
 
     async def _read(self, asks: list[Ask]) -> list[Found]:
-        return await asyncio.to_thread(self._held.run, lambda c: consents_and_versions(c, asks))
+        return await self._held.run(
+            lambda pg: consents_and_versions_pg(pg, asks),
+            lambda conn: consents_and_versions(conn, asks),
+        )
 
-    def close(self) -> None:
-        self._held.close()
+    async def close(self) -> None:
+        await self._held.close()
 
     async def full_report(
         self, engine: AsyncEngine, credit_code: str, data_version: int, now: datetime

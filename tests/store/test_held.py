@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway.db import HeldConnection
+from gateway.db import Held, HeldConnection
 
 
 def backend_id(conn: Connection) -> object:
@@ -35,3 +37,23 @@ def test_autocommit_reads_leave_no_transaction_open(engine: Engine) -> None:
     status = held.run(lambda conn: conn.connection.driver_connection.info.transaction_status.name)
     assert status == "IDLE"
     held.close()
+
+
+async def test_held_store_reuses_its_connection_and_replaces_a_failed_one(engine: Engine) -> None:
+    held = Held(engine, autocommit=True)
+
+    async def pg_backend(pg: Any) -> object:
+        cursor = await pg.execute("SELECT pg_backend_pid()")
+        return (await cursor.fetchone())[0]
+
+    async def pg_broken(pg: Any) -> object:
+        return await pg.execute("SELECT * FROM no_such_table")
+
+    first = await held.run(pg_backend, backend_id)
+    assert await held.run(pg_backend, backend_id) == first
+    # A driver error comes out as SQLAlchemy's (so it maps to an answer like any
+    # other store error), and the connection is not used again.
+    with pytest.raises(SQLAlchemyError):
+        await held.run(pg_broken, lambda conn: conn.execute(text("SELECT * FROM no_such_table")))
+    assert await held.run(pg_backend, backend_id) != first
+    await held.close()
