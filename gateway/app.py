@@ -23,6 +23,7 @@ from gateway.breaker import CircuitBreaker
 from gateway.consents.router import router as consents_router
 from gateway.dashboard.router import router as dashboard_router
 from gateway.db import make_async_engine, make_sync_engine
+from gateway.direct import Direct
 from gateway.enterprises.router import router as enterprises_router
 from gateway.errors import install_problem_handlers
 from gateway.gate import Gate
@@ -37,6 +38,7 @@ from gateway.pii_keys import load_key_ring
 from gateway.records.router import router as records_router
 from gateway.reports.build import ReportBuilder
 from gateway.reports.cache import ReportCache
+from gateway.reports.router import ROUTE as REPORT_ROUTE
 from gateway.reports.router import router as reports_router
 from gateway.reports.service import ReportService, rules_fingerprint
 from gateway.settings import Settings
@@ -154,6 +156,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         GatewayMiddleware,
         max_body_bytes=settings.max_body_bytes,
         https=settings.issuer.startswith("https://"),
+        direct=Direct(app, "GET", REPORT_ROUTE),
     )
     _check_route_costs(app, rates)
     return app

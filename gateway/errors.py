@@ -213,6 +213,18 @@ def database_problem(exc: BaseException) -> DependencyUnavailable | None:
     return DependencyUnavailable("the database is unavailable; retry later")
 
 
+def outage(exc: BaseException, path: str) -> DependencyUnavailable | None:
+    """`database_problem`, logged: an outage is not a bug, so one line and no
+    trace (there would be one per request)."""
+    error = database_problem(exc)
+    if error is not None:
+        log.error(
+            "database unavailable: %s (%s)", type(exc).__name__, error.detail,
+            extra={"path": redact(path)},
+        )  # fmt: skip
+    return error
+
+
 # SQLite's words for a file it cannot write: the disk is full, the file or its
 # directory is read-only (in WAL mode the -shm file then cannot even be opened).
 _UNWRITABLE = ("readonly", "read-only", "disk is full", "unable to open database file")
@@ -245,14 +257,9 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(ProblemError("unexpected error; quote the X-Request-Id"))
 
     async def on_database(request: Request, exc: Exception) -> Response:
-        error = database_problem(exc)
+        error = outage(exc, request.url.path)
         if error is None:
             return await on_unexpected(request, exc)
-        # An outage is not a bug: one line, no trace (there would be one per request).
-        log.error(
-            "database unavailable: %s (%s)", type(exc).__name__, error.detail,
-            extra={"path": redact(request.url.path)},
-        )  # fmt: skip
         return problem_response(error, request.url.path)
 
     app.add_exception_handler(ProblemError, on_problem)

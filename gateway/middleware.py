@@ -15,6 +15,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.direct import Direct
 from gateway.errors import PayloadTooLarge, ProblemError, problem_response
 from gateway.logs import redact, request_id_var
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -39,9 +40,17 @@ _HSTS = (b"strict-transport-security", b"max-age=31536000")
 
 
 class GatewayMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, https: bool = False) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        https: bool = False,
+        direct: Direct | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.direct = direct
         self.security_headers = (*_SECURITY_HEADERS, _HSTS) if https else _SECURITY_HEADERS
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -79,7 +88,11 @@ class GatewayMiddleware:
         try:
             if declared is not None and declared > self.max_body_bytes:
                 raise PayloadTooLarge(f"request body exceeds {self.max_body_bytes} bytes")
-            await self.app(scope, limited_receive, send_with_id)
+            params = self.direct.match(scope) if self.direct is not None else None
+            if params is not None and self.direct is not None:
+                await self.direct(scope, limited_receive, send_with_id, params)
+            else:
+                await self.app(scope, limited_receive, send_with_id)
         except ProblemError as problem:
             if not response_started:
                 await _send_problem(problem, scope, receive, send_with_id)
