@@ -3,7 +3,7 @@
 `ReportBuilder.build` makes the full report of an enterprise for one data
 version (what the cache keeps); `consent_cut` cuts it down to the sections
 a consent covers (the same for every request under such a consent), and
-`for_consent` adds one request's own fields.
+`request_members` are one request's own fields beside it.
 """
 
 from __future__ import annotations
@@ -172,12 +172,11 @@ def consent_cut(full: dict[str, Any], sections: frozenset[str]) -> dict[str, Any
     }
 
 
-def for_consent(
-    cut: dict[str, Any], *, consent_id: str, purpose: str, report_id: str, generated_at: str
+def request_members(
+    *, consent_id: str, purpose: str, report_id: str, generated_at: str
 ) -> dict[str, Any]:
-    """One report as sent: a `consent_cut` (shared, never modified) and this request's own."""
+    """What one report as sent adds to its `consent_cut` (shared, never modified)."""
     return {
-        **cut,
         "report_id": report_id,
         "generated_at": generated_at,
         "consent_id": consent_id,

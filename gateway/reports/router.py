@@ -3,7 +3,6 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 
-import orjson
 from fastapi import APIRouter, Request
 from sqlalchemy.exc import DBAPIError
 from starlette.responses import Response
@@ -22,7 +21,7 @@ from gateway.errors import (
 from gateway.identity.deps import ReportFetcher, admit, audit_denial
 from gateway.identity.keys import KeyError_
 from gateway.reports import signing
-from gateway.reports.build import for_consent
+from gateway.reports.build import request_members
 from gateway.reports.html import render_html
 from gateway.reports.schemas import COMPACT_JWS, CreditReport
 from gateway.reports.service import ReportService
@@ -167,23 +166,25 @@ async def credit_report(request: Request, caller: ReportFetcher) -> Response:
         raise DependencyUnavailable("the credit store is unavailable") from exc
     if full is None:
         raise UnknownEnterprise(f"no enterprise with credit code {code}")
-    report = for_consent(
-        service.cut(full, decision.sections),
+    shared = service.cut(full, decision.sections)
+    own = request_members(
         consent_id=decision.consent.id,
         purpose=decision.consent.purpose,
         report_id=f"rpt_{secrets.token_urlsafe(12)}",
         generated_at=now.isoformat(),
     )
+    parts = {**shared.members, **signing.members(own)}
     try:
         key = (await state.identity.keys.current()).signing_key("report", now)
     except KeyError_ as exc:
         raise DependencyUnavailable("no report-signing key is available") from exc
     if media == JOSE:
-        body = signing.compact(report, key).encode("ascii")
+        body = signing.compact(signing.joined(parts), key).encode("ascii")
     elif media == HTML:
-        body = render_html(report, signature=signing.detached(report, key)).encode()
+        signature = signing.detached(signing.joined(parts), key)
+        body = render_html({**shared.report, **own}, signature=signature).encode()
     else:
-        body = orjson.dumps({**report, "signature": signing.detached(report, key)})
+        body = signing.signed_json(parts, key)
     await record_allowed(
         request,
         caller.client_id,

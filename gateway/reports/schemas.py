@@ -1,7 +1,7 @@
 """What the credit report answers (documentation; see gateway/apidocs.py).
 
 The members are those `build.ReportBuilder.build`, `build.consent_cut` and
-`build.for_consent` write, plus `signature` (signing.py). Section names come
+`build.request_members` write, plus `signature` (signing.py). Section names come
 from config/report.yaml, so `sections` and `completeness` are maps; a
 section's items are the records shown (their catalogue fields vary by
 category, so those objects are open) or, in `loans`, ledger rows.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from gateway.db import Held
 from gateway.loans import service as ledger
 from gateway.metrics import REPORT_BUILD
 from gateway.records import disputes
+from gateway.reports import signing
 from gateway.reports.build import ReportBuilder, consent_cut, report_day
 from gateway.reports.cache import ReportCache
 from gateway.reports.records import current_records, enterprise_row, latest_feeds
@@ -35,6 +37,14 @@ def rules_fingerprint(config_dir: Path) -> str:
     for name in RULE_FILES:
         digest.update((config_dir / name).read_bytes())
     return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """A consent cut and its top-level members as canonical JSON."""
+
+    report: dict[str, Any]
+    members: signing.Members
 
 
 Ask = tuple[str | None, str]  # (consent id from the request, credit code)
@@ -115,7 +125,7 @@ class ReportService:
         self.fingerprint = fingerprint
         self._feeds: dict[str, datetime] = {}
         self._feeds_read = -FEEDS_TTL_S
-        self._cuts: dict[tuple[str, int, str, frozenset[str]], dict[str, Any]] = {}
+        self._cuts: dict[tuple[str, int, str, frozenset[str]], Cut] = {}
         self._cut_entries = max(16, cache.local_entries)
         # Concurrent requests' consent reads share one query (each still starts
         # after its request arrived, so it sees every revocation committed before).
@@ -124,13 +134,15 @@ class ReportService:
         # is its own snapshot, which is all a check needs.
         self._held = Held(store, autocommit=True)
 
-    def cut(self, full: dict[str, Any], sections: frozenset[str]) -> dict[str, Any]:
-        """The consented part of a full report, kept beside it: every request under
-        consents to the same sections shares it (nobody writes to it)."""
+    def cut(self, full: dict[str, Any], sections: frozenset[str]) -> Cut:
+        """The consented part of a full report, kept beside it with its members
+        serialised: every request under consents to the same sections shares it
+        (nobody writes to it)."""
         key = (full["credit_code"], full["data_version"], full["as_of_date"], sections)
         found = self._cuts.get(key)
         if found is None:
-            found = self._cuts[key] = consent_cut(full, sections)
+            report = consent_cut(full, sections)
+            found = self._cuts[key] = Cut(report, signing.members(report))
             while len(self._cuts) > self._cut_entries:
                 self._cuts.pop(next(iter(self._cuts)))
         return found

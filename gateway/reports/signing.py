@@ -9,6 +9,11 @@ each built report through `without_floats` so that stays true.
 - `application/jose`: one compact JWS whose payload is the canonical report.
 - `application/json`: the report itself plus `signature`, a detached JWS
   (RFC 7515 appendix F: `header..signature`) over the report without that member.
+
+Every request's report is a shared consent cut plus four members of its own,
+so the canonical form is assembled from members serialised once (`Members`):
+the cut's are kept with it, only the request's own are written per request.
+The JSON answer is the same canonical bytes with `signature` in its sorted place.
 """
 
 from __future__ import annotations
@@ -23,21 +28,42 @@ from gateway.identity.keys import LoadedKey
 REPORT_TYP = "xyd-credit-report+jws"
 
 
+Members = dict[str, bytes]  # top-level member name → its value as canonical JSON
+
+
 def canonical(report: dict[str, Any]) -> bytes:
     return orjson.dumps(report, option=orjson.OPT_SORT_KEYS)
+
+
+def members(report: dict[str, Any]) -> Members:
+    return {name: canonical(value) for name, value in report.items()}
+
+
+def joined(parts: Members) -> bytes:
+    """The canonical JSON of the object whose members are `parts`: what
+    `canonical` gives for the report they came from."""
+    return b"{%s}" % b",".join(orjson.dumps(name) + b":" + parts[name] for name in sorted(parts))
 
 
 def _header(key: LoadedKey) -> dict[str, Any]:
     return {"alg": key.alg, "kid": key.kid, "typ": REPORT_TYP}
 
 
-def compact(report: dict[str, Any], key: LoadedKey) -> str:
-    return jose.sign_bytes(_header(key), canonical(report), key.private)
+def compact(payload: bytes, key: LoadedKey) -> str:
+    """A compact JWS of `payload`, a report's canonical JSON."""
+    return jose.sign_bytes(_header(key), payload, key.private)
 
 
-def detached(report: dict[str, Any], key: LoadedKey) -> str:
-    head, _, signature = compact(report, key).split(".")
+def detached(payload: bytes, key: LoadedKey) -> str:
+    head, _, signature = compact(payload, key).split(".")
     return f"{head}..{signature}"
+
+
+def signed_json(parts: Members, key: LoadedKey) -> bytes:
+    """The `application/json` answer: the report's members and `signature`, a
+    detached JWS over the report without it, in canonical order."""
+    signature = detached(joined(parts), key)
+    return joined({**parts, "signature": orjson.dumps(signature)})
 
 
 def without_floats(value: Any) -> Any:

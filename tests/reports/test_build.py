@@ -7,10 +7,12 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from gateway.app import create_app
-from gateway.reports.build import ReportBuilder, consent_cut, for_consent, quarter_ends_before
+from gateway.reports import signing
+from gateway.reports.build import ReportBuilder, consent_cut, quarter_ends_before, request_members
 from gateway.reports.records import StoredRecord
 from gateway.settings import Settings
 
@@ -155,10 +157,11 @@ def test_completeness_says_why(report: dict[str, Any]) -> None:
 
 def test_for_consent_withholds_other_sections_and_their_evidence(report: dict[str, Any]) -> None:
     shared = consent_cut(report, frozenset({"basic", "tax"}))
-    cut = for_consent(
-        shared, consent_id="cns_1", purpose="credit_review", report_id="rpt_1",
+    own = request_members(
+        consent_id="cns_1", purpose="credit_review", report_id="rpt_1",
         generated_at=NOW.isoformat(),
     )  # fmt: skip
+    cut = {**shared, **own}
     assert (cut["report_id"], cut["consent_id"]) == ("rpt_1", "cns_1")
     assert "report_id" not in shared  # the shared cut is never written to
     assert set(cut["sections"]) == {"basic", "tax"}
@@ -217,3 +220,20 @@ def test_loans_section_from_the_ledger_once_a_platform_is_connected() -> None:
     assert builder.build(ENTERPRISE, RECORDS, FEEDS, NOW)["completeness"]["loans"]["status"] == (
         "unavailable"
     )
+
+
+def test_the_canonical_form_joined_from_members_is_the_whole_reports(
+    report: dict[str, Any],
+) -> None:
+    shared = consent_cut(report, frozenset({"basic", "tax", "penalties"}))
+    own = request_members(
+        consent_id="cns_1", purpose="credit_review", report_id="rpt_1",
+        generated_at=NOW.isoformat(),
+    )  # fmt: skip
+    whole = {**shared, **own}
+    parts = {**signing.members(shared), **signing.members(own)}
+    assert signing.joined(parts) == signing.canonical(whole)
+    assert orjson.loads(signing.joined(parts)) == whole
+    # The JSON answer: the same members and `signature`, still canonical.
+    with_signature = {**parts, "signature": orjson.dumps("h..s")}
+    assert signing.joined(with_signature) == signing.canonical({**whole, "signature": "h..s"})
