@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine
 
 from gateway.db import make_sync_engine
 from gateway.settings import Settings
@@ -74,12 +74,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def fresh_pg_database(pg: Postgres) -> str:
-    name = f"xyd_test_{os.getpid()}_{next(_counter)}"
-    admin = create_engine(pg.admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name} TEMPLATE {_TEMPLATE}"))
-    admin.dispose()
-    return pg.url(name)
+    return pg.copy(_TEMPLATE, f"xyd_test_{os.getpid()}_{next(_counter)}")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -48,6 +48,16 @@ class Postgres:
     def url(self, database: str) -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
+    def copy(self, template: str, name: str) -> str:
+        """A new database `name` copied from `template`; its URL."""
+        from sqlalchemy import create_engine, text
+
+        admin = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE {name} TEMPLATE {template}"))
+        admin.dispose()
+        return self.url(name)
+
     def pg_ctl(self, *args: str) -> None:
         subprocess.run(
             _as_postgres([str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), *args]),

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy import Engine, create_engine, func, select
 
 from gateway.audit.chain import checkpoint_keys, verify
 from gateway.records.readers import read_ndjson
@@ -56,12 +56,7 @@ def fault_pg() -> Iterator[Postgres]:
 def pg_url(fault_pg: Postgres) -> Iterator[str]:
     """A fresh database on the faults' own server; the server is up again afterwards."""
     ensure_up(fault_pg)
-    name = f"faults_{next(_counter)}"
-    admin = create_engine(fault_pg.admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
-    admin.dispose()
-    yield fault_pg.url(name)
+    yield fault_pg.copy(TEMPLATE, f"faults_{next(_counter)}")
     ensure_up(fault_pg)
 
 
