@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine
 
 from tests.faults.conftest import TEMPLATE, audit_verified, ensure_up, seed_enterprises
 from tests.faults.served import Seen, Served, assert_exactly_once, run_load, xyd_serve
@@ -38,11 +38,7 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(fault_pg: Postgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     ensure_up(fault_pg)
-    admin = create_engine(fault_pg.admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE faults_served TEMPLATE {TEMPLATE}"))
-    admin.dispose()
-    url = fault_pg.url("faults_served")
+    url = fault_pg.copy(TEMPLATE, "faults_served")
     engine = create_engine(url, pool_pre_ping=True)
     seed_enterprises(engine, 1)
     bank = register(engine, "bank-a", org_code="BOCD")
