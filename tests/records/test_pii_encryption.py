@@ -197,7 +197,7 @@ def test_rotate_then_reencrypt_leaves_nothing_under_the_old_version(
 
 
 class Crash(Exception):
-    pass
+    """The process dying between two batches."""
 
 
 def test_reencrypt_interrupted_then_resumed(engine: Engine, settings: Settings) -> None:
