@@ -115,7 +115,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    # Loaded once per process: ingestion seals personal fields with it.
+    # The personal-data keys, read once per process: ingestion hashes personal
+    # identifiers with the first and seals the clear values with the ring.
+    app.state.pii_key = settings.pii_key_bytes()
     app.state.pii_keys = load_key_ring(settings)
     # A bad rules file stops start-up here, with the field named.
     app.state.consent_rules = ConsentRules.load(settings.config_dir / "consent.yaml")
@@ -130,7 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         PlatformContext(
             app_state=app.state,
             consent_rules=app.state.consent_rules,
-            pii_key=settings.pii_key_bytes(),
+            pii_key=app.state.pii_key,
             state_dir=settings.state_dir,
             settings={},
             outbound=OutboundPolicy.of(settings.outbound_allowed_hosts),

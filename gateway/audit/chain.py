@@ -77,10 +77,11 @@ _INSERT = (
     " :decision, :reason, :response_sha256, :request_id, :prev_hash, :entry_hash)"
 )
 _ADVANCE = "UPDATE audit_head SET entry_hash = :entry_hash WHERE id = 1"
-_IN_DRIVER_STYLE: dict[tuple[str, str], str] = {}
-_RESERVE_PG, _INSERT_PG, _ADVANCE_PG = (
-    re.sub(r":(\w+)", r"%(\1)s", statement) for statement in (_RESERVE, _INSERT, _ADVANCE)
-)
+# psycopg's placeholders (`%(name)s`) for the same statements; sqlite3 takes `:name`.
+_ON_PG = {
+    statement: re.sub(r":(\w+)", r"%(\1)s", statement)
+    for statement in (_RESERVE, _INSERT, _ADVANCE)
+}
 _CHECKPOINT_PG = (
     "INSERT INTO audit_checkpoints (seq, entry_hash, signed)"
     " VALUES (%(seq)s, %(entry_hash)s, %(signed)s)"
@@ -88,16 +89,8 @@ _CHECKPOINT_PG = (
 
 
 def _sql(conn: Connection, statement: str) -> str:
-    """`statement`'s `:name` placeholders as the driver wants them (sqlite3 takes
-    them as they are; psycopg wants `%(name)s`)."""
-    key = (conn.dialect.name, statement)
-    found = _IN_DRIVER_STYLE.get(key)
-    if found is None:
-        found = statement
-        if conn.dialect.name == "postgresql":
-            found = re.sub(r":(\w+)", r"%(\1)s", statement)
-        _IN_DRIVER_STYLE[key] = found
-    return found
+    """`statement` with the placeholders its connection's driver takes."""
+    return _ON_PG[statement] if conn.dialect.name == "postgresql" else statement
 
 
 def append(
@@ -152,11 +145,11 @@ async def append_many_committed_pg(
         return []
     try:
         async with pg.pipeline(), pg.cursor() as cursor:
-            await cursor.execute(_RESERVE_PG, {"n": count})
+            await cursor.execute(_ON_PG[_RESERVE], {"n": count})
             seq, head_hash = await cursor.fetchone()
             entries = _linked(events, int(seq), head_hash)
-            await cursor.executemany(_INSERT_PG, entries)
-            await cursor.execute(_ADVANCE_PG, {"entry_hash": entries[-1]["entry_hash"]})
+            await cursor.executemany(_ON_PG[_INSERT], entries)
+            await cursor.execute(_ON_PG[_ADVANCE], {"entry_hash": entries[-1]["entry_hash"]})
             if signer is not None:
                 for entry in entries:
                     if entry["seq"] % checkpoint_every == 0:

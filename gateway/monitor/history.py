@@ -9,7 +9,7 @@ in-memory window where it covers a query, `SqlHistory` where it does not.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -18,8 +18,8 @@ from sqlalchemy import Connection, select
 from gateway.monitor.rows import among
 from gateway.monitor.window import EventWindow
 from gateway.store.tables import enterprises, monitor_events
-from policies.risk.base import EventKind, MonitorEvent, Tally, conditions
-from policies.risk.common import CountsFromEvents, matches
+from policies.risk.base import History, MonitorEvent, Query, Tally
+from policies.risk.common import matches
 
 
 def _aware(value: datetime) -> datetime:
@@ -36,7 +36,7 @@ def to_event(row: Any) -> MonitorEvent:
     )
 
 
-class SqlHistory(CountsFromEvents):
+class SqlHistory(History):
     """`hidden`: ids of rows this transaction inserted but has not applied yet; a
     batch records its events up front, and the rules of one of them must not see
     those that come after it."""
@@ -47,30 +47,20 @@ class SqlHistory(CountsFromEvents):
         self._facts: dict[str, tuple[date | None, str | None]] = {}
         self._reps: dict[str, list[str]] = {}
 
-    def events(
-        self,
-        *,
-        since: datetime,
-        until: datetime,
-        kind: EventKind | None = None,
-        credit_code: str | None = None,
-        attr: tuple[str, Any] | None = None,
-        attrs: Mapping[str, Any] | None = None,
-    ) -> Sequence[MonitorEvent]:
-        query = select(monitor_events).where(
-            monitor_events.c.occurred_at >= since.astimezone(UTC),
-            monitor_events.c.occurred_at <= until.astimezone(UTC),
+    def find(self, query: Query) -> Sequence[MonitorEvent]:
+        rows = select(monitor_events).where(
+            monitor_events.c.occurred_at >= query.since.astimezone(UTC),
+            monitor_events.c.occurred_at <= query.until.astimezone(UTC),
         )
-        if kind is not None:
-            query = query.where(monitor_events.c.kind == kind)
-        if credit_code is not None:
-            query = query.where(monitor_events.c.credit_code == credit_code)
-        order = query.order_by(monitor_events.c.occurred_at, monitor_events.c.id)
-        pairs = conditions(attr, attrs)
+        if query.kind is not None:
+            rows = rows.where(monitor_events.c.kind == query.kind)
+        if query.credit_code is not None:
+            rows = rows.where(monitor_events.c.credit_code == query.credit_code)
+        order = rows.order_by(monitor_events.c.occurred_at, monitor_events.c.id)
         return [
             event
             for event in map(to_event, self.conn.execute(order))
-            if event.id not in self.hidden and matches(event, pairs)
+            if event.id not in self.hidden and matches(event, query.pairs)
         ]
 
     def preload(self, codes: Iterable[str]) -> None:
@@ -118,7 +108,7 @@ class SqlHistory(CountsFromEvents):
         return found
 
 
-class BatchHistory:
+class BatchHistory(History):
     """The window answers what it covers; the database the rest (late events, long
     look-backs). Both hold exactly the applied events, so the answer is the same."""
 
@@ -126,66 +116,24 @@ class BatchHistory:
         self.window = window
         self.database = database
 
-    def events(
-        self,
-        *,
-        since: datetime,
-        until: datetime,
-        kind: EventKind | None = None,
-        credit_code: str | None = None,
-        attr: tuple[str, Any] | None = None,
-        attrs: Mapping[str, Any] | None = None,
-    ) -> Sequence[MonitorEvent]:
-        found = self.window.find(since, until, kind, credit_code, conditions(attr, attrs))
+    def find(self, query: Query) -> Sequence[MonitorEvent]:
+        found = self.window.find(query)
         if found is None:
-            return self.database.events(
-                since=since, until=until, kind=kind, credit_code=credit_code, attr=attr, attrs=attrs
-            )
+            return self.database.find(query)
         series, lo, hi = found
         return series.events[lo:hi]
 
-    def count(
-        self,
-        *,
-        since: datetime,
-        until: datetime,
-        kind: EventKind | None = None,
-        credit_code: str | None = None,
-        attr: tuple[str, Any] | None = None,
-        attrs: Mapping[str, Any] | None = None,
-    ) -> int:
-        found = self.window.find(since, until, kind, credit_code, conditions(attr, attrs))
+    def find_count(self, query: Query) -> int:
+        found = self.window.find(query)
         if found is None:
-            return self.database.count(
-                since=since, until=until, kind=kind, credit_code=credit_code, attr=attr, attrs=attrs
-            )
+            return self.database.find_count(query)
         _, lo, hi = found
         return hi - lo
 
-    def tally(
-        self,
-        *,
-        since: datetime,
-        until: datetime,
-        by: str,
-        limit: int,
-        kind: EventKind | None = None,
-        credit_code: str | None = None,
-        attr: tuple[str, Any] | None = None,
-        attrs: Mapping[str, Any] | None = None,
-    ) -> Tally:
-        found = self.window.find(since, until, kind, credit_code, conditions(attr, attrs))
+    def find_tally(self, query: Query, by: str, limit: int) -> Tally:
+        found = self.window.find(query)
         if found is None:
-            return self.database.tally(
-                since=since,
-                until=until,
-                by=by,
-                limit=limit,
-                kind=kind,
-                credit_code=credit_code,
-                attr=attr,
-                attrs=attrs,
-            )
+            return self.database.find_tally(query, by, limit)
         series, lo, hi = found
         return series.tally(lo, hi, by, limit)
 

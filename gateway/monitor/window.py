@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from policies.risk.base import MonitorEvent, Tally
+from policies.risk.base import MonitorEvent, Query, Tally
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_US = timedelta(microseconds=1)
@@ -177,16 +177,12 @@ class EventWindow:
         self._indexes.clear()  # rebuilt on the next query that needs each
         self._by_kind.clear()
 
-    def find(
-        self,
-        since: datetime,
-        until: datetime,
-        kind: str | None,
-        credit_code: str | None,
-        pairs: tuple[tuple[str, Any], ...],
-    ) -> tuple[Series, int, int] | None:
+    def find(self, query: Query) -> tuple[Series, int, int] | None:
         """The series and bounds holding a query's events; None when the window cannot
         answer it (it reaches below the floor, or asks for an unhashable value)."""
+        since, until, kind, credit_code, pairs = (
+            query.since, query.until, query.kind, query.credit_code, query.pairs
+        )  # fmt: skip
         low = micros(since)
         if low < self._floor:
             return None

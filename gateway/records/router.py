@@ -83,7 +83,7 @@ async def post_records(
     status, answer, replayed = await anyio.to_thread.run_sync(
         lambda: ingest_idempotently(
             request.app.state.sync_engine,
-            settings.pii_key_bytes(),
+            request.app.state.pii_key,
             settings.ingest_batch_size,
             client_id=caller.client_id,
             key=key,

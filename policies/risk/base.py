@@ -11,7 +11,8 @@ clock, so a late event is judged by when it happened.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal, Protocol
@@ -59,12 +60,22 @@ class Finding:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
-def conditions(
-    attr: tuple[str, Any] | None, attrs: Mapping[str, Any] | None
-) -> tuple[tuple[str, Any], ...]:
-    """The attribute equalities a History query asks for, `attr` and `attrs` together."""
-    pairs = tuple(attrs.items()) if attrs else ()
-    return (attr, *pairs) if attr is not None else pairs
+def text(attrs: Mapping[str, Any], key: str) -> str | None:
+    """`attrs[key]` when it is a non-empty string."""
+    value = attrs.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One question to a History: the events of `kind` and `credit_code` (None:
+    any) with `since <= occurred_at <= until` whose attrs equal every pair."""
+
+    since: datetime
+    until: datetime
+    kind: EventKind | None = None
+    credit_code: str | None = None
+    pairs: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,13 +90,20 @@ class Tally:
     keys: int
     ids: tuple[str, ...]
 
+    @classmethod
+    def of(cls, events: Iterable[MonitorEvent], by: str, limit: int) -> Tally:
+        keyed = [(e.id, key) for e in events if (key := text(e.attrs, by)) is not None]
+        return cls(len({key for _, key in keyed}), tuple(sorted(i for i, _ in keyed))[:limit])
 
-class History(Protocol):
+
+class History(ABC):
     """Events the monitor has seen, queried by event time (inclusive bounds).
 
-    A query matches events of `kind`, of `credit_code`, and whose attrs equal
-    `attr` (one name and value) and every pair of `attrs`; `None` matches all.
-    `events` come ordered by (occurred_at, id).
+    Rules ask with keywords: events of `kind`, of `credit_code`, and whose attrs
+    equal `attr` (one name and value) and every pair of `attrs`; `None` matches
+    all. `events` come ordered by (occurred_at, id). A history answers a `Query`
+    in `find`, and in `find_count` and `find_tally` where it has a faster way
+    than counting what `find` returns.
     """
 
     def events(
@@ -97,7 +115,8 @@ class History(Protocol):
         credit_code: str | None = None,
         attr: tuple[str, Any] | None = None,
         attrs: Mapping[str, Any] | None = None,
-    ) -> Sequence[MonitorEvent]: ...
+    ) -> Sequence[MonitorEvent]:
+        return self.find(_query(since, until, kind, credit_code, attr, attrs))
 
     def count(
         self,
@@ -108,7 +127,8 @@ class History(Protocol):
         credit_code: str | None = None,
         attr: tuple[str, Any] | None = None,
         attrs: Mapping[str, Any] | None = None,
-    ) -> int: ...
+    ) -> int:
+        return self.find_count(_query(since, until, kind, credit_code, attr, attrs))
 
     def tally(
         self,
@@ -121,16 +141,41 @@ class History(Protocol):
         credit_code: str | None = None,
         attr: tuple[str, Any] | None = None,
         attrs: Mapping[str, Any] | None = None,
-    ) -> Tally: ...
+    ) -> Tally:
+        return self.find_tally(_query(since, until, kind, credit_code, attr, attrs), by, limit)
 
+    @abstractmethod
+    def find(self, query: Query) -> Sequence[MonitorEvent]:
+        """The matching events, ordered by (occurred_at, id)."""
+
+    def find_count(self, query: Query) -> int:
+        return len(self.find(query))
+
+    def find_tally(self, query: Query, by: str, limit: int) -> Tally:
+        return Tally.of(self.find(query), by, limit)
+
+    @abstractmethod
     def registered_on(self, credit_code: str) -> date | None: ...
 
+    @abstractmethod
     def legal_rep_hash(self, credit_code: str) -> str | None: ...
 
+    @abstractmethod
     def codes_with_rep(self, legal_rep_hash: str) -> Sequence[str]:
         """The enterprises whose legal representative is `legal_rep_hash` (as
         `legal_rep_hash(code)` answers), in code order."""
-        ...
+
+
+def _query(
+    since: datetime,
+    until: datetime,
+    kind: EventKind | None,
+    credit_code: str | None,
+    attr: tuple[str, Any] | None,
+    attrs: Mapping[str, Any] | None,
+) -> Query:
+    pairs = tuple(attrs.items()) if attrs else ()
+    return Query(since, until, kind, credit_code, (attr, *pairs) if attr is not None else pairs)
 
 
 class Rule(Protocol):

@@ -10,17 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Protocol
+from typing import Any
 
-from policies.risk.base import EventKind, MonitorEvent, Tally
+from policies.risk.base import MonitorEvent
+from policies.risk.base import text as text
 
 MAX_EVIDENCE = 50
 SHANGHAI = timezone(timedelta(hours=8))  # UTC+8 all year: no daylight saving to follow
-
-
-def text(attrs: Mapping[str, Any], key: str) -> str | None:
-    value = attrs.get(key)
-    return value if isinstance(value, str) and value else None
 
 
 def whole(attrs: Mapping[str, Any], key: str) -> int | None:
@@ -74,12 +70,6 @@ def matches(event: MonitorEvent, pairs: Iterable[tuple[str, Any]]) -> bool:
     return all(event.attrs.get(name) == value for name, value in pairs)
 
 
-def tally_of(events: Iterable[MonitorEvent], by: str, limit: int) -> Tally:
-    """`History.tally` over events already found: for histories without a faster way."""
-    keyed = [(e.id, key) for e in events if (key := text(e.attrs, by)) is not None]
-    return Tally(len({key for _, key in keyed}), tuple(sorted(i for i, _ in keyed))[:limit])
-
-
 @dataclass(frozen=True, slots=True)
 class Window:
     since: datetime
@@ -115,52 +105,3 @@ def densest_window(
         if best is None or len(keys) > len(best.keys):
             best = Window(start, start + span, tuple(e for e, _ in inside), keys)
     return best
-
-
-class _HasEvents(Protocol):
-    def events(
-        self,
-        *,
-        since: datetime,
-        until: datetime,
-        kind: EventKind | None = None,
-        credit_code: str | None = None,
-        attr: tuple[str, Any] | None = None,
-        attrs: Mapping[str, Any] | None = None,
-    ) -> Sequence[MonitorEvent]: ...
-
-
-class CountsFromEvents:
-    """`count` and `tally` of a History that has no faster way than its `events`."""
-
-    def count(
-        self: _HasEvents,
-        *,
-        since: datetime,
-        until: datetime,
-        kind: EventKind | None = None,
-        credit_code: str | None = None,
-        attr: tuple[str, Any] | None = None,
-        attrs: Mapping[str, Any] | None = None,
-    ) -> int:
-        found = self.events(
-            since=since, until=until, kind=kind, credit_code=credit_code, attr=attr, attrs=attrs
-        )
-        return len(found)
-
-    def tally(
-        self: _HasEvents,
-        *,
-        since: datetime,
-        until: datetime,
-        by: str,
-        limit: int,
-        kind: EventKind | None = None,
-        credit_code: str | None = None,
-        attr: tuple[str, Any] | None = None,
-        attrs: Mapping[str, Any] | None = None,
-    ) -> Tally:
-        found = self.events(
-            since=since, until=until, kind=kind, credit_code=credit_code, attr=attr, attrs=attrs
-        )
-        return tally_of(found, by, limit)

@@ -8,13 +8,12 @@ when an enterprise was registered or who represents it.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 
-from policies.risk.base import EventKind, MonitorEvent, conditions
-from policies.risk.common import CountsFromEvents, as_day, matches, record_data, text
+from policies.risk.base import History, MonitorEvent, Query
+from policies.risk.common import as_day, matches, record_data, text
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +24,7 @@ class _Registration:
     legal_rep_hash: str | None
 
 
-class MemoryHistory(CountsFromEvents):
+class MemoryHistory(History):
     def __init__(self, retention: timedelta | None = None) -> None:
         """`retention`: how far behind the latest event `prune` drops events (None: never)."""
         self.retention = retention
@@ -51,30 +50,21 @@ class MemoryHistory(CountsFromEvents):
         self._note_registration(event)
         return True
 
-    def events(
-        self,
-        *,
-        since: datetime,
-        until: datetime,
-        kind: EventKind | None = None,
-        credit_code: str | None = None,
-        attr: tuple[str, Any] | None = None,
-        attrs: Mapping[str, Any] | None = None,
-    ) -> Sequence[MonitorEvent]:
+    def find(self, query: Query) -> Sequence[MonitorEvent]:
         """Matching events, ordered by (occurred_at, id) whatever order they arrived in."""
-        if credit_code is not None:
-            positions: Sequence[int] = self._by_code.get(credit_code, [])
+        kind = query.kind
+        if query.credit_code is not None:
+            positions: Sequence[int] = self._by_code.get(query.credit_code, [])
         elif kind is not None:
             positions = self._by_kind.get(kind, [])
         else:
             positions = range(len(self._events))
-        pairs = conditions(attr, attrs)
         found = [
             e
             for e in (self._events[i] for i in positions)
-            if since <= e.occurred_at <= until
+            if query.since <= e.occurred_at <= query.until
             and (kind is None or e.kind == kind)
-            and matches(e, pairs)
+            and matches(e, query.pairs)
         ]
         return sorted(found, key=lambda e: (e.occurred_at, e.id))
 

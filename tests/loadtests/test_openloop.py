@@ -27,7 +27,7 @@ async def run(requests: list[Request]) -> tuple[int, int, int, float]:
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     async with server:
-        result = await paced(f"http://127.0.0.1:{port}", requests, rate=400, seconds=0.5)
+        result = await paced(f"http://127.0.0.1:{port}", requests, rate=100, seconds=2.0)
     return result.sent, result.completed, result.bad_status, result.p99_ms
 
 
@@ -36,4 +36,6 @@ def test_schedule_and_statuses() -> None:
     sent, completed, bad, p99_ms = asyncio.run(run(requests))
     assert sent == completed == 200
     assert bad == 50
-    assert p99_ms < 250
+    # Counted from each request's due time, not from the start of the run (which
+    # would give about 2,000 ms): a bound far from both survives a busy machine.
+    assert p99_ms < 1000

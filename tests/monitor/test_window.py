@@ -10,7 +10,7 @@ import pytest
 
 from gateway.monitor.history import BatchHistory
 from gateway.monitor.window import EventWindow
-from policies.risk.base import MonitorEvent
+from policies.risk.base import MonitorEvent, Query
 from policies.risk.memory import MemoryHistory
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -92,4 +92,4 @@ def test_events_below_the_floor_are_not_held() -> None:
     window.add(MonitorEvent("new", "query", T0, None, {}))
     assert "old" not in window
     assert "new" in window
-    assert window.find(T0 - timedelta(seconds=1), T0, "query", None, ()) is None
+    assert window.find(Query(T0 - timedelta(seconds=1), T0, "query")) is None

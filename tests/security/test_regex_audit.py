@@ -23,6 +23,8 @@ import gateway
 from adapters import nongdaitong
 
 SIZE = 64 * 1024
+# CPU time of this thread, not wall time: the suite runs beside other workers and
+# servers, and a busy machine must not pass for a slow pattern.
 PER_SCAN_S = 0.5
 # Patterns that would be slow over many starts, and the guard that leaves them one.
 GUARDED = {
@@ -86,10 +88,10 @@ def test_no_pattern_backtracks_catastrophically() -> None:
         inputs = BYTE_INPUTS if isinstance(pattern.pattern, bytes) else TEXT_INPUTS
         for text in inputs:
             subject: Any = text.encode("utf-8") if isinstance(pattern.pattern, bytes) else text
-            started = time.perf_counter()
+            started = time.thread_time()
             list(pattern.finditer(subject))  # every match found, as a scan would
             pattern.fullmatch(subject)
-            took = time.perf_counter() - started
+            took = time.thread_time() - started
             if took > PER_SCAN_S:
                 slow.append((name, text[:20], round(took, 2)))
     assert slow == []
@@ -98,14 +100,14 @@ def test_no_pattern_backtracks_catastrophically() -> None:
 def test_guarded_patterns_are_fast_behind_their_guard() -> None:
     for unit in (b"<Body>", b"<Body ", b"<Body>" + b"a" * 1000):
         raw = unit * (nongdaitong.MAX_BODY_BYTES // len(unit))
-        started = time.perf_counter()
+        started = time.thread_time()
         with contextlib.suppress(nongdaitong.Refusal):
             nongdaitong.locate(raw)
-        assert time.perf_counter() - started < PER_SCAN_S
+        assert time.thread_time() - started < PER_SCAN_S
     one = b"<Body>" + b"a" * nongdaitong.MAX_BODY_BYTES  # one start, never closed
-    started = time.perf_counter()
+    started = time.thread_time()
     assert nongdaitong._BODY.search(one) is None
-    assert time.perf_counter() - started < PER_SCAN_S
+    assert time.thread_time() - started < PER_SCAN_S
 
 
 def test_dead_letter_masking_is_linear_at_the_full_message_size() -> None:
@@ -113,9 +115,9 @@ def test_dead_letter_masking_is_linear_at_the_full_message_size() -> None:
     once took 78 s on 256 KiB of `<IdNo><![CDATA[` (a lazy scan from each start)."""
     for unit in (b"<IdNo><![CDATA[", b"<IdNo ", b"<Name><![CDATA[", b"<Name "):
         raw = unit * (nongdaitong.MAX_BODY_BYTES // len(unit))
-        started = time.perf_counter()
+        started = time.thread_time()
         nongdaitong.redact(raw)
-        assert time.perf_counter() - started < 1, unit
+        assert time.thread_time() - started < 1, unit
     # Still masks what it did: an unclosed or long CDATA is masked up to the next tag.
     unclosed = b"<Type>person</Type><Name><![CDATA[\xd5\xc5\xc8\xfd</Name><IdNo>510104198001011234"
     masked = nongdaitong.redact(unclosed)
