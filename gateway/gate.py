@@ -1,6 +1,7 @@
-"""The gate every protected request passes: token denylist and rate limits.
+"""The gate every protected request passes: token denylist, a DPoP proof's
+single use, and rate limits.
 
-With Redis, both ride one `EVALSHA` (policies/rate_redis.py); without it the
+With Redis, all ride one `EVALSHA` (policies/rate_redis.py); without it the
 denylist is the embedded in-memory copy and the limits are counted in this
 process. When Redis cannot be reached the circuit breaker opens and the
 configured mode applies: `fail_closed` refuses with 503, `local_fallback`
@@ -11,7 +12,6 @@ is then read from the database, and a metric and a log line say so.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from typing import Literal
 
 from redis.asyncio import Redis
@@ -20,8 +20,9 @@ from redis.exceptions import RedisError
 from gateway.batching import Coalescer
 from gateway.breaker import CircuitBreaker
 from gateway.errors import DependencyUnavailable, RateLimited
+from gateway.identity.dpop import Proof, replayed
 from gateway.identity.errors import InvalidToken
-from gateway.identity.guard import EPOCH, TokenGuard, disabled_key, revoked_key
+from gateway.identity.guard import EPOCH, TokenGuard, disabled_key, guard_key, revoked_key, ttl_ms
 from gateway.identity.tokens import Caller
 from gateway.metrics import RATE_LIMITER_DOWN, RATE_REFUSALS
 from policies.rate import MemoryLimiter, RateConfig, RateOutcome, RateRequest, headers
@@ -67,8 +68,14 @@ class Gate:
         credit_code: str | None,
         consent_id: str | None,
         consent_daily: int | None,
+        proof: Proof | None = None,
+        *,
+        in_redis: bool = False,
     ) -> RateRequest:
         cost = config.route(route)
+        once_key, once_ms = None, 0
+        if in_redis and proof is not None:
+            once_key, once_ms = guard_key(proof.once), ttl_ms(proof.expires)
         return RateRequest(
             client_id=caller.client_id,
             plan=config.plan_for(caller.client_id),
@@ -78,6 +85,10 @@ class Gate:
             credit_code=credit_code,
             consent_id=consent_id,
             consent_daily=consent_daily,
+            deny_keys=(revoked_key(caller.jti), disabled_key(caller.client_id)) if in_redis else (),
+            sentinel=EPOCH if in_redis else None,
+            once_key=once_key,
+            once_ms=once_ms,
         )
 
     async def admit(
@@ -88,17 +99,23 @@ class Gate:
         credit_code: str | None = None,
         consent_id: str | None = None,
         consent_daily: int | None = None,
+        proof: Proof | None = None,
     ) -> RateOutcome:
-        """The outcome to put in headers; raises InvalidToken, RateLimited or 503."""
-        args = (caller, route, credit_code, consent_id, consent_daily)
+        """The outcome to put in headers; raises InvalidToken (a revoked token or a
+        replayed DPoP proof), RateLimited or 503. A proof's jti is spent here."""
+        args = (caller, route, credit_code, consent_id, consent_daily, proof)
         if self.redis is None:
             if await self.guard.denied(caller.jti, caller.client_id):
                 raise InvalidToken("token revoked or client disabled")
+            await self._spend_in_store(proof)
             result = self.memory.check_now(self._request(self.config, *args))
         else:
-            answered = await self._admit_with_redis(caller, self._request(self.config, *args))
+            answered = await self._admit_with_redis(
+                self._request(self.config, *args, in_redis=True)
+            )
             if answered is None:
-                answered = await self._redis_down(caller, self._request(self.local_config, *args))
+                local = self._request(self.local_config, *args)
+                answered = await self._redis_down(caller, proof, local)
             result = answered
         if not result.allowed:
             limit = result.refused or "rate"
@@ -111,15 +128,14 @@ class Gate:
             )
         return result
 
-    async def _admit_with_redis(self, caller: Caller, request: RateRequest) -> RateOutcome | None:
+    async def _spend_in_store(self, proof: Proof | None) -> None:
+        if proof is not None and not await self.guard.first_use(proof.once, proof.expires):
+            raise replayed()
+
+    async def _admit_with_redis(self, request: RateRequest) -> RateOutcome | None:
         """The outcome, or None when Redis cannot answer."""
         if self.redis is None or not self.breaker.allow():
             return None
-        request = replace(
-            request,
-            deny_keys=(revoked_key(caller.jti), disabled_key(caller.client_id)),
-            sentinel=EPOCH,
-        )
         try:
             assert self._redis_calls is not None
             result = await self._redis_calls.submit(request)
@@ -137,12 +153,19 @@ class Gate:
         self.breaker.success()
         if result.denylisted:
             raise InvalidToken("token revoked or client disabled")
+        if result.replayed:
+            raise replayed()
         return result
 
-    async def _redis_down(self, caller: Caller, request: RateRequest) -> RateOutcome:
+    async def _redis_down(
+        self, caller: Caller, proof: Proof | None, request: RateRequest
+    ) -> RateOutcome:
         RATE_LIMITER_DOWN.labels(self.when_redis_down).inc()
         if await self.guard.denied_in_store(caller.jti, caller.client_id):
             raise InvalidToken("token revoked or client disabled")
+        if proof is not None:
+            # Single use is kept in Redis alone: a proof cannot be spent without it.
+            raise DependencyUnavailable("replay protection is unavailable")
         if self.when_redis_down == "fail_closed":
             raise RateLimiterUnavailable(
                 "the rate limiter is unreachable; nothing was disclosed",

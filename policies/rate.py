@@ -120,6 +120,10 @@ class RateRequest:
     # `sentinel` exists. This is how the token denylist rides the same round trip.
     deny_keys: tuple[str, ...] = ()
     sentinel: str | None = None
+    # Redis only: refuse as a replay if `once_key` exists, else set it for
+    # `once_ms`. This is how a DPoP proof's jti rides the same round trip.
+    once_key: str | None = None
+    once_ms: int = 0
 
     def limits(self) -> tuple[int, int, int]:
         """(daily, enterprise, consent) report limits; NOT_APPLIED where none applies."""
@@ -151,6 +155,7 @@ class RateOutcome:
     retry_after_s: int = 0
     denylisted: bool = False
     stale_denylist: bool = False
+    replayed: bool = False
 
 
 class RateLimiter(Protocol):

@@ -23,21 +23,27 @@ from policies.rate import (
 
 # KEYS: 1 the client's GCRA theoretical arrival time (µs); 2 the client's
 #       reports today; 3 the enterprise's reports today; 4 the consent's
-#       reports today; 5 the denylist sentinel; 6.. denylist keys.
+#       reports today; 5 the denylist sentinel; 6 a single-use key (a DPoP
+#       proof's jti); 7.. denylist keys.
 # ARGV: 1 emission interval µs; 2 burst tolerance µs; 3 cost; 4 reports;
 #       5-7 daily, enterprise and consent limits (-1: not applied);
-#       8 UTC offset of the calendar day, s; 9 "1" to require the sentinel.
+#       8 UTC offset of the calendar day, s; 9 "1" to require the sentinel;
+#       10 how long the single-use key lives, ms ("0": no such key).
 # Returns {code, retry µs, backlog µs, used daily, used enterprise,
 #          used consent, seconds to midnight}; code 0 allowed, 1-4 refused
-#          by that limit, 5 denylisted, 6 sentinel missing.
+#          by that limit, 5 denylisted, 6 sentinel missing, 7 single-use key
+#          already used (a replay: no rate is spent).
 GATE_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 if ARGV[9] == '1' and redis.call('EXISTS', KEYS[5]) == 0 then
   return {6, 0, 0, 0, 0, 0, 0}
 end
-for i = 6, #KEYS do
+for i = 7, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 1 then return {5, 0, 0, 0, 0, 0, 0} end
+end
+if ARGV[10] ~= '0' and not redis.call('SET', KEYS[6], '1', 'NX', 'PX', ARGV[10]) then
+  return {7, 0, 0, 0, 0, 0, 0}
 end
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
@@ -90,7 +96,7 @@ return {0, 0, string.format('%d', new_tat - now), used[1], used[2], used[3], to_
 
 PREFIX = "xyd:rl:"
 UNUSED = PREFIX + "unused"
-DENIED, STALE = 5, 6
+DENIED, STALE, REPLAYED = 5, 6, 7
 
 
 def _keys_and_args(request: RateRequest) -> tuple[list[str], list[int | str]]:
@@ -101,6 +107,7 @@ def _keys_and_args(request: RateRequest) -> tuple[list[str], list[int | str]]:
         f"{PREFIX}day:ent:{request.credit_code}" if enterprise != NOT_APPLIED else UNUSED,
         f"{PREFIX}day:consent:{request.consent_id}" if consent != NOT_APPLIED else UNUSED,
         request.sentinel or UNUSED,
+        request.once_key or UNUSED,
         *request.deny_keys,
     ]
     plan = request.plan
@@ -114,6 +121,7 @@ def _keys_and_args(request: RateRequest) -> tuple[list[str], list[int | str]]:
         consent,
         SHANGHAI_OFFSET_S,
         "1" if request.sentinel else "0",
+        request.once_ms if request.once_key else 0,
     ]
     return keys, args
 
@@ -157,6 +165,8 @@ def _outcome(request: RateRequest, raw: Sequence[Any]) -> RateOutcome:
         return RateOutcome(allowed=False, denylisted=True)
     if code == STALE:
         return RateOutcome(allowed=False, stale_denylist=True)
+    if code == REPLAYED:
+        return RateOutcome(allowed=False, replayed=True)
     return outcome(
         request,
         code=code,

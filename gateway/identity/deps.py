@@ -4,9 +4,9 @@
     async def enterprise(caller: ReportReader) -> ...
 
 A route names its scope once, through the alias it takes. The dependency
-verifies the token, passes the gate (denylist and rate limits, one Redis
-round trip) and checks the scope; a refusal after the caller is known is
-audited before it is answered.
+verifies the token (and a DPoP proof), passes the gate (denylist, the proof's
+jti and rate limits, one Redis round trip) and checks the scope; a refusal
+after the caller is known is audited before it is answered.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from gateway.audit.chain import AuditEvent
 from gateway.audit.service import record, route_of
 from gateway.errors import ProblemError
 from gateway.identifiers import is_valid_credit_code
-from gateway.identity.dpop import InvalidProof, verify_proof
+from gateway.identity.dpop import InvalidProof, check_proof
 from gateway.identity.errors import InsufficientScope, InvalidToken
 from gateway.identity.service import Identity
 from gateway.identity.tokens import Caller
@@ -50,15 +50,17 @@ async def authenticated(request: Request) -> Caller:
     # A DPoP-bound token is worthless without a fresh proof by its key.
     if scheme != "dpop":
         raise InvalidToken("this token is DPoP-bound; send it as DPoP with a proof", scheme="DPoP")
-    jkt = await verify_proof(
+    proof = check_proof(
         request.headers.get("dpop"),
         method=request.method,
         url=identity.settings.issuer + request.url.path,
-        guard=identity.guard,
         access_token=token,
     )
-    if jkt != caller.jkt:
+    if proof.jkt != caller.jkt:
         raise InvalidProof("the proof is signed by another key than the token is bound to")
+    # Its jti is spent by the gate, in the same Redis round trip as the rate
+    # limit: every protected request passes `admit` before anything is disclosed.
+    request.state.dpop_proof = proof
     return caller
 
 
@@ -83,6 +85,7 @@ async def admit(
         credit_code=credit_code,
         consent_id=consent_id,
         consent_daily=consent_daily,
+        proof=getattr(request.state, "dpop_proof", None),
     )
     request.state.rate_headers = headers(result)
 

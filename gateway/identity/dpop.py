@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from gateway.identity import jose
@@ -38,16 +39,44 @@ def token_hash(access_token: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-async def verify_proof(
+@dataclass(frozen=True, slots=True)
+class Proof:
+    """A proof checked in every way but one: its jti is still to be spent.
+    `once` is the key that spends it (set-if-absent until `expires`)."""
+
+    jkt: str
+    once: str
+    expires: datetime
+
+
+# Proof keys by thumbprint: a client signs every proof with the same key, and
+# importing a JWK costs a fifth of a verification. The thumbprint covers every
+# member that defines the key, so one thumbprint is one key.
+_KEYS: dict[str, jose.PublicKey] = {}
+_KEYS_MAX = 4096
+
+
+def _proof_key(jwk: dict[str, object]) -> tuple[str, jose.PublicKey]:
+    jkt = jose.thumbprint(jwk)
+    key = _KEYS.get(jkt)
+    if key is None:
+        key = jose.public_key_from_jwk(jwk)
+        if len(_KEYS) >= _KEYS_MAX:
+            _KEYS.pop(next(iter(_KEYS)))
+        _KEYS[jkt] = key
+    return jkt, key
+
+
+def check_proof(
     proof: str | None,
     *,
     method: str,
     url: str,
-    guard: TokenGuard,
     access_token: str | None = None,
     future_s: int = 10,
-) -> str:
-    """Check a proof for this request; return its key's thumbprint (jkt)."""
+) -> Proof:
+    """Check a proof for this request, all but spending its jti (the caller
+    must spend `Proof.once` before answering: the gate does, in its script)."""
     if not proof:
         raise InvalidProof("a DPoP proof is required")
     try:
@@ -61,8 +90,8 @@ async def verify_proof(
     if not isinstance(jwk, dict) or "d" in jwk:
         raise InvalidProof("the jwk header must hold a public key")
     try:
-        jose.verify(compact, jose.public_key_from_jwk(jwk), DPOP_ALGS)
-        jkt = jose.thumbprint(jwk)
+        jkt, key = _proof_key(jwk)
+        jose.verify(compact, key, DPOP_ALGS)
     except jose.JoseError as exc:
         raise InvalidProof(str(exc)) from None
     if claims.get("htm") != method:
@@ -80,6 +109,23 @@ async def verify_proof(
     if not isinstance(jti, str) or not 8 <= len(jti) <= 200:
         raise InvalidProof("jti of 8-200 characters is required")
     expires = datetime.fromtimestamp(iat + MAX_AGE_S + future_s, UTC)
-    if not await guard.first_use(f"dpop:{jkt}:{jti}", expires):
-        raise InvalidProof("proof replayed (jti already used)")
-    return jkt
+    return Proof(jkt, f"dpop:{jkt}:{jti}", expires)
+
+
+def replayed() -> InvalidProof:
+    return InvalidProof("proof replayed (jti already used)")
+
+
+async def verify_proof(
+    proof: str | None,
+    *,
+    method: str,
+    url: str,
+    guard: TokenGuard,
+    access_token: str | None = None,
+) -> str:
+    """Check a proof and spend its jti; return its key's thumbprint (jkt)."""
+    checked = check_proof(proof, method=method, url=url, access_token=access_token)
+    if not await guard.first_use(checked.once, checked.expires):
+        raise replayed()
+    return checked.jkt

@@ -138,6 +138,15 @@ class SqliteDenylist:
         self.conn.close()
 
 
+def guard_key(key: str) -> str:
+    """The Redis key that marks `key` (a jti) used; the gate's script sets it too."""
+    return f"xyd:jti:{key}"
+
+
+def ttl_ms(expires_at: datetime) -> int:
+    return max(1, int((expires_at - datetime.now(UTC)).total_seconds() * 1000))
+
+
 class TokenGuard:
     def __init__(self, engine: AsyncEngine, redis: Redis | None) -> None:
         self.engine = engine
@@ -162,10 +171,9 @@ class TokenGuard:
             self.local.close()
 
     async def first_use(self, key: str, expires_at: datetime) -> bool:
-        ttl_ms = max(1, int((expires_at - datetime.now(UTC)).total_seconds() * 1000))
         if self.redis is not None:
             try:
-                return await self._first_uses.submit((f"xyd:jti:{key}", ttl_ms))
+                return await self._first_uses.submit((guard_key(key), ttl_ms(expires_at)))
             except RedisError as exc:
                 # Fail closed: accepting without the check would allow replays.
                 raise DependencyUnavailable("replay protection is unavailable") from exc

@@ -10,15 +10,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Engine, select
 from starlette.testclient import TestClient
 
 from gateway.app import create_app
+from gateway.client import dpop_proof
 from gateway.identity.clients import set_disabled
 from gateway.settings import Settings
 from gateway.store.tables import audit_entries
 from tests.builders import code
-from tests.identity.kit import ClientKey, register
+from tests.identity.kit import ISSUER, ClientKey, register
 from tests.identity.test_token_flow import get_token
 from tests.services import redis_server
 
@@ -168,8 +170,21 @@ def test_redis_down_local_fallback_enforces_a_share_and_recovers(
             auth = {"Authorization": f"Bearer {get_token(client, bank)}"}
             other = register(engine, "bank-b", org_code="CCB")
             bearer_b = {"Authorization": f"Bearer {get_token(client, other)}"}
+            key = ec.generate_private_key(ec.SECP256R1())
+            bound = client.post(
+                "/oauth/token",
+                data=bank.form(),
+                headers={"DPoP": dpop_proof(key, "POST", f"{ISSUER}/oauth/token")},
+            ).json()["access_token"]
             assert client.get(f"/v1/enterprises/{code(1)}", headers=auth).status_code == 200
             stop(private.pid())
+            # A DPoP proof's single use lives in Redis alone: without it, no proof is
+            # accepted (nothing is counted against the local share either).
+            url = f"/v1/enterprises/{code(1)}"
+            proof = dpop_proof(key, "GET", ISSUER + url, bound)
+            unprotected = client.get(url, headers={"Authorization": f"DPoP {bound}", "DPoP": proof})
+            assert unprotected.status_code == 503, unprotected.text
+            assert "replay protection" in unprotected.json()["detail"]
             # This process may admit its share: a burst of 8 over 2 workers is 4.
             answers = [client.get(f"/v1/enterprises/{code(1)}", headers=auth) for _ in range(6)]
             assert [a.status_code for a in answers] == [200] * 4 + [429] * 2

@@ -102,6 +102,39 @@ async def test_denylist_rides_the_same_call(rds: Redis) -> None:
     assert [r.allowed for r in results] == [True] * 4 + [False]
 
 
+async def test_a_single_use_key_rides_the_same_call_and_a_replay_spends_nothing(
+    rds: Redis,
+) -> None:
+    limiter = RedisLimiter(rds)
+    once = RateRequest("bank-a", SLOW, cost=1, once_key="xyd:jti:dpop:k:jti-1", once_ms=60_000)
+    first = await limiter.check(once)
+    assert first.allowed
+    assert not first.replayed
+    assert 59_000 <= await rds.pttl("xyd:jti:dpop:k:jti-1") <= 60_000
+    replay = await limiter.check(once)
+    assert replay.replayed
+    assert not replay.allowed
+    # Another key is another proof; the replay charged nothing: 3 of 5 remain.
+    other = await limiter.check(
+        RateRequest("bank-a", SLOW, cost=1, once_key="xyd:jti:dpop:k:jti-2", once_ms=60_000)
+    )
+    assert other.allowed
+    results = [await limiter.check(RateRequest("bank-a", SLOW, cost=1)) for _ in range(4)]
+    assert [r.allowed for r in results] == [True] * 3 + [False]
+
+
+async def test_a_denylisted_token_does_not_spend_its_proof(rds: Redis) -> None:
+    limiter = RedisLimiter(rds)
+    await rds.set("epoch", "1")
+    await rds.set("deny:token", "1")
+    denied = RateRequest(
+        "bank-a", SLOW, cost=1, deny_keys=("deny:token",), sentinel="epoch",
+        once_key="xyd:jti:dpop:k:jti-3", once_ms=60_000,
+    )  # fmt: skip
+    assert (await limiter.check(denied)).denylisted
+    assert await rds.exists("xyd:jti:dpop:k:jti-3") == 0
+
+
 # --- several processes on one limit ------------------------------------------
 
 RATE, BURST, SECONDS, PROCESSES, TASKS = 100.0, 50, 3.0, 4, 16

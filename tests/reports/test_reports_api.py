@@ -16,12 +16,13 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from sqlalchemy import Engine, select, update
 from starlette.testclient import TestClient
 
+from gateway.client import dpop_proof
 from gateway.identity import jose
 from gateway.records.readers import read_ndjson
 from gateway.records.service import Ingestor
 from gateway.store.tables import audit_entries, consents
 from tests.builders import code, ndjson, penalty
-from tests.identity.kit import ClientKey, register
+from tests.identity.kit import ISSUER, ClientKey, register
 from tests.identity.test_token_flow import get_token
 
 URL = f"/v1/enterprises/{code(1)}/credit-report"
@@ -272,3 +273,30 @@ def test_unknown_enterprise_and_bad_codes(
     assert bad.status_code == 422
     long_id = fetch(app_client, bank_auth, "c" * 65)
     assert long_id.status_code == 422
+
+
+def test_a_dpop_proof_is_spent_once_on_the_report_route_granted_or_refused(
+    app_client: TestClient, bank: ClientKey, engine: Engine
+) -> None:
+    """The report route passes the gate itself, after its consent read: the
+    proof's jti is spent there, on the granted path and on each refusal."""
+    ingest(engine, "penalty", recent_penalty())
+    key = ec.generate_private_key(ec.SECP256R1())
+    token_proof = dpop_proof(key, "POST", f"{ISSUER}/oauth/token")
+    answer = app_client.post("/oauth/token", data=bank.form(), headers={"DPoP": token_proof})
+    assert answer.status_code == 200, answer.text
+    token = answer.json()["access_token"]
+    granted = consent(app_client, bearer(app_client, bank))["id"]
+
+    def call(proof: str, consent_id: str) -> Any:
+        auth = {"Authorization": f"DPoP {token}", "DPoP": proof}
+        return fetch(app_client, auth, consent_id)
+
+    for consent_id, first_status in ((granted, 200), ("cns_nothing", 403)):
+        proof = dpop_proof(key, "GET", ISSUER + URL, token)
+        assert call(proof, consent_id).status_code == first_status
+        replay = call(proof, consent_id)
+        assert replay.status_code == 401, replay.text
+        assert "replayed" in replay.json()["detail"]
+    # A fresh proof is still good: the replays spent nothing of the token.
+    assert call(dpop_proof(key, "GET", ISSUER + URL, token), granted).status_code == 200
