@@ -9,6 +9,7 @@ embedding application) the default in-memory registry is used.
 from __future__ import annotations
 
 import os
+from typing import Generic, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -20,8 +21,28 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.metrics import MetricWrapperBase
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+M = TypeVar("M", bound=MetricWrapperBase)
+
+
+class Children(Generic[M]):
+    """A metric's labelled children, each made once: `labels()` validates its
+    values and takes a lock on every call, which the busiest paths pay per
+    request. Only for labels from a small fixed set (routes, statuses, tiers)."""
+
+    def __init__(self, metric: M) -> None:
+        self.metric = metric
+        self.made: dict[tuple[str, ...], M] = {}
+
+    def __call__(self, *values: str) -> M:
+        found = self.made.get(values)
+        if found is None:
+            found = self.made[values] = self.metric.labels(*values)
+        return found
+
 
 HTTP_REQUESTS = Counter(
     "xyd_http_requests_total", "HTTP requests answered", ["method", "route", "status"]

@@ -18,9 +18,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.direct import Direct
 from gateway.errors import PayloadTooLarge, ProblemError, problem_response
 from gateway.logs import redact, request_id_var
-from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS, Children
 
 log = logging.getLogger("xyd.access")
+_REQUESTS, _LATENCY = Children(HTTP_REQUESTS), Children(HTTP_LATENCY)
 
 # An incoming id is echoed only when it is short and plain, so a client cannot
 # inject log lines or huge headers through it.
@@ -105,8 +106,8 @@ class GatewayMiddleware:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
             method = scope.get("method", "")
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            HTTP_LATENCY.labels(method, route).observe(elapsed)
+            _REQUESTS(method, route, str(status)).inc()
+            _LATENCY(method, route).observe(elapsed)
             log.info(
                 "request",
                 extra={

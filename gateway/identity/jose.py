@@ -47,8 +47,16 @@ class Compact:
     signature: bytes
 
 
+_ES256 = ec.ECDSA(hashes.SHA256())
+
+
 def b64encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    return b64(data).decode("ascii")
+
+
+def b64(data: bytes) -> bytes:
+    """base64url without padding, as bytes (for building large signing inputs)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
 def b64decode(text: str) -> bytes:
@@ -126,19 +134,22 @@ def sign_bytes(header: dict[str, Any], payload: bytes, key: PrivateKey) -> str:
     """A compact JWS of exactly these payload bytes."""
     head = b64encode(orjson.dumps(header))
     body = b64encode(payload)
-    signing_input = f"{head}.{body}".encode("ascii")
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        r, s = decode_dss_signature(key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
-        signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
-    elif isinstance(key, ed25519.Ed25519PrivateKey):
-        signature = key.sign(signing_input)
-    else:
-        signature = key.sign(
-            signing_input,
-            padding.PSS(padding.MGF1(hashes.SHA256()), hashes.SHA256().digest_size),
-            hashes.SHA256(),
-        )
+    signature = signature_of(f"{head}.{body}".encode("ascii"), key)
     return f"{head}.{body}.{b64encode(signature)}"
+
+
+def signature_of(signing_input: bytes, key: PrivateKey) -> bytes:
+    """The JWS signature (raw r||s for ES256) over a JWS signing input."""
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        r, s = decode_dss_signature(key.sign(signing_input, _ES256))
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return key.sign(signing_input)
+    return key.sign(
+        signing_input,
+        padding.PSS(padding.MGF1(hashes.SHA256()), hashes.SHA256().digest_size),
+        hashes.SHA256(),
+    )
 
 
 # --- JWK ------------------------------------------------------------------

@@ -18,9 +18,10 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from gateway.metrics import REPORT_CACHE
+from gateway.metrics import REPORT_CACHE, Children
 
 log = logging.getLogger("xyd.reports")
+_LOOKUPS = Children(REPORT_CACHE)
 REDIS_TTL_S = 26 * 3600  # a key can only be hit on its own report day
 
 
@@ -34,7 +35,7 @@ class ReportCache:
         found = self.local.get(key)
         if found is not None:
             self.local.move_to_end(key)
-            REPORT_CACHE.labels("local").inc()
+            _LOOKUPS("local").inc()
             return found
         if self.redis is not None:
             try:
@@ -45,9 +46,9 @@ class ReportCache:
             if raw is not None:
                 report: dict[str, Any] = orjson.loads(raw)
                 self._keep(key, report)
-                REPORT_CACHE.labels("redis").inc()
+                _LOOKUPS("redis").inc()
                 return report
-        REPORT_CACHE.labels("miss").inc()
+        _LOOKUPS("miss").inc()
         return None
 
     async def put(self, key: str, report: dict[str, Any]) -> None:

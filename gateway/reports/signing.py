@@ -18,6 +18,7 @@ The JSON answer is the same canonical bytes with `signature` in its sorted place
 
 from __future__ import annotations
 
+import bisect
 from typing import Any
 
 import orjson
@@ -42,28 +43,55 @@ def members(report: dict[str, Any]) -> Members:
 def joined(parts: Members) -> bytes:
     """The canonical JSON of the object whose members are `parts`: what
     `canonical` gives for the report they came from."""
-    return b"{%s}" % b",".join(orjson.dumps(name) + b":" + parts[name] for name in sorted(parts))
+    return b"{%s}" % b",".join(_member(name, parts[name]) for name in sorted(parts))
 
 
-def _header(key: LoadedKey) -> dict[str, Any]:
-    return {"alg": key.alg, "kid": key.kid, "typ": REPORT_TYP}
+def _member(name: str, value: bytes) -> bytes:
+    found = _NAMES.get(name)
+    if found is None:
+        found = _NAMES[name] = orjson.dumps(name) + b":"
+    return found + value
+
+
+_NAMES: dict[str, bytes] = {}  # member name → `"name":`, for the few names reports have
+
+
+def _header(key: LoadedKey) -> bytes:
+    """The protected header, base64url: one per key, made once."""
+    found = _HEADERS.get(key.kid)
+    if found is None:
+        header = {"alg": key.alg, "kid": key.kid, "typ": REPORT_TYP}
+        found = _HEADERS[key.kid] = jose.b64(orjson.dumps(header))
+    return found
+
+
+_HEADERS: dict[str, bytes] = {}
 
 
 def compact(payload: bytes, key: LoadedKey) -> str:
     """A compact JWS of `payload`, a report's canonical JSON."""
-    return jose.sign_bytes(_header(key), payload, key.private)
+    signing_input = b"%s.%s" % (_header(key), jose.b64(payload))
+    return (
+        b"%s.%s" % (signing_input, jose.b64(jose.signature_of(signing_input, key.private)))
+    ).decode()
 
 
 def detached(payload: bytes, key: LoadedKey) -> str:
-    head, _, signature = compact(payload, key).split(".")
-    return f"{head}..{signature}"
+    """RFC 7515 appendix F: `header..signature`, the payload left out."""
+    head = _header(key)
+    signature = jose.signature_of(b"%s.%s" % (head, jose.b64(payload)), key.private)
+    return (b"%s..%s" % (head, jose.b64(signature))).decode()
 
 
 def signed_json(parts: Members, key: LoadedKey) -> bytes:
     """The `application/json` answer: the report's members and `signature`, a
     detached JWS over the report without it, in canonical order."""
-    signature = detached(joined(parts), key)
-    return joined({**parts, "signature": orjson.dumps(signature)})
+    names = sorted(parts)
+    members = [_member(name, parts[name]) for name in names]
+    signature = detached(b"{%s}" % b",".join(members), key)
+    # The same members, `signature` in its sorted place: no second serialisation.
+    members.insert(bisect.bisect(names, "signature"), _member("signature", orjson.dumps(signature)))
+    return b"{%s}" % b",".join(members)
 
 
 def without_floats(value: Any) -> Any:

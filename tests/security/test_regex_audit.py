@@ -80,6 +80,13 @@ def test_the_audit_finds_the_patterns_it_is_about() -> None:
         assert f"adapters.nongdaitong.{name}" in found
 
 
+def _scan_time(pattern: re.Pattern[Any], subject: Any) -> float:
+    started = time.thread_time()
+    list(pattern.finditer(subject))  # every match found, as a scan would
+    pattern.fullmatch(subject)
+    return time.thread_time() - started
+
+
 def test_no_pattern_backtracks_catastrophically() -> None:
     slow = []
     for name, pattern in _patterns().items():
@@ -88,10 +95,11 @@ def test_no_pattern_backtracks_catastrophically() -> None:
         inputs = BYTE_INPUTS if isinstance(pattern.pattern, bytes) else TEXT_INPUTS
         for text in inputs:
             subject: Any = text.encode("utf-8") if isinstance(pattern.pattern, bytes) else text
-            started = time.thread_time()
-            list(pattern.finditer(subject))  # every match found, as a scan would
-            pattern.fullmatch(subject)
-            took = time.thread_time() - started
+            # The best of three: a busy machine can stretch one scan's CPU time
+            # (shared caches, steal), but backtracking is slow every time.
+            took = _scan_time(pattern, subject)
+            if took > PER_SCAN_S:
+                took = min(took, _scan_time(pattern, subject), _scan_time(pattern, subject))
             if took > PER_SCAN_S:
                 slow.append((name, text[:20], round(took, 2)))
     assert slow == []
