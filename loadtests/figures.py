@@ -128,5 +128,5 @@ def scripts(*, store_url: str, enterprises: int, redis_url: str, ingest_url: str
         Script("push adapters, one client, sequential, PostgreSQL",
                ["loadtests.adapter_bench", "--messages", "300", "--postgres"], read_adapters),
         Script("risk monitor, Redis stream → committed alerts, one worker",
-               ["loadtests.monitor_bench", "--events", "1000"], read_monitor),
+               ["loadtests.monitor_bench", "--events", "5000"], read_monitor),
     ]  # fmt: skip

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from gateway.metrics import MONITOR_ALERTS, MONITOR_EVENTS, MONITOR_RULE_EVALUATIONS
+from gateway.metrics import MONITOR_ALERTS, MONITOR_EVENTS, MONITOR_RULE_EVALUATIONS, Children
 from gateway.monitor.alerting import apply_findings
 from gateway.monitor.bus import Delivery, EventBus
 from gateway.monitor.history import BatchHistory, SqlHistory
@@ -33,6 +33,7 @@ log = logging.getLogger("xyd.monitor")
 # every rule's window but post-loan deterioration's years-long look-back (read
 # from the database) is answered from memory, for events up to a month late.
 KEEP = timedelta(days=62)
+_EVENTS, _ALERTS = Children(MONITOR_EVENTS), Children(MONITOR_ALERTS)
 BATCH = 1000  # per-batch costs (the turn, a dozen statements, the commit) amortised
 
 
@@ -112,9 +113,9 @@ class Monitor:
             found_counter.inc(found)
             none_counter.inc(none)
         for event, fresh in zip(events, applied, strict=True):
-            MONITOR_EVENTS.labels(event.kind, "applied" if fresh else "repeat").inc()
+            _EVENTS(event.kind, "applied" if fresh else "repeat").inc()
         for finding in new:
-            MONITOR_ALERTS.labels(finding.rule, finding.severity).inc()
+            _ALERTS(finding.rule, finding.severity).inc()
         return raised
 
     def _window_for(

@@ -44,6 +44,9 @@ _PROBLEMS = problem_docs(
 )
 
 
+_SINGLE = {JSON: JSON, JOSE: JOSE, HTML: HTML, "*/*": JSON}
+
+
 class ConsentDenied(Forbidden):
     type_slug, title = "consent-denied", "The consent does not allow this report"
 
@@ -52,6 +55,9 @@ def negotiate(accept: str | None) -> str:
     """The representation to send, by the client's Accept (q-values honoured)."""
     if not accept:
         return JSON
+    exact = _SINGLE.get(accept)
+    if exact is not None:  # what nearly every client sends: nothing to weigh
+        return exact
     best, best_q = None, 0.0
     for part in accept.split(",")[:20]:
         media, *params = (p.strip() for p in part.split(";"))
