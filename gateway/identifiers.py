@@ -16,6 +16,7 @@ Every failure is an `InvalidIdentifier` (a `ValueError`) carrying:
 
 from __future__ import annotations
 
+import functools
 import string
 from datetime import date
 from operator import contains, mul
@@ -164,6 +165,16 @@ def validate_credit_code(value: str) -> str:
             "bad_org_check", f"organisation code check character should be {org_expected}", 17
         )
     return code
+
+
+@functools.lru_cache(maxsize=4096)
+def remembered_credit_code(value: str) -> str:
+    """`validate_credit_code`, remembering the valid codes: the same few come
+    back on nearly every line of a feed and every report request. A credit
+    code is public, so remembering it is harmless (personal identifiers are
+    never remembered); an invalid one raises and is not kept, so its message
+    is always the validator's."""
+    return validate_credit_code(value)
 
 
 def is_valid_credit_code(value: str) -> bool:

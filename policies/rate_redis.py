@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError, ResponseError
 
 from policies.rate import (
     NOT_APPLIED,
@@ -129,11 +130,15 @@ def _keys_and_args(request: RateRequest) -> tuple[list[str], list[int | str]]:
 class RedisLimiter:
     """The gate script; `check_many` runs it for several requests in one pipelined
     round trip. Each request's script still runs atomically on its own in Redis,
-    so limits stay exact; only the round trip and its overhead are shared."""
+    so limits stay exact; only the round trip and its overhead are shared.
+
+    The commands are written in RESP here rather than by redis-py's pipeline,
+    whose packing of a dozen arguments per call cost more per request than the
+    rest of the gate (profiled); the replies are read by its parser."""
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
-        self.script = redis.register_script(GATE_SCRIPT)
+        self.sha = redis.register_script(GATE_SCRIPT).sha.encode()
 
     async def check(self, request: RateRequest) -> RateOutcome:
         [result] = await self.check_many([request])
@@ -144,19 +149,44 @@ class RedisLimiter:
     async def check_many(self, requests: Sequence[RateRequest]) -> list[RateOutcome | Exception]:
         """One outcome per request, in order; a script error is that request's alone.
         A connection failure raises for all of them."""
-        if len(requests) == 1:
-            keys, args = _keys_and_args(requests[0])
-            raws: list[Any] = [await self.script(keys=keys, args=args)]
-        else:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for request in requests:
-                    keys, args = _keys_and_args(request)
-                    await self.script(keys=keys, args=args, client=pipe)
-                raws = list(await pipe.execute(raise_on_error=False))
+        raws = await self._run([_evalsha(self.sha, request) for request in requests])
+        missing = [n for n, raw in enumerate(raws) if isinstance(raw, NoScriptError)]
+        if missing:
+            # Redis restarted or flushed its scripts: those calls ran nothing.
+            await self.redis.script_load(GATE_SCRIPT)
+            again = await self._run([_evalsha(self.sha, requests[n]) for n in missing])
+            for n, raw in zip(missing, again, strict=True):
+                raws[n] = raw
         return [
             raw if isinstance(raw, Exception) else _outcome(request, raw)
             for request, raw in zip(requests, raws, strict=True)
         ]
+
+    async def _run(self, commands: list[bytes]) -> list[Any]:
+        pool = self.redis.connection_pool
+        conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            await conn.send_packed_command(b"".join(commands), check_health=False)
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(await conn.read_response())
+                except ResponseError as exc:
+                    replies.append(exc)
+            return replies
+        except BaseException:
+            # Replies may be left unread: this connection cannot serve anyone else.
+            await conn.disconnect()
+            raise
+        finally:
+            await pool.release(conn)
+
+
+def _evalsha(sha: bytes, request: RateRequest) -> bytes:
+    keys, args = _keys_and_args(request)
+    parts = [b"EVALSHA", sha, b"%d" % len(keys), *(k.encode() for k in keys)]
+    parts += [a.encode() if isinstance(a, str) else b"%d" % a for a in args]
+    return b"*%d\r\n%s" % (len(parts), b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts))
 
 
 def _outcome(request: RateRequest, raw: Sequence[Any]) -> RateOutcome:

@@ -82,6 +82,17 @@ _ON_PG = {
     statement: re.sub(r":(\w+)", r"%(\1)s", statement)
     for statement in (_RESERVE, _INSERT, _ADVANCE)
 }
+# A batch's entries as one statement: a column array each. Row by row, psycopg's
+# per-statement work was most of the batch's cost on our side and on the server's.
+_COLUMNS = (*HASHED, "entry_hash")
+_INSERT_MANY_PG = (
+    "INSERT INTO audit_entries (seq, at, client_id, credit_code, consent_id, purpose, route,"
+    " decision, reason, response_sha256, request_id, prev_hash, entry_hash)"
+    " SELECT * FROM unnest(%(seq)s::bigint[], %(at)s::text[], %(client_id)s::text[],"
+    " %(credit_code)s::text[], %(consent_id)s::text[], %(purpose)s::text[], %(route)s::text[],"
+    " %(decision)s::text[], %(reason)s::text[], %(response_sha256)s::text[],"
+    " %(request_id)s::text[], %(prev_hash)s::text[], %(entry_hash)s::text[])"
+)
 _CHECKPOINT_PG = (
     "INSERT INTO audit_checkpoints (seq, entry_hash, signed)"
     " VALUES (%(seq)s, %(entry_hash)s, %(signed)s)"
@@ -148,7 +159,9 @@ async def append_many_committed_pg(
             await cursor.execute(_ON_PG[_RESERVE], {"n": count})
             seq, head_hash = await cursor.fetchone()
             entries = _linked(events, int(seq), head_hash)
-            await cursor.executemany(_ON_PG[_INSERT], entries)
+            await cursor.execute(
+                _INSERT_MANY_PG, {name: [entry[name] for entry in entries] for name in _COLUMNS}
+            )
             await cursor.execute(_ON_PG[_ADVANCE], {"entry_hash": entries[-1]["entry_hash"]})
             if signer is not None:
                 for entry in entries:

@@ -25,8 +25,9 @@ CHECKPOINT_EVERY = 100
 
 def route_of(request: Request) -> str:
     """`METHOD /template`: how audit entries and config/rates.yaml name a route."""
-    route = request.scope.get("route")
-    return f"{request.method} {getattr(route, 'path', request.url.path)}"
+    scope = request.scope
+    route = scope.get("route")
+    return f"{scope['method']} {getattr(route, 'path', None) or scope['path']}"
 
 
 def digest(body: bytes) -> str:
@@ -107,5 +108,6 @@ async def record_allowed(
             consent_id=consent_id,
             purpose=purpose,
             response_sha256=digest(body),
+            request_id=request_id_var.get(),
         ),
     )

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.errors import InvalidValue, NotFound
-from gateway.identifiers import InvalidIdentifier, validate_credit_code
+from gateway.identifiers import InvalidIdentifier, remembered_credit_code
 from gateway.store.tables import enterprises
 
 _PUBLIC = (
@@ -32,7 +32,7 @@ class UnknownEnterprise(NotFound):
 def checked_code(value: str) -> str:
     """The normalised credit code, or 422 naming what is wrong with it."""
     try:
-        return validate_credit_code(value)
+        return remembered_credit_code(value)
     except InvalidIdentifier as exc:
         raise InvalidValue(
             f"credit_code: {exc}", field="credit_code", reason=exc.reason, position=exc.position

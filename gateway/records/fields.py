@@ -7,7 +7,6 @@ a JSON `true` is never a number, an amount never loses a digit.
 
 from __future__ import annotations
 
-import functools
 import re
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -15,7 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
-from gateway.identifiers import InvalidIdentifier, validate_credit_code
+from gateway.identifiers import InvalidIdentifier, remembered_credit_code
 
 _BLANK = {"", "-", "—", "无", "null", "NULL", "None"}
 _OPEN_ENDED = {"长期", "永久", "长期有效", "9999-12-31", "99991231"}
@@ -108,18 +107,9 @@ def _parse_bool(value: Any) -> Any:
     raise ValueError(f"{value!r} is not a yes/no value")
 
 
-@functools.lru_cache(maxsize=4096)
-def _valid_credit_code(value: str) -> str:
-    # Authorities' and departments' codes come back on nearly every line of a
-    # feed. A credit code is public, so remembering the valid ones is harmless
-    # (personal identifiers are never remembered); invalid ones raise and are
-    # not cached, so their message is always the validator's.
-    return validate_credit_code(value)
-
-
 def _credit_code(value: str) -> str:
     try:
-        return _valid_credit_code(value)
+        return remembered_credit_code(value)
     except InvalidIdentifier as exc:
         raise ValueError(str(exc)) from None
 

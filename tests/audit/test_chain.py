@@ -9,13 +9,22 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
 import pytest
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, create_engine, delete, func, make_url, select, update
 
-from gateway.audit.chain import AuditEvent, append, checkpoint_keys, verify
+from gateway.audit.chain import (
+    AuditEvent,
+    append,
+    append_many_committed_pg,
+    checkpoint_keys,
+    verify,
+)
 from gateway.identity.keys import ensure_key, load_ring
 from gateway.settings import Settings
 from gateway.store.tables import audit_checkpoints, audit_entries, audit_head
+from tests.conftest import fresh_pg_database
+from tests.services import Postgres
 
 EVERY = 5
 
@@ -215,4 +224,47 @@ def test_enterprise_read_is_audited_before_the_answer(tmp_path: Path) -> None:
         assert refused.status_code == 503
         assert "成都" not in refused.text
         assert refused.headers["content-type"] == "application/problem+json"
+    engine.dispose()
+
+
+async def test_batches_on_postgres_store_every_field_and_verify(
+    pg: Postgres, settings: Settings
+) -> None:
+    """The served path's writer: a batch is one array INSERT in a pipeline."""
+    url = fresh_pg_database(pg)
+    engine = create_engine(url)
+    kek = settings.kek_bytes()
+    with engine.begin() as conn:
+        ensure_key(conn, kek, "audit", "ES256")
+        signer = load_ring(conn, kek).signing_key("audit", datetime.now(UTC))
+    batches = [
+        [
+            AuditEvent(client_id=f"bank-{b}", route="GET /v1/x", decision="allow",
+                       credit_code="91510100MA61R8XX1B" if n % 2 else None, consent_id=f"cns_{n}",
+                       purpose="loan_application", reason=None if n % 3 else "why",
+                       response_sha256="ab" * 32, request_id=f"req-{b}-{n}")
+            for n in range(b + 1)
+        ]
+        for b in range(4)
+    ]  # fmt: skip
+    pg_conn = await psycopg.AsyncConnection.connect(
+        make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+    try:
+        seqs = [
+            await append_many_committed_pg(pg_conn, batch, signer=signer, checkpoint_every=EVERY)
+            for batch in batches
+        ]
+    finally:
+        await pg_conn.close()
+    assert seqs == [[1], [2, 3], [4, 5, 6], [7, 8, 9, 10]]
+    with engine.connect() as conn:
+        rows = conn.execute(select(audit_entries).order_by(audit_entries.c.seq)).all()
+        checkpoints = conn.execute(select(audit_checkpoints.c.seq)).scalars().all()
+    events = [event for batch in batches for event in batch]
+    assert [(r.client_id, r.credit_code, r.reason, r.request_id) for r in rows] == [
+        (e.client_id, e.credit_code, e.reason, e.request_id) for e in events
+    ]
+    assert sorted(checkpoints) == [5, 10]
+    assert check(engine) == []
     engine.dispose()

@@ -10,7 +10,7 @@ import pytest
 import redis
 from redis.asyncio import Redis
 
-from policies.rate import SHANGHAI_OFFSET_S, RatePlan, RateRequest
+from policies.rate import SHANGHAI_OFFSET_S, RateOutcome, RatePlan, RateRequest
 from policies.rate_redis import RedisLimiter
 from tests.services import RedisServer
 
@@ -133,6 +133,30 @@ async def test_a_denylisted_token_does_not_spend_its_proof(rds: Redis) -> None:
     )  # fmt: skip
     assert (await limiter.check(denied)).denylisted
     assert await rds.exists("xyd:jti:dpop:k:jti-3") == 0
+
+
+async def test_flushed_scripts_are_loaded_again_and_no_call_runs_twice(rds: Redis) -> None:
+    limiter = RedisLimiter(rds)
+    request = RateRequest("bank-a", SLOW, cost=1)
+    assert (await limiter.check(request)).allowed
+    await rds.script_flush()
+    results = await limiter.check_many([request] * 5)
+    assert all(isinstance(r, RateOutcome) for r in results)
+    # A burst of five: one spent before the flush, four now, and exactly four.
+    assert [r.allowed for r in results if isinstance(r, RateOutcome)] == [True] * 4 + [False]
+
+
+async def test_a_script_error_is_its_own_request_alone(rds: Redis) -> None:
+    limiter = RedisLimiter(rds)
+    await rds.set("xyd:rl:gcra:bank-bad", "not a number")  # the script's tonumber() fails
+    results = await limiter.check_many(
+        [RateRequest("bank-a", SLOW, cost=1), RateRequest("bank-bad", SLOW, cost=1)]
+    )
+    assert isinstance(results[0], RateOutcome)
+    assert results[0].allowed
+    assert isinstance(results[1], Exception)
+    # The connection went back to the pool in step: the next call reads its own reply.
+    assert (await limiter.check(RateRequest("bank-a", SLOW, cost=1))).allowed
 
 
 # --- several processes on one limit ------------------------------------------
