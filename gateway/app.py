@@ -89,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             fingerprint,
             store=app.state.sync_engine,
             ledger_connected=bool(app.state.platforms),
+            copy_s=settings.consent_copy_s if app.state.redis is not None else 0.0,
         )
         tasks = [asyncio.create_task(app.state.identity.keys.refresh_forever())]
         tasks += start_background(app.state, settings)

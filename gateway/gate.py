@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 
 from gateway.batching import Coalescer
 from gateway.breaker import CircuitBreaker
+from gateway.consents.marks import mark_key
 from gateway.errors import DependencyUnavailable, RateLimited
 from gateway.identity.dpop import Proof, replayed
 from gateway.identity.errors import InvalidToken
@@ -69,6 +70,7 @@ class Gate:
         consent_id: str | None,
         consent_daily: int | None,
         proof: Proof | None = None,
+        cached_consent: str | None = None,
         *,
         in_redis: bool = False,
     ) -> RateRequest:
@@ -89,6 +91,7 @@ class Gate:
             sentinel=EPOCH if in_redis else None,
             once_key=once_key,
             once_ms=once_ms,
+            consent_mark=mark_key(cached_consent) if in_redis and cached_consent else None,
         )
 
     async def admit(
@@ -100,10 +103,18 @@ class Gate:
         consent_id: str | None = None,
         consent_daily: int | None = None,
         proof: Proof | None = None,
+        cached_consent: str | None = None,
     ) -> RateOutcome:
         """The outcome to put in headers; raises InvalidToken (a revoked token or a
-        replayed DPoP proof), RateLimited or 503. A proof's jti is spent here."""
-        args = (caller, route, credit_code, consent_id, consent_daily, proof)
+        replayed DPoP proof), RateLimited or 503. A proof's jti is spent here.
+
+        `cached_consent`: the id of a consent the caller decided from a cached
+        copy of. If it changed since (or, without Redis, if that cannot be
+        known) the outcome says `consent_changed` and nothing was charged."""
+        args = (caller, route, credit_code, consent_id, consent_daily, proof, cached_consent)
+        if cached_consent is not None and (self.redis is None or self.breaker.is_open):
+            # No trial call with a cached consent: the fresh read's call makes it.
+            return RateOutcome(allowed=False, consent_changed=True)
         if self.redis is None:
             if await self.guard.denied(caller.jti, caller.client_id):
                 raise InvalidToken("token revoked or client disabled")
@@ -114,9 +125,13 @@ class Gate:
                 self._request(self.config, *args, in_redis=True)
             )
             if answered is None:
+                if cached_consent is not None:
+                    return RateOutcome(allowed=False, consent_changed=True)
                 local = self._request(self.local_config, *args)
                 answered = await self._redis_down(caller, proof, local)
             result = answered
+        if result.consent_changed:
+            return result
         if not result.allowed:
             limit = result.refused or "rate"
             RATE_REFUSALS.labels(limit).inc()

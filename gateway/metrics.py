@@ -69,6 +69,11 @@ RATE_LIMITER_DOWN = Counter(
 REPORT_CACHE = Counter(
     "xyd_report_cache_total", "Report lookups by where they were found", ["tier"]
 )
+CONSENT_COPIES = Counter(
+    "xyd_consent_copies_total",
+    "Report requests decided from a process's copy of the consent: used, or found changed",
+    ["outcome"],
+)
 REPORT_BUILD = Histogram(
     "xyd_report_build_seconds",
     "Time to build a report from the store (cache misses)",

@@ -95,6 +95,15 @@ class Settings(BaseSettings):
     report_cache_entries: int = Field(
         2048, ge=0, le=1_000_000, description="Built reports each process keeps in memory"
     )
+    consent_copy_s: float = Field(
+        1.0, ge=0, le=5,
+        description=(
+            "With Redis, how long a process decides report requests from its copy of a consent "
+            "and data version instead of reading them per request. Revocation still takes effect "
+            "at once (a change mark checked in the gate's round trip); a data change can take "
+            "this long to show. 0: read both on every request"
+        ),
+    )  # fmt: skip
 
     # --- identity (OAuth 2.0 authorisation server) ------------------------
     key_encryption_key: SecretStr | None = Field(

@@ -124,6 +124,9 @@ class RateRequest:
     # `once_ms`. This is how a DPoP proof's jti rides the same round trip.
     once_key: str | None = None
     once_ms: int = 0
+    # Redis only: refuse, charging nothing, if `consent_mark` exists: the
+    # caller decided from a cached consent that has changed since.
+    consent_mark: str | None = None
 
     def limits(self) -> tuple[int, int, int]:
         """(daily, enterprise, consent) report limits; NOT_APPLIED where none applies."""
@@ -156,6 +159,7 @@ class RateOutcome:
     denylisted: bool = False
     stale_denylist: bool = False
     replayed: bool = False
+    consent_changed: bool = False
 
 
 class RateLimiter(Protocol):

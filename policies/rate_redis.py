@@ -25,23 +25,28 @@ from policies.rate import (
 # KEYS: 1 the client's GCRA theoretical arrival time (µs); 2 the client's
 #       reports today; 3 the enterprise's reports today; 4 the consent's
 #       reports today; 5 the denylist sentinel; 6 a single-use key (a DPoP
-#       proof's jti); 7.. denylist keys.
+#       proof's jti); 7 a consent's change mark; 8.. denylist keys.
 # ARGV: 1 emission interval µs; 2 burst tolerance µs; 3 cost; 4 reports;
 #       5-7 daily, enterprise and consent limits (-1: not applied);
 #       8 UTC offset of the calendar day, s; 9 "1" to require the sentinel;
-#       10 how long the single-use key lives, ms ("0": no such key).
+#       10 how long the single-use key lives, ms ("0": no such key);
+#       11 "1" to refuse, charging nothing, if the change mark exists.
 # Returns {code, retry µs, backlog µs, used daily, used enterprise,
 #          used consent, seconds to midnight}; code 0 allowed, 1-4 refused
 #          by that limit, 5 denylisted, 6 sentinel missing, 7 single-use key
-#          already used (a replay: no rate is spent).
+#          already used (a replay: no rate is spent), 8 the consent changed
+#          (the caller's copy of it may be stale: nothing is spent).
 GATE_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 if ARGV[9] == '1' and redis.call('EXISTS', KEYS[5]) == 0 then
   return {6, 0, 0, 0, 0, 0, 0}
 end
-for i = 7, #KEYS do
+for i = 8, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 1 then return {5, 0, 0, 0, 0, 0, 0} end
+end
+if ARGV[11] == '1' and redis.call('EXISTS', KEYS[7]) == 1 then
+  return {8, 0, 0, 0, 0, 0, 0}
 end
 if ARGV[10] ~= '0' and not redis.call('SET', KEYS[6], '1', 'NX', 'PX', ARGV[10]) then
   return {7, 0, 0, 0, 0, 0, 0}
@@ -97,7 +102,7 @@ return {0, 0, string.format('%d', new_tat - now), used[1], used[2], used[3], to_
 
 PREFIX = "xyd:rl:"
 UNUSED = PREFIX + "unused"
-DENIED, STALE, REPLAYED = 5, 6, 7
+DENIED, STALE, REPLAYED, CONSENT_CHANGED = 5, 6, 7, 8
 
 
 def _keys_and_args(request: RateRequest) -> tuple[list[str], list[int | str]]:
@@ -109,6 +114,7 @@ def _keys_and_args(request: RateRequest) -> tuple[list[str], list[int | str]]:
         f"{PREFIX}day:consent:{request.consent_id}" if consent != NOT_APPLIED else UNUSED,
         request.sentinel or UNUSED,
         request.once_key or UNUSED,
+        request.consent_mark or UNUSED,
         *request.deny_keys,
     ]
     plan = request.plan
@@ -123,6 +129,7 @@ def _keys_and_args(request: RateRequest) -> tuple[list[str], list[int | str]]:
         SHANGHAI_OFFSET_S,
         "1" if request.sentinel else "0",
         request.once_ms if request.once_key else 0,
+        "1" if request.consent_mark else "0",
     ]
     return keys, args
 
@@ -197,6 +204,8 @@ def _outcome(request: RateRequest, raw: Sequence[Any]) -> RateOutcome:
         return RateOutcome(allowed=False, stale_denylist=True)
     if code == REPLAYED:
         return RateOutcome(allowed=False, replayed=True)
+    if code == CONSENT_CHANGED:
+        return RateOutcome(allowed=False, consent_changed=True)
     return outcome(
         request,
         code=code,

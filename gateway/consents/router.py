@@ -9,6 +9,7 @@ from starlette.responses import Response
 from gateway.apidocs import answer_docs
 from gateway.audit.service import record_allowed
 from gateway.consents import service
+from gateway.consents.marks import mark_changed
 from gateway.consents.schemas import Consent, ConsentIn, ConsentPage, RevokeIn
 from gateway.enterprises.service import checked_code
 from gateway.errors import problem_docs
@@ -140,6 +141,8 @@ async def list_consents(
 async def revoke_consent(
     consent_id: str, request: Request, caller: ConsentWriter, body: Annotated[RevokeIn, Body()]
 ) -> Response:
+    # Marked before it commits: once this answers, no worker grants from its copy.
+    await mark_changed(request.app.state.redis, consent_id)
     async with request.app.state.engine.begin() as conn:
         consent = await conn.run_sync(service.revoke, caller, consent_id, body.reason)
     answer = orjson.dumps(consent)

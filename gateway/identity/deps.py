@@ -25,7 +25,7 @@ from gateway.identity.dpop import InvalidProof, check_proof
 from gateway.identity.errors import InsufficientScope, InvalidToken
 from gateway.identity.service import Identity
 from gateway.identity.tokens import Caller
-from policies.rate import headers
+from policies.rate import RateOutcome, headers
 
 _SCHEME_DOC = (
     "An access token from /oauth/token: `Authorization: Bearer <token>`, or, for a "
@@ -77,17 +77,23 @@ async def admit(
     credit_code: str | None = None,
     consent_id: str | None = None,
     consent_daily: int | None = None,
-) -> None:
-    """Pass the gate; its rate headers go on whatever answer follows."""
-    result = await request.app.state.gate.admit(
+    cached_consent: str | None = None,
+) -> RateOutcome:
+    """Pass the gate; its rate headers go on whatever answer follows. With
+    `cached_consent`, the outcome may instead say the consent changed (see
+    `Gate.admit`): then nothing was charged and no headers are set."""
+    result: RateOutcome = await request.app.state.gate.admit(
         caller,
         route_of(request),
         credit_code=credit_code,
         consent_id=consent_id,
         consent_daily=consent_daily,
         proof=getattr(request.state, "dpop_proof", None),
+        cached_consent=cached_consent,
     )
-    request.state.rate_headers = headers(result)
+    if not result.consent_changed:
+        request.state.rate_headers = headers(result)
+    return result
 
 
 async def audit_denial(

@@ -20,14 +20,17 @@ from gateway.errors import (
 )
 from gateway.identity.deps import ReportFetcher, admit, audit_denial
 from gateway.identity.keys import KeyError_
+from gateway.identity.tokens import Caller
+from gateway.metrics import CONSENT_COPIES, Children
 from gateway.reports import signing
 from gateway.reports.build import request_members
 from gateway.reports.html import render_html
 from gateway.reports.schemas import COMPACT_JWS, CreditReport
 from gateway.reports.service import ReportService
-from policies.consent import decide
+from policies.consent import StoredConsent, decide
 
 router = APIRouter(tags=["reports"])
+_COPIES = Children(CONSENT_COPIES)
 ROUTE = "/v1/enterprises/{credit_code}/credit-report"
 CONSENT_ID_MAX = 64
 JSON, JOSE, HTML = "application/json", "application/jose", "text/html"
@@ -78,6 +81,66 @@ def negotiate(accept: str | None) -> str:
     if best is None:
         raise NotAcceptable("send Accept: application/json, application/jose or text/html")
     return best
+
+
+async def _decide_and_admit(
+    request: Request,
+    caller: Caller,
+    service: ReportService,
+    consent_id: str | None,
+    code: str,
+    now: datetime,
+) -> tuple[StoredConsent, frozenset[str], int]:
+    """The consent's decision, the gate passed: the granting consent, the sections
+    it grants and the data version, or the refusal raised (audited). A grant
+    decided from the worker's copy of the consent is checked against its change
+    mark in the gate's round trip; if it changed, the consent is read afresh
+    and decided again."""
+    for copy_ok in (True, False):
+        try:
+            (consent, version), copied = await service.consent_and_version(
+                consent_id, code, copy_ok=copy_ok
+            )
+        except (DBAPIError, OSError) as exc:
+            raise DependencyUnavailable("the credit store is unavailable") from exc
+        decision = decide(
+            consent,
+            consent_id=consent_id,
+            client_id=caller.client_id,
+            credit_code=code,
+            wanted=frozenset(service.builder.sections.sections),
+            now=now,
+        )
+        purpose = decision.consent.purpose if decision.consent else None
+        try:
+            if not decision.allowed or decision.consent is None:
+                # A refusal still spends rate, not reports. A copy's refusal needs
+                # no check: a revoked, expired or foreign consent stays so.
+                await admit(request, caller)
+                raise ConsentDenied(f"consent {decision.reason}", reason=decision.reason)
+            if version is None:
+                await admit(request, caller)
+                raise UnknownEnterprise(f"no enterprise with credit code {code}")
+            outcome = await admit(
+                request,
+                caller,
+                credit_code=code,
+                consent_id=decision.consent.id,
+                consent_daily=decision.consent.max_daily_accesses,
+                cached_consent=decision.consent.id if copied else None,
+            )
+        except UnknownEnterprise:
+            raise
+        except ProblemError as denial:
+            await audit_denial(request, caller, denial, consent_id=consent_id, purpose=purpose)
+            raise
+        if not outcome.consent_changed:
+            if copied:
+                _COPIES("used").inc()
+            return decision.consent, decision.sections, version
+        _COPIES("changed").inc()
+        service.forget(consent_id, code)
+    raise AssertionError("a fresh read is never checked against a change mark")
 
 
 @router.get(
@@ -133,49 +196,20 @@ async def credit_report(request: Request, caller: ReportFetcher) -> Response:
         raise InvalidValue(f"Consent-Id: at most {CONSENT_ID_MAX} characters", field="Consent-Id")
     state = request.app.state
     service: ReportService = state.reports
-    try:
-        consent, version = await service.consent_and_version(consent_id, code)
-    except (DBAPIError, OSError) as exc:
-        raise DependencyUnavailable("the credit store is unavailable") from exc
     now = datetime.now(UTC)
-    decision = decide(
-        consent,
-        consent_id=consent_id,
-        client_id=caller.client_id,
-        credit_code=code,
-        wanted=frozenset(state.reports.builder.sections.sections),
-        now=now,
+    consent, sections, version = await _decide_and_admit(
+        request, caller, service, consent_id, code, now
     )
-    purpose = decision.consent.purpose if decision.consent else None
-    try:
-        if not decision.allowed or decision.consent is None:
-            await admit(request, caller)  # a refusal still spends rate, not reports
-            raise ConsentDenied(f"consent {decision.reason}", reason=decision.reason)
-        if version is None:
-            await admit(request, caller)
-            raise UnknownEnterprise(f"no enterprise with credit code {code}")
-        await admit(
-            request,
-            caller,
-            credit_code=code,
-            consent_id=decision.consent.id,
-            consent_daily=decision.consent.max_daily_accesses,
-        )
-    except UnknownEnterprise:
-        raise
-    except ProblemError as denial:
-        await audit_denial(request, caller, denial, consent_id=consent_id, purpose=purpose)
-        raise
     try:
         full = await service.full_report(state.engine, code, version, now)
     except (DBAPIError, OSError) as exc:
         raise DependencyUnavailable("the credit store is unavailable") from exc
     if full is None:
         raise UnknownEnterprise(f"no enterprise with credit code {code}")
-    shared = service.cut(full, decision.sections)
+    shared = service.cut(full, sections)
     own = request_members(
-        consent_id=decision.consent.id,
-        purpose=decision.consent.purpose,
+        consent_id=consent.id,
+        purpose=consent.purpose,
         report_id=f"rpt_{secrets.token_urlsafe(12)}",
         generated_at=now.isoformat(),
     )
@@ -196,8 +230,8 @@ async def credit_report(request: Request, caller: ReportFetcher) -> Response:
         caller.client_id,
         body,
         credit_code=code,
-        consent_id=decision.consent.id,
-        purpose=decision.consent.purpose,
+        consent_id=consent.id,
+        purpose=consent.purpose,
     )
     return Response(
         body,

@@ -29,6 +29,7 @@ from policies.consent import StoredConsent
 
 RULE_FILES = ("publication.yaml", "report.yaml", "score_model.yaml")
 FEEDS_TTL_S = 60.0
+COPIES_MAX = 10_000
 
 
 def rules_fingerprint(config_dir: Path) -> str:
@@ -116,6 +117,7 @@ class ReportService:
         *,
         store: Engine,
         ledger_connected: bool = False,
+        copy_s: float = 0.0,
     ) -> None:
         self.builder = builder
         self.store = store
@@ -133,6 +135,10 @@ class ReportService:
         # Autocommit: no BEGIN before the reads and no ROLLBACK after; each read
         # is its own snapshot, which is all a check needs.
         self._held = Held(store, autocommit=True)
+        # Copies of what the reads found, for `copy_s` seconds; only where the
+        # gate can check consent change marks (with Redis). See settings.
+        self.copy_s = copy_s
+        self._copies: dict[Ask, tuple[float, Found]] = {}
 
     def cut(self, full: dict[str, Any], sections: frozenset[str]) -> Cut:
         """The consented part of a full report, kept beside it with its members
@@ -147,8 +153,29 @@ class ReportService:
                 self._cuts.pop(next(iter(self._cuts)))
         return found
 
-    async def consent_and_version(self, consent_id: str | None, credit_code: str) -> Found:
-        return await self._reads.submit((consent_id, credit_code))
+    async def consent_and_version(
+        self, consent_id: str | None, credit_code: str, *, copy_ok: bool = True
+    ) -> tuple[Found, bool]:
+        """The consent as stored and the enterprise's data version, and whether
+        they came from this worker's copy (then a grant must be checked against
+        the consent's change mark: `Gate.admit(cached_consent=...)`)."""
+        ask = (consent_id, credit_code)
+        now = time.monotonic()
+        if copy_ok and self.copy_s:
+            copy = self._copies.get(ask)
+            if copy is not None and now - copy[0] < self.copy_s:
+                return copy[1], True
+        found = await self._reads.submit(ask)
+        consent, version = found
+        if self.copy_s and consent is not None and version is not None:
+            # Aged from before the read: a copy never outlives `copy_s`.
+            self._copies[ask] = (now, found)
+            if len(self._copies) > COPIES_MAX:
+                self._copies.pop(next(iter(self._copies)))
+        return found, False
+
+    def forget(self, consent_id: str | None, credit_code: str) -> None:
+        self._copies.pop((consent_id, credit_code), None)
 
     async def _read(self, asks: list[Ask]) -> list[Found]:
         return await self._held.run(

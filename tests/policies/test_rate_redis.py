@@ -159,6 +159,22 @@ async def test_a_script_error_is_its_own_request_alone(rds: Redis) -> None:
     assert (await limiter.check(RateRequest("bank-a", SLOW, cost=1))).allowed
 
 
+async def test_a_changed_consent_refuses_a_grant_from_a_copy_charging_nothing(
+    rds: Redis,
+) -> None:
+    limiter = RedisLimiter(rds)
+    copied = report(consent_id="cns_1", consent_daily=1, consent_mark="xyd:consent:changed:cns_1")
+    assert (await limiter.check(copied)).allowed
+    await rds.set("xyd:consent:changed:cns_1", "1")
+    changed = await limiter.check(copied)
+    assert changed.consent_changed
+    assert not changed.allowed
+    # Decided afresh (no mark asked for): the consent's one report a day was spent
+    # by the first call only.
+    fresh = await limiter.check(report(consent_id="cns_1", consent_daily=1))
+    assert fresh.refused == "consent"
+
+
 # --- several processes on one limit ------------------------------------------
 
 RATE, BURST, SECONDS, PROCESSES, TASKS = 100.0, 50, 3.0, 4, 16

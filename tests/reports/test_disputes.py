@@ -6,7 +6,14 @@ from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
 from tests.identity.kit import ClientKey, register
-from tests.reports.test_reports_api import bearer, consent, fetch, ingest, recent_penalty
+from tests.reports.test_reports_api import (
+    after_data_change,
+    bearer,
+    consent,
+    fetch,
+    ingest,
+    recent_penalty,
+)
 
 
 def penalty_item(client: TestClient, auth: dict[str, str], consent_id: str) -> dict:  # type: ignore[type-arg]
@@ -16,7 +23,7 @@ def penalty_item(client: TestClient, auth: dict[str, str], consent_id: str) -> d
     return dict(item)
 
 
-def test_dispute_lifecycle_is_visible_on_the_next_report(
+def test_dispute_lifecycle_is_visible_on_the_reports(
     app_client: TestClient, bank: ClientKey, engine: Engine
 ) -> None:
     ingest(engine, "penalty", recent_penalty())
@@ -45,6 +52,7 @@ def test_dispute_lifecycle_is_visible_on_the_next_report(
     assert replay.json() == dispute
     assert replay.headers["idempotent-replayed"] == "true"
     assert app_client.post(url, json={"reason": "again"}, headers=platform).status_code == 409
+    after_data_change(app_client)
     shown = penalty_item(app_client, bank_auth, granted["id"])
     assert shown["dispute"]["status"] == "open"
     assert shown["dispute"]["opened_at"] == dispute["opened_at"]
@@ -57,6 +65,7 @@ def test_dispute_lifecycle_is_visible_on_the_next_report(
     assert done.status_code == 200, done.text
     assert (done.json()["status"], done.json()["resolved_by"]) == ("rejected", "dept-market")
     assert app_client.post(resolve, json=verdict, headers=department).status_code == 409
+    after_data_change(app_client)
     after = penalty_item(app_client, bank_auth, granted["id"])
     assert after["dispute"]["status"] == "rejected"
     assert after["dispute"]["resolved_at"] == done.json()["resolved_at"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,14 +18,18 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from sqlalchemy import Engine, select, update
 from starlette.testclient import TestClient
 
+from gateway.app import create_app
 from gateway.client import dpop_proof
 from gateway.identity import jose
 from gateway.records.readers import read_ndjson
 from gateway.records.service import Ingestor
+from gateway.settings import Settings
 from gateway.store.tables import audit_entries, consents
 from tests.builders import code, ndjson, penalty
 from tests.identity.kit import ISSUER, ClientKey, register
 from tests.identity.test_token_flow import get_token
+from tests.policies.test_gate_http import stop
+from tests.services import redis_server
 
 URL = f"/v1/enterprises/{code(1)}/credit-report"
 
@@ -226,7 +232,13 @@ def test_every_consent_denial_reason_over_http(
     ]  # fmt: skip
 
 
-def test_revocation_and_record_changes_are_seen_by_the_next_request_despite_the_cache(
+def after_data_change(client: TestClient) -> None:
+    """With Redis a process decides from its copy of a consent and data version
+    for `consent_copy_s`: a data change shows within that (a revocation at once)."""
+    time.sleep(client.app.state.reports.copy_s)  # type: ignore[attr-defined]
+
+
+def test_revocation_at_once_and_record_changes_despite_the_caches(
     app_client: TestClient, bank_auth: dict[str, str], engine: Engine
 ) -> None:
     granted = consent(app_client, bank_auth)
@@ -234,15 +246,79 @@ def test_revocation_and_record_changes_are_seen_by_the_next_request_despite_the_
     again = fetch(app_client, bank_auth, granted["id"]).json()
     assert again["data_version"] == first["data_version"]  # served from the cache
     ingest(engine, "penalty", recent_penalty(2, decision_number="成市监罚〔2026〕77号"))
+    after_data_change(app_client)
     changed = fetch(app_client, bank_auth, granted["id"]).json()
     assert changed["data_version"] > first["data_version"]
     ids = {i["source_record_id"] for i in changed["sections"]["penalties"]["items"]}
     assert ids == {"P-NEW-1", "P-NEW-2"}
+    # A copy of the consent was just made (or none is kept): the revocation still
+    # holds for the very next request.
+    assert fetch(app_client, bank_auth, granted["id"]).status_code == 200
     revoked = app_client.post(
         f"/v1/consents/{granted['id']}/revoke", json={"reason": "企业撤回"}, headers=bank_auth
     )
     assert revoked.status_code == 200
     assert denial(fetch(app_client, bank_auth, granted["id"])) == "revoked"
+
+
+def copies(client: TestClient, outcome: str) -> float:
+    text = client.get("/metrics").text
+    found = re.search(rf'^xyd_consent_copies_total\{{outcome="{outcome}"\}} (\S+)$', text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+@pytest.mark.parametrize("id_mode", ["production"], indirect=True)
+def test_grants_from_a_copy_are_checked_against_the_change_mark(
+    app_client: TestClient, bank_auth: dict[str, str], engine: Engine
+) -> None:
+    granted = consent(app_client, bank_auth)
+    before_used, before_changed = copies(app_client, "used"), copies(app_client, "changed")
+    assert [fetch(app_client, bank_auth, granted["id"]).status_code for _ in range(4)] == [200] * 4
+    # The first read the store; the next three were decided from the copy.
+    assert copies(app_client, "used") - before_used == 3
+    # Revoked behind the gateway's back (no mark): the copy is used until it ages out...
+    with engine.begin() as conn:
+        conn.execute(
+            update(consents)
+            .where(consents.c.id == granted["id"])
+            .values(revoked_at=datetime.now(UTC))
+        )
+    after_data_change(app_client)
+    assert denial(fetch(app_client, bank_auth, granted["id"])) == "revoked"
+    # ...while through the API the mark reaches the copy at once.
+    second = consent(app_client, bank_auth)
+    assert fetch(app_client, bank_auth, second["id"]).status_code == 200
+    assert fetch(app_client, bank_auth, second["id"]).status_code == 200
+    revoked = app_client.post(
+        f"/v1/consents/{second['id']}/revoke", json={"reason": "企业撤回"}, headers=bank_auth
+    )
+    assert revoked.status_code == 200
+    assert denial(fetch(app_client, bank_auth, second["id"])) == "revoked"
+    assert copies(app_client, "changed") - before_changed == 1
+
+
+@pytest.mark.parametrize("id_mode", ["production"], indirect=True)
+def test_no_copy_is_trusted_while_redis_is_away(
+    id_settings: Settings, bank: ClientKey, engine: Engine
+) -> None:
+    """The change mark lives in Redis: without it a copy cannot be checked, so the
+    consent is read per request, and a revocation made meanwhile holds at once."""
+    ingest(engine, "penalty", recent_penalty())
+    with redis_server() as private:
+        id_settings.redis_url = private.url
+        id_settings.rate_limit_redis_down = "local_fallback"
+        id_settings.consent_copy_s = 5
+        with TestClient(create_app(id_settings), raise_server_exceptions=False) as client:
+            auth = bearer(client, bank)
+            granted = consent(client, auth)
+            assert fetch(client, auth, granted["id"]).status_code == 200
+            assert fetch(client, auth, granted["id"]).status_code == 200  # from the copy
+            stop(private.pid())
+            revoked = client.post(
+                f"/v1/consents/{granted['id']}/revoke", json={"reason": "企业撤回"}, headers=auth
+            )
+            assert revoked.status_code == 200, revoked.text
+            assert denial(fetch(client, auth, granted["id"])) == "revoked"
 
 
 def test_post_loan_monitoring_frequency_is_enforced(
