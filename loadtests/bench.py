@@ -181,8 +181,10 @@ def method(args: argparse.Namespace, size: int, codes: list[str]) -> list[str]:
         f"The gateway answers `GET /v1/enterprises/{{code}}/credit-report` for {len(codes)} demo "
         "enterprises (one each of the black-listed, penalised, repaired and clean profiles), "
         "report cache warm, and every request passes every gate: access token (DPoP: a fresh "
-        "proof, its jti checked once in Redis), consent read, GCRA and daily counters in Redis, "
-        "ES256 report signature, committed audit entry. The rate plans are raised for the run, "
+        "proof, its jti checked once in Redis), the consent (read, or the worker's copy of it "
+        "for at most 1 s with its change mark checked in Redis), GCRA and daily counters in "
+        "Redis, ES256 report signature, committed audit entry. The rate plans are raised for "
+        "the run, "
         f"not removed. The bare route answers a {size:,}-byte body, the mean size of those "
         "reports. PostgreSQL runs with fsync=off (a throw-away server).",
         "",
