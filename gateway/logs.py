@@ -33,20 +33,30 @@ _SENSITIVE = re.compile(
 _QUIETER = {"aiosqlite": logging.INFO, "httpx": logging.WARNING, "httpcore": logging.INFO}
 
 
-# ASCII digits to "0", every other byte to " ": a run of eleven "0"s is then a
-# run of eleven digits, which every ID or mobile number holds.
-_DIGIT_RUNS = bytes(48 if 48 <= i <= 57 else 32 for i in range(256))
+# ASCII digits to "0", letters to "a", anything else to " ": the shapes a match
+# needs are then plain substrings (see `redact`).
+_SHAPES = bytes(
+    48 if 48 <= i <= 57 else 97 if 65 <= i <= 90 or 97 <= i <= 122 else 32 for i in range(256)
+)
+_MOBILE_SHAPE = b" " + b"0" * 11 + b" "
+_ID_SHAPES = (b" " + b"0" * 18 + b" ", b" " + b"0" * 17 + b"a ")
 
 
 def redact(text: str) -> str:
     """`text` with ID numbers, mobile numbers and JWTs replaced by `[redacted]`."""
-    # Nearly every line holds none. For ASCII text a match needs eleven digits
-    # in a row or "eyJ"; finding neither costs a tenth of the pattern's scan,
-    # which every line (one a request) would pay. Other text (`\d` also
-    # matches non-ASCII digits) always gets the scan.
+    # Nearly every line holds none, and the pattern's scan costs every line (one
+    # a request) several microseconds. In ASCII text a match needs "eyJ", or a
+    # run of exactly 11 digits, or of 17 digits and a digit or letter, with no
+    # letter or digit either side; finding none of those shapes is cheap. Other
+    # text (`\d` also matches non-ASCII digits) always gets the scan.
     if text.isascii():
-        raw = text.encode("ascii")
-        if b"eyJ" not in raw and b"00000000000" not in raw.translate(_DIGIT_RUNS):
+        shapes = b" %s " % text.encode("ascii").translate(_SHAPES)
+        if (
+            "eyJ" not in text
+            and _MOBILE_SHAPE not in shapes
+            and _ID_SHAPES[0] not in shapes
+            and _ID_SHAPES[1] not in shapes
+        ):
             return text
     return _SENSITIVE.sub("[redacted]", text)
 
