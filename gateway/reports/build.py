@@ -172,6 +172,9 @@ def consent_cut(full: dict[str, Any], sections: frozenset[str]) -> dict[str, Any
     }
 
 
+REQUEST_MEMBERS = ("consent_id", "generated_at", "purpose", "report_id")
+
+
 def request_members(
     *, consent_id: str, purpose: str, report_id: str, generated_at: str
 ) -> dict[str, Any]:

@@ -213,18 +213,19 @@ async def credit_report(request: Request, caller: ReportFetcher) -> Response:
         report_id=f"rpt_{secrets.token_urlsafe(12)}",
         generated_at=now.isoformat(),
     )
-    parts = {**shared.members, **signing.members(own)}
+    own_members = signing.members(own)
     try:
         key = (await state.identity.keys.current()).signing_key("report", now)
     except KeyError_ as exc:
         raise DependencyUnavailable("no report-signing key is available") from exc
     if media == JOSE:
+        parts = {**shared.members, **own_members}
         body = signing.compact(signing.joined(parts), key).encode("ascii")
     elif media == HTML:
-        signature = signing.detached(signing.joined(parts), key)
+        signature = signing.detached(signing.joined({**shared.members, **own_members}), key)
         body = render_html({**shared.report, **own}, signature=signature).encode()
     else:
-        body = signing.signed_json(parts, key)
+        body = signing.signed_json({**shared.head, **own_members}, shared.tail, key)
     await record_allowed(
         request,
         caller.client_id,

@@ -21,7 +21,7 @@ from gateway.loans import service as ledger
 from gateway.metrics import REPORT_BUILD
 from gateway.records import disputes
 from gateway.reports import signing
-from gateway.reports.build import ReportBuilder, consent_cut, report_day
+from gateway.reports.build import REQUEST_MEMBERS, ReportBuilder, consent_cut, report_day
 from gateway.reports.cache import ReportCache
 from gateway.reports.records import current_records, enterprise_row, latest_feeds
 from gateway.store.tables import enterprises
@@ -46,6 +46,10 @@ class Cut:
 
     report: dict[str, Any]
     members: signing.Members
+    # The same members split for `signing.signed_json`: those a request's own
+    # sort among, and the tail encoded once.
+    head: signing.Members
+    tail: signing.Tail
 
 
 Ask = tuple[str | None, str]  # (consent id from the request, credit code)
@@ -148,7 +152,9 @@ class ReportService:
         found = self._cuts.get(key)
         if found is None:
             report = consent_cut(full, sections)
-            found = self._cuts[key] = Cut(report, signing.members(report))
+            members = signing.members(report)
+            head, tail = signing.split(members, after=max(REQUEST_MEMBERS))
+            found = self._cuts[key] = Cut(report, members, head, tail)
             while len(self._cuts) > self._cut_entries:
                 self._cuts.pop(next(iter(self._cuts)))
         return found

@@ -19,6 +19,7 @@ The JSON answer is the same canonical bytes with `signature` in its sorted place
 from __future__ import annotations
 
 import bisect
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -78,20 +79,64 @@ def compact(payload: bytes, key: LoadedKey) -> str:
 
 def detached(payload: bytes, key: LoadedKey) -> str:
     """RFC 7515 appendix F: `header..signature`, the payload left out."""
+    return _detached(jose.b64(payload), key)
+
+
+def _detached(payload_b64: bytes, key: LoadedKey) -> str:
     head = _header(key)
-    signature = jose.signature_of(b"%s.%s" % (head, jose.b64(payload)), key.private)
+    signature = jose.signature_of(b"%s.%s" % (head, payload_b64), key.private)
     return (b"%s..%s" % (head, jose.b64(signature))).decode()
 
 
-def signed_json(parts: Members, key: LoadedKey) -> bytes:
+@dataclass(frozen=True, slots=True)
+class Tail:
+    """A cut's members that sort after every member a request adds (the score
+    and the sections: nearly all the bytes), serialised once, with the
+    base64url of what they close the report with from each byte alignment."""
+
+    names: tuple[str, ...]
+    members: tuple[bytes, ...]  # `"name":value`, in order
+    closing: bytes  # `,member` for each, then `}`
+    closing_b64: tuple[bytes, bytes, bytes]  # base64url of closing[s:] for s = 0, 1, 2
+
+
+def split(shared: Members, after: str) -> tuple[Members, Tail]:
+    """`shared` as the members a request's own join (names up to `after`, which
+    must sort no earlier than any name a request adds) and the rest, once."""
+    if after >= "signature":
+        raise ValueError("signature must sort into the tail")
+    names = tuple(sorted(name for name in shared if name > after))
+    members = tuple(_member(name, shared[name]) for name in names)
+    closing = b"".join(b"," + member for member in members) + b"}"
+    head = {name: value for name, value in shared.items() if name <= after}
+    return head, Tail(names, members, closing, (jose.b64(closing), jose.b64(closing[1:]),
+                                                jose.b64(closing[2:])))  # fmt: skip
+
+
+def signed_json(head: Members, tail: Tail, key: LoadedKey) -> bytes:
     """The `application/json` answer: the report's members and `signature`, a
-    detached JWS over the report without it, in canonical order."""
-    names = sorted(parts)
-    members = [_member(name, parts[name]) for name in names]
-    signature = detached(b"{%s}" % b",".join(members), key)
-    # The same members, `signature` in its sorted place: no second serialisation.
-    members.insert(bisect.bisect(names, "signature"), _member("signature", orjson.dumps(signature)))
-    return b"{%s}" % b",".join(members)
+    detached JWS over the report without it, in canonical order. `head` holds
+    the request's own members and the cut's that sort among them."""
+    if not head:
+        raise ValueError("a report always holds its request's own members")
+    opening = b"{" + b",".join(_member(name, head[name]) for name in sorted(head))
+    # base64url of opening + closing without encoding the closing again: the
+    # opening's last (len % 3) bytes and the closing's first few make a whole
+    # group, and the closing's remainder was encoded once for that alignment.
+    whole = len(opening) - len(opening) % 3
+    borrowed = (3 - len(opening) % 3) % 3
+    if len(tail.closing) > borrowed:
+        payload_b64 = (
+            jose.b64(opening[:whole])
+            + jose.b64(opening[whole:] + tail.closing[:borrowed])
+            + tail.closing_b64[borrowed]
+        )
+    else:
+        payload_b64 = jose.b64(opening + tail.closing)
+    signature = _member("signature", orjson.dumps(_detached(payload_b64, key)))
+    at = bisect.bisect(tail.names, "signature")
+    closing = (*tail.members[:at], signature, *tail.members[at:])
+    return opening + b"".join(b"," + member for member in closing) + b"}"
 
 
 def without_floats(value: Any) -> Any:

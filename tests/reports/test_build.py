@@ -9,10 +9,21 @@ from typing import Any
 
 import orjson
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from gateway.app import create_app
+from gateway.identity import jose
+from gateway.identity.keys import LoadedKey
 from gateway.reports import signing
-from gateway.reports.build import ReportBuilder, consent_cut, quarter_ends_before, request_members
+from gateway.reports.build import (
+    REQUEST_MEMBERS,
+    ReportBuilder,
+    consent_cut,
+    quarter_ends_before,
+    request_members,
+)
 from gateway.reports.records import StoredRecord
 from gateway.settings import Settings
 
@@ -237,3 +248,39 @@ def test_the_canonical_form_joined_from_members_is_the_whole_reports(
     # The JSON answer: the same members and `signature`, still canonical.
     with_signature = {**parts, "signature": orjson.dumps("h..s")}
     assert signing.joined(with_signature) == signing.canonical({**whole, "signature": "h..s"})
+
+
+@pytest.mark.parametrize("consent_id", ["c", "cn", "cns", "cns_1", "cns_12", "cns_123"])
+def test_the_signed_answer_from_an_encoded_tail_is_the_whole_reports(
+    report: dict[str, Any], consent_id: str
+) -> None:
+    """Each consent id length puts the opening at another byte alignment."""
+    private = ec.generate_private_key(ec.SECP256R1())
+    key = LoadedKey("k1", "report", "ES256", private.public_key(), private, {}, NOW, None)
+    shared = consent_cut(report, frozenset({"basic", "tax", "penalties"}))
+    own = request_members(
+        consent_id=consent_id, purpose="credit_review", report_id="rpt_1",
+        generated_at=NOW.isoformat(),
+    )  # fmt: skip
+    head, tail = signing.split(signing.members(shared), after=max(REQUEST_MEMBERS))
+    assert tail.names[:2] == ("score", "score_trend")  # the bulk is encoded once
+    body = signing.signed_json({**head, **signing.members(own)}, tail, key)
+    answer = orjson.loads(body)
+    detached = answer.pop("signature")
+    assert answer == {**shared, **own}
+    assert body == signing.canonical({**answer, "signature": detached})
+    protected, _, signature = detached.split(".")
+    raw = jose.b64decode(signature)
+    payload = jose.b64encode(signing.canonical(answer))
+    der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
+    private.public_key().verify(der, f"{protected}.{payload}".encode(), ec.ECDSA(hashes.SHA256()))
+
+
+def test_a_short_tail_is_encoded_whole() -> None:
+    private = ec.generate_private_key(ec.SECP256R1())
+    key = LoadedKey("k1", "report", "ES256", private.public_key(), private, {}, NOW, None)
+    for opening in ("a", "ab", "abc"):
+        head, tail = signing.split({"a": b'"%s"' % opening.encode()}, after="report_id")
+        assert tail.closing == b"}"
+        body = signing.signed_json(head, tail, key)
+        assert orjson.loads(body)["a"] == opening
