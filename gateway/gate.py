@@ -112,24 +112,20 @@ class Gate:
         copy of. If it changed since (or, without Redis, if that cannot be
         known) the outcome says `consent_changed` and nothing was charged."""
         args = (caller, route, credit_code, consent_id, consent_daily, proof, cached_consent)
-        if cached_consent is not None and (self.redis is None or self.breaker.is_open):
-            # No trial call with a cached consent: the fresh read's call makes it.
+        result = None
+        if self.redis is not None:
+            result = await self._admit_with_redis(self._request(self.config, *args, in_redis=True))
+        if result is None and cached_consent is not None:
+            # Change marks live in Redis alone: without it a copy cannot be checked.
+            # Nothing is charged; the fresh read's call passes the gate instead.
             return RateOutcome(allowed=False, consent_changed=True)
-        if self.redis is None:
+        if result is None and self.redis is None:
             if await self.guard.denied(caller.jti, caller.client_id):
                 raise InvalidToken("token revoked or client disabled")
             await self._spend_in_store(proof)
             result = self.memory.check_now(self._request(self.config, *args))
-        else:
-            answered = await self._admit_with_redis(
-                self._request(self.config, *args, in_redis=True)
-            )
-            if answered is None:
-                if cached_consent is not None:
-                    return RateOutcome(allowed=False, consent_changed=True)
-                local = self._request(self.local_config, *args)
-                answered = await self._redis_down(caller, proof, local)
-            result = answered
+        elif result is None:
+            result = await self._redis_down(caller, proof, self._request(self.local_config, *args))
         if result.consent_changed:
             return result
         if not result.allowed:

@@ -20,7 +20,6 @@ version, tampered or moved ciphertext, malformed text) or a key is unusable.
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 from collections.abc import Mapping
@@ -30,6 +29,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from gateway.identity import jose
 from gateway.settings import Settings, load_or_create_secret
 
 KEY_DIR = "pii-keys"
@@ -39,14 +39,6 @@ _NONCE = 12
 
 class PersonalDataError(Exception):
     """A sealed personal value cannot be opened, or a key is unusable."""
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def aad_for(category: str, source_department: str, source_record_id: str) -> bytes:
@@ -104,7 +96,7 @@ class KeyRing:
         """Encrypt under the active version: one AES-GCM call."""
         nonce = os.urandom(_NONCE)
         sealed = self._cipher(self.active).encrypt(nonce, plaintext, aad)
-        return f"v{self.active}.{_b64(nonce)}.{_b64(sealed)}"
+        return f"v{self.active}.{jose.b64encode(nonce)}.{jose.b64encode(sealed)}"
 
     def open(self, sealed: str, aad: bytes) -> bytes:
         """Decrypt a value sealed under any version of the ring."""
@@ -113,8 +105,8 @@ class KeyRing:
         if len(parts) != 3:
             raise PersonalDataError("not a sealed personal value")
         try:
-            nonce, body = _unb64(parts[1]), _unb64(parts[2])
-        except ValueError:
+            nonce, body = jose.b64decode(parts[1]), jose.b64decode(parts[2])
+        except jose.JoseError:
             raise PersonalDataError("not a sealed personal value") from None
         if len(nonce) != _NONCE:
             raise PersonalDataError("not a sealed personal value")

@@ -19,15 +19,16 @@ import contextlib
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, select
 
 from gateway.identity import jose
 from gateway.identity.keys import LoadedKey
+from gateway.logs import request_id_var
 from gateway.store.tables import audit_checkpoints, audit_entries, audit_head
 
 GENESIS = "0" * 64
@@ -50,7 +51,8 @@ class AuditEvent:
     consent_id: str | None = None
     purpose: str | None = None
     response_sha256: str | None = None
-    request_id: str | None = None
+    # The request being answered, when there is one.
+    request_id: str | None = field(default_factory=request_id_var.get)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,22 +72,26 @@ def entry_hash(entry: dict[str, Any]) -> str:
 # Driver-level SQL: this runs for every answered request (batched), and SQLAlchemy's
 # statement handling cost several times the round trips themselves (measured).
 _RESERVE = "UPDATE audit_head SET seq = seq + :n WHERE id = 1 RETURNING seq, entry_hash"
-_INSERT = (
+_ADVANCE = "UPDATE audit_head SET entry_hash = :entry_hash WHERE id = 1"
+_CHECKPOINT = (
+    "INSERT INTO audit_checkpoints (seq, entry_hash, signed) VALUES (:seq, :entry_hash, :signed)"
+)
+# psycopg's placeholders (`%(name)s`) for the same statements; sqlite3 takes `:name`.
+_ON_PG = {
+    statement: re.sub(r":(\w+)", r"%(\1)s", statement)
+    for statement in (_RESERVE, _ADVANCE, _CHECKPOINT)
+}
+# A batch's entries: on PostgreSQL one statement over one JSON parameter, which
+# orjson writes in one call (one statement per entry, or an array per column
+# that psycopg dumps element by element in Python, was most of a batch's cost);
+# on SQLite one statement per entry.
+_INSERT_SQLITE = (
     "INSERT INTO audit_entries (seq, at, client_id, credit_code, consent_id, purpose, route,"
     " decision, reason, response_sha256, request_id, prev_hash, entry_hash)"
     " VALUES (:seq, :at, :client_id, :credit_code, :consent_id, :purpose, :route,"
     " :decision, :reason, :response_sha256, :request_id, :prev_hash, :entry_hash)"
 )
-_ADVANCE = "UPDATE audit_head SET entry_hash = :entry_hash WHERE id = 1"
-# psycopg's placeholders (`%(name)s`) for the same statements; sqlite3 takes `:name`.
-_ON_PG = {
-    statement: re.sub(r":(\w+)", r"%(\1)s", statement)
-    for statement in (_RESERVE, _INSERT, _ADVANCE)
-}
-# A batch's entries as one statement over one JSON parameter: orjson writes it
-# in one call, where one statement per entry (or an array per column, which
-# psycopg dumps element by element in Python) was most of the batch's cost.
-_INSERT_MANY_PG = (
+_INSERT_PG = (
     "INSERT INTO audit_entries (seq, at, client_id, credit_code, consent_id, purpose, route,"
     " decision, reason, response_sha256, request_id, prev_hash, entry_hash)"
     " SELECT seq, at, client_id, credit_code, consent_id, purpose, route, decision, reason,"
@@ -93,10 +99,6 @@ _INSERT_MANY_PG = (
     " FROM json_to_recordset(%(entries)s::json) AS e(seq bigint, at text, client_id text,"
     " credit_code text, consent_id text, purpose text, route text, decision text, reason text,"
     " response_sha256 text, request_id text, prev_hash text, entry_hash text)"
-)
-_CHECKPOINT_PG = (
-    "INSERT INTO audit_checkpoints (seq, entry_hash, signed)"
-    " VALUES (%(seq)s, %(entry_hash)s, %(signed)s)"
 )
 
 
@@ -132,12 +134,14 @@ def append_many(
     # the head under that lock in the same round trip.
     head = conn.exec_driver_sql(_sql(conn, _RESERVE), {"n": count}).one()
     entries = _linked(events, int(head.seq), head.entry_hash)
-    conn.exec_driver_sql(_sql(conn, _INSERT), entries)
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(_INSERT_PG, _as_json(entries))
+    else:
+        conn.exec_driver_sql(_INSERT_SQLITE, entries)
     conn.exec_driver_sql(_sql(conn, _ADVANCE), {"entry_hash": entries[-1]["entry_hash"]})
-    if signer is not None:
-        for entry in entries:
-            if entry["seq"] % checkpoint_every == 0:
-                checkpoint(conn, entry["seq"], entry["entry_hash"], signer)
+    checkpoints = _checkpoints(entries, signer, checkpoint_every)
+    if checkpoints:
+        conn.exec_driver_sql(_sql(conn, _CHECKPOINT), checkpoints)
     return [entry["seq"] for entry in entries]
 
 
@@ -160,13 +164,10 @@ async def append_many_committed_pg(
             await cursor.execute(_ON_PG[_RESERVE], {"n": count})
             seq, head_hash = await cursor.fetchone()
             entries = _linked(events, int(seq), head_hash)
-            await cursor.execute(_INSERT_MANY_PG, {"entries": orjson.dumps(entries).decode()})
+            await cursor.execute(_INSERT_PG, _as_json(entries))
             await cursor.execute(_ON_PG[_ADVANCE], {"entry_hash": entries[-1]["entry_hash"]})
-            if signer is not None:
-                for entry in entries:
-                    if entry["seq"] % checkpoint_every == 0:
-                        signed = _checkpoint_jws(entry["seq"], entry["entry_hash"], signer)
-                        await cursor.execute(_CHECKPOINT_PG, {**entry, "signed": signed})
+            for row in _checkpoints(entries, signer, checkpoint_every):
+                await cursor.execute(_ON_PG[_CHECKPOINT], row)
             await pg.commit()
     except BaseException:
         with contextlib.suppress(Exception):
@@ -206,9 +207,22 @@ def _checkpoint_jws(seq: int, head_hash: str, signer: LoadedKey) -> str:
     return jose.sign(header, claims, signer.private)
 
 
-def checkpoint(conn: Connection, seq: int, head_hash: str, signer: LoadedKey) -> None:
-    signed = _checkpoint_jws(seq, head_hash, signer)
-    conn.execute(insert(audit_checkpoints).values(seq=seq, entry_hash=head_hash, signed=signed))
+def _checkpoints(
+    entries: list[dict[str, Any]], signer: LoadedKey | None, every: int
+) -> list[dict[str, Any]]:
+    """The checkpoint rows due among `entries` (none without a signer)."""
+    if signer is None:
+        return []
+    return [
+        {"seq": e["seq"], "entry_hash": e["entry_hash"],
+         "signed": _checkpoint_jws(e["seq"], e["entry_hash"], signer)}
+        for e in entries
+        if e["seq"] % every == 0
+    ]  # fmt: skip
+
+
+def _as_json(entries: list[dict[str, Any]]) -> dict[str, str]:
+    return {"entries": orjson.dumps(entries).decode()}
 
 
 def verify(conn: Connection, keys: dict[str, jose.PublicKey]) -> tuple[int, list[Break]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import replace
 from datetime import UTC, datetime
 
 from fastapi import Request
@@ -17,7 +16,6 @@ from gateway.db import Held
 from gateway.errors import DependencyUnavailable
 from gateway.identity.keys import KeyError_
 from gateway.identity.tokens import KeyRingHolder
-from gateway.logs import request_id_var
 
 log = logging.getLogger("xyd.audit")
 CHECKPOINT_EVERY = 100
@@ -74,8 +72,6 @@ async def record(request: Request, event: AuditEvent) -> int:
 
     The caller sends nothing protected until this returns: no audit, no answer.
     """
-    if event.request_id is None:
-        event = replace(event, request_id=request_id_var.get())
     writer: AuditWriter = request.app.state.audit
     try:
         return await writer.append(event)
@@ -108,6 +104,5 @@ async def record_allowed(
             consent_id=consent_id,
             purpose=purpose,
             response_sha256=digest(body),
-            request_id=request_id_var.get(),
         ),
     )

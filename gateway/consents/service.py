@@ -217,14 +217,9 @@ def revoke(conn: Connection, caller: Caller, consent_id: str, reason: str) -> di
     return get(conn, caller, consent_id)
 
 
-def stored(conn: Connection, consent_id: str) -> StoredConsent | None:
-    """The consent as the policy sees it, read fresh on every request."""
-    return stored_many(conn, [consent_id]).get(consent_id)
-
-
-# Read for every report request (batched): on PostgreSQL in driver-level SQL,
-# whose handling costs a fraction of SQLAlchemy's (measured); one array parameter
-# whatever the batch size.
+# Read for report requests (batched) on PostgreSQL, in driver-level SQL whose
+# handling costs a fraction of SQLAlchemy's (measured); one array parameter
+# whatever the batch size. See reports.service.consents_and_versions_pg.
 CONSENTS_PG = (
     "SELECT id, credit_code, grantee_client_id, registrant_client_id, purpose, scopes,"
     " valid_from, valid_until, revoked_at, max_daily_accesses"
@@ -236,10 +231,7 @@ def stored_many(conn: Connection, consent_ids: Collection[str]) -> dict[str, Sto
     """Several consents in one query, by id; absent ids are left out."""
     if not consent_ids:
         return {}
-    if conn.dialect.name == "postgresql":
-        rows: Any = conn.exec_driver_sql(CONSENTS_PG, {"ids": list(consent_ids)})
-    else:
-        rows = conn.execute(select(consents).where(consents.c.id.in_(list(consent_ids))))
+    rows = conn.execute(select(consents).where(consents.c.id.in_(list(consent_ids))))
     return {row.id: stored_from_row(row) for row in rows}
 
 

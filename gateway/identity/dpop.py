@@ -8,7 +8,6 @@ must be the thumbprint of that key.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import time
 from dataclasses import dataclass
@@ -35,8 +34,7 @@ class InvalidProof(InvalidToken):
 
 
 def token_hash(access_token: str) -> str:
-    digest = hashlib.sha256(access_token.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    return jose.b64encode(hashlib.sha256(access_token.encode("ascii")).digest())
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,10 +62,9 @@ _VERSIONS_PG = (
 
 
 def consents_and_versions(conn: Connection, asks: Sequence[Ask]) -> list[Found]:
-    """For each ask, the consent as stored now (never cached: revocation is
-    immediate) and the enterprise's data version (None: no such enterprise);
-    two queries for any number of asks. SQLite's path; PostgreSQL's is
-    `consents_and_versions_pg`."""
+    """For each ask, the consent as stored now and the enterprise's data version
+    (None: no such enterprise); two queries for any number of asks. SQLite's
+    path; PostgreSQL's is `consents_and_versions_pg`."""
     found = stored_many(conn, {consent_id for consent_id, _ in asks if consent_id})
     rows = conn.execute(
         select(enterprises.c.credit_code, enterprises.c.data_version).where(

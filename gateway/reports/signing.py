@@ -71,10 +71,9 @@ _HEADERS: dict[str, bytes] = {}
 
 def compact(payload: bytes, key: LoadedKey) -> str:
     """A compact JWS of `payload`, a report's canonical JSON."""
-    signing_input = b"%s.%s" % (_header(key), jose.b64(payload))
-    return (
-        b"%s.%s" % (signing_input, jose.b64(jose.signature_of(signing_input, key.private)))
-    ).decode()
+    payload_b64 = jose.b64(payload)
+    head, signature = _sign(payload_b64, key)
+    return (b"%s.%s.%s" % (head, payload_b64, signature)).decode()
 
 
 def detached(payload: bytes, key: LoadedKey) -> str:
@@ -83,9 +82,13 @@ def detached(payload: bytes, key: LoadedKey) -> str:
 
 
 def _detached(payload_b64: bytes, key: LoadedKey) -> str:
+    return (b"%s..%s" % _sign(payload_b64, key)).decode()
+
+
+def _sign(payload_b64: bytes, key: LoadedKey) -> tuple[bytes, bytes]:
+    """The protected header and the signature over it and the payload, base64url."""
     head = _header(key)
-    signature = jose.signature_of(b"%s.%s" % (head, payload_b64), key.private)
-    return (b"%s..%s" % (head, jose.b64(signature))).decode()
+    return head, jose.b64(jose.signature_of(b"%s.%s" % (head, payload_b64), key.private))
 
 
 @dataclass(frozen=True, slots=True)
