@@ -5,8 +5,8 @@ more per request than the report route's own work outside its round trips
 (profiled: about a fifth of the worker's CPU). `Direct` answers one route's
 requests with the same endpoint and the same caller dependency, and nothing
 else in between; every other request goes the usual way. Errors stay in one
-place: a `ProblemError` is rendered by `GatewayMiddleware`, a database outage
-becomes its 503 as in `errors.py`, anything else is the middleware's 500.
+place: `GatewayMiddleware` renders a `ProblemError`, a database outage's 503
+and anything else's 500, for this route as for every other.
 """
 
 from __future__ import annotations
@@ -16,10 +16,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.routing import APIRoute
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import Receive, Scope, Send
-
-from gateway.errors import outage
 
 
 class Direct:
@@ -60,13 +57,7 @@ class Direct:
         # What Starlette's app and router would have put in the scope.
         scope["app"], scope["route"], scope["path_params"] = self.app, self.route, path_params
         request = Request(scope, receive)
-        try:
-            response = await self.endpoint(request, await self.caller(request))
-        except SQLAlchemyError as exc:
-            error = outage(exc, scope["path"])
-            if error is None:
-                raise
-            raise error from exc
+        response = await self.endpoint(request, await self.caller(request))
         await response(scope, receive, send)
 
 

@@ -15,8 +15,9 @@
 
 Services raise these (or subclasses defined next to them); no service raises
 `HTTPException`. `install_problem_handlers` maps them, FastAPI's validation
-errors, Starlette's HTTP errors, a database that is down, full or read-only
-(503) and anything unexpected to problem+json.
+errors, Starlette's HTTP errors and anything unexpected to problem+json;
+`GatewayMiddleware` renders a database that is down, full or read-only (503,
+`outage`) for every route.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any, ClassVar
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -256,14 +257,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         log.exception("unhandled error", extra={"path": redact(request.url.path)})
         return problem_response(ProblemError("unexpected error; quote the X-Request-Id"))
 
-    async def on_database(request: Request, exc: Exception) -> Response:
-        error = outage(exc, request.url.path)
-        if error is None:
-            return await on_unexpected(request, exc)
-        return problem_response(error, request.url.path)
-
     app.add_exception_handler(ProblemError, on_problem)
-    app.add_exception_handler(SQLAlchemyError, on_database)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_unexpected)

@@ -13,10 +13,11 @@ import secrets
 import time
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.direct import Direct
-from gateway.errors import PayloadTooLarge, ProblemError, problem_response
+from gateway.errors import PayloadTooLarge, ProblemError, outage, problem_response
 from gateway.logs import redact, request_id_var
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS, Children
 
@@ -97,11 +98,16 @@ class GatewayMiddleware:
         except ProblemError as problem:
             if not response_started:
                 await _send_problem(problem, scope, receive, send_with_id)
-        except Exception:
-            log.exception("unhandled error", extra={"path": redact(scope.get("path", ""))})
+        except Exception as exc:
+            # A database that is down, full or read-only is a 503, from any route
+            # (errors.outage logs it); anything else is a bug.
+            path = scope.get("path", "")
+            down = outage(exc, path) if isinstance(exc, SQLAlchemyError) else None
+            if down is None:
+                log.exception("unhandled error", extra={"path": redact(path)})
             if not response_started:
-                unexpected = ProblemError("unexpected error; quote the X-Request-Id")
-                await _send_problem(unexpected, scope, receive, send_with_id)
+                answer = down or ProblemError("unexpected error; quote the X-Request-Id")
+                await _send_problem(answer, scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
