@@ -10,6 +10,7 @@ what is stored: personal identifiers replaced by keyed hashes and masks;
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -18,15 +19,17 @@ from gateway.identifiers import InvalidIdentifier, validate_resident_id
 from gateway.pii import keyed_hash, mask_name
 from gateway.records.fields import (
     Amount,
+    AsDecimal,
+    Cleaned,
     Count,
     CreditCode,
     Day,
     Fen,
     Flag,
     LongText,
+    NotBool,
     RecordId,
     ShortText,
-    Text,
     blank_to_none,
     wan_to_fen,
 )
@@ -243,10 +246,10 @@ class Registration(RecordBase, LegalRepresentative):
     registered_capital_wan: Amount | None = Field(
         None, validation_alias=alias("registered_capital_wan", "注册资本(万元)", "注册资本")
     )
-    industry_code: Annotated[Text, Field(max_length=8)] | None = Field(
+    industry_code: Annotated[str, Field(max_length=8), Cleaned] | None = Field(
         None, validation_alias=alias("industry_code", "行业代码")
     )
-    address: Annotated[Text, Field(max_length=300)] | None = Field(
+    address: Annotated[str, Field(max_length=300), Cleaned] | None = Field(
         None, validation_alias=alias("address", "住所", "地址")
     )
     registration_authority: ShortText | None = Field(
@@ -350,7 +353,7 @@ class Penalty(PartyRecord):
     facts: LongText | None = Field(None, validation_alias=alias("facts", "违法事实"))
     legal_basis: LongText | None = Field(None, validation_alias=alias("legal_basis", "处罚依据"))
     penalty_types: Annotated[
-        list[Annotated[Text, Field(min_length=1, max_length=40)]],
+        list[Annotated[str, Field(min_length=1, max_length=40), Cleaned]],
         BeforeValidator(_split_list),
         Field(min_length=1, max_length=10),
     ] = Field(validation_alias=alias("penalty_types", "处罚类别"))
@@ -503,7 +506,7 @@ class TaxRating(RecordBase):
     rating: Literal["A", "B", "M", "C", "D"] = Field(
         validation_alias=alias("rating", "信用等级", "纳税信用等级")
     )
-    score: Annotated[Amount, Field(ge=0, le=100)] | None = Field(
+    score: Annotated[Decimal, Field(ge=0, le=100), AsDecimal] | None = Field(
         None, validation_alias=alias("score", "评价得分")
     )
     authority: ShortText | None = Field(None, validation_alias=alias("authority", "评价机关"))
@@ -525,7 +528,7 @@ class ContributionRecord(RecordBase):
     )
     paid_fen: Fen = Field(0, validation_alias=alias("paid_fen", "实缴金额(分)"))
     overdue_fen: Fen = Field(0, validation_alias=alias("overdue_fen", "欠缴金额(分)"))
-    overdue_months: Annotated[Count, Field(le=600)] = Field(
+    overdue_months: Annotated[int, Field(ge=0, le=600), NotBool] = Field(
         0, validation_alias=alias("overdue_months", "欠缴月数")
     )
 
@@ -552,7 +555,7 @@ class Utility(RecordBase):
     period: Period = Field(validation_alias=alias("period", "所属期"))
     billed_fen: Fen = Field(validation_alias=alias("billed_fen", "应缴金额(分)"))
     paid_fen: Fen = Field(validation_alias=alias("paid_fen", "实缴金额(分)"))
-    overdue_days: Annotated[Count, Field(le=36500)] = Field(
+    overdue_days: Annotated[int, Field(ge=0, le=36500), NotBool] = Field(
         0, validation_alias=alias("overdue_days", "逾期天数")
     )
 
