@@ -14,7 +14,7 @@ from redis.retry import Retry
 from adapters.base import PlatformContext
 from adapters.http import OutboundPolicy
 from adapters.registry import build_all, load_config
-from gateway import __version__
+from gateway import __version__, heap
 from gateway.alerts.router import router as alerts_router
 from gateway.audit.router import router as audit_router
 from gateway.audit.service import AuditWriter
@@ -61,7 +61,8 @@ def make_redis(settings: Settings) -> Redis | None:
     )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -> FastAPI:
+    """`settle_heap`: a serving worker's collector settings, once started (`gateway.heap`)."""
     settings = settings or Settings()
     configure_logging(settings.log_level)
 
@@ -93,6 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         tasks = [asyncio.create_task(app.state.identity.keys.refresh_forever())]
         tasks += start_background(app.state, settings)
+        if settle_heap:
+            heap.settle()
         try:
             yield
         finally:
@@ -179,3 +182,8 @@ def _check_route_costs(app: FastAPI, rates: RateConfig) -> None:
     unknown = sorted(set(rates.routes) - known)
     if unknown:
         raise ValueError(f"rates.yaml routes: no such route {', '.join(unknown)}")
+
+
+def create_served_app() -> FastAPI:
+    """The app as `xyd serve` runs it in each worker process."""
+    return create_app(settle_heap=True)

@@ -44,7 +44,7 @@ def serve(
     import uvicorn
 
     uvicorn.run(
-        "gateway.app:create_app",
+        "gateway.app:create_served_app",
         factory=True,
         host=host or settings.host,
         port=port or settings.port,
