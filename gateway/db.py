@@ -188,11 +188,18 @@ class HeldAsyncPg:
 class Held:
     """The store as batch-at-a-time work on the request path holds it: on
     PostgreSQL psycopg's asyncio connection (`HeldAsyncPg`), elsewhere a pooled
-    connection used from a worker thread, since SQLite's driver blocks."""
+    connection used from a worker thread, since SQLite's driver blocks.
 
-    def __init__(self, engine: Engine, *, autocommit: bool = False) -> None:
+    `pg_autocommit`: PostgreSQL's mode where it differs from `autocommit`, for
+    work whose statements carry their own BEGIN and COMMIT there."""
+
+    def __init__(
+        self, engine: Engine, *, autocommit: bool = False, pg_autocommit: bool | None = None
+    ) -> None:
         on_pg = engine.dialect.name == "postgresql"
-        self.pg = HeldAsyncPg(engine, autocommit=autocommit) if on_pg else None
+        if pg_autocommit is None:
+            pg_autocommit = autocommit
+        self.pg = HeldAsyncPg(engine, autocommit=pg_autocommit) if on_pg else None
         self.sync = None if on_pg else HeldConnection(engine, autocommit=autocommit)
 
     async def run(

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from psycopg.sql import SQL, Literal
 from sqlalchemy import Connection, select
 
 from gateway.identity import jose
@@ -101,6 +102,20 @@ _INSERT_PG = (
     " response_sha256 text, request_id text, prev_hash text, entry_hash text)"
 )
 
+# The same statements as simple-protocol text (several to a message), their
+# values quoted by psycopg for the connection (`append_many_committed_pg`).
+_BEGIN_RESERVE = (
+    b"BEGIN; UPDATE audit_head SET seq = seq + %d WHERE id = 1 RETURNING seq, entry_hash"
+)
+_INSERT_PG_SIMPLE = SQL(_INSERT_PG.replace("%(entries)s", "{}"))
+_ADVANCE_PG_SIMPLE = SQL(_ON_PG[_ADVANCE].replace("%(entry_hash)s", "{}"))
+_CHECKPOINT_PG_SIMPLE = SQL(
+    _ON_PG[_CHECKPOINT]
+    .replace("%(seq)s", "{}")
+    .replace("%(entry_hash)s", "{}")
+    .replace("%(signed)s", "{}")
+)
+
 
 def _sql(conn: Connection, statement: str) -> str:
     """`statement` with the placeholders its connection's driver takes."""
@@ -152,26 +167,39 @@ async def append_many_committed_pg(
     signer: LoadedKey | None = None,
     checkpoint_every: int = 100,
 ) -> list[int]:
-    """`append_many` and its commit on psycopg's asyncio connection, in two round
-    trips: BEGIN with the reservation, then the entries, the head and COMMIT in
-    one pipeline. It runs for every answered request (batched); one statement at
-    a time the same work is six round trips. Rolled back when anything fails."""
+    """`append_many` and its commit on psycopg's asyncio connection, in autocommit
+    mode, in two round trips: BEGIN with the reservation, then the entries, the
+    head and COMMIT. Rolled back when anything fails.
+
+    It runs for every answered request (batched), so each round trip is one
+    simple-protocol message with its values quoted by psycopg: a batch of one
+    cost 820 µs of gateway CPU and 560 µs of PostgreSQL's in pipeline mode with
+    bound parameters, against 450 and 400 this way."""
     count = len(events)
     if not count:
         return []
+    if not pg.autocommit:
+        raise ValueError("the statements carry their own BEGIN and COMMIT: use autocommit")
     try:
-        async with pg.pipeline(), pg.cursor() as cursor:
-            await cursor.execute(_ON_PG[_RESERVE], {"n": count})
+        async with pg.cursor() as cursor:
+            await cursor.execute(_BEGIN_RESERVE % count)
+            cursor.nextset()  # past BEGIN's empty result, to the reservation's
             seq, head_hash = await cursor.fetchone()
             entries = _linked(events, int(seq), head_hash)
-            await cursor.execute(_INSERT_PG, _as_json(entries))
-            await cursor.execute(_ON_PG[_ADVANCE], {"entry_hash": entries[-1]["entry_hash"]})
-            for row in _checkpoints(entries, signer, checkpoint_every):
-                await cursor.execute(_ON_PG[_CHECKPOINT], row)
-            await pg.commit()
+            statements = [
+                _INSERT_PG_SIMPLE.format(Literal(_as_json(entries)["entries"])),
+                _ADVANCE_PG_SIMPLE.format(Literal(entries[-1]["entry_hash"])),
+            ]
+            statements += [
+                _CHECKPOINT_PG_SIMPLE.format(
+                    Literal(row["seq"]), Literal(row["entry_hash"]), Literal(row["signed"])
+                )
+                for row in _checkpoints(entries, signer, checkpoint_every)
+            ]
+            await cursor.execute(SQL("; ").join([*statements, SQL("COMMIT")]))
     except BaseException:
         with contextlib.suppress(Exception):
-            await pg.rollback()
+            await pg.execute(b"ROLLBACK")
         raise
     return [entry["seq"] for entry in entries]
 

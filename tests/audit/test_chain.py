@@ -230,7 +230,7 @@ def test_enterprise_read_is_audited_before_the_answer(tmp_path: Path) -> None:
 async def test_batches_on_postgres_store_every_field_and_verify(
     pg: Postgres, settings: Settings
 ) -> None:
-    """The served path's writer: a batch is one array INSERT in a pipeline."""
+    """The served path's writer: a batch is one JSON INSERT, sent with its head update."""
     url = fresh_pg_database(pg)
     engine = create_engine(url)
     kek = settings.kek_bytes()
@@ -248,7 +248,8 @@ async def test_batches_on_postgres_store_every_field_and_verify(
         for b in range(4)
     ]  # fmt: skip
     pg_conn = await psycopg.AsyncConnection.connect(
-        make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        make_url(url).set(drivername="postgresql").render_as_string(hide_password=False),
+        autocommit=True,
     )
     try:
         seqs = [
@@ -268,3 +269,51 @@ async def test_batches_on_postgres_store_every_field_and_verify(
     assert sorted(checkpoints) == [5, 10]
     assert check(engine) == []
     engine.dispose()
+
+
+def _pg_conninfo(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def test_served_writer_quotes_hostile_values_and_rolls_back_a_failed_batch(
+    pg: Postgres,
+) -> None:
+    """Values go into the statement's text quoted by psycopg: quotes, backslashes
+    and SQL in them are stored as given. A batch that fails after its reservation
+    leaves no trace, and the next one continues the chain without a gap."""
+    url = fresh_pg_database(pg)
+    engine = create_engine(url)
+    hostile = "x'); DELETE FROM audit_entries; --\\ \" 成都 $$ \\' E'\\x00"
+    good = AuditEvent(client_id="bank-1", route="GET /v1/x", decision="deny",
+                      reason=hostile, request_id=hostile[:100])  # fmt: skip
+    too_long = AuditEvent(client_id="b" * 65, route="GET /v1/x", decision="allow")
+    pg_conn = await psycopg.AsyncConnection.connect(_pg_conninfo(url), autocommit=True)
+    try:
+        assert await append_many_committed_pg(pg_conn, [good]) == [1]
+        with pytest.raises(psycopg.errors.StringDataRightTruncation):
+            await append_many_committed_pg(pg_conn, [good, too_long])
+        # The same connection goes on: the failed batch was rolled back.
+        assert await append_many_committed_pg(pg_conn, [good]) == [2]
+    finally:
+        await pg_conn.close()
+    with engine.connect() as conn:
+        rows = conn.execute(select(audit_entries).order_by(audit_entries.c.seq)).all()
+        head = conn.execute(select(audit_head.c.seq)).scalar_one()
+    assert [(r.seq, r.reason, r.request_id) for r in rows] == [
+        (1, hostile, hostile[:100]),
+        (2, hostile, hostile[:100]),
+    ]
+    assert head == 2
+    assert check(engine) == []
+    engine.dispose()
+
+
+async def test_served_writer_needs_an_autocommit_connection(pg: Postgres) -> None:
+    url = fresh_pg_database(pg)
+    pg_conn = await psycopg.AsyncConnection.connect(_pg_conninfo(url))
+    try:
+        event = AuditEvent(client_id="bank-1", route="GET /v1/x", decision="allow")
+        with pytest.raises(ValueError, match="autocommit"):
+            await append_many_committed_pg(pg_conn, [event])
+    finally:
+        await pg_conn.close()
