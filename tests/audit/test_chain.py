@@ -230,7 +230,7 @@ def test_enterprise_read_is_audited_before_the_answer(tmp_path: Path) -> None:
 async def test_batches_on_postgres_store_every_field_and_verify(
     pg: Postgres, settings: Settings
 ) -> None:
-    """The served path's writer: a batch is one JSON INSERT, sent with its head update."""
+    """The served path's writer: a batch is one statement (`audit_append`)."""
     url = fresh_pg_database(pg)
     engine = create_engine(url)
     kek = settings.kek_bytes()
@@ -279,8 +279,9 @@ async def test_served_writer_quotes_hostile_values_and_rolls_back_a_failed_batch
     pg: Postgres,
 ) -> None:
     """Values go into the statement's text quoted by psycopg: quotes, backslashes
-    and SQL in them are stored as given. A batch that fails after its reservation
-    leaves no trace, and the next one continues the chain without a gap."""
+    and SQL in them are stored as given. A batch that fails part-way (its second
+    entry too long for its column) leaves no trace, and the next one continues
+    the chain without a gap."""
     url = fresh_pg_database(pg)
     engine = create_engine(url)
     hostile = "x'); DELETE FROM audit_entries; --\\ \" 成都 $$ \\' E'\\x00"
@@ -317,3 +318,31 @@ async def test_served_writer_needs_an_autocommit_connection(pg: Postgres) -> Non
             await append_many_committed_pg(pg_conn, [event])
     finally:
         await pg_conn.close()
+
+
+async def test_postgres_links_entries_as_python_hashes_them(pg: Postgres) -> None:
+    """`audit_append` computes each hash in PostgreSQL; `verify` recomputes it in
+    Python. Every ASCII character (controls, quotes, backslash, DEL), Chinese,
+    emoji and the Unicode line separators go through both, as does a missing
+    value (null)."""
+    url = fresh_pg_database(pg)
+    engine = create_engine(url)
+    samples = [chr(c) for c in range(1, 128)]
+    samples += ["成都市", "\u2028\u2029", "\ufeff", "😀 \U0001f3e6", "é\u0301", "\\u0000", '"\\"']
+    events = [
+        AuditEvent(client_id=f"c{n}{text}", route=f"GET /{text}", decision="deny",
+                   reason=text, credit_code=None, consent_id=text if n % 2 else None,
+                   purpose=None, response_sha256=None, request_id=text)
+        for n, text in enumerate(samples)
+    ]  # fmt: skip
+    pg_conn = await psycopg.AsyncConnection.connect(_pg_conninfo(url), autocommit=True)
+    try:
+        for start in range(0, len(events), 10):
+            await append_many_committed_pg(pg_conn, events[start : start + 10])
+    finally:
+        await pg_conn.close()
+    assert check(engine) == []
+    with engine.connect() as conn:
+        reasons = conn.execute(select(audit_entries.c.reason).order_by(audit_entries.c.seq))
+        assert list(reasons.scalars()) == samples
+    engine.dispose()
