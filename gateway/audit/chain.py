@@ -71,51 +71,29 @@ def entry_hash(entry: dict[str, Any]) -> str:
 
 # Driver-level SQL: this runs for every answered request (batched), and SQLAlchemy's
 # statement handling cost several times the round trips themselves (measured).
+#
+# On SQLite the numbers are reserved under the head row's lock (the UPDATE …
+# RETURNING), the entries linked here and inserted one statement each, and the
+# head moved to the last of them.
 _RESERVE = "UPDATE audit_head SET seq = seq + :n WHERE id = 1 RETURNING seq, entry_hash"
 _ADVANCE = "UPDATE audit_head SET entry_hash = :entry_hash WHERE id = 1"
-_CHECKPOINT = (
-    "INSERT INTO audit_checkpoints (seq, entry_hash, signed) VALUES (:seq, :entry_hash, :signed)"
-)
-# psycopg's placeholders (`%(name)s`) for the same statements; sqlite3 takes `:name`.
-_ON_PG = {
-    statement: re.sub(r":(\w+)", r"%(\1)s", statement)
-    for statement in (_RESERVE, _ADVANCE, _CHECKPOINT)
-}
-# A batch's entries: on PostgreSQL one statement over one JSON parameter, which
-# orjson writes in one call (one statement per entry, or an array per column
-# that psycopg dumps element by element in Python, was most of a batch's cost);
-# on SQLite one statement per entry.
 _INSERT_SQLITE = (
     "INSERT INTO audit_entries (seq, at, client_id, credit_code, consent_id, purpose, route,"
     " decision, reason, response_sha256, request_id, prev_hash, entry_hash)"
     " VALUES (:seq, :at, :client_id, :credit_code, :consent_id, :purpose, :route,"
     " :decision, :reason, :response_sha256, :request_id, :prev_hash, :entry_hash)"
 )
-_INSERT_PG = (
-    "INSERT INTO audit_entries (seq, at, client_id, credit_code, consent_id, purpose, route,"
-    " decision, reason, response_sha256, request_id, prev_hash, entry_hash)"
-    " SELECT seq, at, client_id, credit_code, consent_id, purpose, route, decision, reason,"
-    " response_sha256, request_id, prev_hash, entry_hash"
-    " FROM json_to_recordset(%(entries)s::json) AS e(seq bigint, at text, client_id text,"
-    " credit_code text, consent_id text, purpose text, route text, decision text, reason text,"
-    " response_sha256 text, request_id text, prev_hash text, entry_hash text)"
+# On PostgreSQL one statement does all that (`audit_append`, migration 0014) over
+# the batch as one JSON value: a batch is one round trip, planned once a session.
+_APPEND_PG = "SELECT out_seq, out_hash FROM audit_append(%(batch)s::json)"
+_CHECKPOINT = (
+    "INSERT INTO audit_checkpoints (seq, entry_hash, signed) VALUES (:seq, :entry_hash, :signed)"
 )
-
-# The served path on PostgreSQL (`append_many_committed_pg`): one statement
-# that links and stores a batch (migration 0014), and the checkpoint rows;
-# simple-protocol text, values quoted by psycopg for the connection.
-_APPEND_PG = SQL("SELECT out_seq, out_hash FROM audit_append({}::json)")
-_CHECKPOINT_PG_SIMPLE = SQL(
-    _ON_PG[_CHECKPOINT]
-    .replace("%(seq)s", "{}")
-    .replace("%(entry_hash)s", "{}")
-    .replace("%(signed)s", "{}")
-)
-
-
-def _sql(conn: Connection, statement: str) -> str:
-    """`statement` with the placeholders its connection's driver takes."""
-    return _ON_PG[statement] if conn.dialect.name == "postgresql" else statement
+_CHECKPOINT_PG = re.sub(r":(\w+)", r"%(\1)s", _CHECKPOINT)  # psycopg's placeholders
+# The served path's forms of the two (`append_many_committed_pg`): simple-protocol
+# text, values quoted by psycopg for the connection.
+_APPEND_PG_TEXT = SQL(_APPEND_PG.replace("%(batch)s", "{}"))
+_CHECKPOINT_PG_TEXT = SQL(re.sub(r":\w+", "{}", _CHECKPOINT))
 
 
 def append(
@@ -138,21 +116,22 @@ def append_many(
 ) -> list[int]:
     """Append `events` in order, each linked to the one before; return their sequence
     numbers. One head update reserves them all, so a batch holds the head's lock once."""
-    count = len(events)
-    if not count:
+    if not events:
         return []
-    # The update takes the head's lock and reserves the numbers; RETURNING reads
-    # the head under that lock in the same round trip.
-    head = conn.exec_driver_sql(_sql(conn, _RESERVE), {"n": count}).one()
-    entries = _linked(events, int(head.seq), head.entry_hash)
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(_INSERT_PG, _as_json(entries))
+        linked = conn.exec_driver_sql(_APPEND_PG, {"batch": _batch(events)}).all()
+        entries = [{"seq": seq, "entry_hash": hashed} for seq, hashed in linked]
     else:
+        # The update takes the head's lock and reserves the numbers; RETURNING
+        # reads the head under that lock in the same round trip.
+        head = conn.exec_driver_sql(_RESERVE, {"n": len(events)}).one()
+        entries = _linked(events, int(head.seq), head.entry_hash)
         conn.exec_driver_sql(_INSERT_SQLITE, entries)
-    conn.exec_driver_sql(_sql(conn, _ADVANCE), {"entry_hash": entries[-1]["entry_hash"]})
+        conn.exec_driver_sql(_ADVANCE, {"entry_hash": entries[-1]["entry_hash"]})
     checkpoints = _checkpoints(entries, signer, checkpoint_every)
     if checkpoints:
-        conn.exec_driver_sql(_sql(conn, _CHECKPOINT), checkpoints)
+        on_pg = conn.dialect.name == "postgresql"
+        conn.exec_driver_sql(_CHECKPOINT_PG if on_pg else _CHECKPOINT, checkpoints)
     return [entry["seq"] for entry in entries]
 
 
@@ -181,17 +160,15 @@ async def append_many_committed_pg(
         return []
     if not pg.autocommit:
         raise ValueError("audit_append commits by itself: use an autocommit connection")
-    at = _now()
-    batch = orjson.dumps([_fields(event, at) for event in events]).decode()
     async with pg.cursor() as cursor:
-        await cursor.execute(_APPEND_PG.format(Literal(batch)))
+        await cursor.execute(_APPEND_PG_TEXT.format(Literal(_batch(events))))
         linked = await cursor.fetchall()
         entries = [{"seq": seq, "entry_hash": hashed} for seq, hashed in linked]
         due = _checkpoints(entries, signer, checkpoint_every)
         if due:
             await cursor.execute(
                 SQL("; ").join(
-                    _CHECKPOINT_PG_SIMPLE.format(
+                    _CHECKPOINT_PG_TEXT.format(
                         Literal(row["seq"]), Literal(row["entry_hash"]), Literal(row["signed"])
                     )
                     for row in due
@@ -202,6 +179,12 @@ async def append_many_committed_pg(
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _batch(events: Sequence[AuditEvent]) -> str:
+    """`audit_append`'s argument: the entries' own fields, as a JSON array."""
+    at = _now()
+    return orjson.dumps([_fields(event, at) for event in events]).decode()
 
 
 def _fields(event: AuditEvent, at: str) -> dict[str, Any]:
@@ -250,10 +233,6 @@ def _checkpoints(
         for e in entries
         if e["seq"] % every == 0
     ]  # fmt: skip
-
-
-def _as_json(entries: list[dict[str, Any]]) -> dict[str, str]:
-    return {"entries": orjson.dumps(entries).decode()}
 
 
 def verify(conn: Connection, keys: dict[str, jose.PublicKey]) -> tuple[int, list[Break]]:
