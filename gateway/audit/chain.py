@@ -10,7 +10,9 @@ its last checkpoint is visible only through the head row; see `verify`.
 Appends take the head row's write lock first (UPDATE … RETURNING), so any
 number of writers produce gap-free, unique sequence numbers on PostgreSQL
 and SQLite alike. The caller's transaction commits entries and head together;
-a batch of entries reserves its numbers in one update.
+a batch of entries reserves its numbers in one update. On PostgreSQL the
+database links them itself (`audit_append`, migration 0014, one round trip a
+batch) as `entry_hash` does; `verify` recomputes every hash here either way.
 """
 
 from __future__ import annotations
