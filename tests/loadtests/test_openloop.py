@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+import uvloop
+
 from loadtests.openloop import PacedResult, paced
 from loadtests.wrkrun import Request
 
@@ -14,10 +17,23 @@ ANSWERS = {
 }
 
 
+DRIPPED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n1;x=y\r\nc\r\n0\r\n\r\n"
+
+
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
         while head := await reader.readuntil(b"\r\n\r\n"):
-            writer.write(ANSWERS[head.split(b" ")[1]])
+            path = head.split(b" ")[1]
+            if path == b"/close":  # hang up without an answer
+                writer.close()
+                return
+            if path == b"/drip":  # an answer in single bytes, each sent on its own
+                for n in range(len(DRIPPED)):
+                    writer.write(DRIPPED[n : n + 1])
+                    await writer.drain()
+                    await asyncio.sleep(0)
+                continue
+            writer.write(ANSWERS[path])
             await writer.drain()
     except asyncio.IncompleteReadError:
         writer.close()
@@ -47,3 +63,18 @@ def test_the_pacer_never_wakes_more_than_once_a_millisecond() -> None:
     result = asyncio.run(run([Request("GET", "/ok", {})], rate=4000))
     assert result.completed == 8000
     assert result.wakeups <= 2.0 * 1000 + 50
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_answers_in_pieces_and_lost_connections(loop: str) -> None:
+    """Answers are read as their bytes come (here one at a time, chunked); a
+    connection the server drops counts as an error, and another takes its place.
+    On both event loops: the benchmark runs it on uvloop's."""
+    requests = [Request("GET", p, {}) for p in ("/drip", "/ok", "/close", "/ok")]
+    factory = uvloop.new_event_loop if loop == "uvloop" else None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        result = runner.run(run(requests, rate=50))
+    assert result.sent == 100
+    assert result.errors == 25
+    assert result.completed == 75
+    assert result.bad_status == 0
