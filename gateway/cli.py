@@ -43,15 +43,19 @@ def serve(
     _prepare_metrics_dir((settings.state_dir / "metrics").resolve())
     import uvicorn
 
-    uvicorn.run(
-        "gateway.app:create_served_app",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers or settings.workers,
-        log_config=None,
-        access_log=False,
-        proxy_headers=False,
+    from gateway.serving import serve as serve_workers
+
+    serve_workers(
+        uvicorn.Config(
+            "gateway.app:create_served_app",
+            factory=True,
+            host=host or settings.host,
+            port=port or settings.port,
+            workers=workers or settings.workers,
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,
+        )
     )
 
 

@@ -3,14 +3,16 @@
 A bare FastAPI route answering with a report-sized JSON held in memory,
 serialised by orjson into a plain Response: no token, no consent, no rate
 limit, no signature, no audit. Served the same way as the gateway (uvicorn
-with uvloop and httptools, the same number of workers) on the same path, so
-what differs is only what the gateway does per request.
+with uvloop and httptools, the same number of workers, each on a listening
+socket of its own: `gateway.serving`) on the same path, so what differs is
+only what the gateway does per request.
 
-    XYD_BENCH_BODY_BYTES=8600 uvicorn loadtests.bare_app:create_app --factory --workers 2
+    XYD_BENCH_BODY_BYTES=8600 python -m loadtests.bare_app --port 8001 --workers 2
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 from typing import Any
 
@@ -59,3 +61,26 @@ def create_app(size: int | None = None) -> FastAPI:
         return Response(b'{"status":"ok"}', media_type="application/json")
 
     return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    import uvicorn
+
+    from gateway.serving import serve
+
+    serve(
+        uvicorn.Config(
+            "loadtests.bare_app:create_app", factory=True, host=args.host, port=args.port,
+            workers=args.workers, loop="uvloop", http="httptools", access_log=False,
+            log_level="warning",
+        )
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

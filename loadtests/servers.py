@@ -73,11 +73,11 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def bare_command(port: int) -> list[str]:
-    # What `xyd serve` asks of uvicorn, minus the gateway: same loop, parser and workers.
+    # What `xyd serve` asks of uvicorn, minus the gateway: same loop, parser,
+    # workers and listening sockets.
     return [
-        sys.executable, "-m", "uvicorn", "loadtests.bare_app:create_app", "--factory",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", str(WORKERS),
-        "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
+        sys.executable, "-m", "loadtests.bare_app", "--host", "127.0.0.1", "--port", str(port),
+        "--workers", str(WORKERS),
     ]  # fmt: skip
 
 
