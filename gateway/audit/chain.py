@@ -151,8 +151,8 @@ async def append_many_committed_pg(
 
     It runs for every answered request (batched). A batch of one cost 820 µs of
     gateway CPU and 560 µs of PostgreSQL's in pipeline mode (a reservation, then
-    the entries), 450 and 360 as two simple-protocol messages, and 260 to 300
-    and about 310 this way.
+    the entries), 450 and 360 as two simple-protocol messages, and 200 to 300
+    and 200 to 310 this way.
 
     A checkpoint due in the batch is signed here once the entries have
     committed, and stored in a second statement. Should the process stop in
