@@ -111,7 +111,7 @@ def verify(compact: Compact, key: PublicKey, allowed: frozenset[str]) -> None:
                 raise JoseError("bad signature")
             r = int.from_bytes(compact.signature[:32], "big")
             s = int.from_bytes(compact.signature[32:], "big")
-            key.verify(encode_dss_signature(r, s), compact.signing_input, ec.ECDSA(hashes.SHA256()))
+            key.verify(encode_dss_signature(r, s), compact.signing_input, _ES256)
         elif isinstance(key, ed25519.Ed25519PublicKey):
             key.verify(compact.signature, compact.signing_input)
         else:
