@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -190,6 +191,16 @@ def migrated_postgres(template: str) -> Iterator[Postgres]:
         upgrade(engine)
         engine.dispose()
         yield server
+
+
+def start_serve(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`xyd serve` as an operator runs it, configured by `env`, its logs in `log`."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb"),
+    )
 
 
 def stop_gently(process: subprocess.Popen[bytes]) -> None:

@@ -9,7 +9,6 @@ import os
 import secrets
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ from gateway.store.tables import audit_entries, consent_events, consents, loan_e
 from tests.adapters.test_kechuangtong import kct
 from tests.builders import code
 from tests.identity.kit import ClientKey
-from tests.services import free_port, stop_gently
+from tests.services import free_port, start_serve, stop_gently
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 
@@ -73,10 +72,7 @@ def xyd_serve(tmp_path: Path, database_url: str, *, workers: int = 2) -> Iterato
         "XYD_LOG_LEVEL": "WARNING",
     }
     log = tmp_path / "serve.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "serve"],
-        env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"),
-    )  # fmt: skip
+    proc = start_serve(env, log)
     served = Served(f"http://127.0.0.1:{port}", proc, secret, log)
     try:
         deadline = time.monotonic() + 40

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.services import free_port, stop_gently
+from tests.services import free_port, start_serve, stop_gently
 
 
 def _wait_ready(base: str, proc: subprocess.Popen[bytes], seconds: float = 30) -> None:
@@ -38,12 +38,7 @@ def test_workers_report_one_aggregated_request_count(tmp_path: Path, workers: in
         "XYD_PORT": str(port),
         "XYD_WORKERS": str(workers),
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=(tmp_path / "serve.log").open("wb"),
-    )
+    proc = start_serve(env, tmp_path / "serve.log")
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base, proc)
@@ -110,12 +105,7 @@ def test_a_pool_of_connections_opened_at_once_spreads_over_the_workers(tmp_path:
     port = free_port()
     env = {**os.environ, "XYD_STATE_DIR": str(tmp_path / ".xyd"), "XYD_PORT": str(port),
            "XYD_WORKERS": "2"}  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=(tmp_path / "serve.log").open("wb"),
-    )
+    proc = start_serve(env, tmp_path / "serve.log")
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base, proc)
@@ -148,12 +138,7 @@ def test_a_second_gateway_on_the_same_port_refuses_to_start(tmp_path: Path) -> N
     port = free_port()
     env = {**os.environ, "XYD_STATE_DIR": str(tmp_path / ".xyd"), "XYD_PORT": str(port),
            "XYD_WORKERS": "2"}  # fmt: skip
-    first = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=(tmp_path / "first.log").open("wb"),
-    )
+    first = start_serve(env, tmp_path / "first.log")
     try:
         _wait_ready(f"http://127.0.0.1:{port}", first)
         second = subprocess.run(

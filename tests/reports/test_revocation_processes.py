@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from tests.builders import code
 from tests.health.test_serve import _wait_ready
 from tests.identity.kit import ClientKey
 from tests.reports.test_reports_api import ingest, recent_penalty
-from tests.services import free_port, stop_gently
+from tests.services import free_port, start_serve, stop_gently
 
 pytestmark = pytest.mark.redis
 
@@ -42,12 +40,7 @@ def test_revocation_is_seen_by_the_next_request_on_every_worker(
         "XYD_PORT": str(port),
         "XYD_WORKERS": "2",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=(tmp_path / "serve.log").open("wb"),
-    )
+    proc = start_serve(env, tmp_path / "serve.log")
     try:
         _wait_ready(base, proc)
         assertion = client_assertion(bank.client_id, bank.key, audience=base, kid=bank.kid)
