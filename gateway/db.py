@@ -144,13 +144,13 @@ class HeldAsyncPg:
     """`HeldConnection` for PostgreSQL on psycopg's own asyncio connection: a
     batch's round trips run on the event loop, with no worker thread to hand
     over to and back from. Driver errors come out as SQLAlchemy's, so they map
-    to answers like any other store error."""
+    to answers like any other store error. Autocommit: no BEGIN round trip
+    before a read or a write that is one statement."""
 
-    def __init__(self, engine: Engine, *, autocommit: bool = False) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.conninfo = engine.url.set(drivername="postgresql").render_as_string(
             hide_password=False
         )
-        self.autocommit = autocommit
         self._conn: Any = None
 
     async def run(self, work: Callable[[Any], Awaitable[T]]) -> T:
@@ -161,7 +161,7 @@ class HeldAsyncPg:
             try:
                 conn = await psycopg.AsyncConnection.connect(
                     self.conninfo,
-                    autocommit=self.autocommit,
+                    autocommit=True,
                     prepare_threshold=None,
                     connect_timeout=5,
                 )
@@ -190,16 +190,13 @@ class Held:
     PostgreSQL psycopg's asyncio connection (`HeldAsyncPg`), elsewhere a pooled
     connection used from a worker thread, since SQLite's driver blocks.
 
-    `pg_autocommit`: PostgreSQL's mode where it differs from `autocommit`, for
-    work whose statements carry their own BEGIN and COMMIT there."""
+    On PostgreSQL the connection is in autocommit mode: each statement commits
+    by itself, and the work here is reads or a single statement. `autocommit`
+    is the SQLite side's; without it, work there opens its own transactions."""
 
-    def __init__(
-        self, engine: Engine, *, autocommit: bool = False, pg_autocommit: bool | None = None
-    ) -> None:
+    def __init__(self, engine: Engine, *, autocommit: bool = False) -> None:
         on_pg = engine.dialect.name == "postgresql"
-        if pg_autocommit is None:
-            pg_autocommit = autocommit
-        self.pg = HeldAsyncPg(engine, autocommit=pg_autocommit) if on_pg else None
+        self.pg = HeldAsyncPg(engine) if on_pg else None
         self.sync = None if on_pg else HeldConnection(engine, autocommit=autocommit)
 
     async def run(

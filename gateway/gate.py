@@ -115,17 +115,19 @@ class Gate:
         result = None
         if self.redis is not None:
             result = await self._admit_with_redis(self._request(self.config, *args, in_redis=True))
-        if result is None and cached_consent is not None:
-            # Change marks live in Redis alone: without it a copy cannot be checked.
-            # Nothing is charged; the fresh read's call passes the gate instead.
-            return RateOutcome(allowed=False, consent_changed=True)
-        if result is None and self.redis is None:
-            if await self.guard.denied(caller.jti, caller.client_id):
-                raise InvalidToken("token revoked or client disabled")
-            await self._spend_in_store(proof)
-            result = self.memory.check_now(self._request(self.config, *args))
-        elif result is None:
-            result = await self._redis_down(caller, proof, self._request(self.local_config, *args))
+        if result is None:
+            if cached_consent is not None:
+                # Change marks live in Redis alone: without it a copy cannot be
+                # checked. Nothing is charged; the fresh read's call is admitted.
+                return RateOutcome(allowed=False, consent_changed=True)
+            if self.redis is None:
+                if await self.guard.denied(caller.jti, caller.client_id):
+                    raise InvalidToken("token revoked or client disabled")
+                await self._spend_in_store(proof)
+                result = self.memory.check_now(self._request(self.config, *args))
+            else:
+                local = self._request(self.local_config, *args)
+                result = await self._redis_down(caller, proof, local)
         if result.consent_changed:
             return result
         if not result.allowed:

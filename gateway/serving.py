@@ -24,12 +24,18 @@ from uvicorn.supervisors import Multiprocess
 log = logging.getLogger("xyd.serve")
 
 
-def bind_reuse_port(family: int, host: str, port: int) -> socket.socket:
+def bind_reuse_port(
+    family: int, host: str, port: int, kind: type[socket.socket] = socket.socket
+) -> socket.socket:
     """A socket bound to `host:port` beside others doing the same (not yet listening)."""
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
+    sock = kind(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
@@ -56,18 +62,14 @@ def serve(config: uvicorn.Config) -> None:
             sys.exit(STARTUP_FAILURE)
         return
     family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
-    holder = PortHolder(family, socket.SOCK_STREAM)
     try:
         # SO_REUSEPORT would let a second gateway share a port already in use,
         # splitting its traffic without a word: a plain bind first refuses that.
         with socket.socket(family, socket.SOCK_STREAM) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((config.host, config.port))
-        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        holder.bind((config.host, config.port))
+        holder = bind_reuse_port(family, config.host, config.port, PortHolder)
     except OSError as exc:
-        holder.close()
         log.error("cannot listen on %s:%d: %s", config.host, config.port, exc)
         sys.exit(STARTUP_FAILURE)
     with holder:

@@ -138,7 +138,7 @@ class _Run:
         self.loop, self.host, self.port = loop, host, port
         self.idle: list[_Connection] = []
         self.waiting: deque[tuple[float, bytes]] = deque()
-        self.in_flight: dict[_Connection, bytes] = {}
+        self.in_flight: set[_Connection] = set()
         self.latencies: list[float] = []
         self.bad_status = self.errors = 0
         self.reconnecting: set[asyncio.Task[Any]] = set()
@@ -156,7 +156,7 @@ class _Run:
             self.waiting.append((due, raw))
 
     def _send(self, conn: _Connection, due: float, raw: bytes) -> None:
-        self.in_flight[conn] = raw
+        self.in_flight.add(conn)
         conn.send(due, raw)
 
     def ready(self, conn: _Connection) -> None:
@@ -168,7 +168,7 @@ class _Run:
     def answered(self, conn: _Connection, due: float, status: int) -> None:
         self.latencies.append(time.perf_counter() - due)
         self.bad_status += status >= 400
-        del self.in_flight[conn]
+        self.in_flight.discard(conn)
         self.ready(conn)
         self.check_settled()
 
@@ -177,7 +177,8 @@ class _Run:
             return
         if conn in self.idle:
             self.idle.remove(conn)
-        if self.in_flight.pop(conn, None) is not None:
+        if conn in self.in_flight:
+            self.in_flight.discard(conn)
             self.errors += 1
             self.check_settled()
         # Keep the connection count: open another in its place.

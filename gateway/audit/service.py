@@ -43,8 +43,7 @@ class AuditWriter:
     def __init__(self, engine: Engine, keys: KeyRingHolder) -> None:
         self.engine = engine
         self.keys = keys
-        # On PostgreSQL the batch's statements carry their own BEGIN and COMMIT.
-        self.held = Held(engine, pg_autocommit=True)
+        self.held = Held(engine)
         self._batches: Coalescer[AuditEvent, int] = Coalescer(self._write)
 
     async def append(self, event: AuditEvent) -> int:

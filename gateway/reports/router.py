@@ -218,14 +218,15 @@ async def credit_report(request: Request, caller: ReportFetcher) -> Response:
         key = (await state.identity.keys.current()).signing_key("report", now)
     except KeyError_ as exc:
         raise DependencyUnavailable("no report-signing key is available") from exc
-    if media == JOSE:
-        parts = {**shared.members, **own_members}
-        body = signing.compact(signing.joined(parts), key).encode("ascii")
-    elif media == HTML:
-        signature = signing.detached(signing.joined({**shared.members, **own_members}), key)
-        body = render_html({**shared.report, **own}, signature=signature).encode()
-    else:
+    if media == JSON:
         body = signing.signed_json({**shared.head, **own_members}, shared.tail, key)
+    else:
+        payload = signing.joined({**shared.members, **own_members})
+        if media == JOSE:
+            body = signing.compact(payload, key).encode("ascii")
+        else:
+            signature = signing.detached(payload, key)
+            body = render_html({**shared.report, **own}, signature=signature).encode()
     await record_allowed(
         request,
         caller.client_id,

@@ -278,10 +278,9 @@ def _pg_conninfo(url: str) -> str:
 async def test_served_writer_quotes_hostile_values_and_rolls_back_a_failed_batch(
     pg: Postgres,
 ) -> None:
-    """Values go into the statement's text quoted by psycopg: quotes, backslashes
-    and SQL in them are stored as given. A batch that fails part-way (its second
-    entry too long for its column) leaves no trace, and the next one continues
-    the chain without a gap."""
+    """Quotes, backslashes and SQL in the values are stored as given. A batch
+    that fails part-way (its second entry too long for its column) leaves no
+    trace, and the next one continues the chain without a gap."""
     url = fresh_pg_database(pg)
     engine = create_engine(url)
     hostile = "x'); DELETE FROM audit_entries; --\\ \" 成都 $$ \\' E'\\x00"
