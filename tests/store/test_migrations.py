@@ -7,9 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, inspect
+import pytest
+from sqlalchemy import Engine, create_engine, inspect, make_url
 
-from gateway.store.migrate import upgrade
+from gateway.store.migrate import alembic_config, upgrade
 from gateway.store.tables import CATEGORIES, metadata
 
 EXPECTED = {
@@ -60,8 +61,6 @@ def test_upgrade_twice_and_downgrade_then_up_again(engine: Engine) -> None:
     upgrade(engine)  # already at head: nothing to do, no error
     from alembic import command
 
-    from gateway.store.migrate import alembic_config
-
     config = alembic_config(engine)
     with engine.begin() as conn:
         config.attributes["connection"] = conn
@@ -91,3 +90,30 @@ def test_cli_db_upgrade_creates_the_sqlite_store(tmp_path: Path) -> None:
     store = create_engine(f"sqlite:///{tmp_path / 'state' / 'xyd.db'}")
     assert set(inspect(store).get_table_names()) >= EXPECTED
     store.dispose()
+
+
+@pytest.mark.parametrize("where", ["postgres-socket", "sqlite-path"])
+def test_upgrade_takes_a_url_holding_percent_signs(
+    where: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # PostgreSQL over its unix socket: the directory goes in the URL as host=%2F...
+    if where == "postgres-socket":
+        from tests.conftest import fresh_pg_database
+
+        server = request.getfixturevalue("pg")
+        name = make_url(fresh_pg_database(server)).database
+        url = f"postgresql+psycopg://postgres@/{name}?host={server.socket_dir}&port={server.port}"
+    else:
+        directory = tmp_path / "100%-state"
+        directory.mkdir()
+        url = f"sqlite:///{directory / 'xyd.db'}"
+    engine = create_engine(url)
+    assert "%" in engine.url.render_as_string(hide_password=False)
+    try:
+        upgrade(engine)
+        assert set(inspect(engine).get_table_names()) >= EXPECTED
+        assert alembic_config(engine).get_main_option(
+            "sqlalchemy.url"
+        ) == engine.url.render_as_string(hide_password=False)
+    finally:
+        engine.dispose()
