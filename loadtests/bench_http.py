@@ -9,7 +9,7 @@ from pathlib import Path
 
 from loadtests import wrkrun
 from loadtests.openloop import run_paced
-from loadtests.procstat import CpuMeter
+from loadtests.procstat import CpuMeter, MachineMeter
 from loadtests.results import PacedFigures, PathFigures
 from loadtests.wrkrun import Request, WrkResult
 
@@ -109,10 +109,19 @@ def paced(target: Target, share: float, seconds: float) -> PacedFigures:
     """`share` of the target's own saturation rate, open loop (see openloop.py)."""
     rate = median_rps(target) * share
     requests = target.make(int(rate * seconds) + 100 if target.single_use else 0)
+    server, deps, machine = CpuMeter(target.roots), CpuMeter(target.deps), MachineMeter()
+    server.start()
+    deps.start()
+    machine.start()
     result = run_paced(target.base_url, requests, rate=rate, seconds=seconds)
+    busy, server_s, deps_s = machine.stop(), server.stop(), deps.stop()
+    answered = max(1, result.completed)
     return PacedFigures(
         label=target.label, target_rps=rate, achieved_rps=result.achieved_rps,
         p50_ms=result.p50_ms, p99_ms=result.p99_ms, p999_ms=result.p999_ms,
         bad=result.bad_status + (result.sent - result.completed),
-        generator_cpu_us=result.client_cpu_s / max(1, result.completed) * 1e6,
+        generator_cpu_us=result.client_cpu_s / answered * 1e6,
+        server_cpu_us=server_s / answered * 1e6,
+        deps_cpu_us=deps_s / answered * 1e6 if target.deps else None,
+        machine_busy=busy,
     )  # fmt: skip

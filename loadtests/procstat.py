@@ -68,3 +68,28 @@ class CpuMeter:
         # (servers keep their workers and pooled connections, so that is rare).
         spent = sum(now - self.before.get(pid, 0) for pid, now in after.items())
         return spent * TICK_S
+
+
+def _machine_ticks() -> tuple[int, int]:
+    """(busy, all) clock ticks of every CPU since boot, from /proc/stat's first line."""
+    fields = [int(v) for v in (PROC / "stat").read_text().split("\n", 1)[0].split()[1:]]
+    # user nice system idle iowait irq softirq steal (guest time is inside user)
+    idle = fields[3] + fields[4]
+    total = sum(fields[:8])
+    return total - idle, total
+
+
+class MachineMeter:
+    """The share of the whole machine's CPU time that was busy between
+    `start()` and `stop()`: 1.0 means every core ran all the time."""
+
+    def __init__(self) -> None:
+        self.before = (0, 0)
+
+    def start(self) -> None:
+        self.before = _machine_ticks()
+
+    def stop(self) -> float:
+        busy, total = _machine_ticks()
+        elapsed = total - self.before[1]
+        return (busy - self.before[0]) / elapsed if elapsed > 0 else 0.0

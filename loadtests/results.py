@@ -101,6 +101,11 @@ class PacedFigures:
     p999_ms: float
     bad: int
     generator_cpu_us: float
+    # Paced load costs this machine more CPU a request than wrk's back-to-back
+    # load; these say how much, and how near the cores were to full.
+    server_cpu_us: float
+    deps_cpu_us: float | None
+    machine_busy: float
 
 
 @dataclass(frozen=True)
@@ -140,7 +145,8 @@ def _us(value: float | None) -> str:
 PATH_HEADER = ("path", "req/s", "p50", "p99", "ratio to bare", "server CPU/req", "ratio by CPU",
                "PostgreSQL + Redis CPU/req", "errors", "req/s by round")  # fmt: skip
 PACED_HEADER = ("path", "target req/s", "achieved", "p50", "p99", "p99.9", "errors",
-                "generator CPU/req")  # fmt: skip
+                "generator CPU/req", "server CPU/req", "PostgreSQL + Redis CPU/req",
+                "machine busy")  # fmt: skip
 
 
 def path_row(p: PathFigures) -> list[str]:
@@ -168,6 +174,9 @@ def paced_row(p: PacedFigures) -> list[str]:
         f"{p.p999_ms:.2f} ms",
         str(p.bad),
         _us(p.generator_cpu_us),
+        _us(p.server_cpu_us),
+        _us(p.deps_cpu_us),
+        f"{p.machine_busy:.0%}",
     ]
 
 
