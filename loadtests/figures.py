@@ -111,6 +111,14 @@ def read_monitor(text: str) -> str:
     return f"{found[4]} events/s, {found[2]} worker ({found[1]} events, {found[5]} alerts)"
 
 
+def read_wake(text: str) -> str:
+    found = _find(r"^echo server CPU a message: (\d+) µs paced at (\d+)/s, (\d+) µs back to back",
+                  text)  # fmt: skip
+    paced, rate, burst = int(found[1]), int(found[2]), int(found[3])
+    return (f"{paced} µs a message paced at {rate}/s, {burst} µs back to back "
+            f"({paced / max(1, burst):.1f} times)")  # fmt: skip
+
+
 def scripts(*, store_url: str, enterprises: int, redis_url: str, ingest_url: str) -> list[Script]:
     return [
         Script(
@@ -129,4 +137,6 @@ def scripts(*, store_url: str, enterprises: int, redis_url: str, ingest_url: str
                ["loadtests.adapter_bench", "--messages", "300", "--postgres"], read_adapters),
         Script("risk monitor, Redis stream → committed alerts, one worker",
                ["loadtests.monitor_bench", "--events", "5000"], read_monitor),
+        Script("the machine: a uvloop echo server's CPU, woken for each message or kept busy",
+               ["loadtests.wakeprobe"], read_wake),
     ]  # fmt: skip

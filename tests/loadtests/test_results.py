@@ -102,6 +102,10 @@ def test_readers_of_the_other_scripts() -> None:
     assert monitor == "64 events/s, 1 worker (1000 events, 95 alerts)"
     with pytest.raises(ValueError, match="no match"):
         figures.read_monitor("Traceback (most recent call last):")
+    wake = figures.read_wake(
+        "echo server CPU a message: 80 µs paced at 300/s, 25 µs back to back (3.2 times)\n"
+    )
+    assert wake == "80 µs a message paced at 300/s, 25 µs back to back (3.2 times)"
 
 
 def test_wrk_figures_and_request_lines() -> None:
