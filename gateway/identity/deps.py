@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from fastapi import Request, Security
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
 from fastapi.security.base import SecurityBase
+from starlette.types import Scope
 
 from gateway.audit.chain import AuditEvent
 from gateway.audit.service import record, route_of
@@ -53,7 +54,7 @@ async def authenticated(request: Request) -> Caller:
     proof = check_proof(
         request.headers.get("dpop"),
         method=request.method,
-        url=identity.settings.issuer + request.url.path,
+        url=identity.settings.issuer + proof_path(request.scope),
         access_token=token,
     )
     if proof.jkt != caller.jkt:
@@ -62,6 +63,12 @@ async def authenticated(request: Request) -> Caller:
     # limit: every protected request passes `admit` before anything is disclosed.
     request.state.dpop_proof = proof
     return caller
+
+
+def proof_path(scope: Scope) -> str:
+    """The request's path as `request.url.path` gives it, without building the
+    whole URL (tens of µs a request): the form a DPoP proof's `htu` ends with."""
+    return str(scope["path"]).replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
 
 
 def path_credit_code(request: Request) -> str | None:

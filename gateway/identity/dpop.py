@@ -12,6 +12,7 @@ import hashlib
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from gateway.identity import jose
 from gateway.identity.errors import InvalidToken
@@ -47,22 +48,57 @@ class Proof:
     expires: datetime
 
 
-# Proof keys by thumbprint: a client signs every proof with the same key, and
-# importing a JWK costs a fifth of a verification. The thumbprint covers every
-# member that defines the key, so one thumbprint is one key.
-_KEYS: dict[str, jose.PublicKey] = {}
-_KEYS_MAX = 4096
+@dataclass(frozen=True, slots=True)
+class _Header:
+    """A proof header that passed the checks below, with its key imported."""
+
+    header: dict[str, object]
+    jkt: str
+    key: jose.PublicKey
 
 
-def _proof_key(jwk: dict[str, object]) -> tuple[str, jose.PublicKey]:
-    jkt = jose.thumbprint(jwk)
-    key = _KEYS.get(jkt)
-    if key is None:
-        key = jose.public_key_from_jwk(jwk)
-        if len(_KEYS) >= _KEYS_MAX:
-            _KEYS.pop(next(iter(_KEYS)))
-        _KEYS[jkt] = key
-    return jkt, key
+# A client signs every proof under the same header (typ, alg, its public key),
+# so the header's base64url text stands for one decoded header, key and
+# thumbprint: decoding, importing and hashing them happen once per client key,
+# not per proof. Header checks are on the decoded bytes; the signature is
+# still verified on every proof.
+_HEADERS: dict[str, _Header] = {}
+_HEADERS_MAX = 4096
+# The `ath` a proof must carry, by access token: the same token comes with
+# every proof until it expires.
+_ATHS: dict[str, str] = {}
+_ATHS_MAX = 4096
+
+
+def _checked_header(segment: str, header: dict[str, object]) -> _Header:
+    if header.get("typ") != DPOP_TYP:
+        raise InvalidProof("typ must be dpop+jwt")
+    jwk = header.get("jwk")
+    if not isinstance(jwk, dict) or "d" in jwk:
+        raise InvalidProof("the jwk header must hold a public key")
+    try:
+        checked = _Header(header, jose.thumbprint(jwk), jose.public_key_from_jwk(jwk))
+    except jose.JoseError as exc:
+        raise InvalidProof(str(exc)) from None
+    _remember(_HEADERS, segment, checked, _HEADERS_MAX)
+    return checked
+
+
+def _ath(access_token: str) -> str:
+    found = _ATHS.get(access_token)
+    if found is None:
+        found = token_hash(access_token)
+        _remember(_ATHS, access_token, found, _ATHS_MAX)
+    return found
+
+
+V = TypeVar("V")
+
+
+def _remember(cache: dict[str, V], key: str, value: V, limit: int) -> None:
+    if len(cache) >= limit:
+        cache.pop(next(iter(cache)))  # the oldest: a flood of new keys only evicts
+    cache[key] = value
 
 
 def check_proof(
@@ -77,19 +113,18 @@ def check_proof(
     must spend `Proof.once` before answering: the gate does, in its script)."""
     if not proof:
         raise InvalidProof("a DPoP proof is required")
+    segment = proof.partition(".")[0]
+    known = _HEADERS.get(segment)
     try:
-        compact = jose.parse(proof, allow_jwk_header=True)
+        compact = jose.parse(
+            proof, allow_jwk_header=True, decoded={segment: known.header} if known else None
+        )
     except jose.JoseError as exc:
         raise InvalidProof(str(exc)) from None
-    header, claims = compact.header, compact.claims
-    if header.get("typ") != DPOP_TYP:
-        raise InvalidProof("typ must be dpop+jwt")
-    jwk = header.get("jwk")
-    if not isinstance(jwk, dict) or "d" in jwk:
-        raise InvalidProof("the jwk header must hold a public key")
+    claims = compact.claims
+    checked = known or _checked_header(segment, compact.header)
     try:
-        jkt, key = _proof_key(jwk)
-        jose.verify(compact, key, DPOP_ALGS)
+        jose.verify(compact, checked.key, DPOP_ALGS)
     except jose.JoseError as exc:
         raise InvalidProof(str(exc)) from None
     if claims.get("htm") != method:
@@ -101,13 +136,13 @@ def check_proof(
         raise InvalidProof("iat is required")
     if iat > now + future_s or iat < now - MAX_AGE_S:
         raise InvalidProof("proof too old or from the future")
-    if access_token is not None and claims.get("ath") != token_hash(access_token):
+    if access_token is not None and claims.get("ath") != _ath(access_token):
         raise InvalidProof("ath does not match the access token")
     jti = claims.get("jti")
     if not isinstance(jti, str) or not 8 <= len(jti) <= 200:
         raise InvalidProof("jti of 8-200 characters is required")
     expires = datetime.fromtimestamp(iat + MAX_AGE_S + future_s, UTC)
-    return Proof(jkt, f"dpop:{jkt}:{jti}", expires)
+    return Proof(checked.jkt, f"dpop:{checked.jkt}:{jti}", expires)
 
 
 def replayed() -> InvalidProof:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Engine
+from starlette.requests import Request
 from starlette.testclient import TestClient
 
 from gateway.client import dpop_proof
 from gateway.identity import jose
+from gateway.identity.deps import proof_path
+from gateway.identity.dpop import InvalidProof, check_proof, token_hash
 from tests.identity.kit import ISSUER, ClientKey, register
 from tests.identity.test_token_flow import ENTERPRISE
 
@@ -72,10 +76,7 @@ def test_old_or_forged_proofs(app_client: TestClient, bank: ClientKey, dpop_key)
     token = bound_token(app_client, bank, dpop_key)
     jwk = jose.public_jwk(dpop_key)
     header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk}
-    base = {"htm": "GET", "htu": URL, "jti": "abcdefghijkl", "ath": None}
-    from gateway.identity.dpop import token_hash
-
-    base["ath"] = token_hash(token)
+    base = {"htm": "GET", "htu": URL, "jti": "abcdefghijkl", "ath": token_hash(token)}
     old = jose.sign(header, {**base, "iat": int(time.time()) - 300}, dpop_key)
     refused(call(app_client, token, old), "too old")
     wrong_typ = jose.sign({**header, "typ": "JWT"}, {**base, "iat": int(time.time())}, dpop_key)
@@ -101,3 +102,60 @@ def test_fapi_strict_bank_must_use_dpop(app_client: TestClient, engine: Engine, 
         "/oauth/token", data=strict.form(token_url_aud), headers={"DPoP": proof}
     )
     assert answer.status_code == 401
+
+
+def _proof(key: ec.EllipticCurvePrivateKey, header_key: ec.EllipticCurvePrivateKey) -> str:
+    """A proof signed by `key` under a header naming `header_key`'s public key."""
+    header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": jose.public_jwk(header_key)}
+    claims = {"htm": "GET", "htu": URL, "iat": int(time.time()), "jti": uuid.uuid4().hex}
+    return jose.sign(header, claims, key)
+
+
+def test_a_known_header_still_needs_its_signature(dpop_key) -> None:
+    # The first proof puts its header in the cache; every later proof under the
+    # same header is still verified, so a forger copying the header gets nowhere.
+    first = check_proof(_proof(dpop_key, dpop_key), method="GET", url=URL)
+    assert first.jkt == jose.thumbprint(jose.public_jwk(dpop_key))
+    assert first.jkt == check_proof(_proof(dpop_key, dpop_key), method="GET", url=URL).jkt
+    forger = ec.generate_private_key(ec.SECP256R1())
+    with pytest.raises(InvalidProof, match="bad signature"):
+        check_proof(_proof(forger, dpop_key), method="GET", url=URL)
+    head, _, signature = _proof(dpop_key, dpop_key).split(".")
+    tampered = jose.b64encode(b'{"htm":"GET","htu":"' + URL.encode() + b'","iat":1,"jti":"x"}')
+    with pytest.raises(InvalidProof, match="bad signature"):
+        check_proof(f"{head}.{tampered}.{signature}", method="GET", url=URL)
+
+
+def test_a_refused_header_is_refused_every_time(dpop_key) -> None:
+    header = {"typ": "JWT", "alg": "ES256", "jwk": jose.public_jwk(dpop_key)}
+    claims = {"htm": "GET", "htu": URL, "iat": int(time.time()), "jti": uuid.uuid4().hex}
+    for _ in range(2):
+        with pytest.raises(InvalidProof, match="typ"):
+            check_proof(jose.sign(header, claims, dpop_key), method="GET", url=URL)
+    private = {**header, "typ": "dpop+jwt", "jwk": jose.private_jwk(dpop_key)}
+    for _ in range(2):
+        with pytest.raises(InvalidProof, match="public key"):
+            check_proof(jose.sign(private, claims, dpop_key), method="GET", url=URL)
+
+
+def test_ath_is_checked_per_token(dpop_key) -> None:
+    header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": jose.public_jwk(dpop_key)}
+
+    def proof(ath: str) -> str:
+        claims = {"htm": "GET", "htu": URL, "iat": int(time.time()), "jti": uuid.uuid4().hex}
+        return jose.sign(header, {**claims, "ath": ath}, dpop_key)
+
+    for token in ("token-one", "token-two", "token-one"):
+        check_proof(proof(token_hash(token)), method="GET", url=URL, access_token=token)
+        other = "token-two" if token == "token-one" else "token-one"
+        with pytest.raises(InvalidProof, match="ath"):
+            check_proof(proof(token_hash(other)), method="GET", url=URL, access_token=token)
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/enterprises/91510100MA61234567/credit-report", "/a b/é", "/a?b#c\\d", "//x"]
+)
+def test_proof_path_is_what_the_request_url_gives(path: str) -> None:
+    scope = {"type": "http", "method": "GET", "path": path, "query_string": b"q=1",
+             "headers": [(b"host", b"gateway.example")], "scheme": "https"}  # fmt: skip
+    assert proof_path(scope) == Request(scope).url.path
