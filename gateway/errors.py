@@ -261,3 +261,27 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_unexpected)
+    _document_outages(app)
+
+
+OUTAGE = (
+    "A dependency (the database, Redis, the audit trail) is unavailable; nothing was "
+    "disclosed. Retry later"
+)
+
+
+def _document_outages(app: FastAPI) -> None:
+    """Every operation may answer 503: the middleware turns a database outage into
+    one on any route. The document says so where a route does not say more."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            outage = problem_docs({503: OUTAGE})[503]
+            for operations in document.get("paths", {}).values():
+                for operation in operations.values():
+                    operation.setdefault("responses", {}).setdefault("503", outage)
+        return app.openapi_schema  # type: ignore[return-value]  # set by generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -90,3 +90,21 @@ def test_event_stream_events_carry_a_json_alert(document: dict[str, Any]) -> Non
     data = answer["content"][EVENT_STREAM]["itemSchema"]["properties"]["data"]
     assert data["contentMediaType"] == "application/json"
     assert "revision" in data["contentSchema"]["required"]
+
+
+def test_every_operation_documents_the_outage_answer(document: dict[str, Any]) -> None:
+    # The spec: 503 when a dependency is down. Any route can meet a database
+    # outage. A route that documents its own 503 (a platform's body, /readyz's
+    # naming the dependency) keeps it.
+    missing = [
+        f"{method.upper()} {path}"
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        if "503" not in operation["responses"]
+    ]
+    assert not missing, missing
+    alerts = document["paths"]["/v1/alerts"]["get"]["responses"]["503"]
+    assert "application/problem+json" in alerts["content"]
+    assert "nothing was disclosed" in alerts["description"]
+    readyz = document["paths"]["/readyz"]["get"]["responses"]["503"]["description"]
+    assert readyz.startswith("A dependency is down; the problem names which")
