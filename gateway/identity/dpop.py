@@ -8,11 +8,11 @@ must be the thumbprint of that key.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
 
 from gateway.identity import jose
 from gateway.identity.errors import InvalidToken
@@ -64,10 +64,6 @@ class _Header:
 # still verified on every proof.
 _HEADERS: dict[str, _Header] = {}
 _HEADERS_MAX = 4096
-# The `ath` a proof must carry, by access token: the same token comes with
-# every proof until it expires.
-_ATHS: dict[str, str] = {}
-_ATHS_MAX = 4096
 
 
 def _checked_header(segment: str, header: dict[str, object]) -> _Header:
@@ -80,25 +76,15 @@ def _checked_header(segment: str, header: dict[str, object]) -> _Header:
         checked = _Header(header, jose.thumbprint(jwk), jose.public_key_from_jwk(jwk))
     except jose.JoseError as exc:
         raise InvalidProof(str(exc)) from None
-    _remember(_HEADERS, segment, checked, _HEADERS_MAX)
+    if len(_HEADERS) >= _HEADERS_MAX:
+        _HEADERS.pop(next(iter(_HEADERS)))  # the oldest: a flood of new headers only evicts
+    _HEADERS[segment] = checked
     return checked
 
 
-def _ath(access_token: str) -> str:
-    found = _ATHS.get(access_token)
-    if found is None:
-        found = token_hash(access_token)
-        _remember(_ATHS, access_token, found, _ATHS_MAX)
-    return found
-
-
-V = TypeVar("V")
-
-
-def _remember(cache: dict[str, V], key: str, value: V, limit: int) -> None:
-    if len(cache) >= limit:
-        cache.pop(next(iter(cache)))  # the oldest: a flood of new keys only evicts
-    cache[key] = value
+# The `ath` a proof must carry, by access token: a token comes with every proof
+# until it expires. Only tokens that verified get here.
+_ath = functools.lru_cache(maxsize=4096)(token_hash)
 
 
 def check_proof(
