@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import redis
+import redis.asyncio
 from sqlalchemy import Engine, func, select
 from starlette.testclient import TestClient
 
@@ -131,7 +132,14 @@ async def _monitor_across_a_redis_outage(
         # Redis comes back empty (no persistence): everything committed is published.
         with redis_server(port=server.port):
             await until(8, 15)
-            entries: Any = await client.xrange(STREAM)
+            # Read with a client of its own: the shared pool may still hold a
+            # connection to the Redis that was stopped (the monitor's loops
+            # outlive such a failure; one read here would not).
+            fresh = redis.asyncio.Redis.from_url(server.url)
+            try:
+                entries: Any = await fresh.xrange(STREAM)
+            finally:
+                await fresh.aclose()
             ids = [fields[b"e"] for _, fields in entries]
             assert len(ids) == len(set(ids)), "an event was published twice after the outage"
     finally:
