@@ -192,7 +192,8 @@ def method(args: argparse.Namespace, size: int, codes: list[str]) -> list[str]:
         "round, over its requests; PostgreSQL + Redis the same for theirs. The open-loop p99: "
         "requests due on a fixed schedule at 70 % of the path's median req/s over 32 keep-alive "
         "connections, latency counted from when each request was due, so a queue shows "
-        "(loadtests/openloop.py; wrk2 is not in Debian).",
+        "(loadtests/openloop.py; wrk2 is not in Debian). Beside it, the CPU per request under "
+        "that paced load, and the share of the machine's CPU time that was busy (/proc/stat).",
     ]
 
 
