@@ -49,14 +49,20 @@ def run_round(target: Target, work: Path, load: Load, rps_guess: float) -> Round
     expected = int(rps_guess * load.seconds * HEADROOM) + 500 if target.single_use else 0
     file = work / f"{target.slug}.requests"
     wrkrun.write_requests(file, target.make(expected))
-    server, deps = CpuMeter(target.roots), CpuMeter(target.deps)
-    server.start()
-    deps.start()
+    server, deps = started_meters(target)
     result = wrkrun.run(
         target.base_url, file, seconds=load.seconds, threads=load.threads,
         connections=load.connections,
     )  # fmt: skip
     return Round(result, server.stop(), deps.stop() if target.deps else None)
+
+
+def started_meters(target: Target) -> tuple[CpuMeter, CpuMeter]:
+    """CPU meters of the server's processes and of its PostgreSQL + Redis, running."""
+    server, deps = CpuMeter(target.roots), CpuMeter(target.deps)
+    server.start()
+    deps.start()
+    return server, deps
 
 
 def guess(targets: list[Target]) -> float:
@@ -109,10 +115,9 @@ def paced(target: Target, share: float, seconds: float) -> PacedFigures:
     """`share` of the target's own saturation rate, open loop (see openloop.py)."""
     rate = median_rps(target) * share
     requests = target.make(int(rate * seconds) + 100 if target.single_use else 0)
-    server, deps, machine = CpuMeter(target.roots), CpuMeter(target.deps), MachineMeter()
-    server.start()
-    deps.start()
+    machine = MachineMeter()
     machine.start()
+    server, deps = started_meters(target)
     result = run_paced(target.base_url, requests, rate=rate, seconds=seconds)
     busy, server_s, deps_s = machine.stop(), server.stop(), deps.stop()
     answered = max(1, result.completed)

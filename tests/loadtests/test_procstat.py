@@ -11,6 +11,13 @@ import pytest
 from loadtests import procstat
 
 
+def _busy(seconds: float) -> None:
+    """Keep one core busy for `seconds`, then stop."""
+    until = time.perf_counter() + seconds
+    while time.perf_counter() < until:
+        sum(range(1000))
+
+
 def test_machine_meter_is_the_busy_share_of_every_cpu(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -28,9 +35,7 @@ def test_machine_meter_is_the_busy_share_of_every_cpu(
 def test_machine_meter_reads_this_machine() -> None:
     meter = procstat.MachineMeter()
     meter.start()
-    spin_until = time.perf_counter() + 0.3
-    while time.perf_counter() < spin_until:  # bounded: 0.3 s of one core
-        pass
+    _busy(0.3)
     share = meter.stop()
     # One core of os.cpu_count() spun; others may be busy or idle.
     assert 0.5 / (os.cpu_count() or 1) < share <= 1.0
@@ -39,7 +44,5 @@ def test_machine_meter_reads_this_machine() -> None:
 def test_cpu_meter_counts_this_process() -> None:
     meter = procstat.CpuMeter([os.getpid()])
     meter.start()
-    spin_until = time.perf_counter() + 0.2
-    while time.perf_counter() < spin_until:
-        pass
+    _busy(0.2)
     assert 0.1 <= meter.stop() <= 1.0
