@@ -150,8 +150,13 @@ def consent_cut(full: dict[str, Any], sections: frozenset[str]) -> dict[str, Any
     """What a consent to `sections` may see of a full report: its sections only, and
     no evidence from others. The same for every request under such a consent."""
     allowed_sections = {n: full["sections"][n] for n in sorted(sections) if n in full["sections"]}
+    # Ledger rows in `loans` are not government records: they carry no record id
+    # and no score reason cites them.
     visible_ids = frozenset(
-        item["record_id"] for section in allowed_sections.values() for item in section["items"]
+        item["record_id"]
+        for name, section in allowed_sections.items()
+        if name != "loans"
+        for item in section["items"]
     )
     score = dict(full["score"])
     score["reasons"] = [_withhold(r, visible_ids) for r in score["reasons"]]

@@ -233,6 +233,15 @@ def test_loans_section_from_the_ledger_once_a_platform_is_connected() -> None:
     )
 
 
+def test_a_consent_covering_loans_cuts_a_report_holding_ledger_rows() -> None:
+    # Ledger rows carry no record id: the cut once raised KeyError, a 500 per report.
+    builder = ReportBuilder.load(CONFIG)
+    ledger = [{"platform": "kechuangtong", "loan_no": "KCT-1", "status": "overdue"}]
+    full = builder.build(ENTERPRISE, RECORDS, FEEDS, NOW, None, ledger)
+    cut = consent_cut(full, frozenset({"basic", "penalties", "loans"}))
+    assert cut["sections"]["loans"]["items"] == ledger
+
+
 def test_the_canonical_form_joined_from_members_is_the_whole_reports(
     report: dict[str, Any],
 ) -> None:
