@@ -25,7 +25,7 @@ _PROBLEMS = problem_docs(
         401: "Missing, invalid, expired or revoked token",
         403: "Token lacks alerts:read (or alerts:write to work an alert)",
         404: "No such alert",
-        409: "The alert is not in a state that allows this",
+        409: "The alert's status does not allow this",
         422: "A filter, limit, cursor or note is invalid; detail says which",
         429: "Rate limited; Retry-After and RateLimit say when to come back",
     }
@@ -64,7 +64,7 @@ async def list_alerts(
     async with request.app.state.engine.connect() as conn:
         page = await conn.run_sync(
             lambda sync: service.page(
-                sync, state=status, severity=severity, rule=rule, credit_code=code,
+                sync, status=status, severity=severity, rule=rule, credit_code=code,
                 since=since, cursor=cursor, limit=limit,
             )
         )  # fmt: skip

@@ -11,7 +11,7 @@ from pydantic import Field
 from gateway.apidocs import Doc
 from policies.risk.base import Severity
 
-AlertState = Literal["open", "acknowledged", "resolved"]
+AlertStatus = Literal["open", "acknowledged", "resolved"]
 
 
 class Alert(Doc):
@@ -21,7 +21,7 @@ class Alert(Doc):
     severity: Severity
     title: str
     credit_code: str | None
-    state: AlertState
+    status: AlertStatus
     evidence: list[str] = Field(description="Ids of the events and records that triggered it")
     details: dict[str, Any] = Field(description="The rule's own facts")
     first_seen_at: datetime

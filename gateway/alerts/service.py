@@ -17,13 +17,13 @@ from typing import Any, Literal, get_args
 from sqlalchemy import Connection, and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from gateway.alerts.schemas import AlertState
+from gateway.alerts.schemas import AlertStatus
 from gateway.errors import Conflict, InvalidValue, NotFound
 from gateway.store.tables import alert_history, alerts
 from policies.risk.base import SEVERITIES, Finding
 
 EVIDENCE_CAP = 200
-STATES: tuple[AlertState, ...] = get_args(AlertState)
+STATUSES: tuple[AlertStatus, ...] = get_args(AlertStatus)
 Action = Literal["acknowledge", "resolve"]
 
 
@@ -128,6 +128,8 @@ def apply_finding(conn: Connection, finding: Finding, seen_at: datetime) -> tupl
 
 
 def render(conn: Connection, row: Any, *, with_history: bool) -> dict[str, Any]:
+    """The alert as every answer shows it. The column is `state` (renaming it needs a
+    migration); the public name is `status`, given here and nowhere else."""
     item: dict[str, Any] = {
         "id": row.id,
         "rule": row.rule,
@@ -135,7 +137,7 @@ def render(conn: Connection, row: Any, *, with_history: bool) -> dict[str, Any]:
         "severity": row.severity,
         "title": row.title,
         "credit_code": row.credit_code,
-        "state": row.state,
+        "status": row.state,
         "evidence": list(row.evidence),
         "details": dict(row.details),
         "first_seen_at": _aware(row.first_seen_at).isoformat(),  # type: ignore[union-attr]
@@ -166,7 +168,7 @@ def get(conn: Connection, alert_id: str) -> dict[str, Any]:
 def page(
     conn: Connection,
     *,
-    state: str | None = None,
+    status: str | None = None,
     severity: str | None = None,
     rule: str | None = None,
     credit_code: str | None = None,
@@ -176,10 +178,10 @@ def page(
 ) -> dict[str, Any]:
     """Newest change first; `next_cursor` continues below the last item shown."""
     query = select(alerts)
-    if state:
-        if state not in STATES:
-            raise InvalidValue(f"status: one of {', '.join(STATES)}", field="status")
-        query = query.where(alerts.c.state == state)
+    if status:
+        if status not in STATUSES:
+            raise InvalidValue(f"status: one of {', '.join(STATUSES)}", field="status")
+        query = query.where(alerts.c.state == status)
     if severity:
         if severity not in SEVERITIES:
             raise InvalidValue(f"severity: one of {', '.join(SEVERITIES)}", field="severity")
@@ -258,13 +260,13 @@ def work(conn: Connection, alert_id: str, action: Action, actor: str, note: str)
     """Acknowledge or resolve, keeping who, when and why."""
     current = get(conn, alert_id)
     allowed = {"acknowledge": ("open",), "resolve": ("open", "acknowledged")}[action]
-    if current["state"] not in allowed:
-        raise Conflict(f"alert {alert_id} is {current['state']}; cannot {action}")
-    state = "acknowledged" if action == "acknowledge" else "resolved"
+    if current["status"] not in allowed:
+        raise Conflict(f"alert {alert_id} is {current['status']}; cannot {action}")
+    status = "acknowledged" if action == "acknowledge" else "resolved"
     conn.execute(
         update(alerts)
         .where(alerts.c.id == alert_id, alerts.c.state.in_(allowed))
-        .values(state=state, updated_at=datetime.now(UTC), revision=current_revision())
+        .values(state=status, updated_at=datetime.now(UTC), revision=current_revision())
     )
     _history(conn, alert_id, actor, f"{action}d", note)
     return get(conn, alert_id)

@@ -27,7 +27,7 @@ TEXT: dict[Lang, dict[str, str]] = {
         "filters": "筛选",
         "apply": "应用",
         "reset": "重置",
-        "state": "状态",
+        "status": "状态",
         "severity": "级别",
         "rule": "规则",
         "credit_code": "统一社会信用代码",
@@ -86,7 +86,7 @@ TEXT: dict[Lang, dict[str, str]] = {
         "filters": "Filters",
         "apply": "Apply",
         "reset": "Reset",
-        "state": "State",
+        "status": "Status",
         "severity": "Severity",
         "rule": "Rule",
         "credit_code": "Credit code",
@@ -128,7 +128,7 @@ TEXT: dict[Lang, dict[str, str]] = {
         "role_risk_officer": "Risk officer",
         "role_auditor": "Auditor",
         "skip": "Skip to the alerts",
-        "stale": "Someone else worked this alert first; this is its state now.",
+        "stale": "Someone else worked this alert first; this is its status now.",
     },
 }
 
@@ -137,7 +137,7 @@ SEVERITY: dict[Lang, dict[str, str]] = {
     "en": {"critical": "Critical", "high": "High", "medium": "Medium", "low": "Low"},
 }
 
-STATE: dict[Lang, dict[str, str]] = {
+STATUS: dict[Lang, dict[str, str]] = {
     "zh": {"open": "待处理", "acknowledged": "已确认", "resolved": "已关闭"},
     "en": {"open": "Open", "acknowledged": "Acknowledged", "resolved": "Resolved"},
 }

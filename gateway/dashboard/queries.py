@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, case, func, select
 
-from gateway.alerts.service import STATES, render
+from gateway.alerts.service import STATUSES, render
 from gateway.store.tables import alerts, loans, monitor_events
 from policies.risk.base import SEVERITIES
 
@@ -24,23 +24,23 @@ CHART_DAYS = 14
 _LENT = ("disbursed", "overdue", "defaulted", "settled")
 _LIVE = ("disbursed", "overdue", "defaulted")
 _LATE = ("overdue", "defaulted")
-STATE_FILTERS = ("open", "acknowledged", "resolved", "active", "all")
+STATUS_FILTERS = ("open", "acknowledged", "resolved", "active", "all")
 
 
 @dataclass(frozen=True)
 class Filters:
-    state: str = "open"
+    status: str = "open"
     severity: str = ""
     rule: str = ""
     credit_code: str = ""
 
     def matches(self, alert: dict[str, Any]) -> bool:
-        if self.state == "active":
-            state_ok = alert["state"] != "resolved"
+        if self.status == "active":
+            status_ok = alert["status"] != "resolved"
         else:
-            state_ok = self.state == "all" or alert["state"] == self.state
+            status_ok = self.status == "all" or alert["status"] == self.status
         return (
-            state_ok
+            status_ok
             and (not self.severity or alert["severity"] == self.severity)
             and (not self.rule or alert["rule"] == self.rule)
             and (not self.credit_code or alert["credit_code"] == self.credit_code)
@@ -50,10 +50,10 @@ class Filters:
         return {k: v for k, v in vars(self).items() if v}
 
 
-def filters_of(state: str, severity: str, rule: str, credit_code: str) -> Filters:
+def filters_of(status: str, severity: str, rule: str, credit_code: str) -> Filters:
     """Unknown values widen to "any" rather than fail: these come from a link or a form."""
     return Filters(
-        state=state if state in STATE_FILTERS else "open",
+        status=status if status in STATUS_FILTERS else "open",
         severity=severity if severity in SEVERITIES else "",
         rule=rule if rule.replace("_", "").isalnum() else "",
         credit_code=credit_code.upper() if credit_code.isalnum() else "",
@@ -66,10 +66,10 @@ def _aware(value: datetime) -> datetime:
 
 def _where(filters: Filters) -> list[Any]:
     clauses: list[Any] = []
-    if filters.state == "active":
+    if filters.status == "active":
         clauses.append(alerts.c.state != "resolved")
-    elif filters.state in STATES:
-        clauses.append(alerts.c.state == filters.state)
+    elif filters.status in STATUSES:
+        clauses.append(alerts.c.state == filters.status)
     if filters.severity:
         clauses.append(alerts.c.severity == filters.severity)
     if filters.rule:

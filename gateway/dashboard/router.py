@@ -73,12 +73,12 @@ FilterText = Annotated[str, Query(max_length=40)]
 
 
 def _alert_filters(
-    state: FilterText = "open",
+    status: FilterText = "open",
     severity: FilterText = "",
     rule: FilterText = "",
     credit_code: FilterText = "",
 ) -> queries.Filters:
-    return queries.filters_of(state, severity, rule, credit_code)
+    return queries.filters_of(status, severity, rule, credit_code)
 
 
 # The list and its stream take the same filters from the query string.
@@ -292,7 +292,7 @@ async def stream(
                 counts = await conn.run_sync(queries.open_counts) if fresh else {}
             for alert in fresh:
                 yield _sse("alert", {
-                    "id": alert["id"], "state": alert["state"], "severity": alert["severity"],
+                    "id": alert["id"], "status": alert["status"], "severity": alert["severity"],
                     "match": filters.matches(alert), "html": views.alert_row(alert, page_lang),
                     "counts": counts,
                 }, alert["revision"])  # fmt: skip

@@ -15,8 +15,8 @@ from urllib.parse import urlencode
 
 import orjson
 
-from gateway.dashboard.i18n import ACTION, PLATFORM, RULE, SEVERITY, STATE, TEXT, Lang, label
-from gateway.dashboard.queries import CHENGDU, STATE_FILTERS, Filters, PlatformFigures
+from gateway.dashboard.i18n import ACTION, PLATFORM, RULE, SEVERITY, STATUS, TEXT, Lang, label
+from gateway.dashboard.queries import CHENGDU, STATUS_FILTERS, Filters, PlatformFigures
 from policies.risk.base import SEVERITIES
 
 esc = html.escape
@@ -88,25 +88,26 @@ def header(lang: Lang, user: str, role: str, csrf: str, here: str, query: Mappin
 
 
 def alert_row(alert: Mapping[str, Any], lang: Lang) -> str:
-    severity, state = str(alert["severity"]), str(alert["state"])
+    severity, status = str(alert["severity"]), str(alert["status"])
     rank = SEVERITIES.index(severity) if severity in SEVERITIES else -1
     seen = datetime.fromisoformat(str(alert["last_seen_at"]))
     code = alert.get("credit_code") or ""
     code_cell = (
-        f'<a href="{esc(href("/dashboard", lang, credit_code=code, state="all"))}">{esc(code)}</a>'
+        f'<a href="{esc(href("/dashboard", lang, credit_code=code, status="all"))}">{esc(code)}</a>'
         if code
         else "—"
     )
     detail = href(f"/dashboard/alerts/{alert['id']}", lang)
     return (
         f'<tr data-id="{esc(str(alert["id"]))}" data-severity="{esc(severity)}" '
-        f'data-state="{esc(state)}" data-rank="{rank}" data-seen="{int(seen.timestamp())}">'
+        f'data-status="{esc(status)}" data-rank="{rank}" data-seen="{int(seen.timestamp())}">'
         f"<td>{_badge('sev', severity, label(SEVERITY, lang, severity))}</td>"
         f"<td>{esc(label(RULE, lang, str(alert['rule'])))}</td>"
         f'<td class="title"><a href="{esc(detail)}">{esc(str(alert["title"]))}</a></td>'
         f'<td class="mono">{code_cell}</td>'
         f'<td class="mono subject">{esc(str(alert["subject"]))}</td>'
-        f'<td><span class="state state-{esc(state)}">{esc(label(STATE, lang, state))}</span></td>'
+        f'<td><span class="status status-{esc(status)}">'
+        f"{esc(label(STATUS, lang, status))}</span></td>"
         f'<td class="num">{len(alert["evidence"])}</td>'
         f'<td class="time">{esc(when(str(alert["first_seen_at"])))}</td>'
         f'<td class="time">{esc(when(seen))}</td></tr>'
@@ -123,16 +124,16 @@ def _select(name: str, caption: str, options: Sequence[tuple[str, str]], chosen:
 
 def filter_bar(lang: Lang, filters: Filters, rules: Sequence[str]) -> str:
     t = TEXT[lang]
-    states = [
-        (s, t["active"] if s == "active" else t["any"] if s == "all" else label(STATE, lang, s))
-        for s in STATE_FILTERS
+    statuses = [
+        (s, t["active"] if s == "active" else t["any"] if s == "all" else label(STATUS, lang, s))
+        for s in STATUS_FILTERS
     ]
     severities = [("", t["any"])] + [(s, label(SEVERITY, lang, s)) for s in reversed(SEVERITIES)]
     rule_options = [("", t["any"])] + [(r, label(RULE, lang, r)) for r in rules]
     hidden = '<input type="hidden" name="lang" value="en">' if lang == "en" else ""
     return (
         f'<form class="filters" method="get" action="/dashboard" aria-label="{esc(t["filters"])}">'
-        f"{hidden}{_select('state', t['state'], states, filters.state)}"
+        f"{hidden}{_select('status', t['status'], statuses, filters.status)}"
         f"{_select('severity', t['severity'], severities, filters.severity)}"
         f"{_select('rule', t['rule'], rule_options, filters.rule)}"
         f'<label>{esc(t["credit_code"])}<input name="credit_code" maxlength="18" '
@@ -159,7 +160,7 @@ def counts_strip(lang: Lang, counts: Mapping[str, int]) -> str:
 def alert_table(lang: Lang, items: Sequence[Mapping[str, Any]], total: int, filters: Filters,
                 revision: int) -> str:  # fmt: skip
     t = TEXT[lang]
-    heads = ("severity", "rule", "alert_title", "credit_code", "subject", "state", "evidence",
+    heads = ("severity", "rule", "alert_title", "credit_code", "subject", "status", "evidence",
              "first_seen", "last_seen")  # fmt: skip
     rows = "".join(alert_row(a, lang) for a in items)
     stream = href("/dashboard/stream", lang, **filters.query())
@@ -271,11 +272,11 @@ def history_list(lang: Lang, history: Sequence[Mapping[str, Any]]) -> str:
 
 def work_forms(lang: Lang, alert: Mapping[str, Any], role: str, csrf: str) -> str:
     t = TEXT[lang]
-    if alert["state"] == "resolved":
+    if alert["status"] == "resolved":
         return f'<p class="muted">{esc(t["closed"])}</p>'
     if role != "risk_officer":
         return f'<p class="muted">{esc(t["read_only"])}</p>'
-    actions = ["resolve"] if alert["state"] == "acknowledged" else ["acknowledge", "resolve"]
+    actions = ["resolve"] if alert["status"] == "acknowledged" else ["acknowledge", "resolve"]
     base = f"/dashboard/alerts/{alert['id']}/"
     forms = "".join(
         f'<form method="post" class="work" action="{esc(href(base + action, lang))}">'
@@ -292,7 +293,7 @@ def work_forms(lang: Lang, alert: Mapping[str, Any], role: str, csrf: str) -> st
 def alert_page(lang: Lang, alert: Mapping[str, Any], events: Mapping[str, Mapping[str, Any]],
                role: str, csrf: str) -> str:  # fmt: skip
     t = TEXT[lang]
-    severity, state = str(alert["severity"]), str(alert["state"])
+    severity, status = str(alert["severity"]), str(alert["status"])
     details = "".join(
         f"<dt>{esc(str(k))}</dt><dd>{esc(_plain(v))}</dd>"
         for k, v in sorted(alert["details"].items())
@@ -310,8 +311,8 @@ def alert_page(lang: Lang, alert: Mapping[str, Any], events: Mapping[str, Mappin
         f"<h1>{_badge('sev', severity, label(SEVERITY, lang, severity))} "
         f"{esc(str(alert['title']))}</h1>"
         f'<p class="mono muted">{esc(t["alert"])} {esc(str(alert["id"]))} · '
-        f'<span id="alert-state" class="state state-{esc(state)}" data-state="{esc(state)}">'
-        f"{esc(label(STATE, lang, state))}</span></p>"
+        f'<span id="alert-status" class="status status-{esc(status)}" '
+        f'data-status="{esc(status)}">{esc(label(STATUS, lang, status))}</span></p>'
         f'<div class="columns"><section><h2>{esc(t["details"])}</h2><dl>{facts}{details}</dl>'
         f"{work_forms(lang, alert, role, csrf)}</section>"
         f"<section><h2>{esc(t['history'])}</h2>{history_list(lang, alert['history'])}"

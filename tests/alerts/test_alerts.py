@@ -78,7 +78,7 @@ def test_list_get_acknowledge_resolve(
         f"/v1/alerts/{alert_id}/acknowledge", json={"note": "已联系银行核实"}, headers=auth
     )
     assert ack.status_code == 200
-    assert ack.json()["state"] == "acknowledged"
+    assert ack.json()["status"] == "acknowledged"
     assert ack.json()["history"][-1] == {
         **ack.json()["history"][-1], "actor": "risk-office", "action": "acknowledged",
         "note": "已联系银行核实",
@@ -86,7 +86,7 @@ def test_list_get_acknowledge_resolve(
     again = app_client.post(f"/v1/alerts/{alert_id}/acknowledge", json={"note": "x"}, headers=auth)
     assert again.status_code == 409
     done = app_client.post(f"/v1/alerts/{alert_id}/resolve", json={"note": "已还款"}, headers=auth)
-    assert done.json()["state"] == "resolved"
+    assert done.json()["status"] == "resolved"
     # Resolved: the same rule and subject raise a new alert next time.
     fresh, created = raise_alert(engine)
     assert created
@@ -99,6 +99,25 @@ def test_list_get_acknowledge_resolve(
         assert answer.status_code == 422, bad
     for params in ({"status": "lost"}, {"severity": "huge"}, {"cursor": "x"}, {"limit": 0}):
         assert app_client.get("/v1/alerts", params=params, headers=auth).status_code == 422
+
+
+def test_every_answer_names_the_status_as_the_spec_does_never_state(
+    app_client: TestClient, engine: Engine
+) -> None:
+    alert_id, _ = raise_alert(engine)
+    auth = officer(app_client, engine)
+    listed = app_client.get("/v1/alerts", params={"status": "open"}, headers=auth).json()
+    one = app_client.get(f"/v1/alerts/{alert_id}", headers=auth).json()
+    ack = app_client.post(f"/v1/alerts/{alert_id}/acknowledge", json={"note": "n"}, headers=auth)
+    done = app_client.post(f"/v1/alerts/{alert_id}/resolve", json={"note": "n"}, headers=auth)
+    bodies = [listed["items"][0], one, ack.json(), done.json()]
+    assert [b["status"] for b in bodies] == ["open", "open", "acknowledged", "resolved"]
+    assert all("state" not in b for b in bodies)
+    schemas = app_client.get("/openapi.json").json()["components"]["schemas"]
+    for name in ("Alert", "AlertDetail"):
+        assert "status" in schemas[name]["properties"]
+        assert "state" not in schemas[name]["properties"]
+        assert "status" in schemas[name]["required"]
 
 
 def test_pages_newest_change_first(app_client: TestClient, engine: Engine) -> None:
@@ -143,4 +162,5 @@ def test_the_stream_sends_a_new_alert_live(id_settings: Settings, engine: Engine
                     received.append(orjson.loads(line[6:]))
                     break
     assert received[0]["rule"] == "overdue_default"
-    assert received[0]["state"] == "open"
+    assert received[0]["status"] == "open"
+    assert "state" not in received[0]

@@ -3,7 +3,7 @@ against `xyd serve` and an `xyd monitor` worker on PostgreSQL and Redis.
 
 A risk officer logs in, sees an alert appear without reloading after its event
 is published on the stream, acknowledges it on its evidence page and sees the
-state change, also live in a second tab. A wrong password and a forged CSRF
+status change, also live in a second tab. A wrong password and a forged CSRF
 token fail. Screenshots and the measured event-to-dashboard latency are kept
 under `test-artifacts/` (or `XYD_TEST_ARTIFACTS`).
 """
@@ -194,9 +194,9 @@ def test_an_officer_sees_an_alert_arrive_live_and_works_it(stack: Stack, browser
     assert page.locator("#chart-per-platform svg rect").count() == 3
     before = int(page.locator('[data-count="critical"]').inner_text())
 
-    # A second tab watching every unresolved alert sees the state change live.
+    # A second tab watching every unresolved alert sees the status change live.
     watcher = context.new_page()
-    watcher.goto(stack.base + "/dashboard?state=active")  # in Chinese
+    watcher.goto(stack.base + "/dashboard?status=active")  # in Chinese
     expect(watcher.locator("#live.on")).to_be_visible()
 
     occurred = datetime.now(UTC)
@@ -213,7 +213,7 @@ def test_an_officer_sees_an_alert_arrive_live_and_works_it(stack: Stack, browser
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
 
     row.locator("td.title a").click()
-    expect(page.locator("#alert-state")).to_have_attribute("data-state", "open")
+    expect(page.locator("#alert-status")).to_have_attribute("data-status", "open")
     alert_url = page.url
     expect(page.locator("table.evidence")).to_contain_text("loan:kechuangtong:live-1")
     # A forged CSRF token is refused and changes nothing.
@@ -224,20 +224,20 @@ def test_an_officer_sees_an_alert_arrive_live_and_works_it(stack: Stack, browser
         page.click("#acknowledge")
     assert refused.value.status == 403
     page.goto(alert_url)
-    expect(page.locator("#alert-state")).to_have_attribute("data-state", "open")
+    expect(page.locator("#alert-status")).to_have_attribute("data-status", "open")
 
     page.locator("form.work", has=page.locator("#acknowledge")).locator("textarea").fill(
         "已致电科创通核实，借款人承诺本周内还款。"
     )
     page.click("#acknowledge")
-    expect(page.locator("#alert-state")).to_have_attribute("data-state", "acknowledged")
+    expect(page.locator("#alert-status")).to_have_attribute("data-status", "acknowledged")
     expect(page.locator("#history")).to_contain_text("user:li.na")
     expect(page.locator("#history")).to_contain_text("借款人承诺本周内还款")
     page.screenshot(path=str(ARTIFACTS / "alert.png"), full_page=True)
 
     watched = watcher.locator("tbody tr", has_text=LIVE_CODE)
-    expect(watched).to_have_attribute("data-state", "acknowledged")
-    expect(watched.locator(".state")).to_have_text("已确认")
+    expect(watched).to_have_attribute("data-status", "acknowledged")
+    expect(watched.locator(".status")).to_have_text("已确认")
     watcher.screenshot(path=str(ARTIFACTS / "dashboard-active.png"), full_page=True)
 
     # Event-to-dashboard latency: more events, one at a time, each timed from

@@ -59,10 +59,10 @@ def test_the_list_shows_open_alerts_worst_first_and_filters(
 
     assert rows(client.get("/dashboard?severity=high").text) == [high_new, high_old]
     assert rows(client.get(f"/dashboard?credit_code={code(4)}").text) == [high_old]
-    assert rows(client.get("/dashboard?state=resolved").text) == []
-    assert "No alert matches." in client.get("/dashboard?state=resolved&lang=en").text
+    assert rows(client.get("/dashboard?status=resolved").text) == []
+    assert "No alert matches." in client.get("/dashboard?status=resolved&lang=en").text
     # Nonsense filters widen to "any" instead of failing the page.
-    assert len(rows(client.get("/dashboard?severity=<x>&state=zzz&rule=a;b").text)) == 4
+    assert len(rows(client.get("/dashboard?severity=<x>&status=zzz&rule=a;b").text)) == 4
     assert client.get("/dashboard?credit_code=" + "9" * 41).status_code == 422
 
 
@@ -237,9 +237,23 @@ def test_platform_figures_count_lent_and_late_loans(engine: Engine) -> None:
 
 
 def test_filters_decide_what_the_stream_keeps() -> None:
-    alert = {"state": "acknowledged", "severity": "high", "rule": "query_abuse",
+    alert = {"status": "acknowledged", "severity": "high", "rule": "query_abuse",
              "credit_code": None}  # fmt: skip
     assert not queries.filters_of("open", "", "", "").matches(alert)
     assert queries.filters_of("active", "high", "query_abuse", "").matches(alert)
     assert not queries.filters_of("all", "critical", "", "").matches(alert)
-    assert queries.filters_of("bogus", "bogus", "", "").state == "open"
+    assert queries.filters_of("bogus", "bogus", "", "").status == "open"
+
+
+def test_the_list_filters_by_status_the_name_the_api_uses(
+    client: TestClient, engine: Engine
+) -> None:
+    open_one, done = raise_alert(engine, 13), raise_alert(engine, 14)
+    csrf = logged_in(client, engine)
+    client.post(f"/dashboard/alerts/{done}/resolve", data={"csrf": csrf, "note": "repaid"})
+    assert rows(client.get("/dashboard?status=resolved").text) == [done]
+    page = client.get("/dashboard?status=all&lang=en")
+    assert sorted(rows(page.text)) == sorted([open_one, done])
+    assert '<select name="status">' in page.text
+    assert "data-state" not in page.text
+    assert re.search(rf'data-id="{done}"[^>]* data-status="resolved"', page.text)
