@@ -1,12 +1,15 @@
 """The dashboard's words in Chinese (the default) and English.
 
-Alert titles are written by the rules in Chinese and shown as they are; every
-label around them is translated here, including the few the browser script
-shows (it reads them from the page, it holds no text of its own).
+Alert titles are written by the rules in Chinese and stored so; English pages
+translate them by the rules' own wording (`alert_title`). Every label around
+them is translated here, including the evidence's field names (`FIELD`) and
+the few words the browser script shows (it reads them from the page, it
+holds no text of its own).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 Lang = Literal["zh", "en"]
@@ -70,6 +73,21 @@ TEXT: dict[Lang, dict[str, str]] = {
         "role_auditor": "审计员",
         "skip": "跳到告警列表",
         "stale": "该告警已被他人处理，以下为最新状态。",
+        "enterprise": "企业",
+        "enterprise_loans": "企业贷款台账",
+        "loans_of": "{name} 的贷款",
+        "no_loans": "台账中没有该企业的贷款。",
+        "view_loans": "查看该企业的贷款",
+        "times_note": "时间均为北京时间（UTC+8），金额单位为元。",
+        "facts": "规则发现",
+        "refused": "请求被拒绝",
+        "csrf_refused": "表单已过期或校验失败（CSRF 令牌缺失或错误），请返回后重新提交。",
+        "role_refused": "您的角色无权执行此操作。",
+        "note_refused": "备注必须填写，且不超过 2000 字。",
+        "form_refused": "表单无法处理，请返回后重试。",
+        "back_to": "返回",
+        "yes": "是",
+        "no": "否",
     },
     "en": {
         "title": "Xin Yi Dai risk dashboard",
@@ -129,6 +147,22 @@ TEXT: dict[Lang, dict[str, str]] = {
         "role_auditor": "Auditor",
         "skip": "Skip to the alerts",
         "stale": "Someone else worked this alert first; this is its status now.",
+        "enterprise": "Enterprise",
+        "enterprise_loans": "Enterprise loan ledger",
+        "loans_of": "Loans of {name}",
+        "no_loans": "The ledger holds no loan of this enterprise.",
+        "view_loans": "View this enterprise's loans",
+        "times_note": "Times are Beijing time (UTC+8); amounts in yuan.",
+        "facts": "What the rule found",
+        "refused": "Request refused",
+        "csrf_refused": "The form has expired or failed its check (missing or wrong CSRF "
+        "token). Go back and submit it again.",
+        "role_refused": "Your role does not allow this action.",
+        "note_refused": "A note is required, at most 2,000 characters.",
+        "form_refused": "The form could not be processed; go back and try again.",
+        "back_to": "Back",
+        "yes": "Yes",
+        "no": "No",
     },
 }
 
@@ -185,6 +219,150 @@ PLATFORM: dict[Lang, dict[str, str]] = {
         "chuangfu-tianfu": "Chuangfu Tianfu",
     },
 }
+
+
+# Every field an alert's evidence or a ledger row shows: the rules' details, the
+# monitor's event attributes, the ledger's columns and the record fields the
+# rules read. A record's other fields take their catalogue name (`facts.py`).
+FIELD: dict[Lang, dict[str, str]] = {
+    "zh": {
+        "platform": "平台", "platforms": "申请平台", "banks": "查询银行",
+        "loan_no": "贷款编号", "bank_code": "放款银行", "amount_fen": "金额",
+        "outstanding_fen": "贷款余额", "days_overdue": "逾期天数", "status": "状态",
+        "core_enterprise_code": "核心企业", "event_type": "事件类型",
+        "first_event_at": "首次事件时间", "last_event_at": "最近事件时间",
+        "window_days": "统计窗口（天）", "window_hours": "统计窗口（小时）",
+        "since": "起始时间", "until": "截止时间", "registered_on": "成立日期",
+        "applied_on": "申请日期", "enterprises": "涉及企业", "suppliers": "逾期供应商",
+        "overdue_loans": "逾期贷款笔数", "disbursed_loans": "放款笔数", "ratio": "逾期率",
+        "trigger": "触发情形", "category": "信息类别", "record_id": "记录编号",
+        "version": "版本", "live_loans": "在贷贷款", "queries": "查询次数",
+        "hourly_average": "日常每小时查询次数", "denials": "被拒次数", "client_id": "查询方",
+        "route": "接口", "reason": "原因", "credit_code": "统一社会信用代码",
+        "fine_fen": "罚款金额", "confiscation_fen": "没收金额",
+        "registered_capital_fen": "注册资本", "severity": "违法情节", "list_name": "名单名称",
+        "dishonest": "是否失信", "rating": "纳税信用等级", "data": "记录内容",
+    },
+    "en": {
+        "platform": "Platform", "platforms": "Platforms", "banks": "Banks",
+        "loan_no": "Loan number", "bank_code": "Bank", "amount_fen": "Amount",
+        "outstanding_fen": "Outstanding", "days_overdue": "Days overdue", "status": "Status",
+        "core_enterprise_code": "Core enterprise", "event_type": "Event type",
+        "first_event_at": "First event", "last_event_at": "Last event",
+        "window_days": "Window (days)", "window_hours": "Window (hours)",
+        "since": "From", "until": "Until", "registered_on": "Registered on",
+        "applied_on": "Applied on", "enterprises": "Enterprises", "suppliers": "Overdue suppliers",
+        "overdue_loans": "Overdue loans", "disbursed_loans": "Disbursed loans",
+        "ratio": "Overdue ratio", "trigger": "Trigger", "category": "Record category",
+        "record_id": "Record id", "version": "Version", "live_loans": "Live loans",
+        "queries": "Queries", "hourly_average": "Usual queries per hour", "denials": "Refusals",
+        "client_id": "Client", "route": "Route", "reason": "Reason", "credit_code": "Credit code",
+        "fine_fen": "Fine", "confiscation_fen": "Confiscated", "registered_capital_fen":
+        "Registered capital", "severity": "Severity", "list_name": "List",
+        "dishonest": "Dishonest", "rating": "Tax credit rating", "data": "Record",
+    },
+}  # fmt: skip
+
+KIND: dict[Lang, dict[str, str]] = {
+    "zh": {"loan": "贷款事件", "record": "信用记录", "query": "报告查询",
+           "consent_denied": "授权不符被拒"},
+    "en": {"loan": "Loan event", "record": "Credit record", "query": "Report query",
+           "consent_denied": "Refused query"},
+}  # fmt: skip
+
+EVENT_TYPE: dict[Lang, dict[str, str]] = {
+    "zh": {
+        "application_submitted": "提交申请", "consent_granted": "授权", "loan_approved": "审批通过",
+        "loan_rejected": "拒贷", "loan_disbursed": "放款", "repayment_received": "还款",
+        "repayment_overdue": "还款逾期", "loan_defaulted": "违约", "loan_settled": "结清",
+    },
+    "en": {
+        "application_submitted": "Application submitted", "consent_granted": "Consent granted",
+        "loan_approved": "Approved", "loan_rejected": "Rejected", "loan_disbursed": "Disbursed",
+        "repayment_received": "Repayment received", "repayment_overdue": "Repayment overdue",
+        "loan_defaulted": "Defaulted", "loan_settled": "Settled",
+    },
+}  # fmt: skip
+
+CATEGORY: dict[Lang, dict[str, str]] = {
+    "zh": {
+        "registration": "登记注册", "license": "行政许可", "penalty": "行政处罚",
+        "red_list": "红名单", "black_list": "黑名单", "commitment": "信用承诺",
+        "credit_repair": "信用修复", "tax_rating": "纳税信用", "social_insurance": "社会保险",
+        "housing_fund": "住房公积金", "utility": "水电气缴费", "judgment_debtor": "被执行人",
+    },
+    "en": {
+        "registration": "Registration", "license": "License", "penalty": "Penalty",
+        "red_list": "Red list", "black_list": "Black list", "commitment": "Commitment",
+        "credit_repair": "Credit repair", "tax_rating": "Tax rating",
+        "social_insurance": "Social insurance", "housing_fund": "Housing fund",
+        "utility": "Utilities", "judgment_debtor": "Judgment debtor",
+    },
+}  # fmt: skip
+
+TRIGGER: dict[Lang, dict[str, str]] = {
+    "zh": {"penalty": "行政处罚", "black_list": "列入黑名单", "dishonest": "失信被执行人",
+           "tax_rating": "纳税信用降级"},
+    "en": {"penalty": "Administrative penalty", "black_list": "Black-listed",
+           "dishonest": "Dishonest judgment debtor", "tax_rating": "Tax rating fall"},
+}  # fmt: skip
+
+LOAN_STATUS: dict[Lang, dict[str, str]] = {
+    "zh": {"applied": "已申请", "approved": "已审批", "rejected": "已拒绝", "disbursed": "已放款",
+           "overdue": "逾期", "defaulted": "违约", "settled": "已结清"},
+    "en": {"applied": "Applied", "approved": "Approved", "rejected": "Rejected",
+           "disbursed": "Disbursed", "overdue": "Overdue", "defaulted": "Defaulted",
+           "settled": "Settled"},
+}  # fmt: skip
+
+PENALTY_SEVERITY: dict[Lang, dict[str, str]] = {
+    "zh": {"minor": "轻微", "general": "一般", "serious": "严重"},
+    "en": {"minor": "Minor", "general": "General", "serious": "Serious"},
+}
+
+# Fields whose values are codes with words of their own.
+VALUE_WORDS: dict[str, dict[Lang, dict[str, str]]] = {
+    "platform": PLATFORM, "platforms": PLATFORM, "event_type": EVENT_TYPE,
+    "category": CATEGORY, "trigger": TRIGGER, "status": LOAN_STATUS,
+    "severity": PENALTY_SEVERITY,
+}  # fmt: skip
+
+# The rules' titles (policies/risk/*.py), as they word them, in English.
+_TITLES_EN: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), english)
+    for pattern, english in (
+        (r"还款逾期 (\d+) 天", "Repayment {0} days overdue"),
+        (r"贷款违约", "Loan defaulted"),
+        (r"(\d+)天内在(\d+)个平台申请贷款", "Loan applications on {1} platforms within {0} days"),
+        (r"(\d+)天内被(\d+)家银行查询", "Queried by {1} banks within {0} days"),
+        (r"成立不足(\d+)个月的企业申请大额贷款",
+         "A large loan applied for by an enterprise less than {0} months old"),
+        (r"同一法定代表人的(\d+)家企业在(\d+)天内申请贷款",
+         "{0} enterprises of one legal representative applied for loans within {1} days"),
+        (r"平台(\d+)天逾期率 (\d+)%", "Platform overdue ratio {1}% over {0} days"),
+        (r"贷后新增行政处罚", "New administrative penalty after lending"),
+        (r"贷后列入黑名单", "Black-listed after lending"),
+        (r"贷后成为失信被执行人", "Became a dishonest judgment debtor after lending"),
+        (r"贷后纳税信用等级降为 (\w+)", "Tax credit rating fell to {0} after lending"),
+        (r"(\d+)小时内查询(\d+)次，远超日常", "{1} queries within {0} hours, far above usual"),
+        (r"(\d+)小时内(\d+)次查询因授权不符被拒",
+         "{1} queries refused within {0} hours: consent mismatch"),
+        (r"核心企业的(\d+)家供应商在(\d+)天内逾期",
+         "{0} suppliers of a core enterprise overdue within {1} days"),
+    )
+)  # fmt: skip
+
+
+def alert_title(title: str, rule: str, lang: Lang) -> str:
+    """The title in `lang`: stored in Chinese; in English by the rule's wording, or
+    the rule's English name for a title worded in a way this table does not know."""
+    if lang == "zh":
+        return title
+    for pattern, english in _TITLES_EN:
+        found = pattern.fullmatch(title)
+        if found:
+            return english.format(*found.groups())
+    return label(RULE, lang, rule)
 
 
 def lang_of(value: str | None) -> Lang:

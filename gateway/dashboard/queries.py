@@ -5,7 +5,7 @@ open counts, chart series and an alert's evidence events. Sync functions on a
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, case, func, select
 
 from gateway.alerts.service import STATUSES, render
-from gateway.store.tables import alerts, loans, monitor_events
+from gateway.store.tables import alerts, enterprises, loans, monitor_events
 from policies.risk.base import SEVERITIES
 
 CHENGDU = ZoneInfo("Asia/Shanghai")
@@ -177,3 +177,16 @@ def evidence_events(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str,
         }
         for r in rows
     }
+
+
+def enterprise_names(conn: Connection, codes: Iterable[str]) -> dict[str, str]:
+    """Registered names by credit code (the registry's public name; nothing personal)."""
+    wanted = sorted(set(codes))[: LIST_LIMIT * 4]
+    if not wanted:
+        return {}
+    rows = conn.execute(
+        select(enterprises.c.credit_code, enterprises.c.name).where(
+            enterprises.c.credit_code.in_(wanted)
+        )
+    )
+    return {str(code): str(name) for code, name in rows}

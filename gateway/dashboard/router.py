@@ -4,7 +4,12 @@ page where it is worked, and the static files the pages use.
 Server-rendered HTML. Every form carries a CSRF token: before login a
 pre-session token set in its own short-lived cookie and echoed in the form
 (double submit); after login the session's token, kept server-side. Only a
-`risk_officer` works alerts; an `auditor` reads.
+`risk_officer` works alerts; an `auditor` reads. A refused form answers a
+person (Accept: text/html) with a page in their language and a way back,
+and a program with problem+json as everywhere else.
+
+Reading an enterprise's loans here is a read of the ledger like
+`GET /v1/loans`: one audit entry, by `user:<name>`, before the answer.
 """
 
 from __future__ import annotations
@@ -25,8 +30,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from gateway.alerts import service as alert_service
-from gateway.dashboard import accounts, queries, views
+from gateway.audit.service import record_allowed
+from gateway.dashboard import accounts, facts, queries, views
 from gateway.dashboard.i18n import TEXT, Lang, lang_of
+from gateway.enterprises.service import checked_code
 from gateway.errors import (
     BadRequest,
     Conflict,
@@ -34,9 +41,11 @@ from gateway.errors import (
     InvalidValue,
     NotFound,
     PayloadTooLarge,
+    ProblemError,
     Unauthorized,
     UnsupportedMediaType,
 )
+from gateway.loans import service as ledger
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
 T = TypeVar("T")
@@ -124,6 +133,29 @@ def _login_page(lang: Lang, csrf: str, error: str | None = None, status: int = 2
     return _html(views.document(lang, TEXT[lang]["title"], body), status)
 
 
+class CsrfRefused(Forbidden):
+    type_slug, title = "csrf-token-invalid", "The form's CSRF token is missing or wrong"
+
+
+def _wants_html(request: Request) -> bool:
+    return "text/html" in request.headers.get("accept", "")
+
+
+def _refused(request: Request, error: ProblemError, lang: Lang, back: str) -> Response:
+    """A refused form: a page for a browser, problem+json (raised) for a program."""
+    if not _wants_html(request):
+        raise error
+    key = {
+        CsrfRefused: "csrf_refused", RoleRefused: "role_refused", InvalidValue: "note_refused",
+    }.get(type(error), "form_refused")  # fmt: skip
+    body = views.error_body(lang, TEXT[lang][key], back)
+    return _html(views.document(lang, TEXT[lang]["refused"], body), error.status)
+
+
+class RoleRefused(Forbidden):
+    type_slug = "dashboard-role"
+
+
 async def _form(request: Request) -> dict[str, str]:
     """The urlencoded form body, at most 4 KiB (python-multipart is not installed)."""
     body = bytearray()
@@ -173,8 +205,10 @@ async def login_form(request: Request, lang: LangQuery = "zh") -> Response:
 async def login(request: Request, lang: LangQuery = "zh") -> Response:
     form = await _form(request)
     pre = request.cookies.get(PRE_COOKIE)
+    page_lang = lang_of(lang)
     if not accounts.csrf_matches(pre, form.get("csrf")):
-        raise Forbidden("the login form's CSRF token is missing or wrong; reload the page")
+        refused = CsrfRefused("the login form's CSRF token is missing or wrong; reload the page")
+        return _refused(request, refused, page_lang, views.href("/dashboard/login", page_lang))
     assert pre is not None  # csrf_matches refuses a missing one
     name, password, now = form.get("name", ""), form.get("password", ""), _now()
     old_token = request.cookies.get(SESSION_COOKIE)
@@ -189,7 +223,6 @@ async def login(request: Request, lang: LangQuery = "zh") -> Response:
         return result, accounts.create_session(conn, result.name, now)[0]
 
     result, token = await _db(request, work)
-    page_lang = lang_of(lang)
     if token is None:
         locked = result.outcome is accounts.Outcome.LOCKED
         message = TEXT[page_lang]["locked" if locked else "wrong"]
@@ -202,13 +235,15 @@ async def login(request: Request, lang: LangQuery = "zh") -> Response:
 
 
 @router.post("/dashboard/logout")
-async def logout(request: Request) -> Response:
+async def logout(request: Request, lang: LangQuery = "zh") -> Response:
     form = await _form(request)
     token = request.cookies.get(SESSION_COOKIE)
     session = await _session(request, touch=False)
     if session is not None and token:
         if not accounts.csrf_matches(session.csrf_token, form.get("csrf")):
-            raise Forbidden("the logout form's CSRF token is missing or wrong")
+            refused = CsrfRefused("the logout form's CSRF token is missing or wrong")
+            page_lang = lang_of(lang)
+            return _refused(request, refused, page_lang, views.href("/dashboard", page_lang))
         await _db(request, lambda c: accounts.destroy_session(c, token))
     response = _redirect("/dashboard/login")
     response.delete_cookie(SESSION_COOKIE, path=_COOKIE_PATH)
@@ -233,13 +268,14 @@ async def dashboard(
     def read(conn: Connection) -> str:
         revision = queries.latest_revision(conn)
         items, total = queries.alert_list(conn, filters)
+        names = queries.enterprise_names(conn, facts.codes_in(a["credit_code"] for a in items))
         counts = queries.open_counts(conn)
         days, per_rule = queries.alerts_per_day(conn, today)
         platforms = queries.platform_figures(conn)
         return (
             views.counts_strip(page_lang, counts)
             + views.filter_bar(page_lang, filters, [r.name for r in request.app.state.risk_rules])
-            + views.alert_table(page_lang, items, total, filters, revision)
+            + views.alert_table(page_lang, items, total, filters, revision, names)
             + views.charts(page_lang)
             + views.chart_data(page_lang, days, per_rule, platforms)
         )
@@ -290,11 +326,13 @@ async def stream(
             async with engine.connect() as conn:
                 fresh = await conn.run_sync(feed.take)
                 counts = await conn.run_sync(queries.open_counts) if fresh else {}
+                codes = facts.codes_in(a["credit_code"] for a in fresh)
+                names = await conn.run_sync(queries.enterprise_names, codes) if codes else {}
             for alert in fresh:
+                row = views.alert_row(alert, page_lang, names)
                 yield _sse("alert", {
                     "id": alert["id"], "status": alert["status"], "severity": alert["severity"],
-                    "match": filters.matches(alert), "html": views.alert_row(alert, page_lang),
-                    "counts": counts,
+                    "match": filters.matches(alert), "html": row, "counts": counts,
                 }, alert["revision"])  # fmt: skip
             if fresh:
                 quiet = loop.time()
@@ -332,7 +370,10 @@ async def alert_page(
     def read(conn: Connection) -> str:
         alert = alert_service.get(conn, checked)
         events = queries.evidence_events(conn, alert["evidence"])
-        return views.alert_page(page_lang, alert, events, session.role, session.csrf_token)
+        seen = [(e["credit_code"], e["attrs"]) for e in events.values()]
+        codes = facts.codes_in([alert["credit_code"], alert["details"], seen])
+        names = queries.enterprise_names(conn, codes)
+        return views.alert_page(page_lang, alert, events, names, session.role, session.csrf_token)
 
     main = await _db(request, read)
     notice = (
@@ -359,17 +400,20 @@ async def work_alert(
     page_lang = lang_of(lang)
     if session is None:
         return _redirect(views.href("/dashboard/login", page_lang))
+    page = views.href(f"/dashboard/alerts/{checked}", page_lang)
     if not accounts.csrf_matches(session.csrf_token, form.get("csrf")):
-        raise Forbidden("the form's CSRF token is missing or wrong; reload the page")
+        refused: ProblemError = CsrfRefused("the form's CSRF token is missing or wrong")
+        return _refused(request, refused, page_lang, page)
     if session.role != "risk_officer":
-        raise Forbidden(f"a {session.role} cannot {action} alerts")
+        return _refused(request, RoleRefused(f"a {session.role} cannot {action} alerts"),
+                        page_lang, page)  # fmt: skip
     note = form.get("note", "").strip()
     if not note or len(note) > NOTE_MAX_CHARS:
-        raise InvalidValue(f"note: 1 to {NOTE_MAX_CHARS} characters", field="note")
+        refused = InvalidValue(f"note: 1 to {NOTE_MAX_CHARS} characters", field="note")
+        return _refused(request, refused, page_lang, page)
     verb: Literal["acknowledge", "resolve"] = (
         "acknowledge" if action == "acknowledge" else "resolve"
     )
-    page = views.href(f"/dashboard/alerts/{checked}", page_lang)
     try:
         await _db(request, lambda c: alert_service.work(
             c, checked, verb, f"user:{session.user_name}", note))  # fmt: skip
@@ -377,6 +421,33 @@ async def work_alert(
         # Someone else worked it first: show them what it is now.
         return _redirect(views.href(f"/dashboard/alerts/{checked}", page_lang, msg="stale"))
     return _redirect(page)
+
+
+# --- an enterprise's loans ------------------------------------------------------------
+
+
+@router.get("/dashboard/enterprises/{credit_code}/loans")
+async def enterprise_loans(request: Request, credit_code: str, lang: LangQuery = "zh") -> Response:
+    session = await _session(request)
+    page_lang = lang_of(lang)
+    if session is None:
+        return _redirect(views.href("/dashboard/login", page_lang))
+    code = checked_code(credit_code[:40])
+
+    def read(conn: Connection) -> str:
+        items = ledger.for_enterprise(conn, code)
+        codes = {code} | {i["core_enterprise_code"] for i in items if i["core_enterprise_code"]}
+        return views.loans_page(page_lang, code, items, queries.enterprise_names(conn, codes))
+
+    main = await _db(request, read)
+    body = views.header(
+        page_lang, session.user_name, session.role, session.csrf_token,
+        f"/dashboard/enterprises/{code}/loans", {},
+    ) + main  # fmt: skip
+    page = views.document(page_lang, TEXT[page_lang]["enterprise_loans"], body)
+    await record_allowed(request, f"user:{session.user_name}"[:64], page.encode(),
+                         reason="loan ledger read", credit_code=code)  # fmt: skip
+    return _html(page)
 
 
 # --- static files ------------------------------------------------------------------------

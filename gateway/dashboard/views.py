@@ -15,18 +15,27 @@ from urllib.parse import urlencode
 
 import orjson
 
-from gateway.dashboard.i18n import ACTION, PLATFORM, RULE, SEVERITY, STATUS, TEXT, Lang, label
-from gateway.dashboard.queries import CHENGDU, STATUS_FILTERS, Filters, PlatformFigures
+from gateway.dashboard import facts
+from gateway.dashboard.i18n import (
+    ACTION,
+    KIND,
+    PLATFORM,
+    RULE,
+    SEVERITY,
+    STATUS,
+    TEXT,
+    Lang,
+    alert_title,
+    label,
+)
+from gateway.dashboard.queries import STATUS_FILTERS, Filters, PlatformFigures
 from policies.risk.base import SEVERITIES
 
 esc = html.escape
-ASSET_VERSION = "1"
+ASSET_VERSION = "2"
 
 
-def when(value: str | datetime) -> str:
-    """A moment as Chengdu wall-clock time, to the minute."""
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment.astimezone(CHENGDU).strftime("%Y-%m-%d %H:%M")
+when = facts.moment
 
 
 def href(path: str, lang: Lang, **query: str) -> str:
@@ -87,23 +96,29 @@ def header(lang: Lang, user: str, role: str, csrf: str, here: str, query: Mappin
     )
 
 
-def alert_row(alert: Mapping[str, Any], lang: Lang) -> str:
+def _code_cell(code: str, lang: Lang, names: facts.Names) -> str:
+    """A credit code linking to its alerts, the enterprise's name beside it."""
+    link = href("/dashboard", lang, credit_code=code, status="all")
+    name = names.get(code)
+    return f'<a href="{esc(link)}">{esc(code)}</a>' + (
+        f' <span class="ename">{esc(name)}</span>' if name else ""
+    )
+
+
+def alert_row(alert: Mapping[str, Any], lang: Lang, names: facts.Names) -> str:
     severity, status = str(alert["severity"]), str(alert["status"])
     rank = SEVERITIES.index(severity) if severity in SEVERITIES else -1
     seen = datetime.fromisoformat(str(alert["last_seen_at"]))
     code = alert.get("credit_code") or ""
-    code_cell = (
-        f'<a href="{esc(href("/dashboard", lang, credit_code=code, status="all"))}">{esc(code)}</a>'
-        if code
-        else "—"
-    )
+    code_cell = _code_cell(code, lang, names) if code else "—"
+    title = alert_title(str(alert["title"]), str(alert["rule"]), lang)
     detail = href(f"/dashboard/alerts/{alert['id']}", lang)
     return (
         f'<tr data-id="{esc(str(alert["id"]))}" data-severity="{esc(severity)}" '
         f'data-status="{esc(status)}" data-rank="{rank}" data-seen="{int(seen.timestamp())}">'
         f"<td>{_badge('sev', severity, label(SEVERITY, lang, severity))}</td>"
         f"<td>{esc(label(RULE, lang, str(alert['rule'])))}</td>"
-        f'<td class="title"><a href="{esc(detail)}">{esc(str(alert["title"]))}</a></td>'
+        f'<td class="title"><a href="{esc(detail)}">{esc(title)}</a></td>'
         f'<td class="mono">{code_cell}</td>'
         f'<td class="mono subject">{esc(str(alert["subject"]))}</td>'
         f'<td><span class="status status-{esc(status)}">'
@@ -158,11 +173,11 @@ def counts_strip(lang: Lang, counts: Mapping[str, int]) -> str:
 
 
 def alert_table(lang: Lang, items: Sequence[Mapping[str, Any]], total: int, filters: Filters,
-                revision: int) -> str:  # fmt: skip
+                revision: int, names: facts.Names) -> str:  # fmt: skip
     t = TEXT[lang]
     heads = ("severity", "rule", "alert_title", "credit_code", "subject", "status", "evidence",
              "first_seen", "last_seen")  # fmt: skip
-    rows = "".join(alert_row(a, lang) for a in items)
+    rows = "".join(alert_row(a, lang, names) for a in items)
     stream = href("/dashboard/stream", lang, **filters.query())
     return (
         f'<section class="alerts" id="alerts"><div class="bar"><h2>{esc(t["alerts"])}</h2>'
@@ -219,22 +234,19 @@ def charts(lang: Lang) -> str:
     )
 
 
-def _plain(value: Any) -> str:
-    return value if isinstance(value, str) else orjson.dumps(value).decode()
-
-
 def _badge(kind: str, value: str, text: str) -> str:
     return f'<span class="{kind} {kind}-{esc(value)}">{esc(text)}</span>'
 
 
-def _attrs(attrs: Mapping[str, Any]) -> str:
-    shown = [(k, v) for k, v in sorted(attrs.items()) if v not in (None, "", {}, [])]
+def _attrs(attrs: Mapping[str, Any], lang: Lang, names: facts.Names) -> str:
     return "".join(
-        f'<span class="kv"><b>{esc(str(k))}</b> {esc(_plain(v))}</span>' for k, v in shown
+        f'<span class="kv"><b>{esc(k)}</b> {esc(v)}</span>'
+        for k, v in facts.rows(attrs, lang, names)
     )
 
 
-def evidence_table(lang: Lang, ids: Sequence[str], events: Mapping[str, Mapping[str, Any]]) -> str:
+def evidence_table(lang: Lang, ids: Sequence[str], events: Mapping[str, Mapping[str, Any]],
+                   names: facts.Names) -> str:  # fmt: skip
     t = TEXT[lang]
     rows = []
     for event_id in ids:
@@ -245,10 +257,11 @@ def evidence_table(lang: Lang, ids: Sequence[str], events: Mapping[str, Mapping[
                         f'<td colspan="4" class="muted">{missing}</td></tr>')  # fmt: skip
             continue
         rows.append(
-            f'<tr><td class="mono">{esc(event_id)}</td><td>{esc(str(event["kind"]))}</td>'
+            f'<tr><td class="mono">{esc(event_id)}</td>'
+            f"<td>{esc(label(KIND, lang, str(event['kind'])))}</td>"
             f'<td class="time">{esc(when(event["occurred_at"]))}</td>'
-            f'<td class="mono">{esc(str(event["credit_code"] or "—"))}</td>'
-            f"<td>{_attrs(event['attrs'])}</td></tr>"
+            f"<td>{esc(facts.value_text('credit_code', event['credit_code'], lang, names))}</td>"
+            f"<td>{_attrs(event['attrs'], lang, names)}</td></tr>"
         )
     heads = ("event", "kind", "occurred_at", "credit_code", "attrs")
     return (
@@ -257,13 +270,19 @@ def evidence_table(lang: Lang, ids: Sequence[str], events: Mapping[str, Mapping[
     )
 
 
-def history_list(lang: Lang, history: Sequence[Mapping[str, Any]]) -> str:
+def history_list(lang: Lang, history: Sequence[Mapping[str, Any]], rule: str) -> str:
     t = TEXT[lang]
+
+    def note(h: Mapping[str, Any]) -> str:
+        # The monitor's "raised" line notes the title it raised the alert with.
+        text = str(h["note"])
+        return alert_title(text, rule, lang) if h["actor"] == "monitor" else text
+
     items = "".join(
         f'<li><span class="time">{esc(when(str(h["at"])))}</span> '
         f"<strong>{esc(label(ACTION, lang, str(h['action'])))}</strong> "
         f'<span class="mono">{esc(str(h["actor"]))}</span>'
-        + (f'<p class="note">{esc(str(h["note"]))}</p>' if h.get("note") else "")
+        + (f'<p class="note">{esc(note(h))}</p>' if h.get("note") else "")
         + "</li>"
         for h in history
     )
@@ -290,33 +309,87 @@ def work_forms(lang: Lang, alert: Mapping[str, Any], role: str, csrf: str) -> st
     return f'<div class="forms">{forms}</div>'
 
 
+def _enterprise(code: str | None, lang: Lang, names: facts.Names) -> str:
+    if not code:
+        return "—"
+    loans = href(f"/dashboard/enterprises/{code}/loans", lang)
+    return (
+        f'<span class="mono">{esc(code)}</span> <span class="ename">{esc(names.get(code, ""))}'
+        f'</span><br><a id="loans-link" href="{esc(loans)}">{esc(TEXT[lang]["view_loans"])}</a>'
+    )
+
+
 def alert_page(lang: Lang, alert: Mapping[str, Any], events: Mapping[str, Mapping[str, Any]],
-               role: str, csrf: str) -> str:  # fmt: skip
+               names: facts.Names, role: str, csrf: str) -> str:  # fmt: skip
     t = TEXT[lang]
     severity, status = str(alert["severity"]), str(alert["status"])
-    details = "".join(
-        f"<dt>{esc(str(k))}</dt><dd>{esc(_plain(v))}</dd>"
-        for k, v in sorted(alert["details"].items())
+    found = "".join(
+        f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in facts.rows(alert["details"], lang, names)
     )
-    facts = (
+    about = (
         f"<dt>{esc(t['rule'])}</dt><dd>{esc(label(RULE, lang, str(alert['rule'])))}</dd>"
         f'<dt>{esc(t["subject"])}</dt><dd class="mono">{esc(str(alert["subject"]))}</dd>'
-        f'<dt>{esc(t["credit_code"])}</dt><dd class="mono">{esc(str(alert["credit_code"] or "—"))}</dd>'  # noqa: E501
+        f"<dt>{esc(t['enterprise'])}</dt>"
+        f'<dd id="enterprise">{_enterprise(alert["credit_code"], lang, names)}</dd>'
         f"<dt>{esc(t['first_seen'])}</dt><dd>{esc(when(str(alert['first_seen_at'])))}</dd>"
         f"<dt>{esc(t['last_seen'])}</dt><dd>{esc(when(str(alert['last_seen_at'])))}</dd>"
     )
+    title = alert_title(str(alert["title"]), str(alert["rule"]), lang)
     return (
         f'<main class="detail"><p><a href="{esc(href("/dashboard", lang))}">'
         f"← {esc(t['back'])}</a></p>"
-        f"<h1>{_badge('sev', severity, label(SEVERITY, lang, severity))} "
-        f"{esc(str(alert['title']))}</h1>"
+        f"<h1>{_badge('sev', severity, label(SEVERITY, lang, severity))} {esc(title)}</h1>"
         f'<p class="mono muted">{esc(t["alert"])} {esc(str(alert["id"]))} · '
         f'<span id="alert-status" class="status status-{esc(status)}" '
         f'data-status="{esc(status)}">{esc(label(STATUS, lang, status))}</span></p>'
-        f'<div class="columns"><section><h2>{esc(t["details"])}</h2><dl>{facts}{details}</dl>'
+        f'<p class="muted">{esc(t["times_note"])}</p>'
+        f'<div class="columns"><section><h2>{esc(t["details"])}</h2><dl>{about}</dl>'
+        f'<h2>{esc(t["facts"])}</h2><dl id="facts">{found}</dl>'
         f"{work_forms(lang, alert, role, csrf)}</section>"
-        f"<section><h2>{esc(t['history'])}</h2>{history_list(lang, alert['history'])}"
-        "</section></div>"
+        f"<section><h2>{esc(t['history'])}</h2>"
+        f"{history_list(lang, alert['history'], str(alert['rule']))}</section></div>"
         f"<section><h2>{esc(t['evidence'])} ({len(alert['evidence'])})</h2>"
-        f"{evidence_table(lang, alert['evidence'], events)}</section></main>"
+        f"{evidence_table(lang, alert['evidence'], events, names)}</section></main>"
+    )
+
+
+_LOAN_COLUMNS = (
+    "platform", "loan_no", "bank_code", "status", "amount_fen", "outstanding_fen",
+    "days_overdue", "core_enterprise_code", "first_event_at", "last_event_at",
+)  # fmt: skip
+
+
+def loans_page(lang: Lang, code: str, items: Sequence[Mapping[str, Any]],
+               names: facts.Names) -> str:  # fmt: skip
+    """The enterprise's loans in the ledger, one row each, oldest first."""
+    t = TEXT[lang]
+    heads = "".join(f"<th>{esc(facts.field_label(c, lang))}</th>" for c in _LOAN_COLUMNS)
+    rows = "".join(
+        f'<tr data-loan="{esc(str(loan["loan_no"]))}" data-status="{esc(str(loan["status"]))}">'
+        + "".join(
+            f"<td>{esc(facts.value_text(c, loan[c], lang, names))}</td>" for c in _LOAN_COLUMNS
+        )
+        + "</tr>"
+        for loan in items
+    )
+    name = facts.with_name(code, names, lang)
+    back = href("/dashboard", lang, credit_code=code, status="all")
+    return (
+        f'<main class="detail"><p><a href="{esc(back)}">← {esc(t["back"])}</a></p>'
+        f"<h1>{esc(t['loans_of'].format(name=name))}</h1>"
+        f'<p class="muted">{esc(t["times_note"])}</p>'
+        f"<section><h2>{esc(t['enterprise_loans'])} ({len(items)})</h2>"
+        f'<table class="evidence" id="loans"><thead><tr>{heads}</tr></thead>'
+        f"<tbody>{rows}</tbody></table>"
+        f'<p class="empty"{" hidden" if items else ""}>{esc(t["no_loans"])}</p></section></main>'
+    )
+
+
+def error_body(lang: Lang, message: str, back: str) -> str:
+    """A refused form, for a person: what happened and the way back."""
+    t = TEXT[lang]
+    return (
+        f'<main class="login"><div class="card"><h1>{esc(t["refused"])}</h1>'
+        f'<p class="flash error" role="alert">{esc(message)}</p>'
+        f'<p><a id="back" href="{esc(back)}">← {esc(t["back_to"])}</a></p></div></main>'
     )

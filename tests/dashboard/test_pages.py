@@ -89,7 +89,7 @@ def test_the_evidence_page_shows_the_events_and_history(client: TestClient, engi
     page = client.get(f"/dashboard/alerts/{alert_id}?lang=en")
     assert page.status_code == 200
     assert "loan:kechuangtong:ev-1" in page.text
-    assert "repayment_overdue" in page.text
+    assert "Repayment overdue" in page.text
     assert "Raised" in page.text
     assert 'id="acknowledge"' in page.text
     assert client.get("/dashboard/alerts/alr_nope").status_code == 404
