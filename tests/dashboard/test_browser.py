@@ -4,7 +4,9 @@ against `xyd serve` and an `xyd monitor` worker on PostgreSQL and Redis.
 A risk officer logs in, sees an alert appear without reloading after its event
 is published on the stream, acknowledges it on its evidence page and sees the
 status change, also live in a second tab. A wrong password and a forged CSRF
-token fail. Screenshots and the measured event-to-dashboard latency are kept
+token fail, the latter with a page saying so. An alert's evidence reads in
+yuan and Beijing time with enterprise names, in Chinese and in English, and
+leads to the enterprise's loans. Screenshots and the measured event-to-dashboard latency are kept
 under `test-artifacts/` (or `XYD_TEST_ARTIFACTS`).
 """
 
@@ -21,17 +23,18 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from redis.asyncio import Redis
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, insert
 
 from gateway.dashboard import accounts
 from gateway.monitor.bus import RedisStreamBus
+from gateway.store.tables import enterprises
 from policies.risk.base import MonitorEvent
 from tests.adapters.test_ledger import event as loan_event
 from tests.adapters.test_ledger import run as store_loans
@@ -48,6 +51,7 @@ LAUNCH_ARGS = [
     "--disable-sync", "--disable-default-apps", "--disable-extensions",
 ]  # fmt: skip
 LIVE_CODE = code(777)
+NAMES = {code(1): "成都锦程精密机械有限公司", code(2): "四川天府核心制造集团有限公司"}
 LATENCY_SAMPLES = 10
 # Wall-clock arrival time of each row, keyed by its credit code (same host, same clock).
 ARRIVALS_JS = """() => {
@@ -90,6 +94,12 @@ def _seed(engine: Engine) -> None:
     with engine.begin() as conn:
         accounts.create_user(conn, "li.na", "risk_officer", PASSWORD)
         accounts.create_user(conn, "zhao.lei", "auditor", PASSWORD)
+        now = datetime.now(UTC)
+        conn.execute(insert(enterprises), [
+            {"credit_code": c, "name": name, "entity_type": "company", "division_code": "510104",
+             "status": "active", "created_at": now, "updated_at": now}
+            for c, name in NAMES.items()
+        ])  # fmt: skip
     # Loans on three platforms through the ledger, as the adapters store them:
     # the charts have volume and an overdue ratio, and the monitor relays them.
     start = datetime.now(UTC) - timedelta(days=3)
@@ -223,7 +233,12 @@ def test_an_officer_sees_an_alert_arrive_live_and_works_it(stack: Stack, browser
     with page.expect_response(lambda r: r.request.method == "POST") as refused:
         page.click("#acknowledge")
     assert refused.value.status == 403
-    page.goto(alert_url)
+    # A page for the officer, in English, with the way back; not a problem document.
+    expect(page.locator("h1")).to_have_text("Request refused")
+    expect(page.get_by_role("alert")).to_contain_text("CSRF token")
+    page.screenshot(path=str(ARTIFACTS / "csrf-refused.png"), full_page=True)
+    page.click("#back")
+    expect(page).to_have_url(alert_url)
     expect(page.locator("#alert-status")).to_have_attribute("data-status", "open")
 
     page.locator("form.work", has=page.locator("#acknowledge")).locator("textarea").fill(
@@ -287,3 +302,64 @@ def test_a_forged_login_csrf_token_and_an_auditor_cannot_work(
     page.locator("tbody tr td.title a").first.click()
     expect(page.locator(".muted", has_text="read-only")).to_be_visible()
     assert page.locator("form.work").count() == 0
+
+
+def test_the_evidence_page_reads_in_yuan_with_names_in_both_languages(
+    stack: Stack, browser: Browser
+) -> None:
+    """What a credit officer sees: labelled facts, yuan, Beijing time, the
+    enterprise's name, English when asked for, and the way to its loans."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    page.set_default_timeout(15_000)
+    _log_in(page, stack.base, "li.na", PASSWORD)
+    expect(page.locator("#live.on")).to_be_visible()
+    sme, core = code(1), code(2)
+    # 16:30 UTC is 00:30 the next day in Beijing.
+    occurred = (datetime.now(UTC) - timedelta(days=1)).replace(hour=16, minute=30, second=0)
+    _publish(stack.redis_url, [MonitorEvent(
+        "loan:kechuangtong:evidence-1", "loan", occurred, sme,
+        {"platform": "kechuangtong", "event_type": "repayment_overdue",
+         "loan_no": "kechuangtong-0", "bank_code": "BOCD", "amount_fen": 123_456_789,
+         "days_overdue": 95, "core_enterprise_code": core},
+    )])  # fmt: skip
+    row = page.locator("tbody tr", has_text="Repayment 95 days overdue")
+    expect(row).to_contain_text(NAMES[sme])
+    row.locator("td.title a").click()
+    evidence = page.locator("table.evidence")
+    expect(evidence).to_contain_text("loan:kechuangtong:evidence-1")
+    beijing = occurred.astimezone(timezone(timedelta(hours=8))).strftime("%Y-%m-%d %H:%M")
+    for text in (
+        "Amount ¥1,234,567.89",
+        "Days overdue 95",
+        "Loan number kechuangtong-0",
+        f"Core enterprise {NAMES[core]} ({core})",
+        "Repayment overdue",
+        beijing,
+    ):
+        expect(evidence).to_contain_text(text)
+    expect(page.locator("h1")).to_contain_text("Repayment 95 days overdue")
+    expect(page.locator("#enterprise")).to_contain_text(NAMES[sme])
+    for raw in ("amount_fen", "days_overdue", "loan_no", "123456789"):
+        assert raw not in page.locator("main").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "evidence-en.png"), full_page=True)
+
+    page.click("#lang-switch")
+    expect(page.locator("h1")).to_contain_text("还款逾期 95 天")
+    for text in (
+        "金额 1,234,567.89 元",
+        "逾期天数 95",
+        "贷款编号 kechuangtong-0",
+        f"核心企业 {NAMES[core]}（{core}）",
+        "还款逾期",
+        "科创通",
+    ):
+        expect(evidence).to_contain_text(text)
+    page.screenshot(path=str(ARTIFACTS / "evidence-zh.png"), full_page=True)
+
+    page.click("#loans-link")
+    loans = page.locator("#loans")
+    expect(page.locator("h1")).to_contain_text(NAMES[sme])
+    expect(loans.locator("tr[data-loan='kechuangtong-0']")).to_contain_text("50.00 万元")
+    expect(loans).to_contain_text("逾期")
+    page.screenshot(path=str(ARTIFACTS / "enterprise-loans.png"), full_page=True)
