@@ -14,6 +14,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -35,7 +36,7 @@ from gateway.client import GatewayClient
 from gateway.dashboard import accounts
 from tests.conftest import fresh_pg_database
 from tests.identity.kit import new_key, register
-from tests.services import Postgres, free_port, redis_server, stop_gently
+from tests.services import Postgres, free_port, redis_server
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 OFFICER, OFFICER_PASSWORD = "wang.fang", "officer password 18"
@@ -55,7 +56,9 @@ class World:
     def __post_init__(self) -> None:
         self.risk = self.client("risk-office", "risk_office")
 
-    def client(self, client_id: str, client_type: str, org_code: str | None = None) -> GatewayClient:
+    def client(
+        self, client_id: str, client_type: str, org_code: str | None = None
+    ) -> GatewayClient:
         """A registered client with a key of its own, as `xyd clients create` makes one."""
         key = register(self.engine, client_id, client_type, org_code=org_code)
         assert not isinstance(key.key, bytes)
@@ -186,8 +189,14 @@ def world(pg: Postgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wo
         finally:
             if made is not None:
                 made.close()
+            for proc in procs:  # both at once, as Ctrl-C would: each takes seconds to stop
+                proc.send_signal(signal.SIGINT)
             for proc in procs:
-                stop_gently(proc)
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
             callback_server.should_exit = True
             engine.dispose()
 

@@ -79,7 +79,9 @@ def direct_consent(
     return dict(answer.json())
 
 
-def report(bank: GatewayClient, credit_code: str, consent_id: str, **headers: str) -> httpx.Response:
+def report(
+    bank: GatewayClient, credit_code: str, consent_id: str, **headers: str
+) -> httpx.Response:
     return bank.request(
         "GET", f"/v1/enterprises/{credit_code}/credit-report",
         headers={"Consent-Id": consent_id, **headers},

@@ -31,9 +31,7 @@ def test_records_delivered_then_a_platform_signed_authorisation_opens_the_report
     world: World,
 ) -> None:
     market = world.client("j1-market", "department")
-    assert deliver(market, "registration", founded(SME, "成都星河光电科技有限公司")) == [
-        "accepted"
-    ]
+    assert deliver(market, "registration", founded(SME, "成都星河光电科技有限公司")) == ["accepted"]
     penalty = fined(SME, "P-J1-1", today() - timedelta(days=40))
     assert deliver(market, "penalty", penalty) == ["accepted"]
     assert deliver(market, "penalty", penalty) == ["duplicate"]  # a department's retry

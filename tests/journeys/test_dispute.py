@@ -34,9 +34,7 @@ def test_a_disputed_record_is_marked_until_the_department_resolves_it(world: Wor
     decided = today() - timedelta(days=50)
     assert deliver(market, "registration", founded(SME, "成都锦江数码有限公司")) == ["accepted"]
     # The department keyed in 20万元 where the decision says 2万元.
-    assert deliver(market, "penalty", fined(SME, "P-J4-1", decided, fine_wan="20")) == [
-        "accepted"
-    ]
+    assert deliver(market, "penalty", fined(SME, "P-J4-1", decided, fine_wan="20")) == ["accepted"]
     consent = direct_consent(bank, SME, "loan_application", ["basic", "penalties"])
     first = penalty_item(bank, consent["id"])
     assert first["fine_fen"] == 20_000_000 and "dispute" not in first

@@ -101,7 +101,11 @@ def test_a_loan_going_bad_reaches_the_report_the_officer_and_the_platform(
 
     after = fetched(bank, SME, consent["id"])
     [loan] = after["sections"]["loans"]["items"]
-    assert (loan["platform"], loan["loan_no"], loan["status"]) == ("kechuangtong", LOAN, "defaulted")
+    assert (loan["platform"], loan["loan_no"], loan["status"]) == (
+        "kechuangtong",
+        LOAN,
+        "defaulted",
+    )
     assert (loan["amount_fen"], loan["days_overdue"]) == (100_000_000, 90)
     assert after["completeness"]["loans"]["status"] == "complete"
 
@@ -190,9 +194,10 @@ def test_an_overdue_loan_lowers_the_score(world: World) -> None:
                    founded(twin, "成都样本22号有限公司")) == ["accepted"]  # fmt: skip
     year = datetime.now(UTC).year - 1
     tax = world.client("j2t-tax", "department")
-    assert deliver(tax, "tax_rating", tax_rating(sme, "B", year), tax_rating(twin, "B", year)) == [
-        "accepted"
-    ] * 2
+    assert (
+        deliver(tax, "tax_rating", tax_rating(sme, "B", year), tax_rating(twin, "B", year))
+        == ["accepted"] * 2
+    )
     twin_consent = direct_consent(bank, twin, "credit_review", ["basic"])
     late = fetched(bank, sme, consent_id)["score"]["value"]
     assert late < fetched(bank, twin, twin_consent["id"])["score"]["value"]

@@ -51,9 +51,10 @@ def test_a_published_repair_leaves_the_report_after_its_minimum_period(world: Wo
     # Decided 200 days before the last quarter's end: past its 3-month minimum by then.
     old, recent = last_quarter - timedelta(days=200), today() - timedelta(days=30)
     assert deliver(market, "registration", founded(SME, "成都天府绿能有限公司")) == ["accepted"]
-    assert deliver(
-        market, "penalty", fined(SME, "P-J3-OLD", old), fined(SME, "P-J3-NEW", recent)
-    ) == ["accepted"] * 2
+    assert (
+        deliver(market, "penalty", fined(SME, "P-J3-OLD", old), fined(SME, "P-J3-NEW", recent))
+        == ["accepted"] * 2
+    )
     # Known beyond its penalties, so the quarter after the repair still has a score.
     rating = {**tax_rating(SME, "B", old.year - 1), "published_on": old.isoformat()}
     assert deliver(world.client("j3-tax", "department"), "tax_rating", rating) == ["accepted"]
@@ -66,9 +67,12 @@ def test_a_published_repair_leaves_the_report_after_its_minimum_period(world: Wo
 
     # Repaired a month before the quarter ended; the recent one is repaired today.
     took_effect = last_quarter - timedelta(days=30)
-    assert deliver(
-        market, "credit_repair", repair("P-J3-OLD", took_effect), repair("P-J3-NEW", today())
-    ) == ["accepted"] * 2
+    assert (
+        deliver(
+            market, "credit_repair", repair("P-J3-OLD", took_effect), repair("P-J3-NEW", today())
+        )
+        == ["accepted"] * 2
+    )
 
     after = fetched(bank, SME, monitoring["id"])
     assert shown(after) == ["P-J3-NEW"], "the recent penalty is inside its minimum period"

@@ -85,7 +85,8 @@ def test_new_deregistered_and_black_listed_enterprises_say_so_at_the_top(world: 
                                    (LISTED, listed["id"], 1)):  # fmt: skip
         log = world.access_log(sme)
         assert decisions(log) == [
-            ("j6-bank", CONSENTS, "allow"), *[("j6-bank", REPORT, "allow")] * reads
+            ("j6-bank", CONSENTS, "allow"),
+            *[("j6-bank", REPORT, "allow")] * reads,
         ], log
         assert {e["consent_id"] for e in log} == {consent_id}
 

@@ -44,9 +44,7 @@ def refused_everywhere(bank: GatewayClient, credit_code: str, consent_id: str) -
 
 
 def changed_since(bank: GatewayClient, since: datetime) -> list[dict[str, Any]]:
-    answer = bank.request(
-        "GET", "/v1/consents", params={"changed_since": since.isoformat()}
-    )
+    answer = bank.request("GET", "/v1/consents", params={"changed_since": since.isoformat()})
     assert answer.status_code == 200, answer.text
     return list(answer.json()["items"])
 
