@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from adapters.events import BEIJING, LoanEvent, beijing_day_end
 from gateway.consents.schemas import ConsentIn
 from gateway.consents.service import create as create_consent
+from gateway.consents.service import witness_of
 from gateway.errors import ProblemError
 from gateway.identity.tokens import Caller
 from gateway.store.tables import (
@@ -129,7 +130,7 @@ def _consent(conn: Connection, event: LoanEvent, rules: ConsentRules) -> str | N
         }
     )
     witness = Caller(
-        client_id=f"platform:{event.platform}",
+        client_id=witness_of(event.platform),
         client_type="platform",
         org_code=event.platform,
         scopes=frozenset({"consents:write"}),

@@ -105,13 +105,23 @@ def _event(
     )
 
 
+def witness_of(platform: str) -> str:
+    """The registrant a platform adapter writes for the authorisations signed on it."""
+    return f"platform:{platform}"
+
+
 def _visible(caller: Caller) -> Any:
     if caller.client_type in SEES_ALL:
         return consents.c.id.is_not(None)
-    return or_(
+    mine = [
         consents.c.grantee_client_id == caller.client_id,
         consents.c.registrant_client_id == caller.client_id,
-    )
+    ]
+    if caller.client_type == "platform" and caller.org_code:
+        # The platform's client is the witness its adapter registered: it revokes
+        # what the enterprise withdraws on the platform (its org code is its key).
+        mine.append(consents.c.registrant_client_id == witness_of(caller.org_code))
+    return or_(*mine)
 
 
 def _render(conn: Connection, row: Any, now: datetime) -> dict[str, Any]:

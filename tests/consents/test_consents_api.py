@@ -9,6 +9,9 @@ import pytest
 from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
+from adapters.events import Authorization
+from adapters.ledger import store
+from tests.adapters.test_ledger import RULES, event
 from tests.builders import code
 from tests.identity.kit import ClientKey, register
 from tests.identity.test_token_flow import get_token
@@ -83,6 +86,39 @@ def test_platform_registers_as_witness_and_grantee_sees_it(
     assert created.json()["registrant"] == "kechuangtong"
     seen = app_client.get(f"/v1/consents/{created.json()['id']}", headers=auth(app_client, bank))
     assert seen.status_code == 200
+
+
+def test_the_platform_that_witnessed_an_authorisation_revokes_it(
+    app_client: TestClient, engine: Engine, bank: ClientKey
+) -> None:
+    """An authorisation signed on 科创通 is registered by its adapter with the platform
+    as witness (`platform:kechuangtong`). The platform's client (org code
+    `kechuangtong`) is that witness: it sees the consent and revokes it when the
+    enterprise withdraws it there. Another platform's client does not see it."""
+    until = (datetime.now(UTC) + timedelta(days=30)).date()
+    signed = event(
+        1, "consent_granted", loan_no=None,
+        authorization=Authorization("BOCD", ("basic",), until, "ab" * 32),
+    )  # fmt: skip
+    with engine.begin() as conn:
+        consent_id = store(conn, signed, rules=RULES).consent_id
+    assert consent_id is not None
+    kct = auth(app_client, register(engine, "kct", client_type="platform", org_code="kechuangtong"))
+    ndt = auth(app_client, register(engine, "ndt", client_type="platform", org_code="nongdaitong"))
+    url = f"/v1/consents/{consent_id}"
+    withdrawn = {"reason": "企业在平台撤回授权"}
+    assert app_client.get(url, headers=ndt).status_code == 404
+    assert app_client.post(f"{url}/revoke", json=withdrawn, headers=ndt).status_code == 404
+    assert app_client.get("/v1/consents", headers=ndt).json()["items"] == []
+    assert app_client.get(url, headers=kct).status_code == 200
+    assert [c["id"] for c in app_client.get("/v1/consents", headers=kct).json()["items"]] == [
+        consent_id
+    ]
+    revoked = app_client.post(f"{url}/revoke", json=withdrawn, headers=kct)
+    assert revoked.status_code == 200, revoked.text
+    assert revoked.json()["status"] == "revoked"
+    assert revoked.json()["history"][-1]["by"] == "kct"
+    assert app_client.get(url, headers=auth(app_client, bank)).json()["status"] == "revoked"
 
 
 @pytest.mark.parametrize(
