@@ -132,17 +132,17 @@ def test_a_loan_going_bad_reaches_the_report_the_officer_and_the_platform(
     page.click("button[type=submit]")
     expect(page.locator("#user")).to_have_text(OFFICER)
     page.goto(f"{world.base}/dashboard/alerts/{alert['id']}?lang=en")
-    expect(page.locator("#alert-state")).to_have_attribute("data-state", "open")
+    expect(page.locator("#alert-status")).to_have_attribute("data-status", "open")
     page.locator("form.work", has=page.locator("#acknowledge")).locator("textarea").fill(
         "已致电借款企业，确认经营困难，启动贷后处置。"
     )
     page.click("#acknowledge")
-    expect(page.locator("#alert-state")).to_have_attribute("data-state", "acknowledged")
+    expect(page.locator("#alert-status")).to_have_attribute("data-status", "acknowledged")
     page.locator("form.work", has=page.locator("#resolve")).locator("textarea").fill(
         "银行已启动代偿与追偿程序。"
     )
     page.click("#resolve")
-    expect(page.locator("#alert-state")).to_have_attribute("data-state", "resolved")
+    expect(page.locator("#alert-status")).to_have_attribute("data-status", "resolved")
     expect(page.locator("#history")).to_contain_text(f"user:{OFFICER}")
 
     resolved = world.risk.request("GET", f"/v1/alerts/{alert['id']}").json()
@@ -203,7 +203,6 @@ def test_an_overdue_loan_lowers_the_score(world: World) -> None:
     assert late < fetched(bank, twin, twin_consent["id"])["score"]["value"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 18: waits for item 7 (alerts say `status`)")
 def test_an_alert_says_status_in_its_body_as_in_its_filter(world: World) -> None:
     sme = code(1823)
     _one_late_loan(world, sme, 23)
