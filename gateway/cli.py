@@ -135,27 +135,14 @@ def demo_seed(
     written = write_credentials(settings.state_dir)
     if written:
         typer.echo(f"platform demo credentials: {settings.state_dir / 'demo' / 'platforms'}")
-    typer.echo(_next_steps(settings, out_dir / "enterprises.csv"))
+    typer.echo(_next_steps(settings))
 
 
-def _next_steps(settings: Settings, samples: Path) -> str:
-    base = f"http://{settings.host}:{settings.port}"
-    return "\n".join(
-        (
-            "",
-            "Next, once the gateway is up:",
-            f"  curl -s {base}/healthz",
-            f"  curl -s {base}/readyz",
-            f"  curl -s {base}/metrics | grep xyd_",
-            "  TOKEN=$(.venv/bin/xyd demo token demo-bank)",
-            f'  curl -s -H "Authorization: Bearer $TOKEN" {base}/v1/enterprises/<credit_code>',
-            "  .venv/bin/xyd call demo-bank GET /v1/enterprises/<credit_code>",
-            f"  open {base}/docs for the API reference",
-            f"  column -s, -t < {samples} | head   # demo credit codes by profile",
-            "  .venv/bin/xyd ingest FEED.csv --category penalty   # add your own records",
-            "",
-        )
-    )
+def _next_steps(settings: Settings) -> str:
+    from gateway.demo.try_commands import render
+
+    commands = render(settings.host, settings.port)
+    return f"\nThen try, in another terminal once the gateway is up:\n\n{commands}"
 
 
 @app.command()
