@@ -7,6 +7,8 @@ with the demo's real address, so the two cannot drift apart again.
 
 from __future__ import annotations
 
+from gateway.address import connect_host
+
 README_ADDRESS = "127.0.0.1:8000"
 
 COMMANDS = """\
@@ -24,15 +26,6 @@ CID=$(.venv/bin/xyd demo consent demo-bank $CODE)    # the enterprise's consent 
 .venv/bin/xyd audit verify
 # API reference (no script, nothing remote): http://127.0.0.1:8000/docs
 """
-
-
-def connect_host(host: str) -> str:
-    """The address a client on this machine dials for a server bound to `host`."""
-    if host in ("", "0.0.0.0"):  # noqa: S104 - a bind-all address, mapped to loopback
-        return "127.0.0.1"
-    if host == "::":
-        return "[::1]"
-    return f"[{host}]" if ":" in host else host
 
 
 def render(host: str, port: int) -> str:
