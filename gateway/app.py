@@ -36,6 +36,7 @@ from gateway.middleware import GatewayMiddleware
 from gateway.monitor.service import load_rules
 from gateway.pii_keys import load_key_ring
 from gateway.records.router import router as records_router
+from gateway.reference import router as reference_router
 from gateway.reports.build import ReportBuilder
 from gateway.reports.cache import ReportCache
 from gateway.reports.router import ROUTE as REPORT_ROUTE
@@ -117,6 +118,10 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
         version=__version__,
         summary="Xin Yi Dai credit data-sharing gateway",
         lifespan=lifespan,
+        # Swagger UI and ReDoc load their scripts from a CDN: gateway/reference.py
+        # renders /docs here instead.
+        docs_url=None,
+        redoc_url=None,
         # Our metrics are Prometheus's (gateway/metrics.py). Left on, FastAPI asks
         # OpenTelemetry for a provider on every request, reading the environment
         # each time: about 2 % of a report request's CPU (profiled).
@@ -158,6 +163,7 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
     app.include_router(loans_router)
     app.include_router(alerts_router)
     app.include_router(dashboard_router)
+    app.include_router(reference_router)
     for adapter in app.state.platforms.values():
         router = adapter.router()
         if router is not None:

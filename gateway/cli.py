@@ -6,16 +6,21 @@ metrics directory before prometheus_client is first imported.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from gateway.client import GatewayClient
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="xyd-gateway operations")
 db_app = typer.Typer(no_args_is_help=True, help="The credit store's schema")
@@ -55,7 +60,8 @@ def serve(
             log_config=None,
             access_log=False,
             proxy_headers=False,
-        )
+        ),
+        state_dir=settings.state_dir,
     )
 
 
@@ -135,27 +141,14 @@ def demo_seed(
     written = write_credentials(settings.state_dir)
     if written:
         typer.echo(f"platform demo credentials: {settings.state_dir / 'demo' / 'platforms'}")
-    typer.echo(_next_steps(settings, out_dir / "enterprises.csv"))
+    typer.echo(_next_steps(settings))
 
 
-def _next_steps(settings: Settings, samples: Path) -> str:
-    base = f"http://{settings.host}:{settings.port}"
-    return "\n".join(
-        (
-            "",
-            "Next, once the gateway is up:",
-            f"  curl -s {base}/healthz",
-            f"  curl -s {base}/readyz",
-            f"  curl -s {base}/metrics | grep xyd_",
-            "  TOKEN=$(.venv/bin/xyd demo token demo-bank)",
-            f'  curl -s -H "Authorization: Bearer $TOKEN" {base}/v1/enterprises/<credit_code>',
-            "  .venv/bin/xyd call demo-bank GET /v1/enterprises/<credit_code>",
-            f"  open {base}/docs for the API reference",
-            f"  column -s, -t < {samples} | head   # demo credit codes by profile",
-            "  .venv/bin/xyd ingest FEED.csv --category penalty   # add your own records",
-            "",
-        )
-    )
+def _next_steps(settings: Settings) -> str:
+    from gateway.demo.try_commands import render
+
+    commands = render(settings.host, settings.port)
+    return f"\nThen try, in another terminal once the gateway is up:\n\n{commands}"
 
 
 @app.command()
@@ -339,30 +332,41 @@ def keys_rotate(
     )
 
 
+BaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        help="The gateway's URL. Default: XYD_PORT if set, else the running gateway's "
+        "(STATE_DIR/serve.json, written by xyd serve), else http://127.0.0.1:8000"
+    ),
+]
+
+
 @demo_app.command("token")
-def demo_token(client_id: str, scope: str | None = None) -> None:
+def demo_token(client_id: str, scope: str | None = None, base_url: BaseUrl = None) -> None:
     """Print a fresh access token for a demo client (the gateway must be running)."""
-    from gateway.client import GatewayClient
-
-    settings = Settings()
-    path = settings.state_dir / "demo" / "clients" / f"{client_id}.jwk"
-    if not path.exists():
-        raise _fail(f"no demo key at {path}; run `make demo` (or xyd demo seed) first")
-    client = GatewayClient.from_jwk_file(settings.issuer, path)
-    try:
+    with _demo_client(client_id, base_url) as client:
         typer.echo(client.token(scope))
-    except Exception as exc:  # connection refused, refused token: say it plainly
-        raise _fail(str(exc)) from None
 
 
-def _demo_client(client_id: str) -> Any:
-    from gateway.client import GatewayClient
+@contextlib.contextmanager
+def _demo_client(client_id: str, base_url: str | None) -> Iterator[GatewayClient]:
+    """A demo client of the gateway found as gateway/address.py says; a failure to reach
+    it, or a refused token, ends the command with one line naming the URL tried."""
+    from gateway.address import Unreachable, connect, find, reaching
+    from gateway.client import RefusedToken
 
     settings = Settings()
     key_file = settings.state_dir / "demo" / "clients" / f"{client_id}.jwk"
     if not key_file.exists():
         raise _fail(f"no demo key at {key_file}; run `make demo` (or xyd demo seed) first")
-    return GatewayClient.from_jwk_file(settings.issuer, key_file)
+    where = find(settings, base_url)
+    try:
+        with reaching(where):
+            yield connect(where, key_file)
+    except Unreachable as exc:
+        raise _fail(str(exc)) from None
+    except RefusedToken as exc:
+        raise _fail(f"{where.url}: {exc}") from None
 
 
 @demo_app.command("consent")
@@ -371,6 +375,7 @@ def demo_consent(
     credit_code: str,
     purpose: str = "credit_review",
     days: Annotated[int, typer.Option(min=1, max=365)] = 30,
+    base_url: BaseUrl = None,
 ) -> None:
     """Register a consent (every section) for a demo bank; print its id."""
     from datetime import UTC, datetime, timedelta
@@ -389,7 +394,8 @@ def demo_consent(
             "channel": "direct",
         },
     }
-    answer = _demo_client(client_id).request("POST", "/v1/consents", json=body)
+    with _demo_client(client_id, base_url) as client:
+        answer = client.request("POST", "/v1/consents", json=body)
     if answer.status_code != 201:
         raise _fail(f"{answer.status_code}: {answer.text}")
     typer.echo(answer.json()["id"])
@@ -404,16 +410,17 @@ def call(
     header: Annotated[
         list[str] | None, typer.Option(help="Extra header, 'Name: value' (repeatable)")
     ] = None,
+    base_url: BaseUrl = None,
 ) -> None:
     """Call the gateway as a demo client: token handling included."""
-    client = _demo_client(client_id)
     headers = {"Content-Type": "application/json"} if data else {}
     for line in header or []:
         name, sep, value = line.partition(":")
         if not sep or not name.strip():
             raise _fail(f"--header wants 'Name: value', not {line!r}")
         headers[name.strip()] = value.strip()
-    answer = client.request(method.upper(), path, content=data, headers=headers)
+    with _demo_client(client_id, base_url) as client:
+        answer = client.request(method.upper(), path, content=data, headers=headers)
     typer.echo(f"{answer.status_code} {answer.reason_phrase}", err=True)
     typer.echo(answer.text)
     raise typer.Exit(0 if answer.is_success else 1)

@@ -24,6 +24,10 @@ from gateway.identity.dpop import token_hash
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
+class RefusedToken(RuntimeError):
+    """The token endpoint said no; the message carries its status and answer."""
+
+
 def client_assertion(
     client_id: str,
     key: jose.PrivateKey,
@@ -110,7 +114,7 @@ class GatewayClient:
                 headers["DPoP"] = dpop_proof(self.dpop_key, "POST", f"{self.issuer}/oauth/token")
             answer = self.http.post("/oauth/token", data=form, headers=headers)
             if answer.status_code != 200:
-                raise RuntimeError(f"token request refused: {answer.status_code} {answer.text}")
+                raise RefusedToken(f"token request refused: {answer.status_code} {answer.text}")
             body = answer.json()
             self._token, self._expires_at = body["access_token"], time.time() + body["expires_in"]
         assert self._token is not None

@@ -12,14 +12,18 @@ address and port.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import sys
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
+
+from gateway.address import announced
 
 log = logging.getLogger("xyd.serve")
 
@@ -53,14 +57,11 @@ class PortHolder(socket.socket):
         return (bind_reuse_port, (self.family, host, port))
 
 
-def serve(config: uvicorn.Config) -> None:
-    """Run the app as `config` says; with several workers, each on its own socket."""
-    if config.workers <= 1:
-        server = uvicorn.Server(config)
-        server.run()
-        if not server.started:
-            sys.exit(STARTUP_FAILURE)
-        return
+def serve(config: uvicorn.Config, state_dir: Path | None = None) -> None:
+    """Run the app as `config` says; with several workers, each on its own socket.
+
+    With `state_dir`, STATE_DIR/serve.json names the address while it serves
+    (gateway/address.py), written once the port is known to be free."""
     family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
     try:
         # SO_REUSEPORT would let a second gateway share a port already in use,
@@ -68,6 +69,23 @@ def serve(config: uvicorn.Config) -> None:
         with socket.socket(family, socket.SOCK_STREAM) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((config.host, config.port))
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s", config.host, config.port, exc)
+        sys.exit(STARTUP_FAILURE)
+    with contextlib.ExitStack() as stack:
+        if state_dir is not None:
+            stack.enter_context(announced(state_dir, config.host, config.port))
+        _run(config, family)
+
+
+def _run(config: uvicorn.Config, family: int) -> None:
+    if config.workers <= 1:
+        server = uvicorn.Server(config)
+        server.run()
+        if not server.started:
+            sys.exit(STARTUP_FAILURE)
+        return
+    try:
         holder = bind_reuse_port(family, config.host, config.port, PortHolder)
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s", config.host, config.port, exc)

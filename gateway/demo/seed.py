@@ -234,7 +234,8 @@ def _write_samples(path: Path, loaded: list[load.Loaded]) -> None:
                 picked[sample[2]].append(sample)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
+        # "\n", not the csv module's "\r\n": the README reads it with sed and cut.
+        writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(("credit_code", "name", "profile"))
         for profile in PROFILES:
             writer.writerows(picked[profile])

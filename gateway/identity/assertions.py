@@ -42,7 +42,12 @@ def _check_time(claims: dict[str, Any], settings: Settings, strict: bool) -> int
     if now >= exp + leeway:
         raise InvalidClient("client assertion expired")
     if exp > now + settings.assertion_max_lifetime_s + leeway:
-        raise InvalidClient("client assertion: exp more than 5 minutes ahead")
+        # Authlib's PrivateKeyJWT signs for an hour by default: say what to change.
+        raise InvalidClient(
+            f"client assertion: exp is {exp - int(now)} s ahead; this gateway accepts at most "
+            f"{settings.assertion_max_lifetime_s} s: sign each assertion for "
+            f"{settings.assertion_max_lifetime_s} s or less"
+        )
     if iat is not None:
         future = 10 if strict else leeway
         if not isinstance(iat, int) or isinstance(iat, bool) or iat > now + future:

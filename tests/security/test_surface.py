@@ -28,9 +28,7 @@ def id_mode() -> str:
 # Routes served but not in the OpenAPI document, and why.
 UNDOCUMENTED = {
     ("/openapi.json", "GET"): "the document itself (the spec names it as the reference)",
-    ("/docs", "GET"): "Swagger UI over the public document; no data, no credentials",
-    ("/docs/oauth2-redirect", "GET"): "Swagger UI's OAuth helper page, static",
-    ("/redoc", "GET"): "ReDoc over the public document",
+    ("/docs", "GET"): "the public document as one page (gateway/reference.py); no data",
     ("/dashboard/login", "GET"): "dashboard HTML: human login form (CSRF pre-session)",
     ("/dashboard/login", "POST"): "dashboard: the login form's target",
     ("/dashboard/logout", "POST"): "dashboard: needs the session and its CSRF token",
@@ -155,7 +153,7 @@ def test_headers_cors_and_debug(app_client: TestClient) -> None:
     assert app_client.get("/.well-known/jwks.json").headers["cache-control"] == "max-age=60"
     docs = app_client.get("/docs")
     assert docs.status_code == 200
-    assert "content-security-policy" not in docs.headers  # it loads its viewer's scripts
+    assert docs.headers["content-security-policy"].startswith("default-src 'none'; style-src")
     login = app_client.get("/dashboard/login")
     assert "default-src 'none'" not in login.headers["content-security-policy"]
 
