@@ -88,7 +88,9 @@ def kechuangtong(
     from adapters.simulators import kechuangtong as sim
 
     secret = (credentials_dir(state_dir, "kechuangtong") / "secret").read_bytes().strip()
-    start = datetime.now(UTC) - timedelta(days=30)
+    # Loans begun months ago: by now some have fallen overdue or defaulted, so the
+    # monitor raises alerts on them and 科创通's callback has something to receive.
+    start = datetime.now(UTC) - timedelta(days=150)
     stream = sim.stream(messages, start=start, until=datetime.now(UTC), borrowers=lenders)
     with sim.Sender(base_url, secret) as sender:
         return sender.send_all(stream)

@@ -157,3 +157,26 @@ def test_every_stream_lends_to_seeded_enterprises(engine: Engine, tmp_path: Path
             events, _, _ = parse_file(data)  # seeded names parse, quotes and all
             assert events and {e.credit_code for e in events} <= seeded
             assert all(e.details["enterprise_name"] == stored[e.credit_code] for e in events)
+
+
+def test_every_bank_the_platforms_lend_through_is_a_demo_bank(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """So the authorisations the platforms sign become consents, not warnings."""
+    from adapters.simulators import tianfu_rongtong, yingchuang
+    from gateway.demo.clients import register_demo_clients
+    from gateway.store.tables import clients
+
+    with engine.begin() as conn:
+        register_demo_clients(conn, tmp_path / "clients")
+        banks = set(
+            conn.execute(
+                select(clients.c.org_code).where(clients.c.client_type == "bank")
+            ).scalars()
+        )
+    named = {
+        *kechuangtong.BANKS, *nongdaitong.BANKS, *chuangfu_tianfu.BANKS,
+        *yingchuang.BANKS, *tianfu_rongtong.BANKS,
+    }  # fmt: skip
+    assert named <= banks
+    assert len(list((tmp_path / "clients").iterdir())) == 5  # no key file for the lenders
