@@ -6,7 +6,9 @@ The platform's format lives here and nowhere else (spec:
 - `secret_file`: file holding the shared secret, one per line (two during a
   rotation, either accepted; the file is re-read when it changes), or
 - `secret_env`: name of an environment variable holding it (same format);
-- `callback_url`: where risk alerts are POSTed, or null.
+- `callback_url`: where risk alerts are POSTed, or null; or
+- `callback_file`: a file holding that URL, read at each delivery (the demo
+  writes its simulator's address there, on a port picked when it starts).
 
 A secret that is not there yet answers 503 "retry later" (the platform retries
 for 24 hours) instead of stopping start-up.
@@ -49,7 +51,7 @@ PATH = f"/v1/platforms/{KEY}/events"
 MAX_BODY_BYTES = 64 * 1024
 REPLAY_WINDOW_S = 300
 ALERT_FIELDS = ("alertId", "creditCode", "applicationNo", "rule", "severity", "raisedAt")
-SETTING_KEYS = frozenset({"enabled", "secret_file", "secret_env", "callback_url"})
+SETTING_KEYS = frozenset({"enabled", "secret_file", "secret_env", "callback_url", "callback_file"})
 
 EVENT_TYPES: dict[str, EventType] = {
     "APPLICATION_SUBMITTED": "application_submitted",
@@ -369,10 +371,17 @@ class NotificationFailed(Exception):
 class KechuangtongAdapter:
     key = KEY
 
-    def __init__(self, ctx: PlatformContext, secrets: Secrets, callback_url: str | None) -> None:
+    def __init__(
+        self,
+        ctx: PlatformContext,
+        secrets: Secrets,
+        callback_url: str | None,
+        callback_file: Path | None = None,
+    ) -> None:
         self.ctx = ctx
         self.secrets = secrets
         self.callback_url = callback_url
+        self.callback_file = callback_file
         self._warned = False
         # Retries inside one delivery; the outbox's own back-off covers longer outages.
         self.policy = RetryPolicy(attempts=3, base_s=0.5, cap_s=10.0, max_retry_after_s=60.0)
@@ -424,8 +433,7 @@ class KechuangtongAdapter:
         """POST a risk alert to the callback URL, signed like the platform's webhooks."""
         if kind != "risk_alert":
             raise UnknownNotification(f"{KEY} takes no {kind!r} notifications")
-        if not self.callback_url:
-            raise NotificationFailed(f"{KEY}: callback_url is not configured")
+        url = self._callback()
         secrets = self.secrets.current()
         if not secrets:
             raise NotificationFailed(f"{KEY}: shared secret not configured")
@@ -433,10 +441,25 @@ class KechuangtongAdapter:
         if missing:
             raise ValueError(f"risk_alert payload lacks {', '.join(missing)}")
         raw = orjson.dumps({name: payload[name] for name in ALERT_FIELDS})
-        await self._post(raw, str(payload["alertId"]), secrets)
+        await self._post(url, raw, str(payload["alertId"]), secrets)
 
-    async def _post(self, raw: bytes, alert_id: str, secrets: tuple[bytes, ...]) -> None:
-        assert self.callback_url is not None
+    def _callback(self) -> str:
+        """The callback URL: configured, or read from its file (which may not exist yet)."""
+        if self.callback_file is None:
+            if not self.callback_url:
+                raise NotificationFailed(f"{KEY}: callback_url is not configured")
+            return self.callback_url
+        try:
+            url = self.callback_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise NotificationFailed(f"{KEY}: callback_file {self.callback_file}: {exc}") from None
+        try:
+            self.ctx.outbound.check_config(f"{KEY}: callback_file", url)
+        except ValueError as exc:
+            raise NotificationFailed(str(exc)) from None
+        return url
+
+    async def _post(self, url: str, raw: bytes, alert_id: str, secrets: tuple[bytes, ...]) -> None:
         # Signed once: the policy's attempts and waits stay well inside the 300 s window.
         headers = signed_headers(secrets, alert_id, str(int(self.ctx.clock())), raw)
         async with httpx.AsyncClient(
@@ -446,7 +469,7 @@ class KechuangtongAdapter:
                 answer = await send(
                     client,
                     "POST",
-                    self.callback_url,
+                    url,
                     policy=self.policy,
                     content=raw,
                     headers=headers,
@@ -458,8 +481,8 @@ class KechuangtongAdapter:
 
 
 def notifies(settings: dict[str, Any]) -> bool:
-    """Risk alerts go to 科创通 only where its callback URL is configured."""
-    return bool(settings.get("callback_url"))
+    """Risk alerts go to 科创通 only where its callback URL (or its file) is configured."""
+    return bool(settings.get("callback_url") or settings.get("callback_file"))
 
 
 def build(ctx: PlatformContext) -> KechuangtongAdapter:
@@ -471,9 +494,17 @@ def build(ctx: PlatformContext) -> KechuangtongAdapter:
     if (file is None) == (env is None):
         raise ValueError(f"{KEY}: set exactly one of secret_file and secret_env")
     callback = ctx.settings.get("callback_url")
-    for name, value in (("secret_file", file), ("secret_env", env), ("callback_url", callback)):
+    callback_file = ctx.settings.get("callback_file")
+    for name, value in (
+        ("secret_file", file),
+        ("secret_env", env),
+        ("callback_url", callback),
+        ("callback_file", callback_file),
+    ):
         if value is not None and (not isinstance(value, str) or not value):
             raise ValueError(f"{KEY}: {name} must be a non-empty string or null")
+    if callback is not None and callback_file is not None:
+        raise ValueError(f"{KEY}: set at most one of callback_url and callback_file")
     if callback is not None:
         ctx.outbound.check_config(f"{KEY}: callback_url", callback)
     secrets = Secrets(ctx.path("secret_file") if file is not None else None, env)
@@ -482,4 +513,5 @@ def build(ctx: PlatformContext) -> KechuangtongAdapter:
             "kechuangtong shared secret missing (%s); webhooks answer 503 until it exists",
             secrets.path or f"${env}",
         )
-    return KechuangtongAdapter(ctx, secrets, callback)
+    where = ctx.path("callback_file") if callback_file is not None else None
+    return KechuangtongAdapter(ctx, secrets, callback, where)

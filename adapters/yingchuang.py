@@ -49,7 +49,7 @@ from adapters.events import (
 from adapters.http import DEFAULT_TIMEOUT, RetryPolicy, UpstreamError, read_limited, send
 from adapters.ledger import dead_letter, get_state, set_state, store
 from gateway.identifiers import InvalidIdentifier, validate_credit_code
-from gateway.metrics import PLATFORM_LAST_SYNC, PLATFORM_MESSAGES
+from gateway.metrics import PLATFORM_DAYS_SKIPPED, PLATFORM_LAST_SYNC, PLATFORM_MESSAGES
 from gateway.store.tables import platform_dead_letters
 from policies.consent import ConsentRules
 
@@ -116,6 +116,8 @@ class YingchuangReport(SyncReport):
     """A SyncReport with one summary per day (synced, not published, incomplete)."""
 
     days: list[dict[str, Any]] = field(default_factory=list)
+    # Days a catch-up left behind: older than the backfill limit ("first..last").
+    skipped: str | None = None
     # As recorded in the store after this sync: what operators watch.
     last_day: str | None = None
     last_day_rows: dict[str, int] | None = None
@@ -124,6 +126,7 @@ class YingchuangReport(SyncReport):
         return {
             **super().as_dict(),
             "days": self.days,
+            "skipped": self.skipped,
             "last_day": self.last_day,
             "last_day_rows": self.last_day_rows,
         }
@@ -392,10 +395,29 @@ class YingchuangAdapter:
         self, *, day: date | None = None, since: datetime | None = None
     ) -> YingchuangReport:
         """`day`: that Beijing day; `since`: every day from its date to today (at most
-        31); neither: yesterday and today (today's late files)."""
-        days = self.days(day, since)
+        31); neither (the schedule): a catch-up from the last synced day to today."""
+        skipped: tuple[date, date] | None = None
+        if day is None and since is None:
+            async with self.ctx.engine.connect() as conn:
+                position, _ = await conn.run_sync(_recorded)
+            days, skipped = catch_up(self.today(), position)
+        else:
+            days = self.days(day, since)
         credentials = Credentials.load(self.credentials_path)
         report = YingchuangReport(PLATFORM, window=f"{days[0]:%Y%m%d}..{days[-1]:%Y%m%d}")
+        if skipped is not None:
+            report.skipped = f"{skipped[0]:%Y%m%d}..{skipped[1]:%Y%m%d}"
+            missed = (skipped[1] - skipped[0]).days + 1
+            PLATFORM_DAYS_SKIPPED.labels(PLATFORM).inc(missed)
+            log.warning(
+                "last synced day is past the %d-day backfill limit: %d days (%s) are not "
+                "fetched; the catch-up starts at %s",
+                MAX_BACKFILL_DAYS,
+                missed,
+                report.skipped,
+                f"{days[0]:%Y%m%d}",
+                extra={"platform": PLATFORM},
+            )
         async with httpx.AsyncClient(
             base_url=credentials.base_url,
             auth=(credentials.app_key, credentials.app_secret),
@@ -410,14 +432,18 @@ class YingchuangAdapter:
         PLATFORM_LAST_SYNC.labels(PLATFORM).set(time.time())
         return report
 
+    def today(self) -> date:
+        return datetime.fromtimestamp(self.ctx.clock(), BEIJING).date()
+
     def days(self, day: date | None, since: datetime | None) -> list[date]:
-        today = datetime.fromtimestamp(self.ctx.clock(), BEIJING).date()
+        """The days a manual sync covers: `day`, or from `since` to today."""
+        today = self.today()
         if day is not None and since is not None:
             raise ValueError("sync one day or since a time, not both")
         if day is not None:
             return [day]
         if since is None:
-            return [today - timedelta(days=1), today]
+            raise ValueError("sync a day or since a time (the schedule's catch-up takes neither)")
         if since.tzinfo is None:
             raise ValueError("since must carry its offset")
         first = since.astimezone(BEIJING).date()
@@ -510,6 +536,24 @@ class YingchuangAdapter:
                 f"{PLATFORM} refused the app key/secret (HTTP 401): check {self.credentials_path}"
             )
         raise UpstreamError(f"{PLATFORM}: GET {path} answered HTTP {response.status_code}")
+
+
+def catch_up(today: date, position: str | None) -> tuple[list[date], tuple[date, date] | None]:
+    """The schedule's days, whatever the clock did since the last run: from the last
+    synced day (again, for its late files; at latest yesterday) to today, or the whole
+    backfill limit on a first run. A position older than the limit leaves the days
+    before it behind (returned, for the log and the metric): the platform keeps no
+    batch forever, and a run must stay bounded."""
+    first = today - timedelta(days=MAX_BACKFILL_DAYS - 1)
+    skipped = None
+    if position is not None:
+        last = datetime.strptime(position, "%Y%m%d").date()
+        start = min(last, today - timedelta(days=1))
+        if start >= first:
+            first = start
+        elif last + timedelta(days=1) < first:
+            skipped = (last + timedelta(days=1), first - timedelta(days=1))
+    return [first + timedelta(days=i) for i in range((today - first).days + 1)], skipped
 
 
 def _checked(data: bytes | None, sha256: str) -> tuple[list[LoanEvent], list[Rejected], int]:

@@ -503,20 +503,28 @@ def demo_platforms(
     to the running gateway; with --serve, keep the simulators up until interrupted."""
     import time
 
-    from gateway.demo.platforms import push_traffic, serve_pull_simulators
+    from gateway.demo.platforms import borrowers, push_traffic, serve_simulators
+    from gateway.logs import configure_logging
 
+    configure_logging()  # 科创通's callbacks, as the simulator receives them, are log lines
     settings = Settings()
-    servers = serve_pull_simulators(settings.state_dir) if serve else []
-    for platform, statuses in push_traffic(settings.issuer, settings.state_dir, messages).items():
+    lenders = borrowers(settings.state_dir)
+    served = serve_simulators(settings.state_dir, lenders) if serve else []
+    for one in served:
+        typer.echo(f"{one.platform} simulator: {one.url}")
+    sent = push_traffic(settings.issuer, settings.state_dir, messages, lenders)
+    for platform, statuses in sent.items():
         typer.echo(f"{platform}: {dict(sorted(statuses.items()))}", err=False)
-    if servers:
-        typer.echo("pull simulators serving; Ctrl-C to stop")
+    if served:
+        typer.echo(
+            "simulators serving (GET the kechuangtong URL lists its callbacks); Ctrl-C to stop"
+        )
         try:
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:
-            for server in servers:
-                server.should_exit = True
+            for one in served:
+                one.server.should_exit = True
 
 
 @app.command()

@@ -96,6 +96,11 @@ PLATFORM_SYNC_LAG = Gauge(
     ["platform"],
     multiprocess_mode="max",
 )
+PLATFORM_DAYS_SKIPPED = Counter(
+    "xyd_platform_days_skipped_total",
+    "Days a pull platform's scheduled catch-up left behind: older than its backfill limit",
+    ["platform"],
+)
 PLATFORM_SYNCS = Counter(
     "xyd_platform_syncs_total",
     "Scheduled pull syncs: ok, failed, skipped (circuit open)",

@@ -31,6 +31,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 
 from adapters.events import BEIJING
+from adapters.simulators import Borrowers, pick
 from gateway.identifiers import CREDIT_ALPHABET, make_credit_code
 from gateway.identity import jose
 
@@ -61,7 +62,9 @@ class Simulator:
         kid: str = KID,
         key: ec.EllipticCurvePrivateKey | None = None,
         clock: Callable[[], float] = time.time,
+        borrowers: Borrowers = (),
     ) -> None:
+        self.borrowers = borrowers
         self.rng = random.Random(seed)
         self.clock = clock
         self.keys: dict[str, ec.EllipticCurvePrivateKey] = {}
@@ -146,9 +149,12 @@ class Simulator:
         rng = self.rng
         bank = rng.choice(BANKS)
         wan = rng.choice((30, 50, 80, 100, 150, 200, 300))
+        code, name = self.credit_code(), f"成都{rng.choice(_NAMES)}有限公司{loan:04d}"
+        if self.borrowers:
+            code, name = pick(self.borrowers, loan - 1)
         base = {
-            "unified_credit_code": self.credit_code(),
-            "company_name": f"成都{rng.choice(_NAMES)}有限公司{loan:04d}",
+            "unified_credit_code": code,
+            "company_name": name,
             "loan_no": f"CFTF-LN-{loan:07d}",
             "bank_code": bank,
             "amount_wan": f"{wan}.00",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import random
 import secrets
 import time
@@ -32,9 +33,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from adapters.simulators import Borrowers, pick
 from gateway.identifiers import CREDIT_ALPHABET, make_credit_code
 
 PATH = "/v1/platforms/kechuangtong/events"
+log = logging.getLogger("xyd.simulators.kechuangtong")
 BEIJING = timezone(timedelta(hours=8))
 BANKS = ("BOCD", "ICBC-CD", "CCB-CD", "BOC-CD", "ABC-CD", "CDRCB", "CMB-CD")
 PRODUCTS = ("科创贷", "知识产权质押贷", "研发贷", "人才贷")
@@ -132,9 +135,10 @@ def enterprise_codes(rng: random.Random, count: int) -> list[str]:
 class _Loans:
     """Writes each loan's lifecycle; keeps the running event number."""
 
-    def __init__(self, rng: random.Random, start: datetime) -> None:
+    def __init__(self, rng: random.Random, start: datetime, borrowers: Borrowers = ()) -> None:
         self.rng, self.start, self.n = rng, start, 0
         self.codes = enterprise_codes(rng, 40)
+        self.borrowers = borrowers
 
     def _id(self, at: datetime) -> str:
         self.n += 1
@@ -143,8 +147,11 @@ class _Loans:
     def lifecycle(self, number: int) -> list[dict[str, Any]]:
         rng = self.rng
         at = self.start + timedelta(minutes=rng.randrange(0, 60 * 24 * 20))
+        named: dict[str, Any] = {"credit_code": rng.choice(self.codes)}
+        if self.borrowers:
+            named["credit_code"], named["name"] = pick(self.borrowers, number - 1)
         common: dict[str, Any] = {
-            "credit_code": rng.choice(self.codes),
+            **named,
             "application_no": f"KCT{at:%Y%m%d}{number:05d}",
             "bank_code": rng.choice(BANKS),
             "product": rng.choice(PRODUCTS),
@@ -199,12 +206,17 @@ MUTATIONS: tuple[Callable[[dict[str, Any]], None], ...] = (
 
 
 def stream(
-    count: int, *, seed: int = 7, start: datetime | None = None, until: datetime | None = None
+    count: int,
+    *,
+    seed: int = 7,
+    start: datetime | None = None,
+    until: datetime | None = None,
+    borrowers: Borrowers = (),
 ) -> list[Message]:
     """`count` requests: loans interleaved in time, ~4% resent, ~3% malformed; with
     `until`, only what has happened by then (a live platform sends no future)."""
     rng = random.Random(seed)
-    loans = _Loans(rng, start or datetime(2026, 11, 1, 9, 0, tzinfo=BEIJING))
+    loans = _Loans(rng, start or datetime(2026, 11, 1, 9, 0, tzinfo=BEIJING), borrowers)
     bodies: list[dict[str, Any]] = []
     number = 0
     while len(bodies) < count:
@@ -316,7 +328,9 @@ class Received:
 class CallbackReceiver:
     """The platform's callback endpoint (`path`): checks signature, window and event id.
 
-    Set `fail_with` to an HTTP status to answer every callback with it.
+    Set `fail_with` to an HTTP status to answer every callback with it. A GET on
+    `path` lists what was received; each callback is logged (the demo's
+    platforms.log shows them).
     """
 
     secrets: list[bytes]
@@ -329,12 +343,24 @@ class CallbackReceiver:
         self.app = Starlette(
             routes=[
                 Route(self.path, self._callback, methods=["POST"]),
+                Route(self.path, self._listing, methods=["GET"]),
                 Route("/healthz", self._health, methods=["GET"]),
             ]
         )
 
     def verified(self) -> list[Any]:
         return [r.body for r in self.received if r.verified]
+
+    async def _listing(self, _: Request) -> Response:
+        return JSONResponse(
+            {
+                "received": [
+                    {"alertId": r.event_id, "verified": r.verified, "status": r.status,
+                     "body": r.body}
+                    for r in self.received
+                ]
+            }
+        )  # fmt: skip
 
     async def _health(self, _: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -365,6 +391,16 @@ class CallbackReceiver:
         )
         status = 401 if not good else (self.fail_with or 200)
         self.received.append(Received(body, event_id, bool(good), status))
+        alert = body if isinstance(body, dict) else {}
+        log.info(
+            "kechuangtong callback %s: %s %s for %s (signature %s, answered %d)",
+            event_id,
+            alert.get("rule"),
+            alert.get("severity"),
+            alert.get("creditCode"),
+            "verified" if good else "refused",
+            status,
+        )
         if status == 200:
             return JSONResponse({"code": 0, "message": "ok"})
         return JSONResponse({"code": status * 100, "message": "refused"}, status_code=status)

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from adapters.events import BEIJING
+from adapters.simulators import Borrowers, pick
 from gateway.identifiers import CREDIT_ALPHABET, make_credit_code, resident_id_check_char
 
 PATH = "/v1/platforms/nongdaitong/messages"
@@ -277,18 +278,26 @@ class _Plan:
         return defects
 
 
-def stream(seed: int = 7, loans: int = 40, *, prefix: str | None = None) -> list[Planned]:
-    """The planned messages of `loans` loans, in sending order."""
+def stream(
+    seed: int = 7, loans: int = 40, *, prefix: str | None = None, borrowers: Borrowers = ()
+) -> list[Planned]:
+    """The planned messages of `loans` loans, in sending order (organisations among
+    the borrowers are `borrowers`, when given)."""
     rng = random.Random(seed)
     plan = _Plan(rng, prefix or f"NDT{seed:04d}")
     for number in range(loans):
-        _one_loan(plan, rng, f"NDT-L-{seed:04d}-{number:06d}")
+        org = pick(borrowers, number) if borrowers else None
+        _one_loan(plan, rng, f"NDT-L-{seed:04d}-{number:06d}", org)
     return plan.items
 
 
-def _one_loan(plan: _Plan, rng: random.Random, loan_no: str) -> None:
+def _one_loan(
+    plan: _Plan, rng: random.Random, loan_no: str, org: tuple[str, str] | None = None
+) -> None:
     if rng.random() < 0.7:
         borrower = Borrower("ORG", org_credit_code(rng), rng.choice(ORG_NAMES))
+        if org is not None:
+            borrower = Borrower("ORG", *org)
     else:
         borrower = Borrower("PERSON", person_id(rng), rng.choice(PERSON_NAMES))
     bank, product = rng.choice(BANKS), rng.choice(PRODUCTS)
@@ -359,14 +368,19 @@ def write_demo_credentials(directory: Path) -> None:
 
 
 def send_demo(
-    base_url: str, directory: Path, messages: int, *, seed: int | None = None
+    base_url: str,
+    directory: Path,
+    messages: int,
+    *,
+    seed: int | None = None,
+    borrowers: Borrowers = (),
 ) -> dict[str, int]:
     """The demo's traffic: `messages` messages signed with the demo key; counts by RspCode.
 
     Seeded by the clock unless told, so a second run sends new loans, not redeliveries.
     """
     seed = int(time.time()) if seed is None else seed
-    plans = stream(seed, loans=max(1, messages // 6 + 1))[:messages]
+    plans = stream(seed, loans=max(1, messages // 6 + 1), borrowers=borrowers)[:messages]
     counts: dict[str, int] = {}
     for _, answer in send_all(Sender.from_directory(directory), base_url, plans):
         counts[answer.code] = counts.get(answer.code, 0) + 1

@@ -32,9 +32,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from adapters.simulators import Borrowers, pick
 from gateway.identifiers import CREDIT_ALPHABET, make_credit_code
 
-DEFAULT_BASE_URL = "http://127.0.0.1:8103"
+DEFAULT_BASE_URL = "http://127.0.0.1:8103"  # the demo serves it on a port picked at start
 BANKS = ("ICBC-CD", "CCB-CD", "BOC-CD", "ABC-CD", "CDRCB", "BOCD", "CMB-CD")
 SCOPES = ["basic", "penalties", "tax", "judicial", "loans"]
 _CORE_NAMES = ("汽车制造", "电子信息", "轨道交通", "航空装备", "食品饮料", "医药集团")
@@ -71,6 +72,7 @@ class FeedLog:
     entries: list[dict[str, Any]] = field(default_factory=list)
     times: list[datetime] = field(default_factory=list)  # when each entry joined the log
     invalid_ids: set[str] = field(default_factory=set)
+    borrowers: Borrowers = ()  # the suppliers, when given
 
     def __post_init__(self) -> None:
         self.rng = Random(self.seed)
@@ -123,12 +125,16 @@ class FeedLog:
     def _new_loan(self) -> _Loan:
         self.loans += 1
         rng = self.rng
+        supplier = {
+            "unified_code": _code(rng),
+            "name": f"{rng.choice(_PLACES)}{rng.choice(_SUPPLIER_NAMES)}有限公司",
+        }
+        if self.borrowers:
+            code, name = pick(self.borrowers, self.loans - 1)
+            supplier = {"unified_code": code, "name": name}
         loan = _Loan(
             contract=f"TFRT-SCF-{self.clock.year}-{self.seed:02d}{self.loans:05d}",
-            supplier={
-                "unified_code": _code(rng),
-                "name": f"{rng.choice(_PLACES)}{rng.choice(_SUPPLIER_NAMES)}有限公司",
-            },
+            supplier=supplier,
             core=rng.choice(self.cores),
             bank=rng.choice(BANKS),
             amount=rng.randint(20, 2000) * 1_000_000 + rng.choice((0, 0, 50, 12_345)),
@@ -207,11 +213,14 @@ class TianfuRongtongSimulator:
         events: int = 300,
         start: datetime | None = None,
         token_ttl: int = 7200,
+        borrowers: Borrowers = (),
     ) -> None:
         self.client_id = client_id or f"tfrt_{secrets.token_hex(6)}"
         self.client_secret = client_secret or secrets.token_urlsafe(24)
         self.token_ttl = token_ttl
-        self.log = FeedLog(seed, start or datetime.now(UTC) - timedelta(days=5))
+        self.log = FeedLog(
+            seed, start or datetime.now(UTC) - timedelta(days=5), borrowers=borrowers
+        )
         self.log.append(events)
         self.tokens: dict[str, float] = {}
         self.tokens_issued = 0
@@ -351,11 +360,14 @@ def write_demo_credentials(directory: Path) -> None:
     target.chmod(0o600)
 
 
-def demo(directory: Path, *, events: int = 2000) -> TianfuRongtongSimulator:
+def demo(
+    directory: Path, *, events: int = 2000, borrowers: Borrowers = ()
+) -> TianfuRongtongSimulator:
     """A simulator answering the credentials in `directory`, with a feed of `events`."""
     credentials = json.loads((directory / "simulator.json").read_text(encoding="utf-8"))
     return TianfuRongtongSimulator(
         client_id=credentials["client_id"],
         client_secret=credentials["client_secret"],
         events=events,
+        borrowers=borrowers,
     )

@@ -22,7 +22,7 @@ import json
 import secrets
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from random import Random
 
@@ -31,9 +31,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from adapters.simulators import Borrowers, pick
 from gateway.identifiers import CREDIT_ALPHABET, make_credit_code
 
-DEFAULT_BASE_URL = "http://127.0.0.1:8102"
+DEFAULT_BASE_URL = "http://127.0.0.1:8102"  # the demo serves it on a port picked at start
+BEIJING = timezone(timedelta(hours=8))
 HEADER = [
     "流水号", "业务类型", "统一社会信用代码", "企业名称", "合同编号",
     "贷款银行", "金额(万元)", "期限(月)", "发生日期", "逾期天数",
@@ -88,18 +90,22 @@ def _plan(number: int) -> list[tuple[int, str, str, str]]:
 
 
 @functools.lru_cache(maxsize=65_536)
-def _borrower(seed: int, start: date, number: int) -> tuple[str, str, str, int, int]:
+def _borrower(
+    seed: int, start: date, number: int, borrowers: Borrowers = ()
+) -> tuple[str, str, str, int, int]:
     """(credit code, name, bank, term in months, amount in fen) of one loan."""
     rng = Random(f"{seed}:{start:%Y%m%d}:{number}")
     code, name = _company(rng)
+    if borrowers:
+        code, name = pick(borrowers, start.toordinal() * 12 + number)
     bank, term = rng.choice(BANKS), rng.choice((6, 12, 24, 36))
     amount = rng.randint(10, 500) * 10_000_000 + rng.choice((0, 0, 0, 1, 250_000, 4_560))
     return code, name, bank, term, amount
 
 
-def _row(seed: int, start: date, number: int, step: int) -> Row:
+def _row(seed: int, start: date, number: int, step: int, borrowers: Borrowers = ()) -> Row:
     offset, kind, share, overdue = _plan(number)[step]
-    code, name, bank, term, amount = _borrower(seed, start, number)
+    code, name, bank, term, amount = _borrower(seed, start, number, borrowers)
     fen = {"whole": amount, "third": amount // 3, "rest": amount - 2 * (amount // 3)}.get(share)
     day = start + timedelta(days=offset)
     return [
@@ -139,12 +145,12 @@ def _invalid_rows(seed: int, day: date, count: int) -> list[Row]:
     return rows
 
 
-def day_rows(seed: int, day: date, loans_per_day: int) -> list[Row]:
+def day_rows(seed: int, day: date, loans_per_day: int, borrowers: Borrowers = ()) -> list[Row]:
     """The valid rows that occurred on `day`, across every loan alive then."""
     rows: list[Row] = []
     for number in range(loans_per_day):
         for step, (offset, *_) in enumerate(_plan(number)):
-            rows.append(_row(seed, day - timedelta(days=offset), number, step))
+            rows.append(_row(seed, day - timedelta(days=offset), number, step, borrowers))
     return rows
 
 
@@ -184,7 +190,9 @@ class YingchuangSimulator:
         seed: int = 7,
         loans_per_day: int = 12,
         file_rows: int = 2000,
+        borrowers: Borrowers = (),
     ) -> None:
+        self.borrowers = borrowers
         self.app_key = app_key or f"yc_{secrets.token_hex(8)}"
         self.app_secret = app_secret or secrets.token_urlsafe(24)
         self.seed, self.loans_per_day, self.file_rows = seed, loans_per_day, file_rows
@@ -211,8 +219,10 @@ class YingchuangSimulator:
     ) -> Batch:
         """Publish `day`: the given rows, or the generated day (with bad and re-published rows)."""
         if rows is None:
-            rows = day_rows(self.seed, day, self.loans_per_day)
-            previous = day_rows(self.seed, day - timedelta(days=1), self.loans_per_day)
+            rows = day_rows(self.seed, day, self.loans_per_day, self.borrowers)
+            previous = day_rows(
+                self.seed, day - timedelta(days=1), self.loans_per_day, self.borrowers
+            )
             rows += Random(f"{self.seed}:{day}:again").sample(previous, len(previous) // 30)
         valid = list(rows)
         count = max(1, len(rows) // 50) if invalid is None else invalid
@@ -301,13 +311,16 @@ def write_demo_credentials(directory: Path) -> None:
     target.chmod(0o600)
 
 
-def demo(directory: Path, *, days: int = 7, today: date | None = None) -> YingchuangSimulator:
-    """A simulator answering the credentials in `directory`, with the last `days` published."""
+def demo(
+    directory: Path, *, days: int = 7, today: date | None = None, borrowers: Borrowers = ()
+) -> YingchuangSimulator:
+    """A simulator answering the credentials in `directory`, with the `days` before
+    `today` (Beijing's, as the platform dates its batches) published."""
     credentials = json.loads((directory / "simulator.json").read_text(encoding="utf-8"))
     simulator = YingchuangSimulator(
-        app_key=credentials["app_key"], app_secret=credentials["app_secret"]
+        app_key=credentials["app_key"], app_secret=credentials["app_secret"], borrowers=borrowers
     )
-    last = today or date.today()
+    last = today or datetime.now(BEIJING).date()
     for back in range(days, 0, -1):
         simulator.publish(last - timedelta(days=back))
     return simulator

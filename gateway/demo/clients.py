@@ -21,6 +21,16 @@ DEMO_CLIENTS = (
     ("demo-risk-office", "监管沙箱风险办 (demo)", "risk_office", None, False),
 )
 
+# The other banks the platforms' simulators lend through: registered (keys kept
+# by nobody) so the authorisations the platforms sign for them become consents.
+LENDING_BANKS = (
+    ("demo-icbc-cd", "工商银行成都分行 (demo)", "ICBC-CD"),
+    ("demo-boc-cd", "中国银行成都分行 (demo)", "BOC-CD"),
+    ("demo-abc-cd", "农业银行成都分行 (demo)", "ABC-CD"),
+    ("demo-cdrcb", "成都农商银行 (demo)", "CDRCB"),
+    ("demo-cmb-cd", "招商银行成都分行 (demo)", "CMB-CD"),
+)
+
 
 def register_demo_clients(conn: Connection, out_dir: Path) -> list[Path]:
     """Register (or re-key) every demo client; return the private JWK files written."""
@@ -56,4 +66,17 @@ def register_demo_clients(conn: Connection, out_dir: Path) -> list[Path]:
             handle.write(orjson.dumps(secret, option=orjson.OPT_INDENT_2))
         path.chmod(0o600)
         written.append(path)
+    for client_id, name, org_code in LENDING_BANKS:
+        if get_client(conn, client_id) is None:
+            public = jose.public_jwk(ec.generate_private_key(ec.SECP256R1()))
+            key = {**public, "kid": jose.thumbprint(public), "use": "sig", "alg": "ES256"}
+            create_client(
+                conn,
+                client_id=client_id,
+                display_name=name,
+                client_type="bank",
+                org_code=org_code,
+                jwks={"keys": [key]},
+                fapi2_strict=False,
+            )
     return written

@@ -1,18 +1,29 @@
 """The demo's platform traffic: credentials for every simulator, and a stream of
 messages from each push platform into the running gateway (the pull platforms'
-simulators are served for the gateway's own schedule to fetch from)."""
+simulators are served for the gateway's own schedule to fetch from, 科创通's
+callback receiver for its risk alerts). The streams lend to the seeded
+enterprises, so a report for one of them shows its loans."""
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import importlib
+import json
 import logging
+import os
+import socket
+import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import uvicorn
+
+from adapters.simulators import Borrowers
 
 log = logging.getLogger("xyd.demo")
 
@@ -55,20 +66,43 @@ def wait_for(base_url: str, seconds: float = 60) -> None:
     raise RuntimeError(f"the gateway at {base_url} did not answer")
 
 
-def kechuangtong(base_url: str, state_dir: Path, messages: int) -> dict[int, int]:
+def borrowers(state_dir: Path) -> Borrowers:
+    """The seeded enterprises the platforms lend to: the seed's sample file
+    (`xyd demo seed` writes it), less the deregistered, whom nobody lends to.
+    Without it the simulators make their borrowers up, as in the tests."""
+    path = state_dir / "demo" / "enterprises.csv"
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except FileNotFoundError:
+        log.warning("no %s: the platforms' streams name enterprises not in the store", path)
+        return ()
+    return tuple(
+        (row["credit_code"], row["name"]) for row in rows if row.get("profile") != "deregistered"
+    )
+
+
+def kechuangtong(
+    base_url: str, state_dir: Path, messages: int, lenders: Borrowers
+) -> dict[int, int]:
     from adapters.simulators import kechuangtong as sim
 
     secret = (credentials_dir(state_dir, "kechuangtong") / "secret").read_bytes().strip()
-    start = datetime.now(UTC) - timedelta(days=30)
+    # Loans begun months ago: by now some have fallen overdue or defaulted, so the
+    # monitor raises alerts on them and 科创通's callback has something to receive.
+    start = datetime.now(UTC) - timedelta(days=150)
+    stream = sim.stream(messages, start=start, until=datetime.now(UTC), borrowers=lenders)
     with sim.Sender(base_url, secret) as sender:
-        return sender.send_all(sim.stream(messages, start=start, until=datetime.now(UTC)))
+        return sender.send_all(stream)
 
 
-def chuangfu_tianfu(base_url: str, state_dir: Path, messages: int) -> dict[int, int]:
+def chuangfu_tianfu(
+    base_url: str, state_dir: Path, messages: int, lenders: Borrowers
+) -> dict[int, int]:
     from adapters.simulators import chuangfu_tianfu as sim
 
     simulator = sim.Simulator.from_private_jwk(
-        credentials_dir(state_dir, "chuangfu-tianfu") / "private.jwk"
+        credentials_dir(state_dir, "chuangfu-tianfu") / "private.jwk", borrowers=lenders
     )
     sender = sim.Sender(base_url)
     statuses: dict[int, int] = {}
@@ -83,11 +117,14 @@ def chuangfu_tianfu(base_url: str, state_dir: Path, messages: int) -> dict[int, 
     return statuses
 
 
-def nongdaitong(base_url: str, state_dir: Path, messages: int) -> dict[str, int]:
+def nongdaitong(
+    base_url: str, state_dir: Path, messages: int, lenders: Borrowers
+) -> dict[str, int]:
     """Counts by RspCode: Nongdaitong answers every message with HTTP 200."""
     from adapters.simulators import nongdaitong as sim
 
-    return sim.send_demo(base_url, credentials_dir(state_dir, "nongdaitong"), messages)
+    directory = credentials_dir(state_dir, "nongdaitong")
+    return sim.send_demo(base_url, directory, messages, borrowers=lenders)
 
 
 PUSH: dict[str, Any] = {
@@ -98,44 +135,83 @@ PUSH: dict[str, Any] = {
 
 
 PULL = ("yingchuang", "tianfu-rongtong")
+CALLBACK_FILE = "callback_url"  # under kechuangtong's directory; config/platforms.yaml names it
 
 
-def serve_pull_simulators(state_dir: Path) -> list[Any]:
-    """Serve each pull platform's simulator where its demo credentials say it lives,
-    for the gateway's schedule to fetch from; the servers run in daemon threads."""
-    import json
-    import threading
-    from urllib.parse import urlsplit
+@dataclass
+class Served:
+    """One simulator the demo serves: whose, where, and its server (to stop it)."""
 
-    import uvicorn
+    platform: str
+    url: str
+    server: uvicorn.Server
+    simulator: Any
 
-    servers = []
+
+def _listen() -> socket.socket:
+    """A listening socket on a port the system picks: two demos on one host never
+    share a simulator. Listening before the address is written, so a connection
+    made as soon as it is read waits in the backlog instead of being refused."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    return sock
+
+
+def _serve(app: Any, sock: socket.socket) -> uvicorn.Server:
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
+    return server
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Replace `path` whole (a reader never sees half a file), owner-only."""
+    spare = path.with_name(path.name + ".new")
+    fd = os.open(spare, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(spare, path)
+
+
+def serve_simulators(state_dir: Path, lenders: Borrowers = ()) -> list[Served]:
+    """Serve each pull platform's simulator, and 科创通's callback receiver, on ports
+    picked now, and write each address where the gateway reads it (the pull
+    platforms' simulator.json, 科创通's callback_url file). Daemon threads."""
+    served = []
     for platform in PULL:
         directory = credentials_dir(state_dir, platform)
-        if not (directory / "simulator.json").exists():
+        file = directory / "simulator.json"
+        if not file.exists():
             continue
         module = importlib.import_module(SIMULATORS[platform])
-        simulator = module.demo(directory)
-        address = urlsplit(json.loads((directory / "simulator.json").read_text())["base_url"])
-        config = uvicorn.Config(
-            simulator.app,
-            host=address.hostname or "127.0.0.1",
-            port=address.port or 80,
-            log_level="warning",
-        )
-        server = uvicorn.Server(config)
-        threading.Thread(target=server.run, daemon=True).start()
-        servers.append(server)
-    return servers
+        simulator = module.demo(directory, borrowers=lenders)
+        sock = _listen()
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        credentials = json.loads(file.read_text(encoding="utf-8"))
+        _write_private(file, json.dumps({**credentials, "base_url": url}, indent=2) + "\n")
+        served.append(Served(platform, url, _serve(simulator.app, sock), simulator))
+    directory = credentials_dir(state_dir, "kechuangtong")
+    if (directory / "secret").exists():
+        from adapters.simulators.kechuangtong import CallbackReceiver
+
+        lines = (directory / "secret").read_bytes().split(b"\n")
+        receiver = CallbackReceiver([line.strip() for line in lines if line.strip()])
+        sock = _listen()
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}{receiver.path}"
+        _write_private(directory / CALLBACK_FILE, url + "\n")
+        served.append(Served("kechuangtong", url, _serve(receiver.app, sock), receiver))
+    return served
 
 
-def push_traffic(base_url: str, state_dir: Path, messages: int) -> dict[str, dict[Any, int]]:
+def push_traffic(
+    base_url: str, state_dir: Path, messages: int, lenders: Borrowers = ()
+) -> dict[str, dict[Any, int]]:
     """Send each push platform's stream; per platform, how many answers of each kind."""
     wait_for(base_url)
     results: dict[str, dict[Any, int]] = {}
     for platform, send in PUSH.items():
         try:
-            results[platform] = send(base_url, state_dir, messages)
+            results[platform] = send(base_url, state_dir, messages, lenders)
         except (OSError, httpx.HTTPError, ValueError) as exc:
             log.warning("demo traffic for %s failed: %s", platform, exc)
     return results

@@ -27,14 +27,14 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from rich.progress import Progress
 from sqlalchemy import Engine, Index, func, insert, select, text
 
 from gateway.demo import load
-from gateway.demo.base import RECORD_SLOTS
+from gateway.demo.base import NOT_CONNECTED, RECORD_SLOTS, STALE_FEEDS_DAYS
 from gateway.demo.generate import PROFILES, Spec
 from gateway.store.tables import (
     CATEGORIES,
@@ -94,7 +94,7 @@ def seed_demo(
     _prepare_store(engine, reset)
     _reserve_ids(engine, spec, enterprises)
     starts = [(s, min(chunk_size, enterprises - s)) for s in range(0, enterprises, chunk_size)]
-    summary = SeedSummary(records=dict.fromkeys(CATEGORIES, 0))
+    summary = SeedSummary(records=dict.fromkeys(sorted(set(CATEGORIES) - NOT_CONNECTED), 0))
     loaded: list[load.Loaded] = []
     deferred = _secondary_indexes() if enterprises >= DEFER_INDEXES_FROM else []
     with Progress(disable=not progress, transient=True) as bar:
@@ -117,9 +117,10 @@ def seed_demo(
 
 
 def _record_feeds(engine: Engine, summary: SeedSummary) -> None:
-    """One finished feed per category, as departments' real feeds leave: reports
-    judge each section's completeness by them."""
+    """One finished feed per connected category, as departments' real feeds leave
+    (a stale one long ago): reports judge each section's completeness by them."""
     now = datetime.now(UTC)
+    finished = {c: now - timedelta(days=days) for c, days in STALE_FEEDS_DAYS.items()}
     with engine.begin() as conn:
         conn.execute(
             insert(ingest_runs),
@@ -128,8 +129,8 @@ def _record_feeds(engine: Engine, summary: SeedSummary) -> None:
                     "id": uuid.uuid4().hex,
                     "category": category,
                     "source": "demo seed",
-                    "started_at": now,
-                    "finished_at": now,
+                    "started_at": finished.get(category, now),
+                    "finished_at": finished.get(category, now),
                     "accepted": count,
                     "complete": True,
                 }

@@ -12,7 +12,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from adapters.kechuangtong import (
     NotificationFailed,
     UnknownNotification,
     build,
+    notifies,
     parse,
 )
 from adapters.simulators.kechuangtong import (
@@ -578,6 +579,42 @@ async def test_notify_raises_so_the_outbox_retries(tmp_path: Path) -> None:
         await unreachable.notify("risk_alert", ALERT)
     with pytest.raises(NotificationFailed, match="callback_url"):
         await adapter_for(tmp_path, None, b"s3cret").notify("risk_alert", ALERT)
+
+
+async def test_notify_reads_the_callback_url_from_its_file_at_each_delivery(
+    tmp_path: Path,
+) -> None:
+    """The demo picks its receiver's port at start and writes it where the adapter
+    reads it; until the file exists, a delivery fails (and the outbox retries)."""
+    secret_file = tmp_path / "secret"
+    secret_file.write_bytes(b"s3cret\n")
+    block = {"enabled": True, "secret_file": "secret", "callback_file": "kct/callback_url"}
+    ctx = PlatformContext(
+        app_state=None,
+        consent_rules=ConsentRules.load(CONFIG / "consent.yaml"),
+        pii_key=b"test",
+        state_dir=tmp_path,
+        settings=block,
+    )
+    adapter = build(ctx)
+    adapter.policy = RetryPolicy(attempts=1, base_s=0.01)
+    assert notifies(block) and not notifies({"enabled": True, "callback_file": None})
+    with pytest.raises(NotificationFailed, match="callback_url"):
+        await adapter.notify("risk_alert", ALERT)
+    receiver = CallbackReceiver([b"s3cret"])
+    with serve(receiver.app) as base:
+        (tmp_path / "kct").mkdir()
+        (tmp_path / "kct" / "callback_url").write_text(base + receiver.path + "\n")
+        await adapter.notify("risk_alert", ALERT)
+        async with httpx.AsyncClient() as client:
+            listed = (await client.get(base + receiver.path)).json()["received"]
+    assert receiver.verified() == [ALERT]
+    assert [(r["alertId"], r["verified"]) for r in listed] == [(ALERT["alertId"], True)]
+    (tmp_path / "kct" / "callback_url").write_text("ftp://127.0.0.1/x")
+    with pytest.raises(NotificationFailed, match="http"):
+        await adapter.notify("risk_alert", ALERT)
+    with pytest.raises(ValueError, match="at most one"):
+        build(replace(ctx, settings={**block, "callback_url": "http://127.0.0.1:9/x"}))
 
 
 def test_the_outbox_delivers_a_risk_alert_exactly_once(

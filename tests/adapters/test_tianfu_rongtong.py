@@ -17,6 +17,7 @@ import yaml
 from sqlalchemy import Connection, Engine, func, select
 
 import adapters.ledger
+from adapters import tianfu_rongtong
 from adapters.base import CredentialsMissing
 from adapters.http import RetriesExhausted, UpstreamError
 from adapters.ledger import get_state
@@ -164,6 +165,32 @@ async def test_a_second_sync_continues_from_the_saved_cursor(
     assert report.accepted == len(set(valid(simulator)) - before) > 0
     assert sorted(stored_ids(engine)) == sorted(valid(simulator))
     assert simulator.tokens_issued == 1  # the token was reused until shortly before expiry
+
+
+async def test_days_of_missed_events_are_caught_up_in_bounded_runs_from_the_cursor(
+    adapter: TianfuRongtongAdapter,
+    simulator: TianfuRongtongSimulator,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The feed resumes from its cursor whatever the clock says (issue 18 item 4 asks
+    both pull platforms): days of events behind it come in page budgets, each run
+    bounded and saying when the next one continues."""
+    await adapter.sync()
+    simulator.log.clock += timedelta(days=6)  # the gateway was away for days
+    simulator.log.append(200)
+    monkeypatch.setattr(tianfu_rongtong, "MAX_PAGES", 3)
+    runs = 0
+    with caplog.at_level("INFO", logger="xyd.adapters.tianfu_rongtong"):
+        while sorted(stored_ids(engine)) != sorted(valid(simulator)):
+            runs += 1
+            assert runs <= math.ceil(200 / (3 * adapter.page_limit)) + 1
+            before = len(simulator.feed_requests)
+            await adapter.sync()
+            assert len(simulator.feed_requests) - before <= 3
+    assert runs > 1
+    assert any("page budget spent" in r.getMessage() for r in caplog.records)
 
 
 async def test_429_with_retry_after_is_honoured(

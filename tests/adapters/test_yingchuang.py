@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import REGISTRY
 from sqlalchemy import Engine, func, select
 
 from adapters.base import CredentialsMissing
@@ -21,7 +22,7 @@ from adapters.events import BEIJING
 from adapters.http import RetriesExhausted, UpstreamError
 from adapters.ledger import get_state
 from adapters.simulators.yingchuang import BANKS, HEADER, YingchuangSimulator, encode_csv
-from adapters.yingchuang import YingchuangAdapter
+from adapters.yingchuang import MAX_BACKFILL_DAYS, YingchuangAdapter
 from gateway.app import create_app
 from gateway.db import make_async_engine
 from gateway.settings import Settings
@@ -317,9 +318,15 @@ async def test_missing_credentials_do_not_stop_start_up(
 async def test_the_last_synced_day_and_its_counts_are_recorded(
     adapter: YingchuangAdapter, simulator: YingchuangSimulator, engine: Engine
 ) -> None:
-    batches = [simulator.publish(TODAY - timedelta(days=back)) for back in range(3, -1, -1)]
-    report = await adapter.sync()  # the schedule's sync: yesterday and today
-    assert [d["day"] for d in report.days] == [f"{YESTERDAY:%Y%m%d}", f"{TODAY:%Y%m%d}"]
+    batches = [simulator.publish(TODAY - timedelta(days=back)) for back in range(1, -1, -1)]
+    report = await adapter.sync()  # the schedule's first sync: the whole backfill limit
+    assert len(report.days) == MAX_BACKFILL_DAYS and report.skipped is None
+    assert [d["day"] for d in report.days if d["status"] == "synced"] == [
+        f"{YESTERDAY:%Y%m%d}",
+        f"{TODAY:%Y%m%d}",
+    ]
+    # Two older days the platform published late:
+    batches += [simulator.publish(TODAY - timedelta(days=back)) for back in (3, 2)]
     assert state(engine, "last_day") == report.position == f"{TODAY:%Y%m%d}"
     today = report.days[-1]
     counts = {k: today[k] for k in ("rows", "accepted", "duplicate", "rejected")}
@@ -334,6 +341,59 @@ async def test_the_last_synced_day_and_its_counts_are_recorded(
     assert count(engine, loan_events) == len({row[0] for b in batches for row in b.valid})
     with pytest.raises(ValueError, match="31 days"):
         await adapter.sync(since=since - timedelta(days=40))
+
+
+async def test_the_schedule_catches_up_over_every_day_missed_since_its_position(
+    adapter: YingchuangAdapter, simulator: YingchuangSimulator, engine: Engine
+) -> None:
+    """The gateway was down (or the clock jumped) for days: the next scheduled run
+    resumes from the last synced day, not from yesterday."""
+    first = await adapter.sync(day=TODAY - timedelta(days=6))  # nothing published yet
+    simulator.publish(TODAY - timedelta(days=6))
+    await adapter.sync(day=TODAY - timedelta(days=6))
+    assert first.position is None and state(engine, "last_day") == f"{TODAY - timedelta(6):%Y%m%d}"
+    missed = [simulator.publish(TODAY - timedelta(days=back)) for back in range(5, 0, -1)]
+    report = await adapter.sync()
+    assert report.window == f"{TODAY - timedelta(days=6):%Y%m%d}..{TODAY:%Y%m%d}"
+    assert [d["status"] for d in report.days] == ["synced"] * 6 + ["not_published"]
+    assert report.skipped is None
+    stored = {row[0] for b in missed for row in b.valid}
+    with engine.connect() as conn:
+        ids = set(conn.execute(select(loan_events.c.message_id)).scalars())
+    assert stored <= ids
+    assert state(engine, "last_day") == f"{YESTERDAY:%Y%m%d}"
+    again = await adapter.sync()  # caught up: yesterday (late files) and today
+    assert again.window == f"{YESTERDAY:%Y%m%d}..{TODAY:%Y%m%d}" and again.accepted == 0
+
+
+async def test_a_position_past_the_backfill_limit_catches_up_the_limit_and_says_so(
+    adapter: YingchuangAdapter,
+    simulator: YingchuangSimulator,
+    engine: Engine,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    old = TODAY - timedelta(days=45)
+    simulator.publish(old)
+    await adapter.sync(day=old)
+    edge = TODAY - timedelta(days=MAX_BACKFILL_DAYS - 1)
+    simulator.publish(edge)
+    simulator.publish(TODAY - timedelta(days=40))  # between: past the limit, left behind
+    before = REGISTRY.get_sample_value(
+        "xyd_platform_days_skipped_total", {"platform": "yingchuang"}
+    )
+    with caplog.at_level("WARNING", logger="xyd.adapters.yingchuang"):
+        report = await adapter.sync()
+    assert len(report.days) == MAX_BACKFILL_DAYS  # one bounded run, never a loop
+    assert report.days[0] == {**report.days[0], "day": f"{edge:%Y%m%d}", "status": "synced"}
+    missed = (edge - old).days - 1
+    assert report.skipped == f"{old + timedelta(1):%Y%m%d}..{edge - timedelta(1):%Y%m%d}"
+    assert report.as_dict()["skipped"] == report.skipped
+    after = REGISTRY.get_sample_value("xyd_platform_days_skipped_total", {"platform": "yingchuang"})
+    assert (after or 0) - (before or 0) == missed
+    assert any(f"{missed} days" in r.getMessage() for r in caplog.records)
+    assert state(engine, "last_day") == f"{edge:%Y%m%d}"
+    requested = {r.split("/")[0] for r in simulator.requests}
+    assert f"{TODAY - timedelta(days=40):%Y%m%d}" not in requested
 
 
 def test_the_app_schedule_pulls_in_the_background(

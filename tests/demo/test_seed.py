@@ -6,7 +6,7 @@ import csv
 import hashlib
 import re
 from collections import Counter
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import Connection, Engine, Row, create_engine, func, inspect, select, text
 
 from gateway.demo import seed as seed_module
+from gateway.demo.base import NOT_CONNECTED, STALE_FEEDS_DAYS
 from gateway.demo.generate import PROFILES, Spec, legal_representative
 from gateway.demo.seed import SeedError, SeedSummary, seed_demo
 from gateway.identifiers import validate_credit_code
@@ -97,7 +98,7 @@ def test_seeds_valid_enterprises_with_complete_records(engine: Engine, tmp_path:
     assert summary.enterprises == len(codes) == len(set(codes)) == 300
     assert all(validate_credit_code(code) == code for code in codes)
     assert all(division.startswith("5101") for division in divisions)
-    assert set(by_category) == set(CATEGORIES)
+    assert set(by_category) == set(CATEGORIES) - NOT_CONNECTED
     assert by_category == summary.records
     assert 8 <= sum(by_category.values()) / 300 <= 12
     assert unversioned == 0
@@ -241,8 +242,8 @@ def test_refuses_a_store_with_data_unless_reset(engine: Engine, tmp_path: Path) 
     summary = seed(engine, tmp_path, n=30, reset=True)
     with engine.connect() as conn:
         assert count(conn, enterprises) == summary.enterprises == 30
-        # The old runs are gone; the seed leaves one finished feed per category.
-        assert count(conn, ingest_runs) == len(summary.records) == 12
+        # The old runs are gone; the seed leaves one finished feed per connected category.
+        assert count(conn, ingest_runs) == len(summary.records) == 12 - len(NOT_CONNECTED)
         assert count(conn, records) == sum(summary.records.values())
         # The ingested penalty is gone with the rest.
         assert (
@@ -314,3 +315,28 @@ def test_large_loads_rebuild_the_indexes_they_defer(
         conn.execute(text("DROP INDEX ix_records_credit_code_category"))
     seed(engine, tmp_path, n=50, reset=True)
     assert index_names() == before
+
+
+def test_the_demo_world_has_a_stale_feed_and_a_category_never_fed(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Reports on seeded enterprises show every state of completeness: the seed
+    leaves the utilities' feed stale and the housing fund centre unconnected."""
+    from gateway.reports.build import ReportBuilder
+    from gateway.reports.records import latest_feeds
+    from gateway.reports.sections import completeness
+
+    seed(engine, tmp_path, n=30)
+    with engine.connect() as conn:
+        feeds = latest_feeds(conn)
+        held = set(conn.execute(select(records.c.category).distinct()).scalars())
+    assert NOT_CONNECTED and not NOT_CONNECTED & (set(feeds) | held)
+    now = datetime.now(UTC)
+    assert {c for c, at in feeds.items() if now - at > timedelta(days=60)} == set(STALE_FEEDS_DAYS)
+    sections = ReportBuilder.load(Path(__file__).resolve().parents[2] / "config").sections
+    state = completeness(sections, feeds, now)
+    assert state["housing_fund"]["status"] == "unavailable"
+    assert state["utilities"]["status"] == "partial"
+    assert "older than" in state["utilities"]["reason"]
+    assert state["penalties"]["status"] == "complete"
+    assert "delivered" in state["penalties"]["reason"]

@@ -60,8 +60,10 @@ def _config_with_callback(tmp_path: Path) -> Path:
     config = tmp_path / "config"
     shutil.copytree(CONFIG, config)
     platforms = config / "platforms.yaml"
+    old = "callback_file: demo/platforms/kechuangtong/callback_url"
+    assert old in platforms.read_text()
     platforms.write_text(platforms.read_text().replace(
-        "callback_url: null", "callback_url: http://127.0.0.1:9/risk-alerts", 1))  # fmt: skip
+        old, "callback_url: http://127.0.0.1:9/risk-alerts", 1))  # fmt: skip
     return config
 
 

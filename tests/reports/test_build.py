@@ -157,7 +157,12 @@ def test_the_score_draws_only_on_what_the_report_shows(report: dict[str, Any]) -
 
 def test_completeness_says_why(report: dict[str, Any]) -> None:
     state = report["completeness"]
-    assert state["penalties"] == {"status": "complete", "reason": None}
+    assert state["penalties"]["status"] == "complete"
+    # Delivered and current, so an empty section means nothing held, not "not delivered":
+    assert (
+        "feeds delivered and current (last complete feed: penalty 20"
+        in (state["penalties"]["reason"])
+    )
     assert state["tax"]["status"] == "partial"
     assert "older than 400 days" in state["tax"]["reason"]
     assert state["lists"]["status"] == "partial"  # red list fed, black list never
@@ -225,9 +230,12 @@ def test_loans_section_from_the_ledger_once_a_platform_is_connected() -> None:
     ledger = [{"platform": "kechuangtong", "loan_no": "KCT-1", "status": "overdue"}]
     connected = builder.build(ENTERPRISE, RECORDS, FEEDS, NOW, None, ledger)
     assert connected["sections"]["loans"]["items"] == ledger
-    assert connected["completeness"]["loans"] == {"status": "complete", "reason": None}
+    assert connected["completeness"]["loans"]["status"] == "complete"
     empty = builder.build(ENTERPRISE, RECORDS, FEEDS, NOW, None, [])
-    assert empty["completeness"]["loans"]["status"] == "complete"  # connected, no loans
+    assert empty["completeness"]["loans"] == {  # connected, no loans: not "not delivered"
+        "status": "complete",
+        "reason": "platform ledger connected; every loan shown",
+    }
     assert builder.build(ENTERPRISE, RECORDS, FEEDS, NOW)["completeness"]["loans"]["status"] == (
         "unavailable"
     )
