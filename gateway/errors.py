@@ -16,8 +16,8 @@
 Services raise these (or subclasses defined next to them); no service raises
 `HTTPException`. `install_problem_handlers` maps them, FastAPI's validation
 errors, Starlette's HTTP errors and anything unexpected to problem+json;
-`GatewayMiddleware` renders a database that is down, full or read-only (503,
-`outage`) for every route.
+`GatewayMiddleware` renders every 5xx problem, a database that is down, full
+or read-only (503, `outage`) and anything unexpected (500) for every route.
 """
 
 from __future__ import annotations
@@ -234,6 +234,10 @@ _UNWRITABLE = ("readonly", "read-only", "disk is full", "unable to open database
 def install_problem_handlers(app: FastAPI) -> None:
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ProblemError)
+        if exc.status >= 500:
+            # GatewayMiddleware answers every 5xx, once it has settled the request
+            # (the gate's charge given back, the failure audited).
+            raise exc
         return problem_response(exc, request.url.path)
 
     async def on_validation(request: Request, exc: Exception) -> Response:

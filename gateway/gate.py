@@ -7,6 +7,10 @@ process. When Redis cannot be reached the circuit breaker opens and the
 configured mode applies: `fail_closed` refuses with 503, `local_fallback`
 counts each process's share of every limit locally. Either way the denylist
 is then read from the database, and a metric and a log line say so.
+
+A request the gateway then fails on (a 5xx) is not charged: `refund` gives
+back what `admit` took, on whichever backend took it. That is a second round
+trip to Redis on the failure alone; an answered request makes one.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from gateway.identity.errors import InvalidToken
 from gateway.identity.guard import EPOCH, TokenGuard, disabled_key, guard_key, revoked_key, ttl_ms
 from gateway.identity.tokens import Caller
 from gateway.metrics import RATE_LIMITER_DOWN, RATE_REFUSALS
-from policies.rate import MemoryLimiter, RateConfig, RateOutcome, RateRequest, headers
+from policies.rate import Charge, MemoryLimiter, RateConfig, RateOutcome, RateRequest, headers
 from policies.rate_redis import RedisLimiter
 
 log = logging.getLogger("xyd.gate")
@@ -140,6 +144,21 @@ class Gate:
                 limit=limit,
             )
         return result
+
+    async def refund(self, charge: Charge) -> None:
+        """Give back what `admit` took for a request that then failed. Best effort:
+        a Redis that cannot be reached keeps the charge, and a log line says so."""
+        if charge.backend == "memory":
+            self.memory.refund_now(charge)
+            return
+        if self.redis is None or not self.breaker.allow():
+            log.warning("Redis unreachable: a failed request's rate charge is kept")
+            return
+        try:
+            await self.redis.refund(charge)
+        except (RedisError, OSError, TimeoutError):
+            self.breaker.failure()
+            log.warning("Redis unreachable: a failed request's rate charge is kept")
 
     async def _spend_in_store(self, proof: Proof | None) -> None:
         if proof is not None and not await self.guard.first_use(proof.once, proof.expires):

@@ -1,5 +1,10 @@
 """The outermost ASGI layer: request id, rate headers, body size limit, access log,
-metrics.
+metrics, and every 5xx answer.
+
+A 5xx to a request the gate admitted is settled before it is sent: the gate
+gives back what it charged, and the failure is an audit entry (`error`, the
+request id), committed first; if that cannot be written the answer is the
+audit's 503, as everywhere.
 
 Plain ASGI rather than BaseHTTPMiddleware: it runs on every request and the
 latter costs a task and a stream copy per call.
@@ -14,12 +19,16 @@ import time
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.audit.service import AuditUnavailable, record_error
 from gateway.direct import Direct
 from gateway.errors import PayloadTooLarge, ProblemError, outage, problem_response
+from gateway.identity.deps import path_credit_code
 from gateway.logs import redact, request_id_var
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS, Children
+from policies.rate import Charge
 
 log = logging.getLogger("xyd.access")
 _REQUESTS, _LATENCY = Children(HTTP_REQUESTS), Children(HTTP_LATENCY)
@@ -97,6 +106,8 @@ class GatewayMiddleware:
                 await self.app(scope, limited_receive, send_with_id)
         except ProblemError as problem:
             if not response_started:
+                if problem.status >= 500:
+                    problem = await _settle(scope, problem)
                 await _send_problem(problem, scope, receive, send_with_id)
         except Exception as exc:
             # A database that is down, full or read-only is a 503, from any route
@@ -107,7 +118,7 @@ class GatewayMiddleware:
                 log.exception("unhandled error", extra={"path": redact(path)})
             if not response_started:
                 answer = down or ProblemError("unexpected error; quote the X-Request-Id")
-                await _send_problem(answer, scope, receive, send_with_id)
+                await _send_problem(await _settle(scope, answer), scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
@@ -126,6 +137,34 @@ class GatewayMiddleware:
                 },
             )
             request_id_var.reset(token)
+
+
+async def _settle(scope: Scope, answer: ProblemError) -> ProblemError:
+    """The 5xx `answer` to send, once the request is settled: if the gate charged it,
+    the charge given back and an `error` entry committed; the audit's 503 instead
+    of a 500 if that entry cannot be written."""
+    state = scope.get("state")
+    if not isinstance(state, dict) or state.get("charge") is None:
+        return answer  # not admitted: nothing charged, no caller to name
+    charge: Charge = state.pop("charge")
+    # The headers told what the request spent; it spent nothing now.
+    state.pop("rate_headers", None)
+    await scope["app"].state.gate.refund(charge)
+    if isinstance(answer, AuditUnavailable):
+        return answer  # the trail is what failed: no entry can say so
+    spent = charge.request
+    request = Request(scope)
+    try:
+        await record_error(
+            request,
+            spent.client_id,
+            answer.type_slug,
+            credit_code=spent.credit_code or path_credit_code(request),
+            consent_id=spent.consent_id,
+        )
+    except AuditUnavailable as unwritten:
+        return answer if answer.status == unwritten.status else unwritten
+    return answer
 
 
 async def _send_problem(error: ProblemError, scope: Scope, receive: Receive, send: Send) -> None:

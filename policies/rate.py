@@ -11,6 +11,11 @@ them or none:
 Days are Asia/Shanghai calendar days. `MemoryLimiter` is exact within one
 process (the embedded mode); `RedisLimiter` (policies/rate_redis.py) is exact
 across any number of processes.
+
+An allowed check's outcome carries its `Charge`; `refund` gives it back when
+the request then fails (a 5xx): the rate as if the request had not come, each
+report count less the request's reports, never below zero and only on the day
+they were counted. A refused check charged nothing and has nothing to give back.
 """
 
 from __future__ import annotations
@@ -150,6 +155,19 @@ class Remaining:
     reset_s: int
 
 
+Backend = Literal["memory", "redis"]
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """What an allowed check took: `request`'s cost and reports, counted on `day`
+    (the Shanghai day's number) by `backend`."""
+
+    request: RateRequest
+    day: int
+    backend: Backend
+
+
 @dataclass(frozen=True, slots=True)
 class RateOutcome:
     allowed: bool
@@ -160,10 +178,22 @@ class RateOutcome:
     stale_denylist: bool = False
     replayed: bool = False
     consent_changed: bool = False
+    # What an allowed check took, to give back (`refund`) if the request fails.
+    charge: Charge | None = None
 
 
 class RateLimiter(Protocol):
-    async def check(self, request: RateRequest) -> RateOutcome: ...
+    async def check(self, request: RateRequest) -> RateOutcome:
+        """Every limit of `request` charged, or none (the outcome says which refused)."""
+        ...
+
+    async def refund(self, charge: Charge) -> None:
+        """Give back what an allowed check took, once: call it for a request the
+        gateway then failed on. A GCRA rate is moved back by the request's cost
+        (what later requests spent stays spent); report counts drop by the
+        request's reports, never below zero, and not at all once the day they
+        were counted on is over."""
+        ...
 
 
 _DAILY: tuple[LimitName, LimitName, LimitName] = ("daily", "enterprise", "consent")
@@ -178,6 +208,8 @@ def outcome(
     backlog_us: int,
     used: tuple[int, int, int],
     to_midnight_s: int,
+    day: int,
+    backend: Backend,
 ) -> RateOutcome:
     """Both backends' raw results in one shape (code 0 = allowed, 1-4 = refused by)."""
     plan = request.plan
@@ -198,6 +230,7 @@ def outcome(
         limits=tuple(limits),
         refused=_CODES.get(code),
         retry_after_s=max(1, math.ceil(retry_us / 1_000_000)) if code else 0,
+        charge=Charge(request, day, backend) if code == 0 else None,
     )
 
 
@@ -239,11 +272,7 @@ class MemoryLimiter:
         tolerance = plan.burst * plan.interval_us
         tat = max(self.tats.get(request.client_id, now), now)
         new_tat = tat + request.cost * plan.interval_us
-        keys = (
-            f"client:{request.client_id}",
-            f"enterprise:{request.credit_code}",
-            f"consent:{request.consent_id}",
-        )
+        keys = _count_keys(request)
         limits = request.limits()
         used = tuple(
             self.counts.get(key, 0) if limit != NOT_APPLIED else 0
@@ -273,4 +302,33 @@ class MemoryLimiter:
             backlog_us=(new_tat if code == 0 else tat) - now,
             used=(used[0], used[1], used[2]),
             to_midnight_s=to_midnight,
+            day=day,
+            backend="memory",
         )
+
+    async def refund(self, charge: Charge) -> None:
+        self.refund_now(charge)
+
+    def refund_now(self, charge: Charge) -> None:
+        request = charge.request
+        now_s = self.clock()
+        now = int(now_s * 1_000_000)
+        tat = self.tats.get(request.client_id)
+        if tat is not None:
+            # An arrival time at or before now means a full burst either way.
+            self.tats[request.client_id] = max(now, tat - request.cost * request.plan.interval_us)
+        day, _ = day_bounds(now_s)
+        if day != charge.day or day != self.day:
+            return  # the counts it was taken from are done with
+        for key, limit in zip(_count_keys(request), request.limits(), strict=True):
+            if limit != NOT_APPLIED and key in self.counts:
+                self.counts[key] = max(0, self.counts[key] - request.reports)
+
+
+def _count_keys(request: RateRequest) -> tuple[str, str, str]:
+    """The daily counts' keys, in `RateRequest.limits()` order."""
+    return (
+        f"client:{request.client_id}",
+        f"enterprise:{request.credit_code}",
+        f"consent:{request.consent_id}",
+    )

@@ -17,6 +17,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from policies.rate import (
     NOT_APPLIED,
     SHANGHAI_OFFSET_S,
+    Charge,
     RateOutcome,
     RateRequest,
     outcome,
@@ -32,10 +33,11 @@ from policies.rate import (
 #       10 how long the single-use key lives, ms ("0": no such key);
 #       11 "1" to refuse, charging nothing, if the change mark exists.
 # Returns {code, retry µs, backlog µs, used daily, used enterprise,
-#          used consent, seconds to midnight}; code 0 allowed, 1-4 refused
-#          by that limit, 5 denylisted, 6 sentinel missing, 7 single-use key
-#          already used (a replay: no rate is spent), 8 the consent changed
-#          (the caller's copy of it may be stale: nothing is spent).
+#          used consent, seconds to midnight, the day's number}; code 0
+#          allowed, 1-4 refused by that limit, 5 denylisted, 6 sentinel
+#          missing, 7 single-use key already used (a replay: no rate is
+#          spent), 8 the consent changed (the caller's copy of it may be
+#          stale: nothing is spent).
 GATE_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -57,7 +59,8 @@ local cost = tonumber(ARGV[3])
 local reports = tonumber(ARGV[4])
 local offset = tonumber(ARGV[8])
 local local_s = tonumber(t[1]) + offset
-local day_end = (math.floor(local_s / 86400) + 1) * 86400 - offset
+local day = math.floor(local_s / 86400)
+local day_end = (day + 1) * 86400 - offset
 local to_midnight = day_end - tonumber(t[1])
 
 local tat = tonumber(redis.call('GET', KEYS[1]) or 0)
@@ -86,7 +89,7 @@ end
 
 if code ~= 0 then
   return {code, string.format('%d', retry), string.format('%d', tat - now),
-          used[1], used[2], used[3], to_midnight}
+          used[1], used[2], used[3], to_midnight, day}
 end
 -- Numbers this large lose digits in Lua's default formatting: use %d.
 redis.call('SET', KEYS[1], string.format('%d', new_tat),
@@ -97,7 +100,37 @@ for i = 1, 3 do
     redis.call('EXPIREAT', KEYS[1 + i], day_end)
   end
 end
-return {0, 0, string.format('%d', new_tat - now), used[1], used[2], used[3], to_midnight}
+return {0, 0, string.format('%d', new_tat - now), used[1], used[2], used[3], to_midnight, day}
+"""
+
+# What an allowed gate script took, given back (a request the gateway failed
+# on). Only ever a second round trip on that failure.
+# KEYS: 1 the client's GCRA arrival time (µs); 2.. the report counts charged.
+# ARGV: 1 µs to move the arrival time back (cost x interval); 2 reports;
+#       3 the day they were counted on; 4 UTC offset of the calendar day, s.
+REFUND_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat = redis.call('GET', KEYS[1])
+if tat then
+  local back = tonumber(tat) - tonumber(ARGV[1])
+  if back > now then
+    redis.call('SET', KEYS[1], string.format('%d', back),
+               'PX', string.format('%d', math.ceil((back - now) / 1000) + 1))
+  else
+    -- An arrival time at or before now means a full burst either way.
+    redis.call('DEL', KEYS[1])
+  end
+end
+if math.floor((tonumber(t[1]) + tonumber(ARGV[4])) / 86400) ~= tonumber(ARGV[3]) then
+  return 0  -- the counts it was taken from are done with
+end
+local reports = tonumber(ARGV[2])
+for i = 2, #KEYS do
+  local back = math.min(reports, tonumber(redis.call('GET', KEYS[i]) or 0))
+  if back > 0 then redis.call('DECRBY', KEYS[i], back) end
+end
+return 1
 """
 
 PREFIX = "xyd:rl:"
@@ -105,13 +138,22 @@ UNUSED = PREFIX + "unused"
 DENIED, STALE, REPLAYED, CONSENT_CHANGED = 5, 6, 7, 8
 
 
-def _keys_and_args(request: RateRequest) -> tuple[list[str], list[int | str]]:
-    daily, enterprise, consent = request.limits()
-    keys = [
-        f"{PREFIX}gcra:{request.client_id}",
+def _count_keys(request: RateRequest, limits: tuple[int, int, int]) -> list[str]:
+    """The daily counts' keys, UNUSED where a limit does not apply."""
+    daily, enterprise, consent = limits
+    return [
         f"{PREFIX}day:client:{request.client_id}" if daily != NOT_APPLIED else UNUSED,
         f"{PREFIX}day:ent:{request.credit_code}" if enterprise != NOT_APPLIED else UNUSED,
         f"{PREFIX}day:consent:{request.consent_id}" if consent != NOT_APPLIED else UNUSED,
+    ]
+
+
+def _keys_and_args(request: RateRequest) -> tuple[list[str], list[int | str]]:
+    limits = request.limits()
+    daily, enterprise, consent = limits
+    keys = [
+        f"{PREFIX}gcra:{request.client_id}",
+        *_count_keys(request, limits),
         request.sentinel or UNUSED,
         request.once_key or UNUSED,
         request.consent_mark or UNUSED,
@@ -146,6 +188,20 @@ class RedisLimiter:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self.sha = redis.register_script(GATE_SCRIPT).sha.encode()
+        self._refund = redis.register_script(REFUND_SCRIPT)
+
+    async def refund(self, charge: Charge) -> None:
+        request = charge.request
+        counted = [key for key in _count_keys(request, request.limits()) if key != UNUSED]
+        await self._refund(
+            keys=[f"{PREFIX}gcra:{request.client_id}", *counted],
+            args=[
+                request.cost * request.plan.interval_us,
+                request.reports,
+                charge.day,
+                SHANGHAI_OFFSET_S,
+            ],
+        )
 
     async def check(self, request: RateRequest) -> RateOutcome:
         [result] = await self.check_many([request])
@@ -213,4 +269,6 @@ def _outcome(request: RateRequest, raw: Sequence[Any]) -> RateOutcome:
         backlog_us=int(raw[2]),
         used=(int(raw[3]), int(raw[4]), int(raw[5])),
         to_midnight_s=int(raw[6]),
+        day=int(raw[7]),
+        backend="redis",
     )

@@ -46,7 +46,7 @@ class AuditEvent:
 
     client_id: str
     route: str
-    decision: str  # allow | deny
+    decision: str  # allow | deny | error (admitted, then failed: a 5xx)
     reason: str | None = None
     credit_code: str | None = None
     consent_id: str | None = None

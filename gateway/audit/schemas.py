@@ -19,7 +19,9 @@ class AccessLogEntry(Doc):
     client_type: str | None
     org_code: str | None = Field(description="The bank code, for a bank")
     route: str
-    decision: Literal["allow", "deny"]
+    decision: Literal["allow", "deny", "error"] = Field(
+        description="`error`: admitted, then the gateway failed (a 5xx); nothing was disclosed"
+    )
     reason: str | None
     consent_id: str | None
     purpose: str | None

@@ -21,6 +21,10 @@ log = logging.getLogger("xyd.audit")
 CHECKPOINT_EVERY = 100
 
 
+class AuditUnavailable(DependencyUnavailable):
+    """The trail cannot be written: nothing is disclosed (the same 503 problem)."""
+
+
 def route_of(request: Request) -> str:
     """`METHOD /template`: how audit entries and config/rates.yaml name a route."""
     scope = request.scope
@@ -77,9 +81,7 @@ async def record(request: Request, event: AuditEvent) -> int:
         return await writer.append(event)
     except (SQLAlchemyError, OSError, KeyError_) as exc:
         log.error("audit write failed; refusing the request", exc_info=True)
-        raise DependencyUnavailable(
-            "the audit trail cannot be written; nothing was disclosed"
-        ) from exc
+        raise AuditUnavailable("the audit trail cannot be written; nothing was disclosed") from exc
 
 
 async def record_allowed(
@@ -104,5 +106,28 @@ async def record_allowed(
             consent_id=consent_id,
             purpose=purpose,
             response_sha256=digest(body),
+        ),
+    )
+
+
+async def record_error(
+    request: Request,
+    client_id: str,
+    reason: str,
+    *,
+    credit_code: str | None = None,
+    consent_id: str | None = None,
+) -> int:
+    """A request admitted on this route that the gateway failed on (a 5xx): its
+    entry, so the enterprise's access log shows it; AuditUnavailable if not."""
+    return await record(
+        request,
+        AuditEvent(
+            client_id=client_id,
+            route=route_of(request),
+            decision="error",
+            reason=reason,
+            credit_code=credit_code,
+            consent_id=consent_id,
         ),
     )

@@ -86,7 +86,8 @@ async def admit(
     consent_daily: int | None = None,
     cached_consent: str | None = None,
 ) -> RateOutcome:
-    """Pass the gate; its rate headers go on whatever answer follows. With
+    """Pass the gate; its rate headers go on whatever answer follows, and what it
+    charged is given back if the answer is a 5xx (`GatewayMiddleware`). With
     `cached_consent`, the outcome may instead say the consent changed (see
     `Gate.admit`): then nothing was charged and no headers are set."""
     result: RateOutcome = await request.app.state.gate.admit(
@@ -100,6 +101,7 @@ async def admit(
     )
     if not result.consent_changed:
         request.state.rate_headers = headers(result)
+        request.state.charge = result.charge
     return result
 
 

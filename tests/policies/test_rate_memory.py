@@ -160,3 +160,75 @@ def test_a_bad_rates_file_names_the_problem(tmp_path: Path, text: str, named: st
     path.write_text(text)
     with pytest.raises(ValueError, match=named.replace(".", r"\.")):
         RateConfig.load(path)
+
+
+# --- giving back what a failed request took -------------------------------------
+
+
+def test_a_refund_gives_back_the_rate_and_every_count_it_took() -> None:
+    clock = Clock()
+    limiter = MemoryLimiter(clock=clock)
+    capped = report(consent_id="cns_1", consent_daily=2, enterprise_cap=2)
+    first = limiter.check_now(capped)
+    assert first.charge is not None
+    second = limiter.check_now(capped)
+    assert second.charge is not None
+    limiter.refund_now(first.charge)
+    again = limiter.check_now(capped)
+    assert again.allowed  # the consent's and the enterprise's second use, not a third
+    assert {r.name: r.remaining for r in again.limits} == {
+        "rate": 3,  # a burst of five, two taken
+        "daily": 998,
+        "enterprise": 0,
+        "consent": 0,
+    }
+    assert limiter.check_now(capped).refused == "enterprise"
+
+
+def test_a_refund_moves_the_rate_back_by_its_cost_alone() -> None:
+    clock = Clock()
+    limiter = MemoryLimiter(clock=clock)
+    request = RateRequest("bank-a", PLAN, cost=2)
+    taken = limiter.check_now(request)
+    assert taken.charge is not None
+    # Later requests spent theirs: those stay spent.
+    assert limiter.check_now(RateRequest("bank-a", PLAN, cost=3)).allowed
+    assert not limiter.check_now(RateRequest("bank-a", PLAN, cost=1)).allowed
+    limiter.refund_now(taken.charge)
+    assert limiter.check_now(RateRequest("bank-a", PLAN, cost=2)).allowed
+    assert not limiter.check_now(RateRequest("bank-a", PLAN, cost=1)).allowed
+
+
+def test_a_refund_after_the_burst_refilled_leaves_a_full_burst_not_more() -> None:
+    clock = Clock()
+    limiter = MemoryLimiter(clock=clock)
+    request = RateRequest("bank-a", PLAN, cost=1)
+    taken = limiter.check_now(request)
+    assert taken.charge is not None
+    clock.now += 60
+    limiter.refund_now(taken.charge)
+    assert [limiter.check_now(request).allowed for _ in range(6)] == [True] * 5 + [False]
+
+
+def test_no_count_goes_below_zero_and_yesterdays_are_not_refunded() -> None:
+    clock = Clock(BEFORE_MIDNIGHT)
+    limiter = MemoryLimiter(clock=clock)
+    yesterday = limiter.check_now(report())
+    assert yesterday.charge is not None
+    clock.now += 20  # 00:00:10 in Chengdu: a new day
+    today = limiter.check_now(report())
+    assert today.charge is not None
+    limiter.refund_now(yesterday.charge)
+    assert limiter.counts["client:bank-a"] == 1  # today's report stays counted
+    limiter.refund_now(today.charge)
+    limiter.refund_now(today.charge)
+    assert limiter.counts["client:bank-a"] == 0
+
+
+def test_a_refused_check_has_nothing_to_give_back() -> None:
+    limiter = MemoryLimiter(clock=Clock())
+    capped = report(enterprise_cap=1)
+    assert limiter.check_now(capped).charge is not None
+    refused = limiter.check_now(capped)
+    assert refused.refused == "enterprise"
+    assert refused.charge is None

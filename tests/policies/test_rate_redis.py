@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import time
+from dataclasses import replace
 
 import pytest
 import redis
@@ -173,6 +174,68 @@ async def test_a_changed_consent_refuses_a_grant_from_a_copy_charging_nothing(
     # by the first call only.
     fresh = await limiter.check(report(consent_id="cns_1", consent_daily=1))
     assert fresh.refused == "consent"
+
+
+# --- giving back what a failed request took -----------------------------------
+
+
+async def test_a_refund_gives_back_the_rate_and_every_count_it_took(rds: Redis) -> None:
+    limiter = RedisLimiter(rds)
+    capped = report(consent_id="cns_1", consent_daily=2, enterprise_cap=2)
+    first = await limiter.check(capped)
+    assert first.charge is not None
+    assert (await limiter.check(capped)).allowed
+    await limiter.refund(first.charge)
+    again = await limiter.check(capped)
+    assert {r.name: r.remaining for r in again.limits} == {
+        "rate": 998,  # a burst of 1000, two taken
+        "daily": 998,
+        "enterprise": 0,
+        "consent": 0,
+    }
+    assert (await limiter.check(capped)).refused == "enterprise"
+    # The counts keep their expiry at midnight.
+    assert 0 < await rds.ttl("xyd:rl:day:consent:cns_1") <= 86_400
+
+
+async def test_a_refund_moves_the_rate_back_by_its_cost_alone(rds: Redis) -> None:
+    limiter = RedisLimiter(rds)
+    taken = await limiter.check(RateRequest("bank-a", SLOW, cost=2))
+    assert taken.charge is not None
+    assert (await limiter.check(RateRequest("bank-a", SLOW, cost=3))).allowed
+    assert not (await limiter.check(RateRequest("bank-a", SLOW, cost=1))).allowed
+    await limiter.refund(taken.charge)
+    assert (await limiter.check(RateRequest("bank-a", SLOW, cost=2))).allowed
+    assert not (await limiter.check(RateRequest("bank-a", SLOW, cost=1))).allowed
+
+
+async def test_a_refund_of_the_only_charge_leaves_no_arrival_time(rds: Redis) -> None:
+    limiter = RedisLimiter(rds)
+    taken = await limiter.check(RateRequest("bank-a", SLOW, cost=1))
+    assert taken.charge is not None
+    await limiter.refund(taken.charge)
+    assert await rds.exists("xyd:rl:gcra:bank-a") == 0  # a full burst again
+
+
+async def test_no_count_goes_below_zero_and_yesterdays_are_not_refunded(rds: Redis) -> None:
+    limiter = RedisLimiter(rds)
+    taken = await limiter.check(report())
+    assert taken.charge is not None
+    yesterday = replace(taken.charge, day=taken.charge.day - 1)
+    await limiter.refund(yesterday)
+    assert await rds.get("xyd:rl:day:client:bank-a") == b"1"
+    await limiter.refund(taken.charge)
+    await limiter.refund(taken.charge)
+    assert await rds.get("xyd:rl:day:client:bank-a") == b"0"
+    assert await rds.get(f"xyd:rl:day:ent:{CODE_A}") == b"0"
+
+
+async def test_a_refused_check_has_nothing_to_give_back(rds: Redis) -> None:
+    limiter = RedisLimiter(rds)
+    assert (await limiter.check(report(enterprise_cap=1))).charge is not None
+    refused = await limiter.check(report("bank-b", enterprise_cap=1))
+    assert refused.refused == "enterprise"
+    assert refused.charge is None
 
 
 # --- several processes on one limit ------------------------------------------
