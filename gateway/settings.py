@@ -105,6 +105,16 @@ class Settings(BaseSettings):
         ),
     )  # fmt: skip
 
+    report_retention_days: int = Field(
+        1825, ge=1, le=3660,
+        description=(
+            "How long an issued report can be fetched again by its recipient "
+            "(GET /v1/reports/{id}); `xyd audit purge-reports` deletes older ones. Five "
+            "years: the period PRC credit reporting rules keep query records and adverse "
+            "information for, so a report can be produced as long as its query is on file"
+        ),
+    )  # fmt: skip
+
     # --- identity (OAuth 2.0 authorisation server) ------------------------
     key_encryption_key: SecretStr | None = Field(
         None, description="32-byte hex AES key for private keys; unset means STATE_DIR/kek.key"
