@@ -110,8 +110,9 @@ class Settings(BaseSettings):
         description=(
             "How long an issued report can be fetched again by its recipient "
             "(GET /v1/reports/{id}); `xyd audit purge-reports` deletes older ones. Five "
-            "years: the period PRC credit reporting rules keep query records and adverse "
-            "information for, so a report can be produced as long as its query is on file"
+            "years: how long PRC credit reporting rules keep adverse information "
+            "(征信业管理条例 art. 16), so a report stays producible in a dispute as long as "
+            "what it shows may be; a bank's own file rule may set another"
         ),
     )  # fmt: skip
 
