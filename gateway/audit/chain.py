@@ -166,7 +166,7 @@ async def append_many_committed_pg(
     break: the chain stays linked and the next checkpoint covers it.
 
     Reports kept with the events, and `cuts` (default: every one they cite),
-    are stored by the same statement (`kept.APPEND_KEEPING_PG`)."""
+    are stored by the same statement (`kept.pg_statement`)."""
     if not events:
         return []
     if not pg.autocommit:
@@ -174,8 +174,8 @@ async def append_many_committed_pg(
     kept = _kept(events)
     if kept:
         new = {k.cut_sha256: k.cut for k in kept} if cuts is None else cuts
-        statement = kept_reports.APPEND_KEEPING_PG
-        params = {"batch": _batch(events), **kept_reports.pg_params(kept, new)}
+        statement, params = kept_reports.pg_statement(kept, new)
+        params["batch"] = _batch(events)
     else:
         statement, params = _APPEND_PG, {"batch": _batch(events)}
     async with pg.cursor() as cursor:
