@@ -446,6 +446,23 @@ def audit_verify() -> None:
     raise typer.Exit(1)
 
 
+@audit_app.command("purge-reports")
+def audit_purge_reports() -> None:
+    """Delete issued reports past XYD_REPORT_RETENTION_DAYS (they already answer 404)."""
+    from datetime import UTC, datetime, timedelta
+
+    from gateway.audit.kept import purge
+    from gateway.db import make_sync_engine
+
+    settings = Settings()
+    engine = make_sync_engine(settings)
+    before = datetime.now(UTC) - timedelta(days=settings.report_retention_days)
+    with engine.begin() as conn:
+        reports, cuts = purge(conn, before)
+    engine.dispose()
+    typer.echo(f"purged {reports} reports issued before {before.isoformat()} and {cuts} cuts")
+
+
 def main() -> None:
     # Make `python -m gateway.cli` and the console script behave the same.
     os.environ.setdefault("PYTHONUNBUFFERED", "1")

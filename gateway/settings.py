@@ -105,6 +105,17 @@ class Settings(BaseSettings):
         ),
     )  # fmt: skip
 
+    report_retention_days: int = Field(
+        1825, ge=1, le=3660,
+        description=(
+            "How long an issued report can be fetched again by its recipient "
+            "(GET /v1/reports/{id}); `xyd audit purge-reports` deletes older ones. Five "
+            "years: how long PRC credit reporting rules keep adverse information "
+            "(征信业管理条例 art. 16), so a report stays producible in a dispute as long as "
+            "what it shows may be; a bank's own file rule may set another"
+        ),
+    )  # fmt: skip
+
     # --- identity (OAuth 2.0 authorisation server) ------------------------
     key_encryption_key: SecretStr | None = Field(
         None, description="32-byte hex AES key for private keys; unset means STATE_DIR/kek.key"

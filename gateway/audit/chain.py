@@ -27,6 +27,8 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, select
 
+from gateway.audit import kept as kept_reports
+from gateway.audit.kept import KeptReport
 from gateway.identity import jose
 from gateway.identity.keys import LoadedKey
 from gateway.logs import request_id_var
@@ -54,6 +56,9 @@ class AuditEvent:
     response_sha256: str | None = None
     # The request being answered, when there is one.
     request_id: str | None = field(default_factory=request_id_var.get)
+    # The report the answer was, kept with the entry (not hashed: the entry's
+    # `response_sha256` already binds the bytes sent).
+    kept: KeptReport | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +116,11 @@ def append_many(
     *,
     signer: LoadedKey | None = None,
     checkpoint_every: int = 100,
+    cuts: dict[str, bytes] | None = None,
 ) -> list[int]:
     """Append `events` in order, each linked to the one before; return their sequence
-    numbers. One head update reserves them all, so a batch holds the head's lock once."""
+    numbers. One head update reserves them all, so a batch holds the head's lock once.
+    Reports kept with them are stored too, with `cuts` (default: every one they cite)."""
     if not events:
         return []
     if conn.dialect.name == "postgresql":
@@ -126,6 +133,8 @@ def append_many(
         entries = _linked(events, int(head.seq), head.entry_hash)
         conn.exec_driver_sql(_INSERT_SQLITE, entries)
         conn.exec_driver_sql(_ADVANCE, {"entry_hash": entries[-1]["entry_hash"]})
+    kept = _kept(events)
+    kept_reports.store(conn, kept, {k.cut_sha256: k.cut for k in kept} if cuts is None else cuts)
     checkpoints = _checkpoints(entries, signer, checkpoint_every)
     if checkpoints:
         on_pg = conn.dialect.name == "postgresql"
@@ -139,6 +148,7 @@ async def append_many_committed_pg(
     *,
     signer: LoadedKey | None = None,
     checkpoint_every: int = 100,
+    cuts: dict[str, bytes] | None = None,
 ) -> list[int]:
     """`append_many` on psycopg's asyncio connection in autocommit mode, committed
     when it returns: one statement, `audit_append`, reserves the numbers under
@@ -153,19 +163,33 @@ async def append_many_committed_pg(
     A checkpoint due in the batch is signed here once the entries have
     committed, and stored in a second statement. Should the process stop in
     between, that one checkpoint is missing, which `verify` does not count as a
-    break: the chain stays linked and the next checkpoint covers it."""
+    break: the chain stays linked and the next checkpoint covers it.
+
+    Reports kept with the events, and `cuts` (default: every one they cite),
+    are stored by the same statement (`kept.pg_statement`)."""
     if not events:
         return []
     if not pg.autocommit:
         raise ValueError("audit_append commits by itself: use an autocommit connection")
+    kept = _kept(events)
+    if kept:
+        new = {k.cut_sha256: k.cut for k in kept} if cuts is None else cuts
+        statement, params = kept_reports.pg_statement(kept, new)
+        params["batch"] = _batch(events)
+    else:
+        statement, params = _APPEND_PG, {"batch": _batch(events)}
     async with pg.cursor() as cursor:
-        await cursor.execute(_APPEND_PG, {"batch": _batch(events)})
+        await cursor.execute(statement, params)
         linked = await cursor.fetchall()
         entries = [{"seq": seq, "entry_hash": hashed} for seq, hashed in linked]
         due = _checkpoints(entries, signer, checkpoint_every)
         if due:
             await cursor.executemany(_CHECKPOINT_PG, due)
     return [seq for seq, _ in linked]
+
+
+def _kept(events: Sequence[AuditEvent]) -> list[KeptReport]:
+    return [event.kept for event in events if event.kept is not None]
 
 
 def _now() -> str:

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.audit.chain import AuditEvent, append_many, append_many_committed_pg
+from gateway.audit.kept import KeptReport, StoredCuts
 from gateway.batching import Coalescer
 from gateway.db import Held
 from gateway.errors import DependencyUnavailable
@@ -42,6 +43,7 @@ class AuditWriter:
     A request's entry is acknowledged only once its batch has committed, so
     the rule "no answer before its audit entry is durable" holds; under load
     the head row's lock is taken once per batch instead of once per request.
+    A report kept with its entry (`AuditEvent.kept`) commits with it.
     """
 
     def __init__(self, engine: Engine, keys: KeyRingHolder) -> None:
@@ -49,23 +51,29 @@ class AuditWriter:
         self.keys = keys
         self.held = Held(engine)
         self._batches: Coalescer[AuditEvent, int] = Coalescer(self._write)
+        self._cuts = StoredCuts()
 
     async def append(self, event: AuditEvent) -> int:
         return await self._batches.submit(event)
 
     async def _write(self, events: list[AuditEvent]) -> list[int]:
         signer = (await self.keys.current()).signing_key("audit", datetime.now(UTC))
+        cuts = self._cuts.unknown(event.kept for event in events if event.kept is not None)
 
         def append(conn: Connection) -> list[int]:
             with conn.begin():
-                return append_many(conn, events, signer=signer, checkpoint_every=CHECKPOINT_EVERY)
+                return append_many(
+                    conn, events, signer=signer, checkpoint_every=CHECKPOINT_EVERY, cuts=cuts
+                )
 
-        return await self.held.run(
+        done = await self.held.run(
             lambda pg: append_many_committed_pg(
-                pg, events, signer=signer, checkpoint_every=CHECKPOINT_EVERY
+                pg, events, signer=signer, checkpoint_every=CHECKPOINT_EVERY, cuts=cuts
             ),
             append,
         )
+        self._cuts.stored(cuts)
+        return done
 
     async def close(self) -> None:
         await self.held.close()
@@ -93,8 +101,10 @@ async def record_allowed(
     credit_code: str | None = None,
     consent_id: str | None = None,
     purpose: str | None = None,
+    kept: KeptReport | None = None,
 ) -> int:
-    """An allowed answer on this route, with the digest of exactly what is sent."""
+    """An allowed answer on this route, with the digest of exactly what is sent
+    (and, for a report, what is kept to send it again)."""
     return await record(
         request,
         AuditEvent(
@@ -106,6 +116,7 @@ async def record_allowed(
             consent_id=consent_id,
             purpose=purpose,
             response_sha256=digest(body),
+            kept=kept,
         ),
     )
 

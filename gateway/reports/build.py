@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -177,16 +177,54 @@ def consent_cut(full: dict[str, Any], sections: frozenset[str]) -> dict[str, Any
     }
 
 
-REQUEST_MEMBERS = ("consent_id", "generated_at", "purpose", "report_id")
+# A report's own members, beside its shared cut. Those sorting before
+# "signature" open the report, the others close it: `signing.split` keeps the
+# cut's members between them (the score and the sections) encoded once.
+REQUEST_MEMBERS = (
+    "consent_id", "generated_at", "purpose", "recipient", "report_id", "valid_until",
+)  # fmt: skip
+OPENING_UP_TO = max(name for name in REQUEST_MEMBERS if name < "signature")
+CLOSING_FROM = min(name for name in REQUEST_MEMBERS if name > "signature")
+VALID_DAYS = 30
 
 
 def request_members(
-    *, consent_id: str, purpose: str, report_id: str, generated_at: str
+    *,
+    consent_id: str,
+    purpose: str,
+    report_id: str,
+    generated_at: datetime,
+    client_id: str,
+    org_code: str | None,
+    stale_at: datetime | None,
 ) -> dict[str, Any]:
-    """What one report as sent adds to its `consent_cut` (shared, never modified)."""
+    """What one report as sent adds to its `consent_cut` (shared, never modified):
+    its id and time, who it was for and why (so a leaked copy is attributable),
+    and until when its content holds (`valid_until`)."""
+    valid_until = generated_at + timedelta(days=VALID_DAYS)
+    if stale_at is not None and stale_at < valid_until:
+        valid_until = stale_at
     return {
         "report_id": report_id,
-        "generated_at": generated_at,
+        "generated_at": generated_at.isoformat(),
         "consent_id": consent_id,
         "purpose": purpose,
+        "recipient": {"client_id": client_id, "org_code": org_code},
+        "valid_until": valid_until.isoformat(),
     }
+
+
+def stale_at(cut: dict[str, Any]) -> datetime | None:
+    """When a cut's content is known to change: the start (Chengdu midnight) of
+    the day after the earliest last day of publication among the records it
+    shows, when one has such a day. The same for every request under the cut."""
+    ends = [
+        item["published_until"]
+        for section in cut["sections"].values()
+        for item in section["items"]
+        if isinstance(item.get("published_until"), str)
+    ]
+    if not ends:
+        return None
+    last = date.fromisoformat(min(ends))
+    return datetime.combine(last + timedelta(days=1), time(), CHENGDU).astimezone(UTC)

@@ -1,14 +1,17 @@
 from __future__ import annotations
 
-import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from sqlalchemy.exc import DBAPIError
 from starlette.responses import Response
 
 from gateway.apidocs import answer_docs
-from gateway.audit.service import record_allowed
+from gateway.audit.chain import AuditEvent
+from gateway.audit.kept import KeptReport
+from gateway.audit.service import record, record_allowed, route_of
 from gateway.enterprises.service import UnknownEnterprise, checked_code
 from gateway.errors import (
     DependencyUnavailable,
@@ -18,11 +21,11 @@ from gateway.errors import (
     ProblemError,
     problem_docs,
 )
-from gateway.identity.deps import ReportFetcher, admit, audit_denial
+from gateway.identity.deps import ReportFetcher, ReportReader, admit, audit_denial
 from gateway.identity.keys import KeyError_
 from gateway.identity.tokens import Caller
 from gateway.metrics import CONSENT_COPIES, Children
-from gateway.reports import signing
+from gateway.reports import issued, signing
 from gateway.reports.build import request_members
 from gateway.reports.html import render_html
 from gateway.reports.schemas import COMPACT_JWS, CreditReport
@@ -207,11 +210,15 @@ async def credit_report(request: Request, caller: ReportFetcher) -> Response:
     if full is None:
         raise UnknownEnterprise(f"no enterprise with credit code {code}")
     shared = service.cut(full, sections)
+    report_id = issued.new_report_id()
     own = request_members(
         consent_id=consent.id,
         purpose=consent.purpose,
-        report_id=f"rpt_{secrets.token_urlsafe(12)}",
-        generated_at=now.isoformat(),
+        report_id=report_id,
+        generated_at=now,
+        client_id=caller.client_id,
+        org_code=caller.org_code,
+        stale_at=shared.stale_at,
     )
     own_members = signing.members(own)
     try:
@@ -219,11 +226,12 @@ async def credit_report(request: Request, caller: ReportFetcher) -> Response:
     except KeyError_ as exc:
         raise DependencyUnavailable("no report-signing key is available") from exc
     if media == JSON:
-        body = signing.signed_json({**shared.head, **own_members}, shared.tail, key)
+        body, signature = signing.signed_json({**shared.head, **own_members}, shared.tail, key)
     else:
         payload = signing.joined({**shared.members, **own_members})
         if media == JOSE:
-            body = signing.compact(payload, key).encode("ascii")
+            compact = signing.compact(payload, key)
+            body, signature = compact.encode("ascii"), signing.detached_of(compact)
         else:
             signature = signing.detached(payload, key)
             body = render_html({**shared.report, **own}, signature=signature).encode()
@@ -234,9 +242,118 @@ async def credit_report(request: Request, caller: ReportFetcher) -> Response:
         credit_code=code,
         consent_id=consent.id,
         purpose=consent.purpose,
+        kept=KeptReport(
+            report_id=report_id,
+            client_id=caller.client_id,
+            credit_code=code,
+            cut_sha256=shared.sha256,
+            cut=shared.canonical,
+            own=signing.joined(own_members),
+            signature=signature,
+            issued_at=now,
+        ),
     )
+    return _answer(body, media)
+
+
+def _answer(body: bytes, media: str) -> Response:
     return Response(
         body,
         media_type=media if media != HTML else "text/html; charset=utf-8",
         headers={"Cache-Control": "no-store", "Vary": "Accept"},
+    )
+
+
+_AGAIN_PROBLEMS = problem_docs(
+    {
+        401: "Missing, invalid, expired or revoked token",
+        403: "Token lacks reports:read",
+        404: (
+            "No report with this id was issued to this client, or it is past the retention "
+            "period: the same answer whichever it is"
+        ),
+        406: "Accept names none of application/json, application/jose, text/html",
+        429: "A rate limit or daily quota is reached",
+        503: "The store or the audit trail is unavailable; nothing is disclosed",
+    }
+)
+
+
+@router.get(
+    "/v1/reports/{report_id}",
+    summary="A report again, exactly as it was issued",
+    description=(
+        "Needs `reports:read`; only the client the report was issued to (its `recipient`) "
+        "gets it, for `XYD_REPORT_RETENTION_DAYS` after `generated_at`. "
+        "`Accept: application/json` gives the same bytes as the first answer in that form "
+        "(the report with its `signature`); `application/jose` the compact JWS of the same "
+        "report with the same signature (the same bytes as a first answer in that form); "
+        "`text/html` prints the report again. Every request is audited. A report issued to "
+        "another client, an unknown id and an expired report are all the same 404."
+    ),
+    responses={
+        **answer_docs(
+            CreditReport,
+            "The report as first issued, as the Accept header asked",
+            headers={"Cache-Control": "`no-store`", "Vary": "`Accept`"},
+            other_media={
+                JOSE: {"schema": {"type": "string", "pattern": COMPACT_JWS}},
+                HTML: {"schema": {"type": "string", "description": "A printable page"}},
+            },
+        ),
+        **_AGAIN_PROBLEMS,
+    },
+)
+async def report_again(request: Request, report_id: str, caller: ReportReader) -> Response:
+    try:
+        media = negotiate(request.headers.get("accept"))
+    except ProblemError as denial:
+        await audit_denial(request, caller, denial)
+        raise
+    state = request.app.state
+    now = datetime.now(UTC)
+    retention = timedelta(days=state.settings.report_retention_days)
+    try:
+        found = await issued.find_for(state.engine, report_id, caller.client_id, now, retention)
+    except (DBAPIError, OSError) as exc:
+        raise DependencyUnavailable("the credit store is unavailable") from exc
+    if isinstance(found, issued.Refused):
+        # The reason goes to the audit trail only: the answer is the same for all.
+        await _audit_refusal(request, caller, found)
+        raise issued.ReportNotFound(issued.NOT_FOUND)
+    parts = issued.parts(found)
+    if media == JSON:
+        body = signing.json_again(parts, found.signature)
+    else:
+        payload = signing.joined(parts)
+        if media == JOSE:
+            body = signing.compact_again(payload, found.signature)
+        else:
+            report: dict[str, Any] = {name: orjson.loads(value) for name, value in parts.items()}
+            body = render_html(report, signature=found.signature).encode()
+    own = orjson.loads(found.own)
+    await record_allowed(
+        request,
+        caller.client_id,
+        body,
+        reason=f"report:{found.report_id}",
+        credit_code=found.credit_code,
+        consent_id=own.get("consent_id"),
+        purpose=own.get("purpose"),
+    )
+    return _answer(body, media)
+
+
+async def _audit_refusal(request: Request, caller: Caller, refused: issued.Refused) -> None:
+    """Who asked for which enterprise's report (when it exists) and why it was
+    refused: the enterprise's access log shows another bank's attempt."""
+    await record(
+        request,
+        AuditEvent(
+            client_id=caller.client_id,
+            route=route_of(request),
+            decision="deny",
+            reason=f"report-not-found:{refused.why}",
+            credit_code=refused.credit_code,
+        ),
     )

@@ -91,10 +91,20 @@ class ScoreTrendPoint(Doc):
     not_scored: str | None = Field(description="The not-scored code, if not scored")
 
 
+class Recipient(Doc):
+    """Who the report was issued to: a leaked copy names its bank."""
+
+    client_id: str = Field(description="The grantee bank's OAuth client id")
+    org_code: str | None = Field(description="The bank's organisation code, as registered")
+
+
 class CreditReport(Doc):
     """The report as `application/json`: with `signature`, a detached JWS."""
 
-    report_id: str
+    report_id: str = Field(
+        pattern=r"^rpt_[A-Za-z0-9_-]{16}$",
+        description="Random; `GET /v1/reports/{report_id}` gives the report again to its recipient",
+    )
     credit_code: str
     enterprise_name: str
     data_version: int
@@ -103,6 +113,14 @@ class CreditReport(Doc):
     generated_at: datetime
     consent_id: str
     purpose: Purpose
+    recipient: Recipient
+    valid_until: datetime = Field(
+        description=(
+            "Until when the content may be relied on: 30 days after `generated_at`, or the "
+            "start (Beijing time) of the day after a shown record's last day of publication "
+            "if sooner. New records can arrive sooner still: fetch a new report to be sure"
+        )
+    )
     sections: dict[str, ReportSection] = Field(description="Only the sections consented to")
     sections_not_consented: list[str]
     completeness: dict[str, SectionCompleteness] = Field(description="Per section shown")

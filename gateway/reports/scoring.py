@@ -2,7 +2,7 @@
 
 A score starts at `base`; each indicator that holds adds its points (negative
 for untrustworthy conduct); `value == base + Σ reasons.points`, never clamped.
-Reasons are sorted by points, then indicator id; each cites every record that
+Reasons are sorted by points, then indicator id (then department); each cites every record that
 matched it (per-record points stop at `max_times`). The model file:
 
 - `departments.<key>`: `name`, and `match`: substrings naming it in a record's
@@ -19,6 +19,12 @@ matched it (per-record points stop at `max_times`). The model file:
     `as_of`); `latest_by: field` keeps the category's newest records only.
   - `per_record: true` with `max_times`: points × matching records, capped.
   Category `enterprise` tests the enterprise itself: `age_days`, `age_years`, `status`.
+  An indicator of any department (`department_in: null`) counts each
+  department's records on their own, and its reasons name that department (the
+  record's `source_department`, the one that decided it), never the indicator's.
+- `max_extra_per_record`: one record feeding several negative indicators counts
+  fully in its worst one and at most this many points in all the others
+  together; the excess comes back as one `CAP-RECORD` reason citing the record.
 - Which records may count at all is not the model's business: the report
   builder scores only what the publication rules (policies/publication.py)
   let the report show, repairs and withdrawals included.
@@ -60,6 +66,7 @@ MIN_INDICATORS = 40
 MIN_DEPARTMENTS = 10
 PRINCIPAL_NEGATIVE = 4
 ENTERPRISE = "enterprise"
+CAP_REASON = ("CAP-RECORD", "同一记录多项扣分封顶（超出部分不计）")
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +286,10 @@ class ModelFile(BaseModel):
     grades: tuple[Band, ...] = Field(min_length=1)
     risk_classes: tuple[Band, ...] = Field(min_length=1)
     not_scored: tuple[NotScoredRule, ...] = ()
+    max_extra_per_record: int | None = Field(
+        None, ge=0, le=1000,
+        description="Points one record may lose beyond its worst indicator; null: no cap",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelFile:
@@ -445,12 +456,17 @@ class Rule:
     latest_by: str | None
     tests: tuple[Predicate, ...]
 
-    def reason(self, evidence: list[int], times: int = 1) -> dict[str, Any]:
+    def reason(
+        self, evidence: list[int], times: int = 1, decider: tuple[str, str] | None = None
+    ) -> dict[str, Any]:
+        """`decider`: the department (key, name) that decided the records, when
+        the indicator takes any department's."""
+        department, name = decider or (self.department, self.department_name)
         return {
             "indicator": self.id,
             "name": self.name,
-            "department": self.department,
-            "department_name": self.department_name,
+            "department": department,
+            "department_name": name,
             "points": self.points * times,
             "evidence": sorted(evidence),
         }
@@ -479,6 +495,11 @@ def _band(bands: Sequence[Band], value: int) -> str:
 
 def _age_years(born: date, today: date) -> int:
     return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
+def _newest_first(record: ScoredRecord) -> tuple[int, int]:
+    day = record.effective_date
+    return (-(day.toordinal() if day else 0), -record.id)
 
 
 def _latest(records: Sequence[ScoredRecord], field: str) -> list[ScoredRecord]:
@@ -535,6 +556,7 @@ class ScoreModel:
         for record in known:
             groups[record.category].append(record)
         today = as_of.isoformat()
+        charged: defaultdict[int, list[int]] = defaultdict(list)  # record id → negative points
         for category, group in groups.items():
             newest: dict[str, list[ScoredRecord]] = {}
             for rule in self._rules.get(category, ()):
@@ -543,10 +565,16 @@ class ScoreModel:
                     if rule.latest_by not in newest:
                         newest[rule.latest_by] = _latest(group, rule.latest_by)
                     pool = newest[rule.latest_by]
-                evidence = [r.id for r in pool if self._holds(rule, r, as_of, today)]
-                if evidence:
-                    reasons.append(rule.reason(evidence, min(len(evidence), rule.max_times)))
-        reasons.sort(key=lambda reason: (reason["points"], reason["indicator"]))
+                matched = [r for r in pool if self._holds(rule, r, as_of, today)]
+                for decider, decided in self._by_decider(rule, matched):
+                    times = min(len(decided), rule.max_times)
+                    reasons.append(rule.reason([r.id for r in decided], times, decider))
+                    if rule.points < 0:  # the points fall on the newest records counted
+                        for record in sorted(decided, key=_newest_first)[:times]:
+                            charged[record.id].append(rule.points)
+        reasons.extend(self._stacking_caps(charged, known))
+        # Ties (one indicator, several departments) in an order the input's does not set.
+        reasons.sort(key=lambda r: (r["points"], r["indicator"], r["department"], r["evidence"]))
         return self._outcome(self.base + sum(r["points"] for r in reasons), reasons, None)
 
     def _holds(self, rule: Rule, record: ScoredRecord, as_of: date, today: str) -> bool:
@@ -566,6 +594,47 @@ class ScoreModel:
         if rule.span is not None and not rule.span.holds(record.data, today):
             return False
         return all(test(record.data) for test in rule.tests)
+
+    def _by_decider(
+        self, rule: Rule, matched: list[ScoredRecord]
+    ) -> list[tuple[tuple[str, str] | None, list[ScoredRecord]]]:
+        """`matched` per department that decided them, for an indicator of any
+        department; else as one group under the indicator's own department."""
+        if not matched:
+            return []
+        if rule.department_in is not None:
+            return [(None, matched)]
+        by: dict[tuple[str, str], list[ScoredRecord]] = {}
+        for record in matched:
+            by.setdefault(self.decider(record.source_department), []).append(record)
+        return list(by.items())
+
+    def decider(self, source: str) -> tuple[str, str]:
+        """The model's department (key, name) a record's source names: the first
+        in the model's order, or the source's own words when it names none."""
+        keys = self._departments_of(source)
+        for key, department in self.spec.departments.items():
+            if key in keys:
+                return key, department.name
+        return "other", source
+
+    def _stacking_caps(
+        self, charged: Mapping[int, list[int]], known: Sequence[ScoredRecord]
+    ) -> list[dict[str, Any]]:
+        cap = self.spec.max_extra_per_record
+        if cap is None:
+            return []
+        sources = {r.id: r.source_department for r in known}
+        reasons = []
+        for record_id, points in charged.items():
+            extra = sum(points) - min(points)
+            if extra < -cap:
+                key, name = self.decider(sources[record_id])
+                reasons.append({
+                    "indicator": CAP_REASON[0], "name": CAP_REASON[1], "department": key,
+                    "department_name": name, "points": -cap - extra, "evidence": [record_id],
+                })  # fmt: skip
+        return reasons
 
     def _departments_of(self, source: str) -> frozenset[str]:
         keys = self._source_keys.get(source)

@@ -21,7 +21,14 @@ from gateway.loans import service as ledger
 from gateway.metrics import REPORT_BUILD
 from gateway.records import disputes
 from gateway.reports import signing
-from gateway.reports.build import REQUEST_MEMBERS, ReportBuilder, consent_cut, report_day
+from gateway.reports.build import (
+    CLOSING_FROM,
+    OPENING_UP_TO,
+    ReportBuilder,
+    consent_cut,
+    report_day,
+    stale_at,
+)
 from gateway.reports.cache import ReportCache
 from gateway.reports.records import current_records, enterprise_row, latest_feeds
 from gateway.store.tables import enterprises
@@ -50,6 +57,11 @@ class Cut:
     # sort among, and the tail encoded once.
     head: signing.Members
     tail: signing.Tail
+    # The whole cut as canonical JSON and its SHA-256: how an issued report
+    # keeps it (gateway/audit/kept.py).
+    canonical: bytes
+    sha256: str
+    stale_at: datetime | None  # see build.stale_at
 
 
 Ask = tuple[str | None, str]  # (consent id from the request, credit code)
@@ -152,8 +164,12 @@ class ReportService:
         if found is None:
             report = consent_cut(full, sections)
             members = signing.members(report)
-            head, tail = signing.split(members, after=max(REQUEST_MEMBERS))
-            found = self._cuts[key] = Cut(report, members, head, tail)
+            head, tail = signing.split(members, after=OPENING_UP_TO, before=CLOSING_FROM)
+            canonical = signing.joined(members)
+            found = self._cuts[key] = Cut(
+                report, members, head, tail, canonical,
+                hashlib.sha256(canonical).hexdigest(), stale_at(report),
+            )  # fmt: skip
             while len(self._cuts) > self._cut_entries:
                 self._cuts.pop(next(iter(self._cuts)))
         return found

@@ -10,10 +10,15 @@ each built report through `without_floats` so that stays true.
 - `application/json`: the report itself plus `signature`, a detached JWS
   (RFC 7515 appendix F: `header..signature`) over the report without that member.
 
-Every request's report is a shared consent cut plus four members of its own,
+Every request's report is a shared consent cut plus a few members of its own,
 so the canonical form is assembled from members serialised once (`Members`):
 the cut's are kept with it, only the request's own are written per request.
 The JSON answer is the same canonical bytes with `signature` in its sorted place.
+
+Both forms carry the same signature over the same signing input (the detached
+form is the compact one with the payload left out), so a report kept as its
+members and that signature gives back either form byte for byte
+(`json_again`, `compact_again`).
 """
 
 from __future__ import annotations
@@ -93,53 +98,101 @@ def _sign(payload_b64: bytes, key: LoadedKey) -> tuple[bytes, bytes]:
 
 @dataclass(frozen=True, slots=True)
 class Tail:
-    """A cut's members that sort after every member a request adds (the score
-    and the sections: nearly all the bytes), serialised once, with the
-    base64url of what they close the report with from each byte alignment."""
+    """A cut's members that sort between those a request adds before them and
+    after them (the score and the sections: nearly all the bytes), serialised
+    once, with their base64url from each byte alignment."""
 
+    after: str  # the request's members up to this name open the report
     names: tuple[str, ...]
     members: tuple[bytes, ...]  # `"name":value`, in order
-    closing: bytes  # `,member` for each, then `}`
-    closing_b64: tuple[bytes, bytes, bytes]  # base64url of closing[s:] for s = 0, 1, 2
+    body: bytes  # `,member` for each
+    # For s = 0, 1, 2: base64url of body[s:]'s whole 3-byte groups, and the
+    # 0 to 2 bytes left over, encoded with whatever follows.
+    body_b64: tuple[bytes, bytes, bytes]
+    rest: tuple[bytes, bytes, bytes]
+    later: Members  # the cut's members sorting after `before`, if any
 
 
-def split(shared: Members, after: str) -> tuple[Members, Tail]:
-    """`shared` as the members a request's own join (names up to `after`, which
-    must sort no earlier than any name a request adds) and the rest, once."""
-    if after >= "signature":
+def split(shared: Members, after: str, before: str) -> tuple[Members, Tail]:
+    """`shared` as the members a request's own join at the opening (names up to
+    `after`, which must sort no earlier than any name a request adds there) and
+    the tail, encoded once: names after `after` and before `before`, which must
+    sort no later than any name a request adds at the closing."""
+    if not after < "signature" < before:
         raise ValueError("signature must sort into the tail")
-    names = tuple(sorted(name for name in shared if name > after))
+    names = tuple(sorted(name for name in shared if after < name < before))
     members = tuple(_member(name, shared[name]) for name in names)
-    closing = b"".join(b"," + member for member in members) + b"}"
+    body = b"".join(b"," + member for member in members)
+    groups = [len(body[s:]) - len(body[s:]) % 3 for s in range(3)]
     head = {name: value for name, value in shared.items() if name <= after}
-    return head, Tail(names, members, closing, (jose.b64(closing), jose.b64(closing[1:]),
-                                                jose.b64(closing[2:])))  # fmt: skip
+    later = {name: value for name, value in shared.items() if name >= before}
+    tail = Tail(
+        after, names, members, body,
+        (jose.b64(body[:groups[0]]), jose.b64(body[1:1 + groups[1]]),
+         jose.b64(body[2:2 + groups[2]])),
+        (body[groups[0]:], body[1 + groups[1]:], body[2 + groups[2]:]),
+        later,
+    )  # fmt: skip
+    return head, tail
 
 
-def signed_json(head: Members, tail: Tail, key: LoadedKey) -> bytes:
+def signed_json(head: Members, tail: Tail, key: LoadedKey) -> tuple[bytes, str]:
     """The `application/json` answer: the report's members and `signature`, a
-    detached JWS over the report without it, in canonical order. `head` holds
-    the request's own members and the cut's that sort among them."""
-    if not head:
+    detached JWS over the report without it, in canonical order; and that
+    signature. `head` holds the request's own members and the cut's that sort
+    among them (`split`)."""
+    opening_names = sorted(name for name in head if name <= tail.after)
+    if not opening_names:
         raise ValueError("a report always holds its request's own members")
-    opening = b"{" + b",".join(_member(name, head[name]) for name in sorted(head))
-    # base64url of opening + closing without encoding the closing again: the
-    # opening's last (len % 3) bytes and the closing's first few make a whole
-    # group, and the closing's remainder was encoded once for that alignment.
+    closing = {name: value for name, value in head.items() if name > tail.after}
+    closing.update(tail.later)
+    closing_names = sorted(closing)
+    if tail.names and closing_names and closing_names[0] < tail.names[-1]:
+        raise ValueError(f"{closing_names[0]} sorts inside the cut's tail")
+    opening = b"{" + b",".join(_member(name, head[name]) for name in opening_names)
+    ending = [_member(name, closing[name]) for name in closing_names]
+    end = b"".join(b"," + member for member in ending) + b"}"
+    signature = _detached(_payload_b64(opening, tail, end), key)
+    # signature sorts after the opening's names (split checks): among the rest.
+    names = (*tail.names, *closing_names)
+    after = (*tail.members, *ending)
+    at = bisect.bisect(names, "signature")
+    member = _member("signature", orjson.dumps(signature))
+    body = opening + b"".join(b"," + m for m in (*after[:at], member, *after[at:])) + b"}"
+    return body, signature
+
+
+def _payload_b64(opening: bytes, tail: Tail, end: bytes) -> bytes:
+    """base64url of opening + tail.body + end, the tail's groups not encoded again:
+    the opening's last (len % 3) bytes and the tail's first few make a whole
+    group, and the tail's remainder was encoded once for that alignment."""
     whole = len(opening) - len(opening) % 3
     borrowed = (3 - len(opening) % 3) % 3
-    if len(tail.closing) > borrowed:
-        payload_b64 = (
-            jose.b64(opening[:whole])
-            + jose.b64(opening[whole:] + tail.closing[:borrowed])
-            + tail.closing_b64[borrowed]
-        )
-    else:
-        payload_b64 = jose.b64(opening + tail.closing)
-    signature = _member("signature", orjson.dumps(_detached(payload_b64, key)))
-    at = bisect.bisect(tail.names, "signature")
-    closing = (*tail.members[:at], signature, *tail.members[at:])
-    return opening + b"".join(b"," + member for member in closing) + b"}"
+    if len(tail.body) < borrowed:
+        return jose.b64(opening + tail.body + end)
+    return (
+        jose.b64(opening[:whole])
+        + jose.b64(opening[whole:] + tail.body[:borrowed])
+        + tail.body_b64[borrowed]
+        + jose.b64(tail.rest[borrowed] + end)
+    )
+
+
+def detached_of(compact_jws: str) -> str:
+    """A compact JWS's detached form (the same signature, payload left out)."""
+    head = compact_jws[: compact_jws.index(".")]
+    return f"{head}..{compact_jws[compact_jws.rindex('.') + 1 :]}"
+
+
+def compact_again(payload: bytes, detached_jws: str) -> bytes:
+    """The compact JWS that `detached_jws` (over `payload`) was cut from."""
+    head, _, signature = detached_jws.partition("..")
+    return b"%s.%s.%s" % (head.encode("ascii"), jose.b64(payload), signature.encode("ascii"))
+
+
+def json_again(parts: Members, detached_jws: str) -> bytes:
+    """The `application/json` answer `signed_json` gave for these members."""
+    return joined({**parts, "signature": orjson.dumps(detached_jws)})
 
 
 def without_floats(value: Any) -> Any:

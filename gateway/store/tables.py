@@ -316,6 +316,36 @@ audit_checkpoints = Table(
     Column("signed", Text, nullable=False),  # compact JWS of {seq, head, at}
 )
 
+# --- reports as issued ----------------------------------------------------------
+
+# A consent cut (everything but the request's own members) as signed, once: the
+# many reports issued from it on its day refer to it by its digest.
+report_cuts = Table(
+    "report_cuts",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("content", Text, nullable=False),  # canonical JSON (RFC 8785), as signed
+    Column("created_at", Timestamp, nullable=False),
+)
+Index("ix_report_cuts_created_at", report_cuts.c.created_at)
+
+# Each report as issued, stored with its audit entry (same transaction): with its
+# cut, `own` and `signature` give back the very bytes sent. No foreign key to the
+# cut: a batch holding everyone's audit entries must not fail on one reference
+# (gateway/audit/kept.py says why a cut outlives every report citing it).
+issued_reports = Table(
+    "issued_reports",
+    metadata,
+    Column("report_id", String(40), primary_key=True),
+    Column("client_id", String(64), nullable=False),  # the recipient: nobody else reads it
+    Column("credit_code", String(18), nullable=False),
+    Column("cut_sha256", String(64), nullable=False),
+    Column("own", Text, nullable=False),  # the request's own members, canonical JSON
+    Column("signature", Text, nullable=False),  # detached JWS over cut + own
+    Column("issued_at", Timestamp, nullable=False),
+)
+Index("ix_issued_reports_issued_at", issued_reports.c.issued_at)
+
 # --- consents ---------------------------------------------------------------
 
 consents = Table(

@@ -18,11 +18,13 @@ from gateway.identity import jose
 from gateway.identity.keys import LoadedKey
 from gateway.reports import signing
 from gateway.reports.build import (
-    REQUEST_MEMBERS,
+    CLOSING_FROM,
+    OPENING_UP_TO,
     ReportBuilder,
     consent_cut,
     quarter_ends_before,
     request_members,
+    stale_at,
 )
 from gateway.reports.records import StoredRecord
 from gateway.settings import Settings
@@ -173,10 +175,7 @@ def test_completeness_says_why(report: dict[str, Any]) -> None:
 
 def test_for_consent_withholds_other_sections_and_their_evidence(report: dict[str, Any]) -> None:
     shared = consent_cut(report, frozenset({"basic", "tax"}))
-    own = request_members(
-        consent_id="cns_1", purpose="credit_review", report_id="rpt_1",
-        generated_at=NOW.isoformat(),
-    )  # fmt: skip
+    own = own_members("cns_1")
     cut = {**shared, **own}
     assert (cut["report_id"], cut["consent_id"]) == ("rpt_1", "cns_1")
     assert "report_id" not in shared  # the shared cut is never written to
@@ -254,10 +253,7 @@ def test_the_canonical_form_joined_from_members_is_the_whole_reports(
     report: dict[str, Any],
 ) -> None:
     shared = consent_cut(report, frozenset({"basic", "tax", "penalties"}))
-    own = request_members(
-        consent_id="cns_1", purpose="credit_review", report_id="rpt_1",
-        generated_at=NOW.isoformat(),
-    )  # fmt: skip
+    own = own_members("cns_1")
     whole = {**shared, **own}
     parts = {**signing.members(shared), **signing.members(own)}
     assert signing.joined(parts) == signing.canonical(whole)
@@ -275,16 +271,15 @@ def test_the_signed_answer_from_an_encoded_tail_is_the_whole_reports(
     private = ec.generate_private_key(ec.SECP256R1())
     key = LoadedKey("k1", "report", "ES256", private.public_key(), private, {}, NOW, None)
     shared = consent_cut(report, frozenset({"basic", "tax", "penalties"}))
-    own = request_members(
-        consent_id=consent_id, purpose="credit_review", report_id="rpt_1",
-        generated_at=NOW.isoformat(),
-    )  # fmt: skip
-    head, tail = signing.split(signing.members(shared), after=max(REQUEST_MEMBERS))
-    assert tail.names[:2] == ("score", "score_trend")  # the bulk is encoded once
-    body = signing.signed_json({**head, **signing.members(own)}, tail, key)
+    own = own_members(consent_id)
+    head, tail = signing.split(signing.members(shared), after=OPENING_UP_TO, before=CLOSING_FROM)
+    assert tail.names[:3] == ("score", "score_trend", "sections")  # the bulk is encoded once
+    body, sent = signing.signed_json({**head, **signing.members(own)}, tail, key)
     answer = orjson.loads(body)
     detached = answer.pop("signature")
+    assert detached == sent
     assert answer == {**shared, **own}
+    assert list(answer)[-1] == "valid_until"  # a request's member after the encoded tail
     assert body == signing.canonical({**answer, "signature": detached})
     protected, _, signature = detached.split(".")
     raw = jose.b64decode(signature)
@@ -297,7 +292,68 @@ def test_a_short_tail_is_encoded_whole() -> None:
     private = ec.generate_private_key(ec.SECP256R1())
     key = LoadedKey("k1", "report", "ES256", private.public_key(), private, {}, NOW, None)
     for opening in ("a", "ab", "abc"):
-        head, tail = signing.split({"a": b'"%s"' % opening.encode()}, after="report_id")
-        assert tail.closing == b"}"
-        body = signing.signed_json(head, tail, key)
-        assert orjson.loads(body)["a"] == opening
+        for shared in ({}, {"s": b"1"}):
+            head, tail = signing.split(shared, after="report_id", before="valid_until")
+            parts = {**head, "a": b'"%s"' % opening.encode(), "z": b"2"}
+            body, _ = signing.signed_json(parts, tail, key)
+            answer = orjson.loads(body)
+            assert answer == {"a": opening, "z": 2, "signature": answer["signature"]} | (
+                {"s": 1} if shared else {}
+            )
+            assert body == signing.json_again({**parts, **shared}, orjson.loads(body)["signature"])
+
+
+def own_members(consent_id: str, stale: datetime | None = None) -> dict[str, Any]:
+    return request_members(
+        consent_id=consent_id, purpose="credit_review", report_id="rpt_1", generated_at=NOW,
+        client_id="bank-a", org_code="BOCD", stale_at=stale,
+    )  # fmt: skip
+
+
+def test_the_recipient_and_valid_until_are_the_requests_own_members() -> None:
+    own = own_members("cns_1")
+    assert own["recipient"] == {"client_id": "bank-a", "org_code": "BOCD"}
+    assert own["valid_until"] == (NOW + timedelta(days=30)).isoformat()
+    sooner = NOW + timedelta(days=3)
+    assert own_members("cns_1", sooner)["valid_until"] == sooner.isoformat()
+    assert own_members("cns_1", NOW + timedelta(days=90))["valid_until"] == own["valid_until"]
+
+
+def test_a_cut_is_stale_from_the_day_after_a_shown_record_stops_being_published(
+    report: dict[str, Any],
+) -> None:
+    cut = consent_cut(report, frozenset({"basic", "penalties"}))
+    ends = [
+        i["published_until"]
+        for i in cut["sections"]["penalties"]["items"]
+        if "published_until" in i
+    ]
+    assert ends
+    day_after = date.fromisoformat(min(ends)) + timedelta(days=1)
+    # Midnight in Chengdu, 16:00 UTC the day before.
+    assert stale_at(cut) == datetime.combine(day_after, datetime.min.time(), UTC) - timedelta(
+        hours=8
+    )
+    assert stale_at(consent_cut(report, frozenset({"basic"}))) is None
+
+
+def test_either_signed_form_is_rebuilt_byte_for_byte_from_members_and_signature(
+    report: dict[str, Any],
+) -> None:
+    private = ec.generate_private_key(ec.SECP256R1())
+    key = LoadedKey("k1", "report", "ES256", private.public_key(), private, {}, NOW, None)
+    shared = signing.members(consent_cut(report, frozenset({"basic", "penalties"})))
+    own = signing.members(own_members("cns_1"))
+    head, tail = signing.split(shared, after=OPENING_UP_TO, before=CLOSING_FROM)
+    body, detached = signing.signed_json({**head, **own}, tail, key)
+    assert signing.json_again({**shared, **own}, detached) == body
+    payload = signing.joined({**shared, **own})
+    compact = signing.compact(payload, key)
+    assert signing.compact_again(payload, signing.detached_of(compact)) == compact.encode()
+    # The JSON answer's signature makes a compact JWS that verifies too.
+    again = signing.compact_again(payload, detached).decode()
+    protected, encoded, signature = again.split(".")
+    assert jose.b64decode(encoded) == payload
+    raw = jose.b64decode(signature)
+    der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
+    private.public_key().verify(der, f"{protected}.{encoded}".encode(), ec.ECDSA(hashes.SHA256()))

@@ -145,7 +145,7 @@ def test_a_clean_enterprise_with_tax_a_and_a_red_list(model: ScoreModel) -> None
     assert (result["value"], result["grade"], result["risk_class"]) == (890, "AAA", "低")
     assert result["principal_negative_reasons"] == []
     assert result["not_scored"] is None
-    assert result["model_version"] == "xyd-points-2026.1"
+    assert result["model_version"] == "xyd-points-2026.2"
     assert result["reasons"][0]["department_name"] == "成都市行政审批局"
 
 
@@ -165,8 +165,9 @@ def test_a_troubled_enterprise(model: ScoreModel) -> None:
         ("PUB-FINE-100K", -20, [102]),
         ("PUB-FINE-10K", -10, [102]),
         ("ENT-AGE-3Y", 10, [101]),
+        ("CAP-RECORD", 80, [102]),  # one penalty: -40 in full, the other -110 held to -30
     ]
-    assert (result["value"], result["grade"], result["risk_class"]) == (180, "D", "高")
+    assert (result["value"], result["grade"], result["risk_class"]) == (260, "D", "高")
     principal = [(r["indicator"], r["points"]) for r in result["principal_negative_reasons"]]
     # Ties at -40 are broken by indicator id.
     assert principal == [
@@ -214,6 +215,45 @@ def test_the_result_has_exactly_the_documented_keys(model: ScoreModel) -> None:
 
 
 # --- what counts ------------------------------------------------------------------
+
+
+def test_one_record_one_department_and_its_stacking_capped(model: ScoreModel) -> None:
+    result = model.score(troubled_records(), as_of=AS_OF, enterprise=active(date(2021, 8, 1)))
+
+    # Every reason the environment bureau's penalty feeds names that bureau,
+    # the public platform's indicators too (not the credit office).
+    from_penalty = [r for r in result["reasons"] if r["evidence"] == [102]]
+    assert {r["indicator"] for r in from_penalty} >= {"PUB-PEN-SERIOUS", "PUB-FINE-100K"}
+    assert {(r["department"], r["department_name"]) for r in from_penalty} == {
+        ("ecology", "成都市生态环境局")
+    }
+    worst = min(r["points"] for r in from_penalty)
+    assert sum(r["points"] for r in from_penalty) == worst - 30
+    # A record from the credit office itself still names it.
+    [black] = [r for r in result["reasons"] if r["indicator"] == "PUB-BLACK"]
+    assert black["department"] == "credit_office"
+
+
+def test_an_indicator_of_any_department_counts_each_departments_records_apart(
+    model: ScoreModel,
+) -> None:
+    def fine(n: int, source: str) -> ScoredRecord:
+        return stored(n, "penalty", source=source, authority=source, fine_wan="2",
+                      decision_number=f"罚〔2025〕{n}号", decision_date="2025-10-01")  # fmt: skip
+
+    records = [fine(1, ENV), fine(2, ENV), fine(3, names.TAX), fine(4, "成都市水务局")]
+    result = model.score(records, as_of=AS_OF, enterprise=active(date(2012, 5, 10)))
+
+    fines = [
+        (r["department"], r["department_name"], r["points"], r["evidence"])
+        for r in result["reasons"]
+        if r["indicator"] == "PUB-FINE-10K"
+    ]
+    assert sorted(fines) == [
+        ("ecology", "成都市生态环境局", -20, [1, 2]),
+        ("other", "成都市水务局", -10, [4]),  # a department the model does not list
+        ("tax", "国家税务总局成都市税务局", -10, [3]),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -41,6 +41,8 @@ EXPECTED = {
     "consent_events",
     "dashboard_users",
     "dashboard_sessions",
+    "report_cuts",
+    "issued_reports",
 }
 
 
