@@ -70,6 +70,7 @@ _META = frozenset({
 # A section lists at most this many records in print (the signed JSON has them all):
 # rendering a PDF is bounded by it.
 PRINTED_MAX = 200
+KEEP_WHOLE = 6
 _NUMERALS = "一二三四五六七八九十"
 _STYLE = """
 @page{size:A4;margin:16mm 14mm 18mm;font-family:"Noto Sans CJK SC",sans-serif;font-size:8pt;
@@ -88,7 +89,7 @@ table{border-collapse:collapse;width:100%;margin:.2em 0}
 td,th{border:1px solid #9aa5b1;padding:.2em .35em;text-align:left;vertical-align:top;
 overflow-wrap:break-word}
 th{background:#e8edf3;font-weight:bold}
-tr,tbody{break-inside:avoid}.state{break-after:avoid}
+tr,.rec,.keep{break-inside:avoid}.state{break-after:avoid}
 .meta th{width:17%}.meta td{width:33%}
 .num{text-align:right;white-space:nowrap}
 .more td{background:#fafbfc;color:#333;font-size:8.5pt}
@@ -286,13 +287,16 @@ def _records(name: str, columns: tuple[str, ...], items: list[dict[str, Any]]) -
         number = f"<td>{_t(item.get('record_id', '—'))}</td>" if numbered else ""
         more = _more(item, columns)
         more = f"<tr class=more><td colspan={span}>{more}</td></tr>" if more else ""
-        rows.append(f"<tbody><tr>{number}{cells}</tr>{more}</tbody>")
+        rows.append(f"<tbody class=rec><tr>{number}{cells}</tr>{more}</tbody>")
     if len(items) > PRINTED_MAX:
         rows.append(
             f"<tbody><tr class=more><td colspan={span}>另有 {_t(len(items) - PRINTED_MAX)} "
             "条记录未在打印件中列出，见签名的 JSON 报告。</td></tr></tbody>"
         )
-    return f"<table><thead><tr>{head}</tr></thead>{''.join(rows)}</table>"
+    # A short table moves whole to the next page rather than leave its head and
+    # first record behind (WeasyPrint splits a table's first row group otherwise).
+    keep = " class=keep" if len(items) <= KEEP_WHOLE else ""
+    return f"<table{keep}><thead><tr>{head}</tr></thead>{''.join(rows)}</table>"
 
 
 def _align(column: str) -> str:
@@ -335,10 +339,10 @@ def _score_detail(report: dict[str, Any]) -> str:
         for t in report.get("score_trend", [])
     )
     return (
-        "<table><tr><th>指标</th><th>说明</th><th>决定部门</th><th>分值</th><th>依据记录号</th>"
-        f"</tr>{rows or '<tr><td colspan=5>无加减分项</td></tr>'}</table>"
-        "<h3>近四个季度评分</h3><table><tr><th>季度</th><th>截至</th><th>评分</th>"
-        f"<th>等级</th></tr>{trend}</table>"
+        "<table><thead><tr><th>指标</th><th>说明</th><th>决定部门</th><th>分值</th>"
+        f"<th>依据记录号</th></tr></thead>{rows or '<tr><td colspan=5>无加减分项</td></tr>'}"
+        "</table><h3>近四个季度评分</h3><table class=keep><thead><tr><th>季度</th><th>截至</th>"
+        f"<th>评分</th><th>等级</th></tr></thead>{trend}</table>"
     )
 
 

@@ -288,6 +288,10 @@ def test_the_pdf_renders_the_page_with_cjk_fonts(printed: bytes, tmp_path: Path)
         "rpt_Print0001",
     ):
         assert words in text, words
+    # A record and the line beneath it are never split over two pages.
+    by_page = text.split("\f")
+    [loan] = [n for n, page in enumerate(by_page) if "KCT-2026-0001" in page]
+    assert "首次记录" in by_page[loan]
 
 
 def test_the_pdf_loads_nothing_from_anywhere() -> None:
