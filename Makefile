@@ -20,14 +20,16 @@ demo: $(STAMP)
 	  trap 'kill $$pid 2>/dev/null' EXIT INT TERM; $(BIN)/xyd serve
 
 # Debian's PostgreSQL, Redis and Chromium (with CJK fonts for the dashboard's
-# screenshots), installed when missing; the tests start and stop their own
-# throw-away servers and a headless browser from these binaries.
+# screenshots and the printable report), pango for WeasyPrint's PDF and
+# poppler-utils to look at it, installed when missing; the tests start and stop
+# their own throw-away servers and a headless browser from these binaries.
 services:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v redis-server >/dev/null \
 	  && command -v chromium >/dev/null && test -d /usr/share/fonts/opentype/noto \
+	  && command -v pdftoppm >/dev/null && ldconfig -p | grep -q libpangoft2-1.0 \
 	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	       --no-install-recommends postgresql redis-server chromium fonts-liberation \
-	       fonts-noto-cjk >/dev/null; }
+	       fonts-noto-cjk libpango-1.0-0 libpangoft2-1.0-0 poppler-utils >/dev/null; }
 
 # Two pytest workers, a test file each: most tests wait on servers and
 # subprocesses, so two share the two cores well. Each worker starts its own

@@ -39,6 +39,7 @@ from gateway.records.router import router as records_router
 from gateway.reference import router as reference_router
 from gateway.reports.build import ReportBuilder
 from gateway.reports.cache import ReportCache
+from gateway.reports.pdf import Printer
 from gateway.reports.router import ROUTE as REPORT_ROUTE
 from gateway.reports.router import router as reports_router
 from gateway.reports.service import ReportService, rules_fingerprint
@@ -93,6 +94,9 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
             ledger_connected=bool(app.state.platforms),
             copy_s=settings.consent_copy_s if app.state.redis is not None else 0.0,
         )
+        app.state.printer = Printer(
+            workers=settings.report_pdf_workers, waiting=settings.report_pdf_waiting
+        )
         tasks = [asyncio.create_task(app.state.identity.keys.refresh_forever())]
         tasks += start_background(app.state, settings)
         if settle_heap:
@@ -108,6 +112,7 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
             app.state.identity.guard.close()
             await app.state.audit.close()
             await app.state.reports.close()
+            app.state.printer.close()
             if app.state.redis is not None:
                 await app.state.redis.aclose()
             await app.state.engine.dispose()

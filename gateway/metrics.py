@@ -79,6 +79,11 @@ REPORT_BUILD = Histogram(
     "Time to build a report from the store (cache misses)",
     buckets=(0.002, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28),
 )
+REPORT_PDF = Histogram(
+    "xyd_report_pdf_seconds",
+    "Time to render a printable report as PDF (in the printer's threads)",
+    buckets=(0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4),
+)
 PLATFORM_MESSAGES = Counter(
     "xyd_platform_messages_total",
     "Platform messages: received, accepted, duplicate, rejected, dead_lettered",

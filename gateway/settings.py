@@ -115,6 +115,14 @@ class Settings(BaseSettings):
             "what it shows may be; a bank's own file rule may set another"
         ),
     )  # fmt: skip
+    report_pdf_workers: int = Field(
+        2, ge=1, le=16,
+        description="PDF renders a process runs at once, in threads of their own (CPU-bound)",
+    )  # fmt: skip
+    report_pdf_waiting: int = Field(
+        8, ge=0, le=1000,
+        description="PDF requests a process lets wait for a renderer; beyond that 503",
+    )  # fmt: skip
 
     # --- identity (OAuth 2.0 authorisation server) ------------------------
     key_encryption_key: SecretStr | None = Field(

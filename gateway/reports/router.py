@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,6 +29,7 @@ from gateway.metrics import CONSENT_COPIES, Children
 from gateway.reports import issued, signing
 from gateway.reports.build import request_members
 from gateway.reports.html import render_html
+from gateway.reports.pdf import Printer
 from gateway.reports.schemas import COMPACT_JWS, CreditReport
 from gateway.reports.service import ReportService
 from policies.consent import StoredConsent, decide
@@ -36,21 +38,24 @@ router = APIRouter(tags=["reports"])
 _COPIES = Children(CONSENT_COPIES)
 ROUTE = "/v1/enterprises/{credit_code}/credit-report"
 CONSENT_ID_MAX = 64
-JSON, JOSE, HTML = "application/json", "application/jose", "text/html"
+JSON, JOSE, HTML, PDF = "application/json", "application/jose", "text/html", "application/pdf"
+# The printable page's own policy: its inline stylesheet and nothing else.
+_PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
 _PROBLEMS = problem_docs(
     {
         401: "Missing, invalid, expired or revoked token",
         403: "Token lacks reports:read, or the consent does not allow this (`reason` says why)",
         404: "No such enterprise",
-        406: "Accept names none of application/json, application/jose, text/html",
+        406: "Accept names none of application/json, application/jose, text/html, application/pdf",
         422: "Not a valid unified social credit code; detail says which character and why",
         429: "A rate limit, daily quota, enterprise cap or consent frequency is reached",
-        503: "The store, the rate limiter or the audit trail is unavailable; nothing is disclosed",
+        503: "The store, the rate limiter or the audit trail is unavailable, or too many PDFs "
+        "are being rendered (Retry-After); nothing is disclosed",
     }
 )
 
 
-_SINGLE = {JSON: JSON, JOSE: JOSE, HTML: HTML, "*/*": JSON}
+_SINGLE = {JSON: JSON, JOSE: JOSE, HTML: HTML, PDF: PDF, "*/*": JSON}
 
 
 class ConsentDenied(Forbidden):
@@ -77,12 +82,15 @@ def negotiate(accept: str | None) -> str:
                     q = 0.0
         media = media.lower()
         chosen = {
-            JSON: JSON, JOSE: JOSE, HTML: HTML, "application/*": JSON, "*/*": JSON, "text/*": HTML,
+            JSON: JSON, JOSE: JOSE, HTML: HTML, PDF: PDF, "application/*": JSON, "*/*": JSON,
+            "text/*": HTML,
         }.get(media)  # fmt: skip
         if chosen and q > best_q:
             best, best_q = chosen, q
     if best is None:
-        raise NotAcceptable("send Accept: application/json, application/jose or text/html")
+        raise NotAcceptable(
+            "send Accept: application/json, application/jose, text/html or application/pdf"
+        )
     return best
 
 
@@ -154,7 +162,8 @@ async def _decide_and_admit(
         "`Consent-Id` header. Only the sections the consent covers are returned. "
         "`Accept: application/json` gives the report with `signature`, a detached JWS "
         "over the report's RFC 8785 canonical JSON without that member; "
-        "`Accept: application/jose` gives one compact JWS; `text/html` a printable page. "
+        "`Accept: application/jose` gives one compact JWS; `text/html` and `application/pdf` "
+        "the printable report (Chinese, yuan, Beijing time, a summary box at the top). "
         "Verify with the keys at `/.well-known/jwks.json`."
     ),
     responses={
@@ -174,7 +183,14 @@ async def _decide_and_admit(
                         ),
                     }
                 },
-                HTML: {"schema": {"type": "string", "description": "A printable page"}},
+                HTML: {"schema": {"type": "string", "description": "The printable report"}},
+                PDF: {
+                    "schema": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "The printable report as PDF, from the same page",
+                    }
+                },
             },
         ),
         **_PROBLEMS,
@@ -199,69 +215,77 @@ async def credit_report(request: Request, caller: ReportFetcher) -> Response:
         raise InvalidValue(f"Consent-Id: at most {CONSENT_ID_MAX} characters", field="Consent-Id")
     state = request.app.state
     service: ReportService = state.reports
+    printer: Printer = state.printer
     now = datetime.now(UTC)
-    consent, sections, version = await _decide_and_admit(
-        request, caller, service, consent_id, code, now
-    )
-    try:
-        full = await service.full_report(state.engine, code, version, now)
-    except (DBAPIError, OSError) as exc:
-        raise DependencyUnavailable("the credit store is unavailable") from exc
-    if full is None:
-        raise UnknownEnterprise(f"no enterprise with credit code {code}")
-    shared = service.cut(full, sections)
-    report_id = issued.new_report_id()
-    own = request_members(
-        consent_id=consent.id,
-        purpose=consent.purpose,
-        report_id=report_id,
-        generated_at=now,
-        client_id=caller.client_id,
-        org_code=caller.org_code,
-        stale_at=shared.stale_at,
-    )
-    own_members = signing.members(own)
-    try:
-        key = (await state.identity.keys.current()).signing_key("report", now)
-    except KeyError_ as exc:
-        raise DependencyUnavailable("no report-signing key is available") from exc
-    if media == JSON:
-        body, signature = signing.signed_json({**shared.head, **own_members}, shared.tail, key)
-    else:
-        payload = signing.joined({**shared.members, **own_members})
-        if media == JOSE:
-            compact = signing.compact(payload, key)
-            body, signature = compact.encode("ascii"), signing.detached_of(compact)
-        else:
-            signature = signing.detached(payload, key)
-            body = render_html({**shared.report, **own}, signature=signature).encode()
-    await record_allowed(
-        request,
-        caller.client_id,
-        body,
-        credit_code=code,
-        consent_id=consent.id,
-        purpose=consent.purpose,
-        kept=KeptReport(
+    # A busy printer refuses before the gate: nothing is spent on a refusal.
+    with printer.slot() if media == PDF else nullcontext():
+        consent, sections, version = await _decide_and_admit(
+            request, caller, service, consent_id, code, now
+        )
+        try:
+            full = await service.full_report(state.engine, code, version, now)
+        except (DBAPIError, OSError) as exc:
+            raise DependencyUnavailable("the credit store is unavailable") from exc
+        if full is None:
+            raise UnknownEnterprise(f"no enterprise with credit code {code}")
+        shared = service.cut(full, sections)
+        report_id = issued.new_report_id()
+        own = request_members(
+            consent_id=consent.id,
+            purpose=consent.purpose,
             report_id=report_id,
+            generated_at=now,
             client_id=caller.client_id,
+            org_code=caller.org_code,
+            stale_at=shared.stale_at,
+        )
+        own_members = signing.members(own)
+        try:
+            key = (await state.identity.keys.current()).signing_key("report", now)
+        except KeyError_ as exc:
+            raise DependencyUnavailable("no report-signing key is available") from exc
+        if media == JSON:
+            body, signature = signing.signed_json({**shared.head, **own_members}, shared.tail, key)
+        else:
+            payload = signing.joined({**shared.members, **own_members})
+            if media == JOSE:
+                compact = signing.compact(payload, key)
+                body, signature = compact.encode("ascii"), signing.detached_of(compact)
+            else:
+                signature = signing.detached(payload, key)
+                page = render_html({**shared.report, **own}, signature=signature)
+                body = await printer.pdf(page) if media == PDF else page.encode()
+        await record_allowed(
+            request,
+            caller.client_id,
+            body,
             credit_code=code,
-            cut_sha256=shared.sha256,
-            cut=shared.canonical,
-            own=signing.joined(own_members),
-            signature=signature,
-            issued_at=now,
-        ),
-    )
-    return _answer(body, media)
+            consent_id=consent.id,
+            purpose=consent.purpose,
+            kept=KeptReport(
+                report_id=report_id,
+                client_id=caller.client_id,
+                credit_code=code,
+                cut_sha256=shared.sha256,
+                cut=shared.canonical,
+                own=signing.joined(own_members),
+                signature=signature,
+                issued_at=now,
+            ),
+        )
+    return _answer(body, media, report_id)
 
 
-def _answer(body: bytes, media: str) -> Response:
-    return Response(
-        body,
-        media_type=media if media != HTML else "text/html; charset=utf-8",
-        headers={"Cache-Control": "no-store", "Vary": "Accept"},
-    )
+_CONTENT_TYPES = {JSON: JSON, JOSE: JOSE, HTML: "text/html; charset=utf-8", PDF: PDF}
+
+
+def _answer(body: bytes, media: str, report_id: str) -> Response:
+    headers = {"Cache-Control": "no-store", "Vary": "Accept"}
+    if media == HTML:
+        headers["Content-Security-Policy"] = _PAGE_CSP
+    elif media == PDF:
+        headers["Content-Disposition"] = f'inline; filename="{report_id}.pdf"'
+    return Response(body, media_type=_CONTENT_TYPES[media], headers=headers)
 
 
 _AGAIN_PROBLEMS = problem_docs(
@@ -272,7 +296,7 @@ _AGAIN_PROBLEMS = problem_docs(
             "No report with this id was issued to this client, or it is past the retention "
             "period: the same answer whichever it is"
         ),
-        406: "Accept names none of application/json, application/jose, text/html",
+        406: "Accept names none of application/json, application/jose, text/html, application/pdf",
         429: "A rate limit or daily quota is reached",
         503: "The store or the audit trail is unavailable; nothing is disclosed",
     }
@@ -299,6 +323,7 @@ _AGAIN_PROBLEMS = problem_docs(
             other_media={
                 JOSE: {"schema": {"type": "string", "pattern": COMPACT_JWS}},
                 HTML: {"schema": {"type": "string", "description": "A printable page"}},
+                PDF: {"schema": {"type": "string", "format": "binary"}},
             },
         ),
         **_AGAIN_PROBLEMS,
@@ -311,6 +336,7 @@ async def report_again(request: Request, report_id: str, caller: ReportReader) -
         await audit_denial(request, caller, denial)
         raise
     state = request.app.state
+    printer: Printer = state.printer
     now = datetime.now(UTC)
     retention = timedelta(days=state.settings.report_retention_days)
     try:
@@ -330,7 +356,12 @@ async def report_again(request: Request, report_id: str, caller: ReportReader) -
             body = signing.compact_again(payload, found.signature)
         else:
             report: dict[str, Any] = {name: orjson.loads(value) for name, value in parts.items()}
-            body = render_html(report, signature=found.signature).encode()
+            page = render_html(report, signature=found.signature)
+            if media == PDF:
+                with printer.slot():
+                    body = await printer.pdf(page)
+            else:
+                body = page.encode()
     own = orjson.loads(found.own)
     await record_allowed(
         request,
@@ -341,7 +372,7 @@ async def report_again(request: Request, report_id: str, caller: ReportReader) -
         consent_id=own.get("consent_id"),
         purpose=own.get("purpose"),
     )
-    return _answer(body, media)
+    return _answer(body, media, found.report_id)
 
 
 async def _audit_refusal(request: Request, caller: Caller, refused: issued.Refused) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.errors import NotAcceptable
-from gateway.reports.router import HTML, JOSE, JSON, negotiate
+from gateway.reports.router import HTML, JOSE, JSON, PDF, negotiate
 
 
 @pytest.mark.parametrize(
@@ -22,6 +22,10 @@ from gateway.reports.router import HTML, JOSE, JSON, negotiate
         ("Application/JOSE", JOSE),
         ("application/json;q=0, application/jose", JOSE),
         ("image/png, application/*;q=0.1", JSON),
+        ("application/pdf", PDF),
+        ("Application/PDF", PDF),
+        ("text/html;q=0.5, application/pdf", PDF),
+        ("application/pdf;q=0.2, text/html;q=0.8", HTML),
     ],
 )
 def test_chosen_by_accept_and_q_values(accept: str | None, chosen: str) -> None:
