@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, get_args
 
@@ -9,7 +10,7 @@ from sqlalchemy import Connection, and_, or_, select
 
 from gateway.errors import InvalidValue
 from gateway.loans.schemas import LoanStatus
-from gateway.store.tables import loans
+from gateway.store.tables import loan_events, loans
 
 _PUBLIC = (
     loans.c.platform, loans.c.loan_no, loans.c.credit_code, loans.c.bank_code, loans.c.status,
@@ -39,6 +40,50 @@ def for_enterprise(conn: Connection, credit_code: str) -> list[dict[str, Any]]:
         .order_by(loans.c.first_event_at, loans.c.platform, loans.c.loan_no)
     )
     return [_row(r) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEvent:
+    """What the score needs of one event of a loan: enough to fold it again."""
+
+    platform: str
+    loan_no: str
+    event_type: str
+    occurred_at: datetime
+    amount_fen: int | None
+    days_overdue: int | None
+
+
+_HISTORY = (
+    select(
+        loan_events.c.platform, loan_events.c.loan_no, loan_events.c.event_type,
+        loan_events.c.occurred_at, loan_events.c.amount_fen, loan_events.c.days_overdue,
+    )
+    .where(loan_events.c.loan_no.is_not(None), loan_events.c.event_type != "consent_granted")
+    .order_by(loan_events.c.occurred_at, loan_events.c.id)
+)  # fmt: skip
+
+
+def history(conn: Connection, credit_code: str) -> list[LedgerEvent]:
+    """Every event of the enterprise's loans, in the order `adapters.ledger.refold`
+    folds them: the score folds them again as of each day it looks at. Every
+    event names its borrower (`adapters.events.LoanEvent`), so one indexed read."""
+    rows = conn.execute(_HISTORY.where(loan_events.c.credit_code == credit_code))
+    return [
+        LedgerEvent(
+            platform=row.platform,
+            loan_no=row.loan_no,
+            event_type=row.event_type,
+            occurred_at=_aware(row.occurred_at),
+            amount_fen=row.amount_fen,
+            days_overdue=row.days_overdue,
+        )
+        for row in rows
+    ]
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def page(

@@ -14,6 +14,8 @@ from datetime import UTC, date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from gateway.loans.service import LedgerEvent
+from gateway.reports.loans import loan_ref, scored_loans
 from gateway.reports.records import StoredRecord
 from gateway.reports.scoring import EnterpriseFacts, ScoredRecord, ScoreModel
 from gateway.reports.sections import SectionConfig, Shown, completeness, shown_records
@@ -64,7 +66,13 @@ class ReportBuilder:
             ScoreModel.load(config_dir / "score_model.yaml"),
         )
 
-    def _score(self, shown: Sequence[Shown], facts: EnterpriseFacts, on: date) -> dict[str, Any]:
+    def _score(
+        self,
+        shown: Sequence[Shown],
+        facts: EnterpriseFacts,
+        on: date,
+        loan_events: Sequence[LedgerEvent],
+    ) -> dict[str, Any]:
         scored = [
             ScoredRecord(
                 id=s.record.id,
@@ -75,6 +83,7 @@ class ReportBuilder:
             )
             for s in shown
         ]
+        scored.extend(scored_loans(loan_events, on))
         return self.model.score(scored, as_of=on, enterprise=facts)
 
     def build(
@@ -85,8 +94,12 @@ class ReportBuilder:
         now: datetime,
         disputes: dict[int, dict[str, Any]] | None = None,
         loans: list[dict[str, Any]] | None = None,
+        loan_events: Sequence[LedgerEvent] = (),
     ) -> dict[str, Any]:
-        """`loans`: the enterprise's ledger rows, or None when no platform is connected."""
+        """`loans`: the enterprise's ledger rows, or None when no platform is
+        connected; `loan_events`: their events (`gateway.loans.service.history`),
+        which the score folds as of each day it is computed for (ignored when
+        no platform is connected, as the section says so)."""
         today = report_day(now)
         facts = EnterpriseFacts(
             status=str(enterprise["status"]), registered_on=enterprise.get("registered_on")
@@ -103,11 +116,13 @@ class ReportBuilder:
             sections[s.section]["items"].append(s.item)
         if loans is not None and "loans" in sections:
             sections["loans"]["items"] = loans
-        score = self._score(shown, facts, today)
+        history = loan_events if loans is not None else ()
+        score = self._score(shown, facts, today, history)
         trend = []
         for end in quarter_ends_before(today):
             then = [r for r in records if r.effective_date is None or r.effective_date <= end]
-            past = self._score(shown_records(then, self.rules, self.sections, end), facts, end)
+            shown_then = shown_records(then, self.rules, self.sections, end)
+            past = self._score(shown_then, facts, end, history)
             trend.append(
                 {
                     "quarter": f"{end.year}Q{(end.month + 2) // 3}",
@@ -138,7 +153,7 @@ class ReportBuilder:
         return result
 
 
-def _withhold(reason: dict[str, Any], allowed: frozenset[int]) -> dict[str, Any]:
+def _withhold(reason: dict[str, Any], allowed: frozenset[int | str]) -> dict[str, Any]:
     kept = [i for i in reason["evidence"] if i in allowed]
     out = {**reason, "evidence": kept}
     if len(kept) != len(reason["evidence"]):
@@ -150,12 +165,11 @@ def consent_cut(full: dict[str, Any], sections: frozenset[str]) -> dict[str, Any
     """What a consent to `sections` may see of a full report: its sections only, and
     no evidence from others. The same for every request under such a consent."""
     allowed_sections = {n: full["sections"][n] for n in sorted(sections) if n in full["sections"]}
-    # Ledger rows in `loans` are not government records: they carry no record id
-    # and no score reason cites them.
+    # Ledger rows in `loans` are not government records: reasons cite a loan as
+    # `platform:loan_no` (gateway/reports/loans.py), a record by its id.
     visible_ids = frozenset(
-        item["record_id"]
+        loan_ref(item["platform"], item["loan_no"]) if name == "loans" else item["record_id"]
         for name, section in allowed_sections.items()
-        if name != "loans"
         for item in section["items"]
     )
     score = dict(full["score"])

@@ -218,7 +218,7 @@ def _summary(report: dict[str, Any]) -> str:
         + "".join(
             f"<li>{_t(r.get('name') or r['indicator'])}（{_t(_department(r))}）"
             f"<span class=mark> {_t(r['points'])} 分</span>"
-            f"<span class=muted> 依据记录号 {_t(_evidence(r))}</span></li>"
+            f"<span class=muted> 依据 {_t(_evidence(r))}</span></li>"
             for r in negatives
         )
         + "</ol>"
@@ -339,15 +339,15 @@ def _score_detail(report: dict[str, Any]) -> str:
         for t in report.get("score_trend", [])
     )
     return (
-        "<table><thead><tr><th>指标</th><th>说明</th><th>决定部门</th><th>分值</th>"
-        f"<th>依据记录号</th></tr></thead>{rows or '<tr><td colspan=5>无加减分项</td></tr>'}"
+        "<table><thead><tr><th>指标</th><th>说明</th><th>决定部门或报送平台</th><th>分值</th>"
+        f"<th>依据</th></tr></thead>{rows or '<tr><td colspan=5>无加减分项</td></tr>'}"
         "</table><h3>近四个季度评分</h3><table class=keep><thead><tr><th>季度</th><th>截至</th>"
         f"<th>评分</th><th>等级</th></tr></thead>{trend}</table>"
     )
 
 
 def _evidence(reason: dict[str, Any]) -> str:
-    text = "、".join(str(i) for i in reason.get("evidence", [])) or "—"
+    text = L.evidence(reason.get("evidence", [])) or "—"
     if reason.get("evidence_withheld"):
         text += f"（另有 {reason['evidence_withheld']} 条在未获授权的部分）"
     return text

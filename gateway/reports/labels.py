@@ -223,6 +223,20 @@ def wan(fen: int) -> str:
     return f"{_number(Decimal(fen) / 1_000_000, 6)} 万元"
 
 
+def evidence(cited: list[Any]) -> str:
+    """A reason's evidence as printed: records by their number (the sections'
+    记录号 column), loans (`platform:loan_no`) by platform and loan number."""
+    records = [str(i) for i in cited if not isinstance(i, str)]
+    loans = []
+    for ref in (i for i in cited if isinstance(i, str)):
+        platform, _, loan_no = ref.partition(":")
+        loans.append(f"{_VALUES['platform'].get(platform, platform)}贷款 {loan_no}")
+    return "；".join(
+        ([f"记录号 {'、'.join(records)}"] if records else [])
+        + (["、".join(loans)] if loans else [])
+    )
+
+
 def value(name: str, raw: Any) -> str:
     """One field's value as printed: money in yuan, times in Beijing time, codes in Chinese."""
     if raw is None or raw == "" or raw == []:

@@ -58,12 +58,22 @@ class SectionCompleteness(Doc):
 class ScoreReason(Doc):
     indicator: str
     name: str
-    department: str
+    department: str = Field(
+        description="The model's key of the department that decided the records; for a "
+        "loan indicator (`LOAN-…`), the platform that reported the loans (`loans` items' "
+        "`platform`)"
+    )
     department_name: str
     points: int
-    evidence: list[int] = Field(description="Record ids (`record_id`) that triggered it")
+    evidence: list[int | str] = Field(
+        description="What triggered it: records by `record_id` (integers) or, for a loan "
+        "indicator, loans as `platform:loan_no` (strings: the `loans` items' `platform` and "
+        "`loan_no`)"
+    )
     evidence_withheld: int = sometimes(
-        "Evidence from sections the consent does not cover, counted but not shown", ge=1
+        "Evidence from sections the consent does not cover (`loans` included), counted but "
+        "not shown",
+        ge=1,
     )
 
 

@@ -19,6 +19,15 @@ matched it (per-record points stop at `max_times`). The model file:
     `as_of`); `latest_by: field` keeps the category's newest records only.
   - `per_record: true` with `max_times`: points × matching records, capped.
   Category `enterprise` tests the enterprise itself: `age_days`, `age_years`, `status`.
+  Category `loan` tests the platforms' loans (gateway/reports/loans.py folds
+  them from the ledger as of `as_of`): `status`, `days_overdue` (as the
+  platform last reported), `max_days_overdue`, `defaulted` (ever),
+  `amount_fen`, `outstanding_fen`, `disbursed_on`, `ended_on`; its
+  `counts_for_days` runs from the day the loan ended (an open loan always
+  counts), `current` holds while it is open. A loan indicator has no
+  `department`: its reasons name the platform that reported the loan
+  (`department` its key, as the `loans` section's `platform`) and cite the
+  loan as `platform:loan_no`.
   An indicator of any department (`department_in: null`) counts each
   department's records on their own, and its reasons name that department (the
   record's `source_department`, the one that decided it), never the indicator's.
@@ -60,18 +69,22 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.dashboard.i18n import PLATFORM
+from gateway.loans.schemas import LoanStatus
 from gateway.records.schemas import ENTERPRISE_STATUSES, SCHEMAS, EnterpriseStatus
 
 MIN_INDICATORS = 40
 MIN_DEPARTMENTS = 10
 PRINCIPAL_NEGATIVE = 4
 ENTERPRISE = "enterprise"
+LOAN = "loan"
+PLATFORM_NAMES = PLATFORM["zh"]
 CAP_REASON = ("CAP-RECORD", "同一记录多项扣分封顶（超出部分不计）")
 
 
 @dataclass(frozen=True, slots=True)
 class ScoredRecord:
-    id: int  # records.id in our store; reasons cite these
+    id: int | str  # records.id in our store, or a loan's `platform:loan_no`; reasons cite these
     category: str
     source_department: str
     effective_date: date | None
@@ -124,6 +137,18 @@ FIELDS[ENTERPRISE] = {
     "age_days": FieldType("number"),
     "age_years": FieldType("number"),
     "status": FieldType("choice", _STATUSES),
+}
+FIELDS[LOAN] = {
+    "platform": FieldType("text"),
+    "loan_no": FieldType("text"),
+    "status": FieldType("choice", frozenset(get_args(LoanStatus))),
+    "amount_fen": FieldType("number"),
+    "outstanding_fen": FieldType("number"),
+    "days_overdue": FieldType("number"),
+    "max_days_overdue": FieldType("number"),
+    "defaulted": FieldType("flag"),
+    "disbursed_on": FieldType("date"),
+    "ended_on": FieldType("date"),
 }
 
 Op = Literal[
@@ -200,7 +225,7 @@ class Indicator(BaseModel):
 
     id: str = Field(pattern=r"^[A-Z]{2,6}(-[A-Z0-9]+)+$", description="Stable code")
     name: str = Field(min_length=1, max_length=60)
-    department: str
+    department: str | None = Field(None, description="Required but for loans (their platform)")
     category: str
     when: tuple[Clause, ...] = ()
     points: int = Field(ge=-1000, le=1000)
@@ -221,6 +246,13 @@ class Indicator(BaseModel):
             clause.check(fields, f"{where}: when[{n}]")
         if self.per_record != (self.max_times is not None):
             raise ValueError(f"{where}: max_times: required with per_record, and only with it")
+        if self.category == LOAN:
+            if stray := sorted(self.model_fields_set & {"department", "department_in"}):
+                raise ValueError(
+                    f"{where}: {stray[0]}: a loan's reasons name the platform that reported it"
+                )
+        elif self.department is None:
+            raise ValueError(f"{where}: department: required")
         if self.category == ENTERPRISE:
             if stray := sorted(self.model_fields_set & (_TIME_KEYS | {"department_in"})):
                 raise ValueError(f"{where}: {stray[0]}: does not apply to the enterprise itself")
@@ -298,12 +330,12 @@ class ModelFile(BaseModel):
             if indicator.id in seen:
                 raise ValueError(f"indicators: duplicate id {indicator.id}")
             seen.add(indicator.id)
-            if indicator.department not in self.departments:
+            if indicator.department is not None and indicator.department not in self.departments:
                 raise ValueError(
                     f"indicator {indicator.id}: department: unknown department "
                     f"{indicator.department!r} (known: {sorted(self.departments)})"
                 )
-        used = {indicator.department for indicator in self.indicators}
+        used = {i.department for i in self.indicators if i.department is not None}
         if len(self.indicators) < MIN_INDICATORS or len(used) < MIN_DEPARTMENTS:
             raise ValueError(
                 f"indicators: {len(self.indicators)} from {len(used)} departments; the model "
@@ -371,6 +403,7 @@ IN_FORCE: dict[str, Span] = {
     "judgment_debtor": Span(("filed_on",), None, "removed_on"),
     "license": Span(("valid_from", "decision_date"), "valid_until"),
     "penalty": Span(("decision_date",), "publication_until"),  # still published
+    LOAN: Span(("disbursed_on",), None, "ended_on"),  # not yet repaid
 }
 
 
@@ -457,10 +490,13 @@ class Rule:
     tests: tuple[Predicate, ...]
 
     def reason(
-        self, evidence: list[int], times: int = 1, decider: tuple[str, str] | None = None
+        self,
+        evidence: Sequence[int | str],
+        times: int = 1,
+        decider: tuple[str, str] | None = None,
     ) -> dict[str, Any]:
         """`decider`: the department (key, name) that decided the records, when
-        the indicator takes any department's."""
+        the indicator takes any department's, or the platform of loans."""
         department, name = decider or (self.department, self.department_name)
         return {
             "indicator": self.id,
@@ -468,18 +504,19 @@ class Rule:
             "department": department,
             "department_name": name,
             "points": self.points * times,
-            "evidence": sorted(evidence),
+            "evidence": sorted(evidence),  # ints (records) or strings (loans), never mixed
         }
 
 
-def _rule(indicator: Indicator, department: Department) -> Rule:
+def _rule(indicator: Indicator, department: Department | None) -> Rule:
     return Rule(
         id=indicator.id,
         name=indicator.name,
-        department=indicator.department,
-        department_name=department.name,
-        match=department.match,
-        department_in=indicator.department_in,
+        department=indicator.department or "",
+        department_name=department.name if department else "",
+        match=department.match if department else (),
+        # Loans are grouped by their platform, as records of any department by theirs.
+        department_in=None if indicator.category == LOAN else indicator.department_in,
         points=indicator.points,
         max_times=indicator.max_times or 1,
         window=indicator.counts_for_days,
@@ -497,9 +534,11 @@ def _age_years(born: date, today: date) -> int:
     return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
 
 
-def _newest_first(record: ScoredRecord) -> tuple[int, int]:
+def _newest_first(record: ScoredRecord) -> tuple[int, int | str]:
     day = record.effective_date
-    return (-(day.toordinal() if day else 0), -record.id)
+    # One indicator's records are all records (int ids) or all loans (str ids).
+    tie = -record.id if isinstance(record.id, int) else record.id
+    return (-(day.toordinal() if day else 0), tie)
 
 
 def _latest(records: Sequence[ScoredRecord], field: str) -> list[ScoredRecord]:
@@ -523,7 +562,8 @@ class ScoreModel:
         self.base = spec.base
         by_category: defaultdict[str, list[Rule]] = defaultdict(list)
         for indicator in spec.indicators:
-            rule = _rule(indicator, spec.departments[indicator.department])
+            department = spec.departments[indicator.department] if indicator.department else None
+            rule = _rule(indicator, department)
             by_category[indicator.category].append(rule)
         self._enterprise_rules = tuple(by_category.pop(ENTERPRISE, ()))
         self._rules = {category: tuple(rules) for category, rules in by_category.items()}
@@ -556,7 +596,7 @@ class ScoreModel:
         for record in known:
             groups[record.category].append(record)
         today = as_of.isoformat()
-        charged: defaultdict[int, list[int]] = defaultdict(list)  # record id → negative points
+        charged: defaultdict[int | str, list[int]] = defaultdict(list)  # id → negative points
         for category, group in groups.items():
             newest: dict[str, list[ScoredRecord]] = {}
             for rule in self._rules.get(category, ()):
@@ -606,8 +646,14 @@ class ScoreModel:
             return [(None, matched)]
         by: dict[tuple[str, str], list[ScoredRecord]] = {}
         for record in matched:
-            by.setdefault(self.decider(record.source_department), []).append(record)
+            by.setdefault(self._decider_of(record), []).append(record)
         return list(by.items())
+
+    def _decider_of(self, record: ScoredRecord) -> tuple[str, str]:
+        if record.category == LOAN:  # the platform that reported the loan
+            platform = record.source_department
+            return platform, PLATFORM_NAMES.get(platform, platform)
+        return self.decider(record.source_department)
 
     def decider(self, source: str) -> tuple[str, str]:
         """The model's department (key, name) a record's source names: the first
@@ -619,17 +665,17 @@ class ScoreModel:
         return "other", source
 
     def _stacking_caps(
-        self, charged: Mapping[int, list[int]], known: Sequence[ScoredRecord]
+        self, charged: Mapping[int | str, list[int]], known: Sequence[ScoredRecord]
     ) -> list[dict[str, Any]]:
         cap = self.spec.max_extra_per_record
         if cap is None:
             return []
-        sources = {r.id: r.source_department for r in known}
+        by_id = {r.id: r for r in known}
         reasons = []
         for record_id, points in charged.items():
             extra = sum(points) - min(points)
             if extra < -cap:
-                key, name = self.decider(sources[record_id])
+                key, name = self._decider_of(by_id[record_id])
                 reasons.append({
                     "indicator": CAP_REASON[0], "name": CAP_REASON[1], "department": key,
                     "department_name": name, "points": -cap - extra, "evidence": [record_id],

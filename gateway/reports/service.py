@@ -30,7 +30,7 @@ from gateway.reports.build import (
     stale_at,
 )
 from gateway.reports.cache import ReportCache
-from gateway.reports.records import current_records, enterprise_row, latest_feeds
+from gateway.reports.records import StoredRecord, current_records, enterprise_row, latest_feeds
 from gateway.store.tables import enterprises
 from policies.consent import StoredConsent
 
@@ -112,14 +112,23 @@ def _pair(
     ]
 
 
-def _load(
-    conn: Connection, credit_code: str
-) -> tuple[dict[str, Any] | None, list[Any], dict[int, dict[str, Any]], list[dict[str, Any]]]:
-    return (
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    enterprise: dict[str, Any] | None
+    records: list[StoredRecord]
+    disputes: dict[int, dict[str, Any]]
+    loans: list[dict[str, Any]]
+    loan_events: list[ledger.LedgerEvent]
+
+
+def _load(conn: Connection, credit_code: str, with_ledger: bool) -> Loaded:
+    return Loaded(
         enterprise_row(conn, credit_code),
         current_records(conn, credit_code),
         disputes.for_enterprise(conn, credit_code),
-        ledger.for_enterprise(conn, credit_code),
+        ledger.for_enterprise(conn, credit_code) if with_ledger else [],
+        # The score folds each loan again as of every quarter end it shows.
+        ledger.history(conn, credit_code) if with_ledger else [],
     )
 
 
@@ -216,20 +225,21 @@ class ReportService:
             return cached
         started = time.perf_counter()
         async with engine.connect() as conn:
-            enterprise, records, disputed, loans = await conn.run_sync(_load, credit_code)
-            if enterprise is None:
+            loaded = await conn.run_sync(_load, credit_code, self.ledger_connected)
+            if loaded.enterprise is None:
                 return None
             if time.monotonic() - self._feeds_read > FEEDS_TTL_S:
                 # Feed freshness moves by days; re-reading it once a minute is plenty.
                 self._feeds = await conn.run_sync(latest_feeds)
                 self._feeds_read = time.monotonic()
         report = self.builder.build(
-            enterprise,
-            records,
+            loaded.enterprise,
+            loaded.records,
             self._feeds,
             now,
-            disputed,
-            loans if self.ledger_connected else None,
+            loaded.disputes,
+            loaded.loans if self.ledger_connected else None,
+            loaded.loan_events,
         )
         REPORT_BUILD.observe(time.perf_counter() - started)
         await self.cache.put(key, report)

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from gateway.app import create_app
 from gateway.identity import jose
 from gateway.identity.keys import LoadedKey
+from gateway.loans.service import LedgerEvent
 from gateway.reports import signing
 from gateway.reports.build import (
     CLOSING_FROM,
@@ -357,3 +358,91 @@ def test_either_signed_form_is_rebuilt_byte_for_byte_from_members_and_signature(
     raw = jose.b64decode(signature)
     der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
     private.public_key().verify(der, f"{protected}.{encoded}".encode(), ec.ECDSA(hashes.SHA256()))
+
+
+# --- platform loans in the score --------------------------------------------------
+
+LOAN_ROW = {"platform": "kechuangtong", "loan_no": "KCT-1", "status": "overdue"}
+
+
+def loan_history(*steps: tuple[str, str, int | None]) -> list[LedgerEvent]:
+    """(event type, UTC day, days overdue) of kechuangtong's KCT-1, oldest first."""
+    return [
+        LedgerEvent("kechuangtong", "KCT-1", kind, datetime.fromisoformat(f"{day}T02:00:00+00:00"),
+                    50_000_000 if kind == "loan_disbursed" else None, days)
+        for kind, day, days in steps
+    ]  # fmt: skip
+
+
+# Paid out in spring, 40 days late by the summer's end, in default in the autumn.
+GOING_BAD = loan_history(
+    ("loan_disbursed", "2026-04-10", None),
+    ("repayment_overdue", "2026-09-20", 40),
+    ("loan_defaulted", "2026-11-01", None),
+)
+
+
+@pytest.fixture(scope="module")
+def with_loan() -> dict[str, Any]:
+    builder = ReportBuilder.load(CONFIG)
+    return builder.build(ENTERPRISE, RECORDS, FEEDS, NOW, None, [LOAN_ROW], GOING_BAD)
+
+
+def loan_reasons(score: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in score["reasons"] if r["indicator"].startswith("LOAN-")]
+
+
+def test_a_loan_in_default_lowers_the_score_citing_the_loan_as_its_section_shows_it(
+    report: dict[str, Any], with_loan: dict[str, Any]
+) -> None:
+    score = with_loan["score"]
+    [reason] = loan_reasons(score)
+    assert (reason["indicator"], reason["points"]) == ("LOAN-DEFAULT", -150)
+    assert (reason["department"], reason["department_name"]) == ("kechuangtong", "科创通")
+    [item] = with_loan["sections"]["loans"]["items"]
+    assert reason["evidence"] == [f"{item['platform']}:{item['loan_no']}"]
+    assert score["value"] == report["score"]["value"] - 150
+    assert score["value"] == score["base"] + sum(r["points"] for r in score["reasons"])
+    assert score["model_version"] == "xyd-points-2026.3"
+
+
+def test_the_trend_sees_each_loan_as_it_stood_at_each_quarter_end(
+    report: dict[str, Any], with_loan: dict[str, Any]
+) -> None:
+    clean = {t["quarter"]: t["value"] for t in report["score_trend"]}
+    loaded = {t["quarter"]: t["value"] for t in with_loan["score_trend"]}
+    # Not yet lent at 2026Q1's end, lent and current at 2026Q2's, 40 days late at 2026Q3's.
+    assert loaded["2025Q4"] == clean["2025Q4"]
+    assert loaded["2026Q1"] == clean["2026Q1"]
+    assert loaded["2026Q2"] == clean["2026Q2"]
+    assert loaded["2026Q3"] == clean["2026Q3"] - 40
+
+
+def test_loan_events_are_not_scored_without_a_connected_ledger(report: dict[str, Any]) -> None:
+    builder = ReportBuilder.load(CONFIG)
+    unconnected = builder.build(ENTERPRISE, RECORDS, FEEDS, NOW, None, None, GOING_BAD)
+    assert unconnected["score"] == report["score"]
+    assert unconnected["completeness"]["loans"]["status"] == "unavailable"
+
+
+def test_a_consent_without_loans_sees_the_loan_reason_but_not_the_loan(
+    with_loan: dict[str, Any],
+) -> None:
+    without = consent_cut(with_loan, frozenset({"basic", "penalties"}))
+    [reason] = loan_reasons(without["score"])
+    assert reason["evidence"] == []
+    assert reason["evidence_withheld"] == 1
+    assert reason["points"] == -150  # the sum still holds
+    score = without["score"]
+    assert score["value"] == score["base"] + sum(r["points"] for r in score["reasons"])
+    assert score["value"] == with_loan["score"]["value"]
+    [principal] = [
+        r for r in score["principal_negative_reasons"] if r["indicator"] == "LOAN-DEFAULT"
+    ]
+    assert (principal["evidence"], principal["evidence_withheld"]) == ([], 1)
+    assert "kechuangtong:KCT-1" not in orjson.dumps(without).decode()
+
+    covered = consent_cut(with_loan, frozenset({"basic", "loans"}))
+    [shown] = loan_reasons(covered["score"])
+    assert shown["evidence"] == ["kechuangtong:KCT-1"]
+    assert "evidence_withheld" not in shown

@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from sqlalchemy import Engine, select, update
 from starlette.testclient import TestClient
 
+from adapters.events import LoanEvent, digest
+from adapters.ledger import store
 from gateway.app import create_app
 from gateway.client import dpop_proof
 from gateway.identity import jose
@@ -25,6 +27,7 @@ from gateway.records.readers import read_ndjson
 from gateway.records.service import Ingestor
 from gateway.settings import Settings
 from gateway.store.tables import audit_entries, consents
+from tests.adapters.test_ledger import RULES
 from tests.builders import code, ndjson, penalty
 from tests.identity.kit import ISSUER, ClientKey, register
 from tests.identity.test_token_flow import get_token
@@ -166,6 +169,48 @@ def test_compact_jws_and_html_and_406(app_client: TestClient, bank_auth: dict[st
     refused = fetch(app_client, bank_auth, granted["id"], Accept="image/png")
     assert refused.status_code == 406
     assert refused.headers["content-type"] == "application/problem+json"
+
+
+def platform_says(engine: Engine, n: int, kind: str, days_ago: int, **fields: Any) -> None:
+    """科创通's event on code(1)'s loan KCT-API-1, into the ledger as its adapter stores it."""
+    event = LoanEvent(
+        platform="kechuangtong", message_id=f"api-{n}",
+        event_type=kind,  # type: ignore[arg-type]
+        occurred_at=datetime.now(UTC) - timedelta(days=days_ago), raw_sha256=digest(b"%d" % n),
+        credit_code=code(1), bank_code="BOCD", loan_no="KCT-API-1", **fields,
+    )  # fmt: skip
+    with engine.begin() as conn:
+        assert store(conn, event, rules=RULES).outcome == "accepted"
+
+
+def test_a_loan_event_changes_the_next_reports_score(
+    app_client: TestClient, bank_auth: dict[str, str], engine: Engine
+) -> None:
+    covering = consent(app_client, bank_auth, scopes=["basic", "penalties", "loans"])
+    other = consent(app_client, bank_auth, scopes=["basic", "penalties"])
+    before = fetch(app_client, bank_auth, covering["id"]).json()
+    assert before["sections"]["loans"]["items"] == []
+    assert fetch(app_client, bank_auth, other["id"]).status_code == 200  # both cuts cached
+
+    platform_says(engine, 1, "loan_disbursed", 50, amount_fen=30_000_000)
+    platform_says(engine, 2, "repayment_overdue", 0, days_overdue=35)
+    after_data_change(app_client)
+
+    after = fetch(app_client, bank_auth, covering["id"]).json()
+    [loan] = after["sections"]["loans"]["items"]
+    assert (loan["status"], loan["days_overdue"]) == ("overdue", 35)
+    [reason] = [r for r in after["score"]["reasons"] if r["indicator"].startswith("LOAN-")]
+    assert {k: reason[k] for k in ("indicator", "department", "points", "evidence")} == {
+        "indicator": "LOAN-OVERDUE-31D", "department": "kechuangtong", "points": -40,
+        "evidence": ["kechuangtong:KCT-API-1"],
+    }  # fmt: skip
+    assert after["score"]["value"] == before["score"]["value"] - 40
+    # A consent without `loans` sees the reason and its points, not the loan.
+    cut = fetch(app_client, bank_auth, other["id"]).json()
+    [withheld] = [r for r in cut["score"]["reasons"] if r["indicator"] == "LOAN-OVERDUE-31D"]
+    assert (withheld["evidence"], withheld["evidence_withheld"]) == ([], 1)
+    assert cut["score"]["value"] == after["score"]["value"]
+    assert "KCT-API-1" not in json.dumps(cut, ensure_ascii=False)
 
 
 def denial(answer: Any) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +11,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from adapters.events import BEIJING
 from gateway.demo import names
+from gateway.loans.service import LedgerEvent
 from gateway.records.schemas import SCHEMAS
+from gateway.reports.loans import scored_loans
 from gateway.reports.scoring import (
     FIELDS,
     EnterpriseFacts,
@@ -145,7 +148,7 @@ def test_a_clean_enterprise_with_tax_a_and_a_red_list(model: ScoreModel) -> None
     assert (result["value"], result["grade"], result["risk_class"]) == (890, "AAA", "低")
     assert result["principal_negative_reasons"] == []
     assert result["not_scored"] is None
-    assert result["model_version"] == "xyd-points-2026.2"
+    assert result["model_version"] == "xyd-points-2026.3"
     assert result["reasons"][0]["department_name"] == "成都市行政审批局"
 
 
@@ -314,6 +317,184 @@ def test_an_old_enterprise_with_only_its_registration_is_not_scored(model: Score
     assert result["not_scored"]["code"] == "NS-NO-RECORDS"
 
 
+# --- platform loans ------------------------------------------------------------------
+
+
+def on_day(day: date, hour: int = 10) -> datetime:
+    """`hour` o'clock in Beijing on `day`, as the ledger stores it (UTC)."""
+    return datetime.combine(day, time(hour), BEIJING).astimezone(UTC)
+
+
+def loan_event(
+    kind: str, day: date, loan_no: str = "KCT-1", platform: str = "kechuangtong", **fields: Any
+) -> LedgerEvent:
+    values: dict[str, Any] = {"amount_fen": None, "days_overdue": None, **fields}
+    return LedgerEvent(platform, loan_no, kind, on_day(day), **values)
+
+
+def lent(days_ago: int = 200, **fields: Any) -> LedgerEvent:
+    return loan_event("loan_disbursed", AS_OF - timedelta(days=days_ago), amount_fen=50_000_000,
+                      **fields)  # fmt: skip
+
+
+def late(days: int, days_ago: int = 1, **fields: Any) -> LedgerEvent:
+    return loan_event("repayment_overdue", AS_OF - timedelta(days=days_ago), days_overdue=days,
+                      **fields)  # fmt: skip
+
+
+def with_loans(model: ScoreModel, *events: LedgerEvent, on: date = AS_OF) -> dict[str, Any]:
+    """A clean enterprise's score with these loan events, as of `on`."""
+    records = [*clean_records(), *scored_loans(events, on)]
+    return model.score(records, as_of=on, enterprise=active(date(2012, 5, 10)))
+
+
+def loan_reasons(result: dict[str, Any]) -> list[tuple[str, str, str, int, list[Any]]]:
+    return [
+        (r["indicator"], r["department"], r["department_name"], r["points"], r["evidence"])
+        for r in result["reasons"]
+        if r["indicator"].startswith("LOAN-")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("days", "indicator", "points"),
+    [
+        (1, "LOAN-OVERDUE-1D", -15), (30, "LOAN-OVERDUE-1D", -15),
+        (31, "LOAN-OVERDUE-31D", -40), (60, "LOAN-OVERDUE-31D", -40),
+        (61, "LOAN-OVERDUE-61D", -70), (90, "LOAN-OVERDUE-61D", -70),
+        (91, "LOAN-OVERDUE-90D", -100), (400, "LOAN-OVERDUE-90D", -100),
+    ],
+)  # fmt: skip
+def test_a_loan_overdue_now_costs_by_its_days_bucket(
+    model: ScoreModel, days: int, indicator: str, points: int
+) -> None:
+    clean = with_loans(model)
+    result = with_loans(model, lent(), late(days))
+
+    assert loan_reasons(result) == [
+        (indicator, "kechuangtong", "科创通", points, ["kechuangtong:KCT-1"])
+    ]
+    assert result["value"] == clean["value"] + points
+    assert result["value"] == result["base"] + sum(r["points"] for r in result["reasons"])
+
+
+def test_a_loan_overdue_then_repaid_is_overdue_no_more(model: ScoreModel) -> None:
+    repaid = loan_event("repayment_received", AS_OF, amount_fen=1_000_000)
+
+    assert loan_reasons(with_loans(model, lent(), late(45, 10), repaid)) == []
+    # Sixty days and more stays on file as past overdue, though cured.
+    cured = with_loans(model, lent(), late(75, 10), repaid)
+    assert loan_reasons(cured) == [
+        ("LOAN-PAST-OVERDUE", "kechuangtong", "科创通", -20, ["kechuangtong:KCT-1"])
+    ]
+
+
+def test_a_defaulted_loan_counts_as_a_default_only(model: ScoreModel) -> None:
+    defaulted = loan_event("loan_defaulted", AS_OF - timedelta(days=1))
+
+    result = with_loans(model, lent(), late(30, 60), late(90, 2), defaulted)
+
+    # Its status is `defaulted`, 90 days late: no overdue bucket on top.
+    assert loan_reasons(result) == [
+        ("LOAN-DEFAULT", "kechuangtong", "科创通", -150, ["kechuangtong:KCT-1"])
+    ]
+    assert result["principal_negative_reasons"][0]["indicator"] == "LOAN-DEFAULT"
+
+
+@pytest.mark.parametrize(("days_since", "counts"), [(0, True), (1825, True), (1826, False)])
+def test_a_default_counts_five_years_after_the_loan_ended(
+    model: ScoreModel, days_since: int, counts: bool
+) -> None:
+    on = AS_OF + timedelta(days=days_since)
+    events = (
+        lent(300),
+        loan_event("loan_defaulted", AS_OF - timedelta(days=100)),
+        loan_event("loan_settled", AS_OF),  # paid off at last: the record ends today
+    )
+
+    result = with_loans(model, *events, on=on)
+
+    assert ("LOAN-DEFAULT" in indicators(result)) is counts
+    assert "LOAN-REPAID" not in indicators(result)
+
+
+def test_a_default_never_settled_counts_however_old(model: ScoreModel) -> None:
+    events = (lent(4000), loan_event("loan_defaulted", AS_OF - timedelta(days=3000)))
+
+    assert "LOAN-DEFAULT" in indicators(with_loans(model, *events))
+
+
+def test_loans_repaid_on_time_add_a_little_for_two_at_most(model: ScoreModel) -> None:
+    def repaid(n: int, days_ago: int) -> list[LedgerEvent]:
+        return [
+            lent(days_ago + 365, loan_no=f"KCT-{n}"),
+            loan_event("loan_settled", AS_OF - timedelta(days=days_ago), loan_no=f"KCT-{n}"),
+        ]
+
+    result = with_loans(model, *repaid(1, 10), *repaid(2, 20), *repaid(3, 30))
+    assert loan_reasons(result) == [
+        ("LOAN-REPAID", "kechuangtong", "科创通", 10,
+         ["kechuangtong:KCT-1", "kechuangtong:KCT-2", "kechuangtong:KCT-3"]),
+    ]  # fmt: skip
+    # Once late, even a day, a settled loan earns nothing; three years on, neither.
+    assert loan_reasons(with_loans(model, *repaid(1, 10), late(3, 200, loan_no="KCT-1"))) == []
+    assert loan_reasons(with_loans(model, *repaid(1, 1095))) == []
+
+
+def test_each_platform_is_named_for_its_own_loans(model: ScoreModel) -> None:
+    events = (
+        lent(), late(40),
+        lent(loan_no="NDT-9", platform="nongdaitong"),
+        late(40, loan_no="NDT-9", platform="nongdaitong"),
+        lent(loan_no="XX-1", platform="elsewhere"), late(40, loan_no="XX-1", platform="elsewhere"),
+    )  # fmt: skip
+
+    assert sorted(loan_reasons(with_loans(model, *events))) == [
+        ("LOAN-OVERDUE-31D", "elsewhere", "elsewhere", -40, ["elsewhere:XX-1"]),
+        ("LOAN-OVERDUE-31D", "kechuangtong", "科创通", -40, ["kechuangtong:KCT-1"]),
+        ("LOAN-OVERDUE-31D", "nongdaitong", "农贷通", -40, ["nongdaitong:NDT-9"]),
+    ]
+
+
+def test_a_loan_is_scored_as_it_stood_on_the_day(model: ScoreModel) -> None:
+    events = (lent(200), late(40, 100), loan_event("loan_defaulted", AS_OF - timedelta(days=10)))
+
+    assert loan_reasons(with_loans(model, *events, on=AS_OF - timedelta(days=150))) == []
+    then = with_loans(model, *events, on=AS_OF - timedelta(days=50))
+    assert [r[0] for r in loan_reasons(then)] == ["LOAN-OVERDUE-31D"]
+    assert [r[0] for r in loan_reasons(with_loans(model, *events))] == ["LOAN-DEFAULT"]
+    # The day ends at Beijing midnight: an event at 23:30 there counts that day.
+    night = LedgerEvent(
+        "kechuangtong", "KCT-1", "loan_defaulted",
+        datetime.combine(AS_OF - timedelta(days=60), time(23, 30), BEIJING), None, None,
+    )  # fmt: skip
+    assert [
+        r[0] for r in loan_reasons(with_loans(model, lent(200), night, on=night.occurred_at.date()))
+    ] == ["LOAN-DEFAULT"]
+    day_before = night.occurred_at.date() - timedelta(days=1)
+    assert loan_reasons(with_loans(model, lent(200), night, on=day_before)) == []
+
+
+def test_applications_and_refusals_are_no_debts(model: ScoreModel) -> None:
+    events = (
+        loan_event("application_submitted", AS_OF - timedelta(days=30), amount_fen=1_000_000),
+        loan_event("loan_rejected", AS_OF - timedelta(days=20)),
+    )
+
+    assert scored_loans(events, AS_OF) == []
+    assert with_loans(model, *events) == with_loans(model)
+
+
+def test_an_enterprise_with_a_loan_besides_its_registration_is_scored(model: ScoreModel) -> None:
+    registered = [stored(801, "registration")]
+    loans = scored_loans((lent(), late(40)), AS_OF)
+
+    result = model.score([*registered, *loans], as_of=AS_OF, enterprise=active(date(2012, 5, 10)))
+
+    assert result["not_scored"] is None
+    assert {"LOAN-OVERDUE-31D", "ENT-AGE-10Y"} <= indicators(result)
+
+
 # --- invariants over random record sets --------------------------------------------
 
 _WORDS = (
@@ -351,8 +532,9 @@ _DATA = {
     category: st.fixed_dictionaries(
         {}, optional={name: _values(name, ftype) for name, ftype in FIELDS[category].items()}
     )
-    for category in SCHEMAS
+    for category in [*SCHEMAS, "loan"]
 }
+_PLATFORMS = ("kechuangtong", "nongdaitong", "yingchuang", "elsewhere")
 
 
 @st.composite
@@ -368,6 +550,18 @@ def record_sets(draw: st.DrawFn) -> list[ScoredRecord]:
                 source_department=draw(st.sampled_from(_DEPARTMENTS)),
                 effective_date=draw(st.none() | _DAYS),
                 data=draw(_DATA[category]),
+            )
+        )
+    loan_nos = draw(st.lists(st.sampled_from(("L-1", "L-2", "L-3")), max_size=3, unique=True))
+    for loan_no in loan_nos:  # cited as strings, beside the records' ints
+        platform = draw(st.sampled_from(_PLATFORMS))
+        records.append(
+            ScoredRecord(
+                id=f"{platform}:{loan_no}",
+                category="loan",
+                source_department=platform,
+                effective_date=draw(_DAYS),
+                data=draw(_DATA["loan"]),
             )
         )
     return records
@@ -398,6 +592,8 @@ def test_the_score_is_always_base_plus_its_reasons(
     assert all(set(r["evidence"]) <= ids for r in reasons)
     assert all(r["points"] != 0 for r in reasons)
     assert reasons == sorted(reasons, key=lambda r: (r["points"], r["indicator"]))
+    for reason in reasons:  # one reason cites records or loans, never both
+        assert len({type(i) for i in reason["evidence"]}) <= 1
     assert len(principal) <= 4
     assert all(r in reasons and r["points"] < 0 for r in principal)
     shuffled = data.draw(st.permutations(records))
@@ -461,7 +657,7 @@ def _too_few(raw: dict[str, Any]) -> None:
 
 
 def _one_department(raw: dict[str, Any]) -> None:
-    raw["indicators"] = [i for i in raw["indicators"] if i["department"] == "credit_office"]
+    raw["indicators"] = [i for i in raw["indicators"] if i.get("department") == "credit_office"]
     raw["indicators"] += [{**i, "id": f"PUB-COPY-{n}"} for n, i in enumerate(raw["indicators"] * 3)]
 
 
@@ -485,6 +681,18 @@ def _unknown_status(raw: dict[str, Any]) -> None:
     raw["not_scored"][0]["status_in"] = ["closed"]
 
 
+def _loan_with_department(raw: dict[str, Any]) -> None:
+    _indicator(raw, "LOAN-DEFAULT")["department"] = "credit_office"
+
+
+def _no_department(raw: dict[str, Any]) -> None:
+    del _indicator(raw, "TAX-A")["department"]
+
+
+def _loan_field(raw: dict[str, Any]) -> None:
+    _indicator(raw, "LOAN-DEFAULT")["when"][0]["field"] = "days_late"
+
+
 @pytest.mark.parametrize(
     ("breaks", "message"),
     [
@@ -503,6 +711,9 @@ def _unknown_status(raw: dict[str, Any]) -> None:
         (_forever, "MKT-PEN: counts_for_days: required"),
         (_current_tax, "tax_rating has no in-force dates"),
         (_unknown_status, "unknown status ['closed']"),
+        (_loan_with_department, "LOAN-DEFAULT: department: a loan's reasons name the platform"),
+        (_no_department, "TAX-A: department: required"),
+        (_loan_field, "'days_late' is not a field"),
     ],
 )
 def test_a_broken_model_stops_start_up_naming_the_problem(
