@@ -265,7 +265,21 @@ _REASONS = (
         re.compile(r"^(\w+) data is older than (\d+) days \(last feed ([\d-]+)\)$"),
         "{0}数据已超过 {1} 天未更新（最近一次 {2}）",
     ),
+    (
+        re.compile(r"^feeds delivered and current \(last complete feed: (.+)\)$"),
+        "数据按时报送（最近一次完整报送：{0}）",
+    ),
+    (re.compile(r"^a section without records has none to show$"), "无记录即确无此类记录"),
+    (re.compile(r"^platform ledger connected$"), "已接入融资平台贷款台账"),
+    (re.compile(r"^every loan shown$"), "列出全部贷款"),
 )
+
+
+_CATEGORY_FIRST = re.compile(r"^\w+")
+
+
+def _category(found: re.Match[str]) -> str:
+    return CATEGORIES.get(found[0], found[0])
 
 
 def completeness_reason(reason: str) -> str:
@@ -276,8 +290,9 @@ def completeness_reason(reason: str) -> str:
         for pattern, words in _REASONS:
             found = pattern.match(part)
             if found:
+                # Each item names a category, maybe followed by its feed's day.
                 names = [
-                    "、".join(CATEGORIES.get(c.strip(), c.strip()) for c in g.split(","))
+                    "、".join(_CATEGORY_FIRST.sub(_category, c.strip()) for c in g.split(","))
                     for g in found.groups()
                 ]
                 parts.append(words.format(*names))

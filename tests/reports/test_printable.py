@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from gateway.loans.service import LedgerEvent
 from gateway.reports.build import ReportBuilder, consent_cut, request_members
 from gateway.reports.html import ORDER, PRINTED_MAX, render_html
 from gateway.reports.pdf import Printer, PrinterBusy, render_pdf
@@ -45,6 +46,13 @@ TROUBLE = [
     penalty(16, "2026-09-15", fine_fen=123_456_700, violation_type="超标排放", severity="serious",
             facts="废气排放口颗粒物浓度超过排放标准"),
 ]  # fmt: skip
+# LOAN's life in the ledger: paid out on 2026-05-01, 35 days late on 2026-11-25.
+LOAN_EVENTS = [
+    LedgerEvent("kechuangtong", "KCT-2026-0001", "loan_disbursed",
+                datetime(2026, 5, 1, 1, tzinfo=UTC), 500_000_000, None),
+    LedgerEvent("kechuangtong", "KCT-2026-0001", "repayment_overdue",
+                datetime(2026, 11, 25, 8, 30, tzinfo=UTC), None, 35),
+]  # fmt: skip
 OPEN_DISPUTE = {
     16: {"status": "open", "opened_at": "2026-11-20T02:00:00+00:00", "resolved_at": None}
 }
@@ -54,18 +62,15 @@ def as_sent(full: dict[str, Any], sections: frozenset[str] | None = None) -> dic
     cut = consent_cut(full, sections if sections is not None else frozenset(full["sections"]))
     own = request_members(
         consent_id="cns_print", purpose="loan_application", report_id="rpt_Print0001",
-        generated_at=NOW.isoformat(),
+        generated_at=NOW, client_id="bank-a", org_code="BOCD", stale_at=None,
     )  # fmt: skip
-    # Another change adds these to every report; the page shows them when present.
-    own["recipient"] = {"client_id": "bank-a", "org_code": "BOCD"}
-    own["valid_until"] = (NOW + timedelta(days=30)).isoformat()
     return {**cut, **own}
 
 
 @pytest.fixture(scope="module")
 def troubled() -> dict[str, Any]:
     full = ReportBuilder.load(CONFIG).build(
-        ENTERPRISE, [*RECORDS, *TROUBLE], FEEDS, NOW, OPEN_DISPUTE, [LOAN]
+        ENTERPRISE, [*RECORDS, *TROUBLE], FEEDS, NOW, OPEN_DISPUTE, [LOAN], LOAN_EVENTS
     )
     return as_sent(full)
 
@@ -174,6 +179,27 @@ def titles(html: str) -> list[str]:
         re.sub(r"^[一二三四五六七八九十]+、", "", t)
         for t in re.findall(r"<h[23]>([^<]+)</h[23]>", html)
     ]
+
+
+def test_a_loan_reason_names_its_platform_and_the_loan_unless_loans_are_not_consented(
+    troubled: dict[str, Any], page: str
+) -> None:
+    [reason] = [r for r in troubled["score"]["reasons"] if r["indicator"] == "LOAN-OVERDUE-31D"]
+    assert reason["evidence"] == ["kechuangtong:KCT-2026-0001"]
+    row = re.search(r"<tr><td>LOAN-OVERDUE-31D</td>.*?</tr>", page)
+    assert row is not None
+    assert re.findall(r"<td[^>]*>([^<]*)</td>", row.group(0)) == [
+        "LOAN-OVERDUE-31D", "贷款当前逾期31至60天", "科创通", "-40", "科创通贷款 KCT-2026-0001",
+    ]  # fmt: skip
+    assert "<th>决定部门或报送平台</th>" in page
+    full = ReportBuilder.load(CONFIG).build(
+        ENTERPRISE, [*RECORDS, *TROUBLE], FEEDS, NOW, OPEN_DISPUTE, [LOAN], LOAN_EVENTS
+    )
+    unconsented = render_html(as_sent(full, frozenset({"basic", "penalties"})), signature=SIGNATURE)
+    row = re.search(r"<tr><td>LOAN-OVERDUE-31D</td>.*?</tr>", unconsented)
+    assert row is not None
+    assert "另有 1 条在未获授权的部分" in row.group(0)
+    assert "KCT-2026-0001" not in unconsented
 
 
 def test_sections_in_a_fixed_order_whatever_the_report_order(troubled: dict[str, Any]) -> None:
@@ -290,7 +316,8 @@ def test_the_pdf_renders_the_page_with_cjk_fonts(printed: bytes, tmp_path: Path)
         assert words in text, words
     # A record and the line beneath it are never split over two pages.
     by_page = text.split("\f")
-    [loan] = [n for n, page in enumerate(by_page) if "KCT-2026-0001" in page]
+    # The loan's row (the score's detail, further on, cites it too).
+    loan = next(n for n, page in enumerate(by_page) if "KCT-2026-0001" in page)
     assert "首次记录" in by_page[loan]
 
 
