@@ -1,9 +1,11 @@
 """Journey 2: 科创通 reports a loan paid out, then 30, 60 and 90 days overdue, then in
-default. The bank's report shows the loan; the monitor raises the overdue alert and
-escalates it; 科创通 receives the signed callback; a risk officer acknowledges and
-resolves the alert in the dashboard, in a real browser.
+default. The bank's report shows the loan and its score counts the default; the
+monitor raises the overdue alert and escalates it; 科创通 receives the signed
+callback; a risk officer acknowledges and resolves the alert in the dashboard, in a
+real browser.
 
-Crosses: the 科创通 push adapter and the loan ledger, the report's `loans` section,
+Crosses: the 科创通 push adapter and the loan ledger, the report's `loans` section
+and score,
 the `xyd monitor` process (relay, Redis stream, rules, alerts), the outbox delivering
 to the platform's callback endpoint, the alerts API, the dashboard (Chromium via
 Playwright), the audit chain and the access log.
@@ -108,6 +110,13 @@ def test_a_loan_going_bad_reaches_the_report_the_officer_and_the_platform(
     )
     assert (loan["amount_fen"], loan["days_overdue"]) == (100_000_000, 90)
     assert after["completeness"]["loans"]["status"] == "complete"
+    # Before, a registration alone was no credit history; the default now is, and costs.
+    assert before["score"]["not_scored"]["code"] == "NS-NO-RECORDS"
+    [reason] = [r for r in after["score"]["reasons"] if r["indicator"].startswith("LOAN-")]
+    assert (reason["indicator"], reason["department"], reason["points"]) == (
+        "LOAN-DEFAULT", "kechuangtong", -150,
+    )  # fmt: skip
+    assert reason["evidence"] == [f"kechuangtong:{LOAN}"]
 
     # The monitor raised one overdue alert for the loan and escalated it to critical.
     def escalated() -> list[dict[str, Any]]:
@@ -181,8 +190,6 @@ def _one_late_loan(world: World, sme: str, n: int) -> tuple[GatewayClient, str]:
     return bank, str(consent["id"])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 18: the score model has no loan indicator "
-                   "(journey 2's 'score change'; not among the assigned items)")  # fmt: skip
 def test_an_overdue_loan_lowers_the_score(world: World) -> None:
     sme = code(1822)
     bank, consent_id = _one_late_loan(world, sme, 22)
@@ -199,8 +206,13 @@ def test_an_overdue_loan_lowers_the_score(world: World) -> None:
         == ["accepted"] * 2
     )
     twin_consent = direct_consent(bank, twin, "credit_review", ["basic"])
-    late = fetched(bank, sme, consent_id)["score"]["value"]
-    assert late < fetched(bank, twin, twin_consent["id"])["score"]["value"]
+    late = fetched(bank, sme, consent_id)["score"]
+    clean = fetched(bank, twin, twin_consent["id"])["score"]
+    assert late["value"] == clean["value"] - 40
+    [reason] = [r for r in late["reasons"] if r["indicator"].startswith("LOAN-")]
+    assert (reason["indicator"], reason["department"], reason["evidence"]) == (
+        "LOAN-OVERDUE-31D", "kechuangtong", ["kechuangtong:KCTJ22"],
+    )  # fmt: skip
 
 
 def test_an_alert_says_status_in_its_body_as_in_its_filter(world: World) -> None:
