@@ -23,10 +23,10 @@ _PROBLEMS = problem_docs(
         400: "Malformed body or Idempotency-Key",
         401: "Missing or invalid token",
         403: "Token lacks consents:write",
-        404: "No such consent (or not yours)",
+        404: "No such consent (or not yours); to register one, no such enterprise",
         409: "Already revoked, or the same Idempotency-Key still in progress",
         **JSON_ONLY_DOC,
-        422: "A value is invalid; detail says which",
+        422: "A value is invalid (or the enterprise is deregistered); detail says which",
         429: "Rate limited; Retry-After and RateLimit say when to come back",
         503: "The audit trail or the rate limiter is unavailable; nothing is disclosed",
     }
