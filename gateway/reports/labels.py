@@ -251,7 +251,23 @@ _REASONS = (
         re.compile(r"^(\w+) data is older than (\d+) days \(last feed ([\d-]+)\)$"),
         "{0}数据已超过 {1} 天未更新（最近一次 {2}）",
     ),
+    (
+        re.compile(r"^feeds delivered and current \(last complete feed: (.+)\)$"),
+        "数据按时报送（最近一次完整报送：{0}）",
+    ),
+    (re.compile(r"^a section without records has none to show$"), "无记录即确无此类记录"),
+    (re.compile(r"^platform ledger connected$"), "已接入融资平台台账"),
+    (re.compile(r"^every loan shown$"), "列示全部贷款"),
 )
+
+
+def _names(group: str) -> str:
+    """ "penalty, license" or "penalty 2026-11-01, license 2026-10-30" in Chinese."""
+    out = []
+    for item in group.split(","):
+        category, _, day = item.strip().partition(" ")
+        out.append(f"{CATEGORIES.get(category, category)} {day}".rstrip())
+    return "、".join(out)
 
 
 def completeness_reason(reason: str) -> str:
@@ -262,11 +278,7 @@ def completeness_reason(reason: str) -> str:
         for pattern, words in _REASONS:
             found = pattern.match(part)
             if found:
-                names = [
-                    "、".join(CATEGORIES.get(c.strip(), c.strip()) for c in g.split(","))
-                    for g in found.groups()
-                ]
-                parts.append(words.format(*names))
+                parts.append(words.format(*(_names(g) for g in found.groups())))
                 break
         else:
             parts.append(part)

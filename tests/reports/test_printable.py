@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import threading
 import time
-from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -54,11 +53,8 @@ def as_sent(full: dict[str, Any], sections: frozenset[str] | None = None) -> dic
     cut = consent_cut(full, sections if sections is not None else frozenset(full["sections"]))
     own = request_members(
         consent_id="cns_print", purpose="loan_application", report_id="rpt_Print0001",
-        generated_at=NOW.isoformat(),
+        generated_at=NOW, client_id="bank-a", org_code="BOCD", stale_at=None,
     )  # fmt: skip
-    # Another change adds these to every report; the page shows them when present.
-    own["recipient"] = {"client_id": "bank-a", "org_code": "BOCD"}
-    own["valid_until"] = (NOW + timedelta(days=30)).isoformat()
     return {**cut, **own}
 
 
