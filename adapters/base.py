@@ -127,7 +127,11 @@ class StoreUnavailable(Exception):
 
 
 async def receive(ctx: PlatformContext, event: LoanEvent) -> Stored:
-    """Store one pushed event and commit; only then may the platform be told 'accepted'."""
+    """Store one pushed event and commit; only then may the platform be told 'accepted'.
+
+    "rejected" (an authorisation the gateway cannot register, dead-lettered
+    already): the adapter answers it as its platform's protocol refuses a message.
+    """
     PLATFORM_MESSAGES.labels(event.platform, "received").inc()
     try:
         async with ctx.engine.begin() as conn:
@@ -136,6 +140,8 @@ async def receive(ctx: PlatformContext, event: LoanEvent) -> Stored:
         log.error("could not store a platform message", extra={"platform": event.platform})
         raise StoreUnavailable(str(exc)) from exc
     PLATFORM_MESSAGES.labels(event.platform, stored.outcome).inc()
+    if stored.outcome == "rejected":
+        PLATFORM_MESSAGES.labels(event.platform, "dead_lettered").inc()
     return stored
 
 

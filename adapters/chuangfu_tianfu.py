@@ -563,7 +563,7 @@ class ChuangfuTianfu:
             stored = await receive(self.ctx, event)
         except StoreUnavailable:
             return _unavailable("the store cannot take the message; send it again later")
-        return _ack(ack_key, event.message_id, stored.outcome, None, now)
+        return _ack(ack_key, event.message_id, stored.outcome, stored.reason, now)
 
 
 def build(ctx: PlatformContext) -> Adapter:

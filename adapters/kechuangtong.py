@@ -419,9 +419,11 @@ class KechuangtongAdapter:
             await reject(self.ctx, KEY, str(exc), raw)
             return _answer(400, 40000, str(exc))
         try:
-            await receive(self.ctx, event)
+            stored = await receive(self.ctx, event)
         except StoreUnavailable:
             return _answer(503, 50300, "retry later")
+        if stored.outcome == "rejected":
+            return _answer(400, 40000, stored.reason or "rejected")
         return _answer(200, 0, "ok")
 
     async def sync(

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+import orjson
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from adapters.events import BEIJING, LoanEvent, beijing_day_end
 from gateway.consents.schemas import ConsentIn
+from gateway.consents.service import check_subject, witness_of
 from gateway.consents.service import create as create_consent
-from gateway.consents.service import witness_of
 from gateway.errors import ProblemError
 from gateway.identity.tokens import Caller
 from gateway.store.tables import (
@@ -34,7 +35,7 @@ from gateway.store.tables import (
 from policies.consent import ConsentRules, Purpose
 
 log = logging.getLogger("xyd.adapters")
-Outcome = Literal["accepted", "duplicate"]
+Outcome = Literal["accepted", "duplicate", "rejected"]
 PLATFORM_PURPOSE: Purpose = "loan_application"
 
 
@@ -43,6 +44,7 @@ class Stored:
     outcome: Outcome
     event_id: int | None = None
     consent_id: str | None = None
+    reason: str | None = None  # why it was rejected (then dead-lettered)
 
 
 def _insert_once(conn: Connection, values: dict[str, Any]) -> int | None:
@@ -60,6 +62,9 @@ def _insert_once(conn: Connection, values: dict[str, Any]) -> int | None:
 
 
 def store(conn: Connection, event: LoanEvent, *, rules: ConsentRules) -> Stored:
+    """Stored once; or "rejected" (dead-lettered, nothing else written): see `_refused`."""
+    if event.authorization is not None and (refused := _refused(conn, event)) is not None:
+        return refused
     now = datetime.now(UTC)
     event_id = _insert_once(
         conn,
@@ -97,6 +102,34 @@ def store(conn: Connection, event: LoanEvent, *, rules: ConsentRules) -> Stored:
     if event.authorization is not None and event.credit_code:
         consent_id = _consent(conn, event, rules)
     return Stored("accepted", event_id, consent_id)
+
+
+def _refused(conn: Connection, event: LoanEvent) -> Stored | None:
+    """An authorisation for an enterprise that cannot grant a consent (not in the
+    registry, deregistered): kept as a dead letter with the reason, and refused,
+    so the platform hears of it in its own terms. One stored already stays a
+    duplicate, whatever has happened to the enterprise since.
+    """
+    if event.credit_code is None or _known(conn, event):
+        return None
+    try:
+        check_subject(conn, event.credit_code)
+    except ProblemError as exc:
+        reason = f"authorisation not registered: {exc.detail}"
+        # No copy of the platform's bytes here: the event as read, with their digest.
+        raw = orjson.dumps(asdict(event), default=str, option=orjson.OPT_SORT_KEYS)
+        dead_letter(conn, event.platform, reason, raw, once=True)
+        return Stored("rejected", reason=reason)
+    return None
+
+
+def _known(conn: Connection, event: LoanEvent) -> bool:
+    found = conn.execute(
+        select(loan_events.c.id).where(
+            loan_events.c.platform == event.platform, loan_events.c.message_id == event.message_id
+        )
+    ).first()
+    return found is not None
 
 
 def _consent(conn: Connection, event: LoanEvent, rules: ConsentRules) -> str | None:
@@ -221,13 +254,29 @@ def refold(conn: Connection, platform: str, loan_no: str, now: datetime) -> None
 # --- dead letters and pull positions ---------------------------------------------
 
 
-def dead_letter(conn: Connection, platform: str, reason: str, raw: bytes) -> None:
-    """A message that could not be parsed: kept with the reason, for operators."""
+def dead_letter(
+    conn: Connection, platform: str, reason: str, raw: bytes, *, once: bool = False
+) -> bool:
+    """A message that could not be parsed or was refused: kept with the reason, for
+    operators. `once`: not again if the same (reason, raw) is kept already (a
+    pull platform delivers its feed at least once). Whether it was written."""
+    reason = reason[:2000]
+    if once:
+        known = conn.execute(
+            select(platform_dead_letters.c.id).where(
+                platform_dead_letters.c.platform == platform,
+                platform_dead_letters.c.reason == reason,
+                platform_dead_letters.c.raw == raw,
+            )
+        ).first()
+        if known is not None:
+            return False
     conn.execute(
         insert(platform_dead_letters).values(
-            platform=platform, reason=reason[:2000], raw=raw, received_at=datetime.now(UTC)
+            platform=platform, reason=reason, raw=raw, received_at=datetime.now(UTC)
         )
     )
+    return True
 
 
 def get_state(conn: Connection, platform: str, name: str) -> str | None:

@@ -533,6 +533,8 @@ class NongdaitongAdapter:
             return answer(event.message_id, Code.BUSY, "系统繁忙, 请稍后重试")
         if stored.outcome == "duplicate":
             return answer(event.message_id, Code.DUPLICATE, "重复报文, 已受理")
+        if stored.outcome == "rejected":  # dead-lettered by the ledger
+            return answer(event.message_id, Code.INVALID, f"CreditCode 无效: {stored.reason}")
         return answer(event.message_id, Code.ACCEPTED, "成功")
 
     def _refused(self, msg_id: str, refusal: Refusal) -> Response:

@@ -46,7 +46,7 @@ from adapters.http import (
 )
 from gateway.identifiers import InvalidIdentifier, validate_credit_code
 from gateway.metrics import PLATFORM_LAST_SYNC, PLATFORM_MESSAGES
-from gateway.store.tables import loan_events, platform_dead_letters
+from gateway.store.tables import loan_events
 from policies.consent import ConsentRules
 
 PLATFORM = "tianfu-rongtong"
@@ -242,6 +242,7 @@ class _Counts:
     accepted: int = 0
     duplicate: int = 0
     dead_lettered: int = 0
+    refused: list[dict[str, Any]] = field(default_factory=list)  # by the ledger
 
 
 def _commit_page(
@@ -254,21 +255,16 @@ def _commit_page(
     """A page's events, its rejects and the cursor after it, in the caller's one transaction."""
     counts = _Counts()
     for event in events:
-        if ledger.store(conn, event, rules=rules).outcome == "accepted":
+        stored = ledger.store(conn, event, rules=rules)
+        if stored.outcome == "rejected":  # dead-lettered by the ledger (once)
+            counts.refused.append({"id": event.message_id, "reason": stored.reason})
+        elif stored.outcome == "accepted":
             counts.accepted += 1
         else:
             counts.duplicate += 1
     for reason, raw in rejects:
         # At-least-once delivery brings bad events back too: keep one copy.
-        known = conn.execute(
-            select(platform_dead_letters.c.id).where(
-                platform_dead_letters.c.platform == PLATFORM,
-                platform_dead_letters.c.reason == reason,
-                platform_dead_letters.c.raw == raw,
-            )
-        ).first()
-        if known is None:
-            ledger.dead_letter(conn, PLATFORM, reason, raw)
+        if ledger.dead_letter(conn, PLATFORM, reason, raw, once=True):
             counts.dead_lettered += 1
     if cursor is not None:
         ledger.set_state(conn, PLATFORM, "cursor", cursor)
@@ -395,11 +391,12 @@ class TianfuRongtongAdapter:
         report.fetched += len(page.items)
         report.accepted += counts.accepted
         report.duplicate += counts.duplicate
+        report.rejected += counts.refused
         metric = PLATFORM_MESSAGES
         metric.labels(PLATFORM, "received").inc(len(page.items))
         metric.labels(PLATFORM, "accepted").inc(counts.accepted)
         metric.labels(PLATFORM, "duplicate").inc(counts.duplicate)
-        metric.labels(PLATFORM, "rejected").inc(len(rejects))
+        metric.labels(PLATFORM, "rejected").inc(len(rejects) + len(counts.refused))
         metric.labels(PLATFORM, "dead_lettered").inc(counts.dead_lettered)
 
     async def _fetch(

@@ -34,7 +34,7 @@ from urllib.parse import quote
 
 import httpx
 from fastapi import APIRouter
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from adapters.base import PlatformContext, SyncReport, read_credentials
 from adapters.events import (
@@ -50,7 +50,6 @@ from adapters.http import DEFAULT_TIMEOUT, RetryPolicy, UpstreamError, read_limi
 from adapters.ledger import dead_letter, get_state, set_state, store
 from gateway.identifiers import InvalidIdentifier, validate_credit_code
 from gateway.metrics import PLATFORM_DAYS_SKIPPED, PLATFORM_LAST_SYNC, PLATFORM_MESSAGES
-from gateway.store.tables import platform_dead_letters
 from policies.consent import ConsentRules
 
 PLATFORM = "yingchuang"
@@ -332,22 +331,18 @@ def _commit_file(
     """One file in one transaction; with `day_totals`, the day's position too."""
     counts = _Counts(rows=rows, rejected=len(rejects))
     for event in events:
-        if store(conn, event, rules=rules).outcome == "accepted":
+        stored = store(conn, event, rules=rules)
+        if stored.outcome == "rejected":  # an authorisation, dead-lettered by the ledger
+            counts.rejected += 1
+            log.warning("%s: %s", source, stored.reason, extra={"platform": PLATFORM})
+        elif stored.outcome == "accepted":
             counts.accepted += 1
         else:
             counts.duplicate += 1
     for reject in rejects:
         reason = f"{source} line {reject.line}: {reject.reason}"
         # A re-synced day meets its bad rows again: keep one copy for operators.
-        known = conn.execute(
-            select(platform_dead_letters.c.id).where(
-                platform_dead_letters.c.platform == PLATFORM,
-                platform_dead_letters.c.reason == reason,
-                platform_dead_letters.c.raw == reject.raw,
-            )
-        ).first()
-        if known is None:
-            dead_letter(conn, PLATFORM, reason, reject.raw)
+        if dead_letter(conn, PLATFORM, reason, reject.raw, once=True):
             counts.dead_lettered += 1
     if day_totals is not None:
         day = source.split("/", 1)[0]

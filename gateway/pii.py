@@ -25,3 +25,9 @@ def mask_name(name: str) -> str:
     if len(name) == 2:
         return name[0] + "*"
     return name[0] + "*" * (len(name) - 2) + name[-1]
+
+
+def mask_number(number: str) -> str:
+    """An identifier (ID, passport or phone number) shown by its last four characters only."""
+    number = number.strip()
+    return "*" * max(len(number) - 4, 1) + number[-4:] if len(number) > 4 else "*" * len(number)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
+from sqlalchemy import Engine
 
 from gateway.identifiers import make_credit_code
 
@@ -68,3 +70,32 @@ def registration(n: int = 1, **overrides: Any) -> dict[str, Any]:
 
 def ndjson(*rows: dict[str, Any]) -> bytes:
     return b"".join(orjson.dumps(row) + b"\n" for row in rows)
+
+
+CODE_LIKE = re.compile(rb"(?<![0-9A-Z])[0-9A-HJ-NP-RTUW-Y]{18}(?![0-9A-Z])")
+
+
+def register_enterprises(engine: Engine, *codes: str, status: str = "存续") -> None:
+    """Registration records for `codes`, stored: a consent names a registered enterprise."""
+    from gateway.records.readers import read_ndjson
+    from gateway.records.service import Ingestor
+
+    rows = [
+        registration(n, record_id=f"R-{c}", credit_code=c, status=status)
+        for n, c in enumerate(dict.fromkeys(codes), start=1)
+    ]
+    if rows:
+        Ingestor(engine, "registration", b"test-pii-key", 500).run(
+            read_ndjson(ndjson(*rows).splitlines()), "test"
+        )
+
+
+def codes_in(*payloads: bytes | str) -> list[str]:
+    """Every valid credit code a platform's messages name, whatever their format."""
+    from gateway.identifiers import is_valid_credit_code
+
+    found = []
+    for payload in payloads:
+        data = payload.encode() if isinstance(payload, str) else payload
+        found += [m.decode() for m in CODE_LIKE.findall(data) if is_valid_credit_code(m.decode())]
+    return list(dict.fromkeys(found))

@@ -15,7 +15,7 @@ from gateway.apidocs import answer_docs
 from gateway.enterprises.service import checked_code
 from gateway.errors import problem_docs
 from gateway.identity.deps import AlertReader, AlertWriter
-from gateway.params import CreditCodeQuery, Rfc3339
+from gateway.params import JSON_ONLY_DOC, CreditCodeQuery, JsonOnly, Rfc3339
 
 router = APIRouter(tags=["alerts"])
 STREAM_POLL_S = 1.0
@@ -30,7 +30,7 @@ _PROBLEMS = problem_docs(
         429: "Rate limited; Retry-After and RateLimit say when to come back",
     }
 )
-_WORK_PROBLEMS = {**_PROBLEMS, **problem_docs({400: "The body is not JSON"})}
+_WORK_PROBLEMS = {**_PROBLEMS, **problem_docs({400: "The body is not JSON", **JSON_ONLY_DOC})}
 AlertId = Annotated[str, Path(max_length=40)]
 
 
@@ -146,7 +146,11 @@ async def _work(
     responses={**answer_docs(AlertDetail, "The alert, now acknowledged"), **_WORK_PROBLEMS},
 )
 async def acknowledge_alert(
-    alert_id: AlertId, request: Request, caller: AlertWriter, body: Annotated[NoteIn, Body()]
+    alert_id: AlertId,
+    request: Request,
+    caller: AlertWriter,
+    _: JsonOnly,
+    body: Annotated[NoteIn, Body()],
 ) -> Response:
     return await _work(request, alert_id, "acknowledge", caller.client_id, body.note)
 
@@ -157,6 +161,10 @@ async def acknowledge_alert(
     responses={**answer_docs(AlertDetail, "The alert, now resolved"), **_WORK_PROBLEMS},
 )
 async def resolve_alert(
-    alert_id: AlertId, request: Request, caller: AlertWriter, body: Annotated[NoteIn, Body()]
+    alert_id: AlertId,
+    request: Request,
+    caller: AlertWriter,
+    _: JsonOnly,
+    body: Annotated[NoteIn, Body()],
 ) -> Response:
     return await _work(request, alert_id, "resolve", caller.client_id, body.note)

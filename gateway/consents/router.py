@@ -15,7 +15,7 @@ from gateway.enterprises.service import checked_code
 from gateway.errors import problem_docs
 from gateway.idempotency import Replay, begin, check_key, finish, request_digest
 from gateway.identity.deps import ConsentWriter
-from gateway.params import CreditCodeQuery, Rfc3339
+from gateway.params import JSON_ONLY_DOC, CreditCodeQuery, JsonOnly, Rfc3339
 
 router = APIRouter(tags=["consents"])
 _PROBLEMS = problem_docs(
@@ -23,9 +23,10 @@ _PROBLEMS = problem_docs(
         400: "Malformed body or Idempotency-Key",
         401: "Missing or invalid token",
         403: "Token lacks consents:write",
-        404: "No such consent (or not yours)",
+        404: "No such consent (or not yours); to register one, no such enterprise",
         409: "Already revoked, or the same Idempotency-Key still in progress",
-        422: "A value is invalid; detail says which",
+        **JSON_ONLY_DOC,
+        422: "A value is invalid (or the enterprise is deregistered); detail says which",
         429: "Rate limited; Retry-After and RateLimit say when to come back",
         503: "The audit trail or the rate limiter is unavailable; nothing is disclosed",
     }
@@ -64,6 +65,7 @@ async def _audit(request: Request, caller: Any, consent: dict[str, Any], body: b
 async def create_consent(
     request: Request,
     caller: ConsentWriter,
+    _: JsonOnly,
     body: Annotated[ConsentIn, Body()],
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> Response:
@@ -139,7 +141,11 @@ async def list_consents(
     responses={**answer_docs(Consent, "The consent, now revoked"), **_PROBLEMS},
 )
 async def revoke_consent(
-    consent_id: str, request: Request, caller: ConsentWriter, body: Annotated[RevokeIn, Body()]
+    consent_id: str,
+    request: Request,
+    caller: ConsentWriter,
+    _: JsonOnly,
+    body: Annotated[RevokeIn, Body()],
 ) -> Response:
     # Marked before it commits: once this answers, no worker grants from its copy.
     await mark_changed(request.app.state.redis, consent_id)

@@ -14,16 +14,46 @@ import orjson
 from sqlalchemy import Connection, and_, insert, or_, select, update
 
 from gateway.consents.schemas import ConsentIn, iso
+from gateway.enterprises.service import UnknownEnterprise
 from gateway.errors import Conflict, InvalidValue, NotFound
 from gateway.identity.tokens import Caller
-from gateway.store.tables import clients, consent_events, consents
+from gateway.store.tables import clients, consent_events, consents, enterprises
 from policies.consent import ConsentRules, StoredConsent
 
 SEES_ALL = frozenset({"regulator"})
+# Registration statuses under which an enterprise no longer exists to consent
+# (the report's NS-DEREGISTERED): 注销 and 吊销.
+CLOSED = {"deregistered": "deregistered (注销)", "revoked": "its business licence revoked (吊销)"}
 
 
 class UnknownConsent(NotFound):
     type_slug, title = "unknown-consent", "No such consent"
+
+
+class EnterpriseClosed(InvalidValue):
+    type_slug, title = "enterprise-closed", "Enterprise deregistered or its licence revoked"
+
+
+def check_subject(conn: Connection, credit_code: str) -> None:
+    """404 for an enterprise the registry does not know, 422 for one that is closed.
+
+    Every consent, however it arrives (the API, a platform's authorisation),
+    names an enterprise that exists and can still grant it.
+    """
+    status = conn.execute(
+        select(enterprises.c.status).where(enterprises.c.credit_code == credit_code)
+    ).scalar()
+    if status is None:
+        raise UnknownEnterprise(
+            f"credit_code: no enterprise with credit code {credit_code} in the registry"
+        )
+    if status in CLOSED:
+        raise EnterpriseClosed(
+            f"credit_code: enterprise {credit_code} is {CLOSED[status]}; "
+            "it can no longer grant a consent",
+            field="credit_code",
+            status=status,
+        )
 
 
 def _aware(value: datetime) -> datetime:
@@ -68,6 +98,7 @@ def create(
 ) -> dict[str, Any]:
     now = datetime.now(UTC)
     valid_from, until = _check(body, rules, now)
+    check_subject(conn, body.credit_code)
     grantee_id, grantee_code = _grantee(conn, body.grantee)
     if caller.client_type == "bank" and grantee_id != caller.client_id:
         raise InvalidValue("grantee: a bank registers consents for itself only")

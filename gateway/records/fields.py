@@ -37,6 +37,20 @@ def blank_to_none(value: Any) -> Any:
     return value
 
 
+def present(fields: dict[str, Any]) -> dict[str, Any]:
+    """`fields` without its blank values (an empty CSV cell, "", JSON null).
+
+    A blank is "not given": an optional field takes its default, a required
+    one is reported missing, the same in every category and from either
+    reader. Left in, it would reach a field's type as None and be refused.
+    """
+    return {
+        name: value
+        for name, value in fields.items()
+        if value is not None and not (type(value) is str and value.strip() in _BLANK)
+    }
+
+
 def _parse_date(value: Any) -> Any:
     if type(value) is str and _ISO_DAY.fullmatch(value) and value not in _OPEN_ENDED:
         # The usual spelling, answered as `parse_date_any_way` would answer it.

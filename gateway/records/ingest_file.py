@@ -99,11 +99,12 @@ def ingest_file(
 
 
 def _reject_line(outcome: LineOutcome) -> bytes:
+    """Masked like any output: no line in clear (see `records.rejects`)."""
     entry = {
         "line": outcome.line,
         "record_id": outcome.record_id,
         "reason": outcome.reason,
-        "raw": outcome.raw.decode("utf-8", errors="replace").rstrip("\r\n"),
+        "fields": outcome.shown,
     }
     return orjson.dumps(entry) + b"\n"
 

@@ -12,6 +12,7 @@ from gateway.audit.service import record_allowed
 from gateway.errors import Forbidden, PayloadTooLarge, UnsupportedMediaType, problem_docs
 from gateway.idempotency import Replay, begin, check_key, finish, request_digest
 from gateway.identity.deps import RecordWriter, audit_denial
+from gateway.params import JSON_ONLY_DOC, JsonOnly
 from gateway.records import disputes
 from gateway.records.http import IngestAnswer, ingest_idempotently
 from gateway.records.service import schema_for
@@ -116,6 +117,7 @@ _DISPUTE_PROBLEMS = problem_docs(
         403: "Token lacks records:write, or this client type may not do this",
         404: "Unknown category, record or dispute",
         409: "An open dispute exists already, or this one is resolved",
+        **JSON_ONLY_DOC,
         422: "A value is invalid; detail says which",
         429: "Rate limited; Retry-After and RateLimit say when to come back",
         503: "The audit trail or the rate limiter is unavailable",
@@ -152,6 +154,7 @@ async def open_record_dispute(
     record_id: RecordId,
     request: Request,
     caller: RecordWriter,
+    _: JsonOnly,
     body: Annotated[disputes.DisputeIn, Body()],
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> Response:
@@ -188,6 +191,7 @@ async def resolve_record_dispute(
     dispute_id: Annotated[str, Path(max_length=40)],
     request: Request,
     caller: RecordWriter,
+    _: JsonOnly,
     body: Annotated[disputes.ResolutionIn, Body()],
 ) -> Response:
     schema_for(category)

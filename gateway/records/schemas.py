@@ -31,6 +31,7 @@ from gateway.records.fields import (
     RecordId,
     ShortText,
     blank_to_none,
+    present,
     wan_to_fen,
 )
 
@@ -97,6 +98,11 @@ class RecordBase(BaseModel):
 
     def effective_date(self) -> date | None:
         return None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blanks_are_absent(cls, data: Any) -> Any:
+        return present(data) if isinstance(data, dict) else data
 
     @model_validator(mode="after")
     def _code_required_for_enterprises(self) -> RecordBase:

@@ -27,8 +27,10 @@ from sqlalchemy.pool import SingletonThreadPool
 
 from gateway.errors import NotFound
 from gateway.identifiers import division_of
+from gateway.logs import redact
 from gateway.metrics import INGEST_LINES
 from gateway.pii_keys import KeyRing, aad_for
+from gateway.records import rejects
 from gateway.records.readers import Line
 from gateway.records.repository import DETAIL_TABLES, Incoming, apply_batch, detail_columns
 from gateway.records.schemas import SCHEMAS, RecordBase, Registration
@@ -56,7 +58,8 @@ class LineOutcome:
     record_id: str | None = None
     version: int | None = None
     reason: str | None = None
-    raw: bytes = b""
+    # A rejected line's fields as `rejects.masked` shows them; None if unreadable.
+    shown: dict[str, Any] | None = None
 
 
 Prepared = list[Incoming | LineOutcome]
@@ -101,17 +104,16 @@ def prepare(
     beside it (one AES-GCM call, only for a record that has them).
     """
     if line.fields is None:
-        return LineOutcome(line.number, "rejected", reason=line.error, raw=line.raw)
+        return LineOutcome(line.number, "rejected", reason=line.error)
     try:
         record = schema.model_validate(line.fields)
     except ValidationError as exc:
-        record_id = line.fields.get("record_id")
         return LineOutcome(
             line.number,
             "rejected",
-            record_id=record_id if isinstance(record_id, str) else None,
-            reason=describe_errors(exc),
-            raw=line.raw,
+            record_id=rejects.record_id(schema, line.fields),
+            reason=redact(describe_errors(exc)),
+            shown=rejects.masked(schema, line.fields),
         )
     data = record.normalise(pii_key)
     document = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)

@@ -270,16 +270,18 @@ _REASONS = (
         "数据按时报送（最近一次完整报送：{0}）",
     ),
     (re.compile(r"^a section without records has none to show$"), "无记录即确无此类记录"),
-    (re.compile(r"^platform ledger connected$"), "已接入融资平台贷款台账"),
-    (re.compile(r"^every loan shown$"), "列出全部贷款"),
+    (re.compile(r"^platform ledger connected$"), "已接入融资平台台账"),
+    (re.compile(r"^every loan shown$"), "列示全部贷款"),
 )
 
 
-_CATEGORY_FIRST = re.compile(r"^\w+")
-
-
-def _category(found: re.Match[str]) -> str:
-    return CATEGORIES.get(found[0], found[0])
+def _names(group: str) -> str:
+    """ "penalty, license" or "penalty 2026-11-01, license 2026-10-30" in Chinese."""
+    out = []
+    for item in group.split(","):
+        category, _, day = item.strip().partition(" ")
+        out.append(f"{CATEGORIES.get(category, category)} {day}".rstrip())
+    return "、".join(out)
 
 
 def completeness_reason(reason: str) -> str:
@@ -290,12 +292,7 @@ def completeness_reason(reason: str) -> str:
         for pattern, words in _REASONS:
             found = pattern.match(part)
             if found:
-                # Each item names a category, maybe followed by its feed's day.
-                names = [
-                    "、".join(_CATEGORY_FIRST.sub(_category, c.strip()) for c in g.split(","))
-                    for g in found.groups()
-                ]
-                parts.append(words.format(*names))
+                parts.append(words.format(*(_names(g) for g in found.groups())))
                 break
         else:
             parts.append(part)

@@ -35,6 +35,7 @@ from gateway.settings import Settings
 from gateway.store.tables import consents, loan_events, loans, platform_dead_letters
 from policies.consent import ConsentRules
 from tests.adapters.live import serve
+from tests.builders import codes_in, register_enterprises
 from tests.identity.kit import register
 
 KEY = "chuangfu-tianfu"
@@ -136,6 +137,7 @@ def assert_rejected(live: Live, response: httpx.Response, reason: str, msg_id: s
 
 
 def test_every_message_type_is_stored_and_folded_into_the_loan(live: Live) -> None:
+    register_enterprises(live.engine, CODE)
     register(live.engine, "bank-icbc", org_code="ICBC-CD")
     until = (date.today() + timedelta(days=60)).isoformat()
     authorization = {"bank_code": "ICBC-CD", "scopes": ["basic", "licenses"], "valid_until": until}
@@ -210,7 +212,12 @@ def test_a_message_over_the_jose_token_cap_but_within_64_kib_is_accepted(live: L
 
 def test_a_realistic_stream_gets_the_answers_the_platform_expects(live: Live) -> None:
     expected: dict[str, int] = {"accepted": 0, "duplicate": 0, "rejected": 0}
-    for message in live.sim.stream(20):
+    messages = list(live.sim.stream(20))
+    # The enterprises the platform names are in the registry (authorisations need them).
+    payloads = [base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)) for p in
+                (m.token.split(".")[1] for m in messages)]  # fmt: skip
+    register_enterprises(live.engine, *codes_in(*payloads))
+    for message in messages:
         response = live.sender.post(message.token)
         ack = live.sender.ack(response)
         assert (ack["msg_id"], ack["status"]) == (message.msg_id, message.expect), ack

@@ -54,6 +54,7 @@ from gateway.settings import Settings
 from gateway.store.tables import consents, loan_events, loans, outbox, platform_dead_letters
 from policies.consent import ConsentRules
 from tests.adapters.live import serve
+from tests.builders import codes_in, register_enterprises
 from tests.identity.kit import register
 from tests.services import free_port
 
@@ -102,7 +103,8 @@ def running(
 
 
 @pytest.fixture
-def gateway(settings: Settings, tmp_path: Path) -> Iterator[Gateway]:
+def gateway(settings: Settings, tmp_path: Path, engine: Engine) -> Iterator[Gateway]:
+    register_enterprises(engine, CODE)
     with running(settings, tmp_path) as gw:
         yield gw
 
@@ -234,6 +236,26 @@ def test_authorization_signed_registers_a_consent_witnessed_by_the_platform(
     assert count(engine, loan_events, loan_events.c.event_type == "consent_granted") == 1
 
 
+def test_an_authorisation_for_an_unknown_or_deregistered_enterprise_is_refused(
+    gateway: Gateway, engine: Engine
+) -> None:
+    register(engine, "bank-bocd", org_code="BOCD")
+    closed = make_credit_code("9", "1", "510100", "MA61R8XX")
+    register_enterprises(engine, closed, status="注销")
+    auth = authorization("BOCD", date.today() + timedelta(days=60), ["basic"])
+    for n, subject in ((1, make_credit_code("9", "1", "510100", "MA61R8XY")), (2, closed)):
+        body = kct("AUTHORIZATION_SIGNED", n, authorization=auth)
+        body["enterprise"]["creditCode"] = subject
+        answer = gateway.sender.send(body)
+        # The platform's own refusal: 400, code 40000, the reason named.
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["code"] == 40000
+        assert subject in answer.json()["message"]
+    assert count(engine, consents) == 0
+    assert count(engine, loan_events) == 0
+    assert count(engine, platform_dead_letters) == 2
+
+
 def test_a_redelivery_is_answered_ok_and_stored_once(gateway: Gateway, engine: Engine) -> None:
     body = kct("LOAN_DISBURSED", 1, amount="1500000.00")
     first = gateway.sender.send(body)
@@ -250,6 +272,7 @@ def test_a_simulated_stream_lands_with_duplicates_once_and_malformed_dead_letter
     gateway: Gateway, engine: Engine
 ) -> None:
     messages = stream(150, seed=11)
+    register_enterprises(engine, *codes_in(*(m.raw for m in messages)))
     kinds = [m.kind for m in messages]
     assert {"valid", "duplicate", "malformed"} <= set(kinds)
     statuses = gateway.sender.send_all(messages)

@@ -20,9 +20,9 @@ from adapters.events import (
 from adapters.ledger import fold, get_state, set_state, store
 from gateway.records.readers import read_ndjson
 from gateway.records.service import Ingestor
-from gateway.store.tables import consents, enterprises, loan_events, loans
+from gateway.store.tables import consents, enterprises, loan_events, loans, platform_dead_letters
 from policies.consent import ConsentRules
-from tests.builders import code, ndjson, registration
+from tests.builders import code, ndjson, register_enterprises, registration
 from tests.identity.kit import register
 
 RULES = ConsentRules.load(__import__("pathlib").Path("config/consent.yaml"))
@@ -101,6 +101,7 @@ def test_fold_rules() -> None:
 
 def test_authorisation_becomes_a_consent_witnessed_by_the_platform(engine: Engine) -> None:
     register(engine, "bank-a", org_code="BOCD")
+    register_enterprises(engine, code(1))
     far = (datetime.now(UTC) + timedelta(days=400)).date()
     granted = event(
         7, "consent_granted", loan_no=None,
@@ -120,6 +121,7 @@ def test_authorisation_becomes_a_consent_witnessed_by_the_platform(engine: Engin
 
 
 def test_unknown_bank_keeps_the_event_but_registers_no_consent(engine: Engine) -> None:
+    register_enterprises(engine, code(1))
     lonely = event(
         8, "consent_granted", loan_no=None,
         authorization=Authorization("NOPE-CD", ("basic",), date(2027, 1, 1)),
@@ -131,6 +133,33 @@ def test_unknown_bank_keeps_the_event_but_registers_no_consent(engine: Engine) -
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(consents)).scalar() == 0
         assert conn.execute(select(func.count()).select_from(loan_events)).scalar() == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "why"),
+    [(None, "no enterprise with credit code"), ("注销", "deregistered"), ("吊销", "revoked")],
+)
+def test_an_authorisation_for_an_enterprise_that_cannot_consent_is_dead_lettered(
+    engine: Engine, status: str | None, why: str
+) -> None:
+    register(engine, "bank-a", org_code="BOCD")
+    if status is not None:
+        register_enterprises(engine, code(1), status=status)
+    granted = event(
+        7, "consent_granted", loan_no=None,
+        authorization=Authorization("BOCD", ("basic",), date(2099, 1, 1), "ab" * 32),
+    )  # fmt: skip
+    for _ in range(2):  # delivered again: still refused, one dead letter
+        with engine.begin() as conn:
+            stored = store(conn, granted, rules=RULES)
+        assert (stored.outcome, stored.consent_id) == ("rejected", None)
+        assert why in (stored.reason or "")
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(consents)).scalar() == 0
+        assert conn.execute(select(func.count()).select_from(loan_events)).scalar() == 0
+        [letter] = conn.execute(select(platform_dead_letters)).all()
+    assert letter.platform == "kechuangtong" and why in letter.reason
+    assert granted.raw_sha256 in letter.raw.decode()
 
 
 def test_a_loan_event_moves_the_enterprises_data_version(engine: Engine) -> None:

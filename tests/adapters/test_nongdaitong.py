@@ -38,11 +38,13 @@ from adapters.simulators.nongdaitong import (
     write_demo_credentials,
 )
 from gateway.app import create_app
+from gateway.identifiers import is_valid_credit_code
 from gateway.pii import keyed_hash
 from gateway.settings import Settings
 from gateway.store.tables import consents, loan_events, loans, platform_dead_letters
 from policies.consent import ConsentRules
 from tests.adapters.live import serve
+from tests.builders import register_enterprises
 from tests.identity.kit import register
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
@@ -153,6 +155,12 @@ def repay_block(amount: int, days: int = 0, due: str = "20261220") -> Children:
     return (("Repay", repay),)
 
 
+def registrable(plans: list[Planned]) -> list[str]:
+    """The valid credit codes the plans' borrowers carry (authorisations need them registered)."""
+    return [p.borrower.number for p in plans
+            if p.borrower.kind == "ORG" and is_valid_credit_code(p.borrower.number)]  # fmt: skip
+
+
 def plan(txn: str, msg_id: str, borrower: Borrower = ORG, **kwargs: Any) -> Planned:
     kwargs.setdefault("loan", loan_block())
     return Planned(txn, msg_id, borrower, **kwargs)
@@ -209,6 +217,7 @@ def test_every_txn_code_folds_into_the_ledger(
     gateway: Gateway, sender: Sender, engine: Engine
 ) -> None:
     register(engine, "bank-cdrcb", org_code="CDRCB")
+    register_enterprises(engine, ORG.number)
     repaid, late = repay_block(1_000_000), repay_block(1_000_000, 15)
     steps: list[tuple[Planned, tuple[str, int | None, int, int]]] = [
         (plan("NDT101", "M1"), ("applied", 30_000_000, 0, 0)),
@@ -529,6 +538,7 @@ def test_a_simulated_stream_lands_as_planned(
     for bank in ("CDRCB", "ABC-CD", "BOCD", "ICBC-CD"):
         register(engine, f"bank-{bank.lower()}", org_code=bank)
     plans = stream(seed=11, loans=18)
+    register_enterprises(engine, *registrable(plans))
     kinds = {p.kind for p in plans}
     assert kinds == {"valid", "duplicate", "malformed"}
     assert {p.borrower.kind for p in plans} == {"ORG", "PERSON"}
@@ -628,6 +638,7 @@ def test_the_demo_traffic_is_signed_with_the_demo_key(gateway: Gateway, tmp_path
     demo = tmp_path / "demo-credentials"
     write_demo_credentials(demo)
     gateway.current_key.write_bytes((demo / "public.pem").read_bytes())
+    register_enterprises(gateway.engine, *registrable(stream(seed=5, loans=24 // 6 + 1)))
     counts = send_demo(gateway.url, demo, 24, seed=5)
     assert sum(counts.values()) == 24
     assert counts["0000"] == gateway.count(loan_events) == 18

@@ -28,6 +28,7 @@ from gateway.db import make_async_engine
 from gateway.settings import Settings
 from gateway.store.tables import consents, loan_events, loans, platform_dead_letters
 from tests.adapters.live import serve
+from tests.builders import codes_in, register_enterprises
 from tests.identity.kit import register
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
@@ -46,6 +47,11 @@ class Sleeps(list[float]):
     async def __call__(self, seconds: float) -> None:
         self.append(seconds)
         await asyncio.sleep(0)
+
+
+def registered(engine: Engine, simulator: TianfuRongtongSimulator) -> None:
+    """The enterprises the feed names so far, in the registry (authorisations need them)."""
+    register_enterprises(engine, *codes_in(json.dumps(simulator.log.entries)))
 
 
 @pytest.fixture
@@ -101,6 +107,7 @@ async def adapter(
 ) -> AsyncIterator[TianfuRongtongAdapter]:
     for code in BANKS:
         register(engine, f"bank-{code.lower()}", org_code=code)
+    registered(engine, simulator)
     path = write_credentials(
         tmp_path / "tfrt.json", base_url, simulator.client_id, simulator.client_secret
     )
@@ -158,6 +165,7 @@ async def test_a_second_sync_continues_from_the_saved_cursor(
     saved, before = cursor(engine), set(valid(simulator))
     appended = len(simulator.log.entries)
     simulator.log.append(60)
+    registered(engine, simulator)
     requests = len(simulator.feed_requests)
     report = await adapter.sync()
     assert simulator.feed_requests[requests]["cursor"] == saved
@@ -217,6 +225,7 @@ async def test_5xx_backs_off_then_succeeds_and_a_platform_that_stays_down_is_bou
     assert len(sleeps) == 2 and 0 < sleeps[0] < sleeps[1]
     saved = cursor(engine)
     simulator.log.append(50)
+    registered(engine, simulator)
     simulator.fail(100, status=502)
     with pytest.raises(RetriesExhausted, match="502"):
         await adapter.sync()
@@ -261,6 +270,7 @@ async def test_an_expired_cursor_restarts_from_the_last_event_without_duplicates
         ).scalar_one()
     last = last if last.tzinfo else last.replace(tzinfo=UTC)
     simulator.log.append(40)
+    registered(engine, simulator)
     simulator.expire_cursors(1)
     requests = len(simulator.feed_requests)
     report = await adapter.sync()

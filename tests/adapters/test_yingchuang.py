@@ -21,7 +21,13 @@ from adapters.base import CredentialsMissing
 from adapters.events import BEIJING
 from adapters.http import RetriesExhausted, UpstreamError
 from adapters.ledger import get_state
-from adapters.simulators.yingchuang import BANKS, HEADER, YingchuangSimulator, encode_csv
+from adapters.simulators.yingchuang import (
+    BANKS,
+    HEADER,
+    YingchuangSimulator,
+    day_rows,
+    encode_csv,
+)
 from adapters.yingchuang import MAX_BACKFILL_DAYS, YingchuangAdapter
 from gateway.app import create_app
 from gateway.db import make_async_engine
@@ -29,6 +35,7 @@ from gateway.settings import Settings
 from gateway.store.tables import consents, loan_events, loans, platform_dead_letters
 from tests import builders
 from tests.adapters.live import serve
+from tests.builders import codes_in, register_enterprises
 from tests.identity.kit import register
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
@@ -103,6 +110,11 @@ async def adapter(
 ) -> AsyncIterator[YingchuangAdapter]:
     for code in BANKS:
         register(engine, f"bank-{code.lower()}", org_code=code)
+    # The enterprises the platform's recent days name, in the registry (authorisations
+    # need them); the days' rows are the simulator's, deterministic for its seed.
+    days = [TODAY - timedelta(days=back) for back in range(-1, 8)]
+    rows = [day_rows(simulator.seed, day, simulator.loans_per_day) for day in days]
+    register_enterprises(engine, *codes_in(repr(rows)))
     path = write_credentials(
         tmp_path / "yc.json", base_url, simulator.app_key, simulator.app_secret
     )

@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 from adapters.events import Authorization
 from adapters.ledger import store
 from tests.adapters.test_ledger import RULES, event
-from tests.builders import code
+from tests.builders import code, register_enterprises
 from tests.identity.kit import ClientKey, register
 from tests.identity.test_token_flow import get_token
 
@@ -250,3 +250,23 @@ def test_beijing_offsets_are_kept_exactly(app_client: TestClient, bank: ClientKe
         "/v1/consents", json=body(valid_until=beijing), headers=auth(app_client, bank)
     ).json()
     assert datetime.fromisoformat(created["valid_until"]) == until
+
+
+def test_a_consent_names_an_enterprise_that_exists_and_still_can_grant_it(
+    app_client: TestClient, engine: Engine, bank: ClientKey
+) -> None:
+    register_enterprises(engine, code(3), status="注销")
+    register_enterprises(engine, code(4), status="吊销")
+    headers = auth(app_client, bank)
+    unknown = app_client.post("/v1/consents", json=body(credit_code=code(2)), headers=headers)
+    assert unknown.status_code == 404, unknown.text
+    assert unknown.json()["type"].endswith("/unknown-enterprise")
+    assert code(2) in unknown.json()["detail"]
+    for closed, word in ((code(3), "注销"), (code(4), "吊销")):
+        answer = app_client.post("/v1/consents", json=body(credit_code=closed), headers=headers)
+        assert answer.status_code == 422, answer.text
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.json()["type"].endswith("/enterprise-closed")
+        assert word in answer.json()["detail"] and closed in answer.json()["detail"]
+    listed = app_client.get("/v1/consents", headers=headers).json()["items"]
+    assert listed == []

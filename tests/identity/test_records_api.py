@@ -104,3 +104,20 @@ def test_a_platform_may_not_deliver_records(app_client: TestClient, engine: Engi
         entry = conn.execute(select(audit_entries).order_by(audit_entries.c.seq.desc())).first()
     assert entry is not None
     assert (entry.client_id, entry.decision, entry.reason) == ("kct", "deny", "forbidden")
+
+
+def test_blank_cells_and_rejections_answer_nothing_personal(
+    app_client: TestClient, auth: dict
+) -> None:
+    person = penalty(1, credit_code="", party_category="自然人", subject_name="王小明")
+    person.update(legal_rep_name="", legal_rep_id_number="")
+    chinese = {"信息唯一标识" if k == "record_id" else k: v for k, v in penalty(2).items()}
+    chinese["decision_date"] = "13812345678"  # a phone number in the wrong column
+    answer = post(app_client, auth, ndjson(person, chinese))
+    assert answer.status_code == 200, answer.text
+    first, second = answer.json()["results"]
+    assert (first["outcome"], first["record_id"]) == ("accepted", "P-000001")
+    assert (second["outcome"], second["record_id"]) == ("rejected", "P-000002")
+    assert "decision_date" in second["reason"]
+    for secret in ("王小明", "13812345678", "张三丰"):
+        assert secret not in answer.text

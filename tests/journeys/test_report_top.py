@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-
 from tests.builders import AUTHORITY_CODE, code
 from tests.journeys.conftest import World, deliver
 from tests.journeys.story import REPORT, decisions, direct_consent, fetched, founded, today
@@ -91,8 +89,6 @@ def test_new_deregistered_and_black_listed_enterprises_say_so_at_the_top(world: 
         assert {e["consent_id"] for e in log} == {consent_id}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 18: waits for item 6 (consents for unknown and "
-                   "deregistered enterprises refused)")  # fmt: skip
 def test_no_consent_is_taken_for_an_unknown_or_deregistered_enterprise(world: World) -> None:
     market = world.client("j6b-market", "department")
     bank = world.client("j6b-bank", "bank", org_code="J6B-ABC")

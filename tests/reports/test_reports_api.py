@@ -15,7 +15,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, delete, select, update
 from starlette.testclient import TestClient
 
 from adapters.events import LoanEvent, digest
@@ -26,9 +26,9 @@ from gateway.identity import jose
 from gateway.records.readers import read_ndjson
 from gateway.records.service import Ingestor
 from gateway.settings import Settings
-from gateway.store.tables import audit_entries, consents
+from gateway.store.tables import audit_entries, consents, enterprises
 from tests.adapters.test_ledger import RULES
-from tests.builders import code, ndjson, penalty
+from tests.builders import code, ndjson, penalty, register_enterprises
 from tests.identity.kit import ISSUER, ClientKey, register
 from tests.identity.test_token_flow import get_token
 from tests.policies.test_gate_http import stop
@@ -227,6 +227,7 @@ def test_every_consent_denial_reason_over_http(
     other_auth = bearer(app_client, other)
     mine = consent(app_client, bank_auth)
     theirs = consent(app_client, other_auth, grantee="CCB")
+    register_enterprises(engine, code(2))
     elsewhere = consent(app_client, bank_auth, credit_code=code(2))
     assert denial(fetch(app_client, bank_auth, None)) == "missing"
     assert denial(fetch(app_client, bank_auth, "cns_nope")) == "not_found"
@@ -379,9 +380,13 @@ def test_post_loan_monitoring_frequency_is_enforced(
 
 
 def test_unknown_enterprise_and_bad_codes(
-    app_client: TestClient, bank_auth: dict[str, str]
+    app_client: TestClient, bank_auth: dict[str, str], engine: Engine
 ) -> None:
+    register_enterprises(engine, code(7))  # a consent names a registered enterprise
     granted = consent(app_client, bank_auth, credit_code=code(7))
+    # The registry no longer holds it (a correction): the report says so, whatever the consent.
+    with engine.begin() as conn:
+        conn.execute(delete(enterprises).where(enterprises.c.credit_code == code(7)))
     answer = app_client.get(
         f"/v1/enterprises/{code(7)}/credit-report",
         headers={**bank_auth, "Consent-Id": granted["id"]},
