@@ -188,6 +188,7 @@ async def test_days_of_missed_events_are_caught_up_in_bounded_runs_from_the_curs
     await adapter.sync()
     simulator.log.clock += timedelta(days=6)  # the gateway was away for days
     simulator.log.append(200)
+    register_enterprises(engine, *codes_in(json.dumps(simulator.log.entries)))
     monkeypatch.setattr(tianfu_rongtong, "MAX_PAGES", 3)
     runs = 0
     with caplog.at_level("INFO", logger="xyd.adapters.tianfu_rongtong"):

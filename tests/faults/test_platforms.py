@@ -23,6 +23,7 @@ from adapters.tianfu_rongtong import TianfuRongtongAdapter
 from gateway.app import create_app
 from gateway.store.tables import loan_events
 from tests.adapters.live import serve
+from tests.builders import codes_in, register_enterprises
 from tests.faults.conftest import gateway_settings, wait_until
 from tests.identity.kit import register
 
@@ -74,6 +75,8 @@ def test_failing_then_slow_platform_is_bounded_opens_the_circuit_and_recovers(
     for code in BANKS:
         register(engine, f"bank-{code.lower()}", org_code=code)
     simulator = TianfuRongtongSimulator(seed=5, events=60)
+    # Authorisations for enterprises the registry does not hold are refused by design.
+    register_enterprises(engine, *codes_in(json.dumps(simulator.log.entries)))
     platform = Faulty(simulator.app)
     platform.mode = "fail"
     with serve(platform) as base:

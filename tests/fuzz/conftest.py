@@ -55,6 +55,7 @@ class World:
     categories: list[str]
     dispute_ids: list[str]
     grantees: list[str]
+    report_ids: list[str]
 
     @staticmethod
     def for_role(ids: dict[str, list[Any]], role: str | None) -> list[Any]:
@@ -140,6 +141,17 @@ def _populate(settings: Settings, engine: Engine, tmp: Path) -> World:
             headers={"Authorization": f"Bearer {tokens['platform']}"},
         )
         assert answer.status_code == 201, answer.text
+        dispute_id = answer.json()["id"]
+        # A report issued to the bank, for GET /v1/reports/{report_id}.
+        answer = client.get(
+            f"/v1/enterprises/{codes[0]}/credit-report",
+            headers={
+                "Authorization": f"Bearer {tokens['bank']}",
+                "Consent-Id": consent_ids["bank"][0],
+            },
+        )
+        assert answer.status_code == 200, answer.text
+        report_id = answer.json()["report_id"]
     return World(
         settings=settings,
         tokens=tokens,
@@ -150,8 +162,9 @@ def _populate(settings: Settings, engine: Engine, tmp: Path) -> World:
         # the first one's and opens its own on the rest.
         record_ids={"platform": record_ids[1:4], "department": [record_ids[0], *record_ids[4:]]},
         categories=[str(category)],
-        dispute_ids=[answer.json()["id"]],
+        dispute_ids=[dispute_id],
         grantees=["FZBK", "fuzz-bank"],
+        report_ids=[report_id],
     )
 
 

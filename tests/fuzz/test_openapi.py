@@ -116,6 +116,7 @@ def fuzz_config(world: World, role: str | None, few: list[str]) -> SchemathesisC
         "categories": world.categories,
         "grantees": world.grantees,
         "revisions": ["0"],
+        "reports": world.report_ids,
     }
     bindings = {
         "path.credit_code": "codes",
@@ -129,6 +130,7 @@ def fuzz_config(world: World, role: str | None, few: list[str]) -> SchemathesisC
         "path.alert_id": "alerts",
         "path.record_id": "records",
         "path.dispute_id": "disputes",
+        "path.report_id": "reports",
         "path.category": "categories",
         "header.Last-Event-ID": "revisions",
     }

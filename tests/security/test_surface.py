@@ -36,6 +36,7 @@ UNDOCUMENTED = {
     ("/dashboard/stream", "GET"): "dashboard live rows (SSE), session only",
     ("/dashboard/alerts/{alert_id}", "GET"): "dashboard HTML, session only",
     ("/dashboard/alerts/{alert_id}/{action}", "POST"): "dashboard form, session + CSRF",
+    ("/dashboard/enterprises/{credit_code}/loans", "GET"): "dashboard HTML, session only",
     ("/dashboard/static/{name}", "GET"): "the dashboard's own JS/CSS, from a fixed list",
 }
 # Documented operations that are public by design (the rest need a token).
@@ -73,7 +74,7 @@ def test_every_route_is_documented_or_listed_with_a_reason(app_client: TestClien
 def _filled(path: str) -> str:
     values = {
         "credit_code": code(1), "consent_id": "cns_x", "alert_id": "alr_x", "category": "penalty",
-        "record_id": "1", "dispute_id": "dsp_x",
+        "record_id": "1", "dispute_id": "dsp_x", "report_id": "rpt_AAAAAAAAAAAAAAAA",
     }  # fmt: skip
     return re.sub(r"\{(\w+)\}", lambda m: values[m[1]], path)
 
