@@ -17,6 +17,7 @@ from adapters.registry import build_all, load_config
 from gateway import __version__, heap
 from gateway.alerts.router import router as alerts_router
 from gateway.audit.router import router as audit_router
+from gateway.audit.sealer import Sealer
 from gateway.audit.service import AuditWriter
 from gateway.background import start_background
 from gateway.breaker import CircuitBreaker
@@ -75,7 +76,13 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
         app.state.sync_engine = make_sync_engine(settings)
         app.state.redis = make_redis(settings)
         app.state.identity = await start_identity(settings, app.state.engine, app.state.redis)
-        app.state.audit = AuditWriter(app.state.sync_engine, app.state.identity.keys)
+        sealer = Sealer.configured(settings, app.state.sync_engine, app.state.identity.keys)
+        app.state.audit = AuditWriter(
+            app.state.sync_engine,
+            app.state.identity.keys,
+            checkpoint_every=settings.audit_checkpoint_every,
+            sealer=sealer,
+        )
         app.state.gate = Gate(
             rates,
             app.state.identity.guard,
@@ -97,7 +104,10 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
         app.state.printer = Printer(
             workers=settings.report_pdf_workers, waiting=settings.report_pdf_waiting
         )
-        tasks = [asyncio.create_task(app.state.identity.keys.refresh_forever())]
+        tasks = [
+            asyncio.create_task(app.state.identity.keys.refresh_forever()),
+            asyncio.create_task(sealer.run_forever()),
+        ]
         tasks += start_background(app.state, settings)
         if settle_heap:
             heap.settle()
@@ -111,6 +121,7 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
             await asyncio.wait(tasks, timeout=5)
             app.state.identity.guard.close()
             await app.state.audit.close()
+            await sealer.last_round()
             await app.state.reports.close()
             app.state.printer.close()
             if app.state.redis is not None:

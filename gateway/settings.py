@@ -124,6 +124,34 @@ class Settings(BaseSettings):
         description="PDF requests a process lets wait for a renderer; beyond that 503",
     )  # fmt: skip
 
+    # --- audit trail ---------------------------------------------------------
+    audit_checkpoint_every: int = Field(
+        100, ge=2, le=1_000_000,
+        description=(
+            "A signed checkpoint every this many entries; `xyd audit verify` wants one at "
+            "every multiple up to the head (only the last may be missing, after a crash)"
+        ),
+    )  # fmt: skip
+    audit_seal_s: float = Field(
+        5.0, gt=0, le=3600,
+        description="How often the head is signed and checkpoints are exported to the witness",
+    )  # fmt: skip
+    audit_witness: str = Field(
+        "",
+        description=(
+            "Where signed checkpoints are exported as they are made: a file (append-only, "
+            "hash-chained, 0600; put it where the store's owner cannot write), or an "
+            "https:// URL that takes each one as a POST; empty means STATE_DIR/audit-witness.jsonl"
+        ),
+    )  # fmt: skip
+    audit_jwks: Path | None = Field(
+        None,
+        description=(
+            "A JWKS file of the public keys `xyd audit verify` trusts for checkpoints; "
+            "unset means STATE_DIR/audit-keys.jwks, pinned by the gateway"
+        ),
+    )  # fmt: skip
+
     # --- identity (OAuth 2.0 authorisation server) ------------------------
     key_encryption_key: SecretStr | None = Field(
         None, description="32-byte hex AES key for private keys; unset means STATE_DIR/kek.key"
@@ -167,6 +195,11 @@ class Settings(BaseSettings):
         if len(key) != 32:
             raise ValueError("the key-encryption key must be 32 bytes (64 hex characters)")
         return key
+
+    @property
+    def audit_witness_target(self) -> str:
+        """The witness: a URL, or a file path (STATE_DIR/audit-witness.jsonl by default)."""
+        return self.audit_witness or str(self.state_dir / "audit-witness.jsonl")
 
     @property
     def issuer(self) -> str:

@@ -2,10 +2,15 @@
 
 Each entry holds the SHA-256 of the previous entry (its `prev_hash`), and its
 own hash covers every field including `seq` and `prev_hash`. Editing an entry
-breaks its hash; deleting or reordering breaks the links; rewriting the whole
-tail to hide that is caught by the signed checkpoints (every N entries, a JWS
-over the sequence number and head hash with a gateway key). A chain cut after
-its last checkpoint is visible only through the head row; see `verify`.
+breaks its hash; deleting or reordering breaks the links. Rewriting the chain
+whole to hide that (from genesis, with the head row moved to match) is caught
+by the signed checkpoints: a JWS over `{seq, head, at}` with a gateway key at
+every multiple of N entries (`verify` wants each one up to the head, only the
+last may be missing after a crash) and of the head itself every few seconds
+(`sealer.py`), verified only with keys pinned outside the store
+(`pinned.py`), and exported to a witness outside it (`witness.py`), which
+`verify` compares the chain with: a wipe, a truncation or a rewrite of
+anything at or before the last exported checkpoint is a break.
 
 Appends take the head row's write lock first (UPDATE … RETURNING), so any
 number of writers produce gap-free, unique sequence numbers on PostgreSQL
@@ -27,7 +32,9 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, select
 
+from gateway.audit import checkpoints
 from gateway.audit import kept as kept_reports
+from gateway.audit.checkpoints import Checkpoint
 from gateway.audit.kept import KeptReport
 from gateway.identity import jose
 from gateway.identity.keys import LoadedKey
@@ -35,7 +42,6 @@ from gateway.logs import request_id_var
 from gateway.store.tables import audit_checkpoints, audit_entries, audit_head
 
 GENESIS = "0" * 64
-CHECKPOINT_TYP = "xyd-audit-checkpoint+jws"
 HASHED = (
     "seq", "at", "client_id", "credit_code", "consent_id", "purpose", "route", "decision",
     "reason", "response_sha256", "request_id", "prev_hash",
@@ -64,7 +70,8 @@ class AuditEvent:
 @dataclass(frozen=True, slots=True)
 class Break:
     seq: int
-    kind: str  # edited | missing | relinked | truncated | bad_checkpoint
+    # edited | missing | relinked | truncated | bad_checkpoint | unsigned | rewritten | wiped
+    kind: str
     detail: str
 
 
@@ -99,6 +106,18 @@ _CHECKPOINT = (
 _CHECKPOINT_PG = re.sub(r":(\w+)", r"%(\1)s", _CHECKPOINT)  # psycopg's placeholders
 
 
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """A batch as linked: each entry's (seq, hash), and the checkpoints due in it."""
+
+    entries: list[tuple[int, str]]
+    checkpoints: list[Checkpoint]
+
+    @property
+    def seqs(self) -> list[int]:
+        return [seq for seq, _ in self.entries]
+
+
 def append(
     conn: Connection,
     event: AuditEvent,
@@ -118,28 +137,44 @@ def append_many(
     checkpoint_every: int = 100,
     cuts: dict[str, bytes] | None = None,
 ) -> list[int]:
-    """Append `events` in order, each linked to the one before; return their sequence
-    numbers. One head update reserves them all, so a batch holds the head's lock once.
-    Reports kept with them are stored too, with `cuts` (default: every one they cite)."""
+    """`append_linked`'s sequence numbers."""
+    return append_linked(
+        conn, events, signer=signer, checkpoint_every=checkpoint_every, cuts=cuts
+    ).seqs
+
+
+def append_linked(
+    conn: Connection,
+    events: Sequence[AuditEvent],
+    *,
+    signer: LoadedKey | None = None,
+    checkpoint_every: int = 100,
+    cuts: dict[str, bytes] | None = None,
+) -> Appended:
+    """Append `events` in order, each linked to the one before. One head update
+    reserves them all, so a batch holds the head's lock once. Reports kept with
+    them are stored too, with `cuts` (default: every one they cite), and the
+    checkpoints due, all in the caller's transaction."""
     if not events:
-        return []
+        return Appended([], [])
     if conn.dialect.name == "postgresql":
         linked = conn.exec_driver_sql(_APPEND_PG, {"batch": _batch(events)}).all()
-        entries = [{"seq": seq, "entry_hash": hashed} for seq, hashed in linked]
+        entries = [(int(seq), str(hashed)) for seq, hashed in linked]
     else:
         # The update takes the head's lock and reserves the numbers; RETURNING
         # reads the head under that lock in the same round trip.
         head = conn.exec_driver_sql(_RESERVE, {"n": len(events)}).one()
-        entries = _linked(events, int(head.seq), head.entry_hash)
-        conn.exec_driver_sql(_INSERT_SQLITE, entries)
-        conn.exec_driver_sql(_ADVANCE, {"entry_hash": entries[-1]["entry_hash"]})
+        rows = _linked(events, int(head.seq), head.entry_hash)
+        conn.exec_driver_sql(_INSERT_SQLITE, rows)
+        conn.exec_driver_sql(_ADVANCE, {"entry_hash": rows[-1]["entry_hash"]})
+        entries = [(row["seq"], row["entry_hash"]) for row in rows]
     kept = _kept(events)
     kept_reports.store(conn, kept, {k.cut_sha256: k.cut for k in kept} if cuts is None else cuts)
-    checkpoints = _checkpoints(entries, signer, checkpoint_every)
-    if checkpoints:
+    due = _checkpoints(entries, signer, checkpoint_every)
+    if due:
         on_pg = conn.dialect.name == "postgresql"
-        conn.exec_driver_sql(_CHECKPOINT_PG if on_pg else _CHECKPOINT, checkpoints)
-    return [entry["seq"] for entry in entries]
+        conn.exec_driver_sql(_CHECKPOINT_PG if on_pg else _CHECKPOINT, _rows(due))
+    return Appended(entries, due)
 
 
 async def append_many_committed_pg(
@@ -150,7 +185,22 @@ async def append_many_committed_pg(
     checkpoint_every: int = 100,
     cuts: dict[str, bytes] | None = None,
 ) -> list[int]:
-    """`append_many` on psycopg's asyncio connection in autocommit mode, committed
+    """`append_linked_pg`'s sequence numbers."""
+    done = await append_linked_pg(
+        pg, events, signer=signer, checkpoint_every=checkpoint_every, cuts=cuts
+    )
+    return done.seqs
+
+
+async def append_linked_pg(
+    pg: Any,
+    events: Sequence[AuditEvent],
+    *,
+    signer: LoadedKey | None = None,
+    checkpoint_every: int = 100,
+    cuts: dict[str, bytes] | None = None,
+) -> Appended:
+    """`append_linked` on psycopg's asyncio connection in autocommit mode, committed
     when it returns: one statement, `audit_append`, reserves the numbers under
     the head row's lock, links and stores the entries and moves the head, all
     in its own transaction; a failure leaves nothing.
@@ -162,13 +212,13 @@ async def append_many_committed_pg(
 
     A checkpoint due in the batch is signed here once the entries have
     committed, and stored in a second statement. Should the process stop in
-    between, that one checkpoint is missing, which `verify` does not count as a
-    break: the chain stays linked and the next checkpoint covers it.
+    between, that one checkpoint is missing: `verify` lets the last checkpoint
+    be missing, and the sealer of the next process to write signs it.
 
     Reports kept with the events, and `cuts` (default: every one they cite),
     are stored by the same statement (`kept.pg_statement`)."""
     if not events:
-        return []
+        return Appended([], [])
     if not pg.autocommit:
         raise ValueError("audit_append commits by itself: use an autocommit connection")
     kept = _kept(events)
@@ -180,12 +230,11 @@ async def append_many_committed_pg(
         statement, params = _APPEND_PG, {"batch": _batch(events)}
     async with pg.cursor() as cursor:
         await cursor.execute(statement, params)
-        linked = await cursor.fetchall()
-        entries = [{"seq": seq, "entry_hash": hashed} for seq, hashed in linked]
+        entries = [(int(seq), str(hashed)) for seq, hashed in await cursor.fetchall()]
         due = _checkpoints(entries, signer, checkpoint_every)
         if due:
-            await cursor.executemany(_CHECKPOINT_PG, due)
-    return [seq for seq, _ in linked]
+            await cursor.executemany(_CHECKPOINT_PG, _rows(due))
+    return Appended(entries, due)
 
 
 def _kept(events: Sequence[AuditEvent]) -> list[KeptReport]:
@@ -230,28 +279,31 @@ def _linked(events: Sequence[AuditEvent], head_seq: int, head_hash: str) -> list
     return entries
 
 
-def _checkpoint_jws(seq: int, head_hash: str, signer: LoadedKey) -> str:
-    claims = {"seq": seq, "head": head_hash, "at": int(datetime.now(UTC).timestamp())}
-    header = {"typ": CHECKPOINT_TYP, "alg": signer.alg, "kid": signer.kid}
-    return jose.sign(header, claims, signer.private)
-
-
 def _checkpoints(
-    entries: list[dict[str, Any]], signer: LoadedKey | None, every: int
-) -> list[dict[str, Any]]:
-    """The checkpoint rows due among `entries` (none without a signer)."""
+    entries: list[tuple[int, str]], signer: LoadedKey | None, every: int
+) -> list[Checkpoint]:
+    """The checkpoints due among `entries` (none without a signer)."""
     if signer is None:
         return []
-    return [
-        {"seq": e["seq"], "entry_hash": e["entry_hash"],
-         "signed": _checkpoint_jws(e["seq"], e["entry_hash"], signer)}
-        for e in entries
-        if e["seq"] % every == 0
-    ]  # fmt: skip
+    return [checkpoints.sign(seq, hashed, signer) for seq, hashed in entries if seq % every == 0]
 
 
-def verify(conn: Connection, keys: dict[str, jose.PublicKey]) -> tuple[int, list[Break]]:
-    """Walk the chain and checkpoints; return (entries seen, breaks in sequence order)."""
+def _rows(due: Sequence[Checkpoint]) -> list[dict[str, Any]]:
+    return [{"seq": c.seq, "entry_hash": c.head, "signed": c.signed} for c in due]
+
+
+def verify(
+    conn: Connection,
+    keys: dict[str, jose.PublicKey],
+    *,
+    every: int = 100,
+    witnessed: Sequence[Checkpoint] = (),
+) -> tuple[int, list[Break]]:
+    """Walk the chain and its checkpoints; return (entries seen, breaks in sequence
+    order). `keys` are the ones trusted (pinned, never the store's own list); a
+    checkpoint is due at every multiple of `every` up to the head, the last
+    excepted; each of `witnessed` (read from the witness) must name the hash the
+    chain has at its seq."""
     breaks: list[Break] = []
     hashes: dict[int, str] = {}
     expected, previous, count = 1, GENESIS, 0
@@ -268,41 +320,82 @@ def verify(conn: Connection, keys: dict[str, jose.PublicKey]) -> tuple[int, list
             breaks.append(Break(entry["seq"], "relinked", "does not follow the entry before it"))
         hashes[entry["seq"]] = entry["entry_hash"]
         previous, expected = entry["entry_hash"], entry["seq"] + 1
-    breaks.extend(_check_checkpoints(conn, keys, hashes))
+    end = expected - 1
+    signed, found = _check_checkpoints(conn, keys, hashes)
+    breaks.extend(found)
+    breaks.extend(_unsigned(signed | {b.seq for b in found}, end, every))
+    breaks.extend(_against_witness(witnessed, hashes, end))
     head = conn.execute(select(audit_head.c.seq, audit_head.c.entry_hash)).one()
-    if head.seq != expected - 1 or (head.seq and hashes.get(head.seq) != head.entry_hash):
-        breaks.append(
-            Break(expected, "truncated", f"head says {head.seq}, chain ends at {expected - 1}")
-        )
+    if head.seq != end or (head.seq and hashes.get(head.seq) != head.entry_hash):
+        breaks.append(Break(expected, "truncated", f"head says {head.seq}, chain ends at {end}"))
     return count, sorted(breaks, key=lambda b: b.seq)
 
 
 def _check_checkpoints(
     conn: Connection, keys: dict[str, jose.PublicKey], hashes: dict[int, str]
-) -> list[Break]:
+) -> tuple[set[int], list[Break]]:
+    """The seqs of the checkpoints that hold (signed by a trusted key, naming the
+    chain's hash), and a break for each one that does not."""
+    good: set[int] = set()
     found = []
     for row in conn.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.seq)):
         try:
-            compact = jose.parse(row.signed)
-            key = keys.get(str(compact.header.get("kid")))
-            if key is None or compact.header.get("typ") != CHECKPOINT_TYP:
-                raise jose.JoseError("unknown key or wrong typ")
-            jose.verify(compact, key, frozenset({"ES256", "EdDSA"}))
+            claims = checkpoints.signed_claims(row.signed, keys)
         except jose.JoseError as exc:
             found.append(Break(row.seq, "bad_checkpoint", str(exc)))
             continue
-        claims = compact.claims
         if claims.get("seq") != row.seq or claims.get("head") != row.entry_hash:
             found.append(Break(row.seq, "bad_checkpoint", "row differs from what was signed"))
         elif row.seq not in hashes:
             found.append(Break(row.seq, "truncated", "a signed checkpoint names a missing entry"))
         elif hashes[row.seq] != row.entry_hash:
             found.append(Break(row.seq, "edited", "entry differs from the signed checkpoint"))
-    return found
+        else:
+            good.add(row.seq)
+    return good, found
+
+
+def _unsigned(signed: set[int], end: int, every: int) -> list[Break]:
+    """A break at each multiple of `every` below the last one up to `end` that has
+    no checkpoint: a process stopping between an entry and its checkpoint leaves
+    only the last one missing (and the next process to write signs it)."""
+    last = end - end % every
+    return [
+        Break(seq, "unsigned", f"no signed checkpoint at seq {seq} (one is due every {every})")
+        for seq in range(every, last, every)
+        if seq not in signed
+    ]
+
+
+def _against_witness(
+    witnessed: Sequence[Checkpoint], hashes: dict[int, str], end: int
+) -> list[Break]:
+    """The first checkpoint exported to the witness that the chain no longer
+    matches: a wipe, a cut or a rewrite at or before it."""
+    matched = 0
+    for checkpoint in sorted(witnessed, key=lambda c: c.seq):
+        if checkpoint.seq > end:
+            kind = "wiped" if not hashes else "truncated"
+            detail = (
+                f"the store ends at seq {end}, but the witness holds a checkpoint "
+                f"signed at seq {checkpoint.seq}"
+            )
+            return [Break(end + 1, kind, detail)]
+        if hashes.get(checkpoint.seq) != checkpoint.head:
+            detail = (
+                f"the chain at seq {checkpoint.seq} is not the one exported to the witness: "
+                f"an entry after seq {matched}, up to {checkpoint.seq}, was changed, "
+                "removed, added or moved"
+            )
+            return [Break(checkpoint.seq, "rewritten", detail)]
+        matched = checkpoint.seq
+    return []
 
 
 def checkpoint_keys(conn: Connection) -> dict[str, jose.PublicKey]:
-    """Public parts of every audit key ever made (retired ones still verify old checkpoints)."""
+    """Public parts of every audit key the store lists. Not a trust anchor: whoever
+    can write the store can add one (`xyd audit verify` trusts `pinned.trusted`);
+    tests of the chain's own mechanics use it."""
     from gateway.store.tables import signing_keys
 
     rows = conn.execute(

@@ -10,8 +10,9 @@ from fastapi import Request
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway.audit.chain import AuditEvent, append_many, append_many_committed_pg
+from gateway.audit.chain import Appended, AuditEvent, append_linked, append_linked_pg
 from gateway.audit.kept import KeptReport, StoredCuts
+from gateway.audit.sealer import Sealer
 from gateway.batching import Coalescer
 from gateway.db import Held
 from gateway.errors import DependencyUnavailable
@@ -19,7 +20,6 @@ from gateway.identity.keys import KeyError_
 from gateway.identity.tokens import KeyRingHolder
 
 log = logging.getLogger("xyd.audit")
-CHECKPOINT_EVERY = 100
 
 
 class AuditUnavailable(DependencyUnavailable):
@@ -43,12 +43,23 @@ class AuditWriter:
     A request's entry is acknowledged only once its batch has committed, so
     the rule "no answer before its audit entry is durable" holds; under load
     the head row's lock is taken once per batch instead of once per request.
-    A report kept with its entry (`AuditEvent.kept`) commits with it.
+    A report kept with its entry (`AuditEvent.kept`) commits with it. The
+    `sealer` hears of each batch's head and checkpoints (signs the head, exports
+    to the witness, off the request path); without one nothing is exported.
     """
 
-    def __init__(self, engine: Engine, keys: KeyRingHolder) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        keys: KeyRingHolder,
+        *,
+        checkpoint_every: int = 100,
+        sealer: Sealer | None = None,
+    ) -> None:
         self.engine = engine
         self.keys = keys
+        self.every = checkpoint_every
+        self.sealer = sealer
         self.held = Held(engine)
         self._batches: Coalescer[AuditEvent, int] = Coalescer(self._write)
         self._cuts = StoredCuts()
@@ -59,21 +70,24 @@ class AuditWriter:
     async def _write(self, events: list[AuditEvent]) -> list[int]:
         signer = (await self.keys.current()).signing_key("audit", datetime.now(UTC))
         cuts = self._cuts.unknown(event.kept for event in events if event.kept is not None)
+        every, sealer = self.every, self.sealer
+        if sealer is not None:
+            sealer.pin(signer)  # a set lookup, but for a key's first batch
 
-        def append(conn: Connection) -> list[int]:
+        def append(conn: Connection) -> Appended:
             with conn.begin():
-                return append_many(
-                    conn, events, signer=signer, checkpoint_every=CHECKPOINT_EVERY, cuts=cuts
-                )
+                return append_linked(conn, events, signer=signer, checkpoint_every=every, cuts=cuts)
 
-        done = await self.held.run(
-            lambda pg: append_many_committed_pg(
-                pg, events, signer=signer, checkpoint_every=CHECKPOINT_EVERY, cuts=cuts
+        done: Appended = await self.held.run(
+            lambda pg: append_linked_pg(
+                pg, events, signer=signer, checkpoint_every=every, cuts=cuts
             ),
             append,
         )
         self._cuts.stored(cuts)
-        return done
+        if sealer is not None:
+            sealer.wrote(done.entries[-1], done.checkpoints)
+        return done.seqs
 
     async def close(self) -> None:
         await self.held.close()

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from sqlalchemy import Engine, create_engine, delete, func, make_url, select, update
 
+from gateway.audit import pinned
 from gateway.audit.chain import (
     AuditEvent,
     append,
@@ -34,6 +35,7 @@ def fill(engine: Engine, settings: Settings, n: int = 23) -> None:
     with engine.begin() as conn:
         ensure_key(conn, kek, "audit", "ES256")
         signer = load_ring(conn, kek).signing_key("audit", datetime.now(UTC))
+    pinned.pin(pinned.path_of(settings), [signer])  # as the gateway does before signing
     for i in range(n):
         with engine.begin() as conn:
             append(
@@ -44,9 +46,10 @@ def fill(engine: Engine, settings: Settings, n: int = 23) -> None:
             )
 
 
-def check(engine: Engine) -> list[tuple[int, str]]:
+def check(engine: Engine, every: int = EVERY) -> list[tuple[int, str]]:
+    """The breaks, checkpoints due every `every` (the unsigned tests' chains: 100)."""
     with engine.connect() as conn:
-        _, breaks = verify(conn, checkpoint_keys(conn))
+        _, breaks = verify(conn, checkpoint_keys(conn), every=every)
     return [(b.seq, b.kind) for b in breaks]
 
 
@@ -158,7 +161,7 @@ def test_concurrent_writers_never_fork_the_chain(engine: Engine, settings: Setti
             conn.execute(select(audit_entries.c.seq).order_by(audit_entries.c.seq)).scalars().all()
         )
     assert seqs == list(range(1, 61))
-    assert check(engine) == []
+    assert check(engine, every=100) == []
 
 
 def test_cli_verify_exit_codes(chain: Engine, settings: Settings, tmp_path: Path) -> None:
@@ -166,6 +169,7 @@ def test_cli_verify_exit_codes(chain: Engine, settings: Settings, tmp_path: Path
         **os.environ,
         "XYD_STATE_DIR": str(settings.state_dir),
         "XYD_DATABASE_URL": settings.effective_database_url,
+        "XYD_AUDIT_CHECKPOINT_EVERY": str(EVERY),
     }
     run = [sys.executable, "-m", "gateway.cli", "audit", "verify"]
     ok = subprocess.run(run, env=env, capture_output=True, text=True, timeout=60, check=False)
@@ -304,7 +308,7 @@ async def test_served_writer_quotes_hostile_values_and_rolls_back_a_failed_batch
         (2, hostile, hostile[:100]),
     ]
     assert head == 2
-    assert check(engine) == []
+    assert check(engine, every=100) == []
     engine.dispose()
 
 
@@ -340,7 +344,7 @@ async def test_postgres_links_entries_as_python_hashes_them(pg: Postgres) -> Non
             await append_many_committed_pg(pg_conn, events[start : start + 10])
     finally:
         await pg_conn.close()
-    assert check(engine) == []
+    assert check(engine, every=1000) == []
     with engine.connect() as conn:
         reasons = conn.execute(select(audit_entries.c.reason).order_by(audit_entries.c.seq))
         assert list(reasons.scalars()) == samples
