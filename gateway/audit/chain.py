@@ -321,10 +321,12 @@ def verify(
         hashes[entry["seq"]] = entry["entry_hash"]
         previous, expected = entry["entry_hash"], entry["seq"] + 1
     end = expected - 1
+    # The witness's verdict first: at a seq with several breaks, it is the one
+    # the store's owner cannot have arranged.
+    breaks.extend(_against_witness(witnessed, hashes, end))
     signed, found = _check_checkpoints(conn, keys, hashes)
     breaks.extend(found)
     breaks.extend(_unsigned(signed | {b.seq for b in found}, end, every))
-    breaks.extend(_against_witness(witnessed, hashes, end))
     head = conn.execute(select(audit_head.c.seq, audit_head.c.entry_hash)).one()
     if head.seq != end or (head.seq and hashes.get(head.seq) != head.entry_hash):
         breaks.append(Break(expected, "truncated", f"head says {head.seq}, chain ends at {end}"))
