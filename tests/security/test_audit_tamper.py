@@ -318,3 +318,49 @@ def test_an_edited_witness_line_is_refused(trail: Settings) -> None:
     code, said = run_verify(trail)
     assert code == 1
     assert "witness" in said and "line 2 does not match its hash" in said
+
+
+async def test_an_http_witness_gets_each_checkpoint_and_one_it_refused_again(
+    audited: Settings, engine: Engine
+) -> None:
+    """A regulator's endpoint as the witness: each signed checkpoint POSTed as
+    `{seq, head, signed}`; refused (a 503), it is kept and sent next round."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[dict[str, Any]] = []
+    answers = iter([503])
+
+    class Regulator(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = orjson.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            status = next(answers, 201)
+            if status == 201:
+                received.append(body)
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Regulator)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    audited.audit_witness = f"http://127.0.0.1:{server.server_address[1]}/checkpoints"
+    keys = Keys(ring_of(engine, audited))
+    sealer = Sealer.configured(audited, engine, keys)  # type: ignore[arg-type]
+    writer = AuditWriter(engine, keys, checkpoint_every=EVERY, sealer=sealer)  # type: ignore[arg-type]
+    try:
+        for i in range(6):
+            await writer.append(event(i))
+        with pytest.raises(Exception, match="503"):
+            await sealer.round()
+        await writer.append(event(6))
+        await sealer.round()
+    finally:
+        server.shutdown()
+        await writer.close()
+    assert sealer.pending == []
+    trusted = pinned.trusted(audited)
+    signed = [checkpoints.signed_claims(r["signed"], trusted)["seq"] for r in received]
+    assert [r["seq"] for r in received] == signed == [5, 6, 7]
