@@ -197,7 +197,8 @@ def load_ring(conn: Connection, kek: bytes) -> KeyRing:
             alg=row.alg,
             public=private.public_key(),
             private=private,
-            public_jwk=dict(row.public_jwk),
+            # From the key the KEK opened, never the row: the store's owner could swap it.
+            public_jwk=jose.public_jwk(private),
             not_before=not_before,
             retire_after=retire_after,
         )
