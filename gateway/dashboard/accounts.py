@@ -152,7 +152,7 @@ def password_hash(conn: Connection, name: str) -> str | None:
 
 
 def verify_login(conn: Connection, name: str, password: str) -> Login:
-    """Check a password here and now, on this thread: for the CLI and tests.
+    """Check a password here and now, on this thread (tests, tools).
     The dashboard's login throttles first and hashes in a thread (login.py)."""
     found = _enabled(conn, name)
     if len(password) > passwords.MAX_CHARS:
