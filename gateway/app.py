@@ -22,6 +22,7 @@ from gateway.audit.service import AuditWriter
 from gateway.background import start_background
 from gateway.breaker import CircuitBreaker
 from gateway.consents.router import router as consents_router
+from gateway.dashboard.login import make_login
 from gateway.dashboard.router import router as dashboard_router
 from gateway.db import make_async_engine, make_sync_engine
 from gateway.direct import Direct
@@ -92,6 +93,9 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
             breaker=CircuitBreaker(
                 "redis", failures=settings.breaker_failures, open_s=settings.breaker_open_s
             ),
+        )
+        app.state.login = make_login(
+            settings, app.state.engine, app.state.gate, app.state.redis, app.state.pii_key
         )
         app.state.reports = ReportService(
             builder,

@@ -11,18 +11,23 @@ import hashlib
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from gateway.settings import Settings
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from gateway.audit.checkpoints import Checkpoint
     from gateway.client import GatewayClient
     from gateway.identity.jose import PublicKey
+
+T = TypeVar("T")
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="xyd-gateway operations")
 db_app = typer.Typer(no_args_is_help=True, help="The credit store's schema")
@@ -660,32 +665,92 @@ users_app = typer.Typer(no_args_is_help=True, help="The risk dashboard's local a
 app.add_typer(users_app, name="users")
 
 
-@users_app.command("create")
-def users_create(
-    name: str,
-    role: Annotated[str, typer.Option(help="risk_officer or auditor")],
-    password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read the password from stdin's first line")
-    ] = False,
-) -> None:
-    """Create a dashboard account; without --password-stdin, print a generated password once."""
-    from gateway.dashboard import accounts
+PasswordStdin = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from stdin's first line")
+]
+
+
+def _read_password(from_stdin: bool) -> str:
+    from gateway.dashboard.passwords import new_password
+
+    # stdin rather than an argument: a password on the command line lands in shell history.
+    return sys.stdin.readline().rstrip("\r\n") if from_stdin else new_password()
+
+
+def _users_change(change: Callable[[Connection], T]) -> T:
+    """Run one change to the dashboard's accounts in its own transaction; a refused
+    one (unknown name, a password the policy refuses) exits 2 with why."""
     from gateway.db import make_sync_engine
     from gateway.errors import ProblemError
 
-    # stdin rather than an argument: a password on the command line lands in shell history.
-    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else accounts.new_password()
     engine = make_sync_engine(Settings())
     try:
         with engine.begin() as conn:
-            accounts.create_user(conn, name, role, password)
+            return change(conn)
     except ProblemError as exc:
         raise _fail(exc.detail) from None
     finally:
         engine.dispose()
+
+
+@users_app.command("create")
+def users_create(
+    name: str,
+    role: Annotated[str, typer.Option(help="risk_officer or auditor")],
+    password_stdin: PasswordStdin = False,
+) -> None:
+    """Create a dashboard account; without --password-stdin, print a generated password once.
+    A password: 12+ characters, not all whitespace, not a common one, not containing the name."""
+    from gateway.dashboard import accounts
+
+    password = _read_password(password_stdin)
+    _users_change(lambda conn: accounts.create_user(conn, name, role, password))
     typer.echo(f"created {name} ({role})", err=True)
     if not password_stdin:
         typer.echo(password)
+
+
+@users_app.command("reset-password")
+def users_reset_password(name: str, password_stdin: PasswordStdin = False) -> None:
+    """Give an account a new password (printed once unless read from stdin); its sessions end."""
+    from gateway.dashboard import accounts
+
+    password = _read_password(password_stdin)
+    ended = _users_change(lambda conn: accounts.set_password(conn, name, password))
+    typer.echo(f"new password for {name}; {ended} session(s) ended", err=True)
+    if not password_stdin:
+        typer.echo(password)
+
+
+@users_app.command("disable")
+def users_disable(name: str) -> None:
+    """Refuse an account's logins from now on and end its sessions at once."""
+    from gateway.dashboard import accounts
+
+    now = datetime.now(UTC)
+    ended = _users_change(lambda conn: accounts.set_disabled(conn, name, True, now))
+    typer.echo(f"disabled {name}; {ended} session(s) ended")
+
+
+@users_app.command("enable")
+def users_enable(name: str) -> None:
+    """Let a disabled account log in again."""
+    from gateway.dashboard import accounts
+
+    now = datetime.now(UTC)
+    _users_change(lambda conn: accounts.set_disabled(conn, name, False, now))
+    typer.echo(f"enabled {name}")
+
+
+@users_app.command("logout-all")
+def users_logout_all(
+    name: Annotated[str | None, typer.Argument(help="One account; omitted, every account")] = None,
+) -> None:
+    """End dashboard sessions at once: one account's, or everyone's."""
+    from gateway.dashboard import accounts
+
+    ended = _users_change(lambda conn: accounts.end_sessions(conn, name))
+    typer.echo(f"{ended} session(s) ended")
 
 
 pii_app = typer.Typer(no_args_is_help=True, help="Personal fields encrypted at rest")

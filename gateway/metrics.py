@@ -143,6 +143,15 @@ OPEN_ALERTS = Gauge(
 MONITOR_ALERTS = Counter(
     "xyd_monitor_alerts_raised_total", "Alerts raised, by rule and severity", ["rule", "severity"]
 )
+DASHBOARD_PASSWORD_HASHES = Counter(
+    "xyd_dashboard_password_checks_total",
+    "Dashboard passwords hashed to check a login (one scrypt each)",
+)
+DASHBOARD_LOGIN_REFUSALS = Counter(
+    "xyd_dashboard_login_throttled_total",
+    "Dashboard logins refused with 429 before any hashing, by bucket",
+    ["limit"],
+)
 
 
 def render_latest() -> tuple[bytes, str]:

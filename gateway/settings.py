@@ -152,6 +152,34 @@ class Settings(BaseSettings):
         ),
     )  # fmt: skip
 
+    # --- the dashboard's login (throttled before any password is hashed) ----
+    login_source_per_min: float = Field(
+        10, gt=0, le=60_000, description="Login attempts a minute from one address, sustained"
+    )
+    login_source_burst: int = Field(10, ge=1, le=10_000, description="...and in one burst")
+    login_account_tries: int = Field(
+        5, ge=1, le=100,
+        description="Attempts at one user name from one address before it waits; a right "
+        "password gives them all back",
+    )  # fmt: skip
+    login_account_window_s: int = Field(
+        900, ge=1, le=86_400, description="The time in which those tries come back, all of them"
+    )
+    login_overall_per_s: float = Field(
+        5, gt=0, le=10_000,
+        description="Login attempts a second from everywhere, sustained: each costs one scrypt "
+        "(about 50 ms of a core)",
+    )  # fmt: skip
+    login_overall_burst: int = Field(20, ge=1, le=100_000, description="...and in one burst")
+    login_known_days: int = Field(
+        30, ge=0, le=365,
+        description="A (name, address) that logged in within this many days skips the overall "
+        "limit, so a flood cannot lock an officer out of where they work from",
+    )  # fmt: skip
+    login_hash_threads: int = Field(
+        2, ge=1, le=64, description="Passwords hashed at once per process, in threads; more wait"
+    )
+
     # --- identity (OAuth 2.0 authorisation server) ------------------------
     key_encryption_key: SecretStr | None = Field(
         None, description="32-byte hex AES key for private keys; unset means STATE_DIR/kek.key"

@@ -1,18 +1,19 @@
-"""Dashboard accounts, lock-out, sessions and CSRF tokens, on a sync `Connection`.
+"""Dashboard accounts, sessions and CSRF tokens, on a sync `Connection`.
 
-Callers own the transaction (these functions never commit). `verify_login`
-writes the failure counter even when it refuses, so its caller must commit
-a refused login too.
+Callers own the transaction (these functions never commit). The password is
+checked elsewhere (passwords.Hasher, in a thread) and throttled before that
+(throttle.py): here are the reads and writes around it.
 
-Errors: `create_user` raises `UserExists` (409) and `InvalidValue` (422) for a
-bad name, role or password. Nothing else raises on wrong input: a refused
-login is a `Login` outcome, an unknown or expired session is `None`.
+Errors: `create_user` raises `UserExists` (409); it and `set_password` raise
+`InvalidValue` (422) for a bad name, role or password (passwords.check); the
+CLI's changes raise `NoSuchUser` (404) for a name nobody has. Nothing else
+raises on wrong input: a refused login is a `Login` outcome, an unknown or
+expired session is `None`.
 """
 
 from __future__ import annotations
 
 import enum
-import functools
 import hashlib
 import hmac
 import re
@@ -22,18 +23,18 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, delete, insert, or_, select, update
 
-from gateway.errors import Conflict, InvalidValue
-from gateway.identity.clients import hash_secret, secret_matches
+from gateway.dashboard import passwords
+from gateway.dashboard.passwords import new_password
+from gateway.errors import Conflict, InvalidValue, NotFound
+from gateway.identity.clients import hash_secret
 from gateway.store.tables import dashboard_sessions, dashboard_users
 
+__all__ = ["new_password"]  # the demo's officer takes it from here
+
 ROLES = ("risk_officer", "auditor")
-MAX_FAILURES = 5
-FAILURE_WINDOW = timedelta(minutes=15)
-LOCKED_FOR = timedelta(minutes=15)
 IDLE_TIMEOUT = timedelta(hours=8)
 ABSOLUTE_TIMEOUT = timedelta(hours=24)
-MIN_PASSWORD_CHARS = 12
-MAX_PASSWORD_CHARS = 1024
+MAX_NAME_CHARS = 64
 _NAME = re.compile(r"^[\w.@-]{1,64}$")
 
 
@@ -41,10 +42,13 @@ class UserExists(Conflict):
     type_slug = "dashboard-user-exists"
 
 
+class NoSuchUser(NotFound):
+    type_slug = "dashboard-user-unknown"
+
+
 class Outcome(enum.Enum):
     OK = "ok"
     WRONG = "wrong"  # wrong password, unknown or disabled account: one answer for all
-    LOCKED = "locked"
 
 
 @dataclass(frozen=True)
@@ -72,10 +76,6 @@ def session_id(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def new_password() -> str:
-    return secrets.token_urlsafe(18)
-
-
 def create_user(
     conn: Connection, name: str, role: str, password: str, now: datetime | None = None
 ) -> None:
@@ -83,8 +83,7 @@ def create_user(
         raise InvalidValue("a user name is 1-64 letters, digits, '.', '_', '@' or '-'")
     if role not in ROLES:
         raise InvalidValue(f"role must be one of {', '.join(ROLES)}")
-    if not MIN_PASSWORD_CHARS <= len(password) <= MAX_PASSWORD_CHARS:
-        raise InvalidValue(f"a password needs {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} chars")
+    passwords.check(name, password)
     exists = conn.execute(
         select(dashboard_users.c.name).where(dashboard_users.c.name == name)
     ).first()
@@ -101,47 +100,66 @@ def create_user(
     )
 
 
-@functools.cache
-def _dummy_hash() -> str:
-    return hash_secret(secrets.token_urlsafe(16))
+def _change(conn: Connection, name: str, **values: object) -> None:
+    changed = conn.execute(
+        update(dashboard_users).where(dashboard_users.c.name == name).values(**values)
+    ).rowcount
+    if not changed:
+        raise NoSuchUser(f"no dashboard user {name[:MAX_NAME_CHARS]}")
 
 
-def verify_login(conn: Connection, name: str, password: str, now: datetime) -> Login:
-    """Check a password, counting failures per account; a locked account is refused
-    whatever the password. The row is locked so concurrent failures all count."""
-    if len(name) > 64 or len(password) > MAX_PASSWORD_CHARS:
+def set_password(conn: Connection, name: str, password: str) -> int:
+    """A new password (the policy applies); every session of the old one ends.
+    Returns how many sessions ended."""
+    passwords.check(name, password)
+    _change(conn, name, password_hash=hash_secret(password))
+    return end_sessions(conn, name)
+
+
+def set_disabled(conn: Connection, name: str, disabled: bool, now: datetime) -> int:
+    """Disable (its sessions end at once) or enable an account; sessions ended."""
+    _change(conn, name, disabled_at=now if disabled else None)
+    return end_sessions(conn, name) if disabled else 0
+
+
+def end_sessions(conn: Connection, name: str | None = None) -> int:
+    """End one user's sessions, or everyone's with None; how many ended. An open
+    stream notices within a second (the dashboard's stream checks its session)."""
+    query = delete(dashboard_sessions)
+    if name is not None:
+        exists = conn.execute(
+            select(dashboard_users.c.name).where(dashboard_users.c.name == name)
+        ).first()
+        if exists is None:
+            raise NoSuchUser(f"no dashboard user {name[:MAX_NAME_CHARS]}")
+        query = query.where(dashboard_sessions.c.user_name == name)
+    return conn.execute(query).rowcount
+
+
+def _enabled(conn: Connection, name: str) -> tuple[str, str] | None:
+    if len(name) > MAX_NAME_CHARS:
+        return None
+    u = dashboard_users.c
+    row = conn.execute(select(u.password_hash, u.role, u.disabled_at).where(u.name == name)).first()
+    return None if row is None or row.disabled_at is not None else (row.password_hash, row.role)
+
+
+def password_hash(conn: Connection, name: str) -> str | None:
+    """The stored hash of an enabled account; None for an unknown or disabled
+    one (the caller still pays one scrypt: passwords.matches)."""
+    found = _enabled(conn, name)
+    return found[0] if found else None
+
+
+def verify_login(conn: Connection, name: str, password: str) -> Login:
+    """Check a password here and now, on this thread (tests, tools).
+    The dashboard's login throttles first and hashes in a thread (login.py)."""
+    found = _enabled(conn, name)
+    if len(password) > passwords.MAX_CHARS:
         return Login(Outcome.WRONG)
-    row = conn.execute(
-        select(dashboard_users).where(dashboard_users.c.name == name).with_for_update()
-    ).first()
-    # Always pay for one scrypt, so timing does not tell which accounts exist.
-    matches = secret_matches(row.password_hash if row else _dummy_hash(), password)
-    if row is None or row.disabled_at is not None:
+    if not passwords.matches(found[0] if found else None, password) or found is None:
         return Login(Outcome.WRONG)
-    locked_until = _aware(row.locked_until) if row.locked_until else None
-    if locked_until is not None and locked_until > now:
-        return Login(Outcome.LOCKED)
-    if matches:
-        if row.failed_logins or row.first_failed_at or row.locked_until:
-            _set_failures(conn, name, 0, None, None)
-        return Login(Outcome.OK, row.name, row.role)
-    # A lock that has run out starts a fresh window of five tries.
-    first = _aware(row.first_failed_at) if row.first_failed_at else None
-    in_window = first is not None and now - first < FAILURE_WINDOW and locked_until is None
-    failures = row.failed_logins + 1 if in_window else 1
-    lock = now + LOCKED_FOR if failures >= MAX_FAILURES else None
-    _set_failures(conn, name, failures, first if in_window else now, lock)
-    return Login(Outcome.LOCKED if lock else Outcome.WRONG)
-
-
-def _set_failures(
-    conn: Connection, name: str, count: int, first: datetime | None, lock: datetime | None
-) -> None:
-    conn.execute(
-        update(dashboard_users)
-        .where(dashboard_users.c.name == name)
-        .values(failed_logins=count, first_failed_at=first, locked_until=lock)
-    )
+    return Login(Outcome.OK, name, found[1])
 
 
 def create_session(conn: Connection, user_name: str, now: datetime) -> tuple[str, str]:

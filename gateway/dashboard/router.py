@@ -33,6 +33,8 @@ from gateway.alerts import service as alert_service
 from gateway.audit.service import record_allowed
 from gateway.dashboard import accounts, facts, queries, views
 from gateway.dashboard.i18n import TEXT, Lang, lang_of
+from gateway.dashboard.login import Login
+from gateway.dashboard.throttle import source_of
 from gateway.enterprises.service import checked_code
 from gateway.errors import (
     BadRequest,
@@ -56,7 +58,7 @@ PRE_COOKIE_MAX_AGE_S = 600
 FORM_MAX_BYTES = 4096
 NOTE_MAX_CHARS = 2000
 STREAM_POLL_S = 0.25
-STREAM_SESSION_CHECK_S = 30.0
+STREAM_SESSION_CHECK_S = 1.0
 HEARTBEAT_S = 15.0
 _COOKIE_PATH = "/dashboard"
 _SECURITY_HEADERS = {
@@ -210,23 +212,19 @@ async def login(request: Request, lang: LangQuery = "zh") -> Response:
         refused = CsrfRefused("the login form's CSRF token is missing or wrong; reload the page")
         return _refused(request, refused, page_lang, views.href("/dashboard/login", page_lang))
     assert pre is not None  # csrf_matches refuses a missing one
-    name, password, now = form.get("name", ""), form.get("password", ""), _now()
-    old_token = request.cookies.get(SESSION_COOKIE)
-
-    def work(conn: Connection) -> tuple[accounts.Login, str | None]:
-        result = accounts.verify_login(conn, name, password, now)
-        if result.outcome is not accounts.Outcome.OK or result.name is None:
-            return result, None
-        # A fresh session on every login: a planted cookie is never promoted.
-        if old_token:
-            accounts.destroy_session(conn, old_token)
-        return result, accounts.create_session(conn, result.name, now)[0]
-
-    result, token = await _db(request, work)
+    name, password = form.get("name", ""), form.get("password", "")
+    service: Login = request.app.state.login
+    source = source_of(request.client.host if request.client else None)
+    attempt = await service.attempt(
+        name, password, source, request.cookies.get(SESSION_COOKIE), _now()
+    )
+    token = attempt.token
     if token is None:
-        locked = result.outcome is accounts.Outcome.LOCKED
-        message = TEXT[page_lang]["locked" if locked else "wrong"]
-        return _login_page(page_lang, pre, message, 429 if locked else 401)
+        if attempt.retry_after_s:
+            page = _login_page(page_lang, pre, TEXT[page_lang]["locked"], 429)
+            page.headers["Retry-After"] = str(attempt.retry_after_s)
+            return page
+        return _login_page(page_lang, pre, TEXT[page_lang]["wrong"], 401)
     response = _redirect(views.href("/dashboard", page_lang))
     max_age = int(accounts.ABSOLUTE_TIMEOUT.total_seconds())
     _set_cookie(request, response, SESSION_COOKIE, token, max_age)
@@ -316,18 +314,21 @@ async def stream(
         checked = quiet = loop.time()
         yield b"retry: 2000\n\n"
         while not await request.is_disconnected():
-            if loop.time() - checked >= STREAM_SESSION_CHECK_S:
-                checked = loop.time()
-                async with engine.connect() as conn:
-                    alive = await conn.run_sync(accounts.get_session, token, _now())
-                if alive is None:
-                    yield _sse("session-ended", {})
-                    return
+            beat = loop.time() - quiet >= HEARTBEAT_S
             async with engine.connect() as conn:
                 fresh = await conn.run_sync(feed.take)
-                counts = await conn.run_sync(queries.open_counts) if fresh else {}
-                codes = facts.codes_in(a["credit_code"] for a in fresh)
+                # Checked before anything is sent, and every second: a logout,
+                # `xyd users disable` or `logout-all` ends the stream at once.
+                alive = True
+                if fresh or beat or loop.time() - checked >= STREAM_SESSION_CHECK_S:
+                    checked = loop.time()
+                    alive = await conn.run_sync(accounts.get_session, token, _now()) is not None
+                counts = await conn.run_sync(queries.open_counts) if fresh and alive else {}
+                codes = facts.codes_in(a["credit_code"] for a in fresh) if alive else set()
                 names = await conn.run_sync(queries.enterprise_names, codes) if codes else {}
+            if not alive:
+                yield _sse("session-ended", {})
+                return
             for alert in fresh:
                 row = views.alert_row(alert, page_lang, names)
                 yield _sse("alert", {
@@ -336,7 +337,7 @@ async def stream(
                 }, alert["revision"])  # fmt: skip
             if fresh:
                 quiet = loop.time()
-            elif loop.time() - quiet >= HEARTBEAT_S:
+            elif beat:
                 quiet = loop.time()
                 yield b": keep-alive\n\n"
             await asyncio.sleep(STREAM_POLL_S)

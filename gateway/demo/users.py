@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, select
 
-from gateway.dashboard.accounts import create_user, new_password
-from gateway.identity.clients import hash_secret
+from gateway.dashboard.accounts import create_user, new_password, set_password
 from gateway.store.tables import dashboard_users
 
 DEMO_OFFICER = "demo-officer"
@@ -23,11 +22,7 @@ def ensure_demo_officer(conn: Connection, out_dir: Path) -> Path:
     if exists is None:
         create_user(conn, DEMO_OFFICER, "risk_officer", password)
     else:
-        conn.execute(
-            update(dashboard_users)
-            .where(dashboard_users.c.name == DEMO_OFFICER)
-            .values(password_hash=hash_secret(password), failed_logins=0, locked_until=None)
-        )
+        set_password(conn, DEMO_OFFICER, password)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{DEMO_OFFICER}.password"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

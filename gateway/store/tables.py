@@ -537,9 +537,9 @@ dashboard_users = Table(
     Column("name", String(64), primary_key=True),
     Column("role", String(20), nullable=False),  # risk_officer | auditor
     Column("password_hash", String(200), nullable=False),  # scrypt$salt$digest
+    # Unused since issue 19: failed logins are throttled per (name, source) in
+    # the limiter (dashboard/throttle.py), never by a lock on the account.
     Column("failed_logins", Integer, nullable=False, server_default="0"),
-    # Start of the current 15-minute window of failures: the lock-out counts
-    # failures inside one window, not failures ever.
     Column("first_failed_at", Timestamp),
     Column("locked_until", Timestamp),
     Column("created_at", Timestamp, nullable=False),
