@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
                 "redis", failures=settings.breaker_failures, open_s=settings.breaker_open_s
             ),
         )
+        await app.state.gate.start()
         app.state.reports = ReportService(
             builder,
             ReportCache(app.state.redis, local_entries=settings.report_cache_entries),
