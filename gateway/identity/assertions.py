@@ -86,7 +86,10 @@ async def authenticate_client(
         raise InvalidClient("client assertion: jti of 8-200 characters is required")
     expires_at = datetime.fromtimestamp(exp + settings.clock_leeway_s, UTC)
     if not await guard.first_use(f"assertion:{client.client_id}:{jti}", expires_at, issued_s):
-        raise InvalidClient("client assertion replayed (jti already used)")
+        raise InvalidClient(
+            "client assertion replayed (jti already used), or issued before the gateway "
+            "lost its record of used ones: sign a new one with iat"
+        )
     return client
 
 
