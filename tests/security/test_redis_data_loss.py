@@ -177,3 +177,24 @@ def test_a_client_at_its_daily_limit_stays_refused_after_redis_lost_its_data(
     state = refused.headers["RateLimit"]
     assert '"enterprise";r=98' in state
     assert '"bank_enterprise";r=18' in state
+
+
+def test_an_embedded_gateways_daily_counts_survive_its_restart(
+    settings: Settings, engine: Engine, tmp_path: Path
+) -> None:
+    """Without Redis the counts live in the process: a restart rebuilds them too."""
+    config = tmp_path / "config"
+    shutil.copytree(CONFIG, config, dirs_exist_ok=True)
+    (config / "rates.yaml").write_text(RATES)
+    settings.config_dir, settings.public_base_url = config, ISSUER
+    settings.key_activation_delay_s = 0
+    register_enterprises(engine, code(1))
+    bank = register(engine, "bank-embedded", org_code="BOCD")
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        auth = bearer(client, bank)
+        headers = {**auth, "Consent-Id": consent(client, auth)["id"]}
+        assert [client.get(URL, headers=headers).status_code for _ in range(DAILY)] == [200] * 2
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        refused = client.get(URL, headers=headers)
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["limit"] == "daily"
