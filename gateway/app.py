@@ -94,6 +94,7 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
                 "redis", failures=settings.breaker_failures, open_s=settings.breaker_open_s
             ),
         )
+        await app.state.gate.start()
         app.state.login = make_login(
             settings, app.state.engine, app.state.gate, app.state.redis, app.state.pii_key
         )

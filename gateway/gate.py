@@ -16,21 +16,40 @@ trip to Redis on the failure alone; an answered request makes one.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Literal
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from gateway.audit.today import admitted_reports
 from gateway.batching import Coalescer
 from gateway.breaker import CircuitBreaker
 from gateway.consents.marks import mark_key
 from gateway.errors import DependencyUnavailable, RateLimited
 from gateway.identity.dpop import Proof, replayed
 from gateway.identity.errors import InvalidToken
-from gateway.identity.guard import EPOCH, TokenGuard, disabled_key, guard_key, revoked_key, ttl_ms
+from gateway.identity.guard import (
+    EPOCH,
+    REPLAY_FLOOR,
+    TokenGuard,
+    disabled_key,
+    guard_key,
+    revoked_key,
+    ttl_ms,
+)
 from gateway.identity.tokens import Caller
 from gateway.metrics import RATE_LIMITER_DOWN, RATE_REFUSALS
-from policies.rate import Charge, MemoryLimiter, RateConfig, RateOutcome, RateRequest, headers
+from policies.rate import (
+    Charge,
+    MemoryLimiter,
+    RateConfig,
+    RateOutcome,
+    RateRequest,
+    bank_key,
+    day_bounds,
+    headers,
+)
 from policies.rate_redis import RedisLimiter
 
 log = logging.getLogger("xyd.gate")
@@ -64,6 +83,33 @@ class Gate:
         self.breaker = breaker
         # The local fallback counts this process's share of every limit.
         self.local_config = config.shared(workers)
+        if self.redis is not None:
+            guard.on_loss.append(self._restore_counts)
+
+    async def start(self) -> None:
+        """Before the first request: today's counts, if they were lost while no
+        gateway ran (an embedded gateway's are always: they live in its memory)."""
+        try:
+            if self.redis is None:
+                counts, day = await self._counted_today()
+                self.memory.restore_now(counts, day)
+            else:
+                await self.guard.start()
+        except Exception:  # the gateway starts anyway; /readyz says what is down
+            log.warning("daily counts and denylist not restored at start", exc_info=True)
+
+    async def _restore_counts(self) -> None:
+        assert self.redis is not None
+        counts, day = await self._counted_today()
+        await self.redis.restore(counts, day)
+        log.warning("daily counts rebuilt from the audit trail: %d counts", len(counts))
+
+    async def _counted_today(self) -> tuple[dict[str, int], int]:
+        day, _ = day_bounds(time.time())
+        reports = {key: route.reports for key, route in self.config.routes.items() if route.reports}
+        async with self.guard.engine.connect() as conn:
+            counts = await conn.run_sync(admitted_reports, day, reports)
+        return counts, day
 
     def _request(
         self,
@@ -79,9 +125,10 @@ class Gate:
         in_redis: bool = False,
     ) -> RateRequest:
         cost = config.route(route)
-        once_key, once_ms = None, 0
+        once_key, once_ms, once_issued_s = None, 0, 0
         if in_redis and proof is not None:
             once_key, once_ms = guard_key(proof.once), ttl_ms(proof.expires)
+            once_issued_s = proof.issued_s
         return RateRequest(
             client_id=caller.client_id,
             plan=config.plan_for(caller.client_id),
@@ -91,10 +138,14 @@ class Gate:
             credit_code=credit_code,
             consent_id=consent_id,
             consent_daily=consent_daily,
+            bank=bank_key(caller.client_id, caller.org_code),
+            bank_share=config.bank_share,
             deny_keys=(revoked_key(caller.jti), disabled_key(caller.client_id)) if in_redis else (),
             sentinel=EPOCH if in_redis else None,
             once_key=once_key,
             once_ms=once_ms,
+            once_floor=REPLAY_FLOOR if once_key else None,
+            once_issued_s=once_issued_s,
             consent_mark=mark_key(cached_consent) if in_redis and cached_consent else None,
         )
 
@@ -161,7 +212,9 @@ class Gate:
             log.warning("Redis unreachable: a failed request's rate charge is kept")
 
     async def _spend_in_store(self, proof: Proof | None) -> None:
-        if proof is not None and not await self.guard.first_use(proof.once, proof.expires):
+        if proof is not None and not await self.guard.first_use(
+            proof.once, proof.expires, proof.issued_s
+        ):
             raise replayed()
 
     async def _admit_with_redis(self, request: RateRequest) -> RateOutcome | None:
@@ -172,8 +225,8 @@ class Gate:
             assert self._redis_calls is not None
             result = await self._redis_calls.submit(request)
             if result.stale_denylist:
-                # Redis lost its data: rebuild the denylist before believing it.
-                await self.guard.reload()
+                # Redis lost its data: restore what it held before believing it.
+                await self.guard.recover()
                 result = await self.redis.check(request)
         except (RedisError, OSError, TimeoutError):
             self.breaker.failure()

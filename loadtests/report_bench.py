@@ -135,6 +135,8 @@ def main() -> None:
         (config / "rates.yaml").write_text(
             (config / "rates.yaml").read_text()
             .replace("enterprise_reports_per_day: 100", "enterprise_reports_per_day: 10000000")
+            .replace("enterprise_reports_per_bank_per_day: 20",
+                     "enterprise_reports_per_bank_per_day: 10000000")
             .replace("rate_per_s: 20\n    burst: 40\n    reports_per_day: 5000",
                      "rate_per_s: 100000\n    burst: 100000\n    reports_per_day: 10000000")
         )  # fmt: skip

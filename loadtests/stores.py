@@ -48,6 +48,7 @@ def bench_config(target: Path) -> Path:
     rates = yaml.safe_load((target / "rates.yaml").read_text(encoding="utf-8"))
     rates["plans"] = {name: dict(UNLIMITED) for name in rates["plans"]}
     rates["enterprise_reports_per_day"] = UNLIMITED["reports_per_day"]
+    rates["enterprise_reports_per_bank_per_day"] = UNLIMITED["reports_per_day"]
     (target / "rates.yaml").write_text(yaml.safe_dump(rates, allow_unicode=True), "utf-8")
     platforms = yaml.safe_load((target / "platforms.yaml").read_text(encoding="utf-8"))
     for name in PULL_PLATFORMS:

@@ -5,8 +5,11 @@ them or none:
 
 - `rate`: GCRA per client (`rate_per_s` with `burst`), each route charging its cost;
 - `daily`: credit reports per client per calendar day;
-- `enterprise`: reports about one enterprise per day, across all clients;
-- `consent`: reports under one consent per day (`max_daily_accesses`).
+- `enterprise`: reports about one enterprise per day, across all banks (the
+  shared ceiling);
+- `consent`: reports under one consent per day (`max_daily_accesses`);
+- `bank_enterprise`: reports one bank takes about one enterprise per day (its
+  share of the ceiling), so one bank's use cannot spend what another needs.
 
 Days are Asia/Shanghai calendar days. `MemoryLimiter` is exact within one
 process (the embedded mode); `RedisLimiter` (policies/rate_redis.py) is exact
@@ -30,10 +33,13 @@ from typing import Any, Literal, Protocol
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-LimitName = Literal["rate", "daily", "enterprise", "consent"]
+LimitName = Literal["rate", "daily", "enterprise", "consent", "bank_enterprise"]
 DAY_S = 86_400
 SHANGHAI_OFFSET_S = 8 * 3600  # UTC+8 all year: no daylight saving to follow
 NOT_APPLIED = -1
+# The daily report counts, in this order everywhere: daily, enterprise, consent,
+# bank_enterprise.
+Limits = tuple[int, int, int, int]
 
 
 class RatePlan(BaseModel):
@@ -73,6 +79,8 @@ class RateConfig(BaseModel):
     default_plan: str
     clients: dict[str, str] = Field(default_factory=dict)
     enterprise_reports_per_day: int = Field(ge=1, le=10_000_000)
+    # Unset: no share, the ceiling alone (one bank can then use all of it).
+    enterprise_reports_per_bank_per_day: int | None = Field(None, ge=1, le=10_000_000)
     routes: dict[str, RouteCost] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -82,6 +90,12 @@ class RateConfig(BaseModel):
         for client_id, plan in self.clients.items():
             if plan not in self.plans:
                 raise ValueError(f"clients.{client_id}: no plan named {plan!r}")
+        share = self.enterprise_reports_per_bank_per_day
+        if share is not None and share > self.enterprise_reports_per_day:
+            raise ValueError(
+                "enterprise_reports_per_bank_per_day: over enterprise_reports_per_day, "
+                "a bank's share would be the whole ceiling"
+            )
         return self
 
     @classmethod
@@ -99,14 +113,24 @@ class RateConfig(BaseModel):
     def route(self, key: str) -> RouteCost:
         return self.routes.get(key, FREE_ROUTE)
 
+    @property
+    def bank_share(self) -> int:
+        """A bank's share of an enterprise's daily ceiling; NOT_APPLIED when unset."""
+        share = self.enterprise_reports_per_bank_per_day
+        return NOT_APPLIED if share is None else share
+
     def shared(self, parts: int) -> RateConfig:
         """Every limit divided among `parts` processes: the local fallback's view."""
         if parts <= 1:
             return self
+        share = self.enterprise_reports_per_bank_per_day
         return self.model_copy(
             update={
                 "plans": {name: plan.share(parts) for name, plan in self.plans.items()},
                 "enterprise_reports_per_day": max(1, self.enterprise_reports_per_day // parts),
+                "enterprise_reports_per_bank_per_day": (
+                    None if share is None else max(1, share // parts)
+                ),
             }
         )
 
@@ -121,6 +145,9 @@ class RateRequest:
     credit_code: str | None = None
     consent_id: str | None = None
     consent_daily: int | None = None
+    # The bank's share of the enterprise's ceiling, counted per (bank, enterprise).
+    bank: str | None = None
+    bank_share: int = NOT_APPLIED
     # Redis only: refuse if any of `deny_keys` exists, trusting them only while
     # `sentinel` exists. This is how the token denylist rides the same round trip.
     deny_keys: tuple[str, ...] = ()
@@ -132,18 +159,25 @@ class RateRequest:
     # Redis only: refuse, charging nothing, if `consent_mark` exists: the
     # caller decided from a cached consent that has changed since.
     consent_mark: str | None = None
+    # Redis only: refuse as a replay a single-use key issued (`once_issued_s`,
+    # seconds) before the second `once_floor` holds: it may have been spent in
+    # data Redis has since lost (gateway/identity/guard.py sets the floor).
+    once_floor: str | None = None
+    once_issued_s: int = 0
 
-    def limits(self) -> tuple[int, int, int]:
-        """(daily, enterprise, consent) report limits; NOT_APPLIED where none applies."""
+    def limits(self) -> Limits:
+        """(daily, enterprise, consent, bank_enterprise) report limits;
+        NOT_APPLIED where none applies."""
         if self.reports <= 0:
-            return NOT_APPLIED, NOT_APPLIED, NOT_APPLIED
+            return NOT_APPLIED, NOT_APPLIED, NOT_APPLIED, NOT_APPLIED
         enterprise = self.enterprise_cap if self.credit_code else NOT_APPLIED
         consent = (
             self.consent_daily
             if self.consent_id and self.consent_daily is not None
             else NOT_APPLIED
         )
-        return self.plan.reports_per_day, enterprise, consent
+        share = self.bank_share if self.credit_code and self.bank else NOT_APPLIED
+        return self.plan.reports_per_day, enterprise, consent, share
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,8 +230,14 @@ class RateLimiter(Protocol):
         ...
 
 
-_DAILY: tuple[LimitName, LimitName, LimitName] = ("daily", "enterprise", "consent")
-_CODES: dict[int, LimitName] = {1: "rate", 2: "daily", 3: "enterprise", 4: "consent"}
+_DAILY: tuple[LimitName, ...] = ("daily", "enterprise", "consent", "bank_enterprise")
+_CODES: dict[int, LimitName] = {
+    1: "rate",
+    2: "daily",
+    3: "enterprise",
+    4: "consent",
+    5: "bank_enterprise",
+}
 
 
 def outcome(
@@ -206,12 +246,12 @@ def outcome(
     code: int,
     retry_us: int,
     backlog_us: int,
-    used: tuple[int, int, int],
+    used: Limits,
     to_midnight_s: int,
     day: int,
     backend: Backend,
 ) -> RateOutcome:
-    """Both backends' raw results in one shape (code 0 = allowed, 1-4 = refused by)."""
+    """Both backends' raw results in one shape (code 0 = allowed, 1-5 = refused by)."""
     plan = request.plan
     tolerance = plan.burst * plan.interval_us
     rate = Remaining(
@@ -300,7 +340,7 @@ class MemoryLimiter:
             code=code,
             retry_us=retry_us,
             backlog_us=(new_tat if code == 0 else tat) - now,
-            used=(used[0], used[1], used[2]),
+            used=(used[0], used[1], used[2], used[3]),
             to_midnight_s=to_midnight,
             day=day,
             backend="memory",
@@ -308,6 +348,18 @@ class MemoryLimiter:
 
     async def refund(self, charge: Charge) -> None:
         self.refund_now(charge)
+
+    def restore_now(self, counts: dict[str, int], day: int) -> None:
+        """Raise today's counts to at least `counts` (by `count_keys` name), counted
+        elsewhere on `day`: what this process admitted before it started again."""
+        now_day, _ = day_bounds(self.clock())
+        if day != now_day:
+            return
+        if self.day != day:
+            self.counts.clear()
+            self.day = day
+        for key, count in counts.items():
+            self.counts[key] = max(self.counts.get(key, 0), count)
 
     def refund_now(self, charge: Charge) -> None:
         request = charge.request
@@ -325,10 +377,24 @@ class MemoryLimiter:
                 self.counts[key] = max(0, self.counts[key] - request.reports)
 
 
-def _count_keys(request: RateRequest) -> tuple[str, str, str]:
+def _count_keys(request: RateRequest) -> tuple[str, str, str, str]:
     """The daily counts' keys, in `RateRequest.limits()` order."""
+    return count_keys(request.client_id, request.credit_code, request.consent_id, request.bank)
+
+
+def bank_key(client_id: str, org_code: str | None) -> str:
+    """Who a bank share belongs to: the bank's code, which all its clients share,
+    else the client alone."""
+    return f"org:{org_code}" if org_code else f"client:{client_id}"
+
+
+def count_keys(
+    client_id: str, credit_code: str | None, consent_id: str | None, bank: str | None
+) -> tuple[str, str, str, str]:
+    """The daily counts' names, in `RateRequest.limits()` order (both backends)."""
     return (
-        f"client:{request.client_id}",
-        f"enterprise:{request.credit_code}",
-        f"consent:{request.consent_id}",
+        f"client:{client_id}",
+        f"ent:{credit_code}",
+        f"consent:{consent_id}",
+        f"bank:{bank}:{credit_code}",
     )

@@ -18,46 +18,54 @@ from policies.rate import (
     NOT_APPLIED,
     SHANGHAI_OFFSET_S,
     Charge,
+    Limits,
     RateOutcome,
     RateRequest,
+    count_keys,
     outcome,
 )
 
-# KEYS: 1 the client's GCRA theoretical arrival time (µs); 2 the client's
-#       reports today; 3 the enterprise's reports today; 4 the consent's
-#       reports today; 5 the denylist sentinel; 6 a single-use key (a DPoP
-#       proof's jti); 7 a consent's change mark; 8.. denylist keys.
+# KEYS: 1 the client's GCRA theoretical arrival time (µs); 2-5 the reports
+#       today of the client, the enterprise, the consent and the (bank,
+#       enterprise); 6 the denylist sentinel; 7 a single-use key (a DPoP
+#       proof's jti); 8 a consent's change mark; 9 the replay floor; 10..
+#       denylist keys.
 # ARGV: 1 emission interval µs; 2 burst tolerance µs; 3 cost; 4 reports;
-#       5-7 daily, enterprise and consent limits (-1: not applied);
-#       8 UTC offset of the calendar day, s; 9 "1" to require the sentinel;
-#       10 how long the single-use key lives, ms ("0": no such key);
-#       11 "1" to refuse, charging nothing, if the change mark exists.
+#       5-8 daily, enterprise, consent and bank share limits (-1: not applied);
+#       9 UTC offset of the calendar day, s; 10 "1" to require the sentinel;
+#       11 how long the single-use key lives, ms ("0": no such key);
+#       12 "1" to refuse, charging nothing, if the change mark exists;
+#       13 the second the single-use key was issued (refused under the floor).
 # Returns {code, retry µs, backlog µs, used daily, used enterprise,
-#          used consent, seconds to midnight, the day's number}; code 0
-#          allowed, 1-4 refused by that limit, 5 denylisted, 6 sentinel
-#          missing, 7 single-use key already used (a replay: no rate is
-#          spent), 8 the consent changed (the caller's copy of it may be
-#          stale: nothing is spent).
+#          used consent, used bank share, seconds to midnight, the day's
+#          number}; code 0 allowed, 1-5 refused by that limit, 6 denylisted,
+#          7 sentinel missing, 8 single-use key already used or issued before
+#          the replay floor (a replay: no rate is spent), 9 the consent changed
+#          (the caller's copy of it may be stale: nothing is spent).
 GATE_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-if ARGV[9] == '1' and redis.call('EXISTS', KEYS[5]) == 0 then
-  return {6, 0, 0, 0, 0, 0, 0}
+if ARGV[10] == '1' and redis.call('EXISTS', KEYS[6]) == 0 then
+  return {7, 0, 0, 0, 0, 0, 0, 0}
 end
-for i = 8, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 1 then return {5, 0, 0, 0, 0, 0, 0} end
+for i = 10, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then return {6, 0, 0, 0, 0, 0, 0, 0} end
 end
-if ARGV[11] == '1' and redis.call('EXISTS', KEYS[7]) == 1 then
-  return {8, 0, 0, 0, 0, 0, 0}
+if ARGV[12] == '1' and redis.call('EXISTS', KEYS[8]) == 1 then
+  return {9, 0, 0, 0, 0, 0, 0, 0}
 end
-if ARGV[10] ~= '0' and not redis.call('SET', KEYS[6], '1', 'NX', 'PX', ARGV[10]) then
-  return {7, 0, 0, 0, 0, 0, 0}
+if ARGV[11] ~= '0' then
+  local floor = redis.call('GET', KEYS[9])
+  if floor and tonumber(ARGV[13]) < tonumber(floor) then return {8, 0, 0, 0, 0, 0, 0, 0} end
+  if not redis.call('SET', KEYS[7], '1', 'NX', 'PX', ARGV[11]) then
+    return {8, 0, 0, 0, 0, 0, 0, 0}
+  end
 end
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
 local reports = tonumber(ARGV[4])
-local offset = tonumber(ARGV[8])
+local offset = tonumber(ARGV[9])
 local local_s = tonumber(t[1]) + offset
 local day = math.floor(local_s / 86400)
 local day_end = (day + 1) * 86400 - offset
@@ -67,8 +75,8 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or 0)
 if tat < now then tat = now end
 local new_tat = tat + cost * interval
 
-local used = {0, 0, 0}
-for i = 1, 3 do
+local used = {0, 0, 0, 0}
+for i = 1, 4 do
   if tonumber(ARGV[4 + i]) >= 0 then
     used[i] = tonumber(redis.call('GET', KEYS[1 + i]) or 0)
   end
@@ -78,7 +86,7 @@ local code, retry = 0, 0
 if new_tat - tolerance > now then
   code, retry = 1, new_tat - tolerance - now
 else
-  for i = 1, 3 do
+  for i = 1, 4 do
     local limit = tonumber(ARGV[4 + i])
     if limit >= 0 and used[i] + reports > limit then
       code, retry = 1 + i, to_midnight * 1000000
@@ -89,18 +97,19 @@ end
 
 if code ~= 0 then
   return {code, string.format('%d', retry), string.format('%d', tat - now),
-          used[1], used[2], used[3], to_midnight, day}
+          used[1], used[2], used[3], used[4], to_midnight, day}
 end
 -- Numbers this large lose digits in Lua's default formatting: use %d.
 redis.call('SET', KEYS[1], string.format('%d', new_tat),
            'PX', string.format('%d', math.ceil((new_tat - now) / 1000) + 1))
-for i = 1, 3 do
+for i = 1, 4 do
   if tonumber(ARGV[4 + i]) >= 0 then
     used[i] = redis.call('INCRBY', KEYS[1 + i], reports)
     redis.call('EXPIREAT', KEYS[1 + i], day_end)
   end
 end
-return {0, 0, string.format('%d', new_tat - now), used[1], used[2], used[3], to_midnight, day}
+return {0, 0, string.format('%d', new_tat - now), used[1], used[2], used[3], used[4],
+        to_midnight, day}
 """
 
 # What an allowed gate script took, given back (a request the gateway failed
@@ -133,30 +142,50 @@ end
 return 1
 """
 
+# Today's counts raised to at least what was counted elsewhere (the audit
+# trail, after Redis lost its data); concurrent requests' counts are kept.
+# KEYS: the counts. ARGV: 1 the day they were counted on; 2 UTC offset of the
+# calendar day, s; 3.. one count per key.
+RESTORE_SCRIPT = """
+local t = redis.call('TIME')
+local offset = tonumber(ARGV[2])
+local day = math.floor((tonumber(t[1]) + offset) / 86400)
+if day ~= tonumber(ARGV[1]) then return 0 end
+local day_end = (day + 1) * 86400 - offset
+for i = 1, #KEYS do
+  local count = tonumber(ARGV[2 + i])
+  if count > tonumber(redis.call('GET', KEYS[i]) or 0) then
+    redis.call('SET', KEYS[i], count)
+    redis.call('EXPIREAT', KEYS[i], day_end)
+  end
+end
+return 1
+"""
+
 PREFIX = "xyd:rl:"
 UNUSED = PREFIX + "unused"
-DENIED, STALE, REPLAYED, CONSENT_CHANGED = 5, 6, 7, 8
+DENIED, STALE, REPLAYED, CONSENT_CHANGED = 6, 7, 8, 9
 
 
-def _count_keys(request: RateRequest, limits: tuple[int, int, int]) -> list[str]:
+def _count_keys(request: RateRequest, limits: Limits) -> list[str]:
     """The daily counts' keys, UNUSED where a limit does not apply."""
-    daily, enterprise, consent = limits
+    names = count_keys(request.client_id, request.credit_code, request.consent_id, request.bank)
     return [
-        f"{PREFIX}day:client:{request.client_id}" if daily != NOT_APPLIED else UNUSED,
-        f"{PREFIX}day:ent:{request.credit_code}" if enterprise != NOT_APPLIED else UNUSED,
-        f"{PREFIX}day:consent:{request.consent_id}" if consent != NOT_APPLIED else UNUSED,
+        f"{PREFIX}day:{name}" if limit != NOT_APPLIED else UNUSED
+        for name, limit in zip(names, limits, strict=True)
     ]
 
 
 def _keys_and_args(request: RateRequest) -> tuple[list[str], list[int | str]]:
     limits = request.limits()
-    daily, enterprise, consent = limits
+    daily, enterprise, consent, share = limits
     keys = [
         f"{PREFIX}gcra:{request.client_id}",
         *_count_keys(request, limits),
         request.sentinel or UNUSED,
         request.once_key or UNUSED,
         request.consent_mark or UNUSED,
+        request.once_floor or UNUSED,
         *request.deny_keys,
     ]
     plan = request.plan
@@ -168,10 +197,12 @@ def _keys_and_args(request: RateRequest) -> tuple[list[str], list[int | str]]:
         daily,
         enterprise,
         consent,
+        share,
         SHANGHAI_OFFSET_S,
         "1" if request.sentinel else "0",
         request.once_ms if request.once_key else 0,
         "1" if request.consent_mark else "0",
+        request.once_issued_s,
     ]
     return keys, args
 
@@ -189,6 +220,18 @@ class RedisLimiter:
         self.redis = redis
         self.sha = redis.register_script(GATE_SCRIPT).sha.encode()
         self._refund = redis.register_script(REFUND_SCRIPT)
+        self._restore = redis.register_script(RESTORE_SCRIPT)
+
+    async def restore(self, counts: dict[str, int], day: int) -> None:
+        """Raise today's counts to at least `counts` (by `count_keys` name), counted
+        on `day`: what was admitted before Redis lost its data."""
+        names = list(counts)
+        for start in range(0, len(names), 1000):
+            chunk = names[start : start + 1000]
+            await self._restore(
+                keys=[f"{PREFIX}day:{name}" for name in chunk],
+                args=[day, SHANGHAI_OFFSET_S, *(counts[name] for name in chunk)],
+            )
 
     async def refund(self, charge: Charge) -> None:
         request = charge.request
@@ -267,8 +310,8 @@ def _outcome(request: RateRequest, raw: Sequence[Any]) -> RateOutcome:
         code=code,
         retry_us=int(raw[1]),
         backlog_us=int(raw[2]),
-        used=(int(raw[3]), int(raw[4]), int(raw[5])),
-        to_midnight_s=int(raw[6]),
-        day=int(raw[7]),
+        used=(int(raw[3]), int(raw[4]), int(raw[5]), int(raw[6])),
+        to_midnight_s=int(raw[7]),
+        day=int(raw[8]),
         backend="redis",
     )

@@ -34,7 +34,9 @@ def unverified_client_id(assertion: str) -> str:
     return issuer
 
 
-def _check_time(claims: dict[str, Any], settings: Settings, strict: bool) -> int:
+def _check_time(claims: dict[str, Any], settings: Settings, strict: bool) -> tuple[int, int]:
+    """(exp, the earliest second the assertion could have been accepted): its
+    `iat`, or without one the earliest its `exp` allows."""
     now, leeway = time.time(), settings.clock_leeway_s
     exp, iat = claims.get("exp"), claims.get("iat")
     if not isinstance(exp, int) or isinstance(exp, bool):
@@ -52,7 +54,8 @@ def _check_time(claims: dict[str, Any], settings: Settings, strict: bool) -> int
         future = 10 if strict else leeway
         if not isinstance(iat, int) or isinstance(iat, bool) or iat > now + future:
             raise InvalidClient("client assertion: iat in the future")
-    return exp
+        return exp, iat
+    return exp, exp - settings.assertion_max_lifetime_s - leeway
 
 
 async def authenticate_client(
@@ -76,14 +79,17 @@ async def authenticate_client(
     given = set(aud) if isinstance(aud, list) and all(isinstance(a, str) for a in aud) else {aud}
     if not given & audiences:
         raise InvalidClient("client assertion: wrong aud")
-    exp = _check_time(claims, settings, strict)
+    exp, issued_s = _check_time(claims, settings, strict)
     _check_signature(compact, client)
     jti = claims.get("jti")
     if not isinstance(jti, str) or not 8 <= len(jti) <= 200:
         raise InvalidClient("client assertion: jti of 8-200 characters is required")
     expires_at = datetime.fromtimestamp(exp + settings.clock_leeway_s, UTC)
-    if not await guard.first_use(f"assertion:{client.client_id}:{jti}", expires_at):
-        raise InvalidClient("client assertion replayed (jti already used)")
+    if not await guard.first_use(f"assertion:{client.client_id}:{jti}", expires_at, issued_s):
+        raise InvalidClient(
+            "client assertion replayed (jti already used), or issued before the gateway "
+            "lost its record of used ones: sign a new one with iat"
+        )
     return client
 
 

@@ -41,11 +41,13 @@ def token_hash(access_token: str) -> str:
 @dataclass(frozen=True, slots=True)
 class Proof:
     """A proof checked in every way but one: its jti is still to be spent.
-    `once` is the key that spends it (set-if-absent until `expires`)."""
+    `once` is the key that spends it (set-if-absent until `expires`);
+    `issued_s` its `iat`."""
 
     jkt: str
     once: str
     expires: datetime
+    issued_s: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +130,7 @@ def check_proof(
     if not isinstance(jti, str) or not 8 <= len(jti) <= 200:
         raise InvalidProof("jti of 8-200 characters is required")
     expires = datetime.fromtimestamp(iat + MAX_AGE_S + future_s, UTC)
-    return Proof(checked.jkt, f"dpop:{checked.jkt}:{jti}", expires)
+    return Proof(checked.jkt, f"dpop:{checked.jkt}:{jti}", expires, iat)
 
 
 def replayed() -> InvalidProof:
@@ -145,6 +147,6 @@ async def verify_proof(
 ) -> str:
     """Check a proof and spend its jti; return its key's thumbprint (jkt)."""
     checked = check_proof(proof, method=method, url=url, access_token=access_token)
-    if not await guard.first_use(checked.once, checked.expires):
+    if not await guard.first_use(checked.once, checked.expires, checked.issued_s):
         raise replayed()
     return checked.jkt

@@ -1,22 +1,32 @@
 """Single-use identifiers and the token denylist, in Redis when configured.
 
-- `first_use(key, expires_at)`: atomic set-if-absent. Assertion and DPoP
-  `jti`s go here: a second use is a replay. Redis `SET NX PX`; without Redis,
-  an INSERT on a primary key.
+- `first_use(key, expires_at, issued_s)`: atomic set-if-absent. Assertion and
+  DPoP `jti`s go here: a second use is a replay. Redis `SET NX PX`; without
+  Redis, an INSERT on a primary key.
 - `denied(jti, client_id)`: is this token revoked or its client disabled? The
   database is the record; Redis holds a mirror so the check is one round trip.
-  A Redis that lost its data (no `epoch` key) is reloaded from the database
-  before it is believed, so a flush cannot re-admit a disabled client.
+
+Redis losing its data (a restart without persistence, a flush, a failover to
+an empty replica) shows as a missing `epoch` key, the sentinel every check
+requires. Nothing is believed until `recover()` has run: it raises the
+replay floor (a key issued before the second the loss was seen may have been
+spent in the lost data, so it is refused as a replay; the floor outlives any
+proof's or assertion's acceptable age), runs the `on_loss` restores (the
+gate's daily counts, rebuilt from the audit trail), then reloads the denylist
+from the database and sets the epoch again, last.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -28,6 +38,32 @@ from gateway.store.tables import clients, revoked_tokens, used_jtis
 log = logging.getLogger("xyd.identity")
 
 EPOCH = "xyd:denylist:epoch"
+# Single-use keys issued before this second (Redis's clock) are refused.
+REPLAY_FLOOR = "xyd:jti:floor"
+# Long past every proof's and assertion's acceptable age (at most minutes):
+# by then what was issued before the floor is refused by its own age.
+FLOOR_TTL_S = 3600
+
+# KEYS: 1 the sentinel; 2 the replay floor; 3 the single-use key.
+# ARGV: 1 how long the key lives, ms; 2 the second the key was issued.
+# Returns 1 first use, 0 a replay (used, or issued before the floor), -1 the
+# sentinel is missing (Redis lost its data: recover, then ask again).
+FIRST_USE_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local floor = redis.call('GET', KEYS[2])
+if floor and tonumber(ARGV[2]) < tonumber(floor) then return 0 end
+if redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[1]) then return 1 end
+return 0
+"""
+
+# The floor raised to the current second, never lowered. ARGV: 1 its TTL, s.
+RAISE_FLOOR_SCRIPT = """
+local now = tonumber(redis.call('TIME')[1])
+local floor = tonumber(redis.call('GET', KEYS[1]) or 0)
+if now > floor then floor = now end
+redis.call('SET', KEYS[1], floor, 'EX', ARGV[1])
+return floor
+"""
 
 
 def revoked_key(jti: str) -> str:
@@ -157,26 +193,54 @@ class TokenGuard:
             self.local = SqliteDenylist(database)
         # Every DPoP proof and client assertion is checked here: concurrent
         # requests share one pipelined round trip.
-        self._first_uses: Coalescer[tuple[str, int], bool] = Coalescer(self._set_once)
+        self._first_uses: Coalescer[tuple[str, int, int], int] = Coalescer(self._set_once)
+        # What else Redis held that must be rebuilt before it is believed again.
+        self.on_loss: list[Callable[[], Awaitable[None]]] = []
+        self._recovering = asyncio.Lock()
+        if redis is not None:
+            self._first_use_sha = redis.register_script(FIRST_USE_SCRIPT).sha
+            self._raise_floor = redis.register_script(RAISE_FLOOR_SCRIPT)
 
-    async def _set_once(self, keys: list[tuple[str, int]]) -> list[bool]:
+    async def _set_once(self, keys: list[tuple[str, int, int]]) -> list[int]:
+        assert self.redis is not None
+        results = await self._eval_once(keys)
+        if any(isinstance(result, NoScriptError) for result in results):
+            # Redis restarted or flushed its scripts: load it and ask again.
+            await self.redis.script_load(FIRST_USE_SCRIPT)
+            results = await self._eval_once(keys)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return [int(result) for result in results]
+
+    async def _eval_once(self, keys: list[tuple[str, int, int]]) -> list[Any]:
         assert self.redis is not None
         async with self.redis.pipeline(transaction=False) as pipe:
-            for key, ttl_ms in keys:
-                pipe.set(key, "1", nx=True, px=ttl_ms)
-            return [bool(done) for done in await pipe.execute()]
+            for key, ttl_ms, issued_s in keys:
+                pipe.evalsha(self._first_use_sha, 3, EPOCH, REPLAY_FLOOR, key, ttl_ms, issued_s)
+            return list(await pipe.execute(raise_on_error=False))
 
     def close(self) -> None:
         if self.local is not None:
             self.local.close()
 
-    async def first_use(self, key: str, expires_at: datetime) -> bool:
+    async def first_use(self, key: str, expires_at: datetime, issued_s: int) -> bool:
+        """True the first time `key` is spent; False for a replay, or for a key
+        issued (`issued_s`, the earliest second it could have been accepted)
+        before the replay floor."""
         if self.redis is not None:
+            once = (guard_key(key), ttl_ms(expires_at), issued_s)
             try:
-                return await self._first_uses.submit((guard_key(key), ttl_ms(expires_at)))
+                first = await self._first_uses.submit(once)
+                if first < 0:
+                    await self.recover()
+                    first = await self._first_uses.submit(once)
             except RedisError as exc:
                 # Fail closed: accepting without the check would allow replays.
                 raise DependencyUnavailable("replay protection is unavailable") from exc
+            if first < 0:
+                raise DependencyUnavailable("replay protection is unavailable")
+            return first == 1
         async with self.engine.begin() as conn:
             return await conn.run_sync(_insert_once, key, expires_at)
 
@@ -188,7 +252,7 @@ class TokenGuard:
                 )
                 if epoch is not None:
                     return revoked is not None or disabled is not None
-                await self.reload()
+                await self.recover()
             except RedisError:
                 log.warning("denylist mirror unavailable; asking the database")
         return await self.denied_in_store(jti, client_id)
@@ -201,12 +265,40 @@ class TokenGuard:
             return await conn.run_sync(_denied_in_db, jti, client_id)
 
     async def reload(self) -> None:
-        """Copy the database's denylist into Redis (start-up, or after Redis lost it)."""
+        """Copy the database's denylist into Redis and set the epoch."""
         if self.redis is None:
             return
         async with self.engine.connect() as conn:
             disabled, revoked = await conn.run_sync(_denylist_snapshot)
         await mirror_denylist(self.redis, disabled, revoked)
+
+    async def start(self) -> None:
+        """At start-up: the denylist reloaded; everything `recover` restores first
+        if Redis lost its data while no gateway was running to see it."""
+        if self.redis is None:
+            return
+        if await self.redis.exists(EPOCH):
+            await self.reload()
+        else:
+            await self.recover()
+
+    async def recover(self) -> None:
+        """Redis lost its data (no epoch): raise the replay floor, run `on_loss`,
+        reload the denylist; the epoch is set last, so until this has finished
+        every check that requires it refuses. Concurrent callers wait for one run.
+
+        The epoch is also dropped on purpose when a denylist write to Redis
+        fails; recovering then costs a rebuild of today's counts (raised only,
+        never lowered) and a refusal of keys issued in an earlier second."""
+        assert self.redis is not None
+        async with self._recovering:
+            if await self.redis.exists(EPOCH):
+                return  # another request recovered while this one waited
+            floor = await self._raise_floor(keys=[REPLAY_FLOOR], args=[FLOOR_TTL_S])
+            log.warning("Redis is new or lost its data: keys issued before %s are refused", floor)
+            for restore in self.on_loss:
+                await restore()
+            await self.reload()
 
     async def revoke(self, jti: str, client_id: str, expires_at: datetime) -> None:
         async with self.engine.begin() as conn:

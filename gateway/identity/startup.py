@@ -1,4 +1,7 @@
-"""Make the identity parts for an app; tolerate a database that is not up yet."""
+"""Make the identity parts for an app; tolerate a database that is not up yet.
+
+The denylist is mirrored into Redis by the gate's start (`Gate.start`), after
+the gate can restore what else Redis may have lost."""
 
 from __future__ import annotations
 
@@ -21,7 +24,6 @@ async def start_identity(settings: Settings, engine: AsyncEngine, redis: Redis |
     identity = Identity(settings, engine, keys, guard, AccessTokens(settings, keys, guard))
     try:
         await keys.reload()
-        await guard.reload()
     except Exception:  # the gateway starts anyway; /readyz says what is down
         log.warning("identity keys not loaded at start; will retry on use", exc_info=True)
     return identity
