@@ -10,7 +10,6 @@ what is stored: personal identifiers replaced by keyed hashes and masks;
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -19,7 +18,6 @@ from gateway.identifiers import InvalidIdentifier, validate_resident_id
 from gateway.pii import keyed_hash, mask_name
 from gateway.records.fields import (
     Amount,
-    AsDecimal,
     Cleaned,
     Count,
     CreditCode,
@@ -28,7 +26,9 @@ from gateway.records.fields import (
     Flag,
     LongText,
     NotBool,
+    Period,
     RecordId,
+    Score,
     ShortText,
     blank_to_none,
     present,
@@ -269,12 +269,7 @@ class Registration(RecordBase, LegalRepresentative):
     def registered_capital_fen(self) -> int | None:
         if self.registered_capital_wan is None:
             return None
-        return wan_to_fen(self.registered_capital_wan, "registered_capital_wan")
-
-    @model_validator(mode="after")
-    def _capital_is_exact(self) -> Registration:
-        _ = self.registered_capital_fen  # raises when finer than a fen
-        return self
+        return wan_to_fen(self.registered_capital_wan)
 
     def _personal_data(self, pii_key: bytes) -> dict[str, str]:
         return self.legal_rep_data(pii_key)
@@ -404,7 +399,7 @@ class Penalty(PartyRecord):
             given_wan, given_fen = getattr(self, wan), getattr(self, fen)
             if given_wan is None:
                 continue
-            converted = wan_to_fen(given_wan, wan)
+            converted = wan_to_fen(given_wan)
             if given_fen is not None and given_fen != converted:
                 raise ValueError(f"{fen}: {given_fen} disagrees with {wan} {given_wan}")
             object.__setattr__(self, fen, converted)
@@ -512,17 +507,12 @@ class TaxRating(RecordBase):
     rating: Literal["A", "B", "M", "C", "D"] = Field(
         validation_alias=alias("rating", "信用等级", "纳税信用等级")
     )
-    score: Annotated[Decimal, Field(ge=0, le=100), AsDecimal] | None = Field(
-        None, validation_alias=alias("score", "评价得分")
-    )
+    score: Score | None = Field(None, validation_alias=alias("score", "评价得分"))
     authority: ShortText | None = Field(None, validation_alias=alias("authority", "评价机关"))
     published_on: Day | None = Field(None, validation_alias=alias("published_on", "发布日期"))
 
     def effective_date(self) -> date | None:
         return self.published_on or date(self.rating_year + 1, 4, 1)
-
-
-Period = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
 
 
 class ContributionRecord(RecordBase):
