@@ -160,6 +160,7 @@ LongText = Annotated[str, Field(max_length=4000), Cleaned]
 # Day and Period: bounds.DAY_FLOOR to bounds.DAY_CEILING (the monitor's
 # window arithmetic overflows at year 1); open-ended spellings are None before.
 Day = Annotated[date, BeforeValidator(_bounded_day)]
+OptionalDay = Annotated[date | None, BeforeValidator(_bounded_day)]  # 长期 is None: no end
 Period = Annotated[
     str, Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$"), AfterValidator(_period_within)
 ]

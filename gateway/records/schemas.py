@@ -26,6 +26,7 @@ from gateway.records.fields import (
     Flag,
     LongText,
     NotBool,
+    OptionalDay,
     Period,
     RecordId,
     Score,
@@ -307,8 +308,8 @@ class License(PartyRecord):
     )
     content: LongText | None = Field(None, validation_alias=alias("content", "许可内容"))
     decision_date: Day = Field(validation_alias=alias("decision_date", "许可决定日期"))
-    valid_from: Day | None = Field(None, validation_alias=alias("valid_from", "有效期自"))
-    valid_until: Day | None = Field(None, validation_alias=alias("valid_until", "有效期至"))
+    valid_from: OptionalDay = Field(None, validation_alias=alias("valid_from", "有效期自"))
+    valid_until: OptionalDay = Field(None, validation_alias=alias("valid_until", "有效期至"))
     authority: ShortText = Field(validation_alias=alias("authority", "许可机关"))
     authority_code: CreditCode | None = Field(
         None, validation_alias=alias("authority_code", "许可机关统一社会信用代码")
@@ -378,8 +379,8 @@ class Penalty(PartyRecord):
         None, validation_alias=alias("severity", "违法情节", "严重程度")
     )
     decision_date: Day = Field(validation_alias=alias("decision_date", "处罚决定日期"))
-    valid_until: Day | None = Field(None, validation_alias=alias("valid_until", "处罚有效期"))
-    publication_until: Day | None = Field(
+    valid_until: OptionalDay = Field(None, validation_alias=alias("valid_until", "处罚有效期"))
+    publication_until: OptionalDay = Field(
         None, validation_alias=alias("publication_until", "公示截止期")
     )
     authority: ShortText = Field(validation_alias=alias("authority", "处罚机关"))
@@ -426,8 +427,8 @@ class ListEntry(RecordBase):
     )
     reason: LongText | None = Field(None, validation_alias=alias("reason", "列入原因", "认定依据"))
     listed_on: Day = Field(validation_alias=alias("listed_on", "列入日期", "认定日期"))
-    valid_until: Day | None = Field(None, validation_alias=alias("valid_until", "有效期至"))
-    removed_on: Day | None = Field(None, validation_alias=alias("removed_on", "移出日期"))
+    valid_until: OptionalDay = Field(None, validation_alias=alias("valid_until", "有效期至"))
+    removed_on: OptionalDay = Field(None, validation_alias=alias("removed_on", "移出日期"))
     measures: Annotated[list[ShortText], BeforeValidator(_split_list)] = Field(
         default_factory=list, validation_alias=alias("measures", "奖惩措施", "惩戒措施")
     )
@@ -509,7 +510,7 @@ class TaxRating(RecordBase):
     )
     score: Score | None = Field(None, validation_alias=alias("score", "评价得分"))
     authority: ShortText | None = Field(None, validation_alias=alias("authority", "评价机关"))
-    published_on: Day | None = Field(None, validation_alias=alias("published_on", "发布日期"))
+    published_on: OptionalDay = Field(None, validation_alias=alias("published_on", "发布日期"))
 
     def effective_date(self) -> date | None:
         return self.published_on or date(self.rating_year + 1, 4, 1)
@@ -568,7 +569,7 @@ class JudgmentDebtor(RecordBase):
     case_number: RecordId = Field(validation_alias=alias("case_number", "案号"))
     court: ShortText = Field(validation_alias=alias("court", "执行法院"))
     filed_on: Day = Field(validation_alias=alias("filed_on", "立案时间", "立案日期"))
-    published_on: Day | None = Field(None, validation_alias=alias("published_on", "发布时间"))
+    published_on: OptionalDay = Field(None, validation_alias=alias("published_on", "发布时间"))
     duty: LongText | None = Field(None, validation_alias=alias("duty", "生效法律文书确定的义务"))
     performance: Annotated[
         Literal["unperformed", "partly_performed", "performed"],
@@ -587,7 +588,7 @@ class JudgmentDebtor(RecordBase):
         None, validation_alias=alias("dishonest_behaviour", "失信被执行人行为具体情形")
     )
     amount_fen: Fen | None = Field(None, validation_alias=alias("amount_fen", "执行标的(分)"))
-    removed_on: Day | None = Field(None, validation_alias=alias("removed_on", "撤销日期"))
+    removed_on: OptionalDay = Field(None, validation_alias=alias("removed_on", "撤销日期"))
 
     def effective_date(self) -> date | None:
         return self.published_on or self.filed_on
