@@ -51,7 +51,7 @@ __all__ = ["id_settings", "store_url"]
 
 NDJSON = {"Content-Type": "application/x-ndjson"}
 # Each spelled the way `int()`, `Decimal()` or pydantic took it before.
-MISSPELT = ["1e999000", "１２", "1_000", "1,000,000.5", "1e3", "+12", "12.", ".5", "NaN"]
+MISSPELT = ["1e999000", "１２", "1_000", "1,000,000.5", "1e3", "+12", "12.", ".5"]
 SANE_S = 5.0  # a generous bound: the old parse of "1e999000" took about 45 s
 
 
