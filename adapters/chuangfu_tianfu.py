@@ -45,6 +45,7 @@ from adapters.events import (
     fen_from_wan,
 )
 from adapters.http import OutboundPolicy, OutboundRefused
+from gateway.bounds import day_within
 from gateway.errors import (
     DependencyUnavailable,
     PayloadTooLarge,
@@ -301,9 +302,9 @@ def _int(obj: dict[str, Any], where: str, low: int, high: int) -> int | None:
 def _date(obj: dict[str, Any], where: str, *, required: bool) -> date | None:
     text = _req(obj, where, _DATE) if required else _opt(obj, where, _DATE)
     try:
-        return None if text is None else date.fromisoformat(text)
-    except ValueError:
-        raise Invalid(f"{where}: not a calendar date") from None
+        return None if text is None else day_within(date.fromisoformat(text))
+    except ValueError as exc:  # DayOutOfRange says which bounds
+        raise Invalid(f"{where}: not a calendar date ({exc})") from None
 
 
 def _sent_at(header: dict[str, Any], now: float) -> datetime:

@@ -1,8 +1,9 @@
 """Canonical loan events: what every adapter turns its platform's messages into.
 
-Money is integer fen, times are timezone-aware, and a natural-person borrower
-is only ever a keyed hash of the ID number (`gateway.pii.keyed_hash` with the
-"person-id" purpose, the same hash credit records use).
+Money is integer fen, parsed by `gateway.bounds` (never above its MAX_FEN),
+times are timezone-aware, and a natural-person borrower is only ever a keyed
+hash of the ID number (`gateway.pii.keyed_hash` with the "person-id" purpose,
+the same hash credit records use).
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
+
+from gateway import bounds
+from gateway.bounds import InvalidAmount as InvalidAmount  # what the adapters catch
 
 EventType = Literal[
     "application_submitted",
@@ -66,40 +69,18 @@ class LoanEvent:
             raise ValueError("a borrower is a credit code or a person's hash, exactly one")
 
 
-class InvalidAmount(ValueError):
-    """An amount that is not an exact, non-negative number of fen."""
-
-
 def digest(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-def fen_from_yuan(text: str, *, max_decimals: int = 2) -> int:
-    """'1500000.00' yuan → 150000000 fen, exactly; more decimals or junk is an error."""
-    return _scaled(text, 100, max_decimals, "yuan")
+def fen_from_yuan(text: object) -> int:
+    """'1500000.00' yuan → 150000000 fen, exactly; more than 2 decimals or junk is an error."""
+    return bounds.fen_from_text(text, bounds.YUAN)
 
 
-def fen_from_wan(text: str) -> int:
+def fen_from_wan(text: object) -> int:
     """'150.000001' (units of 10,000 yuan, up to 6 decimals) → fen, exactly."""
-    return _scaled(text, 1_000_000, 6, "10,000 yuan")
-
-
-def _scaled(text: str, factor: int, max_decimals: int, unit: str) -> int:
-    if not isinstance(text, str) or not text or len(text) > 32:
-        raise InvalidAmount(f"amount in {unit} must be a decimal string")
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise InvalidAmount(f"amount {text!r} is not a decimal number") from None
-    if not value.is_finite() or value < 0:
-        raise InvalidAmount(f"amount {text!r} must be a non-negative number")
-    exponent = value.as_tuple().exponent
-    if isinstance(exponent, int) and -exponent > max_decimals:
-        raise InvalidAmount(f"amount {text!r} has more than {max_decimals} decimals")
-    fen = value * factor
-    if fen != fen.to_integral_value():
-        raise InvalidAmount(f"amount {text!r} is not a whole number of fen")
-    return int(fen)
+    return bounds.fen_from_text(text, bounds.WAN)
 
 
 def beijing_day_end(day: date) -> datetime:

@@ -44,6 +44,7 @@ from adapters.events import (
     fen_from_yuan,
 )
 from adapters.http import RetriesExhausted, RetryPolicy, send
+from gateway.bounds import day_within, moment_within
 from gateway.identifiers import InvalidIdentifier, validate_credit_code
 
 KEY = "kechuangtong"
@@ -282,15 +283,17 @@ def _moment(value: Any) -> datetime:
     # The platform speaks Beijing time; a time without an offset is one. Stored
     # as UTC: SQLite keeps no offset, and the store reads offset-less times as UTC.
     aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=BEIJING)
+    if not moment_within(aware):  # 0001-01-01 would overflow on the way to UTC, and after
+        raise Invalid("occurredAt: outside the years this gateway holds")
     return aware.astimezone(UTC)
 
 
 def _date(obj: Mapping[str, Any], key: str, field: str) -> date:
     value = obj.get(key)
     if isinstance(value, str) and _DAY.fullmatch(value):
-        with contextlib.suppress(ValueError):
-            return date.fromisoformat(value)
-    raise Invalid(f"{field}: expected a date YYYY-MM-DD")
+        with contextlib.suppress(ValueError):  # DayOutOfRange too
+            return day_within(date.fromisoformat(value))
+    raise Invalid(f"{field}: expected a date YYYY-MM-DD from 1949-10-01 to 2199-12-31")
 
 
 def _bank(obj: Mapping[str, Any], field: str) -> str | None:

@@ -43,7 +43,8 @@ from defusedxml import DefusedXmlException
 from fastapi import APIRouter, Request, Response
 
 from adapters.base import PlatformContext, StoreUnavailable, receive, reject
-from adapters.events import BEIJING, Authorization, EventType, LoanEvent, digest
+from adapters.events import BEIJING, Authorization, EventType, InvalidAmount, LoanEvent, digest
+from gateway import bounds
 from gateway.identifiers import InvalidIdentifier, validate_credit_code, validate_resident_id
 from gateway.metrics import PLATFORM_MESSAGES
 from gateway.pii import keyed_hash
@@ -270,14 +271,30 @@ class Fields:
         value = self.maybe_match(name, rf"[0-9]{{1,{digits}}}", "必须是非负整数")
         return None if value is None else int(value)
 
+    def maybe_fen(self, name: str) -> int | None:
+        """`AmtFen`: digits only, at most `gateway.bounds.MAX_FEN`."""
+        value = self.maybe(name)
+        try:
+            return None if value is None else bounds.fen(value, bounds.FEN)
+        except InvalidAmount:
+            raise _invalid(f"{self.path}/{name}", _FEN_RULE) from None
+
+    def fen(self, name: str) -> int:
+        value = self.maybe_fen(name)
+        if value is None:
+            raise _missing(f"{self.path}/{name}")
+        return value
+
     def day(self, name: str) -> date:
         try:
-            return datetime.strptime(self.match(name, r"[0-9]{8}", _DAY_RULE), "%Y%m%d").date()
+            text = self.match(name, r"[0-9]{8}", _DAY_RULE)
+            return bounds.day_within(datetime.strptime(text, "%Y%m%d").date())
         except ValueError:
             raise _invalid(f"{self.path}/{name}", _DAY_RULE) from None
 
 
-_DAY_RULE = "必须是 yyyyMMdd 日期"
+_DAY_RULE = "必须是 19491001 至 21991231 的 yyyyMMdd 日期"
+_FEN_RULE = "必须是不超过 10^15 的非负整数 (分)"
 _BANK = r"[A-Z0-9][A-Z0-9-]{1,31}"
 _BANK_RULE = "银行代码格式错误"
 _LOAN_NO = r"[\x21-\x7e]{1,128}"
@@ -356,7 +373,7 @@ def read_repayment(body: Fields, txn: str) -> dict[str, Any]:
         raise _invalid("Body/Repay/OverdueDays", "逾期报文必须大于 0")
     return {
         "due_date": repay.day("DueDate"),
-        "amount_fen": repay.integer("AmtFen"),
+        "amount_fen": repay.fen("AmtFen"),
         "days_overdue": days,
     }
 
@@ -373,7 +390,7 @@ def to_event(ctx: PlatformContext, raw: bytes, signed: bytes) -> LoanEvent:
     if loan is not None:
         fields["loan_no"] = loan.match("LoanNo", _LOAN_NO, "可打印 ASCII, 至多 128 位")
         fields["bank_code"] = loan.maybe_match("BankCode", _BANK, _BANK_RULE)
-        fields["amount_fen"] = loan.maybe_integer("AmtFen")
+        fields["amount_fen"] = loan.maybe_fen("AmtFen")
         details["product"] = loan.maybe("Product")
         details["term_months"] = loan.maybe_integer("TermMonths", digits=3)
     authorization = None

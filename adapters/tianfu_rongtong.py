@@ -36,7 +36,7 @@ from sqlalchemy import Connection, select
 
 from adapters import ledger
 from adapters.base import PlatformContext, SyncReport, read_credentials
-from adapters.events import BEIJING, Authorization, EventType, LoanEvent, digest
+from adapters.events import BEIJING, Authorization, EventType, InvalidAmount, LoanEvent, digest
 from adapters.http import (
     DEFAULT_TIMEOUT,
     RetryPolicy,
@@ -44,6 +44,7 @@ from adapters.http import (
     read_limited,
     send,
 )
+from gateway import bounds
 from gateway.identifiers import InvalidIdentifier, validate_credit_code
 from gateway.metrics import PLATFORM_LAST_SYNC, PLATFORM_MESSAGES
 from gateway.store.tables import loan_events
@@ -69,7 +70,6 @@ MAX_PAGES = 50  # per sync; the next scheduled sync continues from the saved cur
 MAX_PAGE_BYTES = 16 << 20
 RESTART_OVERLAP = timedelta(hours=1)
 _BANK_CODE = re.compile(r"[A-Z][A-Z0-9-]{1,31}")
-_MAX_FEN = 10**15  # ten trillion yuan: anything above is a broken number, not a loan
 
 
 class EventInvalid(ValueError):
@@ -117,18 +117,23 @@ def _code(party: dict[str, Any], name: str) -> str:
 def _fen(value: Any, name: str) -> int | None:
     if value is None:
         return None
-    if type(value) is not int or not 0 <= value < _MAX_FEN:
+    if type(value) is not int:  # the spec's JSON integer: not text, not 1.0
         raise EventInvalid(f"{name} must be a whole number of fen")
-    return value
+    try:
+        return bounds.fen(value, bounds.FEN)
+    except InvalidAmount as exc:
+        raise EventInvalid(f"{name}: {exc}") from None
 
 
 def _date(value: Any, name: str) -> date | None:
     if value is None:
         return None
     try:
-        return date.fromisoformat(_text(value, name, 10))
-    except ValueError:
-        raise EventInvalid(f"{name} must be a YYYY-MM-DD date") from None
+        return bounds.day_within(date.fromisoformat(_text(value, name, 10)))
+    except ValueError:  # DayOutOfRange too
+        raise EventInvalid(
+            f"{name} must be a YYYY-MM-DD date from 1949-10-01 to 2199-12-31"
+        ) from None
 
 
 def _bank(value: Any, name: str) -> str | None:
@@ -146,6 +151,8 @@ def _occurred(value: Any) -> datetime:
         raise EventInvalid("occurred_at must be an ISO 8601 time") from None
     if when.tzinfo is None:
         raise EventInvalid("occurred_at must carry its offset (Z or +08:00)")
+    if not bounds.moment_within(when):
+        raise EventInvalid("occurred_at: outside the years this gateway holds")
     return when
 
 

@@ -48,6 +48,7 @@ from adapters.events import (
 )
 from adapters.http import DEFAULT_TIMEOUT, RetryPolicy, UpstreamError, read_limited, send
 from adapters.ledger import dead_letter, get_state, set_state, store
+from gateway.bounds import day_within
 from gateway.identifiers import InvalidIdentifier, validate_credit_code
 from gateway.metrics import PLATFORM_DAYS_SKIPPED, PLATFORM_LAST_SYNC, PLATFORM_MESSAGES
 from policies.consent import ConsentRules
@@ -269,9 +270,9 @@ def _integer(text: str, column: str, low: int, high: int) -> int:
 
 def _day(text: str, column: str) -> date:
     if _DAY.fullmatch(text):
-        with contextlib.suppress(ValueError):
-            return datetime.strptime(text, "%Y%m%d").date()
-    raise RowInvalid(f"{column} {text!r} is not a yyyyMMdd date")
+        with contextlib.suppress(ValueError):  # DayOutOfRange too
+            return day_within(datetime.strptime(text, "%Y%m%d").date())
+    raise RowInvalid(f"{column} {text!r} is not a yyyyMMdd date from 19491001 to 21991231")
 
 
 # --- the sync ----------------------------------------------------------------------

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from gateway.bounds import moment_within
 from gateway.metrics import MONITOR_ALERTS, MONITOR_EVENTS, MONITOR_RULE_EVALUATIONS, Children
 from gateway.monitor.alerting import apply_findings
 from gateway.monitor.bus import Delivery, EventBus
@@ -92,9 +93,17 @@ class Monitor:
 
     def apply_batch(self, events: Sequence[MonitorEvent]) -> list[list[str]]:
         """Apply `events` in order in one transaction; for each, the alerts it raised.
-        Raises when the batch failed, and then nothing of it was committed."""
+        Raises when the batch failed, and then nothing of it was committed.
+
+        An event whose time is outside the years the gateway holds (a record of
+        0001-01-01 in the store) is refused, not applied: the windows' arithmetic
+        would overflow on it, and the batch fail on every delivery, forever."""
         if not events:
             return []
+        if not all(moment_within(e.occurred_at) for e in events):
+            kept = [e for e in events if self._sane(e)]
+            alerts = iter(self.apply_batch(kept))
+            return [next(alerts) if moment_within(e.occurred_at) else [] for e in events]
         evaluations = [[0, 0] for _ in self.rules]
         try:
             with self.engine.begin() as conn:
@@ -117,6 +126,17 @@ class Monitor:
         for finding in new:
             _ALERTS(finding.rule, finding.severity).inc()
         return raised
+
+    @staticmethod
+    def _sane(event: MonitorEvent) -> bool:
+        if moment_within(event.occurred_at):
+            return True
+        log.warning(
+            "event refused: its time is outside the years the gateway holds",
+            extra={"event_id": event.id, "occurred_at": event.occurred_at.isoformat()},
+        )
+        _EVENTS(event.kind, "refused").inc()
+        return False
 
     def _window_for(
         self, conn: Connection, turn: Turn, events: Sequence[MonitorEvent]

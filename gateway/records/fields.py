@@ -8,12 +8,14 @@ a JSON `true` is never a number, an amount never loses a digit.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
+from gateway import bounds
 from gateway.identifiers import InvalidIdentifier, remembered_credit_code
 
 _BLANK = {"", "-", "—", "无", "null", "NULL", "None"}
@@ -26,7 +28,6 @@ _DATE_PATTERNS = (
     re.compile(r"^(\d{4})年(\d{1,2})月(\d{1,2})日$"),
 )
 _ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-FEN_PER_WAN = Decimal(1_000_000)  # 10,000 yuan × 100 fen
 
 
 def blank_to_none(value: Any) -> Any:
@@ -88,24 +89,24 @@ def _reject_bool(value: Any) -> Any:
     return blank_to_none(value)
 
 
-def _parse_decimal(value: Any) -> Any:
-    value = _reject_bool(value)
-    if value is None or isinstance(value, Decimal):
-        return value
-    if isinstance(value, float):
-        # A float has already lost digits; go through its shortest repr.
-        value = repr(value)
-    if isinstance(value, int):
-        return Decimal(value)
-    if not isinstance(value, str):
-        raise ValueError("must be a number")
-    try:
-        number = Decimal(value.replace(",", "").strip())
-    except InvalidOperation:
-        raise ValueError(f"{value!r} is not a number") from None
-    if not number.is_finite():
-        raise ValueError(f"{value!r} is not a finite number")
-    return number
+def _bounded(parse: Callable[[Any], Any]) -> BeforeValidator:
+    """`parse` (a `gateway.bounds` one) for what is not blank; its errors are ValueErrors."""
+
+    def validate(value: Any) -> Any:
+        value = blank_to_none(value)
+        return None if value is None else parse(value)
+
+    return BeforeValidator(validate)
+
+
+def _bounded_day(value: Any) -> Any:
+    day = _parse_date(value)
+    return bounds.day_within(day) if isinstance(day, date) else day
+
+
+def _period_within(text: str) -> str:
+    bounds.day_within(date(int(text[:4]), int(text[5:]), 1))
+    return text
 
 
 def _parse_bool(value: Any) -> Any:
@@ -142,14 +143,9 @@ def clean_text(value: Any) -> Any:
     return value
 
 
-def wan_to_fen(amount: Decimal, field: str) -> int:
-    """Convert an amount in 10,000 yuan (at most 6 decimals) to integer fen, exactly."""
-    if amount < 0:
-        raise ValueError(f"{field}: must not be negative")
-    fen = amount * FEN_PER_WAN
-    if fen != fen.to_integral_value():
-        raise ValueError(f"{field}: more than 6 decimals in 10,000 yuan (finer than a fen)")
-    return int(fen)
+def wan_to_fen(amount: Decimal) -> int:
+    """An amount in 10,000 yuan, as `Amount` bounded it, in integer fen, exactly."""
+    return int(amount * bounds.WAN.fen)
 
 
 # Each type below costs a value one Python call at most, before pydantic's
@@ -161,11 +157,21 @@ Text = Annotated[str, Cleaned]
 ShortText = Annotated[str, Field(min_length=1, max_length=200), Cleaned]
 RecordId = Annotated[str, Field(min_length=1, max_length=128), Cleaned]
 LongText = Annotated[str, Field(max_length=4000), Cleaned]
-Day = Annotated[date, BeforeValidator(_parse_date)]
-AsDecimal = BeforeValidator(_parse_decimal)
-Amount = Annotated[Decimal, AsDecimal]
+# Day and Period: bounds.DAY_FLOOR to bounds.DAY_CEILING (the monitor's
+# window arithmetic overflows at year 1); open-ended spellings are None before.
+Day = Annotated[date, BeforeValidator(_bounded_day)]
+OptionalDay = Annotated[date | None, BeforeValidator(_bounded_day)]  # 长期 is None: no end
+Period = Annotated[
+    str, Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$"), AfterValidator(_period_within)
+]
+# Amounts: gateway.bounds, before any arithmetic (a fen from "1e999000" is a
+# million-digit integer); Amount in 10,000 yuan, Fen in fen, both at most bounds.MAX_FEN.
+Amount = Annotated[Decimal, _bounded(lambda value: bounds.amount(value, bounds.WAN))]
+Fen = Annotated[int, _bounded(lambda value: bounds.fen(value, bounds.FEN))]
+Score = Annotated[
+    Decimal, _bounded(lambda value: bounds.bounded_decimal(value, decimals=2, most=Decimal(100)))
+]
 NotBool = BeforeValidator(_reject_bool)
 Count = Annotated[int, Field(ge=0, le=10**12), NotBool]
-Fen = Annotated[int, Field(ge=0, le=10**15), NotBool]
 Flag = Annotated[bool, BeforeValidator(_parse_bool)]
 CreditCode = Annotated[str, BeforeValidator(_credit_code)]

@@ -10,7 +10,6 @@ what is stored: personal identifiers replaced by keyed hashes and masks;
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -19,7 +18,6 @@ from gateway.identifiers import InvalidIdentifier, validate_resident_id
 from gateway.pii import keyed_hash, mask_name
 from gateway.records.fields import (
     Amount,
-    AsDecimal,
     Cleaned,
     Count,
     CreditCode,
@@ -28,7 +26,10 @@ from gateway.records.fields import (
     Flag,
     LongText,
     NotBool,
+    OptionalDay,
+    Period,
     RecordId,
+    Score,
     ShortText,
     blank_to_none,
     present,
@@ -269,12 +270,7 @@ class Registration(RecordBase, LegalRepresentative):
     def registered_capital_fen(self) -> int | None:
         if self.registered_capital_wan is None:
             return None
-        return wan_to_fen(self.registered_capital_wan, "registered_capital_wan")
-
-    @model_validator(mode="after")
-    def _capital_is_exact(self) -> Registration:
-        _ = self.registered_capital_fen  # raises when finer than a fen
-        return self
+        return wan_to_fen(self.registered_capital_wan)
 
     def _personal_data(self, pii_key: bytes) -> dict[str, str]:
         return self.legal_rep_data(pii_key)
@@ -312,8 +308,8 @@ class License(PartyRecord):
     )
     content: LongText | None = Field(None, validation_alias=alias("content", "许可内容"))
     decision_date: Day = Field(validation_alias=alias("decision_date", "许可决定日期"))
-    valid_from: Day | None = Field(None, validation_alias=alias("valid_from", "有效期自"))
-    valid_until: Day | None = Field(None, validation_alias=alias("valid_until", "有效期至"))
+    valid_from: OptionalDay = Field(None, validation_alias=alias("valid_from", "有效期自"))
+    valid_until: OptionalDay = Field(None, validation_alias=alias("valid_until", "有效期至"))
     authority: ShortText = Field(validation_alias=alias("authority", "许可机关"))
     authority_code: CreditCode | None = Field(
         None, validation_alias=alias("authority_code", "许可机关统一社会信用代码")
@@ -383,8 +379,8 @@ class Penalty(PartyRecord):
         None, validation_alias=alias("severity", "违法情节", "严重程度")
     )
     decision_date: Day = Field(validation_alias=alias("decision_date", "处罚决定日期"))
-    valid_until: Day | None = Field(None, validation_alias=alias("valid_until", "处罚有效期"))
-    publication_until: Day | None = Field(
+    valid_until: OptionalDay = Field(None, validation_alias=alias("valid_until", "处罚有效期"))
+    publication_until: OptionalDay = Field(
         None, validation_alias=alias("publication_until", "公示截止期")
     )
     authority: ShortText = Field(validation_alias=alias("authority", "处罚机关"))
@@ -404,7 +400,7 @@ class Penalty(PartyRecord):
             given_wan, given_fen = getattr(self, wan), getattr(self, fen)
             if given_wan is None:
                 continue
-            converted = wan_to_fen(given_wan, wan)
+            converted = wan_to_fen(given_wan)
             if given_fen is not None and given_fen != converted:
                 raise ValueError(f"{fen}: {given_fen} disagrees with {wan} {given_wan}")
             object.__setattr__(self, fen, converted)
@@ -431,8 +427,8 @@ class ListEntry(RecordBase):
     )
     reason: LongText | None = Field(None, validation_alias=alias("reason", "列入原因", "认定依据"))
     listed_on: Day = Field(validation_alias=alias("listed_on", "列入日期", "认定日期"))
-    valid_until: Day | None = Field(None, validation_alias=alias("valid_until", "有效期至"))
-    removed_on: Day | None = Field(None, validation_alias=alias("removed_on", "移出日期"))
+    valid_until: OptionalDay = Field(None, validation_alias=alias("valid_until", "有效期至"))
+    removed_on: OptionalDay = Field(None, validation_alias=alias("removed_on", "移出日期"))
     measures: Annotated[list[ShortText], BeforeValidator(_split_list)] = Field(
         default_factory=list, validation_alias=alias("measures", "奖惩措施", "惩戒措施")
     )
@@ -512,17 +508,12 @@ class TaxRating(RecordBase):
     rating: Literal["A", "B", "M", "C", "D"] = Field(
         validation_alias=alias("rating", "信用等级", "纳税信用等级")
     )
-    score: Annotated[Decimal, Field(ge=0, le=100), AsDecimal] | None = Field(
-        None, validation_alias=alias("score", "评价得分")
-    )
+    score: Score | None = Field(None, validation_alias=alias("score", "评价得分"))
     authority: ShortText | None = Field(None, validation_alias=alias("authority", "评价机关"))
-    published_on: Day | None = Field(None, validation_alias=alias("published_on", "发布日期"))
+    published_on: OptionalDay = Field(None, validation_alias=alias("published_on", "发布日期"))
 
     def effective_date(self) -> date | None:
         return self.published_on or date(self.rating_year + 1, 4, 1)
-
-
-Period = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
 
 
 class ContributionRecord(RecordBase):
@@ -578,7 +569,7 @@ class JudgmentDebtor(RecordBase):
     case_number: RecordId = Field(validation_alias=alias("case_number", "案号"))
     court: ShortText = Field(validation_alias=alias("court", "执行法院"))
     filed_on: Day = Field(validation_alias=alias("filed_on", "立案时间", "立案日期"))
-    published_on: Day | None = Field(None, validation_alias=alias("published_on", "发布时间"))
+    published_on: OptionalDay = Field(None, validation_alias=alias("published_on", "发布时间"))
     duty: LongText | None = Field(None, validation_alias=alias("duty", "生效法律文书确定的义务"))
     performance: Annotated[
         Literal["unperformed", "partly_performed", "performed"],
@@ -597,7 +588,7 @@ class JudgmentDebtor(RecordBase):
         None, validation_alias=alias("dishonest_behaviour", "失信被执行人行为具体情形")
     )
     amount_fen: Fen | None = Field(None, validation_alias=alias("amount_fen", "执行标的(分)"))
-    removed_on: Day | None = Field(None, validation_alias=alias("removed_on", "撤销日期"))
+    removed_on: OptionalDay = Field(None, validation_alias=alias("removed_on", "撤销日期"))
 
     def effective_date(self) -> date | None:
         return self.published_on or self.filed_on

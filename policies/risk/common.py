@@ -25,7 +25,9 @@ def whole(attrs: Mapping[str, Any], key: str) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.isdigit():
+    # ASCII and short: `isdigit()` is also true of "²" (int() refuses it) and of
+    # 5,000 digits (int() refuses those too), and a rule must not raise.
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
         return int(value)
     return None
 
