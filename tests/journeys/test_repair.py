@@ -19,6 +19,7 @@ from tests.journeys.conftest import World, deliver
 from tests.journeys.story import (
     MARKET,
     REPORT,
+    TAX,
     decisions,
     direct_consent,
     fetched,
@@ -57,7 +58,8 @@ def test_a_published_repair_leaves_the_report_after_its_minimum_period(world: Wo
     )
     # Known beyond its penalties, so the quarter after the repair still has a score.
     rating = {**tax_rating(SME, "B", old.year - 1), "published_on": old.isoformat()}
-    assert deliver(world.client("j3-tax", "department"), "tax_rating", rating) == ["accepted"]
+    tax = world.client("j3-tax", "department", department=TAX)
+    assert deliver(tax, "tax_rating", rating) == ["accepted"]
 
     monitoring = direct_consent(
         bank, SME, "post_loan_monitoring", ["basic", "penalties"], max_daily_accesses=10
