@@ -61,9 +61,8 @@ def bind(writer: Writer, schema: type[RecordBase], fields: dict[str, Any]) -> di
         if (value := blank_to_none(value)) is None:
             continue
         if key in names and not (isinstance(value, str) and writer.is_named(value)):
-            return (
-                f"{_DEPARTMENT}: {str(value)[:100]} is not this client's department ({writer.name})"
-            )
+            shown = str(value)[:100]
+            return f"{_DEPARTMENT}: {shown} is not the delivering department ({writer.name})"
         if key in codes and not (isinstance(value, str) and value.strip() == writer.code):
             return f"{_DEPARTMENT_CODE}: {str(value)[:40]} is not {writer.name}'s, {writer.code}"
     own = {key: value for key, value in fields.items() if key not in names}

@@ -120,7 +120,8 @@ _DISPUTE_PROBLEMS = problem_docs(
     {
         400: "Malformed body or Idempotency-Key",
         401: "Missing or invalid token",
-        403: "Token lacks records:write, or this client type may not do this",
+        403: "Token lacks records:write, this client type may not do this, "
+        "or the record is another department's",
         404: "Unknown category, record or dispute",
         409: "An open dispute exists already, or this one is resolved",
         **JSON_ONLY_DOC,
