@@ -180,4 +180,7 @@ def test_every_bank_the_platforms_lend_through_is_a_demo_bank(
         *yingchuang.BANKS, *tianfu_rongtong.BANKS,
     }  # fmt: skip
     assert named <= banks
-    assert len(list((tmp_path / "clients").iterdir())) == 5  # no key file for the lenders
+    from gateway.demo.clients import DEMO_CLIENTS
+
+    # A key file for each demo client, none for the lenders.
+    assert len(list((tmp_path / "clients").iterdir())) == len(DEMO_CLIENTS)

@@ -27,6 +27,7 @@ from tests.journeys.story import (
     founded,
     tax_rating,
     today,
+    writes,
 )
 
 SME = code(1831)
@@ -87,8 +88,17 @@ def test_a_published_repair_leaves_the_report_after_its_minimum_period(world: Wo
     assert now[-1]["value"] - then[-1]["value"] == 35
 
     assert "audit chain intact" in world.audit_verifies()
-    assert decisions(world.access_log(SME)) == [
+    log = world.access_log(SME)
+    assert decisions(log) == [
         ("j3-bank", "POST /v1/consents", "allow"),
         ("j3-bank", REPORT, "allow"),
         ("j3-bank", REPORT, "allow"),
     ]
+    assert writes(log) == [
+        ("j3-market", "record accepted: registration"),
+        ("j3-market", "record accepted: penalty"),
+        ("j3-market", "record accepted: penalty"),
+        ("j3-tax", "record accepted: tax_rating"),
+        ("j3-market", "record accepted: credit_repair"),
+        ("j3-market", "record accepted: credit_repair"),
+    ], "every record write is in the enterprise's access log"
