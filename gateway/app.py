@@ -37,6 +37,7 @@ from gateway.logs import configure_logging
 from gateway.middleware import GatewayMiddleware
 from gateway.monitor.service import load_rules
 from gateway.pii_keys import load_key_ring
+from gateway.records.binding import load_departments
 from gateway.records.router import router as records_router
 from gateway.reference import router as reference_router
 from gateway.reports.build import ReportBuilder
@@ -159,6 +160,7 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
     builder = ReportBuilder.load(settings.config_dir)
     platforms_config = load_config(settings.config_dir / "platforms.yaml")
     app.state.risk_rules = load_rules(settings.config_dir)
+    app.state.departments = load_departments(settings.config_dir)
     fingerprint = rules_fingerprint(settings.config_dir)
     app.state.platforms_config = platforms_config
     app.state.platforms = build_all(

@@ -130,8 +130,10 @@ def demo_seed(
     engine = make_sync_engine(settings)
     with engine.begin() as conn:
         from gateway.demo.clients import register_demo_clients
+        from gateway.records.binding import load_departments
 
-        jwk_files = register_demo_clients(conn, out_dir / "clients")
+        departments = load_departments(settings.config_dir)
+        jwk_files = register_demo_clients(conn, out_dir / "clients", departments)
         from gateway.demo.users import ensure_demo_officer
 
         officer_file = ensure_demo_officer(conn, out_dir / "users")
@@ -162,6 +164,13 @@ def _next_steps(settings: Settings) -> str:
 def ingest(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
     category: Annotated[str, typer.Option(help="Catalogue category, e.g. penalty")],
+    department: Annotated[
+        str,
+        typer.Option(
+            help="The department delivering the file (name or code in departments.yaml): "
+            "every line is stored as its own"
+        ),
+    ],
     fmt: Annotated[
         str | None, typer.Option("--format", help="csv or ndjson; default from the file suffix")
     ] = None,
@@ -169,10 +178,15 @@ def ingest(
         Path | None, typer.Option(help="Where rejected lines go; default FILE.rejects.ndjson")
     ] = None,
 ) -> None:
-    """Ingest a file of credit records, line by line; print a summary."""
+    """Ingest a department's file of credit records, line by line; print a summary.
+
+    The lines are bound to --department as a department client's are to its
+    registration: a line naming another department, or a category the department
+    may not deliver, is rejected; every line written is audited for its enterprise.
+    """
     from gateway.records.ingest_file import ingest_file
 
-    code = ingest_file(Settings(), file, category, fmt, rejects)
+    code = ingest_file(Settings(), file, category, fmt, rejects, department)
     raise typer.Exit(code)
 
 
@@ -191,13 +205,29 @@ def clients_create(
     scope: Annotated[list[str] | None, typer.Option(help="Allowed scope (repeat)")] = None,
     rate_plan: str = "standard",
     fapi2_strict: bool = False,
+    department: Annotated[
+        str | None,
+        typer.Option(help="A department client's department: name or code in departments.yaml"),
+    ] = None,
+    categories: Annotated[
+        str | None,
+        typer.Option(help="The record categories a department client delivers, comma-separated"),
+    ] = None,
 ) -> None:
-    """Register a client with its public keys."""
+    """Register a client with its public keys (a department with what it delivers)."""
     from gateway.db import make_sync_engine
     from gateway.errors import ProblemError
     from gateway.identity import clients
+    from gateway.records.binding import load_departments
 
-    engine = make_sync_engine(Settings())
+    settings = Settings()
+    bound = None
+    if department is not None:
+        bound = load_departments(settings.config_dir).find(department)
+        if bound is None:
+            raise _fail(f"department {department!r} is not in config/departments.yaml")
+    chosen = [c.strip() for c in categories.split(",") if c.strip()] if categories else None
+    engine = make_sync_engine(settings)
     try:
         with engine.begin() as conn:
             client = clients.create_client(
@@ -210,12 +240,45 @@ def clients_create(
                 scopes=scope,
                 rate_plan=rate_plan,
                 fapi2_strict=fapi2_strict,
+                department=bound,
+                categories=chosen,
             )
     except (ProblemError, OSError, ValueError) as exc:
         raise _fail(getattr(exc, "detail", str(exc))) from None
     finally:
         engine.dispose()
     typer.echo(f"registered {client.client_id} ({client.client_type}): {' '.join(client.scopes)}")
+    if client.department:
+        delivers = ", ".join(sorted(client.categories))
+        typer.echo(f"  department {client.department} ({client.department_code}): {delivers}")
+
+
+@clients_app.command("set-department")
+def clients_set_department(
+    client_id: str,
+    department: Annotated[str, typer.Option(help="Name or code in config/departments.yaml")],
+    categories: Annotated[str, typer.Option(help="Record categories it delivers, comma-separated")],
+) -> None:
+    """Bind a department client to its department and the categories it delivers."""
+    from gateway.db import make_sync_engine
+    from gateway.errors import ProblemError
+    from gateway.identity import clients
+    from gateway.records.binding import load_departments
+
+    settings = Settings()
+    bound = load_departments(settings.config_dir).find(department)
+    if bound is None:
+        raise _fail(f"department {department!r} is not in config/departments.yaml")
+    chosen = [c.strip() for c in categories.split(",") if c.strip()]
+    engine = make_sync_engine(settings)
+    try:
+        with engine.begin() as conn:
+            clients.set_department(conn, client_id, bound, chosen)
+    except ProblemError as exc:
+        raise _fail(exc.detail) from None
+    finally:
+        engine.dispose()
+    typer.echo(f"{client_id}: delivers {', '.join(sorted(set(chosen)))} for {bound.name}")
 
 
 @clients_app.command("list")
@@ -230,7 +293,9 @@ def clients_list() -> None:
             state = "DISABLED" if c.disabled else "active"
             kids = ",".join(str(k.get("kid")) for k in c.jwks["keys"])
             typer.echo(f"{c.client_id}\t{c.client_type}\t{c.org_code or '-'}\t{state}\t"
-                       f"{' '.join(sorted(c.scopes))}\tkeys={kids}")  # fmt: skip
+                       f"{' '.join(sorted(c.scopes))}\tkeys={kids}"
+                       + (f"\t{c.department}: {','.join(sorted(c.categories))}"
+                          if c.department else ""))  # fmt: skip
     engine.dispose()
 
 

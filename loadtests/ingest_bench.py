@@ -27,12 +27,14 @@ from sqlalchemy import create_engine, text
 
 from gateway.db import make_sync_engine
 from gateway.pii_keys import KeyRing
+from gateway.records.audited import WriteAudit
+from gateway.records.binding import load_departments
 from gateway.records.parallel import default_workers, pool_for
 from gateway.records.readers import read_ndjson
 from gateway.records.service import Ingestor, IngestSummary
 from gateway.settings import Settings
 from gateway.store.migrate import upgrade
-from tests.builders import ndjson, penalty
+from tests.builders import MARKET, ndjson, penalty
 from tests.services import postgres_server
 
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -90,7 +92,9 @@ def client_cpu_seconds() -> float:
 
 def ingest(ingestor: Ingestor, payload: list[bytes], workers: int) -> IngestSummary:
     """As `xyd ingest` does it: the pool (if any) started first, its startup timed too."""
-    with pool_for(ingestor.category, ingestor.pii_key, workers, ingestor.keys) as pool:
+    with pool_for(
+        ingestor.category, ingestor.pii_key, workers, ingestor.keys, ingestor.writer
+    ) as pool:
         batches = (
             pool.prepare_feed(payload, "ndjson", ingestor.batch_size)
             if pool is not None
@@ -105,6 +109,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=default_workers())
     parser.add_argument("--url", default=None)
+    parser.add_argument(
+        "--unbound",
+        action="store_true",
+        help="no department bound and no audit entries (as before issue 19's binding)",
+    )
     args = parser.parse_args()
     payload = ndjson(*(penalty(n) for n in range(1, args.lines + 1))).splitlines(keepends=True)
     with database(args.url) as server:
@@ -113,8 +122,16 @@ def main() -> None:
         upgrade(engine)
         # Every bench penalty names its legal representative: each is sealed, as in production.
         keys = KeyRing({1: bytes(32)})
-        ingestor = Ingestor(engine, "penalty", b"bench", args.batch, keys=keys)
-        print(f"{args.lines} lines, batches of {args.batch}, {args.workers} worker processes")
+        # As `xyd ingest --department` runs: bound to the department, every line audited.
+        writer = None if args.unbound else load_departments(settings.config_dir).writer(MARKET)
+        audit = None if args.unbound else WriteAudit("bench", "xyd ingest", None)
+        ingestor = Ingestor(
+            engine, "penalty", b"bench", args.batch, keys=keys, writer=writer, audit=audit
+        )
+        print(
+            f"{args.lines} lines, batches of {args.batch}, {args.workers} worker processes"
+            + (", unbound and unaudited" if args.unbound else ", bound and audited")
+        )
         for label in ("new records", "all duplicates"):
             server_before, client_before = server.cpu_seconds(), client_cpu_seconds()
             started = time.perf_counter()

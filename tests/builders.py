@@ -13,6 +13,12 @@ from gateway.identifiers import make_credit_code
 # Real, published codes (they pass both check characters).
 REAL_CODES = ("9144030071526726XG", "914403001922038216", "91330100716105852F")
 AUTHORITY_CODE = make_credit_code("1", "1", "510100", "00000001")
+# Departments as config/departments.yaml (the demo's) names them; the kit's
+# `register` binds a department client to one of them (the market regulator
+# unless told).
+MARKET = "成都市市场监督管理局"
+TAX = "国家税务总局成都市税务局"
+CREDIT_OFFICE = "成都市发展和改革委员会"
 
 
 def code(n: int, division: str = "510104") -> str:
@@ -29,7 +35,7 @@ def resident_id(first17: str = "51010419800101123") -> str:
 def penalty(n: int = 1, **overrides: Any) -> dict[str, Any]:
     row: dict[str, Any] = {
         "record_id": f"P-{n:06d}",
-        "source_department": "成都市市场监督管理局",
+        "source_department": MARKET,
         "credit_code": code(n),
         "subject_name": f"成都测试{n}号有限公司",
         "party_category": "legal_person",
@@ -54,7 +60,7 @@ def penalty(n: int = 1, **overrides: Any) -> dict[str, Any]:
 def registration(n: int = 1, **overrides: Any) -> dict[str, Any]:
     row: dict[str, Any] = {
         "record_id": f"R-{n:06d}",
-        "source_department": "成都市市场监督管理局",
+        "source_department": MARKET,
         "credit_code": code(n),
         "subject_name": f"成都测试{n}号有限公司",
         "entity_type": "有限责任公司",

@@ -16,7 +16,7 @@ from gateway.audit.sealer import Sealer
 from gateway.batching import Coalescer
 from gateway.db import Held
 from gateway.errors import DependencyUnavailable
-from gateway.identity.keys import KeyError_
+from gateway.identity.keys import KeyError_, LoadedKey
 from gateway.identity.tokens import KeyRingHolder
 
 log = logging.getLogger("xyd.audit")
@@ -67,8 +67,12 @@ class AuditWriter:
     async def append(self, event: AuditEvent) -> int:
         return await self._batches.submit(event)
 
+    async def signer(self) -> LoadedKey:
+        """The key checkpoints are signed with now (KeyError_ when there is none)."""
+        return (await self.keys.current()).signing_key("audit", datetime.now(UTC))
+
     async def _write(self, events: list[AuditEvent]) -> list[int]:
-        signer = (await self.keys.current()).signing_key("audit", datetime.now(UTC))
+        signer = await self.signer()
         cuts = self._cuts.unknown(event.kept for event in events if event.kept is not None)
         every, sealer = self.every, self.sealer
         if sealer is not None:

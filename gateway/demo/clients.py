@@ -9,8 +9,10 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Connection
 
+from gateway.demo import names
 from gateway.identity import jose
-from gateway.identity.clients import create_client, get_client, replace_keys
+from gateway.identity.clients import create_client, get_client, replace_keys, set_department
+from policies.departments import Departments
 
 DEMO_CLIENTS = (
     # client_id, display name, type, org code, FAPI 2.0 strict
@@ -18,8 +20,13 @@ DEMO_CLIENTS = (
     ("demo-bank-2", "建设银行成都分行 (demo)", "bank", "CCB-CD", False),
     ("demo-bank-fapi", "FAPI 2.0 demo bank", "bank", "FAPI-CD", True),
     ("demo-department", "成都市市场监督管理局 (demo)", "department", None, False),
+    ("demo-credit-office", "成都市发展和改革委员会 (demo)", "department", None, False),
     ("demo-risk-office", "监管沙箱风险办 (demo)", "risk_office", None, False),
 )
+
+# The department each demo department client delivers for (config/departments.yaml),
+# with every category the configuration lets it deliver.
+DEPARTMENT_OF = {"demo-department": names.MARKET, "demo-credit-office": names.CREDIT_OFFICE}
 
 # The other banks the platforms' simulators lend through: registered (keys kept
 # by nobody) so the authorisations the platforms sign for them become consents.
@@ -32,7 +39,7 @@ LENDING_BANKS = (
 )
 
 
-def register_demo_clients(conn: Connection, out_dir: Path) -> list[Path]:
+def register_demo_clients(conn: Connection, out_dir: Path, departments: Departments) -> list[Path]:
     """Register (or re-key) every demo client; return the private JWK files written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -42,6 +49,10 @@ def register_demo_clients(conn: Connection, out_dir: Path) -> list[Path]:
         public = jose.public_jwk(private)
         kid = jose.thumbprint(public)
         jwks = {"keys": [{**public, "kid": kid, "use": "sig", "alg": "ES256"}]}
+        department = (
+            departments.find(DEPARTMENT_OF[client_id]) if client_type == "department" else None
+        )
+        categories = list(department.categories) if department else None
         if get_client(conn, client_id) is None:
             create_client(
                 conn,
@@ -51,9 +62,13 @@ def register_demo_clients(conn: Connection, out_dir: Path) -> list[Path]:
                 org_code=org_code,
                 jwks=jwks,
                 fapi2_strict=strict,
+                department=department,
+                categories=categories,
             )
         else:
             replace_keys(conn, client_id, jwks)
+            if department is not None and categories is not None:
+                set_department(conn, client_id, department, categories)
         secret = {
             **jose.private_jwk(private),
             "kid": kid,

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from gateway.errors import Conflict, InvalidValue, NotFound
 from gateway.identity import jose
 from gateway.store.tables import clients
+from policies.departments import Department
 
 ClientType = Literal["bank", "platform", "department", "risk_office", "regulator"]
 SCOPES = (
@@ -61,6 +62,10 @@ class Client:
     fapi2_strict: bool
     disabled: bool
     secret_hash: str | None = None
+    # A department client's department and the categories it delivers.
+    department: str | None = None
+    department_code: str | None = None
+    categories: frozenset[str] = frozenset()
 
     def public_keys(self) -> list[tuple[str | None, jose.PublicKey]]:
         keys = []
@@ -81,6 +86,9 @@ def _row_to_client(row: Any) -> Client:
         fapi2_strict=bool(row.fapi2_strict),
         disabled=row.disabled_at is not None,
         secret_hash=row.secret_hash,
+        department=row.department,
+        department_code=row.department_code,
+        categories=frozenset(row.categories or ()),
     )
 
 
@@ -137,11 +145,17 @@ def create_client(
     scopes: list[str] | None = None,
     rate_plan: str = "standard",
     fapi2_strict: bool = False,
+    department: Department | None = None,
+    categories: list[str] | None = None,
 ) -> Client:
+    """Register a client. A department client is registered for its `department`
+    (from config/departments.yaml) and the `categories` it delivers, a subset of
+    those the department may deliver; no other client has either."""
     if not _CLIENT_ID.match(client_id):
         raise InvalidValue("client_id: 2-64 characters of a-z, 0-9, '.', '_' or '-'")
     if client_type not in get_args(ClientType):
         raise InvalidValue(f"client_type: expected one of {', '.join(get_args(ClientType))}")
+    delivers = _delivers(client_type, department, categories)
     chosen = list(scopes) if scopes else list(DEFAULT_SCOPES[client_type])
     unknown = sorted(set(chosen) - set(SCOPES))
     if unknown:
@@ -159,6 +173,9 @@ def create_client(
                     rate_plan=rate_plan,
                     jwks=validate_jwks(jwks),
                     fapi2_strict=fapi2_strict,
+                    department=department.name if department else None,
+                    department_code=department.code if department else None,
+                    categories=delivers,
                     created_at=now,
                     updated_at=now,
                 )
@@ -168,6 +185,27 @@ def create_client(
     client = get_client(conn, client_id)
     assert client is not None
     return client
+
+
+def _delivers(
+    client_type: str, department: Department | None, categories: list[str] | None
+) -> list[str] | None:
+    if client_type != "department":
+        if department is not None or categories:
+            raise InvalidValue("department, categories: only a department client has them")
+        return None
+    if department is None:
+        raise InvalidValue("department: a department client is registered for its department")
+    chosen = sorted(set(categories or ()))
+    if not chosen:
+        raise InvalidValue("categories: name the record categories this client delivers")
+    beyond = sorted(set(chosen) - set(department.categories))
+    if beyond:
+        raise InvalidValue(
+            f"categories: {department.name} may not deliver {', '.join(beyond)} "
+            f"(config/departments.yaml: {', '.join(department.categories)})"
+        )
+    return chosen
 
 
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
@@ -195,6 +233,24 @@ def set_secret(conn: Connection, client_id: str) -> str:
 
 def set_disabled(conn: Connection, client_id: str, disabled: bool) -> None:
     _update(conn, client_id, disabled_at=datetime.now(UTC) if disabled else None)
+
+
+def set_department(
+    conn: Connection, client_id: str, department: Department, categories: list[str]
+) -> None:
+    """Bind a department client (one registered before clients had departments, or
+    moving) to `department`, delivering `categories`; from its next batch on."""
+    client = get_client(conn, client_id)
+    if client is None:
+        raise UnknownClient(f"no client {client_id!r}")
+    delivers = _delivers(client.client_type, department, categories)
+    _update(
+        conn,
+        client_id,
+        department=department.name,
+        department_code=department.code,
+        categories=delivers,
+    )
 
 
 def replace_keys(conn: Connection, client_id: str, jwks: dict[str, Any]) -> None:

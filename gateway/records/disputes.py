@@ -1,8 +1,9 @@
 """Disputes (异议): an enterprise objects to a record; the report says so until resolved.
 
-Departments and platforms (on the enterprise's behalf) open them; a
-department resolves them: `upheld` (the department then delivers the
-corrected record, stored as a new version) or `rejected`. Opening and
+Platforms (on the enterprise's behalf) and the department that delivered
+the record open them; that department alone resolves them: `upheld` (it then
+delivers the corrected record, stored as a new version) or `rejected`. A
+department is the one its client is registered for, never one it names. Opening and
 resolving bump the enterprise's `data_version`, so no cached report hides
 the change. SQL on a sync Connection; the caller owns the transaction.
 """
@@ -18,6 +19,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from gateway.apidocs import Doc
 from gateway.errors import Conflict, Forbidden, NotFound
+from gateway.identity.clients import get_client
 from gateway.identity.tokens import Caller
 from gateway.store.tables import enterprises, record_disputes, records
 
@@ -97,12 +99,14 @@ def open_dispute(
     if caller.client_type not in OPENERS:
         raise Forbidden("only a department or a platform may open a dispute")
     record = conn.execute(
-        select(records.c.id, records.c.credit_code).where(
+        select(records.c.id, records.c.credit_code, records.c.source_department).where(
             records.c.id == record_id, records.c.category == category
         )
     ).first()
     if record is None:
         raise UnknownRecord(f"no {category} record {record_id}")
+    if caller.client_type == "department":
+        _require_owner(conn, caller, record.source_department, "opens a dispute on")
     already = conn.execute(
         select(record_disputes.c.id).where(
             record_disputes.c.record_id == record_id, record_disputes.c.status == "open"
@@ -135,6 +139,10 @@ def resolve(
     current = get(conn, dispute_id)
     if current["record_id"] != record_id:
         raise UnknownDispute(f"no dispute {dispute_id} on record {record_id}")
+    owner = conn.execute(
+        select(records.c.source_department).where(records.c.id == record_id)
+    ).scalar_one()
+    _require_owner(conn, caller, owner, "resolves a dispute on")
     if current["status"] != "open":
         raise Conflict(f"dispute {dispute_id} is already {current['status']}")
     now = datetime.now(UTC)
@@ -150,6 +158,13 @@ def resolve(
     )
     _bump(conn, current["credit_code"], now)
     return get(conn, dispute_id)
+
+
+def _require_owner(conn: Connection, caller: Caller, owner: str, action: str) -> None:
+    """Forbidden unless the caller's client is registered for `owner`."""
+    client = get_client(conn, caller.client_id)
+    if client is None or client.department != owner:
+        raise Forbidden(f"only the department that delivered a record {action} it ({owner})")
 
 
 def get(conn: Connection, dispute_id: str) -> dict[str, Any]:

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from fastapi import Request
 from pydantic import Field
 from sqlalchemy import Engine
 
 from gateway.apidocs import Doc, sometimes
+from gateway.audit.service import AuditUnavailable, route_of
+from gateway.errors import Forbidden
 from gateway.idempotency import Replay, begin, finish, release, request_digest
+from gateway.identity.clients import get_client
+from gateway.identity.keys import KeyError_
+from gateway.identity.tokens import Caller
+from gateway.logs import request_id_var
 from gateway.pii_keys import KeyRing
+from gateway.records.audited import WriteAudit
+from gateway.records.binding import writer_for
 from gateway.records.readers import read_ndjson
 from gateway.records.service import Ingestor, LineOutcome, OutcomeName
+from policies.departments import Writer
 
 
 class LineResult(Doc):
@@ -39,16 +50,53 @@ class IngestAnswer(Doc):
     results: list[LineResult] = Field(description="One per line, in line order")
 
 
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Who delivers a batch: the department its lines are bound to, and its audit."""
+
+    writer: Writer
+    audit: WriteAudit
+
+
+async def delivery(request: Request, caller: Caller) -> Delivery:
+    """The caller's department (403 when its client is registered for none) and
+    how its lines are audited; the client is read afresh, so a change to its
+    registration holds from the next batch."""
+    async with request.app.state.engine.connect() as conn:
+        client = await conn.run_sync(get_client, caller.client_id)
+    writer = writer_for(client, request.app.state.departments) if client else None
+    if writer is None:
+        raise Forbidden(
+            "this department client is registered for no department in departments.yaml; "
+            "register it with `xyd clients create --department … --categories …`"
+        )
+    try:
+        signer = await request.app.state.audit.signer()
+    except KeyError_ as exc:
+        raise AuditUnavailable("the audit trail cannot be written; nothing was stored") from exc
+    audit = WriteAudit(caller.client_id, route_of(request), signer, request_id_var.get())
+    return Delivery(writer, audit)
+
+
 def ingest_batch(
     engine: Engine,
     pii_key: bytes,
     batch_size: int,
     category: str,
     body: bytes,
-    keys: KeyRing | None = None,
+    keys: KeyRing | None,
+    delivery: Delivery,
 ) -> dict[str, Any]:
     outcomes: list[LineOutcome] = []
-    ingestor = Ingestor(engine, category, pii_key, batch_size, keys=keys)
+    ingestor = Ingestor(
+        engine,
+        category,
+        pii_key,
+        batch_size,
+        keys=keys,
+        writer=delivery.writer,
+        audit=delivery.audit,
+    )
     summary = ingestor.run(read_ndjson(body.splitlines()), source="api", on_outcome=outcomes.append)
     return {
         "category": category,
@@ -79,18 +127,25 @@ def ingest_idempotently(
     category: str,
     path: str,
     body: bytes,
-    keys: KeyRing | None = None,
+    keys: KeyRing | None,
+    delivery: Delivery,
 ) -> tuple[int, bytes, bool]:
     """(status, body, replayed). Runs in a worker thread: all of it is blocking I/O."""
+
+    def ingest() -> bytes:
+        return orjson.dumps(
+            ingest_batch(engine, pii_key, batch_size, category, body, keys, delivery)
+        )
+
     if key is None:
-        answer = orjson.dumps(ingest_batch(engine, pii_key, batch_size, category, body, keys))
+        answer = ingest()
         return 200, answer, False
     with engine.begin() as conn:
         replay = begin(conn, client_id, key, request_digest("POST", path, body))
     if isinstance(replay, Replay):
         return replay.status_code, replay.body, True
     try:
-        answer = orjson.dumps(ingest_batch(engine, pii_key, batch_size, category, body, keys))
+        answer = ingest()
     except BaseException:
         with engine.begin() as conn:
             release(conn, client_id, key)

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from sqlalchemy import Engine
 
 from gateway.db import make_sync_engine
 from gateway.errors import NotFound
+from gateway.identity.keys import FIXED_ALG, KeyError_, LoadedKey, ensure_key, load_ring
 from gateway.pii_keys import PersonalDataError, load_key_ring
+from gateway.records.audited import WriteAudit
+from gateway.records.binding import load_departments
 from gateway.records.parallel import default_workers, pool_for
 from gateway.records.readers import read_lines
 from gateway.records.service import Ingestor, IngestSummary, LineOutcome
@@ -31,13 +36,23 @@ def _format_of(path: Path, fmt: str | None) -> str:
 
 
 def ingest_file(
-    settings: Settings, path: Path, category: str, fmt: str | None, rejects: Path | None
+    settings: Settings,
+    path: Path,
+    category: str,
+    fmt: str | None,
+    rejects: Path | None,
+    department: str,
 ) -> int:
-    """Ingest `path`; return the exit code (0 done, 2 unusable input)."""
+    """Ingest `path` as `department`'s (its name or code in config/departments.yaml);
+    return the exit code (0 done, 2 unusable input)."""
     console = Console(stderr=True)
     fmt = _format_of(path, fmt)
     if fmt not in ("csv", "ndjson"):
         console.print(f"[red]error:[/] unknown format {fmt!r}: use csv or ndjson")
+        return 2
+    writer = load_departments(settings.config_dir).writer(department)
+    if writer is None:
+        console.print(f"[red]error:[/] department {department!r} is not in departments.yaml")
         return 2
     rejects = rejects or path.with_name(path.name + ".rejects.ndjson")
     engine = make_sync_engine(settings)
@@ -48,11 +63,15 @@ def ingest_file(
             settings.pii_key_bytes(),
             settings.ingest_batch_size,
             keys=load_key_ring(settings),
+            writer=writer,
+            audit=WriteAudit(
+                f"ingest:{writer.code}", "xyd ingest", _audit_signer(engine, settings)
+            ),
         )
     except NotFound as exc:
         console.print(f"[red]error:[/] {exc.detail}")
         return 2
-    except PersonalDataError as exc:
+    except (PersonalDataError, KeyError_) as exc:
         console.print(f"[red]error:[/] {exc}")
         return 2
     size = path.stat().st_size
@@ -61,7 +80,7 @@ def ingest_file(
         with (
             # Before the progress bar: its refresh thread must not exist yet
             # when the workers are forked.
-            pool_for(category, ingestor.pii_key, workers, ingestor.keys) as pool,
+            pool_for(category, ingestor.pii_key, workers, ingestor.keys, writer) as pool,
             path.open("rb") as handle,
             rejects.open("wb") as reject_out,
             Progress(
@@ -96,6 +115,15 @@ def ingest_file(
     if not summary.counts["rejected"]:
         rejects.unlink(missing_ok=True)
     return 0
+
+
+def _audit_signer(engine: Engine, settings: Settings) -> LoadedKey:
+    """The audit key checkpoints falling in this run are signed with, as a server's are."""
+    kek = settings.kek_bytes()
+    with engine.begin() as conn:
+        ensure_key(conn, kek, "audit", FIXED_ALG.get("audit", settings.access_token_alg))
+        ring = load_ring(conn, kek)
+    return ring.signing_key("audit", datetime.now(UTC))
 
 
 def _reject_line(outcome: LineOutcome) -> bytes:

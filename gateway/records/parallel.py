@@ -35,10 +35,12 @@ from gateway.pii_keys import KeyRing
 from gateway.records.readers import Line, read_lines, read_ndjson
 from gateway.records.schemas import RecordBase
 from gateway.records.service import Prepared, prepare, schema_for
+from policies.departments import Writer
 
 _schema: type[RecordBase] | None = None
 _pii_key = b""
 _keys: KeyRing | None = None
+_writer: Writer | None = None
 
 
 def default_workers() -> int:
@@ -48,10 +50,16 @@ def default_workers() -> int:
 
 
 def pool_for(
-    category: str, pii_key: bytes, workers: int, keys: KeyRing | None = None
+    category: str,
+    pii_key: bytes,
+    workers: int,
+    keys: KeyRing | None = None,
+    writer: Writer | None = None,
 ) -> AbstractContextManager[ValidationPool | None]:
     """A pool of `workers` processes, or None (validate in the caller) for `workers` < 1."""
-    return ValidationPool(category, pii_key, workers, keys=keys) if workers > 0 else nullcontext()
+    if workers < 1:
+        return nullcontext()
+    return ValidationPool(category, pii_key, workers, keys=keys, writer=writer)
 
 
 class ValidationPool:
@@ -64,6 +72,7 @@ class ValidationPool:
         workers: int,
         start_method: str | None = None,
         keys: KeyRing | None = None,
+        writer: Writer | None = None,
     ) -> None:
         schema_for(category)  # an unknown category fails here, not in a worker
         method = start_method or ("fork" if threading.active_count() == 1 else "forkserver")
@@ -76,8 +85,9 @@ class ValidationPool:
             workers,
             mp_context=context,
             initializer=_start_worker,
-            # The key ring goes once to each worker, with the HMAC key.
-            initargs=(category, pii_key, keys),
+            # The key ring goes once to each worker, with the HMAC key and the
+            # department the lines are bound to.
+            initargs=(category, pii_key, keys, writer),
         )
 
     def __enter__(self) -> ValidationPool:
@@ -138,9 +148,11 @@ def _numbered_slices(raw_lines: Iterable[bytes], size: int) -> Iterator[tuple[in
         first += len(chunk)
 
 
-def _start_worker(category: str, pii_key: bytes, keys: KeyRing | None) -> None:
-    global _schema, _pii_key, _keys
-    _schema, _pii_key, _keys = schema_for(category), pii_key, keys
+def _start_worker(
+    category: str, pii_key: bytes, keys: KeyRing | None, writer: Writer | None
+) -> None:
+    global _schema, _pii_key, _keys, _writer
+    _schema, _pii_key, _keys, _writer = schema_for(category), pii_key, keys, writer
     gc.freeze()  # a fork server's imports, as the parent's above
 
 
@@ -150,7 +162,7 @@ def _ready() -> bool:
 
 def _prepare_lines(lines: list[Line]) -> Prepared:
     assert _schema is not None, "worker not started"
-    return [prepare(_schema, line, _pii_key, _keys) for line in lines]
+    return [prepare(_schema, line, _pii_key, _keys, _writer) for line in lines]
 
 
 def _prepare_ndjson(first: int, raw_lines: list[bytes]) -> Prepared:

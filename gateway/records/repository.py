@@ -85,6 +85,9 @@ class Incoming(NamedTuple):
     enterprise: dict[str, Any] | None = None
     # The personal values `document` leaves out, sealed (gateway/pii_keys.py).
     personal: str | None = None
+    # A credit repair's target, (category, department, record id), when its
+    # writer is bound: it must be stored and about the same subject.
+    repairs: tuple[str, str, str] | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -125,6 +128,28 @@ def existing_state(
             ).all()  # one fetchall: row by row, psycopg costs ~10 µs a row
             for record_id, source_record_id, version, sha256 in rows:
                 found[(department, source_record_id)] = _State(record_id, version, sha256)
+    return found
+
+
+def record_subjects(
+    conn: Connection, keys: Sequence[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], str | None]:
+    """The credit code of each stored record among `keys` (category, department, record id)."""
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for category, department, record_id in dict.fromkeys(keys):
+        grouped.setdefault((category, department), []).append(record_id)
+    found: dict[tuple[str, str, str], str | None] = {}
+    for (category, department), record_ids in grouped.items():
+        for start in range(0, len(record_ids), _KEY_CHUNK):
+            rows = conn.execute(
+                select(records.c.source_record_id, records.c.credit_code).where(
+                    records.c.category == category,
+                    records.c.source_department == department,
+                    _in(conn, records.c.source_record_id, record_ids[start : start + _KEY_CHUNK]),
+                )
+            ).all()
+            for record_id, credit_code in rows:
+                found[(category, department, record_id)] = credit_code
     return found
 
 

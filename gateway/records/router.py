@@ -14,7 +14,7 @@ from gateway.idempotency import Replay, begin, check_key, finish, request_digest
 from gateway.identity.deps import RecordWriter, audit_denial
 from gateway.params import JSON_ONLY_DOC, JsonOnly
 from gateway.records import disputes
-from gateway.records.http import IngestAnswer, ingest_idempotently
+from gateway.records.http import IngestAnswer, delivery, ingest_idempotently
 from gateway.records.service import schema_for
 
 router = APIRouter(tags=["records"])
@@ -29,7 +29,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
         {
             400: "Malformed Idempotency-Key",
             401: "Missing or invalid token",
-            403: "Token lacks records:write",
+            403: "Token lacks records:write, or the client delivers for no department",
             404: "Unknown category",
             409: "The same Idempotency-Key is still being processed",
             413: "Body too large, or more lines than XYD_MAX_RECORDS_PER_REQUEST",
@@ -69,6 +69,11 @@ async def post_records(
         denial = Forbidden("only a government department delivers credit records")
         await audit_denial(request, caller, denial)
         raise denial
+    try:
+        bound = await delivery(request, caller)
+    except Forbidden as denial:
+        await audit_denial(request, caller, denial)
+        raise
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in NDJSON_TYPES:
         raise UnsupportedMediaType("send application/x-ndjson: one JSON object a line")
@@ -92,6 +97,7 @@ async def post_records(
             path=request.url.path,
             body=body,
             keys=request.app.state.pii_keys,
+            delivery=bound,
         )
     )
     await record_allowed(
@@ -114,7 +120,8 @@ _DISPUTE_PROBLEMS = problem_docs(
     {
         400: "Malformed body or Idempotency-Key",
         401: "Missing or invalid token",
-        403: "Token lacks records:write, or this client type may not do this",
+        403: "Token lacks records:write, this client type may not do this, "
+        "or the record is another department's",
         404: "Unknown category, record or dispute",
         409: "An open dispute exists already, or this one is resolved",
         **JSON_ONLY_DOC,

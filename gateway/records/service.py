@@ -21,7 +21,7 @@ from typing import Any, Literal, TypeVar
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import Engine, insert, update
+from sqlalchemy import Connection, Engine, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import SingletonThreadPool
 
@@ -30,11 +30,13 @@ from gateway.identifiers import division_of
 from gateway.logs import redact
 from gateway.metrics import INGEST_LINES
 from gateway.pii_keys import KeyRing, aad_for
-from gateway.records import rejects
+from gateway.records import binding, rejects
+from gateway.records.audited import WriteAudit, Written
 from gateway.records.readers import Line
 from gateway.records.repository import DETAIL_TABLES, Incoming, apply_batch, detail_columns
 from gateway.records.schemas import SCHEMAS, RecordBase, Registration
 from gateway.store.tables import ingest_runs
+from policies.departments import Writer
 
 log = logging.getLogger("xyd.ingest")
 
@@ -60,9 +62,13 @@ class LineOutcome:
     reason: str | None = None
     # A rejected line's fields as `rejects.masked` shows them; None if unreadable.
     shown: dict[str, Any] | None = None
+    # The enterprise the line is about, when it names one validly: its audit entry's.
+    credit_code: str | None = None
 
 
 Prepared = list[Incoming | LineOutcome]
+# A batch's valid lines' outcomes once written, by line number.
+Stored = dict[int, LineOutcome]
 
 
 @dataclass
@@ -96,25 +102,33 @@ def describe_errors(exc: ValidationError) -> str:
 
 
 def prepare(
-    schema: type[RecordBase], line: Line, pii_key: bytes, keys: KeyRing | None = None
+    schema: type[RecordBase],
+    line: Line,
+    pii_key: bytes,
+    keys: KeyRing | None = None,
+    writer: Writer | None = None,
 ) -> Incoming | LineOutcome:
     """Validate one line into what the repository stores, or reject it with a reason.
 
     With `keys`, the personal values the stored data leaves out are sealed
-    beside it (one AES-GCM call, only for a record that has them).
+    beside it (one AES-GCM call, only for a record that has them). With a
+    `writer`, the line is that department's own (`binding`) or refused;
+    without one, lines name their departments (the demo's and tests' loads).
     """
     if line.fields is None:
         return LineOutcome(line.number, "rejected", reason=line.error)
+    fields = line.fields
+    if writer is not None:
+        bound = binding.bind(writer, schema, fields)
+        if isinstance(bound, str):
+            return _refused(schema, line.number, fields, bound)
+        fields = bound
     try:
-        record = schema.model_validate(line.fields)
+        record = schema.model_validate(fields)
     except ValidationError as exc:
-        return LineOutcome(
-            line.number,
-            "rejected",
-            record_id=rejects.record_id(schema, line.fields),
-            reason=redact(describe_errors(exc)),
-            shown=rejects.masked(schema, line.fields),
-        )
+        return _refused(schema, line.number, fields, redact(describe_errors(exc)))
+    if writer is not None and (refusal := binding.refuses(writer, record)):
+        return _refused(schema, line.number, fields, refusal)
     data = record.normalise(pii_key)
     document = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
     digest = hashlib.sha256(document)
@@ -140,6 +154,20 @@ def prepare(
         details=_details(record),
         enterprise=_enterprise(record, data),
         personal=personal,
+        repairs=binding.repair_target(record) if writer is not None else None,
+    )
+
+
+def _refused(
+    schema: type[RecordBase], number: int, fields: dict[str, Any], reason: str
+) -> LineOutcome:
+    return LineOutcome(
+        number,
+        "rejected",
+        record_id=rejects.record_id(schema, fields),
+        reason=reason,
+        shown=rejects.masked(schema, fields),
+        credit_code=binding.named_enterprise(schema, fields),
     )
 
 
@@ -200,14 +228,23 @@ class Ingestor:
         pii_key: bytes,
         batch_size: int,
         keys: KeyRing | None = None,
+        *,
+        writer: Writer | None = None,
+        audit: WriteAudit | None = None,
     ) -> None:
-        """Without `keys`, personal values are not kept at all (hashes and masks only)."""
+        """Without `keys`, personal values are not kept at all (hashes and masks only).
+
+        `writer` binds every line to a department (`prepare`); with `audit`,
+        every line naming an enterprise is audited in its batch's transaction.
+        """
         self.engine = engine
         self.category = category
         self.schema = schema_for(category)
         self.pii_key = pii_key
         self.batch_size = batch_size
         self.keys = keys
+        self.writer = writer
+        self.audit = audit
 
     def run(
         self,
@@ -222,7 +259,9 @@ class Ingestor:
         """Batches of `lines` validated in this process, as they are needed."""
         iterator = iter(lines)
         while chunk := list(islice(iterator, self.batch_size)):
-            yield [prepare(self.schema, line, self.pii_key, self.keys) for line in chunk]
+            yield [
+                prepare(self.schema, line, self.pii_key, self.keys, self.writer) for line in chunk
+            ]
 
     def store(
         self,
@@ -247,10 +286,9 @@ class Ingestor:
         # the other, in order, and a batch's outcomes are reported only once
         # it has committed.
         with _writer(self.engine) as writer:
-            in_flight: tuple[Prepared, Future[dict[int, tuple[str, int]]]] | None = None
+            in_flight: tuple[Prepared, Future[Stored]] | None = None
             for prepared in batches:
-                valid = [item for item in prepared if isinstance(item, Incoming)]
-                committing = writer.submit(self._commit, valid, summary.run_id)
+                committing = writer.submit(self._commit, prepared, summary.run_id)
                 if in_flight is not None:
                     self._report(*in_flight, summary, on_outcome)
                 in_flight = (prepared, committing)
@@ -272,18 +310,14 @@ class Ingestor:
     def _report(
         self,
         prepared: Prepared,
-        committing: Future[dict[int, tuple[str, int]]],
+        committing: Future[Stored],
         summary: IngestSummary,
         on_outcome: Callable[[LineOutcome], None] | None,
     ) -> None:
         stored = committing.result()
         counts: Counter[str] = Counter()
         for item in prepared:
-            if isinstance(item, Incoming):
-                outcome, version = stored[item.line]
-                result = LineOutcome(item.line, outcome, item.source_record_id, version)  # type: ignore[arg-type]
-            else:
-                result = item
+            result = stored[item.line] if isinstance(item, Incoming) else item
             counts[result.outcome] += 1
             if on_outcome is not None:
                 on_outcome(result)
@@ -291,27 +325,60 @@ class Ingestor:
         for name, count in counts.items():
             INGEST_LINES.labels(self.category, name).inc(count)
 
-    def _commit(self, valid: list[Incoming], run_id: str) -> dict[int, tuple[str, int]]:
-        if not valid:
+    def _commit(self, prepared: Prepared, run_id: str) -> Stored:
+        """Store a batch's valid lines, audit every line of it, commit; their outcomes."""
+        valid = [item for item in prepared if isinstance(item, Incoming)]
+        refused = [item for item in prepared if isinstance(item, LineOutcome) and item.credit_code]
+        if not valid and not (self.audit and refused):
             return {}
         for attempt in range(1, _ATTEMPTS + 1):
             try:
                 with self.engine.begin() as conn:
-                    results = apply_batch(conn, self.category, valid, datetime.now(UTC), run_id)
-                    counts = Counter(outcome for _, outcome, _ in results)
-                    conn.execute(
-                        update(ingest_runs)
-                        .where(ingest_runs.c.id == run_id)
-                        .values(
-                            accepted=ingest_runs.c.accepted + counts["accepted"],
-                            duplicate=ingest_runs.c.duplicate + counts["duplicate"],
-                            updated=ingest_runs.c.updated + counts["updated"],
-                        )
-                    )
-                return {item.line: (outcome, version) for item, outcome, version in results}
+                    stored = self._write(conn, valid, run_id)
+                    if self.audit is not None:
+                        lines = sorted([*refused, *stored.values()], key=lambda o: o.line)
+                        self.audit.append(conn, self.category, _written(lines))
+                return stored
             except IntegrityError:
                 # Another writer stored one of these records first; classify again.
                 if attempt == _ATTEMPTS:
                     raise
                 log.warning("batch conflicted with a concurrent writer; retrying")
         raise AssertionError("unreachable")
+
+    def _write(self, conn: Connection, valid: list[Incoming], run_id: str) -> Stored:
+        """The batch's records stored in `conn`'s transaction, but for repairs the
+        writer may not make; every valid line's outcome."""
+        refusals = binding.repair_refusals(conn, valid) if self.writer is not None else {}
+        stored: Stored = {
+            line: LineOutcome(line, "rejected", item.source_record_id, reason=reason,
+                              credit_code=item.credit_code)
+            for item in valid
+            if (reason := refusals.get(line := item.line)) is not None
+        }  # fmt: skip
+        kept = [item for item in valid if item.line not in refusals]
+        results = apply_batch(conn, self.category, kept, datetime.now(UTC), run_id) if kept else []
+        counts = Counter(outcome for _, outcome, _ in results)
+        conn.execute(
+            update(ingest_runs)
+            .where(ingest_runs.c.id == run_id)
+            .values(
+                accepted=ingest_runs.c.accepted + counts["accepted"],
+                duplicate=ingest_runs.c.duplicate + counts["duplicate"],
+                updated=ingest_runs.c.updated + counts["updated"],
+            )
+        )
+        for item, outcome, version in results:
+            stored[item.line] = LineOutcome(
+                item.line, outcome, item.source_record_id, version,  # type: ignore[arg-type]
+                credit_code=item.credit_code,
+            )  # fmt: skip
+        return stored
+
+
+def _written(lines: list[LineOutcome]) -> list[Written]:
+    return [
+        Written(o.credit_code, o.outcome, o.record_id, o.version, o.reason)
+        for o in lines
+        if o.credit_code is not None
+    ]

@@ -222,6 +222,11 @@ clients = Table(
     Column("client_type", String(20), nullable=False),
     # Bank code (e.g. BOCD) or platform key; a consent names a bank by either.
     Column("org_code", String(32)),
+    # A department client's department (its name in records, its authority code)
+    # and the record categories it delivers (migration 0016); null for others.
+    Column("department", String(100)),
+    Column("department_code", String(18)),
+    Column("categories", Json),
     Column("scopes", Json, nullable=False),
     Column("rate_plan", String(40), nullable=False),
     Column("jwks", Json, nullable=False),

@@ -166,9 +166,10 @@ def test_every_bank_the_platforms_lend_through_is_a_demo_bank(
     from adapters.simulators import tianfu_rongtong, yingchuang
     from gateway.demo.clients import register_demo_clients
     from gateway.store.tables import clients
+    from tests.identity.kit import DEPARTMENTS
 
     with engine.begin() as conn:
-        register_demo_clients(conn, tmp_path / "clients")
+        register_demo_clients(conn, tmp_path / "clients", DEPARTMENTS)
         banks = set(
             conn.execute(
                 select(clients.c.org_code).where(clients.c.client_type == "bank")
@@ -179,4 +180,7 @@ def test_every_bank_the_platforms_lend_through_is_a_demo_bank(
         *yingchuang.BANKS, *tianfu_rongtong.BANKS,
     }  # fmt: skip
     assert named <= banks
-    assert len(list((tmp_path / "clients").iterdir())) == 5  # no key file for the lenders
+    from gateway.demo.clients import DEMO_CLIENTS
+
+    # A key file for each demo client, none for the lenders.
+    assert len(list((tmp_path / "clients").iterdir())) == len(DEMO_CLIENTS)

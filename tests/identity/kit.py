@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -13,8 +14,11 @@ from sqlalchemy import Engine
 from gateway.client import ASSERTION_TYPE, client_assertion
 from gateway.identity import jose
 from gateway.identity.clients import create_client
+from gateway.records.binding import load_departments
+from tests.builders import MARKET
 
 ISSUER = "http://testserver"
+DEPARTMENTS = load_departments(Path(__file__).resolve().parents[2] / "config")
 
 
 @dataclass
@@ -62,8 +66,18 @@ def register(
     client_id: str,
     client_type: str = "bank",
     kind: str = "ec",
+    *,
+    department: str = MARKET,
+    categories: list[str] | None = None,
     **kwargs: Any,
 ) -> ClientKey:
+    """A client with a key of its own; a department client is registered for
+    `department` (config/departments.yaml), delivering `categories` (default:
+    all it may)."""
+    if client_type == "department":
+        found = DEPARTMENTS.find(department)
+        assert found is not None, f"{department} is not in config/departments.yaml"
+        kwargs.update(department=found, categories=categories or list(found.categories))
     key = new_key(kind)
     public = jose.public_jwk(key)
     kid = f"{client_id}-k1"

@@ -34,6 +34,7 @@ from sqlalchemy import Engine, create_engine
 from adapters.simulators.kechuangtong import CallbackReceiver, Sender
 from gateway.client import GatewayClient
 from gateway.dashboard import accounts
+from tests.builders import MARKET
 from tests.conftest import fresh_pg_database
 from tests.identity.kit import new_key, register
 from tests.services import Postgres, free_port, redis_server
@@ -57,10 +58,17 @@ class World:
         self.risk = self.client("risk-office", "risk_office")
 
     def client(
-        self, client_id: str, client_type: str, org_code: str | None = None
+        self,
+        client_id: str,
+        client_type: str,
+        org_code: str | None = None,
+        department: str = MARKET,
     ) -> GatewayClient:
-        """A registered client with a key of its own, as `xyd clients create` makes one."""
-        key = register(self.engine, client_id, client_type, org_code=org_code)
+        """A registered client with a key of its own, as `xyd clients create` makes one
+        (a department client for `department`, delivering all it may)."""
+        key = register(
+            self.engine, client_id, client_type, org_code=org_code, department=department
+        )
         assert not isinstance(key.key, bytes)
         made = GatewayClient(self.base, key.client_id, key.key, kid=key.kid)
         self._clients.append(made)

@@ -121,5 +121,19 @@ def verifies(http: httpx.Client, report: dict[str, Any], detached: str) -> bool:
 
 
 def decisions(log: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
-    """An access log as (client, route, decision), oldest first."""
-    return [(e["client_id"], e["route"], e["decision"]) for e in log]
+    """An access log as (client, route, decision), oldest first, but for record
+    writes (`writes`)."""
+    return [
+        (e["client_id"], e["route"], e["decision"])
+        for e in log
+        if not (e["reason"] or "").startswith("record ")
+    ]
+
+
+def writes(log: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The record writes in an access log: (client, `record <outcome>: <category>`)."""
+    return [
+        (e["client_id"], " ".join(e["reason"].split()[:3]))
+        for e in log
+        if (e["reason"] or "").startswith("record ")
+    ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.builders import code
+from tests.builders import TAX, code
 from tests.journeys.conftest import World, deliver
 from tests.journeys.story import (
     REPORT,
@@ -35,7 +35,7 @@ def test_records_delivered_then_a_platform_signed_authorisation_opens_the_report
     penalty = fined(SME, "P-J1-1", today() - timedelta(days=40))
     assert deliver(market, "penalty", penalty) == ["accepted"]
     assert deliver(market, "penalty", penalty) == ["duplicate"]  # a department's retry
-    tax = world.client("j1-tax", "department")
+    tax = world.client("j1-tax", "department", department=TAX)
     assert deliver(tax, "tax_rating", tax_rating(SME, "A", today().year - 1)) == ["accepted"]
 
     # The enterprise signs on 科创通 for the Bank of Chengdu: basic, penalties, tax.

@@ -24,7 +24,7 @@ from playwright.sync_api import Browser, expect, sync_playwright
 
 from adapters.simulators import kechuangtong as kct
 from gateway.client import GatewayClient
-from tests.builders import code
+from tests.builders import TAX, code
 from tests.journeys.conftest import OFFICER, OFFICER_PASSWORD, World, deliver, wait_for
 from tests.journeys.story import (
     REPORT,
@@ -200,7 +200,7 @@ def test_an_overdue_loan_lowers_the_score(world: World) -> None:
     assert deliver(world.client("j2t-market", "department"), "registration",
                    founded(twin, "成都样本22号有限公司")) == ["accepted"]  # fmt: skip
     year = datetime.now(UTC).year - 1
-    tax = world.client("j2t-tax", "department")
+    tax = world.client("j2t-tax", "department", department=TAX)
     assert (
         deliver(tax, "tax_rating", tax_rating(sme, "B", year), tax_rating(twin, "B", year))
         == ["accepted"] * 2

@@ -19,6 +19,7 @@ from tests.journeys.conftest import World, deliver
 from tests.journeys.story import (
     MARKET,
     REPORT,
+    TAX,
     decisions,
     direct_consent,
     fetched,
@@ -26,6 +27,7 @@ from tests.journeys.story import (
     founded,
     tax_rating,
     today,
+    writes,
 )
 
 SME = code(1831)
@@ -57,7 +59,8 @@ def test_a_published_repair_leaves_the_report_after_its_minimum_period(world: Wo
     )
     # Known beyond its penalties, so the quarter after the repair still has a score.
     rating = {**tax_rating(SME, "B", old.year - 1), "published_on": old.isoformat()}
-    assert deliver(world.client("j3-tax", "department"), "tax_rating", rating) == ["accepted"]
+    tax = world.client("j3-tax", "department", department=TAX)
+    assert deliver(tax, "tax_rating", rating) == ["accepted"]
 
     monitoring = direct_consent(
         bank, SME, "post_loan_monitoring", ["basic", "penalties"], max_daily_accesses=10
@@ -85,8 +88,17 @@ def test_a_published_repair_leaves_the_report_after_its_minimum_period(world: Wo
     assert now[-1]["value"] - then[-1]["value"] == 35
 
     assert "audit chain intact" in world.audit_verifies()
-    assert decisions(world.access_log(SME)) == [
+    log = world.access_log(SME)
+    assert decisions(log) == [
         ("j3-bank", "POST /v1/consents", "allow"),
         ("j3-bank", REPORT, "allow"),
         ("j3-bank", REPORT, "allow"),
     ]
+    assert writes(log) == [
+        ("j3-market", "record accepted: registration"),
+        ("j3-market", "record accepted: penalty"),
+        ("j3-market", "record accepted: penalty"),
+        ("j3-tax", "record accepted: tax_rating"),
+        ("j3-market", "record accepted: credit_repair"),
+        ("j3-market", "record accepted: credit_repair"),
+    ], "every record write is in the enterprise's access log"

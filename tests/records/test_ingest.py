@@ -20,7 +20,7 @@ from gateway.store.tables import (
     records,
 )
 from tests import builders
-from tests.builders import ndjson, penalty, registration
+from tests.builders import MARKET, ndjson, penalty, registration
 
 KEY = b"test-pii-key"
 
@@ -250,7 +250,7 @@ def test_ingest_file_writes_summary_and_rejects_file(settings: Settings, tmp_pat
     upgrade(engine)
     feed = tmp_path / "penalties.ndjson"
     feed.write_bytes(ndjson(penalty(1), penalty(2, decision_date="2025-02-30")) + b"\xff\xfe\n")
-    assert ingest_file(settings, feed, "penalty", None, None) == 0
+    assert ingest_file(settings, feed, "penalty", None, None, MARKET) == 0
     rejects = [
         orjson.loads(line)
         for line in (tmp_path / "penalties.ndjson.rejects.ndjson").read_bytes().splitlines()
@@ -260,5 +260,5 @@ def test_ingest_file_writes_summary_and_rejects_file(settings: Settings, tmp_pat
     with engine.connect() as conn:
         run_row = conn.execute(select(ingest_runs)).one()
     assert (run_row.accepted, run_row.rejected, run_row.complete) == (1, 2, True)
-    assert ingest_file(settings, feed, "no_such_category", None, None) == 2
+    assert ingest_file(settings, feed, "no_such_category", None, None, MARKET) == 2
     engine.dispose()

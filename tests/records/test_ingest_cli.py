@@ -9,7 +9,7 @@ from pathlib import Path
 
 import orjson
 
-from tests.builders import ndjson, penalty
+from tests.builders import MARKET, ndjson, penalty
 
 
 def xyd(*args: str, state: Path) -> subprocess.CompletedProcess[str]:
@@ -32,13 +32,13 @@ def test_ingest_command_counts_and_reruns_cleanly(tmp_path: Path) -> None:
         ndjson(penalty(1), penalty(2), penalty(3, fine_wan="x")) + "坏行\n".encode("gbk")
     )
 
-    first = xyd("ingest", str(feed), "--category", "penalty", state=state)
+    first = xyd("ingest", str(feed), "--category", "penalty", "--department", MARKET, state=state)
     assert first.returncode == 0, first.stderr
     assert "│        2 │       0 │         0 │        2 │" in first.stdout
     rejects = (tmp_path / "feed.ndjson.rejects.ndjson").read_bytes().splitlines()
     assert [orjson.loads(r)["line"] for r in rejects] == [3, 4]
 
-    again = xyd("ingest", str(feed), "--category", "penalty", state=state)
+    again = xyd("ingest", str(feed), "--category", "penalty", "--department", MARKET, state=state)
     assert "│        0 │       0 │         2 │        2 │" in again.stdout
 
 
@@ -47,8 +47,16 @@ def test_ingest_command_refuses_unknown_category_and_missing_file(tmp_path: Path
     xyd("db", "upgrade", state=state)
     feed = tmp_path / "feed.ndjson"
     feed.write_bytes(ndjson(penalty(1)))
-    unknown = xyd("ingest", str(feed), "--category", "gossip", state=state)
+    unknown = xyd("ingest", str(feed), "--category", "gossip", "--department", MARKET, state=state)
     assert unknown.returncode == 2
     assert "unknown category 'gossip'" in unknown.stderr
-    missing = xyd("ingest", str(tmp_path / "nope.csv"), "--category", "penalty", state=state)
+    missing = xyd(
+        "ingest",
+        str(tmp_path / "nope.csv"),
+        "--category",
+        "penalty",
+        "--department",
+        MARKET,
+        state=state,
+    )
     assert missing.returncode == 2

@@ -23,7 +23,7 @@ from gateway.store.tables import (
     record_versions,
     records,
 )
-from tests.builders import ndjson, penalty
+from tests.builders import MARKET, ndjson, penalty
 from tests.records.test_ingest import CSV_HEADER, KEY, csv_line
 
 # Every kind of line, over several batches of three: a BOM, blank lines, the
@@ -178,7 +178,7 @@ def test_xyd_ingest_with_workers_writes_the_same_rejects_file(
     for threshold in (10**12, 0):  # one process, then workers
         monkeypatch.setattr(ingest_file_module, "_WORKERS_ABOVE_BYTES", threshold)
         wipe(engine)
-        assert ingest_file(settings, feed, "penalty", None, None) == 0
+        assert ingest_file(settings, feed, "penalty", None, None, MARKET) == 0
         rejects = (tmp_path / "feed.ndjson.rejects.ndjson").read_bytes()
         with engine.connect() as conn:
             run = conn.execute(

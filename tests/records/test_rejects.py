@@ -20,12 +20,12 @@ CSV = (
     "法定代表人证件号码,证件号码,联系电话,行政处罚决定书文号,违法事实,处罚类别,"
     "处罚决定日期,处罚机关\n"
     # A person's penalty with a date that does not exist.
-    f"C-1,成都市公安局,王小明,自然人,,,,{PERSON_ID},13812345678,成公罚〔2025〕1号,"
+    f"C-1,{builders.MARKET},王小明,自然人,,,,{PERSON_ID},13812345678,成公罚〔2025〕1号,"
     "当事人王小明（电话13812345678）无证经营,罚款,2025-02-30,成都市公安局\n"
     # An enterprise's, with a bad fine type: its legal representative is a person too.
-    f"C-2,成都市公安局,成都测试2号有限公司,法人及非法人组织,{builders.code(2)},张三丰,"
+    f"C-2,{builders.MARKET},成都测试2号有限公司,法人及非法人组织,{builders.code(2)},张三丰,"
     f"{REP_ID},,,成公罚〔2025〕2号,,,2025-03-06,成都市公安局\n"
-    "C-3,成都市公安局,李四,自然人,only three\n"
+    "C-3,成都市市场监督管理局,李四,自然人,only three\n"
 )
 SECRETS = ("王小明", "张三丰", "李四", PERSON_ID, REP_ID, "13812345678")
 
@@ -36,7 +36,7 @@ def rejects_of(settings: Settings, tmp_path: Path) -> list[dict[str, object]]:
     engine.dispose()
     feed = tmp_path / "penalties.csv"
     feed.write_text(CSV, encoding="utf-8")
-    assert ingest_file(settings, feed, "penalty", None, None) == 0
+    assert ingest_file(settings, feed, "penalty", None, None, builders.MARKET) == 0
     text = (tmp_path / "penalties.csv.rejects.ndjson").read_text(encoding="utf-8")
     for secret in SECRETS:
         assert secret not in text, secret
