@@ -124,7 +124,7 @@ def main() -> None:
         keys = KeyRing({1: bytes(32)})
         # As `xyd ingest --department` runs: bound to the department, every line audited.
         writer = None if args.unbound else load_departments(settings.config_dir).writer(MARKET)
-        audit = None if args.unbound else WriteAudit("bench", "xyd ingest", None)
+        audit = None if args.unbound else WriteAudit("bench", "xyd ingest", None, 100)
         ingestor = Ingestor(
             engine, "penalty", b"bench", args.batch, keys=keys, writer=writer, audit=audit
         )

@@ -71,6 +71,14 @@ class AuditWriter:
         """The key checkpoints are signed with now (KeyError_ when there is none)."""
         return (await self.keys.current()).signing_key("audit", datetime.now(UTC))
 
+    async def pinned_signer(self) -> LoadedKey:
+        """The signer for checkpoints that a records batch writes in its own transaction,
+        pinned first so `xyd audit verify` trusts them."""
+        signer = await self.signer()
+        if self.sealer is not None:
+            self.sealer.pin(signer)
+        return signer
+
     async def _write(self, events: list[AuditEvent]) -> list[int]:
         signer = await self.signer()
         cuts = self._cuts.unknown(event.kept for event in events if event.kept is not None)

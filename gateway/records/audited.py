@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from sqlalchemy import Connection
 
 from gateway.audit.chain import AuditEvent, append_many
-from gateway.audit.service import CHECKPOINT_EVERY
 from gateway.identity.keys import LoadedKey
 
 _REASON_MAX = 200  # audit_entries.reason
@@ -40,6 +39,7 @@ class WriteAudit:
     client_id: str
     route: str
     signer: LoadedKey | None
+    checkpoint_every: int
     # The request's id, taken where the request runs: batches commit on a writer thread.
     request_id: str | None = None
 
@@ -56,7 +56,7 @@ class WriteAudit:
             )
             for line in written
         ]
-        append_many(conn, events, signer=self.signer, checkpoint_every=CHECKPOINT_EVERY)
+        append_many(conn, events, signer=self.signer, checkpoint_every=self.checkpoint_every)
 
 
 def _reason(category: str, line: Written) -> str:

@@ -71,10 +71,11 @@ async def delivery(request: Request, caller: Caller) -> Delivery:
             "register it with `xyd clients create --department … --categories …`"
         )
     try:
-        signer = await request.app.state.audit.signer()
+        signer = await request.app.state.audit.pinned_signer()
     except KeyError_ as exc:
         raise AuditUnavailable("the audit trail cannot be written; nothing was stored") from exc
-    audit = WriteAudit(caller.client_id, route_of(request), signer, request_id_var.get())
+    every = request.app.state.settings.audit_checkpoint_every
+    audit = WriteAudit(caller.client_id, route_of(request), signer, every, request_id_var.get())
     return Delivery(writer, audit)
 
 

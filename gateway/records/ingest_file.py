@@ -12,6 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from sqlalchemy import Engine
 
+from gateway.audit import pinned
 from gateway.db import make_sync_engine
 from gateway.errors import NotFound
 from gateway.identity.keys import FIXED_ALG, KeyError_, LoadedKey, ensure_key, load_ring
@@ -65,7 +66,10 @@ def ingest_file(
             keys=load_key_ring(settings),
             writer=writer,
             audit=WriteAudit(
-                f"ingest:{writer.code}", "xyd ingest", _audit_signer(engine, settings)
+                f"ingest:{writer.code}",
+                "xyd ingest",
+                _audit_signer(engine, settings),
+                settings.audit_checkpoint_every,
             ),
         )
     except NotFound as exc:
@@ -123,7 +127,10 @@ def _audit_signer(engine: Engine, settings: Settings) -> LoadedKey:
     with engine.begin() as conn:
         ensure_key(conn, kek, "audit", FIXED_ALG.get("audit", settings.access_token_alg))
         ring = load_ring(conn, kek)
-    return ring.signing_key("audit", datetime.now(UTC))
+    signer = ring.signing_key("audit", datetime.now(UTC))
+    # Pinned as a server pins it, so `xyd audit verify` trusts the checkpoints it signs.
+    pinned.pin(pinned.path_of(settings), [signer])
+    return signer
 
 
 def _reject_line(outcome: LineOutcome) -> bytes:
