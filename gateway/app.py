@@ -106,6 +106,7 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
             store=app.state.sync_engine,
             ledger_connected=bool(app.state.platforms),
             copy_s=settings.consent_copy_s if app.state.redis is not None else 0.0,
+            feeds_refresh_s=settings.report_feeds_refresh_s,
         )
         app.state.printer = Printer(
             workers=settings.report_pdf_workers, waiting=settings.report_pdf_waiting

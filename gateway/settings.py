@@ -104,6 +104,13 @@ class Settings(BaseSettings):
             "this long to show. 0: read both on every request"
         ),
     )  # fmt: skip
+    report_feeds_refresh_s: float = Field(
+        60.0, ge=0, le=3600,
+        description=(
+            "How often a process re-reads when each category's last complete feed arrived "
+            "(a report's completeness); feed freshness moves by days. 0: on every report built"
+        ),
+    )  # fmt: skip
 
     report_retention_days: int = Field(
         1825, ge=1, le=3660,

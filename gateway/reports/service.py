@@ -142,6 +142,7 @@ class ReportService:
         store: Engine,
         ledger_connected: bool = False,
         copy_s: float = 0.0,
+        feeds_refresh_s: float = FEEDS_TTL_S,
     ) -> None:
         self.builder = builder
         self.store = store
@@ -150,7 +151,8 @@ class ReportService:
         self.cache = cache
         self.fingerprint = fingerprint
         self._feeds: dict[str, datetime] = {}
-        self._feeds_read = -FEEDS_TTL_S
+        self._feeds_refresh_s = feeds_refresh_s
+        self._feeds_read = -feeds_refresh_s - 1.0
         self._cuts: dict[tuple[str, int, str, frozenset[str]], Cut] = {}
         self._cut_entries = max(16, cache.local_entries)
         # Concurrent requests' consent reads share one query (each still starts
@@ -228,7 +230,7 @@ class ReportService:
             loaded = await conn.run_sync(_load, credit_code, self.ledger_connected)
             if loaded.enterprise is None:
                 return None
-            if time.monotonic() - self._feeds_read > FEEDS_TTL_S:
+            if time.monotonic() - self._feeds_read >= self._feeds_refresh_s:
                 # Feed freshness moves by days; re-reading it once a minute is plenty.
                 self._feeds = await conn.run_sync(latest_feeds)
                 self._feeds_read = time.monotonic()

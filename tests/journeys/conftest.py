@@ -170,6 +170,8 @@ def world(pg: Postgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wo
             "XYD_PUBLIC_BASE_URL": base,
             "XYD_KEY_ACTIVATION_DELAY_S": "0",
             "XYD_OUTBOX_POLL_S": "0.2",
+            # A department's first complete feed shows in the very next report.
+            "XYD_REPORT_FEEDS_REFRESH_S": "0",
             # A data change shows on the very next report (the default lets a worker
             # decide from its copy of the data version for up to a second).
             "XYD_CONSENT_COPY_S": "0",

@@ -45,6 +45,8 @@ from tests.adapters.test_ledger import event as loan_event
 from tests.adapters.test_ledger import run as store_loans
 from tests.builders import code, ndjson, penalty, register_enterprises, registration
 from tests.identity.conftest import id_settings, store_url
+from tests.identity.kit import register
+from tests.identity.test_token_flow import get_token
 from tests.security.kit import callers
 
 __all__ = ["id_settings", "store_url"]
@@ -155,7 +157,7 @@ def test_the_parse_refuses_a_10_mb_amount_by_its_length_before_reading_it() -> N
 
 
 def test_a_days_floor_1949_10_01_and_ceiling_2199_12_31_for_records(
-    department: Department,
+    department: Department, engine: Engine
 ) -> None:
     results = department.post(
         "penalty",
@@ -174,10 +176,18 @@ def test_a_days_floor_1949_10_01_and_ceiling_2199_12_31_for_records(
     founded = department.post("registration", registration(6, registered_on="1900-01-01"))
     assert founded[0]["outcome"] == "rejected" and "registered_on" in founded[0]["reason"]
     contributions = {
-        "record_id": "SI-1", "source_department": "成都市社会保险事业管理局",
+        "record_id": "SI-1", "source_department": "成都市人力资源和社会保障局",
         "credit_code": code(1), "period": "0001-01", "paid_fen": "100",
     }  # fmt: skip
-    [period] = department.post("social_insurance", contributions)
+    # Contributions come from the human resources bureau, not the market regulator.
+    agency = register(
+        engine, "si-agency", client_type="department", department="成都市人力资源和社会保障局"
+    )
+    hr = Department(
+        department.client,
+        {**NDJSON, "Authorization": f"Bearer {get_token(department.client, agency)}"},
+    )
+    [period] = hr.post("social_insurance", contributions)
     assert period["outcome"] == "rejected" and "period" in period["reason"]
 
 
