@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from redis.asyncio import Redis
 from redis.backoff import NoBackoff
+from redis.maint_notifications import MaintNotificationsConfig
 from redis.retry import Retry
 
 from adapters.base import PlatformContext
@@ -60,6 +61,10 @@ def make_redis(settings: Settings) -> Redis | None:
         retry=Retry(NoBackoff(), 0),
         retry_on_timeout=False,
         health_check_interval=0,
+        # With maintenance notifications on ("auto", redis-py 8's default) the
+        # pool hands out a pooled connection unchecked: after a Redis restart the
+        # first request on each failed. Off, a closed one is replaced before use.
+        maint_notifications_config=MaintNotificationsConfig(enabled=False),
     )
 
 
