@@ -29,7 +29,6 @@ _PROBLEMS = problem_docs(
         409: "The alert's status does not allow this",
         422: "A filter, limit, cursor or note is invalid; detail says which",
         429: "Rate limited; Retry-After and RateLimit say when to come back",
-        503: "The audit trail or the rate limiter is unavailable; nothing was changed",
     }
 )
 _WORK_PROBLEMS = {**_PROBLEMS, **problem_docs({400: "The body is not JSON", **JSON_ONLY_DOC})}
