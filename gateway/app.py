@@ -33,6 +33,7 @@ from gateway.identity.router import router as identity_router
 from gateway.identity.startup import start_identity
 from gateway.loans.router import router as loans_router
 from gateway.logs import configure_logging
+from gateway.metrics import count_descriptors_forever
 from gateway.middleware import GatewayMiddleware
 from gateway.monitor.service import load_rules
 from gateway.pii_keys import load_key_ring
@@ -102,7 +103,10 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
         app.state.printer = Printer(
             workers=settings.report_pdf_workers, waiting=settings.report_pdf_waiting
         )
-        tasks = [asyncio.create_task(app.state.identity.keys.refresh_forever())]
+        tasks = [
+            asyncio.create_task(app.state.identity.keys.refresh_forever()),
+            asyncio.create_task(count_descriptors_forever()),
+        ]
         tasks += start_background(app.state, settings)
         if settle_heap:
             heap.settle()
@@ -183,6 +187,8 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
         max_body_bytes=settings.max_body_bytes,
         https=settings.issuer.startswith("https://"),
         direct=Direct(app, "GET", REPORT_ROUTE),
+        body_timeout_s=settings.body_timeout_s,
+        max_concurrency=settings.max_concurrency,
     )
     _check_route_costs(app, rates)
     return app

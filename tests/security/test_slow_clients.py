@@ -1,0 +1,154 @@
+"""Slow and idle clients against a real `xyd serve`: a request head or body that
+trickles in is cut off in bounded time, and idle connections beyond the cap
+neither exhaust a worker nor keep /healthz from answering."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gateway.connections import RESERVED_FDS
+from tests.services import free_port, start_serve, stop_gently
+
+HEADER_TIMEOUT_S = 1.0
+BODY_TIMEOUT_S = 2.0
+MAX_CONNECTIONS = 40
+# The worker's descriptor limit: the cap and the gateway's own (RESERVED_FDS)
+# fit; IDLE connections without a cap would not.
+NOFILE = MAX_CONNECTIONS + RESERVED_FDS
+IDLE = NOFILE + 100
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("slow")
+    port = free_port()
+    env = {
+        **os.environ,
+        "XYD_STATE_DIR": str(root / ".xyd"),
+        "XYD_PORT": str(port),
+        "XYD_WORKERS": "1",
+        "XYD_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
+        "XYD_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
+        "XYD_MAX_CONNECTIONS": str(MAX_CONNECTIONS),
+        "XYD_RUN_BACKGROUND": "false",
+        "XYD_LOG_LEVEL": "WARNING",
+    }
+    proc = start_serve(env, root / "serve.log", nofile=NOFILE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 40
+        while True:
+            assert proc.poll() is None, (root / "serve.log").read_text()[-2000:]
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            assert time.monotonic() < deadline, "xyd serve did not start"
+            time.sleep(0.2)
+        yield url
+    finally:
+        stop_gently(proc)
+
+
+def connect(base: str) -> socket.socket:
+    host, port = base.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    return sock
+
+
+def closed_after(sock: socket.socket, seconds: float) -> float | None:
+    """Seconds until the server closed `sock` (reading whatever it sent), or None."""
+    started = time.monotonic()
+    sock.settimeout(seconds)
+    with contextlib.suppress(TimeoutError, ConnectionResetError):
+        while sock.recv(4096):
+            pass
+        return time.monotonic() - started
+    return None if time.monotonic() - started >= seconds else time.monotonic() - started
+
+
+def test_a_request_head_sent_slowly_is_cut_after_the_header_timeout(base: str) -> None:
+    sock = connect(base)
+    started = time.monotonic()
+    head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 40
+    cut = None
+    with contextlib.suppress(OSError):
+        for byte in head:
+            sock.sendall(bytes([byte]))
+            time.sleep(0.1)
+        cut = closed_after(sock, 5)
+    elapsed = time.monotonic() - started
+    sock.close()
+    # Cut while still sending (a write failed) or soon after: never served for 4+ s.
+    assert elapsed < HEADER_TIMEOUT_S + 1.5, elapsed
+    assert cut is None or elapsed < HEADER_TIMEOUT_S + 1.5
+
+
+def test_a_silent_connection_is_closed_after_the_header_timeout(base: str) -> None:
+    sock = connect(base)
+    waited = closed_after(sock, 10)
+    sock.close()
+    assert waited is not None, "the server kept a silent connection open for 10 s"
+    assert waited < HEADER_TIMEOUT_S + 1.0, waited
+
+
+def test_a_body_at_one_byte_a_second_is_answered_408(base: str) -> None:
+    sock = connect(base)
+    body = b"grant_type=client_credentials&client_id=x"
+    sock.sendall(
+        b"POST /oauth/token HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body)
+    )
+    started = time.monotonic()
+    answer = b""
+    sock.settimeout(0.05)
+    with contextlib.suppress(OSError):
+        for byte in body:
+            sock.sendall(bytes([byte]))
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline:
+                with contextlib.suppress(TimeoutError):
+                    chunk = sock.recv(4096)
+                    if not chunk:
+                        raise ConnectionResetError
+                    answer += chunk
+            if answer:
+                break
+    elapsed = time.monotonic() - started
+    sock.close()
+    assert elapsed < BODY_TIMEOUT_S + 1.5, elapsed
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408"), answer[:300]
+    assert re.search(rb"(?im)^content-type: application/problem\+json", head), head
+    assert re.search(rb"(?im)^connection: close", head), head
+    problem = json.loads(payload)
+    assert problem["status"] == 408 and problem["type"].endswith("/request-timeout")
+
+
+def test_idle_connections_beyond_the_cap_leave_healthz_answering(base: str) -> None:
+    idle = [connect(base) for _ in range(IDLE)]
+    try:
+        time.sleep(0.2)
+        for _ in range(5):
+            answer = httpx.get(base + "/healthz", timeout=3)
+            assert answer.status_code == 200, answer.text
+        # The worker holds its cap of them, within its limit, and says so.
+        metrics = httpx.get(base + "/metrics", timeout=3).text
+        held = re.search(r"^xyd_process_open_fds(?:\{[^}]*\})? ([0-9.e+]+)$", metrics, re.M)
+        limit = re.search(r"^xyd_process_max_fds(?:\{[^}]*\})? ([0-9.e+]+)$", metrics, re.M)
+        assert held is not None and limit is not None, metrics[:500]
+        assert MAX_CONNECTIONS <= float(held.group(1)) < NOFILE, held.group(0)
+        assert float(limit.group(1)) == NOFILE
+    finally:
+        for sock in idle:
+            sock.close()
