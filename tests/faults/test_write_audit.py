@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, func, select, text
 from httpx import Response
+from sqlalchemy import Engine, func, select, text
 from starlette.testclient import TestClient
 
-from gateway.app import create_app
 from gateway.alerts.service import get as get_alert
+from gateway.app import create_app
 from gateway.store.tables import (
     audit_entries,
     consent_events,
@@ -18,12 +18,12 @@ from gateway.store.tables import (
     record_disputes,
     records,
 )
+from tests.alerts.test_alerts import raise_alert
 from tests.builders import code
 from tests.faults.conftest import audit_verified, gateway_settings, seed_enterprises
 from tests.identity.kit import register
-from tests.alerts.test_alerts import raise_alert
-from tests.reports.test_reports_api import URL, bearer, consent, ingest, recent_penalty
 from tests.policies.test_gate_http import stop as stop_redis
+from tests.reports.test_reports_api import URL, bearer, consent, ingest, recent_penalty
 from tests.services import Postgres, redis_server
 
 

@@ -11,7 +11,6 @@ import re
 import socket
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -22,6 +21,7 @@ from tests.services import free_port, start_serve, stop_gently
 HEADER_TIMEOUT_S = 1.0
 BODY_TIMEOUT_S = 2.0
 MAX_CONNECTIONS = 40
+MAX_CONCURRENCY = 3
 # The worker's descriptor limit: the cap and the gateway's own (RESERVED_FDS)
 # fit; IDLE connections without a cap would not.
 NOFILE = MAX_CONNECTIONS + RESERVED_FDS
@@ -40,6 +40,7 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "XYD_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
         "XYD_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
         "XYD_MAX_CONNECTIONS": str(MAX_CONNECTIONS),
+        "XYD_MAX_CONCURRENCY": str(MAX_CONCURRENCY),
         "XYD_RUN_BACKGROUND": "false",
         "XYD_LOG_LEVEL": "WARNING",
     }
@@ -101,14 +102,23 @@ def test_a_silent_connection_is_closed_after_the_header_timeout(base: str) -> No
     assert waited < HEADER_TIMEOUT_S + 1.0, waited
 
 
-def test_a_body_at_one_byte_a_second_is_answered_408(base: str) -> None:
+BODY = b"grant_type=client_credentials&client_id=x"
+
+
+def body_pending(base: str) -> socket.socket:
+    """A token request whose head is sent and whose body is not (yet)."""
     sock = connect(base)
-    body = b"grant_type=client_credentials&client_id=x"
     sock.sendall(
         b"POST /oauth/token HTTP/1.1\r\nHost: x\r\n"
         b"Content-Type: application/x-www-form-urlencoded\r\n"
-        b"Content-Length: %d\r\n\r\n" % len(body)
+        b"Content-Length: %d\r\n\r\n" % len(BODY)
     )
+    return sock
+
+
+def test_a_body_at_one_byte_a_second_is_answered_408(base: str) -> None:
+    sock = body_pending(base)
+    body = BODY
     started = time.monotonic()
     answer = b""
     sock.settimeout(0.05)
@@ -142,13 +152,31 @@ def test_idle_connections_beyond_the_cap_leave_healthz_answering(base: str) -> N
         for _ in range(5):
             answer = httpx.get(base + "/healthz", timeout=3)
             assert answer.status_code == 200, answer.text
-        # The worker holds its cap of them, within its limit, and says so.
+        # The worker holds at most its cap of them (fewer once the head timeout
+        # has closed them), within its limit, and says so.
         metrics = httpx.get(base + "/metrics", timeout=3).text
         held = re.search(r"^xyd_process_open_fds(?:\{[^}]*\})? ([0-9.e+]+)$", metrics, re.M)
         limit = re.search(r"^xyd_process_max_fds(?:\{[^}]*\})? ([0-9.e+]+)$", metrics, re.M)
         assert held is not None and limit is not None, metrics[:500]
-        assert MAX_CONNECTIONS <= float(held.group(1)) < NOFILE, held.group(0)
+        assert 0 < float(held.group(1)) < NOFILE, held.group(0)
         assert float(limit.group(1)) == NOFILE
     finally:
         for sock in idle:
+            sock.close()
+
+
+def test_requests_in_flight_beyond_the_limit_are_answered_503(base: str) -> None:
+    waiting = [body_pending(base) for _ in range(MAX_CONCURRENCY)]
+    try:
+        time.sleep(0.3)
+        busy = httpx.get(base + "/healthz", timeout=3)
+        assert busy.status_code == 503, busy.text
+        assert busy.headers["content-type"] == "application/problem+json"
+        assert busy.headers["retry-after"] == "1"
+        assert busy.json()["type"].endswith("/server-busy")
+        # Their bodies never come: each is answered 408 and room is made.
+        time.sleep(BODY_TIMEOUT_S + 0.5)
+        assert httpx.get(base + "/healthz", timeout=3).status_code == 200
+    finally:
+        for sock in waiting:
             sock.close()
