@@ -9,13 +9,17 @@ import json
 import os
 import re
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from gateway.connections import RESERVED_FDS
+from gateway.settings import Settings
 from tests.services import free_port, start_serve, stop_gently
 
 HEADER_TIMEOUT_S = 1.0
@@ -180,3 +184,35 @@ def test_requests_in_flight_beyond_the_limit_are_answered_503(base: str) -> None
     finally:
         for sock in waiting:
             sock.close()
+
+
+def limits_after(nofile: str, wanted: int) -> tuple[int, int]:
+    """(connections left room for, soft limit) after `raise_descriptor_limit(wanted)`
+    in a process started under `nofile` (soft:hard)."""
+    code = (
+        "import resource; from gateway.connections import raise_descriptor_limit as r; "
+        f"print(r({wanted}), resource.getrlimit(resource.RLIMIT_NOFILE)[0])"
+    )
+    out = subprocess.run(
+        ["prlimit", f"--nofile={nofile}", sys.executable, "-c", code],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    room, soft = out.split()
+    return int(room), int(soft)
+
+
+def test_serve_raises_the_descriptor_limit_to_fit_the_cap_or_lowers_the_cap() -> None:
+    assert limits_after("100:5000", 1000) == (1000, 1000 + RESERVED_FDS)
+    assert limits_after("300:300", 1000) == (300 - RESERVED_FDS, 300)
+
+
+def test_the_bounds_are_settings_with_limits() -> None:
+    defaults = Settings()
+    assert (defaults.header_timeout_s, defaults.body_timeout_s) == (10.0, 30.0)
+    assert (defaults.max_connections, defaults.max_concurrency) == (2048, 512)
+    for name, value in [
+        ("header_timeout_s", 0), ("header_timeout_s", 301), ("body_timeout_s", 0),
+        ("max_connections", 7), ("max_concurrency", 0),
+    ]:  # fmt: skip
+        with pytest.raises(ValidationError):
+            Settings(**{name: value})
