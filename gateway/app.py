@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from redis.asyncio import Redis
 from redis.backoff import NoBackoff
+from redis.maint_notifications import MaintNotificationsConfig
 from redis.retry import Retry
 
 from adapters.base import PlatformContext
@@ -34,6 +35,7 @@ from gateway.identity.router import router as identity_router
 from gateway.identity.startup import start_identity
 from gateway.loans.router import router as loans_router
 from gateway.logs import configure_logging
+from gateway.metrics import count_descriptors_forever
 from gateway.middleware import GatewayMiddleware
 from gateway.monitor.service import load_rules
 from gateway.pii_keys import load_key_ring
@@ -63,6 +65,10 @@ def make_redis(settings: Settings) -> Redis | None:
         retry=Retry(NoBackoff(), 0),
         retry_on_timeout=False,
         health_check_interval=0,
+        # With maintenance notifications on ("auto", redis-py 8's default) the
+        # pool hands out a pooled connection unchecked: after a Redis restart the
+        # first request on each failed. Off, a closed one is replaced before use.
+        maint_notifications_config=MaintNotificationsConfig(enabled=False),
     )
 
 
@@ -114,6 +120,7 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
         tasks = [
             asyncio.create_task(app.state.identity.keys.refresh_forever()),
             asyncio.create_task(sealer.run_forever()),
+            asyncio.create_task(count_descriptors_forever()),
         ]
         tasks += start_background(app.state, settings)
         if settle_heap:
@@ -197,6 +204,8 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
         max_body_bytes=settings.max_body_bytes,
         https=settings.issuer.startswith("https://"),
         direct=Direct(app, "GET", REPORT_ROUTE),
+        body_timeout_s=settings.body_timeout_s,
+        max_concurrency=settings.max_concurrency,
     )
     _check_route_costs(app, rates)
     return app

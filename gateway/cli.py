@@ -53,12 +53,12 @@ def serve(
     """Serve the gateway until interrupted."""
     settings = Settings()
     _prepare_metrics_dir((settings.state_dir / "metrics").resolve())
-    import uvicorn
 
+    from gateway.connections import ServeConfig, raise_descriptor_limit
     from gateway.serving import serve as serve_workers
 
     serve_workers(
-        uvicorn.Config(
+        ServeConfig(
             "gateway.app:create_served_app",
             factory=True,
             host=host or settings.host,
@@ -67,6 +67,9 @@ def serve(
             log_config=None,
             access_log=False,
             proxy_headers=False,
+            header_timeout_s=settings.header_timeout_s,
+            # Workers inherit the raised limit; the cap stays inside it.
+            max_connections=raise_descriptor_limit(settings.max_connections),
         ),
         state_dir=settings.state_dir,
     )

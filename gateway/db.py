@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import select
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
@@ -105,7 +106,8 @@ class HeldConnection:
     """A connection kept checked out by work that runs one batch at a time (a
     `Coalescer`'s): no pool checkout and no liveness ping per batch, which on the
     request path cost a round trip each. One that failed is dropped; the next
-    batch checks out another, which the pool pings first.
+    batch checks out another, which the pool pings first. (Only SQLite's side
+    uses it, which has no server to restart.)
 
     `autocommit` for reads that need no transaction around them."""
 
@@ -145,7 +147,11 @@ class HeldAsyncPg:
     batch's round trips run on the event loop, with no worker thread to hand
     over to and back from. Driver errors come out as SQLAlchemy's, so they map
     to answers like any other store error. Autocommit: no BEGIN round trip
-    before a read or a write that is one statement."""
+    before a read or a write that is one statement.
+
+    Before each batch the held connection is checked without a round trip
+    (`_idle_and_open`) and replaced once if the server dropped it, so the first
+    request after a PostgreSQL restart is answered rather than failed."""
 
     def __init__(self, engine: Engine) -> None:
         self.conninfo = engine.url.set(drivername="postgresql").render_as_string(
@@ -157,6 +163,13 @@ class HeldAsyncPg:
         import psycopg
 
         conn = self._conn
+        if conn is not None and not _idle_and_open(conn):
+            # The server went away while it was idle (a restart, an admin's
+            # kill): replace it before use instead of failing this batch.
+            self._conn = None
+            with contextlib.suppress(Exception):
+                await conn.close()
+            conn = None
         if conn is None:
             try:
                 conn = await psycopg.AsyncConnection.connect(
@@ -183,6 +196,23 @@ class HeldAsyncPg:
         if conn is not None:
             with contextlib.suppress(Exception):
                 await conn.close()
+
+
+def _idle_and_open(conn: Any) -> bool:
+    """Whether a held psycopg connection can still be used, without a round trip.
+
+    Idle between batches, it has nothing to read: a server that shut down or
+    killed the backend leaves its error message, or end of file, in the socket,
+    and a closed socket reads as ready too. NOTIFY is never used on it."""
+    if conn.closed or conn.broken:
+        return False
+    # poll, not select: a busy worker's descriptors run past select's 1024.
+    poller = select.poll()
+    try:
+        poller.register(conn.fileno(), select.POLLIN)
+        return not poller.poll(0)
+    except (OSError, ValueError):
+        return False
 
 
 class Held:

@@ -104,6 +104,15 @@ class Conflict(ProblemError):
     status, type_slug, title = 409, "conflict", "Conflict"
 
 
+class RequestTimeout(ProblemError):
+    """The body did not arrive in time: answered, then the connection is closed."""
+
+    status, type_slug, title = 408, "request-timeout", "Request body too slow"
+
+    def __init__(self, detail: str, **extensions: Any) -> None:
+        super().__init__(detail, headers={"Connection": "close"}, **extensions)
+
+
 class PayloadTooLarge(ProblemError):
     status, type_slug, title = 413, "payload-too-large", "Request body too large"
 
@@ -133,6 +142,15 @@ class RateLimited(ProblemError):
 
 class DependencyUnavailable(ProblemError):
     status, type_slug, title = 503, "dependency-unavailable", "A dependency is unavailable"
+
+
+class ServerBusy(ProblemError):
+    """More requests in flight in this worker than XYD_MAX_CONCURRENCY: come back soon."""
+
+    status, type_slug, title = 503, "server-busy", "Too many requests in flight"
+
+    def __init__(self, detail: str, **extensions: Any) -> None:
+        super().__init__(detail, headers={"Retry-After": "1"}, **extensions)
 
 
 _BY_STATUS: dict[int, type[ProblemError]] = {

@@ -8,7 +8,9 @@ embedding application) the default in-memory registry is used.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import resource
 from typing import Generic, TypeVar
 
 from prometheus_client import (
@@ -154,7 +156,43 @@ DASHBOARD_LOGIN_REFUSALS = Counter(
 )
 
 
+# prometheus_client's process collector (process_open_fds) does not run in
+# multiprocess mode: each worker counts its own, one series per live worker.
+OPEN_FDS = Gauge(
+    "xyd_process_open_fds",
+    "File descriptors this worker process holds open, as last counted",
+    multiprocess_mode="liveall",
+)
+MAX_FDS = Gauge(
+    "xyd_process_max_fds",
+    "This worker process's descriptor limit (soft RLIMIT_NOFILE)",
+    multiprocess_mode="liveall",
+)
+FDS_EVERY_S = 5.0
+
+
+def count_descriptors() -> None:
+    """Set OPEN_FDS and MAX_FDS for this process (Linux's /proc; elsewhere nothing)."""
+    try:
+        OPEN_FDS.set(len(os.listdir("/proc/self/fd")))
+    except OSError:
+        return
+    MAX_FDS.set(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+
+
+async def count_descriptors_forever() -> None:
+    try:
+        while True:
+            count_descriptors()
+            await asyncio.sleep(FDS_EVERY_S)
+    finally:
+        if os.environ.get(MULTIPROC_ENV):
+            # The worker is stopping: its series go with it.
+            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
 def render_latest() -> tuple[bytes, str]:
+    count_descriptors()
     if os.environ.get(MULTIPROC_ENV):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

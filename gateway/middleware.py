@@ -1,5 +1,5 @@
-"""The outermost ASGI layer: request id, rate headers, body size limit, access log,
-metrics, and every 5xx answer.
+"""The outermost ASGI layer: request id, rate headers, body size and time limits,
+the worker's concurrency limit, access log, metrics, and every 5xx answer.
 
 A 5xx to a request the gate admitted is settled before it is sent: the gate
 gives back what it charged, and the failure is an audit entry (`error`, the
@@ -12,6 +12,7 @@ latter costs a task and a stream copy per call.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
@@ -24,7 +25,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.audit.service import AuditUnavailable, record_error
 from gateway.direct import Direct
-from gateway.errors import PayloadTooLarge, ProblemError, outage, problem_response
+from gateway.errors import (
+    PayloadTooLarge,
+    ProblemError,
+    RequestTimeout,
+    ServerBusy,
+    outage,
+    problem_response,
+)
 from gateway.identity.deps import path_credit_code
 from gateway.logs import redact, request_id_var
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS, Children
@@ -58,10 +66,15 @@ class GatewayMiddleware:
         max_body_bytes: int,
         https: bool = False,
         direct: Direct | None = None,
+        body_timeout_s: float | None = None,
+        max_concurrency: int | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.direct = direct
+        self.body_timeout_s = body_timeout_s
+        self.max_concurrency = max_concurrency
+        self.in_flight = 0
         self.security_headers = (*_SECURITY_HEADERS, _HSTS) if https else _SECURITY_HEADERS
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -86,17 +99,37 @@ class GatewayMiddleware:
 
         declared = _content_length(scope)
         received = 0
+        # The whole body within body_timeout_s of the request's start, however
+        # it trickles in; after it, receive() waits as long as the answer does
+        # (a stream listens on it for the client going away).
+        body_due = None if self.body_timeout_s is None else started + self.body_timeout_s
+        body_done = False
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done or body_due is None:
+                return await receive()
+            try:
+                async with asyncio.timeout(max(0.0, body_due - time.perf_counter())):
+                    message = await receive()
+            except TimeoutError:
+                raise RequestTimeout(
+                    f"the request body did not arrive within {self.body_timeout_s:g} s"
+                ) from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
                     raise PayloadTooLarge(f"request body exceeds {self.max_body_bytes} bytes")
             return message
 
+        self.in_flight += 1
         try:
+            if self.max_concurrency is not None and self.in_flight > self.max_concurrency:
+                raise ServerBusy(
+                    f"more than {self.max_concurrency} requests in flight; retry shortly"
+                )
             if declared is not None and declared > self.max_body_bytes:
                 raise PayloadTooLarge(f"request body exceeds {self.max_body_bytes} bytes")
             params = self.direct.match(scope) if self.direct is not None else None
@@ -120,6 +153,7 @@ class GatewayMiddleware:
                 answer = down or ProblemError("unexpected error; quote the X-Request-Id")
                 await _send_problem(await _settle(scope, answer), scope, receive, send_with_id)
         finally:
+            self.in_flight -= 1
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
             method = scope.get("method", "")

@@ -38,6 +38,35 @@ class Settings(BaseSettings):
         10 * 1024 * 1024, ge=1024, description="Larger request bodies are refused with 413"
     )
     public_base_url: str = Field("", description="Issuer base URL; empty means http://HOST:PORT")
+    # Slow and idle clients (a worker's descriptors are finite): each bound is per worker.
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="A connection whose request head is not complete this long after it "
+        "opened (or after the previous answer) is closed",
+    )
+    body_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="A request body not received in full this long after the request "
+        "started is answered 408 and the connection closed",
+    )
+    max_connections: int = Field(
+        2048,
+        ge=8,
+        le=1_000_000,
+        description="Open connections a worker keeps: a new one beyond it closes the "
+        "longest-idle one, or is itself closed when none is idle",
+    )
+    max_concurrency: int = Field(
+        512,
+        ge=1,
+        le=100_000,
+        description="Requests a worker handles at once (streams included); more are "
+        "answered 503 with Retry-After",
+    )
 
     # --- operations ----------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

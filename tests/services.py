@@ -193,10 +193,14 @@ def migrated_postgres(template: str) -> Iterator[Postgres]:
         yield server
 
 
-def start_serve(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """`xyd serve` as an operator runs it, configured by `env`, its logs in `log`."""
+def start_serve(
+    env: dict[str, str], log: Path, *, nofile: int | None = None
+) -> subprocess.Popen[bytes]:
+    """`xyd serve` as an operator runs it, configured by `env`, its logs in `log`;
+    with `nofile`, under that descriptor limit (soft and hard)."""
+    limit = ["prlimit", f"--nofile={nofile}:{nofile}"] if nofile is not None else []
     return subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "serve"],
+        [*limit, sys.executable, "-m", "gateway.cli", "serve"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=log.open("wb"),

@@ -12,6 +12,7 @@ from starlette.responses import Response, StreamingResponse
 from gateway.alerts import service
 from gateway.alerts.schemas import AlertDetail, AlertPage, stream_docs
 from gateway.apidocs import answer_docs
+from gateway.audit.service import allowed, record_with
 from gateway.enterprises.service import checked_code
 from gateway.errors import problem_docs
 from gateway.identity.deps import AlertReader, AlertWriter
@@ -137,7 +138,15 @@ async def _work(
     request: Request, alert_id: str, action: service.Action, actor: str, note: str
 ) -> Response:
     async with request.app.state.engine.begin() as conn:
-        return _json(await conn.run_sync(service.work, alert_id, action, actor, note))
+        alert = await conn.run_sync(service.work, alert_id, action, actor, note)
+        answer = orjson.dumps(alert)
+        # In the same transaction: the alert is worked and audited, or neither.
+        event = allowed(
+            request, actor, answer, reason=service.audit_reason(alert),
+            credit_code=alert["credit_code"],
+        )  # fmt: skip
+        await record_with(request, conn, event)
+    return Response(answer, media_type="application/json")
 
 
 @router.post(

@@ -256,6 +256,11 @@ class ChangeFeed:
         return fresh
 
 
+def audit_reason(alert: Mapping[str, Any]) -> str:
+    """What the audit entry of working `alert` says: which alert, now in which status."""
+    return f"alert {alert['id']} {alert['status']}"
+
+
 def work(conn: Connection, alert_id: str, action: Action, actor: str, note: str) -> dict[str, Any]:
     """Acknowledge or resolve, keeping who, when and why."""
     current = get(conn, alert_id)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from fastapi import Request
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.audit.chain import Appended, AuditEvent, append_linked, append_linked_pg
 from gateway.audit.kept import KeptReport, StoredCuts
@@ -101,6 +102,18 @@ class AuditWriter:
             sealer.wrote(done.entries[-1], done.checkpoints)
         return done.seqs
 
+    async def append_in(self, conn: AsyncConnection, event: AuditEvent) -> int:
+        """Append `event` in `conn`'s transaction: it commits with the change it
+        records, or neither does. The head row's lock is then held until that
+        commit, so call this last, just before the transaction ends."""
+        signer = (await self.keys.current()).signing_key("audit", datetime.now(UTC))
+        [seq] = await conn.run_sync(
+            lambda sync: append_many(
+                sync, [event], signer=signer, checkpoint_every=CHECKPOINT_EVERY
+            )
+        )
+        return seq
+
     async def close(self) -> None:
         await self.held.close()
 
@@ -116,6 +129,41 @@ async def record(request: Request, event: AuditEvent) -> int:
     except (SQLAlchemyError, OSError, KeyError_) as exc:
         log.error("audit write failed; refusing the request", exc_info=True)
         raise AuditUnavailable("the audit trail cannot be written; nothing was disclosed") from exc
+
+
+async def record_with(request: Request, conn: AsyncConnection, event: AuditEvent) -> int:
+    """Append `event` in the transaction of the write it records (`conn`), so the
+    state change and its entry commit together or not at all; 503 if it cannot be
+    written, which rolls that transaction back."""
+    writer: AuditWriter = request.app.state.audit
+    try:
+        return await writer.append_in(conn, event)
+    except (SQLAlchemyError, OSError, KeyError_) as exc:
+        log.error("audit write failed; the change is rolled back", exc_info=True)
+        raise AuditUnavailable("the audit trail cannot be written; nothing was changed") from exc
+
+
+def allowed(
+    request: Request,
+    client_id: str,
+    body: bytes,
+    *,
+    reason: str | None = None,
+    credit_code: str | None = None,
+    consent_id: str | None = None,
+    purpose: str | None = None,
+) -> AuditEvent:
+    """The entry for an allowed answer on this route, `body` being exactly what is sent."""
+    return AuditEvent(
+        client_id=client_id,
+        route=route_of(request),
+        decision="allow",
+        reason=reason,
+        credit_code=credit_code,
+        consent_id=consent_id,
+        purpose=purpose,
+        response_sha256=digest(body),
+    )
 
 
 async def record_allowed(

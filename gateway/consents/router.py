@@ -4,10 +4,11 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Body, Header, Query, Request
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.responses import Response
 
 from gateway.apidocs import answer_docs
-from gateway.audit.service import record_allowed
+from gateway.audit.service import allowed, record_with
 from gateway.consents import service
 from gateway.consents.marks import mark_changed
 from gateway.consents.schemas import Consent, ConsentIn, ConsentPage, RevokeIn
@@ -37,16 +38,26 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
     return Response(orjson.dumps(body), status, media_type="application/json", headers=headers)
 
 
-async def _audit(request: Request, caller: Any, consent: dict[str, Any], body: bytes) -> None:
-    await record_allowed(
+async def _audit(
+    request: Request,
+    conn: AsyncConnection,
+    caller: Any,
+    consent: dict[str, Any],
+    body: bytes,
+    *,
+    replayed: bool = False,
+) -> None:
+    """The entry, in the transaction that changed the consent: both or neither."""
+    event = allowed(
         request,
         caller.client_id,
         body,
-        reason=f"consent {consent['status']}",
+        reason=f"consent {consent['status']}{' (replayed)' if replayed else ''}",
         credit_code=consent["credit_code"],
         consent_id=consent["id"],
         purpose=consent["purpose"],
     )
+    await record_with(request, conn, event)
 
 
 @router.post(
@@ -77,14 +88,19 @@ async def create_consent(
             fingerprint = request_digest("POST", request.url.path, raw)
             replay = await conn.run_sync(begin, caller.client_id, key, fingerprint)
             if isinstance(replay, Replay):
-                return _json(
-                    orjson.loads(replay.body), replay.status_code, {"Idempotent-Replayed": "true"}
+                first = orjson.loads(replay.body)
+                await _audit(request, conn, caller, first, replay.body, replayed=True)
+                return Response(
+                    replay.body,
+                    replay.status_code,
+                    media_type="application/json",
+                    headers={"Idempotent-Replayed": "true"},
                 )
         consent = await conn.run_sync(service.create, caller, body, rules)
         answer = orjson.dumps(consent)
         if idempotency_key is not None:
             await conn.run_sync(finish, caller.client_id, idempotency_key, 201, answer)
-    await _audit(request, caller, consent, answer)
+        await _audit(request, conn, caller, consent, answer)
     return Response(answer, 201, media_type="application/json")
 
 
@@ -151,6 +167,6 @@ async def revoke_consent(
     await mark_changed(request.app.state.redis, consent_id)
     async with request.app.state.engine.begin() as conn:
         consent = await conn.run_sync(service.revoke, caller, consent_id, body.reason)
-    answer = orjson.dumps(consent)
-    await _audit(request, caller, consent, answer)
+        answer = orjson.dumps(consent)
+        await _audit(request, conn, caller, consent, answer)
     return Response(answer, media_type="application/json")

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from gateway.alerts import service as alert_service
-from gateway.audit.service import record_allowed
+from gateway.audit.service import allowed, record_allowed, record_with
 from gateway.dashboard import accounts, facts, queries, views
 from gateway.dashboard.i18n import TEXT, Lang, lang_of
 from gateway.dashboard.login import Login
@@ -415,9 +415,14 @@ async def work_alert(
     verb: Literal["acknowledge", "resolve"] = (
         "acknowledge" if action == "acknowledge" else "resolve"
     )
+    actor = f"user:{session.user_name}"[:64]
     try:
-        await _db(request, lambda c: alert_service.work(
-            c, checked, verb, f"user:{session.user_name}", note))  # fmt: skip
+        async with request.app.state.engine.begin() as conn:
+            alert = await conn.run_sync(alert_service.work, checked, verb, actor, note)
+            # In the same transaction: the alert is worked and audited, or neither.
+            await record_with(request, conn, allowed(
+                request, actor, b"", reason=alert_service.audit_reason(alert),
+                credit_code=alert["credit_code"]))  # fmt: skip
     except Conflict:
         # Someone else worked it first: show them what it is now.
         return _redirect(views.href(f"/dashboard/alerts/{checked}", page_lang, msg="stale"))

@@ -5,10 +5,11 @@ from typing import Annotated, Any
 import anyio
 import orjson
 from fastapi import APIRouter, Body, Header, Path, Request
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.responses import Response
 
 from gateway.apidocs import answer_docs
-from gateway.audit.service import record_allowed
+from gateway.audit.service import allowed, record_allowed, record_with
 from gateway.errors import Forbidden, PayloadTooLarge, UnsupportedMediaType, problem_docs
 from gateway.idempotency import Replay, begin, check_key, finish, request_digest
 from gateway.identity.deps import RecordWriter, audit_denial
@@ -133,14 +134,24 @@ _DISPUTE_PROBLEMS = problem_docs(
 RecordId = Annotated[int, Path(ge=1, le=2**62, description="The record's id in reports")]
 
 
-async def _audited(request: Request, caller: Any, dispute: dict[str, Any], answer: bytes) -> None:
-    await record_allowed(
+async def _audited(
+    request: Request,
+    conn: AsyncConnection,
+    caller: Any,
+    dispute: dict[str, Any],
+    answer: bytes,
+    *,
+    replayed: bool = False,
+) -> None:
+    """The entry, in the transaction that changed the dispute: both or neither."""
+    event = allowed(
         request,
         caller.client_id,
         answer,
-        reason=f"dispute {dispute['status']}",
+        reason=f"dispute {dispute['status']}{' (replayed)' if replayed else ''}",
         credit_code=dispute["credit_code"],
     )
+    await record_with(request, conn, event)
 
 
 @router.post(
@@ -173,6 +184,8 @@ async def open_record_dispute(
             fingerprint = request_digest("POST", request.url.path, raw)
             replay = await conn.run_sync(begin, caller.client_id, key, fingerprint)
             if isinstance(replay, Replay):
+                first = orjson.loads(replay.body)
+                await _audited(request, conn, caller, first, replay.body, replayed=True)
                 return Response(
                     replay.body,
                     replay.status_code,
@@ -183,7 +196,7 @@ async def open_record_dispute(
         answer = orjson.dumps(dispute)
         if idempotency_key is not None:
             await conn.run_sync(finish, caller.client_id, idempotency_key, 201, answer)
-    await _audited(request, caller, dispute, answer)
+        await _audited(request, conn, caller, dispute, answer)
     return Response(answer, 201, media_type="application/json")
 
 
@@ -204,6 +217,6 @@ async def resolve_record_dispute(
     schema_for(category)
     async with request.app.state.engine.begin() as conn:
         dispute = await conn.run_sync(disputes.resolve, caller, record_id, dispute_id, body)
-    answer = orjson.dumps(dispute)
-    await _audited(request, caller, dispute, answer)
+        answer = orjson.dumps(dispute)
+        await _audited(request, conn, caller, dispute, answer)
     return Response(answer, media_type="application/json")

@@ -162,10 +162,14 @@ def test_a_loan_going_bad_reaches_the_report_the_officer_and_the_platform(
                if b["creditCode"] == SME)  # fmt: skip
 
     assert "audit chain intact" in world.audit_verifies()
+    # The officer's work on the enterprise's alert is in its access log too.
+    worked = ("user:" + OFFICER, "POST /dashboard/alerts/{alert_id}/{action}", "allow")
     assert decisions(world.access_log(SME)) == [
         ("j2-bank", "POST /v1/consents", "allow"),
         ("j2-bank", REPORT, "allow"),
         ("j2-bank", REPORT, "allow"),
+        worked,
+        worked,
     ]
 
 
