@@ -45,6 +45,11 @@ def serve(
 ) -> None:
     """Serve the gateway until interrupted."""
     settings = Settings()
+    workers = workers or settings.workers
+    if workers > 1 and not settings.redis_url:
+        # Embedded mode keeps rate limits, replay guards and the monitor in each
+        # process's memory: two workers would each grant a client its whole limit.
+        raise _fail(f"{workers} workers need XYD_REDIS_URL (shared limits); embedded mode runs one")
     _prepare_metrics_dir((settings.state_dir / "metrics").resolve())
     import uvicorn
 
@@ -56,7 +61,7 @@ def serve(
             factory=True,
             host=host or settings.host,
             port=port or settings.port,
-            workers=workers or settings.workers,
+            workers=workers,
             log_config=None,
             access_log=False,
             proxy_headers=False,
