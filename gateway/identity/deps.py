@@ -22,7 +22,7 @@ from gateway.audit.chain import AuditEvent
 from gateway.audit.service import record, route_of
 from gateway.errors import ProblemError
 from gateway.identifiers import is_valid_credit_code
-from gateway.identity.dpop import InvalidProof, check_proof
+from gateway.identity.dpop import InvalidProof, check_proof, proof_header
 from gateway.identity.errors import InsufficientScope, InvalidToken
 from gateway.identity.service import Identity
 from gateway.identity.tokens import Caller
@@ -52,7 +52,7 @@ async def authenticated(request: Request) -> Caller:
     if scheme != "dpop":
         raise InvalidToken("this token is DPoP-bound; send it as DPoP with a proof", scheme="DPoP")
     proof = check_proof(
-        request.headers.get("dpop"),
+        proof_header(request.headers),
         method=request.method,
         url=identity.settings.issuer + proof_path(request.scope),
         access_token=token,
