@@ -587,7 +587,10 @@ def monitor(
         engine = make_sync_engine(settings)
         try:
             bus = RedisStreamBus(redis, claim_idle_ms=settings.monitor_claim_idle_ms)
-            await run(engine, bus, rules, name, stop, notified=notified)
+            try:
+                await run(engine, bus, rules, name, stop, notified=notified)
+            finally:
+                await bus.aclose()
         finally:
             engine.dispose()
             await redis.aclose()

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import orjson
-from redis.asyncio import Redis
+from redis.asyncio import ConnectionPool, Redis
 from redis.exceptions import ResponseError
 
 from policies.risk.base import MonitorEvent
@@ -28,6 +28,7 @@ STREAM = "xyd:monitor:events"
 GROUP = "monitor"
 EPOCH_KEY = "xyd:monitor:epoch"
 MAX_LEN = 1_000_000  # approximate trim: far more than a day of events
+MAX_BLOCK_MS = 2_000  # the longest a read waits for new events
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,10 +122,7 @@ class RedisStreamBus:
         self.redis = redis
         self.claim_idle_ms = claim_idle_ms
         self._group_ready = False
-        # A blocking read must return before the client's socket timeout, or an
-        # idle stream shows up as a read error every second.
-        timeout = redis.connection_pool.connection_kwargs.get("socket_timeout")
-        self._max_block_ms = int(timeout * 800) if timeout else None
+        self._reader = _blocking_reader(redis)
 
     async def _ensure_group(self) -> None:
         if self._group_ready:
@@ -163,10 +161,8 @@ class RedisStreamBus:
         )
         entries: list[Any] = list(claimed[1]) if claimed else []
         if not entries:
-            if self._max_block_ms is not None:
-                block_ms = max(1, min(block_ms, self._max_block_ms))
-            answer: Any = await self.redis.xreadgroup(
-                GROUP, consumer, {STREAM: ">"}, count=count, block=block_ms
+            answer: Any = await self._reader.xreadgroup(
+                GROUP, consumer, {STREAM: ">"}, count=count, block=min(block_ms, MAX_BLOCK_MS)
             )
             entries = [entry for _, stream_entries in answer or [] for entry in stream_entries]
         deliveries = []
@@ -177,6 +173,10 @@ class RedisStreamBus:
             raw = fields.get(b"e") or fields.get("e")
             deliveries.append(Delivery(token, decode(raw)))
         return deliveries
+
+    async def aclose(self) -> None:
+        if self._reader is not self.redis:
+            await self._reader.aclose()
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
         if deliveries:
@@ -219,3 +219,21 @@ class RedisStreamBus:
                 value = group.get("lag", group.get(b"lag"))
                 return int(value) if value is not None else None
         return None
+
+
+def _blocking_reader(redis: Redis) -> Redis:
+    """A client for the blocking read: the gateway's clients time out in a quarter
+    second (a request must not wait on a dead Redis), and a read blocking for a
+    second on an idle stream then failed every time (a traceback every 1.7 s).
+    Its socket timeout is the block plus the usual margin, so only a Redis that
+    stopped answering times it out."""
+    pool = redis.connection_pool
+    timeout = pool.connection_kwargs.get("socket_timeout")
+    if not timeout:
+        return redis
+    kwargs = {**pool.connection_kwargs, "socket_timeout": timeout + MAX_BLOCK_MS / 1000}
+    return Redis(
+        connection_pool=ConnectionPool(
+            connection_class=pool.connection_class, max_connections=4, **kwargs
+        )
+    )
