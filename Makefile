@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(BIN)/xyd db upgrade
 	$(BIN)/xyd demo seed --enterprises 2000 --seed 42 --reset
 	@# The platforms' demo traffic runs beside the gateway and stops with it.
-	$(BIN)/xyd demo platforms > .xyd/demo/platforms.log 2>&1 & pid=$$!; \
+	umask 077; $(BIN)/xyd demo platforms > .xyd/demo/platforms.log 2>&1 & pid=$$!; \
 	  trap 'kill $$pid 2>/dev/null' EXIT INT TERM; $(BIN)/xyd serve
 
 # Debian's PostgreSQL, Redis and Chromium (with CJK fonts for the dashboard's

@@ -35,6 +35,7 @@ from gateway.logs import configure_logging
 from gateway.middleware import GatewayMiddleware
 from gateway.monitor.service import load_rules
 from gateway.pii_keys import load_key_ring
+from gateway.private_files import restrict_umask
 from gateway.records.router import router as records_router
 from gateway.reference import router as reference_router
 from gateway.reports.build import ReportBuilder
@@ -197,4 +198,5 @@ def _check_route_costs(app: FastAPI, rates: RateConfig) -> None:
 
 def create_served_app() -> FastAPI:
     """The app as `xyd serve` runs it in each worker process."""
+    restrict_umask()  # as `xyd serve` does, when uvicorn is run on its own
     return create_app(settle_heap=True)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from gateway.private_files import private_dir, restrict_umask
 from gateway.settings import Settings
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ def _prepare_metrics_dir(path: Path) -> None:
     if "prometheus_client" in sys.modules:
         raise RuntimeError("prometheus_client was imported before its directory was set")
     shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)
+    private_dir(path)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
 
 
@@ -471,6 +472,9 @@ def audit_purge_reports() -> None:
 def main() -> None:
     # Make `python -m gateway.cli` and the console script behave the same.
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    # Whatever any command or library creates (the SQLite store's WAL, the
+    # workers' metric samples, keys, rejects) is the gateway user's alone.
+    restrict_umask()
     app()
 
 

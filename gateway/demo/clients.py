@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import orjson
@@ -11,6 +10,7 @@ from sqlalchemy import Connection
 
 from gateway.identity import jose
 from gateway.identity.clients import create_client, get_client, replace_keys
+from gateway.private_files import private_dir, write_private
 
 DEMO_CLIENTS = (
     # client_id, display name, type, org code, FAPI 2.0 strict
@@ -34,7 +34,7 @@ LENDING_BANKS = (
 
 def register_demo_clients(conn: Connection, out_dir: Path) -> list[Path]:
     """Register (or re-key) every demo client; return the private JWK files written."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(out_dir)
     written = []
     for client_id, name, client_type, org_code, strict in DEMO_CLIENTS:
         path = out_dir / f"{client_id}.jwk"
@@ -61,10 +61,7 @@ def register_demo_clients(conn: Connection, out_dir: Path) -> list[Path]:
             "client_id": client_id,
             "dpop": strict,
         }
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(orjson.dumps(secret, option=orjson.OPT_INDENT_2))
-        path.chmod(0o600)
+        write_private(path, orjson.dumps(secret, option=orjson.OPT_INDENT_2))
         written.append(path)
     for client_id, name, org_code in LENDING_BANKS:
         if get_client(conn, client_id) is None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from sqlalchemy import Connection, select, update
 
 from gateway.dashboard.accounts import create_user, new_password
 from gateway.identity.clients import hash_secret
+from gateway.private_files import private_dir, write_private
 from gateway.store.tables import dashboard_users
 
 DEMO_OFFICER = "demo-officer"
@@ -28,10 +28,7 @@ def ensure_demo_officer(conn: Connection, out_dir: Path) -> Path:
             .where(dashboard_users.c.name == DEMO_OFFICER)
             .values(password_hash=hash_secret(password), failed_logins=0, locked_until=None)
         )
-    out_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(out_dir)
     path = out_dir / f"{DEMO_OFFICER}.password"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(password + "\n")
+    write_private(path, password + "\n")
     return path

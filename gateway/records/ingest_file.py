@@ -13,6 +13,7 @@ from rich.table import Table
 from gateway.db import make_sync_engine
 from gateway.errors import NotFound
 from gateway.pii_keys import PersonalDataError, load_key_ring
+from gateway.private_files import open_private
 from gateway.records.parallel import default_workers, pool_for
 from gateway.records.readers import read_lines
 from gateway.records.service import Ingestor, IngestSummary, LineOutcome
@@ -63,7 +64,7 @@ def ingest_file(
             # when the workers are forked.
             pool_for(category, ingestor.pii_key, workers, ingestor.keys) as pool,
             path.open("rb") as handle,
-            rejects.open("wb") as reject_out,
+            open_private(rejects) as reject_out,  # what departments sent: not for others
             Progress(
                 TextColumn("ingesting {task.fields[name]}"),
                 BarColumn(),
