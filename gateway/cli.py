@@ -592,7 +592,10 @@ def monitor(
         try:
             bus = RedisStreamBus(redis, claim_idle_ms=settings.monitor_claim_idle_ms)
             try:
-                await run(engine, bus, rules, name, stop, notified=notified)
+                await run(
+                    engine, bus, rules, name, stop,
+                    notified=notified, max_deliveries=settings.monitor_max_deliveries,
+                )  # fmt: skip
             finally:
                 await bus.aclose()
         finally:

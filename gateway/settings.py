@@ -93,6 +93,13 @@ class Settings(BaseSettings):
         30_000, ge=100, le=3_600_000,
         description="A monitor worker takes over events another left pending this long",
     )  # fmt: skip
+    monitor_max_deliveries: int = Field(
+        5, ge=1, le=1000,
+        description=(
+            "An event that failed this many deliveries (claim_idle_ms apart) is "
+            "dead-lettered, counted and listed on the dashboard, not retried forever"
+        ),
+    )  # fmt: skip
 
     # --- reports -------------------------------------------------------------
     report_cache_entries: int = Field(
