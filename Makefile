@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(BIN)/xyd db upgrade
 	$(BIN)/xyd demo seed --enterprises 2000 --seed 42 --reset
 	@# The platforms' demo traffic runs beside the gateway and stops with it.
-	$(BIN)/xyd demo platforms > .xyd/demo/platforms.log 2>&1 & pid=$$!; \
+	umask 077; $(BIN)/xyd demo platforms > .xyd/demo/platforms.log 2>&1 & pid=$$!; \
 	  trap 'kill $$pid 2>/dev/null' EXIT INT TERM; $(BIN)/xyd serve
 
 # Debian's PostgreSQL, Redis and Chromium (with CJK fonts for the dashboard's
@@ -35,6 +35,9 @@ services:
 # subprocesses, so two share the two cores well. Each worker starts its own
 # throw-away PostgreSQL and Redis.
 TEST_WORKERS ?= 2
+# 1: the dependency audit passes, warning, when it reaches no vulnerability
+# service (.ci/audit_deps.py). This workplace's machines reach none.
+AUDIT_DEPS_OFFLINE ?= 1
 
 test: $(STAMP) services lint
 	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
@@ -43,9 +46,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy gateway adapters policies loadtests
-	@# Known vulnerabilities in the pinned dependencies fail; an unreachable
-	@# vulnerability service only warns (.ci/audit_deps.py says why).
-	$(BIN)/python .ci/audit_deps.py constraints.txt
+	@# Known vulnerabilities in the pinned dependencies fail, and so does an
+	@# audit that audited nothing. These machines reach no vulnerability service
+	@# (PyPI's index only), so the run says it is air-gapped and the audit warns
+	@# instead; make lint AUDIT_DEPS_OFFLINE=0 where one is reachable.
+	XYD_AUDIT_DEPS_OFFLINE=$(AUDIT_DEPS_OFFLINE) $(BIN)/python .ci/audit_deps.py constraints.txt
 
 fmt: $(STAMP)
 	$(BIN)/ruff check --fix .

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from gateway.client import GatewayClient
+from gateway.private_files import private_dir, write_private
 from gateway.settings import Settings
 
 FILE_NAME = "serve.json"
@@ -48,9 +49,9 @@ def connect_host(host: str) -> str:
 def announced(state_dir: Path, host: str, port: int) -> Iterator[Path]:
     """STATE_DIR/serve.json names this process's address while the block runs."""
     path = state_dir / FILE_NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     body = {"url": f"http://{connect_host(host)}:{port}", "pid": os.getpid()}
-    path.write_text(json.dumps(body) + "\n", encoding="utf-8")
+    write_private(path, json.dumps(body) + "\n")
     try:
         yield path
     finally:

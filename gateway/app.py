@@ -39,6 +39,7 @@ from gateway.metrics import count_descriptors_forever
 from gateway.middleware import GatewayMiddleware
 from gateway.monitor.service import load_rules
 from gateway.pii_keys import load_key_ring
+from gateway.private_files import restrict_umask
 from gateway.records.binding import load_departments
 from gateway.records.router import router as records_router
 from gateway.reference import router as reference_router
@@ -225,4 +226,5 @@ def _check_route_costs(app: FastAPI, rates: RateConfig) -> None:
 
 def create_served_app() -> FastAPI:
     """The app as `xyd serve` runs it in each worker process."""
+    restrict_umask()  # as `xyd serve` does, when uvicorn is run on its own
     return create_app(settle_heap=True)

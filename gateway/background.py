@@ -61,10 +61,13 @@ def platform_breaker(state: Any, key: str) -> CircuitBreaker:
 
 async def _embedded_monitor(state: Any) -> None:
     stop = asyncio.Event()
+    settings: Settings = state.settings
     try:
         await run_monitor(
-            state.sync_engine, MemoryBus(), state.risk_rules, "embedded", stop,
+            state.sync_engine, MemoryBus(claim_idle_ms=settings.monitor_claim_idle_ms),
+            state.risk_rules, "embedded", stop,
             notified=notified_platforms(state.platforms_config),
+            max_deliveries=settings.monitor_max_deliveries,
         )  # fmt: skip
     finally:
         stop.set()

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from gateway.private_files import private_dir, restrict_umask
 from gateway.settings import Settings
 
 if TYPE_CHECKING:
@@ -52,6 +53,11 @@ def serve(
 ) -> None:
     """Serve the gateway until interrupted."""
     settings = Settings()
+    workers = workers or settings.workers
+    if workers > 1 and not settings.redis_url:
+        # Embedded mode keeps rate limits, replay guards and the monitor in each
+        # process's memory: two workers would each grant a client its whole limit.
+        raise _fail(f"{workers} workers need XYD_REDIS_URL (shared limits); embedded mode runs one")
     _prepare_metrics_dir((settings.state_dir / "metrics").resolve())
 
     from gateway.connections import ServeConfig, raise_descriptor_limit
@@ -63,7 +69,7 @@ def serve(
             factory=True,
             host=host or settings.host,
             port=port or settings.port,
-            workers=workers or settings.workers,
+            workers=workers,
             log_config=None,
             access_log=False,
             proxy_headers=False,
@@ -85,7 +91,7 @@ def _prepare_metrics_dir(path: Path) -> None:
     if "prometheus_client" in sys.modules:
         raise RuntimeError("prometheus_client was imported before its directory was set")
     shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)
+    private_dir(path)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
 
 
@@ -604,6 +610,9 @@ def audit_purge_reports() -> None:
 def main() -> None:
     # Make `python -m gateway.cli` and the console script behave the same.
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    # Whatever any command or library creates (the SQLite store's WAL, the
+    # workers' metric samples, keys, rejects) is the gateway user's alone.
+    restrict_umask()
     app()
 
 
@@ -720,7 +729,13 @@ def monitor(
         engine = make_sync_engine(settings)
         try:
             bus = RedisStreamBus(redis, claim_idle_ms=settings.monitor_claim_idle_ms)
-            await run(engine, bus, rules, name, stop, notified=notified)
+            try:
+                await run(
+                    engine, bus, rules, name, stop,
+                    notified=notified, max_deliveries=settings.monitor_max_deliveries,
+                )  # fmt: skip
+            finally:
+                await bus.aclose()
         finally:
             engine.dispose()
             await redis.aclose()

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import select
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
@@ -20,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from gateway.errors import DependencyUnavailable
+from gateway.private_files import private_dir, private_sqlite
 from gateway.settings import Settings
 
 T = TypeVar("T")
@@ -52,10 +54,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _private_store(settings: Settings, url: str) -> None:
+    private_dir(settings.state_dir)
+    database = make_url(url).database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        private_sqlite(Path(database))
+
+
 def make_sync_engine(settings: Settings) -> Engine:
     url = _sync_url(settings.effective_database_url)
     if url.startswith("sqlite"):
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        _private_store(settings, url)
         engine = create_engine(url)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -73,7 +82,7 @@ def make_sync_engine(settings: Settings) -> Engine:
 def make_async_engine(settings: Settings) -> AsyncEngine:
     url = _async_url(settings.effective_database_url)
     if url.startswith("sqlite"):
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        _private_store(settings, url)
         engine = create_async_engine(url)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine

@@ -7,12 +7,15 @@ limiter, no Redis. Production sets `XYD_DATABASE_URL` to PostgreSQL and
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gateway.private_files import private_dir
 
 
 class Settings(BaseSettings):
@@ -118,6 +121,13 @@ class Settings(BaseSettings):
     monitor_claim_idle_ms: int = Field(
         30_000, ge=100, le=3_600_000,
         description="A monitor worker takes over events another left pending this long",
+    )  # fmt: skip
+    monitor_max_deliveries: int = Field(
+        5, ge=1, le=1000,
+        description=(
+            "An event that failed this many deliveries (claim_idle_ms apart) is "
+            "dead-lettered, counted and listed on the dashboard, not retried forever"
+        ),
     )  # fmt: skip
 
     # --- reports -------------------------------------------------------------
@@ -278,14 +288,15 @@ def load_or_create_secret(path: Path, nbytes: int = 32) -> bytes:
     """Read a hex secret from `path`, creating it (mode 0600) when absent."""
     if path.exists():
         return bytes.fromhex(path.read_text().strip())
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     value = secrets.token_bytes(nbytes)
-    # O_EXCL: two processes starting at once must not each write a different key.
+    # O_EXCL: two processes starting at once must not each write a different key;
+    # 0600 from creation, so it is never readable by others, not even briefly.
     try:
-        fd = path.open("x", encoding="ascii")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return bytes.fromhex(path.read_text().strip())
-    with fd:
-        path.chmod(0o600)
-        fd.write(value.hex())
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        os.fchmod(fd, 0o600)
+        handle.write(value.hex())
     return value

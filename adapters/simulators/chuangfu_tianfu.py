@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -34,6 +33,7 @@ from adapters.events import BEIJING
 from adapters.simulators import Borrowers, pick
 from gateway.identifiers import CREDIT_ALPHABET, make_credit_code
 from gateway.identity import jose
+from gateway.private_files import private_dir, write_private
 
 KID = "cftf-2026-1"
 PATH = "/v1/platforms/chuangfu-tianfu/messages"
@@ -283,11 +283,6 @@ class Sender:
 def write_demo_credentials(directory: Path) -> None:
     """`private.jwk` (the platform's signing key, for the demo sender) and `jwks.json`."""
     simulator = Simulator()
-    directory.mkdir(parents=True, exist_ok=True)
-    # Created owner-only: the private key is never readable by others, not even briefly.
-    fd = os.open(directory / "private.jwk", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # an older file keeps its mode otherwise
-    with os.fdopen(fd, "w", encoding="utf-8") as private:
-        private.write(json.dumps(simulator.private_jwk(), indent=2))
-    jwks = json.dumps(simulator.jwks(), indent=2)
-    (directory / "jwks.json").write_text(jwks, encoding="utf-8")
+    private_dir(directory)
+    write_private(directory / "private.jwk", json.dumps(simulator.private_jwk(), indent=2))
+    write_private(directory / "jwks.json", json.dumps(simulator.jwks(), indent=2))

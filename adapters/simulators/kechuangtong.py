@@ -35,6 +35,7 @@ from starlette.routing import Route
 
 from adapters.simulators import Borrowers, pick
 from gateway.identifiers import CREDIT_ALPHABET, make_credit_code
+from gateway.private_files import private_dir, write_private
 
 PATH = "/v1/platforms/kechuangtong/events"
 log = logging.getLogger("xyd.simulators.kechuangtong")
@@ -51,10 +52,7 @@ def sign(secret: bytes, timestamp: str, raw: bytes) -> str:
 
 def write_demo_credentials(directory: Path) -> None:
     """`directory/secret`: a fresh random shared secret (hex), one line."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "secret"
-    path.write_text(secrets.token_hex(32) + "\n", encoding="utf-8")
-    path.chmod(0o600)
+    write_private(private_dir(directory) / "secret", secrets.token_hex(32) + "\n")
 
 
 # --- events ----------------------------------------------------------------------------

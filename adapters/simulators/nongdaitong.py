@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from adapters.events import BEIJING
 from adapters.simulators import Borrowers, pick
 from gateway.identifiers import CREDIT_ALPHABET, make_credit_code, resident_id_check_char
+from gateway.private_files import private_dir, write_private
 
 PATH = "/v1/platforms/nongdaitong/messages"
 MEDIA_TYPE = "application/xml; charset=GB18030"
@@ -359,12 +360,10 @@ def send_all(
 
 def write_demo_credentials(directory: Path) -> None:
     """`private.pem` (the platform's signing key) and `public.pem` (what the gateway reads)."""
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(directory)
     sender = Sender()
-    private = directory / "private.pem"
-    private.write_bytes(sender.private_pem())
-    private.chmod(0o600)
-    (directory / "public.pem").write_bytes(sender.public_pem())
+    write_private(directory / "private.pem", sender.private_pem())
+    write_private(directory / "public.pem", sender.public_pem())
 
 
 def send_demo(

@@ -34,6 +34,7 @@ from starlette.routing import Route
 
 from adapters.simulators import Borrowers, pick
 from gateway.identifiers import CREDIT_ALPHABET, make_credit_code
+from gateway.private_files import private_dir, write_private
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8103"  # the demo serves it on a port picked at start
 BANKS = ("ICBC-CD", "CCB-CD", "BOC-CD", "ABC-CD", "CDRCB", "BOCD", "CMB-CD")
@@ -349,15 +350,13 @@ async def _healthz(_: Request) -> Response:
 
 def write_demo_credentials(directory: Path) -> None:
     """`directory/simulator.json`: where the simulator listens and the gateway's client."""
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(directory)
     credentials = {
         "base_url": DEFAULT_BASE_URL,
         "client_id": f"tfrt_{secrets.token_hex(6)}",
         "client_secret": secrets.token_urlsafe(24),
     }
-    target = directory / "simulator.json"
-    target.write_text(json.dumps(credentials, indent=2) + "\n", encoding="utf-8")
-    target.chmod(0o600)
+    write_private(directory / "simulator.json", json.dumps(credentials, indent=2) + "\n")
 
 
 def demo(

@@ -11,7 +11,13 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.audit.chain import Appended, AuditEvent, append_linked, append_linked_pg
+from gateway.audit.chain import (
+    Appended,
+    AuditEvent,
+    append_linked,
+    append_linked_pg,
+    append_many,
+)
 from gateway.audit.kept import KeptReport, StoredCuts
 from gateway.audit.sealer import Sealer
 from gateway.batching import Coalescer
@@ -106,13 +112,12 @@ class AuditWriter:
         """Append `event` in `conn`'s transaction: it commits with the change it
         records, or neither does. The head row's lock is then held until that
         commit, so call this last, just before the transaction ends."""
-        signer = (await self.keys.current()).signing_key("audit", datetime.now(UTC))
-        [seq] = await conn.run_sync(
-            lambda sync: append_many(
-                sync, [event], signer=signer, checkpoint_every=CHECKPOINT_EVERY
-            )
+        signer = await self.pinned_signer()
+        every = self.every
+        seqs: list[int] = await conn.run_sync(
+            lambda sync: append_many(sync, [event], signer=signer, checkpoint_every=every)
         )
-        return seq
+        return seqs[0]
 
     async def close(self) -> None:
         await self.held.close()

@@ -27,6 +27,8 @@ TEXT: dict[Lang, dict[str, str]] = {
         "logout": "退出登录",
         "alerts": "告警",
         "open_by_severity": "未处理告警（按级别）",
+        "dead_letters": "监测未能处理的事件（死信）",
+        "dead_letters_note": "以下事件多次处理失败，已停止重试，请运维人员排查：",
         "filters": "筛选",
         "apply": "应用",
         "reset": "重置",
@@ -101,6 +103,9 @@ TEXT: dict[Lang, dict[str, str]] = {
         "logout": "Log out",
         "alerts": "Alerts",
         "open_by_severity": "Open alerts by severity",
+        "dead_letters": "Monitor events dead-lettered",
+        "dead_letters_note": "These events failed every delivery and are no longer retried; "
+        "operators should look into them:",
         "filters": "Filters",
         "apply": "Apply",
         "reset": "Reset",

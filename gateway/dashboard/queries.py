@@ -14,7 +14,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, case, func, select
 
 from gateway.alerts.service import STATUSES, render
-from gateway.store.tables import alerts, enterprises, loans, monitor_events
+from gateway.monitor.bus import decode
+from gateway.monitor.worker import DEAD_LETTERS
+from gateway.store.tables import alerts, enterprises, loans, monitor_events, platform_dead_letters
 from policies.risk.base import SEVERITIES
 
 CHENGDU = ZoneInfo("Asia/Shanghai")
@@ -96,6 +98,36 @@ def alert_list(
     items = [render(conn, r, with_history=False) for r in rows]
     total = conn.execute(select(func.count()).select_from(alerts).where(*where)).scalar_one()
     return items, int(total)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    event_id: str
+    kind: str
+    reason: str
+    at: datetime
+
+
+def dead_letters(conn: Connection, limit: int = 10) -> tuple[int, list[DeadLetter]]:
+    """The monitor's dead-lettered events: how many, and the latest `limit`."""
+    mine = platform_dead_letters.c.platform == DEAD_LETTERS
+    total = conn.execute(select(func.count()).where(mine)).scalar_one()
+    rows = conn.execute(
+        select(platform_dead_letters)
+        .where(mine)
+        .order_by(platform_dead_letters.c.id.desc())
+        .limit(limit)
+    )
+    items = []
+    for row in rows:
+        event_id, kind = "?", "?"
+        try:
+            event = decode(row.raw)
+            event_id, kind = event.id, str(event.kind)
+        except (ValueError, KeyError, TypeError):  # kept whole, whatever it was
+            pass
+        items.append(DeadLetter(event_id, kind, row.reason, _aware(row.received_at)))
+    return int(total), items
 
 
 def latest_revision(conn: Connection) -> int:

@@ -270,8 +270,10 @@ async def dashboard(
         counts = queries.open_counts(conn)
         days, per_rule = queries.alerts_per_day(conn, today)
         platforms = queries.platform_figures(conn)
+        dead, dead_items = queries.dead_letters(conn)
         return (
             views.counts_strip(page_lang, counts)
+            + views.dead_letters(page_lang, dead, dead_items)
             + views.filter_bar(page_lang, filters, [r.name for r in request.app.state.risk_rules])
             + views.alert_table(page_lang, items, total, filters, revision, names)
             + views.charts(page_lang)

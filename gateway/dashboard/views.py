@@ -28,7 +28,7 @@ from gateway.dashboard.i18n import (
     alert_title,
     label,
 )
-from gateway.dashboard.queries import STATUS_FILTERS, Filters, PlatformFigures
+from gateway.dashboard.queries import STATUS_FILTERS, DeadLetter, Filters, PlatformFigures
 from policies.risk.base import SEVERITIES
 
 esc = html.escape
@@ -169,6 +169,23 @@ def counts_strip(lang: Lang, counts: Mapping[str, int]) -> str:
     return (
         f'<section class="counts" aria-label="{esc(t["open_by_severity"])}">'
         f"<h2>{esc(t['open_by_severity'])}</h2><div>{cards}</div></section>"
+    )
+
+
+def dead_letters(lang: Lang, total: int, items: Sequence[DeadLetter]) -> str:
+    """Shown only when the monitor gave up on an event: operators must look."""
+    if not total:
+        return ""
+    t = TEXT[lang]
+    rows = "".join(
+        f"<tr><td>{esc(d.event_id)}</td><td>{esc(d.kind)}</td>"
+        f"<td>{esc(facts.moment(d.at))}</td><td>{esc(d.reason)}</td></tr>"
+        for d in items
+    )
+    return (
+        f'<section class="dead-letters" aria-label="{esc(t["dead_letters"])}">'
+        f'<h2>{esc(t["dead_letters"])} <span class="n" data-dead-letters>{total}</span></h2>'
+        f"<p>{esc(t['dead_letters_note'])}</p><table>{rows}</table></section>"
     )
 
 

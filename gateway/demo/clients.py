@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import orjson
@@ -12,6 +11,7 @@ from sqlalchemy import Connection
 from gateway.demo import names
 from gateway.identity import jose
 from gateway.identity.clients import create_client, get_client, replace_keys, set_department
+from gateway.private_files import private_dir, write_private
 from policies.departments import Departments
 
 DEMO_CLIENTS = (
@@ -41,7 +41,7 @@ LENDING_BANKS = (
 
 def register_demo_clients(conn: Connection, out_dir: Path, departments: Departments) -> list[Path]:
     """Register (or re-key) every demo client; return the private JWK files written."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(out_dir)
     written = []
     for client_id, name, client_type, org_code, strict in DEMO_CLIENTS:
         path = out_dir / f"{client_id}.jwk"
@@ -76,10 +76,7 @@ def register_demo_clients(conn: Connection, out_dir: Path, departments: Departme
             "client_id": client_id,
             "dpop": strict,
         }
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(orjson.dumps(secret, option=orjson.OPT_INDENT_2))
-        path.chmod(0o600)
+        write_private(path, orjson.dumps(secret, option=orjson.OPT_INDENT_2))
         written.append(path)
     for client_id, name, org_code in LENDING_BANKS:
         if get_client(conn, client_id) is None:

@@ -20,6 +20,7 @@ are moved past them before loading, so later inserts never collide.
 from __future__ import annotations
 
 import csv
+import io
 import multiprocessing
 import time
 import uuid
@@ -36,6 +37,7 @@ from sqlalchemy import Engine, Index, func, insert, select, text
 from gateway.demo import load
 from gateway.demo.base import NOT_CONNECTED, RECORD_SLOTS, STALE_FEEDS_DAYS
 from gateway.demo.generate import PROFILES, Spec
+from gateway.private_files import open_private, private_dir
 from gateway.store.tables import (
     CATEGORIES,
     ingest_runs,
@@ -233,8 +235,8 @@ def _write_samples(path: Path, loaded: list[load.Loaded]) -> None:
         for sample in result.samples:
             if len(picked[sample[2]]) < load.SAMPLES_PER_PROFILE:
                 picked[sample[2]].append(sample)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
+    private_dir(path.parent)
+    with io.TextIOWrapper(open_private(path), encoding="utf-8", newline="") as handle:
         # "\n", not the csv module's "\r\n": the README reads it with sed and cut.
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(("credit_code", "name", "profile"))

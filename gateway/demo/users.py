@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from sqlalchemy import Connection, select
 
 from gateway.dashboard.accounts import create_user, new_password, set_password
+from gateway.private_files import private_dir, write_private
 from gateway.store.tables import dashboard_users
 
 DEMO_OFFICER = "demo-officer"
@@ -23,10 +23,7 @@ def ensure_demo_officer(conn: Connection, out_dir: Path) -> Path:
         create_user(conn, DEMO_OFFICER, "risk_officer", password)
     else:
         set_password(conn, DEMO_OFFICER, password)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(out_dir)
     path = out_dir / f"{DEMO_OFFICER}.password"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(password + "\n")
+    write_private(path, password + "\n")
     return path

@@ -9,8 +9,8 @@ from gateway.audit.service import record_allowed
 from gateway.db import DbConnection
 from gateway.enterprises.schemas import Enterprise
 from gateway.enterprises.service import basic_data
-from gateway.errors import problem_docs
-from gateway.identity.deps import ReportReader
+from gateway.errors import InvalidValue, NotFound, problem_docs
+from gateway.identity.deps import ReportReader, audit_denial
 
 router = APIRouter(tags=["enterprises"])
 _PROBLEMS = problem_docs(
@@ -36,7 +36,11 @@ ROUTE = "/v1/enterprises/{credit_code}"
 async def enterprise(
     credit_code: str, request: Request, caller: ReportReader, conn: DbConnection
 ) -> Response:
-    data = await basic_data(conn, credit_code)
+    try:
+        data = await basic_data(conn, credit_code)
+    except (InvalidValue, NotFound) as refusal:  # an enumeration leaves its trace
+        await audit_denial(request, caller, refusal)
+        raise
     body = orjson.dumps(data)
     await record_allowed(
         request,

@@ -11,6 +11,7 @@ after the caller is known is audited before it is answered.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Any
 
 from fastapi import Request, Security
@@ -22,7 +23,7 @@ from gateway.audit.chain import AuditEvent
 from gateway.audit.service import record, route_of
 from gateway.errors import ProblemError
 from gateway.identifiers import is_valid_credit_code
-from gateway.identity.dpop import InvalidProof, check_proof
+from gateway.identity.dpop import InvalidProof, check_proof, proof_header
 from gateway.identity.errors import InsufficientScope, InvalidToken
 from gateway.identity.service import Identity
 from gateway.identity.tokens import Caller
@@ -52,7 +53,7 @@ async def authenticated(request: Request) -> Caller:
     if scheme != "dpop":
         raise InvalidToken("this token is DPoP-bound; send it as DPoP with a proof", scheme="DPoP")
     proof = check_proof(
-        request.headers.get("dpop"),
+        proof_header(request.headers),
         method=request.method,
         url=identity.settings.issuer + proof_path(request.scope),
         access_token=token,
@@ -117,14 +118,21 @@ async def audit_denial(
     detail = denial.extensions.get("limit") or denial.extensions.get("reason")
     if detail:
         reason = f"{reason}:{detail}"
+    code = path_credit_code(request)
+    given = request.path_params.get("credit_code")
+    if code is None and isinstance(given, str):
+        # A malformed code is kept as a digest: an enumeration leaves a trace
+        # that matches what was sent, never the sender's text, and stays bounded.
+        digest = hashlib.sha256(given.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        reason = f"{reason}:given-sha256:{digest}"
     await record(
         request,
         AuditEvent(
             client_id=caller.client_id,
             route=route_of(request),
             decision="deny",
-            reason=reason,
-            credit_code=path_credit_code(request),
+            reason=reason[:200],
+            credit_code=code,
             consent_id=consent_id,
             purpose=purpose,
         ),

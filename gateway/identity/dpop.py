@@ -14,6 +14,9 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from starlette.datastructures import Headers
+
+from gateway.errors import BadRequest
 from gateway.identity import jose
 from gateway.identity.errors import InvalidToken
 from gateway.identity.guard import TokenGuard
@@ -32,6 +35,25 @@ class InvalidProof(InvalidToken):
         self.headers["WWW-Authenticate"] = (
             f'DPoP error="invalid_dpop_proof", algs="{" ".join(sorted(DPOP_ALGS))}"'
         )
+
+
+class RepeatedProof(BadRequest):
+    """Two or more DPoP headers: RFC 9449 (4.3) allows exactly one, and which of
+    them a proxy or a framework would pick is anyone's guess."""
+
+    type_slug, title = "invalid-dpop-proof", "Invalid DPoP proof"
+
+    def __init__(self) -> None:
+        detail = "send exactly one DPoP header"
+        super().__init__(detail, error="invalid_dpop_proof", error_description=detail)
+
+
+def proof_header(headers: Headers) -> str | None:
+    """The request's DPoP proof, if it has one; several are refused (`RepeatedProof`)."""
+    found = headers.getlist("dpop")
+    if len(found) > 1:
+        raise RepeatedProof()
+    return found[0] if found else None
 
 
 def token_hash(access_token: str) -> str:

@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from gateway.apidocs import answer_docs, header_docs
 from gateway.errors import UnsupportedMediaType, problem_docs
-from gateway.identity.dpop import verify_proof
+from gateway.identity.dpop import proof_header, verify_proof
 from gateway.identity.errors import InvalidRequest
 from gateway.identity.schemas import Introspection, Jwks, ServerMetadata, TokenAnswer
 from gateway.identity.service import Identity
@@ -64,7 +64,7 @@ def _json(body: dict[str, Any], headers: dict[str, str] | None = None) -> Respon
 async def token(request: Request) -> Response:
     form = await read_form(request)
     identity = _identity(request)
-    proof = request.headers.get("dpop")
+    proof = proof_header(request.headers)
     jkt = None
     if proof is not None:
         jkt = await verify_proof(

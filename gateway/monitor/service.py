@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Engine, func, select
 from gateway.metrics import MONITOR_CONSUMER_LAG, OPEN_ALERTS
 from gateway.monitor.bus import EventBus, RedisStreamBus
 from gateway.monitor.relay import mark_applied, recover, relay_once
-from gateway.monitor.worker import Monitor
+from gateway.monitor.worker import MAX_DELIVERIES, Monitor
 from gateway.store.tables import alerts
 from policies.risk.base import SEVERITIES, Rule
 
@@ -64,10 +64,11 @@ async def relay_forever(engine: Engine, bus: EventBus, stop: asyncio.Event) -> N
 
 
 async def run(engine: Engine, bus: EventBus, rules: list[Rule], consumer: str,
-              stop: asyncio.Event, *, notified: frozenset[str]) -> None:  # fmt: skip
+              stop: asyncio.Event, *, notified: frozenset[str],
+              max_deliveries: int = MAX_DELIVERIES) -> None:  # fmt: skip
     """Relay committed events onto the bus and apply them, until `stop` is set;
     new alerts on the `notified` platforms' loans queue their notification."""
-    monitor = Monitor(engine, rules, notified=notified)
+    monitor = Monitor(engine, rules, notified=notified, max_deliveries=max_deliveries)
     relay = asyncio.create_task(relay_forever(engine, bus, stop))
     try:
         while not stop.is_set():

@@ -18,10 +18,12 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from adapters.ledger import dead_letter
 from gateway.bounds import moment_within
+from gateway.logs import redact
 from gateway.metrics import MONITOR_ALERTS, MONITOR_EVENTS, MONITOR_RULE_EVALUATIONS, Children
 from gateway.monitor.alerting import apply_findings
-from gateway.monitor.bus import Delivery, EventBus
+from gateway.monitor.bus import Delivery, EventBus, encode
 from gateway.monitor.history import BatchHistory, SqlHistory
 from gateway.monitor.rows import insert_rows, record
 from gateway.monitor.turns import Turn, end_turn, load, take_turn
@@ -36,6 +38,13 @@ log = logging.getLogger("xyd.monitor")
 KEEP = timedelta(days=62)
 _EVENTS, _ALERTS = Children(MONITOR_EVENTS), Children(MONITOR_ALERTS)
 BATCH = 1000  # per-batch costs (the turn, a dozen statements, the commit) amortised
+MAX_DELIVERIES = 5
+DEAD_LETTERS = "monitor"  # platform_dead_letters.platform of the monitor's dead letters
+
+
+def _why(exc: Exception) -> str:
+    # An exception's text may quote the event (a SQL error its parameters).
+    return redact(f"{type(exc).__name__}: {exc}")[:1000]
 
 
 def _notification(
@@ -72,10 +81,13 @@ class Monitor:
         *,
         notified: frozenset[str] = frozenset({"kechuangtong"}),
         keep: timedelta = KEEP,
+        max_deliveries: int = MAX_DELIVERIES,
     ) -> None:
         """`notified`: the platforms whose new alerts on their loans are queued as
-        notifications (see adapters.registry.notified_platforms)."""
+        notifications (see adapters.registry.notified_platforms). An event that
+        failed `max_deliveries` times is dead-lettered (`DEAD_LETTERS`)."""
         self.engine = engine
+        self.max_deliveries = max_deliveries
         self.rules = list(rules)
         self.notified = notified
         self.keep = keep
@@ -200,26 +212,57 @@ class Monitor:
             insert_rows(conn, outbox, notes)
         return raised, applied, new
 
-    def _apply_deliveries(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
-        """The deliveries whose events are now applied (committed)."""
+    def _apply_deliveries(
+        self, deliveries: Sequence[Delivery]
+    ) -> tuple[list[Delivery], list[tuple[Delivery, str]]]:
+        """The deliveries whose events are now applied (committed), and those that
+        failed with why."""
         try:
             self.apply_batch([d.event for d in deliveries])
-            return list(deliveries)
-        except Exception:
+            return list(deliveries), []
+        except Exception as exc:
             if len(deliveries) == 1:
                 log.exception("event not applied", extra={"event_id": deliveries[0].event.id})
-                return []
+                return [], [(deliveries[0], _why(exc))]
             # One bad event must not hold back the others: apply them one by one.
             log.exception("batch not applied; retrying its events one by one")
-        done = []
+        done, failed = [], []
         for delivery in deliveries:
             try:
                 self.apply(delivery.event)
-            except Exception:  # left pending: retried, or claimed by another worker
+            except Exception as exc:  # delivered again later, or dead-lettered
                 log.exception("event not applied", extra={"event_id": delivery.event.id})
+                failed.append((delivery, _why(exc)))
                 continue
             done.append(delivery)
-        return done
+        return done, failed
+
+    def _dead_letter(self, dead: Sequence[tuple[Delivery, str]]) -> None:
+        """Kept for operators (the dashboard lists them), never applied: an event
+        that failed `max_deliveries` times would otherwise be retried forever."""
+        with self.engine.begin() as conn:
+            for delivery, why in dead:
+                reason = f"{why} (after {delivery.deliveries} deliveries)"
+                dead_letter(conn, DEAD_LETTERS, reason, encode(delivery.event), once=True)
+        for delivery, _ in dead:
+            _EVENTS(delivery.event.kind, "dead_lettered").inc()
+            log.error(
+                "event dead-lettered",
+                extra={"event_id": delivery.event.id, "deliveries": delivery.deliveries},
+            )
+
+    def _settle(self, deliveries: Sequence[Delivery]) -> tuple[list[Delivery], list[Delivery]]:
+        """Apply `deliveries`; (to acknowledge, to deliver again)."""
+        done, failed = self._apply_deliveries(deliveries)
+        dead = [(d, why) for d, why in failed if d.deliveries >= self.max_deliveries]
+        again = [d for d, _ in failed if d.deliveries < self.max_deliveries]
+        if dead:
+            try:
+                self._dead_letter(dead)
+            except Exception:  # the store is away: they stay due, and are tried again
+                log.exception("events not dead-lettered")
+                return done, again + [d for d, _ in dead]
+        return done + [d for d, _ in dead], again
 
     async def run(
         self, bus: EventBus, consumer: str, *, stop: asyncio.Event, batch: int = BATCH
@@ -237,7 +280,10 @@ class Monitor:
                 continue
             reading = asyncio.create_task(bus.read(consumer, batch, block_ms=1000))
             try:
-                await bus.ack(await asyncio.to_thread(self._apply_deliveries, deliveries))
+                done, again = await asyncio.to_thread(self._settle, deliveries)
+                await bus.ack(done)
+                if again:
+                    await bus.retry(again)
             except BaseException:
                 reading.cancel()
                 raise

@@ -17,6 +17,7 @@ from gateway.db import make_sync_engine
 from gateway.errors import NotFound
 from gateway.identity.keys import FIXED_ALG, KeyError_, LoadedKey, ensure_key, load_ring
 from gateway.pii_keys import PersonalDataError, load_key_ring
+from gateway.private_files import open_private
 from gateway.records.audited import WriteAudit
 from gateway.records.binding import load_departments
 from gateway.records.parallel import default_workers, pool_for
@@ -86,7 +87,7 @@ def ingest_file(
             # when the workers are forked.
             pool_for(category, ingestor.pii_key, workers, ingestor.keys, writer) as pool,
             path.open("rb") as handle,
-            rejects.open("wb") as reject_out,
+            open_private(rejects) as reject_out,  # what departments sent: not for others
             Progress(
                 TextColumn("ingesting {task.fields[name]}"),
                 BarColumn(),

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 from fastapi import APIRouter, Request
@@ -140,8 +140,6 @@ async def _decide_and_admit(
                 consent_daily=decision.consent.max_daily_accesses,
                 cached_consent=decision.consent.id if copied else None,
             )
-        except UnknownEnterprise:
-            raise
         except ProblemError as denial:
             await audit_denial(request, caller, denial, consent_id=consent_id, purpose=purpose)
             raise
@@ -209,7 +207,10 @@ async def credit_report(request: Request, caller: ReportFetcher) -> Response:
     # FastAPI's parameter validation cost more than the rest of this route's
     # own work (profiled); `openapi_extra` documents them instead.
     media = negotiate(request.headers.get("accept"))
-    code = checked_code(request.path_params["credit_code"])
+    try:
+        code = checked_code(request.path_params["credit_code"])
+    except InvalidValue as malformed:
+        await _refuse_admitted(request, caller, malformed)
     consent_id = request.headers.get("consent-id")
     if consent_id is not None and len(consent_id) > CONSENT_ID_MAX:
         raise InvalidValue(f"Consent-Id: at most {CONSENT_ID_MAX} characters", field="Consent-Id")
@@ -227,7 +228,11 @@ async def credit_report(request: Request, caller: ReportFetcher) -> Response:
         except (DBAPIError, OSError) as exc:
             raise DependencyUnavailable("the credit store is unavailable") from exc
         if full is None:
-            raise UnknownEnterprise(f"no enterprise with credit code {code}")
+            gone = UnknownEnterprise(f"no enterprise with credit code {code}")
+            await audit_denial(
+                request, caller, gone, consent_id=consent.id, purpose=consent.purpose
+            )
+            raise gone
         shared = service.cut(full, sections)
         report_id = issued.new_report_id()
         own = request_members(
@@ -274,6 +279,18 @@ async def credit_report(request: Request, caller: ReportFetcher) -> Response:
             ),
         )
     return _answer(body, media, report_id)
+
+
+async def _refuse_admitted(request: Request, caller: Caller, refusal: ProblemError) -> NoReturn:
+    """Refused before the consent is read (a malformed credit code): the gate
+    is passed all the same, so probing codes spends rate, and audited once."""
+    try:
+        await admit(request, caller)
+    except ProblemError as denial:
+        await audit_denial(request, caller, denial)
+        raise
+    await audit_denial(request, caller, refusal)
+    raise refusal
 
 
 _CONTENT_TYPES = {JSON: JSON, JOSE: JOSE, HTML: "text/html; charset=utf-8", PDF: PDF}

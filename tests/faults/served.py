@@ -50,7 +50,9 @@ class Served:
 
 
 @contextlib.contextmanager
-def xyd_serve(tmp_path: Path, database_url: str, *, workers: int = 2) -> Iterator[Served]:
+def xyd_serve(
+    tmp_path: Path, database_url: str, redis_url: str, *, workers: int = 2
+) -> Iterator[Served]:
     secret = secrets.token_hex(16).encode()
     (tmp_path / "kct.secret").write_bytes(secret + b"\n")
     config = tmp_path / "config"
@@ -63,6 +65,7 @@ def xyd_serve(tmp_path: Path, database_url: str, *, workers: int = 2) -> Iterato
         "XYD_STATE_DIR": str(tmp_path / ".xyd"),
         "XYD_CONFIG_DIR": str(config),
         "XYD_DATABASE_URL": database_url,
+        "XYD_REDIS_URL": redis_url,  # several workers share their limits there
         "XYD_PII_KEY": "test-pii-key",
         "XYD_PORT": str(port),
         "XYD_WORKERS": str(workers),

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, create_engine
 from tests.faults.conftest import TEMPLATE, audit_verified, ensure_up, seed_enterprises
 from tests.faults.served import Seen, Served, assert_exactly_once, run_load, xyd_serve
 from tests.identity.kit import ClientKey, register
-from tests.services import Postgres
+from tests.services import Postgres, RedisServer
 
 USERS = 4
 
@@ -36,13 +36,15 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(fault_pg: Postgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    fault_pg: Postgres, redis_srv: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     ensure_up(fault_pg)
     url = fault_pg.copy(TEMPLATE, "faults_served")
     engine = create_engine(url, pool_pre_ping=True)
     seed_enterprises(engine, 1)
     bank = register(engine, "bank-a", org_code="BOCD")
-    with xyd_serve(tmp_path_factory.mktemp("served"), url, workers=2) as served:
+    with xyd_serve(tmp_path_factory.mktemp("served"), url, redis_srv.url, workers=2) as served:
         yield Stack(served, engine, bank, fault_pg)
     ensure_up(fault_pg)
     engine.dispose()

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.services import free_port, start_serve, stop_gently
+from tests.services import RedisServer, free_port, start_serve, stop_gently
 
 
 def _wait_ready(base: str, proc: subprocess.Popen[bytes], seconds: float = 30) -> None:
@@ -30,10 +30,13 @@ def _wait_ready(base: str, proc: subprocess.Popen[bytes], seconds: float = 30) -
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_workers_report_one_aggregated_request_count(tmp_path: Path, workers: int) -> None:
+def test_workers_report_one_aggregated_request_count(
+    tmp_path: Path, redis_srv: RedisServer, workers: int
+) -> None:
     port = free_port()
     env = {
         **os.environ,
+        "XYD_REDIS_URL": redis_srv.url,
         "XYD_STATE_DIR": str(tmp_path / ".xyd"),
         "XYD_PORT": str(port),
         "XYD_WORKERS": str(workers),
@@ -97,14 +100,16 @@ async def _open_pool(port: int, size: int) -> list[socket.socket]:
     return socks
 
 
-def test_a_pool_of_connections_opened_at_once_spreads_over_the_workers(tmp_path: Path) -> None:
+def test_a_pool_of_connections_opened_at_once_spreads_over_the_workers(
+    tmp_path: Path, redis_srv: RedisServer
+) -> None:
     """A bank's keep-alive pool opens its connections together. With one shared
     listening socket most went to whichever worker woke first (32/0, 28/4 and
     22/10 here); each worker now listens on a socket of its own, and the kernel
     spreads new connections over them."""
     port = free_port()
     env = {**os.environ, "XYD_STATE_DIR": str(tmp_path / ".xyd"), "XYD_PORT": str(port),
-           "XYD_WORKERS": "2"}  # fmt: skip
+           "XYD_WORKERS": "2", "XYD_REDIS_URL": redis_srv.url}  # fmt: skip
     proc = start_serve(env, tmp_path / "serve.log")
     base = f"http://127.0.0.1:{port}"
     try:
@@ -133,11 +138,13 @@ def test_a_pool_of_connections_opened_at_once_spreads_over_the_workers(tmp_path:
         stop_gently(proc)
 
 
-def test_a_second_gateway_on_the_same_port_refuses_to_start(tmp_path: Path) -> None:
+def test_a_second_gateway_on_the_same_port_refuses_to_start(
+    tmp_path: Path, redis_srv: RedisServer
+) -> None:
     """Workers share their port (SO_REUSEPORT); another gateway must not join them."""
     port = free_port()
     env = {**os.environ, "XYD_STATE_DIR": str(tmp_path / ".xyd"), "XYD_PORT": str(port),
-           "XYD_WORKERS": "2"}  # fmt: skip
+           "XYD_WORKERS": "2", "XYD_REDIS_URL": redis_srv.url}  # fmt: skip
     first = start_serve(env, tmp_path / "first.log")
     try:
         _wait_ready(f"http://127.0.0.1:{port}", first)

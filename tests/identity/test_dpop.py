@@ -159,3 +159,32 @@ def test_proof_path_is_what_the_request_url_gives(path: str) -> None:
     scope = {"type": "http", "method": "GET", "path": path, "query_string": b"q=1",
              "headers": [(b"host", b"gateway.example")], "scheme": "https"}  # fmt: skip
     assert proof_path(scope) == Request(scope).url.path
+
+
+def _two_proofs_refused(answer: Any) -> None:
+    assert answer.status_code == 400, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.json()["error"] == "invalid_dpop_proof"
+
+
+def test_two_dpop_headers_at_the_token_endpoint_are_refused(
+    app_client: TestClient, bank: ClientKey, dpop_key
+) -> None:
+    """RFC 9449 4.3: exactly one DPoP header. Two valid proofs are still two."""
+    url = f"{ISSUER}/oauth/token"
+    proofs = [("DPoP", dpop_proof(dpop_key, "POST", url)) for _ in range(2)]
+    _two_proofs_refused(app_client.post("/oauth/token", data=bank.form(), headers=proofs))
+
+
+@pytest.mark.parametrize("path", [ENTERPRISE, f"{ENTERPRISE}/credit-report"])
+def test_two_dpop_headers_on_a_resource_route_are_refused(
+    app_client: TestClient, bank: ClientKey, dpop_key, path: str
+) -> None:
+    """Both the routed path and the report route's direct path (gateway/direct.py)."""
+    token = bound_token(app_client, bank, dpop_key)
+    proofs = [("DPoP", dpop_proof(dpop_key, "GET", ISSUER + path, token)) for _ in range(2)]
+    answer = app_client.get(path, headers=[("Authorization", f"DPoP {token}"), *proofs])
+    _two_proofs_refused(answer)
+    # One of the same proofs alone is accepted: the refusal was for the pair.
+    one = app_client.get(path, headers=[("Authorization", f"DPoP {token}"), proofs[0]])
+    assert one.status_code != 400, one.text
