@@ -55,7 +55,15 @@ def test_the_cli_leaves_nothing_under_the_state_dir_readable_by_others(tmp_path:
     )
     source = tmp_path / "registration.ndjson"
     source.write_bytes(lines)
-    done = _xyd(env, "ingest", str(source), "--category", "registration")
+    done = _xyd(
+        env,
+        "ingest",
+        str(source),
+        "--category",
+        "registration",
+        "--department",
+        "成都市市场监督管理局",
+    )
     rejects = tmp_path / "registration.ndjson.rejects.ndjson"
     assert rejects.exists(), done.stdout
     assert stat.S_IMODE(rejects.stat().st_mode) == 0o600
