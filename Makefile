@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint services fmt bench
+.PHONY: demo test test-fast lint services fmt bench
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,13 @@ AUDIT_DEPS_OFFLINE ?= 1
 
 test: $(STAMP) services lint
 	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
+
+# The inner loop: the suite without the browser, the fuzzer, the faults and the
+# load-test tools (markers in pyproject.toml), and without lint; `make test`
+# runs them all.
+test-fast: $(STAMP) services
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile \
+	  -m 'not browser and not fuzz and not faults and not load'
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -41,6 +41,16 @@ for name in list(os.environ):
 
 _TEMPLATE = "xyd_template"
 _counter = itertools.count()
+_TESTS = Path(__file__).resolve().parent
+# Whole directories `make test-fast` leaves out, by the marker it deselects.
+_MARKED_DIRS = {"fuzz": "fuzz", "faults": "faults", "loadtests": "load"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        top = item.path.relative_to(_TESTS).parts[0]
+        if top in _MARKED_DIRS:
+            item.add_marker(_MARKED_DIRS[top])
 
 
 @pytest.fixture(scope="session")

@@ -66,9 +66,13 @@ ARRIVALS_JS = """() => {
   }).observe(document.querySelector("#alert-table tbody"), { childList: true });
 }"""
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (make test installs it)"
-)
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(),
+        reason="Debian's chromium is not installed (make test installs it)",
+    ),
+]
 
 
 @dataclass

@@ -87,6 +87,7 @@ def alerts_of(risk: GatewayClient) -> list[dict[str, Any]]:
     return list(answer.json()["items"])
 
 
+@pytest.mark.browser
 def test_a_loan_going_bad_reaches_the_report_the_officer_and_the_platform(
     world: World, browser: Browser
 ) -> None:
