@@ -46,7 +46,9 @@ def test_dashboard_panels_use_exported_metrics() -> None:
                 assert name in known, f"{panel['title']}: {name} is not exported"
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed (make test installs it)")
+@pytest.mark.skipif(
+    shutil.which("promtool") is None, reason="promtool is not installed (make test installs it)"
+)
 def test_promtool_accepts_the_rules() -> None:
     subprocess.run(["promtool", "check", "rules", str(CONFIG / "prometheus" / "alerts.yml")],
                    check=True)  # fmt: skip
