@@ -13,12 +13,19 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from redis.asyncio import Redis
 from sqlalchemy import Engine, create_engine
+from starlette.testclient import TestClient
 
+from gateway.app import create_app
 from gateway.db import make_sync_engine
+from gateway.records.readers import read_ndjson
+from gateway.records.service import Ingestor
 from gateway.settings import Settings
 from gateway.store.migrate import upgrade
+from tests.builders import ndjson, registration
+from tests.identity.kit import ISSUER, ClientKey, register
 from tests.services import (
     Postgres,
     RedisServer,
@@ -87,15 +94,20 @@ def fresh_pg_database(pg: Postgres) -> str:
     return pg.copy(_TEMPLATE, f"xyd_test_{os.getpid()}_{next(_counter)}")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A freshly migrated, empty credit store on each supported database."""
-    if request.param == "postgresql":
+def store_at(kind: str, request: pytest.FixtureRequest) -> str:
+    """A freshly migrated, empty credit store: "sqlite" or "postgresql"."""
+    if kind == "postgresql":
         return fresh_pg_database(request.getfixturevalue("pg"))
     template: Path = request.getfixturevalue("sqlite_template")
-    target = tmp_path / "xyd.db"
+    target = request.getfixturevalue("tmp_path") / "xyd.db"
     shutil.copy(template, target)
     return f"sqlite:///{target}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    """A freshly migrated, empty credit store on each supported database."""
+    return store_at(request.param, request)
 
 
 @pytest.fixture
@@ -112,3 +124,32 @@ def engine(settings: Settings) -> Iterator[Engine]:
     engine = make_sync_engine(settings)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def id_settings(
+    request: pytest.FixtureRequest, store_url: str, settings: Settings, engine: Engine
+) -> Settings:
+    """The gateway's settings with one registered enterprise. On SQLite the embedded
+    mode (jti and denylist in the database); on PostgreSQL production's, with Redis."""
+    settings.public_base_url = ISSUER
+    settings.key_activation_delay_s = 0
+    if store_url.startswith("postgresql"):
+        server: RedisServer = request.getfixturevalue("redis_srv")
+        settings.redis_url = server.url
+        redis.Redis.from_url(server.url).flushall()
+    Ingestor(engine, "registration", b"test-pii-key", 10).run(
+        read_ndjson(ndjson(registration(1)).splitlines()), "test"
+    )
+    return settings
+
+
+@pytest.fixture
+def app_client(id_settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(id_settings), raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.fixture
+def bank(engine: Engine) -> ClientKey:
+    return register(engine, "bank-a", org_code="BOCD")

@@ -11,10 +11,7 @@ from starlette.testclient import TestClient
 from gateway.app import create_app
 from gateway.params import JsonOnly
 from gateway.settings import Settings
-from tests.identity.conftest import app_client, id_mode, id_settings, store_url
 from tests.security import kit
-
-__all__ = ["app_client", "id_mode", "id_settings", "store_url"]
 
 # Each JSON POST route, and who may call it.
 ROUTES = [

@@ -12,14 +12,13 @@ import pytest
 from starlette.testclient import TestClient
 
 from gateway.reference import render
-from tests.identity.conftest import app_client, id_settings, store_url
-
-__all__ = ["app_client", "id_settings", "store_url"]
+from tests.conftest import store_at
 
 
 @pytest.fixture
-def id_mode() -> str:
-    return "embedded"
+def store_url(request: pytest.FixtureRequest) -> str:
+    """SQLite, the embedded mode."""
+    return store_at("sqlite", request)
 
 
 class Ids(HTMLParser):

@@ -127,7 +127,7 @@ def stop(pid: int | None) -> None:
     raise AssertionError("redis-server did not stop")
 
 
-@pytest.mark.parametrize("id_mode", ["production"], indirect=True)
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
 def test_redis_down_fail_closed_is_503_audited_and_readyz_says_redis(
     id_settings: Settings, tmp_path: Path, engine: Engine, bank: ClientKey
 ) -> None:
@@ -159,7 +159,7 @@ def test_redis_down_fail_closed_is_503_audited_and_readyz_says_redis(
     assert reasons == ["rate-limiter-unavailable"] * 6
 
 
-@pytest.mark.parametrize("id_mode", ["production"], indirect=True)
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
 def test_redis_down_local_fallback_enforces_a_share_and_recovers(
     id_settings: Settings, tmp_path: Path, engine: Engine, bank: ClientKey
 ) -> None:

@@ -19,11 +19,8 @@ from gateway.records.service import Ingestor, LineOutcome
 from gateway.settings import Settings
 from gateway.store.tables import record_versions, records
 from tests.builders import code, ndjson, penalty, resident_id
-from tests.identity.conftest import app_client, bank, id_mode, id_settings, store_url
 from tests.identity.kit import ClientKey
 from tests.reports.test_reports_api import bearer, consent, fetch, recent_penalty
-
-__all__ = ["app_client", "bank", "id_mode", "id_settings", "store_url"]
 
 KEY = b"test-pii-key"
 REP_ID = resident_id("51010419750202456")

@@ -146,7 +146,7 @@ def scripts_run(id_settings: Settings) -> int:
     )
 
 
-@pytest.mark.parametrize("id_mode", ["production"], indirect=True)
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
 def test_an_answered_report_runs_one_script_and_only_a_failure_runs_the_refund(
     rated: TestClient, bank: ClientKey, id_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -167,7 +167,7 @@ def test_an_answered_report_runs_one_script_and_only_a_failure_runs_the_refund(
     assert runs[1:] == [2, 1, 1]
 
 
-@pytest.mark.parametrize("id_mode", ["production"], indirect=True)
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
 def test_redis_gone_before_the_refund_still_answers_a_clean_500_audited(
     id_settings: Settings,
     tmp_path: Path,

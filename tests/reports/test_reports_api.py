@@ -313,7 +313,7 @@ def copies(client: TestClient, outcome: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
-@pytest.mark.parametrize("id_mode", ["production"], indirect=True)
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
 def test_grants_from_a_copy_are_checked_against_the_change_mark(
     app_client: TestClient, bank_auth: dict[str, str], engine: Engine
 ) -> None:
@@ -343,7 +343,7 @@ def test_grants_from_a_copy_are_checked_against_the_change_mark(
     assert copies(app_client, "changed") - before_changed == 1
 
 
-@pytest.mark.parametrize("id_mode", ["production"], indirect=True)
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
 def test_no_copy_is_trusted_while_redis_is_away(
     id_settings: Settings, bank: ClientKey, engine: Engine
 ) -> None:

@@ -21,7 +21,7 @@ from tests.services import free_port, start_serve, stop_gently
 pytestmark = pytest.mark.redis
 
 
-@pytest.mark.parametrize("id_mode", ["production"], indirect=True)
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
 def test_revocation_is_seen_by_the_next_request_on_every_worker(
     id_settings: Settings, engine: Engine, bank: ClientKey, tmp_path: Path
 ) -> None:

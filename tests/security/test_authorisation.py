@@ -16,16 +16,14 @@ from gateway.alerts.service import apply_finding
 from gateway.store.tables import alerts, consents, loan_events
 from policies.risk.base import Finding
 from tests.builders import code
-from tests.identity.conftest import app_client, id_settings, store_url
+from tests.conftest import store_at
 from tests.security.kit import callers, consent_body
-
-__all__ = ["app_client", "id_settings", "store_url"]
 
 
 @pytest.fixture
-def id_mode() -> str:
+def store_url(request: pytest.FixtureRequest) -> str:
     """PostgreSQL and Redis, as in production (one mode keeps tests/security fast)."""
-    return "production"
+    return store_at("postgresql", request)
 
 
 ENTERPRISE = f"/v1/enterprises/{code(1)}"

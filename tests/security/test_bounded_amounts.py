@@ -44,12 +44,10 @@ from tests.adapters.test_kechuangtong import CODE, kct, repayment, running
 from tests.adapters.test_ledger import event as loan_event
 from tests.adapters.test_ledger import run as store_loans
 from tests.builders import code, ndjson, penalty, register_enterprises, registration
-from tests.identity.conftest import id_settings, store_url
+from tests.conftest import store_at
 from tests.identity.kit import register
 from tests.identity.test_token_flow import get_token
 from tests.security.kit import callers
-
-__all__ = ["id_settings", "store_url"]
 
 NDJSON = {"Content-Type": "application/x-ndjson"}
 # Each spelled the way `int()`, `Decimal()` or pydantic took it before.
@@ -58,8 +56,9 @@ SANE_S = 5.0  # a generous bound: the old parse of "1e999000" took about 45 s
 
 
 @pytest.fixture
-def id_mode() -> str:
-    return "production"
+def store_url(request: pytest.FixtureRequest) -> str:
+    """PostgreSQL and Redis, as in production."""
+    return store_at("postgresql", request)
 
 
 @dataclass

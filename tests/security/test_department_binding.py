@@ -26,11 +26,8 @@ from gateway.settings import Settings
 from gateway.store.tables import audit_entries, enterprises, records
 from policies.departments import Departments
 from tests.builders import CREDIT_OFFICE, MARKET, TAX, code, ndjson, penalty, registration
-from tests.identity.conftest import app_client, bank, id_mode, id_settings, store_url
 from tests.identity.kit import DEPARTMENTS, ClientKey, new_key, register
 from tests.reports.test_reports_api import after_data_change, bearer, consent, fetch
-
-__all__ = ["app_client", "bank", "id_mode", "id_settings", "store_url"]  # fixtures used here
 
 SME = code(1)
 ECOLOGY = "成都市生态环境局"

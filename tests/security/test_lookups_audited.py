@@ -13,17 +13,16 @@ from starlette.testclient import TestClient
 
 from gateway.store.tables import audit_entries, enterprises
 from tests.builders import code
-from tests.identity.conftest import app_client, id_settings, store_url
+from tests.conftest import store_at
 from tests.security.kit import callers, consent_body
-
-__all__ = ["app_client", "id_settings", "store_url"]
 
 MALFORMED = ["91510104000000001X", "A" * 300, "%3Cscript%3E'--"]
 
 
 @pytest.fixture
-def id_mode() -> str:
-    return "production"
+def store_url(request: pytest.FixtureRequest) -> str:
+    """PostgreSQL and Redis, as in production."""
+    return store_at("postgresql", request)
 
 
 @pytest.fixture

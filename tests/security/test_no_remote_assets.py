@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
+from tests.conftest import store_at
 from tests.dashboard.test_login import PASSWORD, login, make_user
 from tests.dashboard.test_pages import raise_alert
-from tests.identity.conftest import app_client, bank, id_settings, store_url
 from tests.reports.test_reports_api import bank_auth, consent, fetch
 
-__all__ = ["app_client", "bank", "bank_auth", "id_settings", "store_url"]
+__all__ = ["bank_auth"]
 
 # Attributes a browser fetches (or navigates a form to) by itself.
 _FETCHED = {"src", "href", "srcset", "action", "poster", "data", "formaction", "background"}
@@ -25,8 +25,9 @@ _NOT_FETCHED = ("http://www.w3.org/2000/svg",)
 
 
 @pytest.fixture
-def id_mode() -> str:
-    return "embedded"
+def store_url(request: pytest.FixtureRequest) -> str:
+    """SQLite, the embedded mode."""
+    return store_at("sqlite", request)
 
 
 class Fetches(HTMLParser):

@@ -30,12 +30,9 @@ from gateway.identity.clients import set_secret
 from gateway.logs import JsonFormatter
 from gateway.settings import Settings
 from tests.builders import code, ndjson, penalty, resident_id
-from tests.identity.conftest import bank, id_mode, id_settings, store_url
 from tests.identity.kit import ISSUER, ClientKey, register
 from tests.identity.test_client_secret import basic
 from tests.reports.test_reports_api import consent, recent_penalty
-
-__all__ = ["bank", "id_mode", "id_settings", "store_url"]
 
 REP_ID = resident_id("51010419750202456")
 PARTY_ID = resident_id("51010519900303789")

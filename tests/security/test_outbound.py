@@ -28,18 +28,17 @@ from gateway.identity import jose
 from gateway.settings import Settings
 from policies.consent import ConsentRules
 from tests.adapters.live import serve
-from tests.identity.conftest import app_client, bank, id_settings, store_url
+from tests.conftest import store_at
 from tests.identity.kit import ClientKey, new_key
-
-__all__ = ["app_client", "bank", "id_settings", "store_url"]
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 ALERT = {name: "x" for name in kechuangtong.ALERT_FIELDS}
 
 
 @pytest.fixture
-def id_mode() -> str:
-    return "production"
+def store_url(request: pytest.FixtureRequest) -> str:
+    """PostgreSQL and Redis, as in production."""
+    return store_at("postgresql", request)
 
 
 class Listener:

@@ -18,17 +18,16 @@ from gateway.records.service import Ingestor
 from gateway.settings import Settings
 from gateway.store.tables import consents
 from tests.builders import code, ndjson, penalty, resident_id
-from tests.identity.conftest import app_client, id_settings, store_url
+from tests.conftest import store_at
 from tests.security.kit import callers, consent_body
-
-__all__ = ["app_client", "id_settings", "store_url"]
 
 ENTERPRISE = f"/v1/enterprises/{code(1)}"
 
 
 @pytest.fixture
-def id_mode() -> str:
-    return "production"
+def store_url(request: pytest.FixtureRequest) -> str:
+    """PostgreSQL and Redis, as in production."""
+    return store_at("postgresql", request)
 
 
 def _keys(value: Any) -> Iterator[str]:

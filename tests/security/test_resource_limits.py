@@ -19,15 +19,14 @@ from gateway.app import create_app
 from gateway.settings import Settings
 from gateway.store.tables import records
 from tests.builders import code, ndjson, penalty
-from tests.identity.conftest import id_settings, store_url
+from tests.conftest import store_at
 from tests.security.kit import callers
-
-__all__ = ["id_settings", "store_url"]
 
 
 @pytest.fixture
-def id_mode() -> str:
-    return "production"
+def store_url(request: pytest.FixtureRequest) -> str:
+    """PostgreSQL and Redis, as in production."""
+    return store_at("postgresql", request)
 
 
 @pytest.fixture

@@ -14,15 +14,14 @@ from starlette.types import Receive, Scope, Send
 from gateway.middleware import GatewayMiddleware
 from gateway.settings import Settings
 from tests.builders import code
-from tests.identity.conftest import app_client, id_settings, store_url
+from tests.conftest import store_at
 from tests.security.kit import routes
-
-__all__ = ["app_client", "id_settings", "store_url"]
 
 
 @pytest.fixture
-def id_mode() -> str:
-    return "production"
+def store_url(request: pytest.FixtureRequest) -> str:
+    """PostgreSQL and Redis, as in production."""
+    return store_at("postgresql", request)
 
 
 # Routes served but not in the OpenAPI document, and why.
