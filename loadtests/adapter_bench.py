@@ -25,7 +25,7 @@ from gateway.demo import platforms
 from gateway.settings import Settings
 from gateway.store.migrate import upgrade
 from loadtests.ingest_bench import database
-from tests.adapters.live import serve
+from testkit.live import serve
 
 
 @contextlib.contextmanager

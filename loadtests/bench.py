@@ -55,7 +55,7 @@ from loadtests.stores import (
     postmaster_pid,
     xyd,
 )
-from tests.services import Postgres, RedisServer, free_port, postgres_server, redis_server
+from testkit.services import Postgres, RedisServer, free_port, postgres_server, redis_server
 
 WORK = ROOT / ".xyd" / "bench"
 CACHE_FROM = 100_000  # enterprises: a store this big is kept between runs

@@ -34,8 +34,8 @@ from gateway.records.readers import read_ndjson
 from gateway.records.service import Ingestor, IngestSummary
 from gateway.settings import Settings
 from gateway.store.migrate import upgrade
-from tests.builders import MARKET, ndjson, penalty
-from tests.services import postgres_server
+from testkit.builders import MARKET, ndjson, penalty
+from testkit.services import postgres_server
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 

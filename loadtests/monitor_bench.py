@@ -32,8 +32,8 @@ from gateway.store.migrate import upgrade
 from gateway.store.tables import alerts, monitor_events
 from loadtests.ingest_bench import Server, client_cpu_seconds, database
 from policies.risk.base import MonitorEvent
-from tests.builders import code
-from tests.services import redis_server
+from testkit.builders import code
+from testkit.services import redis_server
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 PLATFORMS = ("kechuangtong", "nongdaitong", "chuangfu-tianfu", "yingchuang", "tianfu-rongtong")

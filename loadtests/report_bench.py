@@ -36,8 +36,8 @@ from gateway.demo.seed import seed_demo
 from gateway.settings import Settings
 from gateway.store.migrate import upgrade
 from gateway.store.tables import enterprises
-from tests.identity.kit import ISSUER, register
-from tests.services import postgres_server, redis_server
+from testkit.clients import ISSUER, register
+from testkit.services import postgres_server, redis_server
 
 
 @contextlib.contextmanager

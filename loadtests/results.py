@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.services import PG_BIN_DIRS
+from testkit.services import PG_BIN_DIRS
 
 
 @dataclass(frozen=True)

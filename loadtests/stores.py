@@ -23,7 +23,7 @@ import yaml
 from sqlalchemy import create_engine, text
 
 from gateway.settings import Settings
-from tests.services import Postgres, postgres_server
+from testkit.services import Postgres, postgres_server
 
 ROOT = Path(__file__).resolve().parents[1]
 XYD = Path(sys.executable).parent / "xyd"

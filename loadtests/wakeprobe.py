@@ -23,7 +23,7 @@ import time
 
 from loadtests.procstat import CpuMeter
 from loadtests.stores import ROOT
-from tests.services import free_port
+from testkit.services import free_port
 
 MESSAGE = b"x" * 100
 

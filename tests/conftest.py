@@ -24,9 +24,9 @@ from gateway.records.readers import read_ndjson
 from gateway.records.service import Ingestor
 from gateway.settings import Settings
 from gateway.store.migrate import upgrade
-from tests.builders import ndjson, registration
-from tests.identity.kit import ISSUER, ClientKey, register
-from tests.services import (
+from testkit.builders import ndjson, registration
+from testkit.clients import ISSUER, ClientKey, register
+from testkit.services import (
     Postgres,
     RedisServer,
     migrated_postgres,

@@ -16,7 +16,7 @@ import pytest
 
 from gateway.address import FILE_NAME, announced, find
 from gateway.settings import Settings
-from tests.services import free_port, start_serve, stop_gently
+from testkit.services import free_port, start_serve, stop_gently
 
 ADDRESS_VARIABLES = ("XYD_PORT", "XYD_HOST", "XYD_PUBLIC_BASE_URL")
 

@@ -34,9 +34,9 @@ from gateway.identity import jose
 from gateway.settings import Settings
 from gateway.store.tables import consents, loan_events, loans, platform_dead_letters
 from policies.consent import ConsentRules
-from tests.adapters.live import serve
-from tests.builders import codes_in, register_enterprises
-from tests.identity.kit import register
+from testkit.builders import codes_in, register_enterprises
+from testkit.clients import register
+from testkit.live import serve
 
 KEY = "chuangfu-tianfu"
 CONFIG = Path(__file__).resolve().parents[2] / "config"

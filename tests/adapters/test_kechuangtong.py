@@ -53,10 +53,10 @@ from gateway.outbox import enqueue
 from gateway.settings import Settings
 from gateway.store.tables import consents, loan_events, loans, outbox, platform_dead_letters
 from policies.consent import ConsentRules
-from tests.adapters.live import serve
-from tests.builders import codes_in, register_enterprises
-from tests.identity.kit import register
-from tests.services import free_port
+from testkit.builders import codes_in, register_enterprises
+from testkit.clients import register
+from testkit.live import serve
+from testkit.services import free_port
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 CODE = make_credit_code("9", "1", "510100", "MA61R8XW")

@@ -22,8 +22,8 @@ from gateway.records.readers import read_ndjson
 from gateway.records.service import Ingestor
 from gateway.store.tables import consents, enterprises, loan_events, loans, platform_dead_letters
 from policies.consent import ConsentRules
-from tests.builders import code, ndjson, register_enterprises, registration
-from tests.identity.kit import register
+from testkit.builders import code, ndjson, register_enterprises, registration
+from testkit.clients import register
 
 RULES = ConsentRules.load(__import__("pathlib").Path("config/consent.yaml"))
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=BEIJING)

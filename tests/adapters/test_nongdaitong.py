@@ -43,9 +43,9 @@ from gateway.pii import keyed_hash
 from gateway.settings import Settings
 from gateway.store.tables import consents, loan_events, loans, platform_dead_letters
 from policies.consent import ConsentRules
-from tests.adapters.live import serve
-from tests.builders import register_enterprises
-from tests.identity.kit import register
+from testkit.builders import register_enterprises
+from testkit.clients import register
+from testkit.live import serve
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 ORG = Borrower("ORG", "92510112MA62Q7TN35", "双流区某某种植专业合作社")

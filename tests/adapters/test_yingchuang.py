@@ -33,10 +33,10 @@ from gateway.app import create_app
 from gateway.db import make_async_engine
 from gateway.settings import Settings
 from gateway.store.tables import consents, loan_events, loans, platform_dead_letters
-from tests import builders
-from tests.adapters.live import serve
-from tests.builders import codes_in, register_enterprises
-from tests.identity.kit import register
+from testkit import builders
+from testkit.builders import codes_in, register_enterprises
+from testkit.clients import register
+from testkit.live import serve
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 TODAY = datetime.now(BEIJING).date()

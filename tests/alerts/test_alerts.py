@@ -15,9 +15,9 @@ from gateway.app import create_app
 from gateway.client import ASSERTION_TYPE, client_assertion
 from gateway.settings import Settings
 from policies.risk.base import Finding
-from tests.adapters.live import serve
-from tests.builders import code
-from tests.identity.kit import ClientKey, register
+from testkit.builders import code
+from testkit.clients import ClientKey, register
+from testkit.live import serve
 from tests.identity.test_token_flow import get_token
 
 NOW = datetime(2026, 11, 27, 4, 0, tzinfo=UTC)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
-from tests.builders import code
-from tests.identity.kit import ClientKey, register
+from testkit.builders import code
+from testkit.clients import ClientKey, register
 from tests.identity.test_token_flow import get_token
 
 

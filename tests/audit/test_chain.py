@@ -24,8 +24,8 @@ from gateway.audit.chain import (
 from gateway.identity.keys import ensure_key, load_ring
 from gateway.settings import Settings
 from gateway.store.tables import audit_checkpoints, audit_entries, audit_head
+from testkit.services import Postgres
 from tests.conftest import fresh_pg_database
-from tests.services import Postgres
 
 EVERY = 5
 
@@ -193,8 +193,8 @@ def test_enterprise_read_is_audited_before_the_answer(tmp_path: Path) -> None:
     from gateway.records.readers import read_ndjson
     from gateway.records.service import Ingestor
     from gateway.store.migrate import upgrade
-    from tests.builders import code, ndjson, registration
-    from tests.identity.kit import ISSUER, register
+    from testkit.builders import code, ndjson, registration
+    from testkit.clients import ISSUER, register
     from tests.identity.test_token_flow import get_token
 
     settings = Settings(

@@ -16,8 +16,8 @@ from gateway.app import create_app
 from gateway.audit.chain import checkpoint_keys, verify
 from gateway.errors import DependencyUnavailable
 from gateway.settings import Settings
-from tests.builders import code
-from tests.identity.kit import ClientKey, register
+from testkit.builders import code
+from testkit.clients import ClientKey, register
 from tests.identity.test_token_flow import get_token
 from tests.policies.test_gate_http import with_rates
 

@@ -11,9 +11,9 @@ from starlette.testclient import TestClient
 
 from adapters.events import Authorization
 from adapters.ledger import store
+from testkit.builders import code, register_enterprises
+from testkit.clients import ClientKey, register
 from tests.adapters.test_ledger import RULES, event
-from tests.builders import code, register_enterprises
-from tests.identity.kit import ClientKey, register
 from tests.identity.test_token_flow import get_token
 
 

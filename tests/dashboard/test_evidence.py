@@ -17,7 +17,7 @@ from gateway.monitor.worker import Monitor
 from gateway.settings import Settings
 from gateway.store.tables import alerts, audit_entries, enterprises, loans
 from policies.risk.base import MonitorEvent
-from tests.builders import code
+from testkit.builders import code
 from tests.dashboard.test_login import client
 from tests.dashboard.test_pages import logged_in
 

@@ -17,7 +17,7 @@ from gateway.dashboard.router import SESSION_COOKIE
 from gateway.monitor.worker import Monitor
 from gateway.store.tables import alert_history, alerts, loans
 from policies.risk.base import Finding, MonitorEvent
-from tests.builders import code
+from testkit.builders import code
 from tests.dashboard.test_login import PASSWORD, client, login, make_user, page_csrf
 
 __all__ = ["client"]

@@ -166,7 +166,7 @@ def test_every_bank_the_platforms_lend_through_is_a_demo_bank(
     from adapters.simulators import tianfu_rongtong, yingchuang
     from gateway.demo.clients import register_demo_clients
     from gateway.store.tables import clients
-    from tests.identity.kit import DEPARTMENTS
+    from testkit.clients import DEPARTMENTS
 
     with engine.begin() as conn:
         register_demo_clients(conn, tmp_path / "clients", DEPARTMENTS)

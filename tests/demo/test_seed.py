@@ -32,7 +32,7 @@ from gateway.store.tables import (
     record_versions,
     records,
 )
-from tests.builders import penalty, registration
+from testkit.builders import penalty, registration
 
 KEY = b"test-pii-key"
 AS_OF = date(2026, 11, 26)

@@ -26,9 +26,9 @@ from gateway.records.readers import read_ndjson
 from gateway.records.service import Ingestor
 from gateway.settings import Settings
 from gateway.store.tables import audit_entries
-from tests.builders import ndjson, registration
-from tests.identity.kit import ISSUER
-from tests.services import Postgres, migrated_postgres
+from testkit.builders import ndjson, registration
+from testkit.clients import ISSUER
+from testkit.services import Postgres, migrated_postgres
 
 TEMPLATE = "faults_template"
 _counter = itertools.count()

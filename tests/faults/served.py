@@ -22,10 +22,10 @@ from sqlalchemy import Engine, select
 
 from adapters.simulators.kechuangtong import Sender
 from gateway.store.tables import audit_entries, consent_events, consents, loan_events
+from testkit.builders import code
+from testkit.clients import ClientKey
+from testkit.services import free_port, start_serve, stop_gently
 from tests.adapters.test_kechuangtong import kct
-from tests.builders import code
-from tests.identity.kit import ClientKey
-from tests.services import free_port, start_serve, stop_gently
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 

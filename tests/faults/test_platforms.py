@@ -22,10 +22,10 @@ from adapters.simulators.tianfu_rongtong import BANKS, TianfuRongtongSimulator
 from adapters.tianfu_rongtong import TianfuRongtongAdapter
 from gateway.app import create_app
 from gateway.store.tables import loan_events
-from tests.adapters.live import serve
-from tests.builders import codes_in, register_enterprises
+from testkit.builders import codes_in, register_enterprises
+from testkit.clients import register
+from testkit.live import serve
 from tests.faults.conftest import gateway_settings, wait_until
-from tests.identity.kit import register
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 KEY = "tianfu-rongtong"

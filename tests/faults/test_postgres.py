@@ -11,8 +11,10 @@ import httpx
 from sqlalchemy import Engine
 
 from gateway.app import create_app
-from tests.adapters.live import serve
-from tests.builders import code
+from testkit.builders import code
+from testkit.clients import register
+from testkit.live import serve
+from testkit.services import Postgres
 from tests.faults.conftest import (
     Answer,
     assert_no_500,
@@ -22,8 +24,6 @@ from tests.faults.conftest import (
     seed_enterprises,
     wait_until,
 )
-from tests.identity.kit import register
-from tests.services import Postgres
 
 LOADERS = 4
 

@@ -24,14 +24,14 @@ from gateway.monitor.bus import STREAM, RedisStreamBus
 from gateway.monitor.relay import WATERMARKS, relay_once
 from gateway.monitor.service import load_rules, run
 from gateway.store.tables import monitor_events
+from testkit.builders import code
+from testkit.clients import register
+from testkit.services import RedisServer, redis_server
 from tests.adapters.test_ledger import event as loan_event
 from tests.adapters.test_ledger import run as store_loans
-from tests.builders import code
 from tests.faults.conftest import gateway_settings, seed_enterprises
-from tests.identity.kit import register
 from tests.policies.test_gate_http import stop as stop_redis
 from tests.reports.test_reports_api import bearer, consent
-from tests.services import RedisServer, redis_server
 
 REPORT = f"/v1/enterprises/{code(1)}/credit-report"
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import Engine, create_engine
 
+from testkit.clients import ClientKey, register
+from testkit.services import Postgres, RedisServer
 from tests.faults.conftest import TEMPLATE, audit_verified, ensure_up, seed_enterprises
 from tests.faults.served import Seen, Served, assert_exactly_once, run_load, xyd_serve
-from tests.identity.kit import ClientKey, register
-from tests.services import Postgres, RedisServer
 
 USERS = 4
 

@@ -17,10 +17,10 @@ from sqlalchemy import create_engine
 from starlette.testclient import TestClient
 
 from gateway.app import create_app
-from tests.builders import code
+from testkit.builders import code
+from testkit.clients import register
 from tests.faults.conftest import gateway_settings, seed_enterprises
 from tests.faults.served import consent_body
-from tests.identity.kit import register
 from tests.reports.test_reports_api import bearer, consent
 
 DISK_MB = 8

@@ -18,13 +18,13 @@ from gateway.store.tables import (
     record_disputes,
     records,
 )
+from testkit.builders import code
+from testkit.clients import register
+from testkit.services import Postgres, redis_server
 from tests.alerts.test_alerts import raise_alert
-from tests.builders import code
 from tests.faults.conftest import audit_verified, gateway_settings, seed_enterprises
-from tests.identity.kit import register
 from tests.policies.test_gate_http import stop as stop_redis
 from tests.reports.test_reports_api import URL, bearer, consent, ingest, recent_penalty
-from tests.services import Postgres, redis_server
 
 
 def consent_entries(engine: Engine, consent_id: str) -> list[tuple[str, str]]:

@@ -28,9 +28,9 @@ from gateway.demo.seed import seed_demo
 from gateway.settings import Settings
 from gateway.store.tables import enterprises, records
 from policies.risk.base import Finding
+from testkit.clients import ISSUER, ClientKey, register
+from testkit.services import Postgres, RedisServer
 from tests.conftest import fresh_pg_database
-from tests.identity.kit import ISSUER, ClientKey, register
-from tests.services import Postgres, RedisServer
 
 ROLES = ("bank", "platform", "department", "risk_office")
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"

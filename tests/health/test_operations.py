@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 from gateway.app import create_app
 from gateway.errors import InvalidValue
 from gateway.settings import Settings
-from tests.services import RedisServer, free_port
+from testkit.services import RedisServer, free_port
 
 PROBLEM = "application/problem+json"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.services import RedisServer, free_port, start_serve, stop_gently
+from testkit.services import RedisServer, free_port, start_serve, stop_gently
 
 
 def _wait_ready(base: str, proc: subprocess.Popen[bytes], seconds: float = 30) -> None:

@@ -19,8 +19,8 @@ from gateway.identity.clients import set_disabled
 from gateway.identity.keys import rotate
 from gateway.settings import Settings
 from gateway.store.tables import signing_keys
-from tests.builders import code
-from tests.identity.kit import ClientKey, register
+from testkit.builders import code
+from testkit.clients import ClientKey, register
 from tests.identity.test_token_flow import ENTERPRISE, get_token
 
 

@@ -22,7 +22,7 @@ from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuth2Client
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from joserfc.jwk import ECKey
 
-from tests.services import free_port, start_serve, stop_gently
+from testkit.services import free_port, start_serve, stop_gently
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

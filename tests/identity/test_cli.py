@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 
 from gateway.identity import jose
-from tests.identity.kit import new_key
+from testkit.clients import new_key
 
 
 def xyd(state: Path, *args: str) -> subprocess.CompletedProcess[str]:

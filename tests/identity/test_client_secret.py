@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 from gateway.app import create_app
 from gateway.identity.clients import set_secret
 from gateway.settings import Settings
-from tests.identity.kit import register
+from testkit.clients import register
 
 
 def basic(client_id: str, secret: str) -> dict[str, str]:

@@ -16,7 +16,7 @@ from gateway.client import dpop_proof
 from gateway.identity import jose
 from gateway.identity.deps import proof_path
 from gateway.identity.dpop import InvalidProof, check_proof, token_hash
-from tests.identity.kit import ISSUER, ClientKey, register
+from testkit.clients import ISSUER, ClientKey, register
 from tests.identity.test_token_flow import ENTERPRISE
 
 URL = ISSUER + ENTERPRISE

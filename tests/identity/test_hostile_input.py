@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from starlette.testclient import TestClient
 
-from tests.identity.kit import ClientKey
+from testkit.clients import ClientKey
 from tests.identity.test_token_flow import get_token
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -63,7 +63,7 @@ def test_odd_authorization_headers(app_client: TestClient, authorization: str) -
 
 
 def test_records_endpoint_with_binary_body(app_client: TestClient, engine) -> None:  # type: ignore[no-untyped-def]
-    from tests.identity.kit import register
+    from testkit.clients import register
 
     department = register(engine, "dept-h", client_type="department")
     headers = {

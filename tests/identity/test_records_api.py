@@ -9,8 +9,8 @@ from sqlalchemy import Engine, func, select
 from starlette.testclient import TestClient
 
 from gateway.store.tables import records
-from tests.builders import ndjson, penalty
-from tests.identity.kit import ClientKey, register
+from testkit.builders import ndjson, penalty
+from testkit.clients import ClientKey, register
 from tests.identity.test_token_flow import get_token
 
 NDJSON = {"Content-Type": "application/x-ndjson"}

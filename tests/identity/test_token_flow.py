@@ -13,8 +13,8 @@ from gateway.identity import jose
 from gateway.identity.clients import set_disabled
 from gateway.identity.startup import start_identity
 from gateway.settings import Settings
-from tests.builders import code
-from tests.identity.kit import ISSUER, ClientKey, new_key, register
+from testkit.builders import code
+from testkit.clients import ISSUER, ClientKey, new_key, register
 
 ENTERPRISE = f"/v1/enterprises/{code(1)}"
 

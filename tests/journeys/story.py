@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from adapters.simulators import kechuangtong as kct
 from gateway.client import GatewayClient
 from gateway.identity import jose
-from tests.builders import penalty, registration
+from testkit.builders import penalty, registration
 
 MARKET = "成都市市场监督管理局"
 REPORT = "GET /v1/enterprises/{credit_code}/credit-report"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.builders import TAX, code
+from testkit.builders import TAX, code
 from tests.journeys.conftest import World, deliver
 from tests.journeys.story import (
     REPORT,

@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from gateway.client import GatewayClient
-from tests.builders import code
+from testkit.builders import code
 from tests.journeys.conftest import World, deliver
 from tests.journeys.story import REPORT, decisions, direct_consent, fetched, fined, founded, today
 

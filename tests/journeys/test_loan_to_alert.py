@@ -24,7 +24,7 @@ from playwright.sync_api import Browser, expect, sync_playwright
 
 from adapters.simulators import kechuangtong as kct
 from gateway.client import GatewayClient
-from tests.builders import TAX, code
+from testkit.builders import TAX, code
 from tests.journeys.conftest import OFFICER, OFFICER_PASSWORD, World, deliver, wait_for
 from tests.journeys.story import (
     REPORT,

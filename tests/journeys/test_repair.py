@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from gateway.reports.build import quarter_ends_before
-from tests.builders import code
+from testkit.builders import code
 from tests.journeys.conftest import World, deliver
 from tests.journeys.story import (
     MARKET,

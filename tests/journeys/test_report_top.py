@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.builders import AUTHORITY_CODE, CREDIT_OFFICE, code
+from testkit.builders import AUTHORITY_CODE, CREDIT_OFFICE, code
 from tests.journeys.conftest import World, deliver
 from tests.journeys.story import REPORT, decisions, direct_consent, fetched, founded, today
 

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from gateway.client import GatewayClient
-from tests.builders import code
+from testkit.builders import code
 from tests.journeys.conftest import World, deliver
 from tests.journeys.story import (
     REPORT,

@@ -19,8 +19,8 @@ from gateway.records.readers import read_ndjson
 from gateway.records.service import Ingestor
 from gateway.settings import Settings
 from loadtests.proofs import client_assertions, dpop_proofs
-from tests.builders import code, ndjson, registration
-from tests.identity.kit import ISSUER, ClientKey, register
+from testkit.builders import code, ndjson, registration
+from testkit.clients import ISSUER, ClientKey, register
 
 ENTERPRISE = f"/v1/enterprises/{code(1)}"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
+from testkit.builders import code
+from testkit.clients import ClientKey, register
 from tests.adapters.test_ledger import event, run
-from tests.builders import code
-from tests.identity.kit import ClientKey, register
 from tests.identity.test_token_flow import get_token
 
 

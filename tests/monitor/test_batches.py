@@ -33,7 +33,7 @@ from gateway.store.tables import (
 )
 from loadtests.monitor_bench import synthetic
 from policies.risk.base import Finding, History, MonitorEvent, Rule
-from tests.builders import code
+from testkit.builders import code
 from tests.monitor.test_monitor import Overdue, overdue
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.services import RedisServer
+from testkit.services import RedisServer
 
 
 def test_an_idle_monitor_logs_no_errors(

@@ -15,10 +15,10 @@ from gateway.monitor.relay import mark_applied, recover, relay_once
 from gateway.monitor.worker import Monitor
 from gateway.store.tables import alerts, monitor_events, outbox
 from policies.risk.base import Finding, History, MonitorEvent
+from testkit.builders import code
+from testkit.services import RedisServer
 from tests.adapters.test_ledger import event as loan_event
 from tests.adapters.test_ledger import run as store_loans
-from tests.builders import code
-from tests.services import RedisServer
 
 T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 
@@ -158,7 +158,7 @@ async def test_a_black_listing_after_a_loan_raises_deterioration(
     from gateway.monitor.service import load_rules
     from gateway.records.readers import read_ndjson
     from gateway.records.service import Ingestor
-    from tests.builders import ndjson
+    from testkit.builders import ndjson
 
     monkeypatch.setattr(relay, "SETTLE", timedelta(0))
     now = datetime.now(UTC)

@@ -18,11 +18,11 @@ from gateway.monitor.bus import MemoryBus, RedisStreamBus
 from gateway.monitor.worker import DEAD_LETTERS, Monitor
 from gateway.store.tables import monitor_events, platform_dead_letters
 from policies.risk.base import Finding, History, MonitorEvent
-from tests.builders import resident_id
+from testkit.builders import resident_id
+from testkit.services import RedisServer
 from tests.dashboard.test_login import client
 from tests.dashboard.test_pages import logged_in
 from tests.monitor.test_monitor import overdue
-from tests.services import RedisServer
 
 __all__ = ["client"]
 PERSON_ID = resident_id()

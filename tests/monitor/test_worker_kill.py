@@ -19,9 +19,9 @@ from sqlalchemy import Engine, create_engine, func, select
 
 from gateway.monitor.bus import GROUP, STREAM, RedisStreamBus
 from gateway.store.tables import alert_history, alerts, monitor_events, outbox
+from testkit.services import Postgres, redis_server
 from tests.conftest import fresh_pg_database
 from tests.monitor.test_monitor import overdue
-from tests.services import Postgres, redis_server
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 EVENTS = 4000

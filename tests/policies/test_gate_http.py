@@ -20,10 +20,10 @@ from gateway.client import dpop_proof
 from gateway.identity.clients import set_disabled
 from gateway.settings import Settings
 from gateway.store.tables import audit_entries
-from tests.builders import code
-from tests.identity.kit import ISSUER, ClientKey, register
+from testkit.builders import code
+from testkit.clients import ISSUER, ClientKey, register
+from testkit.services import redis_server
 from tests.identity.test_token_flow import get_token
-from tests.services import redis_server
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 # Three requests at once, then one per 100 s: nothing replenishes during a test.

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 from policies.rate import SHANGHAI_OFFSET_S, RateOutcome, RatePlan, RateRequest
 from policies.rate_redis import RedisLimiter
-from tests.services import RedisServer
+from testkit.services import RedisServer
 
 pytestmark = pytest.mark.redis
 

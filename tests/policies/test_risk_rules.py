@@ -22,7 +22,7 @@ from policies.risk.platform_stress import PlatformStressRule
 from policies.risk.post_loan_deterioration import PostLoanDeteriorationRule
 from policies.risk.query_abuse import QueryAbuseRule
 from policies.risk.supply_chain_cluster import SupplyChainClusterRule
-from tests.builders import code
+from testkit.builders import code
 
 CONFIG_FILE = Path(__file__).parents[2] / "config" / "risk_rules.yaml"
 CONFIG = RiskRules.load(CONFIG_FILE)

@@ -10,8 +10,8 @@ from gateway.records.readers import read_csv, read_ndjson
 from gateway.records.schemas import SCHEMAS
 from gateway.records.service import Ingestor, LineOutcome
 from gateway.store.tables import records
-from tests import builders
-from tests.builders import ndjson, penalty, registration
+from testkit import builders
+from testkit.builders import ndjson, penalty, registration
 
 KEY = b"test-pii-key"
 

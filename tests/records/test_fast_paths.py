@@ -13,7 +13,7 @@ from gateway.records import copytext
 from gateway.records.fields import _credit_code, _parse_date, parse_date_any_way
 from gateway.records.repository import detail_columns
 from gateway.records.schemas import License, Penalty
-from tests.builders import AUTHORITY_CODE
+from testkit.builders import AUTHORITY_CODE
 
 
 def outcome(parse: Any, value: Any) -> Any:

@@ -19,8 +19,8 @@ from gateway.store.tables import (
     record_versions,
     records,
 )
-from tests import builders
-from tests.builders import MARKET, ndjson, penalty, registration
+from testkit import builders
+from testkit.builders import MARKET, ndjson, penalty, registration
 
 KEY = b"test-pii-key"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import orjson
 
-from tests.builders import MARKET, ndjson, penalty
+from testkit.builders import MARKET, ndjson, penalty
 
 
 def xyd(*args: str, state: Path) -> subprocess.CompletedProcess[str]:

@@ -23,7 +23,7 @@ from gateway.store.tables import (
     record_versions,
     records,
 )
-from tests.builders import MARKET, ndjson, penalty
+from testkit.builders import MARKET, ndjson, penalty
 from tests.records.test_ingest import CSV_HEADER, KEY, csv_line
 
 # Every kind of line, over several batches of three: a BOM, blank lines, the

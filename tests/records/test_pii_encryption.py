@@ -18,8 +18,8 @@ from gateway.records.readers import read_ndjson
 from gateway.records.service import Ingestor, LineOutcome
 from gateway.settings import Settings
 from gateway.store.tables import record_versions, records
-from tests.builders import code, ndjson, penalty, resident_id
-from tests.identity.kit import ClientKey
+from testkit.builders import code, ndjson, penalty, resident_id
+from testkit.clients import ClientKey
 from tests.reports.test_reports_api import bearer, consent, fetch, recent_penalty
 
 KEY = b"test-pii-key"

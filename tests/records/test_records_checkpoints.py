@@ -13,7 +13,7 @@ from gateway.cli import app as cli
 from gateway.records.ingest_file import ingest_file
 from gateway.settings import Settings
 from gateway.store.tables import audit_checkpoints
-from tests.builders import MARKET, code, ndjson, penalty
+from testkit.builders import MARKET, code, ndjson, penalty
 
 
 def test_a_trail_with_checkpoints_signed_by_xyd_ingest_verifies(

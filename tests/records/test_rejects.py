@@ -11,7 +11,7 @@ from gateway.db import make_sync_engine
 from gateway.records.ingest_file import ingest_file
 from gateway.settings import Settings
 from gateway.store.migrate import upgrade
-from tests import builders
+from testkit import builders
 
 PERSON_ID = builders.resident_id("51010419900101123")
 REP_ID = builders.resident_id()

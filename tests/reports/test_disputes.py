@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
-from tests.identity.kit import ClientKey, register
+from testkit.clients import ClientKey, register
 from tests.reports.test_reports_api import (
     after_data_change,
     bearer,

@@ -19,11 +19,11 @@ from gateway.audit.chain import checkpoint_keys, verify
 from gateway.reports.build import ReportBuilder
 from gateway.settings import Settings
 from gateway.store.tables import audit_entries
-from tests.builders import code
-from tests.identity.kit import ClientKey, register
+from testkit.builders import code
+from testkit.clients import ClientKey, register
+from testkit.services import redis_server
 from tests.policies.test_gate_http import stop, with_rates
 from tests.reports.test_reports_api import bearer, consent, fetch, ingest, recent_penalty
-from tests.services import redis_server
 
 # One request per 100 s (nothing replenishes during a test), two reports a day.
 RATES = """

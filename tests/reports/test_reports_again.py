@@ -13,8 +13,8 @@ from starlette.testclient import TestClient
 
 from gateway.audit.kept import purge
 from gateway.store.tables import audit_entries, issued_reports, report_cuts
-from tests.builders import code
-from tests.identity.kit import ClientKey, register
+from testkit.builders import code
+from testkit.clients import ClientKey, register
 from tests.reports.test_reports_api import (
     b64,
     bank_auth,

@@ -27,12 +27,12 @@ from gateway.records.readers import read_ndjson
 from gateway.records.service import Ingestor
 from gateway.settings import Settings
 from gateway.store.tables import audit_entries, consents, enterprises
+from testkit.builders import code, ndjson, penalty, register_enterprises
+from testkit.clients import ISSUER, ClientKey, register
+from testkit.services import redis_server
 from tests.adapters.test_ledger import RULES
-from tests.builders import code, ndjson, penalty, register_enterprises
-from tests.identity.kit import ISSUER, ClientKey, register
 from tests.identity.test_token_flow import get_token
 from tests.policies.test_gate_http import stop
-from tests.services import redis_server
 
 URL = f"/v1/enterprises/{code(1)}/credit-report"
 

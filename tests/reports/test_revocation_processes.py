@@ -12,11 +12,11 @@ from sqlalchemy import Engine
 
 from gateway.client import ASSERTION_TYPE, client_assertion
 from gateway.settings import Settings
-from tests.builders import code
+from testkit.builders import code
+from testkit.clients import ClientKey
+from testkit.services import free_port, start_serve, stop_gently
 from tests.health.test_serve import _wait_ready
-from tests.identity.kit import ClientKey
 from tests.reports.test_reports_api import ingest, recent_penalty
-from tests.services import free_port, start_serve, stop_gently
 
 pytestmark = pytest.mark.redis
 

@@ -23,7 +23,7 @@ from gateway.reports.scoring import (
     ScoredRecord,
     ScoreModel,
 )
-from tests.builders import code
+from testkit.builders import code
 
 MODEL_FILE = Path(__file__).parents[2] / "config" / "score_model.yaml"
 AS_OF = date(2026, 3, 1)

@@ -12,8 +12,8 @@ from sqlalchemy import Engine
 from starlette.routing import BaseRoute, Route
 from starlette.testclient import TestClient
 
-from tests.builders import code
-from tests.identity.kit import ClientKey, register
+from testkit.builders import code
+from testkit.clients import ClientKey, register
 from tests.identity.test_token_flow import get_token
 
 # Each kind of client the registry knows, with the org code a bank is named by.

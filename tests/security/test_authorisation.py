@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 from gateway.alerts.service import apply_finding
 from gateway.store.tables import alerts, consents, loan_events
 from policies.risk.base import Finding
-from tests.builders import code
+from testkit.builders import code
 from tests.conftest import store_at
 from tests.security.kit import callers, consent_body
 

@@ -40,12 +40,12 @@ from gateway.settings import Settings
 from gateway.store.tables import alerts, loan_events, monitor_events, platform_dead_letters, records
 from policies.risk.base import MonitorEvent
 from policies.risk.common import whole
+from testkit.builders import code, ndjson, penalty, register_enterprises, registration
+from testkit.clients import register
 from tests.adapters.test_kechuangtong import CODE, kct, repayment, running
 from tests.adapters.test_ledger import event as loan_event
 from tests.adapters.test_ledger import run as store_loans
-from tests.builders import code, ndjson, penalty, register_enterprises, registration
 from tests.conftest import store_at
-from tests.identity.kit import register
 from tests.identity.test_token_flow import get_token
 from tests.security.kit import callers
 

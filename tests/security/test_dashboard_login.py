@@ -30,8 +30,8 @@ from gateway.dashboard.router import SESSION_COOKIE
 from gateway.errors import InvalidValue
 from gateway.settings import Settings
 from gateway.store.tables import dashboard_sessions
-from tests.adapters.live import serve
-from tests.services import RedisServer
+from testkit.live import serve
+from testkit.services import RedisServer
 
 PASSWORD = "correct horse battery"
 OFFICER = "wang.fang"

@@ -25,8 +25,8 @@ from gateway.records.ingest_file import ingest_file
 from gateway.settings import Settings
 from gateway.store.tables import audit_entries, enterprises, records
 from policies.departments import Departments
-from tests.builders import CREDIT_OFFICE, MARKET, TAX, code, ndjson, penalty, registration
-from tests.identity.kit import DEPARTMENTS, ClientKey, new_key, register
+from testkit.builders import CREDIT_OFFICE, MARKET, TAX, code, ndjson, penalty, registration
+from testkit.clients import DEPARTMENTS, ClientKey, new_key, register
 from tests.reports.test_reports_api import after_data_change, bearer, consent, fetch
 
 SME = code(1)

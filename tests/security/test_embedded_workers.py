@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import free_port, stop_gently
+from testkit.services import free_port, stop_gently
 
 
 def _serve(tmp_path: Path, *args: str, **env: str) -> tuple[int | None, str]:

@@ -17,7 +17,7 @@ from gateway.db import make_sync_engine
 from gateway.demo.platforms import write_credentials
 from gateway.private_files import private_dir
 from gateway.settings import Settings
-from tests.builders import ndjson, registration, resident_id
+from testkit.builders import ndjson, registration, resident_id
 
 
 def _xyd(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, delete, func, select
 from starlette.testclient import TestClient
 
 from gateway.store.tables import audit_entries, enterprises
-from tests.builders import code
+from testkit.builders import code
 from tests.conftest import store_at
 from tests.security.kit import callers, consent_body
 

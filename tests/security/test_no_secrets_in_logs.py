@@ -29,8 +29,8 @@ from gateway.dashboard.router import SESSION_COOKIE
 from gateway.identity.clients import set_secret
 from gateway.logs import JsonFormatter
 from gateway.settings import Settings
-from tests.builders import code, ndjson, penalty, resident_id
-from tests.identity.kit import ISSUER, ClientKey, register
+from testkit.builders import code, ndjson, penalty, resident_id
+from testkit.clients import ISSUER, ClientKey, register
 from tests.identity.test_client_secret import basic
 from tests.reports.test_reports_api import consent, recent_penalty
 

@@ -27,9 +27,9 @@ from adapters.http import OutboundPolicy, OutboundRefused
 from gateway.identity import jose
 from gateway.settings import Settings
 from policies.consent import ConsentRules
-from tests.adapters.live import serve
+from testkit.clients import ClientKey, new_key
+from testkit.live import serve
 from tests.conftest import store_at
-from tests.identity.kit import ClientKey, new_key
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 ALERT = {name: "x" for name in kechuangtong.ALERT_FIELDS}

@@ -17,7 +17,7 @@ from gateway.records.readers import read_ndjson
 from gateway.records.service import Ingestor
 from gateway.settings import Settings
 from gateway.store.tables import consents
-from tests.builders import code, ndjson, penalty, resident_id
+from testkit.builders import code, ndjson, penalty, resident_id
 from tests.conftest import store_at
 from tests.security.kit import callers, consent_body
 

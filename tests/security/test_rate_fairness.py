@@ -16,10 +16,10 @@ from gateway.app import create_app
 from gateway.settings import Settings
 from policies.rate import MemoryLimiter, RatePlan, RateRequest
 from policies.rate_redis import RedisLimiter
-from tests.builders import code, register_enterprises
-from tests.identity.kit import ISSUER, register
+from testkit.builders import code, register_enterprises
+from testkit.clients import ISSUER, register
+from testkit.services import RedisServer
 from tests.reports.test_reports_api import URL, bearer, consent
-from tests.services import RedisServer
 
 PLAN = RatePlan(rate_per_s=1000, burst=1000, reports_per_day=1000)
 SHARE, CEILING = 2, 5

@@ -20,12 +20,12 @@ from gateway.app import create_app
 from gateway.client import dpop_proof
 from gateway.db import make_sync_engine
 from gateway.settings import Settings
-from tests.builders import code, register_enterprises
+from testkit.builders import code, register_enterprises
+from testkit.clients import ISSUER, ClientKey, register
+from testkit.services import Postgres, RedisServer, redis_server
 from tests.conftest import fresh_pg_database
-from tests.identity.kit import ISSUER, ClientKey, register
 from tests.policies.test_gate_http import stop
 from tests.reports.test_reports_api import URL, bearer, consent
-from tests.services import Postgres, RedisServer, redis_server
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 DAILY = 2

@@ -18,7 +18,7 @@ from adapters.nongdaitong import MAX_BODY_BYTES, Refusal, parse_xml
 from gateway.app import create_app
 from gateway.settings import Settings
 from gateway.store.tables import records
-from tests.builders import code, ndjson, penalty
+from testkit.builders import code, ndjson, penalty
 from tests.conftest import store_at
 from tests.security.kit import callers
 

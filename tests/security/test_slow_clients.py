@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from gateway.connections import RESERVED_FDS
 from gateway.settings import Settings
-from tests.services import free_port, start_serve, stop_gently
+from testkit.services import free_port, start_serve, stop_gently
 
 HEADER_TIMEOUT_S = 1.0
 BODY_TIMEOUT_S = 2.0

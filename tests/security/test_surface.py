@@ -13,7 +13,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.middleware import GatewayMiddleware
 from gateway.settings import Settings
-from tests.builders import code
+from testkit.builders import code
 from tests.conftest import store_at
 from tests.security.kit import routes
 

@@ -15,10 +15,10 @@ from gateway.client import ASSERTION_TYPE, client_assertion
 from gateway.identity import jose
 from gateway.identity.clients import create_client
 from gateway.records.binding import load_departments
-from tests.builders import MARKET
+from testkit.builders import MARKET
 
 ISSUER = "http://testserver"
-DEPARTMENTS = load_departments(Path(__file__).resolve().parents[2] / "config")
+DEPARTMENTS = load_departments(Path(__file__).resolve().parents[1] / "config")
 
 
 @dataclass

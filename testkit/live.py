@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from tests.services import free_port
+from testkit.services import free_port
 
 
 @contextlib.contextmanager
