@@ -32,6 +32,8 @@ from typing import Any
 
 import httpx
 
+from gateway.timeutil import aware
+
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 # Generous for a platform answering slowly, short enough that a dead one
 # does not hold a scheduled sync for minutes.
@@ -157,9 +159,7 @@ def retry_after(response: httpx.Response, now: datetime | None = None) -> float 
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    return max(0.0, (aware(when) - (now or datetime.now(UTC))).total_seconds())
 
 
 async def send(

@@ -48,6 +48,7 @@ from gateway import bounds
 from gateway.identifiers import InvalidIdentifier, validate_credit_code
 from gateway.metrics import PLATFORM_LAST_SYNC, PLATFORM_MESSAGES
 from gateway.store.tables import loan_events
+from gateway.timeutil import aware
 from policies.consent import ConsentRules
 
 PLATFORM = "tianfu-rongtong"
@@ -280,7 +281,7 @@ def _commit_page(
 
 def _restart_point(conn: Connection) -> datetime | None:
     """The last stored event's time minus the overlap, or None: from the feed's start."""
-    last = conn.execute(
+    last: datetime | None = conn.execute(
         select(loan_events.c.occurred_at)
         .where(loan_events.c.platform == PLATFORM)
         .order_by(loan_events.c.id.desc())
@@ -288,8 +289,7 @@ def _restart_point(conn: Connection) -> datetime | None:
     ).scalar()
     if last is None:
         return None
-    aware: datetime = last if last.tzinfo else last.replace(tzinfo=UTC)  # SQLite: stored UTC
-    return aware - RESTART_OVERLAP
+    return aware(last) - RESTART_OVERLAP  # SQLite: stored UTC
 
 
 def _zulu(when: datetime) -> str:

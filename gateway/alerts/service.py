@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from gateway.alerts.schemas import AlertStatus
 from gateway.errors import Conflict, InvalidValue, NotFound
 from gateway.store.tables import alert_history, alerts
+from gateway.timeutil import aware
 from policies.risk.base import SEVERITIES, Finding
 
 EVIDENCE_CAP = 200
@@ -35,12 +36,6 @@ def current_revision() -> int:
     # Microseconds: increasing across processes closely enough for a live
     # stream's cursor (the stream re-reads a small overlap).
     return time.time_ns() // 1000
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _worse(a: str, b: str) -> str:
@@ -94,7 +89,7 @@ def merge(
         "severity": severity,
         "title": finding.title[:300],
         "details": {**dict(current["details"]), **dict(finding.details)},
-        "last_seen_at": max(_aware(current["last_seen_at"]) or seen_at, seen_at),
+        "last_seen_at": max(aware(current["last_seen_at"]) or seen_at, seen_at),
         "updated_at": datetime.now(UTC),
         "revision": current_revision(),
     }
@@ -140,14 +135,14 @@ def render(conn: Connection, row: Any, *, with_history: bool) -> dict[str, Any]:
         "status": row.state,
         "evidence": list(row.evidence),
         "details": dict(row.details),
-        "first_seen_at": _aware(row.first_seen_at).isoformat(),  # type: ignore[union-attr]
-        "last_seen_at": _aware(row.last_seen_at).isoformat(),  # type: ignore[union-attr]
-        "updated_at": _aware(row.updated_at).isoformat(),  # type: ignore[union-attr]
+        "first_seen_at": aware(row.first_seen_at).isoformat(),
+        "last_seen_at": aware(row.last_seen_at).isoformat(),
+        "updated_at": aware(row.updated_at).isoformat(),
         "revision": row.revision,
     }
     if with_history:
         item["history"] = [
-            {"at": _aware(h.at).isoformat(), "actor": h.actor, "action": h.action,  # type: ignore[union-attr]
+            {"at": aware(h.at).isoformat(), "actor": h.actor, "action": h.action,
              "note": h.note}
             for h in conn.execute(
                 select(alert_history)

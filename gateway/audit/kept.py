@@ -33,6 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.store.tables import issued_reports, report_cuts
+from gateway.timeutil import aware
 
 CUTS_REMEMBERED = 4096
 CUT_MARGIN = timedelta(days=2)  # a cut outlives the reports citing it by this much
@@ -183,7 +184,7 @@ async def find(engine: AsyncEngine, report_id: str) -> Issued | None:
         cut=row.content.encode(),
         own=row.own.encode(),
         signature=row.signature,
-        issued_at=issued_at if issued_at.tzinfo else issued_at.replace(tzinfo=UTC),
+        issued_at=aware(issued_at),
     )
 
 

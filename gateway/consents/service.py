@@ -18,6 +18,7 @@ from gateway.enterprises.service import UnknownEnterprise
 from gateway.errors import Conflict, InvalidValue, NotFound
 from gateway.identity.tokens import Caller
 from gateway.store.tables import clients, consent_events, consents, enterprises
+from gateway.timeutil import aware
 from policies.consent import ConsentRules, StoredConsent
 
 SEES_ALL = frozenset({"regulator"})
@@ -54,10 +55,6 @@ def check_subject(conn: Connection, credit_code: str) -> None:
             field="credit_code",
             status=status,
         )
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _grantee(conn: Connection, grantee: str) -> tuple[str, str | None]:
@@ -156,7 +153,7 @@ def _visible(caller: Caller) -> Any:
 
 
 def _render(conn: Connection, row: Any, now: datetime) -> dict[str, Any]:
-    until = _aware(row.valid_until)
+    until = aware(row.valid_until)
     status = "revoked" if row.revoked_at else "expired" if now >= until else "active"
     history = conn.execute(
         select(consent_events)
@@ -172,13 +169,13 @@ def _render(conn: Connection, row: Any, now: datetime) -> dict[str, Any]:
         "registrant": row.registrant_client_id,
         "purpose": row.purpose,
         "scopes": list(row.scopes),
-        "valid_from": iso(_aware(row.valid_from)),
+        "valid_from": iso(aware(row.valid_from)),
         "valid_until": iso(until),
         "evidence": dict(row.evidence),
         "max_daily_accesses": row.max_daily_accesses,
-        "updated_at": iso(_aware(row.updated_at)),
+        "updated_at": iso(aware(row.updated_at)),
         "history": [
-            {"event": e.event, "by": e.actor_client_id, "reason": e.reason, "at": iso(_aware(e.at))}
+            {"event": e.event, "by": e.actor_client_id, "reason": e.reason, "at": iso(aware(e.at))}
             for e in history
         ],
     }
@@ -201,7 +198,7 @@ def encode_cursor(updated_at: datetime, consent_id: str) -> str:
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         when, consent_id = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return _aware(datetime.fromisoformat(when)), str(consent_id)
+        return aware(datetime.fromisoformat(when)), str(consent_id)
     except (ValueError, TypeError, binascii.Error):
         raise InvalidValue("cursor: not a cursor this endpoint gave out", field="cursor") from None
 
@@ -242,7 +239,7 @@ def list_for(
     last = rows[limit - 1] if more else None
     return {
         "items": items,
-        "next_cursor": encode_cursor(_aware(last.updated_at), last.id) if last else None,
+        "next_cursor": encode_cursor(aware(last.updated_at), last.id) if last else None,
     }
 
 
@@ -285,8 +282,8 @@ def stored_from_row(row: Any) -> StoredConsent:
         registrant_client_id=row.registrant_client_id,
         purpose=row.purpose,
         scopes=frozenset(row.scopes),
-        valid_from=_aware(row.valid_from),
-        valid_until=_aware(row.valid_until),
+        valid_from=aware(row.valid_from),
+        valid_until=aware(row.valid_until),
         revoked=row.revoked_at is not None,
         max_daily_accesses=row.max_daily_accesses,
     )

@@ -28,6 +28,7 @@ from gateway.dashboard.passwords import new_password
 from gateway.errors import Conflict, InvalidValue, NotFound
 from gateway.identity.clients import hash_secret
 from gateway.store.tables import dashboard_sessions, dashboard_users
+from gateway.timeutil import aware
 
 __all__ = ["new_password"]  # the demo's officer takes it from here
 
@@ -65,11 +66,6 @@ class Session:
     csrf_token: str
     created_at: datetime
     last_seen_at: datetime
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite hands timestamps back without their zone; they were stored as UTC.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def session_id(token: str) -> str:
@@ -201,7 +197,7 @@ def get_session(conn: Connection, token: str | None, now: datetime) -> Session |
     ).first()
     if row is None:
         return None
-    created, seen = _aware(row.created_at), _aware(row.last_seen_at)
+    created, seen = aware(row.created_at), aware(row.last_seen_at)
     if now - seen >= IDLE_TIMEOUT or now - created >= ABSOLUTE_TIMEOUT or row.disabled_at:
         destroy_session(conn, token)
         return None

@@ -17,6 +17,7 @@ from gateway.alerts.service import STATUSES, render
 from gateway.monitor.bus import decode
 from gateway.monitor.worker import DEAD_LETTERS
 from gateway.store.tables import alerts, enterprises, loans, monitor_events, platform_dead_letters
+from gateway.timeutil import aware
 from policies.risk.base import SEVERITIES
 
 CHENGDU = ZoneInfo("Asia/Shanghai")
@@ -60,10 +61,6 @@ def filters_of(status: str, severity: str, rule: str, credit_code: str) -> Filte
         rule=rule if rule.replace("_", "").isalnum() else "",
         credit_code=credit_code.upper() if credit_code.isalnum() else "",
     )
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _where(filters: Filters) -> list[Any]:
@@ -126,7 +123,7 @@ def dead_letters(conn: Connection, limit: int = 10) -> tuple[int, list[DeadLette
             event_id, kind = event.id, str(event.kind)
         except (ValueError, KeyError, TypeError):  # kept whole, whatever it was
             pass
-        items.append(DeadLetter(event_id, kind, row.reason, _aware(row.received_at)))
+        items.append(DeadLetter(event_id, kind, row.reason, aware(row.received_at)))
     return int(total), items
 
 
@@ -159,7 +156,7 @@ def alerts_per_day(
         )
     )
     for rule, seen in rows:
-        n = index.get(_aware(seen).astimezone(CHENGDU).date().isoformat())
+        n = index.get(aware(seen).astimezone(CHENGDU).date().isoformat())
         if n is not None:
             series[rule][n] += 1
     return labels, dict(sorted(series.items()))
@@ -203,7 +200,7 @@ def evidence_events(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str,
     return {
         r.id: {
             "kind": r.kind,
-            "occurred_at": _aware(r.occurred_at),
+            "occurred_at": aware(r.occurred_at),
             "credit_code": r.credit_code,
             "attrs": dict(r.attrs),
         }

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Any
 
 from sqlalchemy import select
@@ -9,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.errors import InvalidValue, NotFound
 from gateway.identifiers import InvalidIdentifier, remembered_credit_code
 from gateway.store.tables import enterprises
+from gateway.timeutil import aware
 
 _PUBLIC = (
     enterprises.c.credit_code,
@@ -48,5 +48,5 @@ async def basic_data(conn: AsyncConnection, credit_code: str) -> dict[str, Any]:
     data["registered_on"] = data["registered_on"].isoformat() if data["registered_on"] else None
     # SQLite returns naive datetimes; everything stored is UTC, and times carry an offset.
     updated = data["updated_at"]
-    data["updated_at"] = (updated if updated.tzinfo else updated.replace(tzinfo=UTC)).isoformat()
+    data["updated_at"] = aware(updated).isoformat()
     return data

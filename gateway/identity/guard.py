@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.batching import Coalescer
 from gateway.errors import DependencyUnavailable
 from gateway.store.tables import clients, revoked_tokens, used_jtis
+from gateway.timeutil import aware
 
 log = logging.getLogger("xyd.identity")
 
@@ -115,7 +116,7 @@ def _denylist_snapshot(conn: Connection) -> tuple[list[str], list[tuple[str, dat
         )
     ]
     revoked = [
-        (row.jti, row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=UTC))
+        (row.jti, aware(row.expires_at))
         for row in conn.execute(
             select(revoked_tokens.c.jti, revoked_tokens.c.expires_at).where(
                 revoked_tokens.c.expires_at > now

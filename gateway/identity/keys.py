@@ -30,6 +30,7 @@ from sqlalchemy import Connection, insert, or_, select, text, update
 
 from gateway.identity import jose
 from gateway.store.tables import signing_keys
+from gateway.timeutil import aware
 
 Purpose = Literal["access_token", "report", "audit", "platform_ack"]
 PURPOSES: tuple[Purpose, ...] = ("access_token", "report", "audit", "platform_ack")
@@ -168,18 +169,11 @@ class KeyRing:
         }
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    # SQLite returns naive datetimes; everything we store is UTC.
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
 def load_ring(conn: Connection, kek: bytes) -> KeyRing:
     now = datetime.now(UTC)
     ring = KeyRing()
     for row in conn.execute(select(signing_keys)):
-        retire_after = _aware(row.retire_after)
+        retire_after = aware(row.retire_after)
         if retire_after is not None and retire_after <= now:
             continue
         nonce, sealed = row.private_encrypted[:12], row.private_encrypted[12:]
@@ -189,7 +183,7 @@ def load_ring(conn: Connection, kek: bytes) -> KeyRing:
             raise KeyError_(f"key {row.kid} does not decrypt with this KEK") from exc
         private = load_der_private_key(der, password=None)
         assert isinstance(private, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey)
-        not_before = _aware(row.not_before)
+        not_before = aware(row.not_before)
         assert not_before is not None
         ring.keys[row.kid] = LoadedKey(
             kid=row.kid,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, get_args
 
 from sqlalchemy import Connection, and_, or_, select
@@ -11,6 +11,7 @@ from sqlalchemy import Connection, and_, or_, select
 from gateway.errors import InvalidValue
 from gateway.loans.schemas import LoanStatus
 from gateway.store.tables import loan_events, loans
+from gateway.timeutil import aware
 
 _PUBLIC = (
     loans.c.platform, loans.c.loan_no, loans.c.credit_code, loans.c.bank_code, loans.c.status,
@@ -22,7 +23,7 @@ STATUSES: tuple[LoanStatus, ...] = get_args(LoanStatus)
 
 def _iso(value: Any) -> Any:
     if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+        return aware(value).isoformat()
     return value
 
 
@@ -74,16 +75,12 @@ def history(conn: Connection, credit_code: str) -> list[LedgerEvent]:
             platform=row.platform,
             loan_no=row.loan_no,
             event_type=row.event_type,
-            occurred_at=_aware(row.occurred_at),
+            occurred_at=aware(row.occurred_at),
             amount_fen=row.amount_fen,
             days_overdue=row.days_overdue,
         )
         for row in rows
     ]
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def page(

@@ -10,7 +10,7 @@ in-memory window where it covers a query, `SqlHistory` where it does not.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -18,19 +18,16 @@ from sqlalchemy import Connection, select
 from gateway.monitor.rows import among
 from gateway.monitor.window import EventWindow
 from gateway.store.tables import enterprises, monitor_events
+from gateway.timeutil import aware
 from policies.risk.base import History, MonitorEvent, Query, Tally
 from policies.risk.common import matches
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def to_event(row: Any) -> MonitorEvent:
     return MonitorEvent(
         id=row.id,
         kind=row.kind,
-        occurred_at=_aware(row.occurred_at),
+        occurred_at=aware(row.occurred_at),
         credit_code=row.credit_code,
         attrs=dict(row.attrs),
     )

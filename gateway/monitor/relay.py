@@ -27,6 +27,7 @@ from sqlalchemy import Connection, Engine, and_, or_, select
 from adapters.ledger import get_state, set_state
 from gateway.monitor.bus import EventBus
 from gateway.store.tables import audit_entries, clients, loan_events, record_versions, records
+from gateway.timeutil import aware
 from policies.risk.base import MonitorEvent
 
 WATERMARKS = "monitor"
@@ -34,10 +35,6 @@ APPLIED = "applied:"
 EPOCH = "bus-epoch"
 log = logging.getLogger("xyd.monitor")
 REPORT_ROUTE = "GET /v1/enterprises/{credit_code}/credit-report"
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def loan_batch(conn: Connection, after: int, limit: int) -> tuple[list[MonitorEvent], int]:
@@ -53,7 +50,7 @@ def loan_batch(conn: Connection, after: int, limit: int) -> tuple[list[MonitorEv
         MonitorEvent(
             id=f"loan:{r.platform}:{r.message_id}",
             kind="loan",
-            occurred_at=_aware(r.occurred_at),
+            occurred_at=aware(r.occurred_at),
             credit_code=r.credit_code,
             attrs={
                 "platform": r.platform,
@@ -144,7 +141,7 @@ def record_batch(conn: Connection, after: str, limit: int) -> tuple[list[Monitor
     rows = list(conn.execute(query))
     events = []
     for r in rows:
-        changed = _aware(r.updated_at)
+        changed = aware(r.updated_at)
         # Event time is the record's own date where it has one (a penalty's decision),
         # so a late-arriving record is judged when it happened.
         day = r.effective_date
@@ -160,7 +157,7 @@ def record_batch(conn: Connection, after: str, limit: int) -> tuple[list[Monitor
                 attrs=attrs,
             )
         )
-    last = f"{_aware(rows[-1].updated_at).isoformat()}|{rows[-1].id}" if rows else after
+    last = f"{aware(rows[-1].updated_at).isoformat()}|{rows[-1].id}" if rows else after
     return events, last
 
 

@@ -22,6 +22,7 @@ from gateway.errors import Conflict, Forbidden, NotFound
 from gateway.identity.clients import get_client
 from gateway.identity.tokens import Caller
 from gateway.store.tables import enterprises, record_disputes, records
+from gateway.timeutil import aware
 
 OPENERS = frozenset({"department", "platform"})
 RESOLVERS = frozenset({"department"})
@@ -68,7 +69,7 @@ def _render(row: Any) -> dict[str, Any]:
     def iso(value: datetime | None) -> str | None:
         if value is None:
             return None
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+        return aware(value).isoformat()
 
     return {
         "id": row.id,

@@ -20,6 +20,7 @@ from gateway.reports.records import StoredRecord
 from gateway.reports.scoring import EnterpriseFacts, ScoredRecord, ScoreModel
 from gateway.reports.sections import SectionConfig, Shown, completeness, shown_records
 from gateway.reports.signing import without_floats
+from gateway.timeutil import aware
 from policies.publication import PublicationRules
 
 CHENGDU = timezone(timedelta(hours=8))
@@ -135,7 +136,7 @@ class ReportBuilder:
         stamps = [r.updated_at for r in records]
         updated = enterprise.get("updated_at")
         if isinstance(updated, datetime):
-            stamps.append(updated if updated.tzinfo else updated.replace(tzinfo=UTC))
+            stamps.append(aware(updated))
         report: dict[str, Any] = {
             "credit_code": enterprise["credit_code"],
             "enterprise_name": enterprise["name"],

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, select
 
 from gateway.store.tables import enterprises, ingest_runs, record_versions, records
+from gateway.timeutil import aware
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +50,6 @@ _RECORDS = (
 )
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def enterprise_row(conn: Connection, credit_code: str) -> dict[str, Any] | None:
     row = conn.execute(select(enterprises).where(enterprises.c.credit_code == credit_code)).first()
     return None if row is None else {str(k): v for k, v in row._mapping.items()}
@@ -69,7 +66,7 @@ def current_records(conn: Connection, credit_code: str) -> list[StoredRecord]:
             subject_kind=row.subject_kind,
             version=row.version,
             effective_date=row.effective_date,
-            updated_at=_aware(row.updated_at),
+            updated_at=aware(row.updated_at),
             data=dict(row.data),
         )
         for row in rows
@@ -83,4 +80,4 @@ def latest_feeds(conn: Connection) -> dict[str, datetime]:
         .where(ingest_runs.c.complete.is_(True))
         .group_by(ingest_runs.c.category)
     )
-    return {category: _aware(at) for category, at in rows if at is not None}
+    return {category: aware(at) for category, at in rows if at is not None}
