@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from policies.configfile import load_yaml
 
 Purpose = Literal["loan_application", "credit_review", "post_loan_monitoring"]
 DenyReason = Literal[
@@ -55,13 +56,7 @@ class ConsentRules(BaseModel):
     @classmethod
     def load(cls, path: Path) -> ConsentRules:
         """Read and validate; a bad file raises ValueError naming the field."""
-        try:
-            raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-            return cls.model_validate(raw)
-        except (OSError, yaml.YAMLError) as exc:
-            raise ValueError(f"{path}: {exc}") from exc
-        except ValueError as exc:
-            raise ValueError(f"{path}: {exc}") from exc
+        return load_yaml(path, cls.model_validate)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from policies.configfile import load_yaml
 
 REGISTRATION, CREDIT_REPAIR = "registration", "credit_repair"
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
@@ -75,13 +76,7 @@ class Departments(BaseModel):
     @classmethod
     def load(cls, path: Path) -> Departments:
         """Read and validate; a bad file raises ValueError naming the field."""
-        try:
-            raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-            return cls.model_validate(raw)
-        except (OSError, yaml.YAMLError) as exc:
-            raise ValueError(f"{path}: {exc}") from exc
-        except ValueError as exc:
-            raise ValueError(f"{path}: {exc}") from exc
+        return load_yaml(path, cls.model_validate)
 
     def find(self, name_or_code: str) -> Department | None:
         """The department with this name or authority code."""

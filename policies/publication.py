@@ -16,10 +16,11 @@ import calendar
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from policies.configfile import load_yaml
 
 Severity = Literal["minor", "general", "serious"]
 Hidden = Literal[
@@ -79,11 +80,7 @@ class PublicationRules(BaseModel):
     @classmethod
     def load(cls, path: Path) -> PublicationRules:
         """Read and validate; a bad file raises ValueError naming the field."""
-        try:
-            raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-            return cls.model_validate(raw)
-        except (OSError, yaml.YAMLError, ValueError) as exc:
-            raise ValueError(f"{path}: {exc}") from exc
+        return load_yaml(path, cls.model_validate)
 
     def in_force(self, on: date) -> RuleSet:
         """The rule set in force on `on`; the oldest one also covers earlier dates."""

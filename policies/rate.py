@@ -28,10 +28,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from policies.configfile import load_yaml
 
 LimitName = Literal["rate", "daily", "enterprise", "consent", "bank_enterprise"]
 DAY_S = 86_400
@@ -101,11 +102,7 @@ class RateConfig(BaseModel):
     @classmethod
     def load(cls, path: Path) -> RateConfig:
         """Read and validate; a bad file raises ValueError naming the field."""
-        try:
-            raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-            return cls.model_validate(raw)
-        except (OSError, yaml.YAMLError, ValueError) as exc:
-            raise ValueError(f"{path}: {exc}") from exc
+        return load_yaml(path, cls.model_validate)
 
     def plan_for(self, client_id: str) -> RatePlan:
         return self.plans[self.clients.get(client_id, self.default_plan)]

@@ -57,7 +57,6 @@ from pathlib import Path
 from types import NoneType, UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -72,6 +71,7 @@ from pydantic import (
 from gateway.dashboard.i18n import PLATFORM
 from gateway.loans.schemas import LoanStatus
 from gateway.records.schemas import ENTERPRISE_STATUSES, SCHEMAS, EnterpriseStatus
+from policies.configfile import load_yaml
 
 MIN_INDICATORS = 40
 MIN_DEPARTMENTS = 10
@@ -572,11 +572,7 @@ class ScoreModel:
     @classmethod
     def load(cls, path: Path) -> ScoreModel:
         """Read, validate and compile; a bad file raises ValueError naming it and the field."""
-        try:
-            raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-            return cls(ModelFile.model_validate(raw))
-        except (OSError, yaml.YAMLError, ValueError) as exc:
-            raise ValueError(f"{path}: {exc}") from exc
+        return load_yaml(path, lambda raw: cls(ModelFile.model_validate(raw)))
 
     def score(
         self, records: Sequence[ScoredRecord], *, as_of: date, enterprise: EnterpriseFacts

@@ -13,11 +13,11 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gateway.reports.records import StoredRecord
 from gateway.store.tables import CATEGORIES
+from policies.configfile import load_yaml
 from policies.publication import PenaltyFacts, PublicationRules, Visibility, in_force_entry
 
 # Fields that identify a person or only serve our own bookkeeping: never shown.
@@ -46,11 +46,7 @@ class SectionConfig(BaseModel):
 
     @classmethod
     def load(cls, path: Path) -> SectionConfig:
-        try:
-            raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-            return cls.model_validate(raw)
-        except (OSError, yaml.YAMLError, ValueError) as exc:
-            raise ValueError(f"{path}: {exc}") from exc
+        return load_yaml(path, cls.model_validate)
 
     def section_of(self) -> dict[str, str]:
         return {c: name for name, spec in self.sections.items() for c in spec.categories}
