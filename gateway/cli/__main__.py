@@ -2,4 +2,7 @@
 
 from gateway.cli import main
 
-main()
+# Guarded: tools that import every module (the regex audit walks the packages)
+# must not start the command line.
+if __name__ == "__main__":
+    main()
