@@ -110,18 +110,7 @@ def pg_statement(
 ) -> tuple[str, dict[str, str]]:
     """The statement storing `kept` and `cuts` with a batch of audit entries
     (its `batch` parameter left to the caller), and its other parameters."""
-    issued = [
-        {
-            "report_id": k.report_id,
-            "client_id": k.client_id,
-            "credit_code": k.credit_code,
-            "cut_sha256": k.cut_sha256,
-            "own": k.own.decode(),
-            "signature": k.signature,
-            "issued_at": k.issued_at.isoformat(),
-        }
-        for k in kept
-    ]
+    issued = [{**_row(k), "issued_at": k.issued_at.isoformat()} for k in kept]
     params = {"issued": orjson.dumps(issued).decode()}
     if not cuts:
         return APPEND_KEEPING_PG, params
@@ -140,21 +129,20 @@ def store(conn: Connection, kept: Sequence[KeptReport], cuts: Mapping[str, bytes
             dialect.insert(report_cuts).on_conflict_do_nothing(),
             [{"sha256": d, "content": c.decode(), "created_at": now} for d, c in cuts.items()],
         )
-    conn.execute(
-        issued_reports.insert(),
-        [
-            {
-                "report_id": k.report_id,
-                "client_id": k.client_id,
-                "credit_code": k.credit_code,
-                "cut_sha256": k.cut_sha256,
-                "own": k.own.decode(),
-                "signature": k.signature,
-                "issued_at": k.issued_at,
-            }
-            for k in kept
-        ],
-    )
+    conn.execute(issued_reports.insert(), [_row(k) for k in kept])
+
+
+def _row(kept: KeptReport) -> dict[str, Any]:
+    """One `issued_reports` row."""
+    return {
+        "report_id": kept.report_id,
+        "client_id": kept.client_id,
+        "credit_code": kept.credit_code,
+        "cut_sha256": kept.cut_sha256,
+        "own": kept.own.decode(),
+        "signature": kept.signature,
+        "issued_at": kept.issued_at,
+    }
 
 
 async def find(engine: AsyncEngine, report_id: str) -> Issued | None:

@@ -157,8 +157,10 @@ def allowed(
     credit_code: str | None = None,
     consent_id: str | None = None,
     purpose: str | None = None,
+    kept: KeptReport | None = None,
 ) -> AuditEvent:
-    """The entry for an allowed answer on this route, `body` being exactly what is sent."""
+    """The entry for an allowed answer on this route, `body` being exactly what is sent
+    (and, for a report, what is kept to send it again)."""
     return AuditEvent(
         client_id=client_id,
         route=route_of(request),
@@ -168,6 +170,7 @@ def allowed(
         consent_id=consent_id,
         purpose=purpose,
         response_sha256=digest(body),
+        kept=kept,
     )
 
 
@@ -182,22 +185,12 @@ async def record_allowed(
     purpose: str | None = None,
     kept: KeptReport | None = None,
 ) -> int:
-    """An allowed answer on this route, with the digest of exactly what is sent
-    (and, for a report, what is kept to send it again)."""
-    return await record(
-        request,
-        AuditEvent(
-            client_id=client_id,
-            route=route_of(request),
-            decision="allow",
-            reason=reason,
-            credit_code=credit_code,
-            consent_id=consent_id,
-            purpose=purpose,
-            response_sha256=digest(body),
-            kept=kept,
-        ),
-    )
+    """`allowed(...)`, committed before the answer is sent."""
+    event = allowed(
+        request, client_id, body, reason=reason, credit_code=credit_code,
+        consent_id=consent_id, purpose=purpose, kept=kept,
+    )  # fmt: skip
+    return await record(request, event)
 
 
 async def record_error(

@@ -4,6 +4,7 @@ open counts, chart series and an alert's evidence events. Sync functions on a
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -118,11 +119,9 @@ def dead_letters(conn: Connection, limit: int = 10) -> tuple[int, list[DeadLette
     items = []
     for row in rows:
         event_id, kind = "?", "?"
-        try:
+        with contextlib.suppress(ValueError, KeyError, TypeError):  # kept whole, whatever it was
             event = decode(row.raw)
             event_id, kind = event.id, str(event.kind)
-        except (ValueError, KeyError, TypeError):  # kept whole, whatever it was
-            pass
         items.append(DeadLetter(event_id, kind, row.reason, aware(row.received_at)))
     return int(total), items
 

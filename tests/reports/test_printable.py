@@ -331,7 +331,7 @@ def test_the_pdf_loads_nothing_from_anywhere() -> None:
             self.end_headers()
 
         def log_message(self, *args: Any) -> None:
-            pass
+            """No access log on the test's output."""
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -378,7 +378,7 @@ def test_the_printer_refuses_beyond_its_queue() -> None:
     try:
         with printer.slot(), printer.slot():
             with pytest.raises(PrinterBusy) as refused, printer.slot():
-                pass
+                raise AssertionError("a third place was given")
             assert refused.value.status == 503
             assert refused.value.headers["Retry-After"] == "2"
         with printer.slot():  # places are given back

@@ -342,7 +342,7 @@ async def test_an_http_witness_gets_each_checkpoint_and_one_it_refused_again(
             self.end_headers()
 
         def log_message(self, *args: Any) -> None:
-            pass
+            """No access log on the test's output."""
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Regulator)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -75,8 +75,9 @@ def closed_after(sock: socket.socket, seconds: float) -> float | None:
     started = time.monotonic()
     sock.settimeout(seconds)
     with contextlib.suppress(TimeoutError, ConnectionResetError):
-        while sock.recv(4096):
-            pass
+        received = sock.recv(4096)
+        while received:  # b"" once the server has closed
+            received = sock.recv(4096)
         return time.monotonic() - started
     return None if time.monotonic() - started >= seconds else time.monotonic() - started
 
