@@ -32,7 +32,7 @@ from sqlalchemy import create_engine, func, select, text
 
 from gateway.app import create_app
 from gateway.db import make_sync_engine
-from gateway.demo.seed import seed_demo
+from xyd_demo.seed import seed_demo
 from gateway.settings import Settings
 from gateway.store.migrate import upgrade
 from gateway.store.tables import enterprises

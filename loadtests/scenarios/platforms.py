@@ -20,8 +20,8 @@ import orjson
 from locust import between, task
 from locust.contrib.fasthttp import FastHttpUser
 
-from adapters.simulators import kechuangtong as kct
-from adapters.simulators import nongdaitong as ndt
+from xyd_demo.simulators import kechuangtong as kct
+from xyd_demo.simulators import nongdaitong as ndt
 from loadtests.scenarios.demo_state import demo_state
 from loadtests.scenarios.outcomes import fail, post_bytes, settle
 

@@ -37,7 +37,7 @@ from adapters.kechuangtong import (
     notifies,
     parse,
 )
-from adapters.simulators.kechuangtong import (
+from xyd_demo.simulators.kechuangtong import (
     CallbackReceiver,
     Message,
     Sender,

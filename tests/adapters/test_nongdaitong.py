@@ -23,7 +23,7 @@ from adapters import nongdaitong
 from adapters.base import PlatformContext, StoreUnavailable
 from adapters.ledger import fold
 from adapters.nongdaitong import MAX_BODY_BYTES, KeyRing, build, redact
-from adapters.simulators.nongdaitong import (
+from xyd_demo.simulators.nongdaitong import (
     PATH,
     Answer,
     Borrower,

@@ -21,7 +21,7 @@ from adapters import tianfu_rongtong
 from adapters.base import CredentialsMissing
 from adapters.http import RetriesExhausted, UpstreamError
 from adapters.ledger import get_state
-from adapters.simulators.tianfu_rongtong import BANKS, TianfuRongtongSimulator
+from xyd_demo.simulators.tianfu_rongtong import BANKS, TianfuRongtongSimulator
 from adapters.tianfu_rongtong import TianfuRongtongAdapter
 from gateway.app import create_app
 from gateway.db import make_async_engine
@@ -342,7 +342,7 @@ async def test_missing_credentials_do_not_stop_start_up(
 
 
 def test_a_credentials_file_for_the_demo(tmp_path: Path) -> None:
-    from adapters.simulators.tianfu_rongtong import demo, write_demo_credentials
+    from xyd_demo.simulators.tianfu_rongtong import demo, write_demo_credentials
 
     write_demo_credentials(tmp_path / "tfrt")
     written = json.loads((tmp_path / "tfrt" / "simulator.json").read_text())

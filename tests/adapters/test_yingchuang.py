@@ -21,7 +21,7 @@ from adapters.base import CredentialsMissing
 from adapters.events import BEIJING
 from adapters.http import RetriesExhausted, UpstreamError
 from adapters.ledger import get_state
-from adapters.simulators.yingchuang import (
+from xyd_demo.simulators.yingchuang import (
     BANKS,
     HEADER,
     YingchuangSimulator,
@@ -425,7 +425,7 @@ def test_the_app_schedule_pulls_in_the_background(
 
 
 def test_a_credentials_file_for_the_demo(tmp_path: Path) -> None:
-    from adapters.simulators.yingchuang import demo, write_demo_credentials
+    from xyd_demo.simulators.yingchuang import demo, write_demo_credentials
 
     write_demo_credentials(tmp_path / "yingchuang")
     written = json.loads((tmp_path / "yingchuang" / "simulator.json").read_text())

@@ -13,9 +13,9 @@ import orjson
 import pytest
 from sqlalchemy import Engine, select
 
-from adapters.simulators import chuangfu_tianfu, kechuangtong, nongdaitong
+from xyd_demo.simulators import chuangfu_tianfu, kechuangtong, nongdaitong
 from adapters.yingchuang import parse_file
-from gateway.demo.platforms import (
+from xyd_demo.platforms import (
     CALLBACK_FILE,
     Served,
     borrowers,
@@ -23,7 +23,7 @@ from gateway.demo.platforms import (
     serve_simulators,
     write_credentials,
 )
-from gateway.demo.seed import seed_demo
+from xyd_demo.seed import seed_demo
 from gateway.identity import jose
 from gateway.store.tables import enterprises
 
@@ -141,7 +141,7 @@ def test_every_stream_lends_to_seeded_enterprises(engine: Engine, tmp_path: Path
     orgs = {p.borrower.number for p in plans if p.borrower.kind == "ORG"}
     assert orgs and orgs <= seeded
 
-    from adapters.simulators import tianfu_rongtong, yingchuang
+    from xyd_demo.simulators import tianfu_rongtong, yingchuang
 
     feed = tianfu_rongtong.demo(credentials_dir(tmp_path, "tianfu-rongtong"), borrowers=lenders)
     suppliers = {e["supplier"]["unified_code"] for e in feed.log.unique().values()}
@@ -163,8 +163,8 @@ def test_every_bank_the_platforms_lend_through_is_a_demo_bank(
     engine: Engine, tmp_path: Path
 ) -> None:
     """So the authorisations the platforms sign become consents, not warnings."""
-    from adapters.simulators import tianfu_rongtong, yingchuang
-    from gateway.demo.clients import register_demo_clients
+    from xyd_demo.simulators import tianfu_rongtong, yingchuang
+    from xyd_demo.clients import register_demo_clients
     from gateway.store.tables import clients
     from testkit.clients import DEPARTMENTS
 
@@ -180,7 +180,7 @@ def test_every_bank_the_platforms_lend_through_is_a_demo_bank(
         *yingchuang.BANKS, *tianfu_rongtong.BANKS,
     }  # fmt: skip
     assert named <= banks
-    from gateway.demo.clients import DEMO_CLIENTS
+    from xyd_demo.clients import DEMO_CLIENTS
 
     # A key file for each demo client, none for the lenders.
     assert len(list((tmp_path / "clients").iterdir())) == len(DEMO_CLIENTS)

@@ -20,7 +20,7 @@ import httpx
 import yaml
 from sqlalchemy import Engine, select
 
-from adapters.simulators.kechuangtong import Sender
+from xyd_demo.simulators.kechuangtong import Sender
 from gateway.store.tables import audit_entries, consent_events, consents, loan_events
 from testkit.builders import code
 from testkit.clients import ClientKey

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, create_engine, func, select
 from starlette.testclient import TestClient
 
 from adapters.http import RetryPolicy
-from adapters.simulators.tianfu_rongtong import BANKS, TianfuRongtongSimulator
+from xyd_demo.simulators.tianfu_rongtong import BANKS, TianfuRongtongSimulator
 from adapters.tianfu_rongtong import TianfuRongtongAdapter
 from gateway.app import create_app
 from gateway.store.tables import loan_events

@@ -31,7 +31,7 @@ import uvicorn
 import yaml
 from sqlalchemy import Engine, create_engine
 
-from adapters.simulators.kechuangtong import CallbackReceiver, Sender
+from xyd_demo.simulators.kechuangtong import CallbackReceiver, Sender
 from gateway.client import GatewayClient
 from gateway.dashboard import accounts
 from testkit.builders import MARKET

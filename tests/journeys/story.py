@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from adapters.simulators import kechuangtong as kct
+from xyd_demo.simulators import kechuangtong as kct
 from gateway.client import GatewayClient
 from gateway.identity import jose
 from testkit.builders import penalty, registration

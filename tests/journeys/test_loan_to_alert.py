@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, expect, sync_playwright
 
-from adapters.simulators import kechuangtong as kct
+from xyd_demo.simulators import kechuangtong as kct
 from gateway.client import GatewayClient
 from testkit.builders import TAX, code
 from tests.journeys.conftest import OFFICER, OFFICER_PASSWORD, World, deliver, wait_for

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.events import BEIJING
-from gateway.demo import names
+from xyd_demo import names
 from gateway.loans.service import LedgerEvent
 from gateway.records.schemas import SCHEMAS
 from gateway.reports.loans import scored_loans

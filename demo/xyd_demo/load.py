@@ -15,8 +15,8 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, create_engine
 
-from gateway.demo import copytext
-from gateway.demo.generate import (
+from xyd_demo import copytext
+from xyd_demo.generate import (
     ENTERPRISE_COLS,
     LICENSE_COLS,
     PENALTY_COLS,

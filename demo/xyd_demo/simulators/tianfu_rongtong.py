@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from adapters.simulators import Borrowers, pick
+from xyd_demo.simulators import Borrowers, pick
 from gateway.identifiers import CREDIT_ALPHABET, make_credit_code
 from gateway.private_files import private_dir, write_private
 

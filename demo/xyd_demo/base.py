@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from gateway.demo import names
+from xyd_demo import names
 from gateway.identifiers import CREDIT_ALPHABET, make_credit_code
 from gateway.pii import keyed_hash, mask_name
 

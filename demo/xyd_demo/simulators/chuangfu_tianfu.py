@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 
 from adapters.events import BEIJING
-from adapters.simulators import Borrowers, pick
+from xyd_demo.simulators import Borrowers, pick
 from gateway.identifiers import CREDIT_ALPHABET, make_credit_code
 from gateway.identity import jose
 from gateway.private_files import private_dir, write_private
