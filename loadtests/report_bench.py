@@ -32,12 +32,12 @@ from sqlalchemy import create_engine, func, select, text
 
 from gateway.app import create_app
 from gateway.db import make_sync_engine
-from xyd_demo.seed import seed_demo
 from gateway.settings import Settings
 from gateway.store.migrate import upgrade
 from gateway.store.tables import enterprises
 from testkit.clients import ISSUER, register
 from testkit.services import postgres_server, redis_server
+from xyd_demo.seed import seed_demo
 
 
 @contextlib.contextmanager

@@ -56,8 +56,8 @@ def demo_seed(
         engine.dispose()
     engine = make_sync_engine(settings)
     with engine.begin() as conn:
-        from xyd_demo.clients import register_demo_clients
         from gateway.records.binding import load_departments
+        from xyd_demo.clients import register_demo_clients
 
         departments = load_departments(settings.config_dir)
         jwk_files = register_demo_clients(conn, out_dir / "clients", departments)
@@ -189,8 +189,8 @@ def demo_platforms(
     to the running gateway; with --serve, keep the simulators up until interrupted."""
     import time
 
-    from xyd_demo.platforms import borrowers, push_traffic, serve_simulators
     from gateway.logs import configure_logging
+    from xyd_demo.platforms import borrowers, push_traffic, serve_simulators
 
     configure_logging()  # 科创通's callbacks, as the simulator receives them, are log lines
     settings = Settings()

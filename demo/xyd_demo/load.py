@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, create_engine
 
+from gateway.store.bulk import copy_text
 from xyd_demo import copytext
 from xyd_demo.generate import (
     ENTERPRISE_COLS,
@@ -26,7 +27,6 @@ from xyd_demo.generate import (
     Spec,
     make_chunk,
 )
-from gateway.store.bulk import copy_text
 
 SAMPLES_PER_PROFILE = 30
 # Parents before children, so foreign keys hold at every statement.

@@ -37,16 +37,6 @@ from adapters.kechuangtong import (
     notifies,
     parse,
 )
-from xyd_demo.simulators.kechuangtong import (
-    CallbackReceiver,
-    Message,
-    Sender,
-    authorization,
-    event,
-    sign,
-    stream,
-    write_demo_credentials,
-)
 from gateway.app import create_app
 from gateway.identifiers import make_credit_code
 from gateway.outbox import enqueue
@@ -57,6 +47,16 @@ from testkit.builders import codes_in, register_enterprises
 from testkit.clients import register
 from testkit.live import serve
 from testkit.services import free_port
+from xyd_demo.simulators.kechuangtong import (
+    CallbackReceiver,
+    Message,
+    Sender,
+    authorization,
+    event,
+    sign,
+    stream,
+    write_demo_credentials,
+)
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 CODE = make_credit_code("9", "1", "510100", "MA61R8XW")

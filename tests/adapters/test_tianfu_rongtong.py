@@ -21,7 +21,6 @@ from adapters import tianfu_rongtong
 from adapters.base import CredentialsMissing
 from adapters.http import RetriesExhausted, UpstreamError
 from adapters.ledger import get_state
-from xyd_demo.simulators.tianfu_rongtong import BANKS, TianfuRongtongSimulator
 from adapters.tianfu_rongtong import TianfuRongtongAdapter
 from gateway.app import create_app
 from gateway.db import make_async_engine
@@ -30,6 +29,7 @@ from gateway.store.tables import consents, loan_events, loans, platform_dead_let
 from testkit.builders import codes_in, register_enterprises
 from testkit.clients import register
 from testkit.live import serve
+from xyd_demo.simulators.tianfu_rongtong import BANKS, TianfuRongtongSimulator
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 STATUS_AFTER = {

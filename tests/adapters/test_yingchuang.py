@@ -21,13 +21,6 @@ from adapters.base import CredentialsMissing
 from adapters.events import BEIJING
 from adapters.http import RetriesExhausted, UpstreamError
 from adapters.ledger import get_state
-from xyd_demo.simulators.yingchuang import (
-    BANKS,
-    HEADER,
-    YingchuangSimulator,
-    day_rows,
-    encode_csv,
-)
 from adapters.yingchuang import MAX_BACKFILL_DAYS, YingchuangAdapter
 from gateway.app import create_app
 from gateway.db import make_async_engine
@@ -37,6 +30,13 @@ from testkit import builders
 from testkit.builders import codes_in, register_enterprises
 from testkit.clients import register
 from testkit.live import serve
+from xyd_demo.simulators.yingchuang import (
+    BANKS,
+    HEADER,
+    YingchuangSimulator,
+    day_rows,
+    encode_csv,
+)
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 TODAY = datetime.now(BEIJING).date()

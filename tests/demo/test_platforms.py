@@ -13,8 +13,9 @@ import orjson
 import pytest
 from sqlalchemy import Engine, select
 
-from xyd_demo.simulators import chuangfu_tianfu, kechuangtong, nongdaitong
 from adapters.yingchuang import parse_file
+from gateway.identity import jose
+from gateway.store.tables import enterprises
 from xyd_demo.platforms import (
     CALLBACK_FILE,
     Served,
@@ -24,8 +25,7 @@ from xyd_demo.platforms import (
     write_credentials,
 )
 from xyd_demo.seed import seed_demo
-from gateway.identity import jose
-from gateway.store.tables import enterprises
+from xyd_demo.simulators import chuangfu_tianfu, kechuangtong, nongdaitong
 
 KEY = b"k" * 32
 
@@ -163,10 +163,10 @@ def test_every_bank_the_platforms_lend_through_is_a_demo_bank(
     engine: Engine, tmp_path: Path
 ) -> None:
     """So the authorisations the platforms sign become consents, not warnings."""
-    from xyd_demo.simulators import tianfu_rongtong, yingchuang
-    from xyd_demo.clients import register_demo_clients
     from gateway.store.tables import clients
     from testkit.clients import DEPARTMENTS
+    from xyd_demo.clients import register_demo_clients
+    from xyd_demo.simulators import tianfu_rongtong, yingchuang
 
     with engine.begin() as conn:
         register_demo_clients(conn, tmp_path / "clients", DEPARTMENTS)

@@ -18,7 +18,6 @@ from sqlalchemy import Engine, create_engine, func, select
 from starlette.testclient import TestClient
 
 from adapters.http import RetryPolicy
-from xyd_demo.simulators.tianfu_rongtong import BANKS, TianfuRongtongSimulator
 from adapters.tianfu_rongtong import TianfuRongtongAdapter
 from gateway.app import create_app
 from gateway.store.tables import loan_events
@@ -26,6 +25,7 @@ from testkit.builders import codes_in, register_enterprises
 from testkit.clients import register
 from testkit.live import serve
 from tests.faults.conftest import gateway_settings, wait_until
+from xyd_demo.simulators.tianfu_rongtong import BANKS, TianfuRongtongSimulator
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 KEY = "tianfu-rongtong"

@@ -1,10 +1,11 @@
 """OWASP API4: no regular expression on untrusted input backtracks catastrophically.
 
 Every module-level pattern in gateway/ and adapters/ (the demo kit's simulators
-aside: they only read our own output, and production has none) is run over hostile inputs that trigger the known
-shapes: nested or overlapping quantifiers, lazy scans to the end, and many
-overlapping starts (findall/sub rescanning the rest from each one). Each must
-finish in well under a second at the size the gateway accepts. Field
+are not in them: they only read our own output, and production has none) is run
+over hostile inputs that trigger the known shapes: nested or overlapping
+quantifiers, lazy scans to the end, and many overlapping starts (findall/sub
+rescanning the rest from each one). Each must finish in well under a second at
+the size the gateway accepts. Field
 patterns in pydantic models run on pydantic-core's Rust regex engine, which
 is linear by construction, so they are not listed here.
 """
