@@ -17,7 +17,6 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from redis.asyncio import Redis
-from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.dashboard.login import Login
@@ -41,10 +40,6 @@ async def _settings(request: Request) -> Settings:
 
 async def _engine(request: Request) -> AsyncEngine:
     return state_of(request).engine
-
-
-async def _sync_engine(request: Request) -> Engine:
-    return state_of(request).sync_engine
 
 
 async def _redis(request: Request) -> Redis | None:
@@ -74,7 +69,6 @@ async def _risk_rules(request: Request) -> list[Rule]:
 StateDep = Annotated[GatewayState, Depends(_state)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 EngineDep = Annotated[AsyncEngine, Depends(_engine)]
-SyncEngineDep = Annotated[Engine, Depends(_sync_engine)]  # bulk work in worker threads
 RedisDep = Annotated[Redis | None, Depends(_redis)]  # None: embedded mode
 IdentityDep = Annotated[Identity, Depends(_identity)]
 LoginDep = Annotated[Login, Depends(_login)]
