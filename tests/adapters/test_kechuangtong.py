@@ -41,6 +41,7 @@ from gateway.app import create_app
 from gateway.identifiers import make_credit_code
 from gateway.outbox import enqueue
 from gateway.settings import Settings
+from gateway.state import state_of
 from gateway.store.tables import consents, loan_events, loans, outbox, platform_dead_letters
 from policies.consent import ConsentRules
 from testkit.builders import codes_in, register_enterprises
@@ -524,7 +525,7 @@ def test_without_its_secret_the_endpoint_answers_retry_later_until_it_appears(
 def test_a_store_that_cannot_take_the_event_answers_retry_later(
     gateway: Gateway, engine: Engine
 ) -> None:
-    state = gateway.app.state
+    state = state_of(gateway.app)
     working = state.engine
     dead = create_async_engine(f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/none")
     body = kct("LOAN_DISBURSED", 1, amount="100.00")

@@ -25,6 +25,7 @@ from adapters.tianfu_rongtong import TianfuRongtongAdapter
 from gateway.app import create_app
 from gateway.db import make_async_engine
 from gateway.settings import Settings
+from gateway.state import state_of
 from gateway.store.tables import consents, loan_events, loans, platform_dead_letters
 from testkit.builders import codes_in, register_enterprises
 from testkit.clients import register
@@ -87,13 +88,14 @@ async def make_adapter(
     settings.public_base_url = "http://testserver"
     settings.run_background = False
     app = create_app(settings)
-    app.state.engine = make_async_engine(settings)
-    adapter = app.state.platforms["tianfu-rongtong"]
+    state = state_of(app)
+    state.engine = make_async_engine(settings)
+    adapter = state.platforms["tianfu-rongtong"]
     assert isinstance(adapter, TianfuRongtongAdapter)
     adapter.retry = replace(adapter.retry, sleep=sleeps)
     adapter.page_limit = 25  # several pages from a small feed
     yield adapter
-    await app.state.engine.dispose()
+    await state.engine.dispose()
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from adapters.yingchuang import MAX_BACKFILL_DAYS, YingchuangAdapter
 from gateway.app import create_app
 from gateway.db import make_async_engine
 from gateway.settings import Settings
+from gateway.state import state_of
 from gateway.store.tables import consents, loan_events, loans, platform_dead_letters
 from testkit import builders
 from testkit.builders import codes_in, register_enterprises
@@ -91,12 +92,13 @@ async def make_adapter(
 ) -> AsyncIterator[YingchuangAdapter]:
     settings.run_background = False
     app = create_app(gateway_settings(settings, tmp_path, credentials))
-    app.state.engine = make_async_engine(settings)
-    adapter = app.state.platforms["yingchuang"]
+    state = state_of(app)
+    state.engine = make_async_engine(settings)
+    adapter = state.platforms["yingchuang"]
     assert isinstance(adapter, YingchuangAdapter)
     adapter.retry = replace(adapter.retry, sleep=sleeps)
     yield adapter
-    await app.state.engine.dispose()
+    await state.engine.dispose()
 
 
 @pytest.fixture
