@@ -28,7 +28,7 @@ import httpx
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from adapters.events import BEIJING
+from gateway.loans.events import BEIJING
 from adapters.simulators import Borrowers, pick
 from gateway.identifiers import CREDIT_ALPHABET, make_credit_code, resident_id_check_char
 from gateway.private_files import private_dir, write_private

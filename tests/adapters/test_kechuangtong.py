@@ -26,7 +26,6 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from adapters.base import PlatformContext
-from adapters.events import BEIJING
 from adapters.http import RetryPolicy
 from adapters.kechuangtong import (
     PATH,
@@ -49,6 +48,7 @@ from adapters.simulators.kechuangtong import (
 )
 from gateway.app import create_app
 from gateway.identifiers import make_credit_code
+from gateway.loans.events import BEIJING
 from gateway.outbox import enqueue
 from gateway.settings import Settings
 from gateway.store.tables import consents, loan_events, loans, outbox, platform_dead_letters

@@ -17,11 +17,11 @@ from typing import Any, Literal
 import httpx
 import pytest
 import yaml
+from adapters.ledger import fold
 from sqlalchemy import Engine, MetaData, func, select
 
 from adapters import nongdaitong
 from adapters.base import PlatformContext, StoreUnavailable
-from adapters.ledger import fold
 from adapters.nongdaitong import MAX_BODY_BYTES, KeyRing, build, redact
 from adapters.simulators.nongdaitong import (
     PATH,

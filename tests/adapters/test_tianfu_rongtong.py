@@ -12,15 +12,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import adapters.ledger
 import pytest
 import yaml
+from adapters.ledger import get_state
 from sqlalchemy import Connection, Engine, func, select
 
-import adapters.ledger
 from adapters import tianfu_rongtong
 from adapters.base import CredentialsMissing
 from adapters.http import RetriesExhausted, UpstreamError
-from adapters.ledger import get_state
 from adapters.simulators.tianfu_rongtong import BANKS, TianfuRongtongSimulator
 from adapters.tianfu_rongtong import TianfuRongtongAdapter
 from gateway.app import create_app

@@ -14,13 +14,12 @@ from typing import Any
 
 import pytest
 import yaml
+from adapters.ledger import get_state
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine, func, select
 
 from adapters.base import CredentialsMissing
-from adapters.events import BEIJING
 from adapters.http import RetriesExhausted, UpstreamError
-from adapters.ledger import get_state
 from adapters.simulators.yingchuang import (
     BANKS,
     HEADER,
@@ -31,6 +30,7 @@ from adapters.simulators.yingchuang import (
 from adapters.yingchuang import MAX_BACKFILL_DAYS, YingchuangAdapter
 from gateway.app import create_app
 from gateway.db import make_async_engine
+from gateway.loans.events import BEIJING
 from gateway.settings import Settings
 from gateway.store.tables import consents, loan_events, loans, platform_dead_letters
 from testkit import builders

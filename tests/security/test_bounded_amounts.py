@@ -23,11 +23,11 @@ import pytest
 from sqlalchemy import Engine, func, select, update
 from starlette.testclient import TestClient
 
-from adapters.events import InvalidAmount, fen_from_wan, fen_from_yuan
 from adapters.kechuangtong import parse as kct_parse
 from adapters.tianfu_rongtong import EventInvalid
 from adapters.tianfu_rongtong import _fen as tfrt_fen
 from gateway.app import create_app
+from gateway.bounds import InvalidAmount, fen_from_wan, fen_from_yuan
 from gateway.monitor import relay
 from gateway.monitor.bus import MemoryBus
 from gateway.monitor.relay import relay_once
@@ -43,10 +43,10 @@ from policies.risk.common import whole
 from testkit.builders import code, ndjson, penalty, register_enterprises, registration
 from testkit.clients import register
 from tests.adapters.test_kechuangtong import CODE, kct, repayment, running
-from tests.adapters.test_ledger import event as loan_event
-from tests.adapters.test_ledger import run as store_loans
 from tests.conftest import store_at
 from tests.identity.test_token_flow import get_token
+from tests.loans.test_ledger import event as loan_event
+from tests.loans.test_ledger import run as store_loans
 from tests.security.kit import callers
 
 NDJSON = {"Content-Type": "application/x-ndjson"}

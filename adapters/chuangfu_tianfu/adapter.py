@@ -35,7 +35,7 @@ from fastapi.responses import Response
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.base import Adapter, PlatformContext, StoreUnavailable, SyncReport, receive, reject
-from adapters.events import (
+from gateway.loans.events import (
     BEIJING,
     Authorization,
     EventType,

@@ -43,7 +43,7 @@ from defusedxml import DefusedXmlException
 from fastapi import APIRouter, Request, Response
 
 from adapters.base import PlatformContext, StoreUnavailable, receive, reject
-from adapters.events import BEIJING, Authorization, EventType, InvalidAmount, LoanEvent, digest
+from gateway.loans.events import BEIJING, Authorization, EventType, InvalidAmount, LoanEvent, digest
 from gateway import bounds
 from gateway.identifiers import InvalidIdentifier, validate_credit_code, validate_resident_id
 from gateway.metrics import PLATFORM_MESSAGES

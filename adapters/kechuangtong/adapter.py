@@ -34,7 +34,7 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from adapters.base import PlatformContext, StoreUnavailable, SyncReport, receive, reject
-from adapters.events import (
+from gateway.loans.events import (
     BEIJING,
     Authorization,
     EventType,

@@ -8,16 +8,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from adapters.events import (
-    BEIJING,
-    Authorization,
-    InvalidAmount,
-    LoanEvent,
-    digest,
-    fen_from_wan,
-    fen_from_yuan,
-)
-from adapters.ledger import fold, get_state, set_state, store
+from gateway.bounds import InvalidAmount, fen_from_wan, fen_from_yuan
+from gateway.loans.events import BEIJING, Authorization, LoanEvent, digest
+from gateway.loans.ledger import fold, store
+from gateway.positions import read_position, save_position
 from gateway.records.readers import read_ndjson
 from gateway.records.service import Ingestor
 from gateway.store.tables import consents, enterprises, loan_events, loans, platform_dead_letters
@@ -184,19 +178,19 @@ def test_a_person_is_a_hash_never_a_code(engine: Engine) -> None:
 
 def test_sync_positions_commit_with_the_events(engine: Engine) -> None:
     with engine.begin() as conn:
-        set_state(conn, "tianfu-rongtong", "cursor", "abc")
-        set_state(conn, "tianfu-rongtong", "cursor", "def")
+        save_position(conn, "tianfu-rongtong", "cursor", "abc")
+        save_position(conn, "tianfu-rongtong", "cursor", "def")
 
     def crash() -> None:
         with engine.begin() as conn:
             store(conn, event(13, "loan_approved"), rules=RULES)
-            set_state(conn, "tianfu-rongtong", "cursor", "ghi")
+            save_position(conn, "tianfu-rongtong", "cursor", "ghi")
             raise RuntimeError("crash before commit")
 
     with pytest.raises(RuntimeError):
         crash()
     with engine.connect() as conn:
-        assert get_state(conn, "tianfu-rongtong", "cursor") == "def"
+        assert read_position(conn, "tianfu-rongtong", "cursor") == "def"
         assert conn.execute(select(func.count()).select_from(loan_events)).scalar() == 0
 
 
