@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import ClassVar, Self, TypeVar
+from typing import Self, TypeVar
 
 from fastapi import APIRouter
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
@@ -121,8 +121,7 @@ class PullAdapter(ABC):
     """The base of a pull platform's adapter: no routes, a credentials file, a retry
     policy, and `run` for work done in one transaction."""
 
-    key: ClassVar[str]
-    config_model: ClassVar[type[PlatformConfig]] = PullConfig
+    key: str
 
     def __init__(self, ctx: PlatformContext, config: PullConfig) -> None:
         if config.simulator_file is None:

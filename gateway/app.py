@@ -12,7 +12,7 @@ from redis.backoff import NoBackoff
 from redis.maint_notifications import MaintNotificationsConfig
 from redis.retry import Retry
 
-from adapters.base import PlatformContext
+from adapters.base import PlatformContext, PlatformServices
 from adapters.http import OutboundPolicy
 from adapters.registry import build_all, load_config
 from gateway import __version__, heap
@@ -85,6 +85,7 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
         app.state.sync_engine = make_sync_engine(settings)
         app.state.redis = make_redis(settings)
         app.state.identity = await start_identity(settings, app.state.engine, app.state.redis)
+        platform_services.bind(app.state.engine, app.state.identity.keys)
         sealer = Sealer.configured(settings, app.state.sync_engine, app.state.identity.keys)
         app.state.audit = AuditWriter(
             app.state.sync_engine,
@@ -172,14 +173,17 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
     app.state.departments = load_departments(settings.config_dir)
     fingerprint = rules_fingerprint(settings.config_dir)
     app.state.platforms_config = platforms_config
+    # Adapters' routes must exist before the app starts; their engine and keys are
+    # bound when the lifespan has made them.
+    platform_services = PlatformServices()
+    app.state.platform_services = platform_services
     app.state.platforms = build_all(
         platforms_config,
         PlatformContext(
-            app_state=app.state,
+            services=platform_services,
             consent_rules=app.state.consent_rules,
             pii_key=app.state.pii_key,
             state_dir=settings.state_dir,
-            settings={},
             outbound=OutboundPolicy.of(settings.outbound_allowed_hosts),
         ),
     )

@@ -29,10 +29,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from gateway.loans.events import BEIJING
 from adapters.simulators import Borrowers, pick
 from gateway.identifiers import CREDIT_ALPHABET, make_credit_code
 from gateway.identity import jose
+from gateway.loans.events import BEIJING
 from gateway.private_files import private_dir, write_private
 
 KID = "cftf-2026-1"

@@ -28,9 +28,9 @@ import httpx
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from gateway.loans.events import BEIJING
 from adapters.simulators import Borrowers, pick
 from gateway.identifiers import CREDIT_ALPHABET, make_credit_code, resident_id_check_char
+from gateway.loans.events import BEIJING
 from gateway.private_files import private_dir, write_private
 
 PATH = "/v1/platforms/nongdaitong/messages"

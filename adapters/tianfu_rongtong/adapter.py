@@ -26,11 +26,13 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 from sqlalchemy import Connection
 
 from adapters.base import PlatformContext, SyncReport
+from adapters.config import PlatformConfig
 from adapters.http import DEFAULT_TIMEOUT, UpstreamError, read_limited, send
 from adapters.pull import Batch, PullAdapter, PullConfig, count, read_credentials, store_batch
 from adapters.tianfu_rongtong.config import TianfuRongtongConfig
@@ -96,7 +98,7 @@ class _Token:
 
 class TianfuRongtongAdapter(PullAdapter):
     key = PLATFORM
-    config_model = TianfuRongtongConfig
+    config_model: ClassVar[type[PlatformConfig]] = TianfuRongtongConfig
 
     def __init__(self, ctx: PlatformContext, config: PullConfig) -> None:
         super().__init__(ctx, config)

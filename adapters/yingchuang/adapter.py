@@ -24,13 +24,14 @@ import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 import httpx
 from sqlalchemy import Connection
 
 from adapters.base import SyncReport
+from adapters.config import PlatformConfig
 from adapters.http import DEFAULT_TIMEOUT, UpstreamError, read_limited, send
 from adapters.pull import Batch, PullAdapter, count, read_credentials, store_batch
 from adapters.yingchuang.config import YingchuangConfig
@@ -142,7 +143,7 @@ def _summary(counts: _Counts) -> dict[str, int]:
 
 class YingchuangAdapter(PullAdapter):
     key = PLATFORM
-    config_model = YingchuangConfig
+    config_model: ClassVar[type[PlatformConfig]] = YingchuangConfig
 
     async def sync(
         self, *, day: date | None = None, since: datetime | None = None

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from adapters.simulators import chuangfu_tianfu, kechuangtong, nongdaitong
-from adapters.yingchuang import parse_file
+from adapters.yingchuang.wire import parse_file
 from gateway.demo.platforms import (
     CALLBACK_FILE,
     Served,

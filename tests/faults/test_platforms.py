@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 
 from adapters.http import RetryPolicy
 from adapters.simulators.tianfu_rongtong import BANKS, TianfuRongtongSimulator
-from adapters.tianfu_rongtong import TianfuRongtongAdapter
+from adapters.tianfu_rongtong.adapter import TianfuRongtongAdapter
 from gateway.app import create_app
 from gateway.store.tables import loan_events
 from testkit.builders import codes_in, register_enterprises

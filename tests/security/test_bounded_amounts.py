@@ -23,9 +23,9 @@ import pytest
 from sqlalchemy import Engine, func, select, update
 from starlette.testclient import TestClient
 
-from adapters.kechuangtong import parse as kct_parse
-from adapters.tianfu_rongtong import EventInvalid
-from adapters.tianfu_rongtong import _fen as tfrt_fen
+from adapters.kechuangtong.wire import parse as kct_parse
+from adapters.tianfu_rongtong.wire import EventInvalid
+from adapters.tianfu_rongtong.wire import _fen as tfrt_fen
 from gateway.app import create_app
 from gateway.bounds import InvalidAmount, fen_from_wan, fen_from_yuan
 from gateway.monitor import relay
@@ -228,7 +228,7 @@ def test_a_platform_amount_misspelt_is_refused(misspelt: str) -> None:
 def test_a_kechuangtong_time_or_date_before_the_floor_is_refused_not_a_crash() -> None:
     import orjson
 
-    from adapters.kechuangtong import Invalid
+    from adapters.kechuangtong.wire import Invalid
 
     body = kct("REPAYMENT_RECEIVED", 1, repayment=repayment("1.00", 0))
     body["occurredAt"] = "0001-01-01T00:00:00+08:00"  # overflowed on its way to UTC
