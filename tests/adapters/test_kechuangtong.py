@@ -681,7 +681,6 @@ def test_the_config_block_is_checked_at_build(tmp_path: Path) -> None:
         {"secret_file": "s", "secret_env": "KCT_SECRET"},
         {},
         {"secret_file": "s", "callback": "http://x"},
-        {"secret_file": "s", "calback_url": "https://bank.example/cb"},
         {"secret_file": "s", "callback_url": "ftp://x"},
         {"secret_file": 5},
     ):
@@ -711,3 +710,11 @@ def test_the_endpoint_and_its_answers_are_documented(settings: Settings, tmp_pat
 
 def build(ctx: PlatformContext, block: dict[str, Any]) -> KechuangtongAdapter:
     return build_adapter("kechuangtong", block, ctx, KechuangtongAdapter)
+
+
+def test_a_misspelled_setting_stops_start_up() -> None:
+    from adapters.registry import check_block
+
+    block = {"enabled": True, "secret_file": "s", "calback_url": "https://kct.example/cb"}
+    with pytest.raises(ValueError, match="kechuangtong: unknown setting 'calback_url'"):
+        check_block("kechuangtong", block)

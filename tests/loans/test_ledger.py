@@ -14,7 +14,14 @@ from gateway.loans.ledger import fold, store
 from gateway.positions import read_position, save_position
 from gateway.records.readers import read_ndjson
 from gateway.records.service import Ingestor
-from gateway.store.tables import consents, enterprises, loan_events, loans, platform_dead_letters
+from gateway.store.tables import (
+    consent_events,
+    consents,
+    enterprises,
+    loan_events,
+    loans,
+    platform_dead_letters,
+)
 from policies.consent import ConsentRules
 from testkit.builders import code, ndjson, register_enterprises, registration
 from testkit.clients import register
@@ -107,6 +114,10 @@ def test_authorisation_becomes_a_consent_witnessed_by_the_platform(engine: Engin
     with engine.connect() as conn:
         row = conn.execute(select(consents)).one()
     assert (row.grantee_client_id, row.registrant_client_id) == ("bank-a", "platform:kechuangtong")
+    with engine.connect() as conn:
+        history = conn.execute(select(consent_events.c.event, consent_events.c.actor_client_id))
+    # The consent's history names the platform as who wrote it.
+    assert list(history) == [("created", "platform:kechuangtong")]
     assert row.scopes == ["basic", "tax"]  # unknown sections dropped
     assert row.evidence["channel"] == "kechuangtong"
     until = row.valid_until if row.valid_until.tzinfo else row.valid_until.replace(tzinfo=UTC)
