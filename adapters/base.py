@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from fastapi import APIRouter
 from sqlalchemy import Connection
@@ -92,10 +92,10 @@ class SyncReport:
     fetched: int = 0
     accepted: int = 0
     duplicate: int = 0
-    rejected: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[dict[str, object]] = field(default_factory=list)
     position: str | None = None
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         return {
             "platform": self.platform,
             "window": self.window,
@@ -125,7 +125,7 @@ class Adapter(Protocol):
 class Notifier(Protocol):
     """A platform whose spec takes notifications back (an adapter may also be one)."""
 
-    async def notify(self, kind: str, payload: dict[str, Any]) -> None:
+    async def notify(self, kind: str, payload: dict[str, object]) -> None:
         """Deliver one outbox notification; raise to have it retried."""
         ...
 

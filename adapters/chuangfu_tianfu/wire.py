@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import re
 from datetime import date, datetime
-from typing import Any
 
 import orjson
 
@@ -90,11 +89,11 @@ def parse_jwks(raw: bytes) -> dict[str, jose.PublicKey]:
 # --- the envelope ------------------------------------------------------------------
 
 
-def _field(obj: dict[str, Any], where: str) -> Any:
+def _field(obj: dict[str, object], where: str) -> object:
     return obj.get(where.rpartition(".")[2])
 
 
-def _opt(obj: dict[str, Any], where: str, pattern: re.Pattern[str]) -> str | None:
+def _opt(obj: dict[str, object], where: str, pattern: re.Pattern[str]) -> str | None:
     value = _field(obj, where)
     if value is None:
         return None
@@ -103,14 +102,14 @@ def _opt(obj: dict[str, Any], where: str, pattern: re.Pattern[str]) -> str | Non
     return value
 
 
-def _req(obj: dict[str, Any], where: str, pattern: re.Pattern[str]) -> str:
+def _req(obj: dict[str, object], where: str, pattern: re.Pattern[str]) -> str:
     value = _opt(obj, where, pattern)
     if value is None:
         raise Invalid(f"{where}: missing")
     return value
 
 
-def _int(obj: dict[str, Any], where: str, low: int, high: int) -> int | None:
+def _int(obj: dict[str, object], where: str, low: int, high: int) -> int | None:
     value = _field(obj, where)
     if value is None:
         return None
@@ -119,7 +118,7 @@ def _int(obj: dict[str, Any], where: str, low: int, high: int) -> int | None:
     return value
 
 
-def _date(obj: dict[str, Any], where: str, *, required: bool) -> date | None:
+def _date(obj: dict[str, object], where: str, *, required: bool) -> date | None:
     text = _req(obj, where, _DATE) if required else _opt(obj, where, _DATE)
     try:
         return None if text is None else day_within(date.fromisoformat(text))
@@ -127,7 +126,7 @@ def _date(obj: dict[str, Any], where: str, *, required: bool) -> date | None:
         raise Invalid(f"{where}: not a calendar date ({exc})") from None
 
 
-def _sent_at(header: dict[str, Any], now: float) -> datetime:
+def _sent_at(header: dict[str, object], now: float) -> datetime:
     try:
         sent = datetime.fromisoformat(_req(header, "header.sent_at", _STAMP))
     except ValueError:
@@ -140,7 +139,7 @@ def _sent_at(header: dict[str, Any], now: float) -> datetime:
     return sent
 
 
-def _amount(body: dict[str, Any], *, required: bool) -> int | None:
+def _amount(body: dict[str, object], *, required: bool) -> int | None:
     value = body.get("amount_wan")
     if value is None:
         if required:
@@ -152,7 +151,7 @@ def _amount(body: dict[str, Any], *, required: bool) -> int | None:
         raise Invalid(f"body.amount_wan: {exc}") from None
 
 
-def _credit_code(body: dict[str, Any]) -> str:
+def _credit_code(body: dict[str, object]) -> str:
     value = body.get("unified_credit_code")
     if not isinstance(value, str):
         raise Invalid("body.unified_credit_code: missing")
@@ -162,7 +161,7 @@ def _credit_code(body: dict[str, Any]) -> str:
         raise Invalid(f"body.unified_credit_code: {exc.message}") from None
 
 
-def _authorization(body: dict[str, Any]) -> Authorization:
+def _authorization(body: dict[str, object]) -> Authorization:
     auth = body.get("authorization")
     if not isinstance(auth, dict):
         raise Invalid("body.authorization: missing")
@@ -196,7 +195,7 @@ def parse_message(payload_b64: str, *, raw: bytes, now: float) -> LoanEvent:
         raise
 
 
-def _event(header: dict[str, Any], body: dict[str, Any], raw: bytes, now: float) -> LoanEvent:
+def _event(header: dict[str, object], body: dict[str, object], raw: bytes, now: float) -> LoanEvent:
     msg_id = _req(header, "header.msg_id", _ID)
     msg_type = _req(header, "header.msg_type", _TYPE)
     if msg_type not in EVENTS:
@@ -234,7 +233,7 @@ def _event(header: dict[str, Any], body: dict[str, Any], raw: bytes, now: float)
     )
 
 
-def vet_header(header: Any) -> str:
+def vet_header(header: object) -> str:
     """The kid of an acceptable protected header; SignatureRefused otherwise."""
     if not isinstance(header, dict):
         raise SignatureRefused("protected header must be a JSON object")

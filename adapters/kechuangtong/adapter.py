@@ -199,7 +199,7 @@ class KechuangtongAdapter:
     ) -> SyncReport | None:
         return None
 
-    async def notify(self, kind: str, payload: dict[str, Any]) -> None:
+    async def notify(self, kind: str, payload: dict[str, object]) -> None:
         """POST a risk alert to the callback URL, signed like the platform's webhooks."""
         if kind != "risk_alert":
             raise UnknownNotification(f"{KEY} takes no {kind!r} notifications")

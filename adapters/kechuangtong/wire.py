@@ -10,7 +10,6 @@ import hmac
 import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
-from typing import Any
 
 import orjson
 
@@ -131,7 +130,7 @@ def parse(raw: bytes, header_event_id: str | None) -> LoanEvent:
     )
 
 
-def _text(obj: Mapping[str, Any], key: str, field: str, *, limit: int = 200) -> str:
+def _text(obj: Mapping[str, object], key: str, field: str, *, limit: int = 200) -> str:
     value = obj.get(key)
     if value is None:
         raise Invalid(f"{field}: missing")
@@ -141,8 +140,8 @@ def _text(obj: Mapping[str, Any], key: str, field: str, *, limit: int = 200) -> 
 
 
 def _object(
-    obj: Mapping[str, Any], key: str, field: str, *, required: bool = True
-) -> dict[str, Any]:
+    obj: Mapping[str, object], key: str, field: str, *, required: bool = True
+) -> dict[str, object]:
     value = obj.get(key)
     if value is None and not required:
         return {}
@@ -151,7 +150,7 @@ def _object(
     return value
 
 
-def _amount(obj: Mapping[str, Any], field: str, *, required: bool) -> int | None:
+def _amount(obj: Mapping[str, object], field: str, *, required: bool) -> int | None:
     value = obj.get(field.rsplit(".", 1)[1])
     if value is None:
         if required:
@@ -163,7 +162,7 @@ def _amount(obj: Mapping[str, Any], field: str, *, required: bool) -> int | None
         raise Invalid(f"{field}: {exc}") from None
 
 
-def _moment(value: Any) -> datetime:
+def _moment(value: object) -> datetime:
     if not isinstance(value, str) or len(value) > 40:
         raise Invalid("occurredAt: missing or not an ISO 8601 time")
     try:
@@ -178,7 +177,7 @@ def _moment(value: Any) -> datetime:
     return aware.astimezone(UTC)
 
 
-def _date(obj: Mapping[str, Any], key: str, field: str) -> date:
+def _date(obj: Mapping[str, object], key: str, field: str) -> date:
     value = obj.get(key)
     if isinstance(value, str) and _DAY.fullmatch(value):
         with contextlib.suppress(ValueError):  # DayOutOfRange too
@@ -186,13 +185,13 @@ def _date(obj: Mapping[str, Any], key: str, field: str) -> date:
     raise Invalid(f"{field}: expected a date YYYY-MM-DD from 1949-10-01 to 2199-12-31")
 
 
-def _bank(obj: Mapping[str, Any], field: str) -> str | None:
+def _bank(obj: Mapping[str, object], field: str) -> str | None:
     if obj.get("bankCode") is None:
         return None
     return _text(obj, "bankCode", field, limit=32)
 
 
-def _days(repayment: Mapping[str, Any], *, required: bool) -> int | None:
+def _days(repayment: Mapping[str, object], *, required: bool) -> int | None:
     value = repayment.get("daysOverdue")
     if value is None and not required:
         return None
@@ -201,7 +200,7 @@ def _days(repayment: Mapping[str, Any], *, required: bool) -> int | None:
     return value
 
 
-def _authorization(body: Mapping[str, Any]) -> Authorization:
+def _authorization(body: Mapping[str, object]) -> Authorization:
     auth = _object(body, "authorization", "authorization")
     scopes = auth.get("scopes")
     if (
@@ -223,8 +222,8 @@ def _authorization(body: Mapping[str, Any]) -> Authorization:
     )
 
 
-def _details(enterprise: Mapping[str, Any], loan: Mapping[str, Any]) -> dict[str, Any]:
-    details: dict[str, Any] = {}
+def _details(enterprise: Mapping[str, object], loan: Mapping[str, object]) -> dict[str, object]:
+    details: dict[str, object] = {}
     if enterprise.get("name") is not None:
         details["enterprise_name"] = _text(enterprise, "name", "enterprise.name")
     if loan.get("product") is not None:

@@ -26,7 +26,7 @@ import codecs
 import re
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any, Final
+from typing import Final, TypedDict
 from xml.etree.ElementTree import Element, ParseError
 from xml.sax.saxutils import escape
 
@@ -278,7 +278,7 @@ def read_head(root: Element, now: float) -> tuple[str, str, datetime]:
 _TIME_RULE = "必须是 yyyyMMddHHmmss"
 
 
-def read_borrower(body: Fields, pii_key: bytes) -> tuple[str | None, str | None, dict[str, Any]]:
+def read_borrower(body: Fields, pii_key: bytes) -> tuple[str | None, str | None, dict[str, object]]:
     """(credit code, person hash, details). A person's name and number stop here."""
     borrower = body.child("Borrower")
     kind = borrower.text("Type")
@@ -301,7 +301,7 @@ def read_borrower(body: Fields, pii_key: bytes) -> tuple[str | None, str | None,
     raise _invalid("Body/Borrower/Type", "必须是 ORG 或 PERSON")
 
 
-def read_authorization(body: Fields) -> tuple[Authorization, dict[str, Any]]:
+def read_authorization(body: Fields) -> tuple[Authorization, dict[str, object]]:
     auth = body.child("Auth")
     bank = auth.match("BankCode", _BANK, _BANK_RULE)
     scopes = tuple(s.strip() for s in auth.text("Scopes").split(","))
@@ -313,7 +313,17 @@ def read_authorization(body: Fields) -> tuple[Authorization, dict[str, Any]]:
     return grant, {"auth_scopes": list(scopes), "auth_valid_until": until.isoformat()}
 
 
-def read_repayment(body: Fields, txn: str) -> dict[str, Any]:
+class LoanFields(TypedDict, total=False):
+    """The event's loan and repayment fields, as read from the message."""
+
+    loan_no: str
+    bank_code: str | None
+    amount_fen: int | None
+    due_date: date
+    days_overdue: int
+
+
+def read_repayment(body: Fields, txn: str) -> LoanFields:
     repay = body.child("Repay")
     days = repay.integer("OverdueDays", digits=5)
     if txn == "NDT302" and days == 0:
@@ -331,7 +341,7 @@ def to_event(raw: bytes, signed: bytes, *, now: float, pii_key: bytes) -> LoanEv
     body = Fields(parse_xml(signed.decode("gb18030")), "Body")
     credit_code, person, details = read_borrower(body, pii_key)
     details["txn_code"] = txn
-    fields: dict[str, Any] = {}
+    fields: LoanFields = {}
     # An authorisation may come before there is any loan; every other event has one.
     loan = body.maybe_child("Loan") if txn == "NDT102" else body.child("Loan")
     if loan is not None:

@@ -170,7 +170,9 @@ class TianfuRongtongAdapter(PullAdapter):
                 report.rejected.append({"id": ident, "reason": str(exc)})
         rules, cursor = self.ctx.consent_rules, page.next_cursor
         batch = await self.run(lambda conn: _commit_page(conn, events, rejects, cursor, rules))
-        refused = [{"id": ident, "reason": reason} for ident, reason in batch.refused]
+        refused: list[dict[str, object]] = [
+            {"id": ident, "reason": reason} for ident, reason in batch.refused
+        ]
         report.fetched += len(page.items)
         report.accepted += batch.accepted
         report.duplicate += batch.duplicate

@@ -7,7 +7,6 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 
 from adapters.http import UpstreamError
 from gateway import bounds
@@ -35,7 +34,7 @@ class EventInvalid(ValueError):
     """One feed event cannot be used; it is dead-lettered and the feed goes on."""
 
 
-def _obj(value: Any, name: str, *, required: bool) -> dict[str, Any]:
+def _obj(value: object, name: str, *, required: bool) -> dict[str, object]:
     if value is None and not required:
         return {}
     if not isinstance(value, dict):
@@ -43,20 +42,20 @@ def _obj(value: Any, name: str, *, required: bool) -> dict[str, Any]:
     return value
 
 
-def _text(value: Any, name: str, limit: int = 128) -> str:
+def _text(value: object, name: str, limit: int = 128) -> str:
     if not isinstance(value, str) or not 0 < len(value) <= limit or not value.isprintable():
         raise EventInvalid(f"{name} must be a string of 1 to {limit} characters")
     return value
 
 
-def _code(party: dict[str, Any], name: str) -> str:
+def _code(party: dict[str, object], name: str) -> str:
     try:
         return validate_credit_code(_text(party.get("unified_code"), f"{name}.unified_code", 18))
     except InvalidIdentifier as exc:
         raise EventInvalid(f"{name}.unified_code: {exc.message}") from None
 
 
-def _fen(value: Any, name: str) -> int | None:
+def _fen(value: object, name: str) -> int | None:
     if value is None:
         return None
     if type(value) is not int:  # the spec's JSON integer: not text, not 1.0
@@ -67,7 +66,7 @@ def _fen(value: Any, name: str) -> int | None:
         raise EventInvalid(f"{name}: {exc}") from None
 
 
-def _date(value: Any, name: str) -> date | None:
+def _date(value: object, name: str) -> date | None:
     if value is None:
         return None
     try:
@@ -78,7 +77,7 @@ def _date(value: Any, name: str) -> date | None:
         ) from None
 
 
-def _bank(value: Any, name: str) -> str | None:
+def _bank(value: object, name: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not _BANK_CODE.fullmatch(value):
@@ -86,7 +85,7 @@ def _bank(value: Any, name: str) -> str | None:
     return value
 
 
-def _occurred(value: Any) -> datetime:
+def _occurred(value: object) -> datetime:
     try:
         when = datetime.fromisoformat(_text(value, "occurred_at", 40))
     except ValueError:
@@ -98,7 +97,7 @@ def _occurred(value: Any) -> datetime:
     return when
 
 
-def _authorization(value: Any) -> Authorization:
+def _authorization(value: object) -> Authorization:
     auth = _obj(value, "authorization", required=True)
     scopes = auth.get("scopes")
     if not isinstance(scopes, list) or not 0 < len(scopes) <= 20:
@@ -110,7 +109,7 @@ def _authorization(value: Any) -> Authorization:
     return Authorization(bank, tuple(_text(s, "authorization.scopes", 40) for s in scopes), until)
 
 
-def judge(item: Any, raw: bytes) -> LoanEvent:
+def judge(item: object, raw: bytes) -> LoanEvent:
     """One feed event as a canonical event, or EventInvalid saying what is wrong."""
     event = _obj(item, "event", required=True)
     name = event.get("type")
@@ -140,7 +139,7 @@ def judge(item: Any, raw: bytes) -> LoanEvent:
         or (authorization.bank_code if authorization else None),
         loan_no=_text(financing.get("contract_no"), "financing.contract_no"),
         amount_fen=_fen(amount_from.get("amount_fen"), "amount_fen"),
-        days_overdue=days if kind == "repayment_overdue" else None,
+        days_overdue=days if kind == "repayment_overdue" and isinstance(days, int) else None,
         due_date=_date(repayment.get("due_date"), "repayment.due_date"),
         authorization=authorization,
         details=_details(event, supplier, core, financing),
@@ -148,12 +147,16 @@ def judge(item: Any, raw: bytes) -> LoanEvent:
 
 
 def _details(
-    event: dict[str, Any], supplier: dict[str, Any], core: dict[str, Any], financing: dict[str, Any]
-) -> dict[str, Any]:
-    details: dict[str, Any] = {"type": event["type"]}
+    event: dict[str, object],
+    supplier: dict[str, object],
+    core: dict[str, object],
+    financing: dict[str, object],
+) -> dict[str, object]:
+    details: dict[str, object] = {"type": event["type"]}
     for key, party in (("supplier_name", supplier), ("core_enterprise_name", core)):
-        if isinstance(party.get("name"), str):
-            details[key] = party["name"][:200]
+        name = party.get("name")
+        if isinstance(name, str):
+            details[key] = name[:200]
     due = _date(financing.get("receivable_due"), "financing.receivable_due")
     if due is not None:
         details["receivable_due"] = due.isoformat()
@@ -162,7 +165,7 @@ def _details(
 
 @dataclass(frozen=True)
 class Page:
-    items: list[Any]
+    items: list[object]
     next_cursor: str | None
     has_more: bool
 

@@ -71,7 +71,7 @@ class YingchuangReport(SyncReport):
     last_day: str | None = None
     last_day_rows: dict[str, int] | None = None
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         return {
             **super().as_dict(),
             "days": self.days,

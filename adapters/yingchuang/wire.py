@@ -12,7 +12,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 
 from gateway.bounds import InvalidAmount, day_within, fen_from_wan
 from gateway.identifiers import InvalidIdentifier, validate_credit_code
@@ -145,7 +144,7 @@ def judge(fields: list[str], raw: bytes) -> LoanEvent:
     if kind == "consent_granted" and not bank:
         raise RowInvalid("贷款银行 is required for 授权 (the bank the authorisation names)")
     occurred = _day(day, "发生日期")
-    details: dict[str, Any] = {"business_type": kind_cn}
+    details: dict[str, object] = {"business_type": kind_cn}
     if name:
         details["enterprise_name"] = name[:200]
     if term:
