@@ -12,7 +12,7 @@ from redis.backoff import NoBackoff
 from redis.maint_notifications import MaintNotificationsConfig
 from redis.retry import Retry
 
-from adapters.base import PlatformContext
+from adapters.base import PlatformContext, PlatformServices
 from adapters.http import OutboundPolicy
 from adapters.registry import build_all, load_config
 from gateway import __version__, heap
@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
         state.sync_engine = make_sync_engine(settings)
         state.redis = make_redis(settings)
         state.identity = await start_identity(settings, state.engine, state.redis)
+        state.platform_services.bind(state.engine, state.identity.keys)
         sealer = Sealer.configured(settings, state.sync_engine, state.identity.keys)
         state.audit = AuditWriter(
             state.sync_engine,
@@ -170,17 +171,25 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
     departments = load_departments(settings.config_dir)
     fingerprint = rules_fingerprint(settings.config_dir)
     state = GatewayState(
-        settings, pii_key, pii_keys, consent_rules, risk_rules, departments, platforms_config
+        settings,
+        pii_key,
+        pii_keys,
+        consent_rules,
+        risk_rules,
+        departments,
+        platforms_config,
+        PlatformServices(),
     )
     attach(app, state)
+    # Adapters' routes must exist before the app starts; their engine and keys are
+    # bound when the lifespan has made them.
     state.platforms = build_all(
         state.platforms_config,
         PlatformContext(
-            app_state=state,
+            services=state.platform_services,
             consent_rules=state.consent_rules,
             pii_key=state.pii_key,
             state_dir=settings.state_dir,
-            settings={},
             outbound=OutboundPolicy.of(settings.outbound_allowed_hosts),
         ),
     )

@@ -9,6 +9,7 @@ import logging
 import time
 
 from adapters.base import Adapter, Notifier
+from adapters.config import PlatformConfig, Schedule
 from adapters.registry import notified_platforms
 from gateway.breaker import CircuitBreaker
 from gateway.metrics import PLATFORM_LAST_SYNC, PLATFORM_SYNC_LAG, PLATFORM_SYNCS
@@ -36,27 +37,24 @@ def start_background(state: GatewayState) -> list[asyncio.Task[None]]:
         # Embedded mode: no Redis stream to share, so the gateway watches itself.
         tasks.append(asyncio.create_task(_embedded_monitor(state)))
     for key, adapter in state.platforms.items():
-        every = adapter_schedule(state, key)
-        if every:
-            breaker = platform_breaker(state, key)
-            tasks.append(asyncio.create_task(_sync_forever(key, adapter, every, breaker)))
+        schedule = adapter_schedule(state, key)
+        if schedule is not None:
+            breaker = platform_breaker(key, schedule)
+            tasks.append(
+                asyncio.create_task(_sync_forever(key, adapter, schedule.every_s, breaker))
+            )
     return tasks
 
 
-def adapter_schedule(state: GatewayState, key: str) -> float | None:
-    value = state.platforms_config.get(key, {}).get("schedule_s")
-    return float(value) if value else None
+def adapter_schedule(state: GatewayState, key: str) -> Schedule | None:
+    config: PlatformConfig | None = state.platforms_config.get(key)
+    return None if config is None else config.schedule()
 
 
-def platform_breaker(state: GatewayState, key: str) -> CircuitBreaker:
+def platform_breaker(key: str, schedule: Schedule) -> CircuitBreaker:
     """After `breaker_failures` failed syncs in a row (default 3), scheduled syncs
     skip the platform for `breaker_open_s` (default 60 s), then one is tried."""
-    block = state.platforms_config.get(key, {})
-    return CircuitBreaker(
-        f"platform {key}",
-        failures=int(block.get("breaker_failures", 3)),
-        open_s=float(block.get("breaker_open_s", 60.0)),
-    )
+    return CircuitBreaker(f"platform {key}", failures=schedule.failures, open_s=schedule.open_s)
 
 
 async def _embedded_monitor(state: GatewayState) -> None:

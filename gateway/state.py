@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-    from adapters.base import Adapter
+    from adapters.base import Adapter, PlatformServices
+    from adapters.config import PlatformConfig
     from gateway.audit.service import AuditWriter
     from gateway.dashboard.login import Login
     from gateway.gate import Gate
@@ -50,7 +51,9 @@ class GatewayState:
     consent_rules: ConsentRules
     risk_rules: list[Rule]
     departments: Departments
-    platforms_config: dict[str, dict[str, Any]]
+    platforms_config: dict[str, PlatformConfig]
+    # What adapters reach once the lifespan has bound it (engine, signing keys).
+    platform_services: PlatformServices
     # Filled by create_app just after: each adapter is given this object.
     platforms: dict[str, Adapter] = field(default_factory=dict)
     reference_page: str | None = None  # /docs, rendered on its first request

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters.base import PlatformServices
 from gateway.settings import Settings
 from gateway.state import GatewayState, NotStarted
 
@@ -70,6 +71,7 @@ def test_a_lifespan_resource_read_before_start_says_so(tmp_path: Path) -> None:
         [],
         None,
         {},  # type: ignore[arg-type]
+        PlatformServices(),
     )
     with pytest.raises(NotStarted, match="engine is made when the app starts"):
         _ = state.engine

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, and_, insert, or_, select, update
 
+from gateway.consents.principal import Actor, witness_of
 from gateway.consents.schemas import ConsentIn, iso
 from gateway.enterprises.service import UnknownEnterprise
 from gateway.errors import Conflict, InvalidValue, NotFound
@@ -90,9 +91,7 @@ def _check(body: ConsentIn, rules: ConsentRules, now: datetime) -> tuple[datetim
     return valid_from.astimezone(UTC), until.astimezone(UTC)
 
 
-def create(
-    conn: Connection, caller: Caller, body: ConsentIn, rules: ConsentRules
-) -> dict[str, Any]:
+def create(conn: Connection, caller: Actor, body: ConsentIn, rules: ConsentRules) -> dict[str, Any]:
     now = datetime.now(UTC)
     valid_from, until = _check(body, rules, now)
     check_subject(conn, body.credit_code)
@@ -133,12 +132,7 @@ def _event(
     )
 
 
-def witness_of(platform: str) -> str:
-    """The registrant a platform adapter writes for the authorisations signed on it."""
-    return f"platform:{platform}"
-
-
-def _visible(caller: Caller) -> Any:
+def _visible(caller: Actor) -> Any:
     if caller.client_type in SEES_ALL:
         return consents.c.id.is_not(None)
     mine = [
@@ -181,7 +175,7 @@ def _render(conn: Connection, row: Any, now: datetime) -> dict[str, Any]:
     }
 
 
-def get(conn: Connection, caller: Caller, consent_id: str) -> dict[str, Any]:
+def get(conn: Connection, caller: Actor, consent_id: str) -> dict[str, Any]:
     row = conn.execute(
         select(consents).where(consents.c.id == consent_id, _visible(caller))
     ).first()

@@ -13,7 +13,7 @@ import orjson
 import pytest
 from sqlalchemy import Engine, select
 
-from adapters.yingchuang import parse_file
+from adapters.yingchuang.wire import parse_file
 from gateway.identity import jose
 from gateway.store.tables import enterprises
 from xyd_demo.platforms import (

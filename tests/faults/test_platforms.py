@@ -18,7 +18,7 @@ from sqlalchemy import Engine, create_engine, func, select
 from starlette.testclient import TestClient
 
 from adapters.http import RetryPolicy
-from adapters.tianfu_rongtong import TianfuRongtongAdapter
+from adapters.tianfu_rongtong.adapter import TianfuRongtongAdapter
 from gateway.app import create_app
 from gateway.state import state_of
 from gateway.store.tables import loan_events

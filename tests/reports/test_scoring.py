@@ -11,7 +11,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.events import BEIJING
+from gateway.loans.events import BEIJING
 from gateway.loans.service import LedgerEvent
 from gateway.records.schemas import SCHEMAS
 from gateway.reports.loans import scored_loans

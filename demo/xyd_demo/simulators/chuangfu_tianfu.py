@@ -29,9 +29,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from adapters.events import BEIJING
 from gateway.identifiers import CREDIT_ALPHABET, make_credit_code
 from gateway.identity import jose
+from gateway.loans.events import BEIJING
 from gateway.private_files import private_dir, write_private
 from xyd_demo.simulators import Borrowers, pick
 

@@ -28,8 +28,8 @@ import httpx
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from adapters.events import BEIJING
 from gateway.identifiers import CREDIT_ALPHABET, make_credit_code, resident_id_check_char
+from gateway.loans.events import BEIJING
 from gateway.private_files import private_dir, write_private
 from xyd_demo.simulators import Borrowers, pick
 

@@ -1,4 +1,5 @@
-"""Canonical loan events: what every adapter turns its platform's messages into.
+"""Canonical loan events: what every platform adapter turns its platform's messages
+into, and what the ledger (`gateway.loans.ledger`) stores.
 
 Money is integer fen, parsed by `gateway.bounds` (never above its MAX_FEN),
 times are timezone-aware, and a natural-person borrower is only ever a keyed
@@ -12,9 +13,6 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Literal
-
-from gateway import bounds
-from gateway.bounds import InvalidAmount as InvalidAmount  # what the adapters catch
 
 EventType = Literal[
     "application_submitted",
@@ -71,16 +69,6 @@ class LoanEvent:
 
 def digest(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
-
-
-def fen_from_yuan(text: object) -> int:
-    """'1500000.00' yuan → 150000000 fen, exactly; more than 2 decimals or junk is an error."""
-    return bounds.fen_from_text(text, bounds.YUAN)
-
-
-def fen_from_wan(text: object) -> int:
-    """'150.000001' (units of 10,000 yuan, up to 6 decimals) → fen, exactly."""
-    return bounds.fen_from_text(text, bounds.WAN)
 
 
 def beijing_day_end(day: date) -> datetime:

@@ -8,19 +8,20 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from adapters.events import (
-    BEIJING,
-    Authorization,
-    InvalidAmount,
-    LoanEvent,
-    digest,
-    fen_from_wan,
-    fen_from_yuan,
-)
-from adapters.ledger import fold, get_state, set_state, store
+from gateway.bounds import InvalidAmount, fen_from_wan, fen_from_yuan
+from gateway.loans.events import BEIJING, Authorization, LoanEvent, digest
+from gateway.loans.ledger import fold, store
+from gateway.positions import read_position, save_position
 from gateway.records.readers import read_ndjson
 from gateway.records.service import Ingestor
-from gateway.store.tables import consents, enterprises, loan_events, loans, platform_dead_letters
+from gateway.store.tables import (
+    consent_events,
+    consents,
+    enterprises,
+    loan_events,
+    loans,
+    platform_dead_letters,
+)
 from policies.consent import ConsentRules
 from testkit.builders import code, ndjson, register_enterprises, registration
 from testkit.clients import register
@@ -113,6 +114,10 @@ def test_authorisation_becomes_a_consent_witnessed_by_the_platform(engine: Engin
     with engine.connect() as conn:
         row = conn.execute(select(consents)).one()
     assert (row.grantee_client_id, row.registrant_client_id) == ("bank-a", "platform:kechuangtong")
+    with engine.connect() as conn:
+        history = conn.execute(select(consent_events.c.event, consent_events.c.actor_client_id))
+    # The consent's history names the platform as who wrote it.
+    assert list(history) == [("created", "platform:kechuangtong")]
     assert row.scopes == ["basic", "tax"]  # unknown sections dropped
     assert row.evidence["channel"] == "kechuangtong"
     until = row.valid_until if row.valid_until.tzinfo else row.valid_until.replace(tzinfo=UTC)
@@ -184,19 +189,19 @@ def test_a_person_is_a_hash_never_a_code(engine: Engine) -> None:
 
 def test_sync_positions_commit_with_the_events(engine: Engine) -> None:
     with engine.begin() as conn:
-        set_state(conn, "tianfu-rongtong", "cursor", "abc")
-        set_state(conn, "tianfu-rongtong", "cursor", "def")
+        save_position(conn, "tianfu-rongtong", "cursor", "abc")
+        save_position(conn, "tianfu-rongtong", "cursor", "def")
 
     def crash() -> None:
         with engine.begin() as conn:
             store(conn, event(13, "loan_approved"), rules=RULES)
-            set_state(conn, "tianfu-rongtong", "cursor", "ghi")
+            save_position(conn, "tianfu-rongtong", "cursor", "ghi")
             raise RuntimeError("crash before commit")
 
     with pytest.raises(RuntimeError):
         crash()
     with engine.connect() as conn:
-        assert get_state(conn, "tianfu-rongtong", "cursor") == "def"
+        assert read_position(conn, "tianfu-rongtong", "cursor") == "def"
         assert conn.execute(select(func.count()).select_from(loan_events)).scalar() == 0
 
 

@@ -1,6 +1,6 @@
-"""农贷通 Nongdaitong: GB18030 XML messages pushed to us, RSA-SHA256 signed over `<Body>`.
+"""农贷通 Nongdaitong's wire format: GB18030 XML, RSA-SHA256 signed over `<Body>`.
 
-One message, in this order (spec: /work/shared/specs/platforms/nongdaitong.md):
+One message, in this order (docs/platforms/nongdaitong.md):
 
 1. at most 256 KiB is read; more is refused (1002) without reading further;
 2. the signed bytes (`<Body>` … `</Body>`) and `<Sign>` are found in the raw
@@ -23,13 +23,10 @@ logged or answered in clear.
 from __future__ import annotations
 
 import codecs
-import logging
 import re
-import traceback
 from datetime import date, datetime
 from enum import StrEnum
-from pathlib import Path
-from typing import Any, Final
+from typing import Final, TypedDict
 from xml.etree.ElementTree import Element, ParseError
 from xml.sax.saxutils import escape
 
@@ -38,21 +35,18 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from defusedxml import DefusedXmlException
-from fastapi import APIRouter, Request, Response
+from fastapi import Response
 
-from adapters.base import PlatformContext, StoreUnavailable, receive, reject
-from adapters.events import BEIJING, Authorization, EventType, InvalidAmount, LoanEvent, digest
 from gateway import bounds
+from gateway.bounds import InvalidAmount
 from gateway.identifiers import InvalidIdentifier, validate_credit_code, validate_resident_id
-from gateway.metrics import PLATFORM_MESSAGES
+from gateway.loans.events import BEIJING, Authorization, EventType, LoanEvent, digest
 from gateway.pii import keyed_hash
 
 KEY: Final = "nongdaitong"
 MAX_BODY_BYTES: Final = 256 * 1024
 MAX_SKEW_S: Final = 600
-MIN_KEY_BITS: Final = 2048
 MEDIA_TYPE: Final = "application/xml; charset=GB18030"
 VERSION: Final = "1.2"
 
@@ -67,8 +61,6 @@ TXN_EVENTS: Final[dict[str, EventType]] = {
     "NDT303": "loan_defaulted",
     "NDT304": "loan_settled",
 }
-
-log = logging.getLogger("xyd.adapters.nongdaitong")
 
 
 class Code(StrEnum):
@@ -136,51 +128,6 @@ def verify(keys: list[RSAPublicKey], signed: bytes, signature: bytes) -> bool:
             continue
         return True
     return False
-
-
-class KeyRing:
-    """Nongdaitong's public keys, re-read whenever a file appears or changes.
-
-    Rotation is a file operation (add the new key's path, later drop the
-    old), so a missing or unusable file is logged and skipped rather than
-    fatal; with no usable key every message is answered 9999.
-    """
-
-    def __init__(self, paths: list[Path]) -> None:
-        self.paths = paths
-        self._seen: dict[Path, tuple[tuple[int, int] | None, RSAPublicKey | None]] = {}
-
-    def current(self) -> list[RSAPublicKey]:
-        keys = []
-        for path in self.paths:
-            try:
-                stat = path.stat()
-                stamp: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
-            except OSError:
-                stamp = None
-            seen = self._seen.get(path)
-            if seen is None or seen[0] != stamp:
-                seen = (stamp, self._load(path) if stamp else None)
-                if stamp is None:
-                    log.warning("nongdaitong public key file missing", extra={"path": str(path)})
-                self._seen[path] = seen
-            if seen[1] is not None:
-                keys.append(seen[1])
-        return keys
-
-    @staticmethod
-    def _load(path: Path) -> RSAPublicKey | None:
-        try:
-            key = load_pem_public_key(path.read_bytes())
-        except (OSError, ValueError, TypeError) as exc:
-            log.error("nongdaitong public key unreadable: %s", exc, extra={"path": str(path)})
-            return None
-        if not isinstance(key, RSAPublicKey) or key.key_size < MIN_KEY_BITS:
-            log.error(
-                "nongdaitong public key must be RSA of 2048 bits or more", extra={"path": str(path)}
-            )
-            return None
-        return key
 
 
 # --- decoding and parsing -------------------------------------------------------------
@@ -331,7 +278,7 @@ def read_head(root: Element, now: float) -> tuple[str, str, datetime]:
 _TIME_RULE = "必须是 yyyyMMddHHmmss"
 
 
-def read_borrower(body: Fields, pii_key: bytes) -> tuple[str | None, str | None, dict[str, Any]]:
+def read_borrower(body: Fields, pii_key: bytes) -> tuple[str | None, str | None, dict[str, object]]:
     """(credit code, person hash, details). A person's name and number stop here."""
     borrower = body.child("Borrower")
     kind = borrower.text("Type")
@@ -354,7 +301,7 @@ def read_borrower(body: Fields, pii_key: bytes) -> tuple[str | None, str | None,
     raise _invalid("Body/Borrower/Type", "必须是 ORG 或 PERSON")
 
 
-def read_authorization(body: Fields) -> tuple[Authorization, dict[str, Any]]:
+def read_authorization(body: Fields) -> tuple[Authorization, dict[str, object]]:
     auth = body.child("Auth")
     bank = auth.match("BankCode", _BANK, _BANK_RULE)
     scopes = tuple(s.strip() for s in auth.text("Scopes").split(","))
@@ -366,7 +313,17 @@ def read_authorization(body: Fields) -> tuple[Authorization, dict[str, Any]]:
     return grant, {"auth_scopes": list(scopes), "auth_valid_until": until.isoformat()}
 
 
-def read_repayment(body: Fields, txn: str) -> dict[str, Any]:
+class LoanFields(TypedDict, total=False):
+    """The event's loan and repayment fields, as read from the message."""
+
+    loan_no: str
+    bank_code: str | None
+    amount_fen: int | None
+    due_date: date
+    days_overdue: int
+
+
+def read_repayment(body: Fields, txn: str) -> LoanFields:
     repay = body.child("Repay")
     days = repay.integer("OverdueDays", digits=5)
     if txn == "NDT302" and days == 0:
@@ -378,13 +335,13 @@ def read_repayment(body: Fields, txn: str) -> dict[str, Any]:
     }
 
 
-def to_event(ctx: PlatformContext, raw: bytes, signed: bytes) -> LoanEvent:
+def to_event(raw: bytes, signed: bytes, *, now: float, pii_key: bytes) -> LoanEvent:
     """The canonical event of an authenticated message, or a Refusal."""
-    txn, msg_id, sent_at = read_head(parse_xml(decode(raw)), ctx.clock())
+    txn, msg_id, sent_at = read_head(parse_xml(decode(raw)), now)
     body = Fields(parse_xml(signed.decode("gb18030")), "Body")
-    credit_code, person, details = read_borrower(body, ctx.pii_key)
+    credit_code, person, details = read_borrower(body, pii_key)
     details["txn_code"] = txn
-    fields: dict[str, Any] = {}
+    fields: LoanFields = {}
     # An authorisation may come before there is any loan; every other event has one.
     loan = body.maybe_child("Loan") if txn == "NDT102" else body.child("Loan")
     if loan is not None:
@@ -446,33 +403,6 @@ def redact(raw: bytes) -> bytes:
     return _ID_LIKE.sub(lambda m: _mask_number(m[0]), out)
 
 
-# --- the endpoint ----------------------------------------------------------------------
-
-_ANSWER_EXAMPLE = (
-    '<?xml version="1.0" encoding="GB18030"?>\n<NDTRsp><Head><MsgId>NDT20261120000000123'
-    "</MsgId><RspCode>0000</RspCode><RspMsg>成功</RspMsg></Head></NDTRsp>"
-)
-_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": (
-            "Always 200 with a GB18030 `<NDTRsp>`; the outcome is `RspCode`: 0000 accepted, "
-            "0001 duplicate of an accepted message, 1001 signature invalid or SendTime more "
-            "than 600 s off, 1002 not well-formed / wrong encoding / missing element / over "
-            "256 KiB / DTD or entities present, 1003 invalid value (the field is named in "
-            "RspMsg), 9999 busy or not configured: retry later."
-        ),
-        "content": {"application/xml": {"schema": {"type": "string"}, "example": _ANSWER_EXAMPLE}},
-    }
-}
-_REQUEST_BODY = {
-    "requestBody": {
-        "required": True,
-        "description": "An `<NDTMsg>` in GB18030, at most 256 KiB, signed over `<Body>`.",
-        "content": {"application/xml": {"schema": {"type": "string", "format": "binary"}}},
-    }
-}
-
-
 def answer(msg_id: str, code: Code, text: str) -> Response:
     xml = (
         f'<?xml version="1.0" encoding="GB18030"?>\n<NDTRsp><Head><MsgId>{escape(msg_id)}'
@@ -481,104 +411,6 @@ def answer(msg_id: str, code: Code, text: str) -> Response:
     return Response(xml.encode("gb18030"), status_code=200, media_type=MEDIA_TYPE)
 
 
-async def read_limited(request: Request, limit: int = MAX_BODY_BYTES) -> bytes | None:
-    """The body, or None as soon as it is known to exceed `limit` (the rest is never read)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return None
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return None
-    return bytes(body)
-
-
-def _echo_id(raw: bytes) -> str:
+def echo_id(raw: bytes) -> str:
     found = _MSG_ID_BYTES.search(raw)
     return found[1].decode("ascii") if found else ""
-
-
-class NongdaitongAdapter:
-    key = KEY
-
-    def __init__(self, ctx: PlatformContext, keys: KeyRing) -> None:
-        self.ctx, self.keys = ctx, keys
-
-    def router(self) -> APIRouter:
-        router = APIRouter(tags=["platforms"])
-        router.add_api_route(
-            f"/v1/platforms/{KEY}/messages",
-            self.message,
-            methods=["POST"],
-            summary="农贷通 Nongdaitong pushes one signed GB18030 XML message",
-            response_class=Response,
-            responses=_RESPONSES,
-            openapi_extra=_REQUEST_BODY,
-        )
-        return router
-
-    async def message(self, request: Request) -> Response:
-        raw = await read_limited(request)
-        if raw is None:
-            return self._refused("", Refusal(Code.MALFORMED, "报文超过 256 KiB", dead_letter=False))
-        keys = self.keys.current()
-        if not keys:
-            return answer(_echo_id(raw), Code.BUSY, "网关未配置农贷通公钥, 请稍后重试")
-        try:
-            signed, signature = locate(raw)
-            if not verify(keys, signed, signature):
-                raise Refusal(Code.UNAUTHENTIC, "签名无效", dead_letter=False)
-            event = to_event(self.ctx, raw, signed)
-        except Refusal as refusal:
-            if refusal.dead_letter:
-                reason = f"{refusal.code} {refusal.message} (MsgId {_echo_id(raw) or '-'})"
-                await reject(self.ctx, KEY, reason, redact(raw))
-            return self._refused(_echo_id(raw), refusal)
-        except Exception as exc:  # a bug must not lose the message: the platform retries
-            log.error(
-                "nongdaitong message failed unexpectedly",
-                extra={
-                    "error": type(exc).__name__,
-                    "where": traceback.format_tb(exc.__traceback__),
-                },
-            )
-            return answer(_echo_id(raw), Code.BUSY, "系统繁忙, 请稍后重试")
-        try:
-            stored = await receive(self.ctx, event)
-        except StoreUnavailable:
-            return answer(event.message_id, Code.BUSY, "系统繁忙, 请稍后重试")
-        if stored.outcome == "duplicate":
-            return answer(event.message_id, Code.DUPLICATE, "重复报文, 已受理")
-        if stored.outcome == "rejected":  # dead-lettered by the ledger
-            return answer(event.message_id, Code.INVALID, f"CreditCode 无效: {stored.reason}")
-        return answer(event.message_id, Code.ACCEPTED, "成功")
-
-    def _refused(self, msg_id: str, refusal: Refusal) -> Response:
-        if not refusal.dead_letter:  # `reject` counts the others
-            PLATFORM_MESSAGES.labels(KEY, "received").inc()
-            PLATFORM_MESSAGES.labels(KEY, "rejected").inc()
-        log.warning(
-            "nongdaitong message refused",
-            extra={"msg_id": msg_id, "code": str(refusal.code), "reason": refusal.message},
-        )
-        return answer(msg_id, refusal.code, refusal.message)
-
-    async def sync(self, *, day: date | None = None, since: datetime | None = None) -> None:
-        return None
-
-
-def _key_paths(ctx: PlatformContext) -> list[Path]:
-    value = ctx.settings.get("public_keys")
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-        raise ValueError(f"{KEY}: public_keys must be a list of PEM file paths")
-    return [p if p.is_absolute() else ctx.state_dir / p for p in map(Path, value)]
-
-
-def build(ctx: PlatformContext) -> NongdaitongAdapter:
-    """The adapter; a missing key file is logged and answered 9999 until it appears."""
-    ring = KeyRing(_key_paths(ctx))
-    ring.current()
-    return NongdaitongAdapter(ctx, ring)
