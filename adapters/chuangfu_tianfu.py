@@ -55,8 +55,8 @@ from gateway.errors import (
     problem_response,
 )
 from gateway.identifiers import InvalidIdentifier, validate_credit_code
-from gateway.identity import jose
-from gateway.identity.keys import KeyError_, LoadedKey
+from gateway.keys import jose
+from gateway.keys.store import KeyError_, LoadedKey
 
 KEY = "chuangfu-tianfu"
 PATH = f"/v1/platforms/{KEY}/messages"

@@ -32,7 +32,7 @@ from starlette.routing import Route
 from adapters.events import BEIJING
 from adapters.simulators import Borrowers, pick
 from gateway.identifiers import CREDIT_ALPHABET, make_credit_code
-from gateway.identity import jose
+from gateway.keys import jose
 from gateway.private_files import private_dir, write_private
 
 KID = "cftf-2026-1"

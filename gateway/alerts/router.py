@@ -9,13 +9,13 @@ from fastapi import APIRouter, Body, Header, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response, StreamingResponse
 
+from gateway.access.callers import AlertReader, AlertWriter
 from gateway.alerts import service
 from gateway.alerts.schemas import AlertDetail, AlertPage, stream_docs
 from gateway.apidocs import answer_docs
 from gateway.audit.service import allowed, record_with
-from gateway.enterprises.service import checked_code
 from gateway.errors import problem_docs
-from gateway.identity.deps import AlertReader, AlertWriter
+from gateway.identifiers import checked_code
 from gateway.params import JSON_ONLY_DOC, CreditCodeQuery, JsonOnly, Rfc3339
 
 router = APIRouter(tags=["alerts"])

@@ -35,7 +35,6 @@ from gateway.dashboard import accounts, facts, queries, views
 from gateway.dashboard.i18n import TEXT, Lang, lang_of
 from gateway.dashboard.login import Login
 from gateway.dashboard.throttle import source_of
-from gateway.enterprises.service import checked_code
 from gateway.errors import (
     BadRequest,
     Conflict,
@@ -47,6 +46,7 @@ from gateway.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from gateway.identifiers import checked_code
 from gateway.loans import service as ledger
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)

@@ -9,11 +9,13 @@ from fastapi import APIRouter, Request
 from sqlalchemy.exc import DBAPIError
 from starlette.responses import Response
 
+from gateway.access.callers import ReportFetcher, ReportReader
+from gateway.access.decision import admit, audit_denial
 from gateway.apidocs import answer_docs
 from gateway.audit.chain import AuditEvent
 from gateway.audit.kept import KeptReport
 from gateway.audit.service import record, record_allowed, route_of
-from gateway.enterprises.service import UnknownEnterprise, checked_code
+from gateway.enterprises.service import UnknownEnterprise
 from gateway.errors import (
     DependencyUnavailable,
     Forbidden,
@@ -22,9 +24,9 @@ from gateway.errors import (
     ProblemError,
     problem_docs,
 )
-from gateway.identity.deps import ReportFetcher, ReportReader, admit, audit_denial
-from gateway.identity.keys import KeyError_
+from gateway.identifiers import checked_code
 from gateway.identity.tokens import Caller
+from gateway.keys.store import KeyError_
 from gateway.metrics import CONSENT_COPIES, Children
 from gateway.reports import issued, signing
 from gateway.reports.build import request_members

@@ -30,7 +30,7 @@ from adapters.chuangfu_tianfu import MAX_BODY_BYTES, build
 from adapters.events import BEIJING
 from adapters.simulators.chuangfu_tianfu import KID, Sender, Simulator, write_demo_credentials
 from gateway.app import create_app
-from gateway.identity import jose
+from gateway.keys import jose
 from gateway.settings import Settings
 from gateway.store.tables import consents, loan_events, loans, platform_dead_letters
 from policies.consent import ConsentRules

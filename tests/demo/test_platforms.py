@@ -24,7 +24,7 @@ from gateway.demo.platforms import (
     write_credentials,
 )
 from gateway.demo.seed import seed_demo
-from gateway.identity import jose
+from gateway.keys import jose
 from gateway.store.tables import enterprises
 
 KEY = b"k" * 32

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from adapters.simulators import kechuangtong as kct
 from gateway.client import GatewayClient
-from gateway.identity import jose
+from gateway.keys import jose
 from testkit.builders import penalty, registration
 
 MARKET = "成都市市场监督管理局"

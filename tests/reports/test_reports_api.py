@@ -22,7 +22,7 @@ from adapters.events import LoanEvent, digest
 from adapters.ledger import store
 from gateway.app import create_app
 from gateway.client import dpop_proof
-from gateway.identity import jose
+from gateway.keys import jose
 from gateway.records.readers import read_ndjson
 from gateway.records.service import Ingestor
 from gateway.settings import Settings

@@ -24,7 +24,7 @@ from starlette.testclient import TestClient
 from adapters import chuangfu_tianfu, kechuangtong
 from adapters.base import PlatformContext
 from adapters.http import OutboundPolicy, OutboundRefused
-from gateway.identity import jose
+from gateway.keys import jose
 from gateway.settings import Settings
 from policies.consent import ConsentRules
 from testkit.clients import ClientKey, new_key
