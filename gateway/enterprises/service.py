@@ -5,8 +5,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.errors import NotFound
-from gateway.identifiers import checked_code
+from gateway.identifiers import UnknownEnterprise, checked_code
 from gateway.store.tables import enterprises
 from gateway.timeutil import aware
 
@@ -23,10 +22,6 @@ _PUBLIC = (
     enterprises.c.data_version,
     enterprises.c.updated_at,
 )
-
-
-class UnknownEnterprise(NotFound):
-    type_slug, title = "unknown-enterprise", "No such enterprise"
 
 
 async def basic_data(conn: AsyncConnection, credit_code: str) -> dict[str, Any]:
