@@ -2,9 +2,12 @@
 
 The graph is read from the source, not from what happens to be imported: every
 `import` and `from … import` statement in gateway/, adapters/ and policies/,
-function-level ones included. A node is a subpackage (`gateway.audit`,
-`policies.risk`) or a top-level module (`gateway.errors`); an edge says some
-module of one imports a module of the other. The keys sit at the bottom: they
+function-level ones included; those under `if TYPE_CHECKING:` are left out, as
+they name types for annotations and import nothing when the code runs (the
+typed state, gateway/state.py, names what every layer holds). A node is a
+subpackage (`gateway.audit`, `policies.risk`) or a top-level module
+(`gateway.errors`); an edge says some module of one imports a module of the
+other. The keys sit at the bottom: they
 import no feature and nothing of the access pipeline or the identity server.
 """
 
@@ -38,9 +41,25 @@ def node_of(module: str) -> str:
     return ".".join(module.split(".")[:2])
 
 
+def _type_checking_only(tree: ast.AST) -> set[ast.AST]:
+    """The statements inside `if TYPE_CHECKING:` blocks."""
+    inside: set[ast.AST] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and ast.unparse(node.test) in _TYPE_CHECKING:
+            for statement in node.body:
+                inside.update(ast.walk(statement))
+    return inside
+
+
+_TYPE_CHECKING = frozenset({"TYPE_CHECKING", "typing.TYPE_CHECKING"})
+
+
 def _imported(tree: ast.AST, module: str, is_package: bool, root: Path) -> set[str]:
     found: set[str] = set()
+    skipped = _type_checking_only(tree)
     for statement in ast.walk(tree):
+        if statement in skipped:
+            continue
         if isinstance(statement, ast.Import):
             found.update(alias.name for alias in statement.names)
         elif isinstance(statement, ast.ImportFrom):
@@ -136,6 +155,11 @@ def test_a_cycle_is_named(tmp_path: Path) -> None:
         "a/one.py": "def late() -> None:\n    from gateway.b import two\n",
         "b/__init__.py": "",
         "b/two.py": "from gateway.a import one\n",
+        "c/__init__.py": "",
+        "c/three.py": (
+            "from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n    from gateway.a import one\n"
+        ),
+        "a/four.py": "from gateway.c import three\n",
     }.items():
         path = tmp_path / "gateway" / name
         path.parent.mkdir(parents=True, exist_ok=True)

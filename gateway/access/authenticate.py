@@ -8,8 +8,8 @@ from starlette.types import Scope
 
 from gateway.identity.dpop import InvalidProof, check_proof, proof_header
 from gateway.identity.errors import InvalidToken
-from gateway.identity.service import Identity
 from gateway.identity.tokens import Caller
+from gateway.state import state_of
 
 
 async def authenticated(request: Request) -> Caller:
@@ -20,7 +20,7 @@ async def authenticated(request: Request) -> Caller:
     scheme, token = scheme.lower(), token.strip()
     if scheme not in ("bearer", "dpop") or not token:
         raise InvalidToken("send Authorization: Bearer <token> or DPoP <token>")
-    identity: Identity = request.app.state.identity
+    identity = state_of(request).identity
     caller = await identity.tokens.verify(token, check_denylist=False)
     if caller.jkt is None:
         if scheme == "dpop":

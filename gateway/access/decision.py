@@ -11,6 +11,7 @@ from gateway.audit.service import record, route_of
 from gateway.errors import ProblemError
 from gateway.identifiers import is_valid_credit_code
 from gateway.identity.tokens import Caller
+from gateway.state import state_of
 from policies.rate import RateOutcome, headers
 
 
@@ -33,7 +34,7 @@ async def admit(
     charged is given back if the answer is a 5xx (`GatewayMiddleware`). With
     `cached_consent`, the outcome may instead say the consent changed (see
     `Gate.admit`): then nothing was charged and no headers are set."""
-    result: RateOutcome = await request.app.state.gate.admit(
+    result: RateOutcome = await state_of(request).gate.admit(
         caller,
         route_of(request),
         credit_code=credit_code,

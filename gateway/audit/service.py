@@ -25,6 +25,7 @@ from gateway.db import Held
 from gateway.errors import DependencyUnavailable
 from gateway.keys.ring import KeyRingHolder
 from gateway.keys.store import KeyError_, LoadedKey
+from gateway.state import state_of
 
 log = logging.getLogger("xyd.audit")
 
@@ -128,7 +129,7 @@ async def record(request: Request, event: AuditEvent) -> int:
 
     The caller sends nothing protected until this returns: no audit, no answer.
     """
-    writer: AuditWriter = request.app.state.audit
+    writer = state_of(request).audit
     try:
         return await writer.append(event)
     except (SQLAlchemyError, OSError, KeyError_) as exc:
@@ -140,7 +141,7 @@ async def record_with(request: Request, conn: AsyncConnection, event: AuditEvent
     """Append `event` in the transaction of the write it records (`conn`), so the
     state change and its entry commit together or not at all; 503 if it cannot be
     written, which rolls that transaction back."""
-    writer: AuditWriter = request.app.state.audit
+    writer = state_of(request).audit
     try:
         return await writer.append_in(conn, event)
     except (SQLAlchemyError, OSError, KeyError_) as exc:

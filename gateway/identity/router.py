@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from gateway.apidocs import answer_docs, header_docs
@@ -15,8 +15,16 @@ from gateway.identity.dpop import proof_header, verify_proof
 from gateway.identity.errors import InvalidRequest
 from gateway.identity.schemas import Introspection, Jwks, ServerMetadata, TokenAnswer
 from gateway.identity.service import Identity
+from gateway.state import state_of
 
 router = APIRouter(tags=["identity"])
+
+
+async def _identity(request: Request) -> Identity:
+    return state_of(request).identity
+
+
+IdentityDep = Annotated[Identity, Depends(_identity)]
 FORM = "application/x-www-form-urlencoded"
 _PROBLEMS = problem_docs(
     {
@@ -28,11 +36,6 @@ _PROBLEMS = problem_docs(
 )
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _NO_STORE_DOCS = {"Cache-Control": "`no-store`", "Pragma": "`no-cache`"}
-
-
-def _identity(request: Request) -> Identity:
-    identity: Identity = request.app.state.identity
-    return identity
 
 
 async def read_form(request: Request) -> dict[str, str]:
@@ -61,9 +64,8 @@ def _json(body: dict[str, Any], headers: dict[str, str] | None = None) -> Respon
     summary="Client credentials grant; private_key_jwt client authentication",
     responses={**answer_docs(TokenAnswer, "An access token", headers=_NO_STORE_DOCS), **_PROBLEMS},
 )
-async def token(request: Request) -> Response:
+async def token(request: Request, identity: IdentityDep) -> Response:
     form = await read_form(request)
-    identity = _identity(request)
     proof = proof_header(request.headers)
     jkt = None
     if proof is not None:
@@ -90,9 +92,9 @@ async def token(request: Request) -> Response:
         **_PROBLEMS,
     },
 )
-async def revoke(request: Request) -> Response:
+async def revoke(request: Request, identity: IdentityDep) -> Response:
     form = await read_form(request)
-    await _identity(request).revoke(form, request.headers.get("authorization"))
+    await identity.revoke(form, request.headers.get("authorization"))
     return Response(status_code=200, headers=_NO_STORE)
 
 
@@ -108,9 +110,9 @@ async def revoke(request: Request) -> Response:
         **_PROBLEMS,
     },
 )
-async def introspect(request: Request) -> Response:
+async def introspect(request: Request, identity: IdentityDep) -> Response:
     form = await read_form(request)
-    answer = await _identity(request).introspect(form, request.headers.get("authorization"))
+    answer = await identity.introspect(form, request.headers.get("authorization"))
     return _json(answer, _NO_STORE)
 
 
@@ -119,8 +121,8 @@ async def introspect(request: Request) -> Response:
     summary="RFC 8414 metadata",
     responses=answer_docs(ServerMetadata, "The authorisation server's metadata"),
 )
-async def metadata(request: Request) -> Response:
-    return _json(_identity(request).metadata())
+async def metadata(identity: IdentityDep) -> Response:
+    return _json(identity.metadata())
 
 
 @router.get(
@@ -128,5 +130,5 @@ async def metadata(request: Request) -> Response:
     summary="The gateway's public signing keys",
     responses=answer_docs(Jwks, "The live public keys", headers={"Cache-Control": "`max-age=60`"}),
 )
-async def jwks(request: Request) -> Response:
-    return _json(await _identity(request).jwks(), {"Cache-Control": "max-age=60"})
+async def jwks(identity: IdentityDep) -> Response:
+    return _json(await identity.jwks(), {"Cache-Control": "max-age=60"})

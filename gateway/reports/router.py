@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from sqlalchemy.exc import DBAPIError
 from starlette.responses import Response
 
@@ -16,6 +16,7 @@ from gateway.apidocs import answer_docs
 from gateway.audit.chain import AuditEvent
 from gateway.audit.kept import KeptReport
 from gateway.audit.service import record, record_allowed, route_of
+from gateway.deps import EngineDep, SettingsDep
 from gateway.errors import (
     DependencyUnavailable,
     NotAcceptable,
@@ -30,9 +31,16 @@ from gateway.reports.build import request_members
 from gateway.reports.html import render_html
 from gateway.reports.pdf import Printer
 from gateway.reports.schemas import COMPACT_JWS, CreditReport
-from gateway.reports.service import ReportService
+from gateway.state import state_of
 
 router = APIRouter(tags=["reports"])
+
+
+async def _printer(request: Request) -> Printer:
+    return state_of(request).printer
+
+
+PrinterDep = Annotated[Printer, Depends(_printer)]
 ROUTE = "/v1/enterprises/{credit_code}/credit-report"
 JSON, JOSE, HTML, PDF = "application/json", "application/jose", "text/html", "application/pdf"
 # The printable page's own policy: its inline stylesheet and nothing else.
@@ -143,9 +151,8 @@ async def credit_report(request: Request, caller: ReportFetcher) -> Response:
     media = negotiate(request.headers.get("accept"))
     code = await report_access.credit_code(request, caller)
     consent_id = report_access.consent_id(request)
-    state = request.app.state
-    service: ReportService = state.reports
-    printer: Printer = state.printer
+    state = state_of(request)
+    service, printer = state.reports, state.printer
     now = datetime.now(UTC)
     # A busy printer refuses before the gate: nothing is spent on a refusal.
     with printer.slot() if media == PDF else nullcontext():
@@ -263,18 +270,23 @@ _AGAIN_PROBLEMS = problem_docs(
         **_AGAIN_PROBLEMS,
     },
 )
-async def report_again(request: Request, report_id: str, caller: ReportReader) -> Response:
+async def report_again(
+    request: Request,
+    report_id: str,
+    caller: ReportReader,
+    engine: EngineDep,
+    settings: SettingsDep,
+    printer: PrinterDep,
+) -> Response:
     try:
         media = negotiate(request.headers.get("accept"))
     except ProblemError as denial:
         await audit_denial(request, caller, denial)
         raise
-    state = request.app.state
-    printer: Printer = state.printer
     now = datetime.now(UTC)
-    retention = timedelta(days=state.settings.report_retention_days)
+    retention = timedelta(days=settings.report_retention_days)
     try:
-        found = await issued.find_for(state.engine, report_id, caller.client_id, now, retention)
+        found = await issued.find_for(engine, report_id, caller.client_id, now, retention)
     except (DBAPIError, OSError) as exc:
         raise DependencyUnavailable("the credit store is unavailable") from exc
     if isinstance(found, issued.Refused):

@@ -28,7 +28,6 @@ from sqlalchemy import Engine, Table, func, select, text
 from adapters.base import PlatformContext
 from adapters.chuangfu_tianfu import MAX_BODY_BYTES, build
 from adapters.events import BEIJING
-from adapters.simulators.chuangfu_tianfu import KID, Sender, Simulator, write_demo_credentials
 from gateway.app import create_app
 from gateway.keys import jose
 from gateway.settings import Settings
@@ -37,6 +36,7 @@ from policies.consent import ConsentRules
 from testkit.builders import codes_in, register_enterprises
 from testkit.clients import register
 from testkit.live import serve
+from xyd_demo.simulators.chuangfu_tianfu import KID, Sender, Simulator, write_demo_credentials
 
 KEY = "chuangfu-tianfu"
 CONFIG = Path(__file__).resolve().parents[2] / "config"

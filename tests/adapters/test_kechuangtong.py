@@ -37,7 +37,18 @@ from adapters.kechuangtong import (
     notifies,
     parse,
 )
-from adapters.simulators.kechuangtong import (
+from gateway.app import create_app
+from gateway.identifiers import make_credit_code
+from gateway.outbox import enqueue
+from gateway.settings import Settings
+from gateway.state import state_of
+from gateway.store.tables import consents, loan_events, loans, outbox, platform_dead_letters
+from policies.consent import ConsentRules
+from testkit.builders import codes_in, register_enterprises
+from testkit.clients import register
+from testkit.live import serve
+from testkit.services import free_port
+from xyd_demo.simulators.kechuangtong import (
     CallbackReceiver,
     Message,
     Sender,
@@ -47,16 +58,6 @@ from adapters.simulators.kechuangtong import (
     stream,
     write_demo_credentials,
 )
-from gateway.app import create_app
-from gateway.identifiers import make_credit_code
-from gateway.outbox import enqueue
-from gateway.settings import Settings
-from gateway.store.tables import consents, loan_events, loans, outbox, platform_dead_letters
-from policies.consent import ConsentRules
-from testkit.builders import codes_in, register_enterprises
-from testkit.clients import register
-from testkit.live import serve
-from testkit.services import free_port
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 CODE = make_credit_code("9", "1", "510100", "MA61R8XW")
@@ -524,7 +525,7 @@ def test_without_its_secret_the_endpoint_answers_retry_later_until_it_appears(
 def test_a_store_that_cannot_take_the_event_answers_retry_later(
     gateway: Gateway, engine: Engine
 ) -> None:
-    state = gateway.app.state
+    state = state_of(gateway.app)
     working = state.engine
     dead = create_async_engine(f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/none")
     body = kct("LOAN_DISBURSED", 1, amount="100.00")

@@ -23,7 +23,16 @@ from adapters import nongdaitong
 from adapters.base import PlatformContext, StoreUnavailable
 from adapters.ledger import fold
 from adapters.nongdaitong import MAX_BODY_BYTES, KeyRing, build, redact
-from adapters.simulators.nongdaitong import (
+from gateway.app import create_app
+from gateway.identifiers import is_valid_credit_code
+from gateway.pii import keyed_hash
+from gateway.settings import Settings
+from gateway.store.tables import consents, loan_events, loans, platform_dead_letters
+from policies.consent import ConsentRules
+from testkit.builders import register_enterprises
+from testkit.clients import register
+from testkit.live import serve
+from xyd_demo.simulators.nongdaitong import (
     PATH,
     Answer,
     Borrower,
@@ -37,15 +46,6 @@ from adapters.simulators.nongdaitong import (
     stream,
     write_demo_credentials,
 )
-from gateway.app import create_app
-from gateway.identifiers import is_valid_credit_code
-from gateway.pii import keyed_hash
-from gateway.settings import Settings
-from gateway.store.tables import consents, loan_events, loans, platform_dead_letters
-from policies.consent import ConsentRules
-from testkit.builders import register_enterprises
-from testkit.clients import register
-from testkit.live import serve
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 ORG = Borrower("ORG", "92510112MA62Q7TN35", "双流区某某种植专业合作社")

@@ -21,15 +21,16 @@ from adapters import tianfu_rongtong
 from adapters.base import CredentialsMissing
 from adapters.http import RetriesExhausted, UpstreamError
 from adapters.ledger import get_state
-from adapters.simulators.tianfu_rongtong import BANKS, TianfuRongtongSimulator
 from adapters.tianfu_rongtong import TianfuRongtongAdapter
 from gateway.app import create_app
 from gateway.db import make_async_engine
 from gateway.settings import Settings
+from gateway.state import state_of
 from gateway.store.tables import consents, loan_events, loans, platform_dead_letters
 from testkit.builders import codes_in, register_enterprises
 from testkit.clients import register
 from testkit.live import serve
+from xyd_demo.simulators.tianfu_rongtong import BANKS, TianfuRongtongSimulator
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 STATUS_AFTER = {
@@ -87,13 +88,14 @@ async def make_adapter(
     settings.public_base_url = "http://testserver"
     settings.run_background = False
     app = create_app(settings)
-    app.state.engine = make_async_engine(settings)
-    adapter = app.state.platforms["tianfu-rongtong"]
+    state = state_of(app)
+    state.engine = make_async_engine(settings)
+    adapter = state.platforms["tianfu-rongtong"]
     assert isinstance(adapter, TianfuRongtongAdapter)
     adapter.retry = replace(adapter.retry, sleep=sleeps)
     adapter.page_limit = 25  # several pages from a small feed
     yield adapter
-    await app.state.engine.dispose()
+    await state.engine.dispose()
 
 
 @pytest.fixture
@@ -342,7 +344,7 @@ async def test_missing_credentials_do_not_stop_start_up(
 
 
 def test_a_credentials_file_for_the_demo(tmp_path: Path) -> None:
-    from adapters.simulators.tianfu_rongtong import demo, write_demo_credentials
+    from xyd_demo.simulators.tianfu_rongtong import demo, write_demo_credentials
 
     write_demo_credentials(tmp_path / "tfrt")
     written = json.loads((tmp_path / "tfrt" / "simulator.json").read_text())

@@ -21,22 +21,23 @@ from adapters.base import CredentialsMissing
 from adapters.events import BEIJING
 from adapters.http import RetriesExhausted, UpstreamError
 from adapters.ledger import get_state
-from adapters.simulators.yingchuang import (
+from adapters.yingchuang import MAX_BACKFILL_DAYS, YingchuangAdapter
+from gateway.app import create_app
+from gateway.db import make_async_engine
+from gateway.settings import Settings
+from gateway.state import state_of
+from gateway.store.tables import consents, loan_events, loans, platform_dead_letters
+from testkit import builders
+from testkit.builders import codes_in, register_enterprises
+from testkit.clients import register
+from testkit.live import serve
+from xyd_demo.simulators.yingchuang import (
     BANKS,
     HEADER,
     YingchuangSimulator,
     day_rows,
     encode_csv,
 )
-from adapters.yingchuang import MAX_BACKFILL_DAYS, YingchuangAdapter
-from gateway.app import create_app
-from gateway.db import make_async_engine
-from gateway.settings import Settings
-from gateway.store.tables import consents, loan_events, loans, platform_dead_letters
-from testkit import builders
-from testkit.builders import codes_in, register_enterprises
-from testkit.clients import register
-from testkit.live import serve
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 TODAY = datetime.now(BEIJING).date()
@@ -91,12 +92,13 @@ async def make_adapter(
 ) -> AsyncIterator[YingchuangAdapter]:
     settings.run_background = False
     app = create_app(gateway_settings(settings, tmp_path, credentials))
-    app.state.engine = make_async_engine(settings)
-    adapter = app.state.platforms["yingchuang"]
+    state = state_of(app)
+    state.engine = make_async_engine(settings)
+    adapter = state.platforms["yingchuang"]
     assert isinstance(adapter, YingchuangAdapter)
     adapter.retry = replace(adapter.retry, sleep=sleeps)
     yield adapter
-    await app.state.engine.dispose()
+    await state.engine.dispose()
 
 
 @pytest.fixture
@@ -425,7 +427,7 @@ def test_the_app_schedule_pulls_in_the_background(
 
 
 def test_a_credentials_file_for_the_demo(tmp_path: Path) -> None:
-    from adapters.simulators.yingchuang import demo, write_demo_credentials
+    from xyd_demo.simulators.yingchuang import demo, write_demo_credentials
 
     write_demo_credentials(tmp_path / "yingchuang")
     written = json.loads((tmp_path / "yingchuang" / "simulator.json").read_text())

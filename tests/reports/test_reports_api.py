@@ -26,6 +26,7 @@ from gateway.keys import jose
 from gateway.records.readers import read_ndjson
 from gateway.records.service import Ingestor
 from gateway.settings import Settings
+from gateway.state import state_of
 from gateway.store.tables import audit_entries, consents, enterprises
 from testkit.builders import code, ndjson, penalty, register_enterprises
 from testkit.clients import ISSUER, ClientKey, register
@@ -281,7 +282,7 @@ def test_every_consent_denial_reason_over_http(
 def after_data_change(client: TestClient) -> None:
     """With Redis a process decides from its copy of a consent and data version
     for `consent_copy_s`: a data change shows within that (a revocation at once)."""
-    time.sleep(client.app.state.reports.copy_s)  # type: ignore[attr-defined]
+    time.sleep(state_of(client.app).reports.copy_s)  # type: ignore[arg-type]
 
 
 def test_revocation_at_once_and_record_changes_despite_the_caches(

@@ -33,9 +33,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from adapters.simulators import Borrowers, pick
 from gateway.identifiers import CREDIT_ALPHABET, make_credit_code
 from gateway.private_files import private_dir, write_private
+from xyd_demo.simulators import Borrowers, pick
 
 PATH = "/v1/platforms/kechuangtong/events"
 log = logging.getLogger("xyd.simulators.kechuangtong")

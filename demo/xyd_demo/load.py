@@ -15,8 +15,9 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, create_engine
 
-from gateway.demo import copytext
-from gateway.demo.generate import (
+from gateway.store.bulk import copy_text
+from xyd_demo import copytext
+from xyd_demo.generate import (
     ENTERPRISE_COLS,
     LICENSE_COLS,
     PENALTY_COLS,
@@ -26,7 +27,6 @@ from gateway.demo.generate import (
     Spec,
     make_chunk,
 )
-from gateway.store.bulk import copy_text
 
 SAMPLES_PER_PROFILE = 30
 # Parents before children, so foreign keys hold at every statement.

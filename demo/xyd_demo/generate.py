@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from gateway.demo import activity, registration
-from gateway.demo.base import (
+from xyd_demo import activity, registration
+from xyd_demo.base import (
     ENTERPRISE_COLS,
     LICENSE_COLS,
     PENALTY_COLS,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from gateway.demo import names
-from gateway.demo.base import Enterprise, new_code
+from xyd_demo import names
+from xyd_demo.base import Enterprise, new_code
 
 _CAPITALS_WAN = ("1", "3", "5", "10", "20", "30", "50", "100", "200", "500", "1000", "12.5")
 

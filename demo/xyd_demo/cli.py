@@ -1,4 +1,5 @@
-"""`xyd demo`: demo data and the platforms' simulators; `xyd call` as a demo client."""
+"""`xyd demo`: demo data and the platforms' simulators; `xyd call` as a demo client.
+Added to `xyd` by the `xyd.cli` entry point (gateway/cli/kits.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,12 @@ if TYPE_CHECKING:
 app = typer.Typer(no_args_is_help=True, help="Demo data")
 
 
+def register(xyd: typer.Typer) -> None:
+    """The demo kit's commands on the `xyd` app: `xyd call` and the `demo` group."""
+    xyd.command()(call)
+    xyd.add_typer(app, name="demo")
+
+
 @app.command("seed")
 def demo_seed(
     enterprises: Annotated[int, typer.Option(min=1, max=5_000_000)] = 2000,
@@ -27,7 +34,7 @@ def demo_seed(
 ) -> None:
     """Generate a deterministic Chengdu data set in the configured store."""
     from gateway.db import make_sync_engine
-    from gateway.demo.seed import SeedError, seed_demo
+    from xyd_demo.seed import SeedError, seed_demo
 
     settings = Settings()
     engine = make_sync_engine(settings)
@@ -49,12 +56,12 @@ def demo_seed(
         engine.dispose()
     engine = make_sync_engine(settings)
     with engine.begin() as conn:
-        from gateway.demo.clients import register_demo_clients
         from gateway.records.binding import load_departments
+        from xyd_demo.clients import register_demo_clients
 
         departments = load_departments(settings.config_dir)
         jwk_files = register_demo_clients(conn, out_dir / "clients", departments)
-        from gateway.demo.users import ensure_demo_officer
+        from xyd_demo.users import ensure_demo_officer
 
         officer_file = ensure_demo_officer(conn, out_dir / "users")
     engine.dispose()
@@ -65,7 +72,7 @@ def demo_seed(
     )
     typer.echo(f"demo clients' private keys: {', '.join(str(p) for p in jwk_files)}")
     typer.echo(f"dashboard: /dashboard as demo-officer, password in {officer_file}")
-    from gateway.demo.platforms import write_credentials
+    from xyd_demo.platforms import write_credentials
 
     written = write_credentials(settings.state_dir)
     if written:
@@ -74,7 +81,7 @@ def demo_seed(
 
 
 def _next_steps(settings: Settings) -> str:
-    from gateway.demo.try_commands import render
+    from xyd_demo.try_commands import render
 
     commands = render(settings.host, settings.port)
     return f"\nThen try, in another terminal once the gateway is up:\n\n{commands}"
@@ -182,8 +189,8 @@ def demo_platforms(
     to the running gateway; with --serve, keep the simulators up until interrupted."""
     import time
 
-    from gateway.demo.platforms import borrowers, push_traffic, serve_simulators
     from gateway.logs import configure_logging
+    from xyd_demo.platforms import borrowers, push_traffic, serve_simulators
 
     configure_logging()  # 科创通's callbacks, as the simulator receives them, are log lines
     settings = Settings()

@@ -30,10 +30,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 
 from adapters.events import BEIJING
-from adapters.simulators import Borrowers, pick
 from gateway.identifiers import CREDIT_ALPHABET, make_credit_code
 from gateway.keys import jose
 from gateway.private_files import private_dir, write_private
+from xyd_demo.simulators import Borrowers, pick
 
 KID = "cftf-2026-1"
 PATH = "/v1/platforms/chuangfu-tianfu/messages"

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from gateway.demo import names, publicity
-from gateway.demo.base import Enterprise, month_back
+from xyd_demo import names, publicity
+from xyd_demo.base import Enterprise, month_back
 
 # A, B, C, D among rated enterprises past their first year.
 _TAX_CUM = names.cumulative((30, 58, 9, 3))

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from gateway.demo.generate import Chunk
+from xyd_demo.generate import Chunk
 
 _SPECIAL = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _NULL = "\\N"

@@ -34,9 +34,6 @@ from pathlib import Path
 from rich.progress import Progress
 from sqlalchemy import Engine, Index, func, insert, select, text
 
-from gateway.demo import load
-from gateway.demo.base import NOT_CONNECTED, RECORD_SLOTS, STALE_FEEDS_DAYS
-from gateway.demo.generate import PROFILES, Spec
 from gateway.private_files import open_private, private_dir
 from gateway.store.tables import (
     CATEGORIES,
@@ -55,6 +52,9 @@ from gateway.store.tables import (
 from gateway.store.tables import (
     enterprises as enterprises_table,
 )
+from xyd_demo import load
+from xyd_demo.base import NOT_CONNECTED, RECORD_SLOTS, STALE_FEEDS_DAYS
+from xyd_demo.generate import PROFILES, Spec
 
 CHUNK = 5_000
 DEFER_INDEXES_FROM = 100_000  # enterprises; below this, rebuilding costs more than it saves

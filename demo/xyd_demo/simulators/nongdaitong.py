@@ -29,9 +29,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from adapters.events import BEIJING
-from adapters.simulators import Borrowers, pick
 from gateway.identifiers import CREDIT_ALPHABET, make_credit_code, resident_id_check_char
 from gateway.private_files import private_dir, write_private
+from xyd_demo.simulators import Borrowers, pick
 
 PATH = "/v1/platforms/nongdaitong/messages"
 MEDIA_TYPE = "application/xml; charset=GB18030"

@@ -12,8 +12,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from gateway.demo import names
-from gateway.demo.base import LICENSE_COLS, PENALTY_COLS, Enterprise
+from xyd_demo import names
+from xyd_demo.base import LICENSE_COLS, PENALTY_COLS, Enterprise
 
 REFUSED = "有履行能力而拒不履行生效法律文书确定义务"
 _FINE_YUAN = {

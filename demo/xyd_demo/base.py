@@ -16,9 +16,9 @@ from typing import Any
 
 import orjson
 
-from gateway.demo import names
 from gateway.identifiers import CREDIT_ALPHABET, make_credit_code
 from gateway.pii import keyed_hash, mask_name
+from xyd_demo import names
 
 # Record ids are enterprise id * RECORD_SLOTS + n, so chunks made in parallel
 # never collide and no id has to be asked of the database first.

@@ -23,16 +23,16 @@ from typing import Any
 import httpx
 import uvicorn
 
-from adapters.simulators import Borrowers
+from xyd_demo.simulators import Borrowers
 
 log = logging.getLogger("xyd.demo")
 
 SIMULATORS = {
-    "kechuangtong": "adapters.simulators.kechuangtong",
-    "nongdaitong": "adapters.simulators.nongdaitong",
-    "chuangfu-tianfu": "adapters.simulators.chuangfu_tianfu",
-    "yingchuang": "adapters.simulators.yingchuang",
-    "tianfu-rongtong": "adapters.simulators.tianfu_rongtong",
+    "kechuangtong": "xyd_demo.simulators.kechuangtong",
+    "nongdaitong": "xyd_demo.simulators.nongdaitong",
+    "chuangfu-tianfu": "xyd_demo.simulators.chuangfu_tianfu",
+    "yingchuang": "xyd_demo.simulators.yingchuang",
+    "tianfu-rongtong": "xyd_demo.simulators.tianfu_rongtong",
 }
 
 
@@ -85,7 +85,7 @@ def borrowers(state_dir: Path) -> Borrowers:
 def kechuangtong(
     base_url: str, state_dir: Path, messages: int, lenders: Borrowers
 ) -> dict[int, int]:
-    from adapters.simulators import kechuangtong as sim
+    from xyd_demo.simulators import kechuangtong as sim
 
     secret = (credentials_dir(state_dir, "kechuangtong") / "secret").read_bytes().strip()
     # Loans begun months ago: by now some have fallen overdue or defaulted, so the
@@ -99,7 +99,7 @@ def kechuangtong(
 def chuangfu_tianfu(
     base_url: str, state_dir: Path, messages: int, lenders: Borrowers
 ) -> dict[int, int]:
-    from adapters.simulators import chuangfu_tianfu as sim
+    from xyd_demo.simulators import chuangfu_tianfu as sim
 
     simulator = sim.Simulator.from_private_jwk(
         credentials_dir(state_dir, "chuangfu-tianfu") / "private.jwk", borrowers=lenders
@@ -121,7 +121,7 @@ def nongdaitong(
     base_url: str, state_dir: Path, messages: int, lenders: Borrowers
 ) -> dict[str, int]:
     """Counts by RspCode: Nongdaitong answers every message with HTTP 200."""
-    from adapters.simulators import nongdaitong as sim
+    from xyd_demo.simulators import nongdaitong as sim
 
     directory = credentials_dir(state_dir, "nongdaitong")
     return sim.send_demo(base_url, directory, messages, borrowers=lenders)
@@ -192,7 +192,7 @@ def serve_simulators(state_dir: Path, lenders: Borrowers = ()) -> list[Served]:
         served.append(Served(platform, url, _serve(simulator.app, sock), simulator))
     directory = credentials_dir(state_dir, "kechuangtong")
     if (directory / "secret").exists():
-        from adapters.simulators.kechuangtong import CallbackReceiver
+        from xyd_demo.simulators.kechuangtong import CallbackReceiver
 
         lines = (directory / "secret").read_bytes().split(b"\n")
         receiver = CallbackReceiver([line.strip() for line in lines if line.strip()])

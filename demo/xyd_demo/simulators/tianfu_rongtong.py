@@ -32,9 +32,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from adapters.simulators import Borrowers, pick
 from gateway.identifiers import CREDIT_ALPHABET, make_credit_code
 from gateway.private_files import private_dir, write_private
+from xyd_demo.simulators import Borrowers, pick
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8103"  # the demo serves it on a port picked at start
 BANKS = ("ICBC-CD", "CCB-CD", "BOC-CD", "ABC-CD", "CDRCB", "BOCD", "CMB-CD")
