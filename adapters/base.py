@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.http import OutboundPolicy
-from gateway.identity.tokens import KeyRingHolder
+from gateway.keys.ring import KeyRingHolder
 from gateway.loans.events import LoanEvent
 from gateway.loans.ledger import Stored, dead_letter, store
 from gateway.metrics import PLATFORM_MESSAGES

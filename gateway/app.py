@@ -16,8 +16,9 @@ from adapters.base import PlatformContext, PlatformServices
 from adapters.http import OutboundPolicy
 from adapters.registry import build_all, load_config
 from gateway import __version__, heap
+from gateway.access.gate import Gate
+from gateway.access_log.router import router as audit_router
 from gateway.alerts.router import router as alerts_router
-from gateway.audit.router import router as audit_router
 from gateway.audit.sealer import Sealer
 from gateway.audit.service import AuditWriter
 from gateway.background import start_background
@@ -29,16 +30,15 @@ from gateway.db import make_async_engine, make_sync_engine
 from gateway.direct import Direct
 from gateway.enterprises.router import router as enterprises_router
 from gateway.errors import install_problem_handlers
-from gateway.gate import Gate
 from gateway.health.router import router as health_router
 from gateway.identity.router import router as identity_router
 from gateway.identity.startup import start_identity
+from gateway.keys.pii import load_key_ring
 from gateway.loans.router import router as loans_router
 from gateway.logs import configure_logging
 from gateway.metrics import count_descriptors_forever
 from gateway.middleware import GatewayMiddleware
 from gateway.monitor.service import load_rules
-from gateway.pii_keys import load_key_ring
 from gateway.private_files import restrict_umask
 from gateway.records.binding import load_departments
 from gateway.records.router import router as records_router

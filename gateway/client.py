@@ -18,8 +18,8 @@ import httpx
 import orjson
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from gateway.identity import jose
 from gateway.identity.dpop import token_hash
+from gateway.keys import jose
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 

@@ -19,15 +19,15 @@ from fastapi import Depends, Request
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.dashboard.login import Login
-from gateway.identity.service import Identity
-from gateway.reports.pdf import Printer
 from gateway.settings import Settings
 from gateway.state import GatewayState, state_of
 from policies.consent import ConsentRules
 from policies.risk.base import Rule
 
 # Each is `async`: FastAPI runs a plain `def` dependency in a worker thread.
+# A resource that one feature alone uses (the identity server, the login
+# service, the printer) has its alias beside that feature's routes: this module
+# imports no feature, so every router can import it without a package cycle.
 
 
 async def _state(request: Request) -> GatewayState:
@@ -46,18 +46,6 @@ async def _redis(request: Request) -> Redis | None:
     return state_of(request).redis
 
 
-async def _identity(request: Request) -> Identity:
-    return state_of(request).identity
-
-
-async def _login(request: Request) -> Login:
-    return state_of(request).login
-
-
-async def _printer(request: Request) -> Printer:
-    return state_of(request).printer
-
-
 async def _consent_rules(request: Request) -> ConsentRules:
     return state_of(request).consent_rules
 
@@ -70,8 +58,5 @@ StateDep = Annotated[GatewayState, Depends(_state)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 EngineDep = Annotated[AsyncEngine, Depends(_engine)]
 RedisDep = Annotated[Redis | None, Depends(_redis)]  # None: embedded mode
-IdentityDep = Annotated[Identity, Depends(_identity)]
-LoginDep = Annotated[Login, Depends(_login)]
-PrinterDep = Annotated[Printer, Depends(_printer)]
 ConsentRulesDep = Annotated[ConsentRules, Depends(_consent_rules)]
 RiskRulesDep = Annotated[list[Rule], Depends(_risk_rules)]

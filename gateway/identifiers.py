@@ -22,6 +22,8 @@ from datetime import date
 from operator import contains, mul
 from typing import Final, Literal
 
+from gateway.errors import InvalidValue, NotFound
+
 Reason = Literal[
     "bad_length", "bad_character", "bad_structure", "bad_check", "bad_org_check", "bad_birth_date"
 ]
@@ -175,6 +177,22 @@ def remembered_credit_code(value: str) -> str:
     never remembered); an invalid one raises and is not kept, so its message
     is always the validator's."""
     return validate_credit_code(value)
+
+
+class UnknownEnterprise(NotFound):
+    """A well-formed credit code no enterprise in the store has."""
+
+    type_slug, title = "unknown-enterprise", "No such enterprise"
+
+
+def checked_code(value: str) -> str:
+    """The normalised credit code from a request, or 422 naming what is wrong with it."""
+    try:
+        return remembered_credit_code(value)
+    except InvalidIdentifier as exc:
+        raise InvalidValue(
+            f"credit_code: {exc}", field="credit_code", reason=exc.reason, position=exc.position
+        ) from None
 
 
 def is_valid_credit_code(value: str) -> bool:

@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.access.decision import path_credit_code
 from gateway.audit.service import AuditUnavailable, record_error
 from gateway.direct import Direct
 from gateway.errors import (
@@ -33,7 +34,6 @@ from gateway.errors import (
     outage,
     problem_response,
 )
-from gateway.identity.deps import path_credit_code
 from gateway.logs import redact, request_id_var
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS, Children
 from gateway.state import state_of

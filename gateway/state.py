@@ -25,11 +25,11 @@ if TYPE_CHECKING:
 
     from adapters.base import Adapter, PlatformServices
     from adapters.config import PlatformConfig
+    from gateway.access.gate import Gate
     from gateway.audit.service import AuditWriter
     from gateway.dashboard.login import Login
-    from gateway.gate import Gate
     from gateway.identity.service import Identity
-    from gateway.pii_keys import KeyRing
+    from gateway.keys.pii import KeyRing
     from gateway.reports.pdf import Printer
     from gateway.reports.service import ReportService
     from gateway.settings import Settings

@@ -26,7 +26,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 from gateway.db import make_sync_engine
-from gateway.pii_keys import KeyRing
+from gateway.keys.pii import KeyRing
 from gateway.records.audited import WriteAudit
 from gateway.records.binding import load_departments
 from gateway.records.parallel import default_workers, pool_for

@@ -15,8 +15,8 @@ import time
 from collections.abc import Iterator
 
 from gateway.client import client_assertion
-from gateway.identity import jose
 from gateway.identity.dpop import DPOP_TYP, token_hash
+from gateway.keys import jose
 
 
 def dpop_proofs(

@@ -20,9 +20,9 @@ from sqlalchemy import create_engine
 
 from gateway.app import make_redis
 from gateway.db import make_async_engine
-from gateway.identity import jose
 from gateway.identity.clients import create_client
 from gateway.identity.startup import start_identity
+from gateway.keys import jose
 from gateway.settings import Settings
 from gateway.store.migrate import upgrade
 

@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from sqlalchemy import Engine
 
 from gateway.client import ASSERTION_TYPE, client_assertion
-from gateway.identity import jose
 from gateway.identity.clients import create_client
+from gateway.keys import jose
 from gateway.records.binding import load_departments
 from testkit.builders import MARKET
 

@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from gateway.audit.chain import AuditEvent, checkpoint_keys, verify
 from gateway.audit.service import AuditWriter
 from gateway.batching import Coalescer
-from gateway.identity.keys import KeyRing, ensure_key, load_ring
+from gateway.keys.store import KeyRing, ensure_key, load_ring
 from gateway.settings import Settings
 from gateway.store.tables import audit_checkpoints, audit_entries, audit_head
 from policies.rate import RatePlan, RateRequest

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import httpx
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.exc import SQLAlchemyError
@@ -54,8 +53,8 @@ from gateway.errors import (
     problem_docs,
     problem_response,
 )
-from gateway.identity import jose
-from gateway.identity.keys import KeyError_, LoadedKey
+from gateway.keys import jose
+from gateway.keys.store import KeyError_, LoadedKey
 
 PATH = f"/v1/platforms/{KEY}/messages"
 JOSE_MEDIA_TYPE = "application/jose"
@@ -294,17 +293,16 @@ class ChuangfuTianfu:
     async def _verify(self, raw: bytes) -> str:
         """The payload segment of a JWS the platform signed; SignatureRefused otherwise.
 
-        Parsed here rather than by `jose.parse`, which caps tokens at 8 KiB;
-        the checks are the same or stricter, and `jose.verify` does the rest.
+        Its payload is left to `parse_message`; the size cap is the body's.
         """
         try:
-            head, payload_b64, signature = raw.decode("ascii").strip().split(".")
-            header = orjson.loads(jose.b64decode(head))
-            compact = jose.Compact(
-                header, {}, f"{head}.{payload_b64}".encode("ascii"), jose.b64decode(signature)
-            )
-        except (ValueError, jose.JoseError):  # UnicodeDecodeError, unpacking, JSON
+            token = raw.decode("ascii").strip()
+            compact = jose.parse(token, max_bytes=MAX_BODY_BYTES, claims=False)
+        except UnicodeDecodeError:
             raise SignatureRefused("body is not a compact JWS") from None
+        except jose.JoseError as exc:
+            raise SignatureRefused(str(exc)) from None
+        header, payload_b64 = compact.header, token.split(".")[1]
         kid = vet_header(header)
         key = await self.keys.get(kid)
         if key is None:

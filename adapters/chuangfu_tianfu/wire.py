@@ -13,8 +13,8 @@ import orjson
 from gateway.bounds import InvalidAmount, day_within, fen_from_wan
 from gateway.errors import ProblemError
 from gateway.identifiers import InvalidIdentifier, validate_credit_code
-from gateway.identity import jose
-from gateway.identity.keys import LoadedKey
+from gateway.keys import jose
+from gateway.keys.store import LoadedKey
 from gateway.loans.events import BEIJING, Authorization, EventType, LoanEvent, digest
 
 KEY = "chuangfu-tianfu"

@@ -8,8 +8,8 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Connection
 
-from gateway.identity import jose
 from gateway.identity.clients import create_client, get_client, replace_keys, set_department
+from gateway.keys import jose
 from gateway.private_files import private_dir, write_private
 from policies.departments import Departments
 from xyd_demo import names

@@ -10,14 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.responses import Response, StreamingResponse
 
+from gateway.access.callers import AlertReader, AlertWriter
 from gateway.alerts import service
 from gateway.alerts.schemas import AlertDetail, AlertPage, stream_docs
 from gateway.apidocs import answer_docs
 from gateway.audit.service import allowed, record_with
 from gateway.deps import EngineDep
-from gateway.enterprises.service import checked_code
 from gateway.errors import problem_docs
-from gateway.identity.deps import AlertReader, AlertWriter
+from gateway.identifiers import checked_code
 from gateway.params import JSON_ONLY_DOC, CreditCodeQuery, JsonOnly, Rfc3339
 
 router = APIRouter(tags=["alerts"])

@@ -36,8 +36,8 @@ from gateway.audit import checkpoints
 from gateway.audit import kept as kept_reports
 from gateway.audit.checkpoints import Checkpoint
 from gateway.audit.kept import KeptReport
-from gateway.identity import jose
-from gateway.identity.keys import LoadedKey
+from gateway.keys import jose
+from gateway.keys.store import LoadedKey
 from gateway.logs import request_id_var
 from gateway.store.tables import audit_checkpoints, audit_entries, audit_head
 

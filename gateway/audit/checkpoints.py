@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.identity import jose
-from gateway.identity.keys import LoadedKey
+from gateway.keys import jose
+from gateway.keys.store import LoadedKey
 
 CHECKPOINT_TYP = "xyd-audit-checkpoint+jws"
 ALGS = frozenset({"ES256", "EdDSA"})

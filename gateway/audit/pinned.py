@@ -20,8 +20,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from gateway.identity import jose
-from gateway.identity.keys import LoadedKey, load_ring
+from gateway.keys import jose
+from gateway.keys.store import LoadedKey, load_ring
 from gateway.settings import Settings
 
 

@@ -26,8 +26,8 @@ from sqlalchemy import Engine, text
 from gateway.audit import checkpoints, pinned
 from gateway.audit.checkpoints import Checkpoint
 from gateway.audit.witness import Witness, open_witness
-from gateway.identity.keys import LoadedKey
-from gateway.identity.tokens import KeyRingHolder
+from gateway.keys.ring import KeyRingHolder
+from gateway.keys.store import LoadedKey
 from gateway.settings import Settings
 
 log = logging.getLogger("xyd.audit")

@@ -23,8 +23,8 @@ from gateway.audit.sealer import Sealer
 from gateway.batching import Coalescer
 from gateway.db import Held
 from gateway.errors import DependencyUnavailable
-from gateway.identity.keys import KeyError_, LoadedKey
-from gateway.identity.tokens import KeyRingHolder
+from gateway.keys.ring import KeyRingHolder
+from gateway.keys.store import KeyError_, LoadedKey
 from gateway.state import state_of
 
 log = logging.getLogger("xyd.audit")

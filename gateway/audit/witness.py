@@ -28,7 +28,7 @@ import httpx
 import orjson
 
 from gateway.audit.checkpoints import Checkpoint, signed_claims
-from gateway.identity import jose
+from gateway.keys import jose
 
 START = "0" * 64
 MAX_LINE_BYTES = 8192

@@ -12,7 +12,7 @@ from gateway.settings import Settings
 
 if TYPE_CHECKING:
     from gateway.audit.checkpoints import Checkpoint
-    from gateway.identity.jose import PublicKey
+    from gateway.keys.jose import PublicKey
 
 app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit trail")
 

@@ -22,7 +22,7 @@ def keys_rotate(
     from datetime import timedelta
 
     from gateway.db import make_sync_engine
-    from gateway.identity.keys import FIXED_ALG, PURPOSES, rotate
+    from gateway.keys.store import FIXED_ALG, PURPOSES, rotate
 
     if purpose not in PURPOSES:
         raise fail(f"purpose must be one of {', '.join(PURPOSES)}")

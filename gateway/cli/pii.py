@@ -24,7 +24,7 @@ def _pii_counts(per_version: dict[int, int], active: int) -> str:
 def pii_status() -> None:
     """The key versions, the active one, and how many record versions each seals."""
     from gateway.db import make_sync_engine
-    from gateway.pii_keys import PersonalDataError, load_key_ring
+    from gateway.keys.pii import PersonalDataError, load_key_ring
     from gateway.records.personal import rows_per_key_version
 
     settings = Settings()
@@ -49,7 +49,7 @@ def pii_status() -> None:
 @app.command("rotate")
 def pii_rotate() -> None:
     """Add a key version under the state dir; it seals from now on, older ones still open."""
-    from gateway.pii_keys import PersonalDataError, rotate_key_ring
+    from gateway.keys.pii import PersonalDataError, rotate_key_ring
 
     try:
         version = rotate_key_ring(Settings())
@@ -67,7 +67,7 @@ def pii_reencrypt(
 ) -> None:
     """Re-seal rows under older key versions with the active one; safe to stop and run again."""
     from gateway.db import make_sync_engine
-    from gateway.pii_keys import PersonalDataError, load_key_ring
+    from gateway.keys.pii import PersonalDataError, load_key_ring
     from gateway.records.personal import reencrypt
 
     settings = Settings()

@@ -7,16 +7,16 @@ from fastapi import APIRouter, Body, Header, Query, Request
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.responses import Response
 
+from gateway.access.callers import ConsentWriter
+from gateway.access.marks import mark_changed
 from gateway.apidocs import answer_docs
 from gateway.audit.service import allowed, record_with
 from gateway.consents import service
-from gateway.consents.marks import mark_changed
 from gateway.consents.schemas import Consent, ConsentIn, ConsentPage, RevokeIn
 from gateway.deps import ConsentRulesDep, EngineDep, RedisDep
-from gateway.enterprises.service import checked_code
 from gateway.errors import problem_docs
 from gateway.idempotency import Replay, begin, check_key, finish, request_digest
-from gateway.identity.deps import ConsentWriter
+from gateway.identifiers import checked_code
 from gateway.params import JSON_ONLY_DOC, CreditCodeQuery, JsonOnly, Rfc3339
 
 router = APIRouter(tags=["consents"])

@@ -15,8 +15,8 @@ from sqlalchemy import Connection, and_, insert, or_, select, update
 
 from gateway.consents.principal import Actor, witness_of
 from gateway.consents.schemas import ConsentIn, iso
-from gateway.enterprises.service import UnknownEnterprise
 from gateway.errors import Conflict, InvalidValue, NotFound
+from gateway.identifiers import UnknownEnterprise
 from gateway.identity.tokens import Caller
 from gateway.store.tables import clients, consent_events, consents, enterprises
 from gateway.timeutil import aware

@@ -11,9 +11,9 @@ from datetime import datetime
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.access.gate import Gate
 from gateway.dashboard import accounts, passwords
 from gateway.dashboard.throttle import LoginLimits, LoginThrottle
-from gateway.gate import Gate
 from gateway.settings import Settings
 from policies.rate import RatePlan
 

@@ -33,9 +33,9 @@ from gateway.alerts import service as alert_service
 from gateway.audit.service import allowed, record_allowed, record_with
 from gateway.dashboard import accounts, facts, queries, views
 from gateway.dashboard.i18n import TEXT, Lang, lang_of
+from gateway.dashboard.login import Login
 from gateway.dashboard.throttle import source_of
-from gateway.deps import EngineDep, LoginDep, RiskRulesDep, SettingsDep
-from gateway.enterprises.service import checked_code
+from gateway.deps import EngineDep, RiskRulesDep, SettingsDep
 from gateway.errors import (
     BadRequest,
     Conflict,
@@ -47,10 +47,19 @@ from gateway.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from gateway.identifiers import checked_code
 from gateway.loans import service as ledger
 from gateway.settings import Settings
+from gateway.state import state_of
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
+
+
+async def _login(request: Request) -> Login:
+    return state_of(request).login
+
+
+LoginDep = Annotated[Login, Depends(_login)]
 T = TypeVar("T")
 
 SESSION_COOKIE = "xyd_dashboard"

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from gateway.gate import Gate, RateLimiterUnavailable
+from gateway.access.gate import Gate, RateLimiterUnavailable
 from gateway.metrics import DASHBOARD_LOGIN_REFUSALS, RATE_LIMITER_DOWN
 from gateway.pii import keyed_hash
 from policies.rate import Backend, Charge, MemoryLimiter, RateOutcome, RatePlan, RateRequest

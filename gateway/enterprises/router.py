@@ -4,13 +4,14 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from gateway.access.callers import ReportReader
+from gateway.access.decision import audit_denial
 from gateway.apidocs import answer_docs
 from gateway.audit.service import record_allowed
 from gateway.deps import EngineDep
 from gateway.enterprises.schemas import Enterprise
 from gateway.enterprises.service import basic_data
 from gateway.errors import InvalidValue, NotFound, problem_docs
-from gateway.identity.deps import ReportReader, audit_denial
 
 router = APIRouter(tags=["enterprises"])
 _PROBLEMS = problem_docs(

@@ -5,8 +5,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.errors import InvalidValue, NotFound
-from gateway.identifiers import InvalidIdentifier, remembered_credit_code
+from gateway.identifiers import UnknownEnterprise, checked_code
 from gateway.store.tables import enterprises
 from gateway.timeutil import aware
 
@@ -23,20 +22,6 @@ _PUBLIC = (
     enterprises.c.data_version,
     enterprises.c.updated_at,
 )
-
-
-class UnknownEnterprise(NotFound):
-    type_slug, title = "unknown-enterprise", "No such enterprise"
-
-
-def checked_code(value: str) -> str:
-    """The normalised credit code, or 422 naming what is wrong with it."""
-    try:
-        return remembered_credit_code(value)
-    except InvalidIdentifier as exc:
-        raise InvalidValue(
-            f"credit_code: {exc}", field="credit_code", reason=exc.reason, position=exc.position
-        ) from None
 
 
 async def basic_data(conn: AsyncConnection, credit_code: str) -> dict[str, Any]:

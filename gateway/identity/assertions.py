@@ -12,10 +12,10 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.identity import jose
 from gateway.identity.clients import Client
 from gateway.identity.errors import InvalidClient
 from gateway.identity.guard import TokenGuard
+from gateway.keys import jose
 from gateway.settings import Settings
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"

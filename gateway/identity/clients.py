@@ -20,7 +20,7 @@ from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.errors import Conflict, InvalidValue, NotFound
-from gateway.identity import jose
+from gateway.keys import jose
 from gateway.store.tables import clients
 from policies.departments import Department
 

@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 from starlette.datastructures import Headers
 
 from gateway.errors import BadRequest
-from gateway.identity import jose
 from gateway.identity.errors import InvalidToken
 from gateway.identity.guard import TokenGuard
+from gateway.keys import jose
 
 DPOP_TYP = "dpop+jwt"
 DPOP_ALGS = frozenset({"ES256", "EdDSA", "PS256"})

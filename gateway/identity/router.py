@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from gateway.apidocs import answer_docs, header_docs
-from gateway.deps import IdentityDep
 from gateway.errors import UnsupportedMediaType, problem_docs
 from gateway.identity.dpop import proof_header, verify_proof
 from gateway.identity.errors import InvalidRequest
 from gateway.identity.schemas import Introspection, Jwks, ServerMetadata, TokenAnswer
+from gateway.identity.service import Identity
+from gateway.state import state_of
 
 router = APIRouter(tags=["identity"])
+
+
+async def _identity(request: Request) -> Identity:
+    return state_of(request).identity
+
+
+IdentityDep = Annotated[Identity, Depends(_identity)]
 FORM = "application/x-www-form-urlencoded"
 _PROBLEMS = problem_docs(
     {

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from gateway.apidocs import Doc, OpenDoc, sometimes
-from gateway.identity.keys import SigningAlg
+from gateway.keys.store import SigningAlg
 
 TokenType = Literal["Bearer", "DPoP"]
 AuthMethod = Literal["private_key_jwt", "client_secret_basic"]

@@ -19,7 +19,8 @@ from gateway.identity.assertions import (
 from gateway.identity.clients import SCOPES, Client, get_client, secret_matches
 from gateway.identity.errors import InvalidClient, InvalidRequest, InvalidToken
 from gateway.identity.guard import TokenGuard
-from gateway.identity.tokens import AccessTokens, Caller, KeyRingHolder
+from gateway.identity.tokens import AccessTokens, Caller
+from gateway.keys.ring import KeyRingHolder
 from gateway.settings import Settings
 
 

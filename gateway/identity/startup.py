@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.identity.guard import TokenGuard
 from gateway.identity.service import Identity
-from gateway.identity.tokens import AccessTokens, KeyRingHolder
+from gateway.identity.tokens import AccessTokens
+from gateway.keys.ring import KeyRingHolder
 from gateway.settings import Settings
 
 log = logging.getLogger("xyd.identity")

@@ -6,12 +6,12 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from gateway.access.callers import LoanReader
 from gateway.apidocs import answer_docs
 from gateway.audit.service import record_allowed
 from gateway.deps import EngineDep
-from gateway.enterprises.service import checked_code
 from gateway.errors import problem_docs
-from gateway.identity.deps import LoanReader
+from gateway.identifiers import checked_code
 from gateway.loans import service
 from gateway.loans.schemas import LoanPage
 

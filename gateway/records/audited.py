@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection
 
 from gateway.audit.chain import AuditEvent, append_many
-from gateway.identity.keys import LoadedKey
+from gateway.keys.store import LoadedKey
 
 _REASON_MAX = 200  # audit_entries.reason
 

@@ -15,10 +15,10 @@ from gateway.audit.service import AuditUnavailable, route_of
 from gateway.errors import Forbidden
 from gateway.idempotency import Replay, begin, finish, release, request_digest
 from gateway.identity.clients import get_client
-from gateway.identity.keys import KeyError_
 from gateway.identity.tokens import Caller
+from gateway.keys.pii import KeyRing
+from gateway.keys.store import KeyError_
 from gateway.logs import request_id_var
-from gateway.pii_keys import KeyRing
 from gateway.records.audited import WriteAudit
 from gateway.records.binding import writer_for
 from gateway.records.readers import read_ndjson

@@ -15,8 +15,8 @@ from sqlalchemy import Engine
 from gateway.audit import pinned
 from gateway.db import make_sync_engine
 from gateway.errors import NotFound
-from gateway.identity.keys import FIXED_ALG, KeyError_, LoadedKey, ensure_key, load_ring
-from gateway.pii_keys import PersonalDataError, load_key_ring
+from gateway.keys.pii import PersonalDataError, load_key_ring
+from gateway.keys.store import FIXED_ALG, KeyError_, LoadedKey, ensure_key, load_ring
 from gateway.private_files import open_private
 from gateway.records.audited import WriteAudit
 from gateway.records.binding import load_departments

@@ -31,7 +31,7 @@ from contextlib import AbstractContextManager, nullcontext
 from itertools import islice
 from types import TracebackType
 
-from gateway.pii_keys import KeyRing
+from gateway.keys.pii import KeyRing
 from gateway.records.readers import Line, read_lines, read_ndjson
 from gateway.records.schemas import RecordBase
 from gateway.records.service import Prepared, prepare, schema_for

@@ -1,7 +1,7 @@
 """Sealed personal fields in the store: recover a record's, count them, re-encrypt them.
 
 `record_versions.personal` holds a version's personal values sealed under a
-key version (`gateway/pii_keys.py`), `personal_key_version` that version.
+key version (`gateway/keys/pii.py`), `personal_key_version` that version.
 Re-encryption moves rows sealed under any other version onto the active
 one, a bounded batch per transaction: a crash loses at most the batch in
 flight, and running it again carries on where the committed batches stopped
@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, and_, bindparam, func, select, update
 
-from gateway.pii_keys import KeyRing, PersonalDataError, aad_for
+from gateway.keys.pii import KeyRing, PersonalDataError, aad_for
 from gateway.records.disputes import UnknownRecord
 from gateway.store.tables import record_versions, records
 

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, String, Table, any_, bindparam, insert, selec
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from gateway.pii_keys import version_of
+from gateway.keys.pii import version_of
 from gateway.records import copytext
 from gateway.store.bulk import allocate_ids, copy_rows, copy_text
 from gateway.store.tables import (
@@ -83,7 +83,7 @@ class Incoming(NamedTuple):
     # The category's detail columns (`detail_columns`), in table order.
     details: tuple[Any, ...] | None = None
     enterprise: dict[str, Any] | None = None
-    # The personal values `document` leaves out, sealed (gateway/pii_keys.py).
+    # The personal values `document` leaves out, sealed (gateway/keys/pii.py).
     personal: str | None = None
     # A credit repair's target, (category, department, record id), when its
     # writer is bound: it must be stored and about the same subject.

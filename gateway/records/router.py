@@ -8,12 +8,13 @@ from fastapi import APIRouter, Body, Header, Path, Request
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.responses import Response
 
+from gateway.access.callers import RecordWriter
+from gateway.access.decision import audit_denial
 from gateway.apidocs import answer_docs
 from gateway.audit.service import allowed, record_allowed, record_with
 from gateway.deps import EngineDep, StateDep
 from gateway.errors import Forbidden, PayloadTooLarge, UnsupportedMediaType, problem_docs
 from gateway.idempotency import Replay, begin, check_key, finish, request_digest
-from gateway.identity.deps import RecordWriter, audit_denial
 from gateway.params import JSON_ONLY_DOC, JsonOnly
 from gateway.records import disputes
 from gateway.records.http import IngestAnswer, delivery, ingest_idempotently

@@ -4,7 +4,7 @@ Field names are ours (snake_case); each field also accepts the Chinese column
 name published under double publicity (双公示) and the catalogue, so feeds can
 be ingested as they are delivered. `normalise()` turns a validated record into
 what is stored: personal identifiers replaced by keyed hashes and masks;
-`personal_clear()` is what is sealed beside it for lawful recovery (`pii_keys`).
+`personal_clear()` is what is sealed beside it for lawful recovery (`gateway.keys.pii`).
 """
 
 from __future__ import annotations

@@ -27,9 +27,9 @@ from sqlalchemy.pool import SingletonThreadPool
 
 from gateway.errors import NotFound
 from gateway.identifiers import division_of
+from gateway.keys.pii import KeyRing, aad_for
 from gateway.logs import redact
 from gateway.metrics import INGEST_LINES
-from gateway.pii_keys import KeyRing, aad_for
 from gateway.records import binding, rejects
 from gateway.records.audited import WriteAudit, Written
 from gateway.records.readers import Line

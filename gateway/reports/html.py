@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from gateway.identity import jose
+from gateway.keys import jose
 from gateway.reports import labels as L
 
 # (chapter, [(section, title, columns)]): the PBOC report's order. The first

@@ -2,43 +2,46 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from sqlalchemy.exc import DBAPIError
 from starlette.responses import Response
 
+from gateway.access import report as report_access
+from gateway.access.callers import ReportFetcher, ReportReader
+from gateway.access.decision import audit_denial
 from gateway.apidocs import answer_docs
 from gateway.audit.chain import AuditEvent
 from gateway.audit.kept import KeptReport
 from gateway.audit.service import record, record_allowed, route_of
-from gateway.deps import EngineDep, PrinterDep, SettingsDep
-from gateway.enterprises.service import UnknownEnterprise, checked_code
+from gateway.deps import EngineDep, SettingsDep
 from gateway.errors import (
     DependencyUnavailable,
-    Forbidden,
-    InvalidValue,
     NotAcceptable,
     ProblemError,
     problem_docs,
 )
-from gateway.identity.deps import ReportFetcher, ReportReader, admit, audit_denial
-from gateway.identity.keys import KeyError_
+from gateway.identifiers import UnknownEnterprise
 from gateway.identity.tokens import Caller
-from gateway.metrics import CONSENT_COPIES, Children
+from gateway.keys.store import KeyError_
 from gateway.reports import issued, signing
 from gateway.reports.build import request_members
 from gateway.reports.html import render_html
+from gateway.reports.pdf import Printer
 from gateway.reports.schemas import COMPACT_JWS, CreditReport
-from gateway.reports.service import ReportService
 from gateway.state import state_of
-from policies.consent import StoredConsent, decide
 
 router = APIRouter(tags=["reports"])
-_COPIES = Children(CONSENT_COPIES)
+
+
+async def _printer(request: Request) -> Printer:
+    return state_of(request).printer
+
+
+PrinterDep = Annotated[Printer, Depends(_printer)]
 ROUTE = "/v1/enterprises/{credit_code}/credit-report"
-CONSENT_ID_MAX = 64
 JSON, JOSE, HTML, PDF = "application/json", "application/jose", "text/html", "application/pdf"
 # The printable page's own policy: its inline stylesheet and nothing else.
 _PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
@@ -57,10 +60,6 @@ _PROBLEMS = problem_docs(
 
 
 _SINGLE = {JSON: JSON, JOSE: JOSE, HTML: HTML, PDF: PDF, "*/*": JSON}
-
-
-class ConsentDenied(Forbidden):
-    type_slug, title = "consent-denied", "The consent does not allow this report"
 
 
 def negotiate(accept: str | None) -> str:
@@ -93,64 +92,6 @@ def negotiate(accept: str | None) -> str:
             "send Accept: application/json, application/jose, text/html or application/pdf"
         )
     return best
-
-
-async def _decide_and_admit(
-    request: Request,
-    caller: Caller,
-    service: ReportService,
-    consent_id: str | None,
-    code: str,
-    now: datetime,
-) -> tuple[StoredConsent, frozenset[str], int]:
-    """The consent's decision, the gate passed: the granting consent, the sections
-    it grants and the data version, or the refusal raised (audited). A grant
-    decided from the worker's copy of the consent is checked against its change
-    mark in the gate's round trip; if it changed, the consent is read afresh
-    and decided again."""
-    for copy_ok in (True, False):
-        try:
-            (consent, version), copied = await service.consent_and_version(
-                consent_id, code, copy_ok=copy_ok
-            )
-        except (DBAPIError, OSError) as exc:
-            raise DependencyUnavailable("the credit store is unavailable") from exc
-        decision = decide(
-            consent,
-            consent_id=consent_id,
-            client_id=caller.client_id,
-            credit_code=code,
-            wanted=frozenset(service.builder.sections.sections),
-            now=now,
-        )
-        purpose = decision.consent.purpose if decision.consent else None
-        try:
-            if not decision.allowed or decision.consent is None:
-                # A refusal still spends rate, not reports. A copy's refusal needs
-                # no check: a revoked, expired or foreign consent stays so.
-                await admit(request, caller)
-                raise ConsentDenied(f"consent {decision.reason}", reason=decision.reason)
-            if version is None:
-                await admit(request, caller)
-                raise UnknownEnterprise(f"no enterprise with credit code {code}")
-            outcome = await admit(
-                request,
-                caller,
-                credit_code=code,
-                consent_id=decision.consent.id,
-                consent_daily=decision.consent.max_daily_accesses,
-                cached_consent=decision.consent.id if copied else None,
-            )
-        except ProblemError as denial:
-            await audit_denial(request, caller, denial, consent_id=consent_id, purpose=purpose)
-            raise
-        if not outcome.consent_changed:
-            if copied:
-                _COPIES("used").inc()
-            return decision.consent, decision.sections, version
-        _COPIES("changed").inc()
-        service.forget(consent_id, code)
-    raise AssertionError("a fresh read is never checked against a change mark")
 
 
 @router.get(
@@ -208,20 +149,15 @@ async def credit_report(request: Request, caller: ReportFetcher) -> Response:
     # FastAPI's parameter validation cost more than the rest of this route's
     # own work (profiled); `openapi_extra` documents them instead.
     media = negotiate(request.headers.get("accept"))
-    try:
-        code = checked_code(request.path_params["credit_code"])
-    except InvalidValue as malformed:
-        await _refuse_admitted(request, caller, malformed)
-    consent_id = request.headers.get("consent-id")
-    if consent_id is not None and len(consent_id) > CONSENT_ID_MAX:
-        raise InvalidValue(f"Consent-Id: at most {CONSENT_ID_MAX} characters", field="Consent-Id")
+    code = await report_access.credit_code(request, caller)
+    consent_id = report_access.consent_id(request)
     state = state_of(request)
     service, printer = state.reports, state.printer
     now = datetime.now(UTC)
     # A busy printer refuses before the gate: nothing is spent on a refusal.
     with printer.slot() if media == PDF else nullcontext():
-        consent, sections, version = await _decide_and_admit(
-            request, caller, service, consent_id, code, now
+        consent, sections, version = await report_access.admit(
+            request, caller, service, consent_id, code, service.wanted, now
         )
         try:
             full = await service.full_report(state.engine, code, version, now)
@@ -279,18 +215,6 @@ async def credit_report(request: Request, caller: ReportFetcher) -> Response:
             ),
         )
     return _answer(body, media, report_id)
-
-
-async def _refuse_admitted(request: Request, caller: Caller, refusal: ProblemError) -> NoReturn:
-    """Refused before the consent is read (a malformed credit code): the gate
-    is passed all the same, so probing codes spends rate, and audited once."""
-    try:
-        await admit(request, caller)
-    except ProblemError as denial:
-        await audit_denial(request, caller, denial)
-        raise
-    await audit_denial(request, caller, refusal)
-    raise refusal
 
 
 _CONTENT_TYPES = {JSON: JSON, JOSE: JOSE, HTML: "text/html; charset=utf-8", PDF: PDF}

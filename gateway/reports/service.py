@@ -145,6 +145,8 @@ class ReportService:
         feeds_refresh_s: float = FEEDS_TTL_S,
     ) -> None:
         self.builder = builder
+        # Every section a report can hold: what each request asks its consent for.
+        self.wanted = frozenset(builder.sections.sections)
         self.store = store
         # With no platform connected the loans section says so, rather than "no loans".
         self.ledger_connected = ledger_connected

@@ -29,8 +29,8 @@ from typing import Any
 
 import orjson
 
-from gateway.identity import jose
-from gateway.identity.keys import LoadedKey
+from gateway.keys import jose
+from gateway.keys.store import LoadedKey
 
 REPORT_TYP = "xyd-credit-report+jws"
 

@@ -108,7 +108,7 @@ record_versions = Table(
     Column("data", Json, nullable=False),
     Column("received_at", Timestamp, nullable=False),
     Column("ingest_batch", String(64)),
-    # The version's personal fields, AES-GCM sealed (gateway/pii_keys.py), and
+    # The version's personal fields, AES-GCM sealed (gateway/keys/pii.py), and
     # the key version that sealed them; both null when it has none. Kept out
     # of `data`, which reports read.
     Column("personal", Text),

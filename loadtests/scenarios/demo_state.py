@@ -10,7 +10,7 @@ from pathlib import Path
 
 import orjson
 
-from gateway.identity import jose
+from gateway.keys import jose
 
 
 class MissingDemoState(RuntimeError):

@@ -28,7 +28,7 @@ from sqlalchemy import Engine, Table, func, select, text
 from adapters.base import PlatformContext, PlatformServices
 from adapters.chuangfu_tianfu.adapter import MAX_BODY_BYTES, ChuangfuTianfu
 from gateway.app import create_app
-from gateway.identity import jose
+from gateway.keys import jose
 from gateway.loans.events import BEIJING
 from gateway.settings import Settings
 from gateway.store.tables import consents, loan_events, loans, platform_dead_letters

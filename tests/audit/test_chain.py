@@ -21,7 +21,7 @@ from gateway.audit.chain import (
     checkpoint_keys,
     verify,
 )
-from gateway.identity.keys import ensure_key, load_ring
+from gateway.keys.store import ensure_key, load_ring
 from gateway.settings import Settings
 from gateway.store.tables import audit_checkpoints, audit_entries, audit_head
 from testkit.services import Postgres

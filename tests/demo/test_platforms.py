@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from adapters.yingchuang.wire import parse_file
-from gateway.identity import jose
+from gateway.keys import jose
 from gateway.store.tables import enterprises
 from xyd_demo.platforms import (
     CALLBACK_FILE,

@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import Engine, update
 from starlette.testclient import TestClient
 
-from gateway.identity import jose
 from gateway.identity.clients import set_disabled
-from gateway.identity.keys import rotate
+from gateway.keys import jose
+from gateway.keys.store import rotate
 from gateway.settings import Settings
 from gateway.state import state_of
 from gateway.store.tables import signing_keys

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import orjson
 
-from gateway.identity import jose
+from gateway.keys import jose
 from testkit.clients import new_key
 
 

@@ -12,10 +12,10 @@ from sqlalchemy import Engine
 from starlette.requests import Request
 from starlette.testclient import TestClient
 
+from gateway.access.authenticate import proof_path
 from gateway.client import dpop_proof
-from gateway.identity import jose
-from gateway.identity.deps import proof_path
 from gateway.identity.dpop import InvalidProof, check_proof, token_hash
+from gateway.keys import jose
 from testkit.clients import ISSUER, ClientKey, register
 from tests.identity.test_token_flow import ENTERPRISE
 

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
-from gateway.identity import jose
 from gateway.identity.clients import set_disabled
 from gateway.identity.startup import start_identity
+from gateway.keys import jose
 from gateway.settings import Settings
 from testkit.builders import code
 from testkit.clients import ISSUER, ClientKey, new_key, register

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from gateway.client import GatewayClient
-from gateway.identity import jose
+from gateway.keys import jose
 from testkit.builders import penalty, registration
 from xyd_demo.simulators import kechuangtong as kct
 

@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 from gateway.app import create_app
 from gateway.client import dpop_proof
 from gateway.db import make_sync_engine
-from gateway.identity import jose
+from gateway.keys import jose
 from gateway.records.readers import read_ndjson
 from gateway.records.service import Ingestor
 from gateway.settings import Settings

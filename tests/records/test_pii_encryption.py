@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine, select, update
 from starlette.testclient import TestClient
 
-from gateway.pii_keys import KeyRing, PersonalDataError, load_key_ring, rotate_key_ring
+from gateway.keys.pii import KeyRing, PersonalDataError, load_key_ring, rotate_key_ring
 from gateway.records.personal import recover, reencrypt, rows_per_key_version
 from gateway.records.readers import read_ndjson
 from gateway.records.service import Ingestor, LineOutcome

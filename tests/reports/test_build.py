@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from gateway.app import create_app
-from gateway.identity import jose
-from gateway.identity.keys import LoadedKey
+from gateway.keys import jose
+from gateway.keys.store import LoadedKey
 from gateway.loans.service import LedgerEvent
 from gateway.reports import signing
 from gateway.reports.build import (

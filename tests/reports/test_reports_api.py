@@ -20,7 +20,7 @@ from starlette.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.client import dpop_proof
-from gateway.identity import jose
+from gateway.keys import jose
 from gateway.loans.events import LoanEvent, digest
 from gateway.loans.ledger import store
 from gateway.records.readers import read_ndjson

@@ -23,8 +23,8 @@ from gateway.audit.chain import GENESIS, AuditEvent, checkpoint_keys, entry_hash
 from gateway.audit.sealer import Sealer
 from gateway.audit.service import AuditWriter
 from gateway.cli import app as cli
-from gateway.identity import jose
-from gateway.identity.keys import KeyRing, LoadedKey, ensure_key, load_ring
+from gateway.keys import jose
+from gateway.keys.store import KeyRing, LoadedKey, ensure_key, load_ring
 from gateway.settings import Settings
 from gateway.store.tables import audit_checkpoints, audit_entries, audit_head, signing_keys
 

@@ -19,8 +19,8 @@ from sqlalchemy import Engine, select
 from starlette.testclient import TestClient
 
 from gateway.errors import InvalidValue
-from gateway.identity import jose
 from gateway.identity.clients import create_client
+from gateway.keys import jose
 from gateway.records.ingest_file import ingest_file
 from gateway.settings import Settings
 from gateway.store.tables import audit_entries, enterprises, records

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Engine, update
 
-from gateway.identity import jose
-from gateway.identity.keys import create_key, load_ring
+from gateway.keys import jose
+from gateway.keys.store import create_key, load_ring
 from gateway.store.tables import signing_keys
 
 

@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 
 from gateway.identifiers import CREDIT_ALPHABET, make_credit_code
-from gateway.identity import jose
+from gateway.keys import jose
 from gateway.loans.events import BEIJING
 from gateway.private_files import private_dir, write_private
 from xyd_demo.simulators import Borrowers, pick

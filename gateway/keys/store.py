@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from sqlalchemy import Connection, insert, or_, select, text, update
 
-from gateway.identity import jose
+from gateway.keys import jose
 from gateway.store.tables import signing_keys
 from gateway.timeutil import aware
 

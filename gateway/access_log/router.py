@@ -6,14 +6,14 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from gateway.access.callers import AuditReader
+from gateway.access_log import service as access_log
+from gateway.access_log.schemas import AccessLogPage
 from gateway.apidocs import answer_docs
-from gateway.audit import access_log
-from gateway.audit.schemas import AccessLogPage
 from gateway.audit.service import record_allowed
 from gateway.deps import EngineDep
-from gateway.enterprises.service import checked_code
 from gateway.errors import problem_docs
-from gateway.identity.deps import AuditReader
+from gateway.identifiers import checked_code
 
 router = APIRouter(tags=["audit"])
 _PROBLEMS = problem_docs(

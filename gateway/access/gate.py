@@ -22,10 +22,10 @@ from typing import Literal
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from gateway.access.marks import mark_key
 from gateway.audit.today import admitted_reports
 from gateway.batching import Coalescer
 from gateway.breaker import CircuitBreaker
-from gateway.consents.marks import mark_key
 from gateway.errors import DependencyUnavailable, RateLimited
 from gateway.identity.dpop import Proof, replayed
 from gateway.identity.errors import InvalidToken

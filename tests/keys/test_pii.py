@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.pii_keys import (
+from gateway.keys.pii import (
     KeyRing,
     PersonalDataError,
     aad_for,

@@ -6,8 +6,8 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from gateway.enterprises.service import UnknownEnterprise
 from gateway.errors import InvalidValue
+from gateway.identifiers import UnknownEnterprise
 from gateway.store.tables import audit_entries, clients, enterprises
 
 MAX_PAGE = 200

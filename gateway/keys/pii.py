@@ -29,7 +29,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from gateway.identity import jose
+from gateway.keys import jose
 from gateway.settings import Settings, load_or_create_secret
 
 KEY_DIR = "pii-keys"

@@ -1,0 +1,1 @@
+"""An enterprise's access log: who read its data, read from the audit trail."""
