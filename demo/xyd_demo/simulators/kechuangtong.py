@@ -1,6 +1,6 @@
 """A 科创通 Kechuangtong stand-in: signs and POSTs webhooks, and receives callbacks.
 
-It speaks the spec (`specs/platforms/kechuangtong.md`) on its own, without the
+It speaks the protocol (`docs/platforms/kechuangtong.md`) on its own, without the
 adapter's code, so a misreading in one shows up against the other:
 
 - `stream(count, seed=...)` a deterministic, realistic run of events (loans from

@@ -1,4 +1,4 @@
-"""A 盈创动力 Yingchuang Dongli platform for tests and the demo (spec: yingchuang.md).
+"""A 盈创动力 Yingchuang Dongli platform for tests and the demo (docs/platforms/yingchuang.md).
 
 It publishes daily batches (a manifest and CSV files in UTF-8 with a BOM,
 CRLF, RFC 4180 quoting) behind HTTP Basic authentication. A day's file holds
