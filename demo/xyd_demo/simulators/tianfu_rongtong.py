@@ -1,4 +1,4 @@
-"""A 天府融通 Tianfu Rongtong platform for tests and the demo (docs/platforms/tianfu_rongtong.md).
+"""A 天府融通 Tianfu Rongtong platform for tests and the demo (docs/platforms/tianfu-rongtong.md).
 
 An OAuth2 token endpoint (client credentials, `client_secret_post`) and a
 cursor-paginated feed of supply-chain financing events. The feed is a log:
