@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from contextlib import nullcontext
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -31,7 +32,9 @@ from gateway.reports.build import request_members
 from gateway.reports.html import render_html
 from gateway.reports.pdf import Printer
 from gateway.reports.schemas import COMPACT_JWS, CreditReport
-from gateway.state import state_of
+from gateway.reports.service import Cut
+from gateway.state import GatewayState, state_of
+from policies.consent import StoredConsent
 
 router = APIRouter(tags=["reports"])
 
@@ -152,69 +155,101 @@ async def credit_report(request: Request, caller: ReportFetcher) -> Response:
     code = await report_access.credit_code(request, caller)
     consent_id = report_access.consent_id(request)
     state = state_of(request)
-    service, printer = state.reports, state.printer
     now = datetime.now(UTC)
     # A busy printer refuses before the gate: nothing is spent on a refusal.
-    with printer.slot() if media == PDF else nullcontext():
+    with state.printer.slot() if media == PDF else nullcontext():
         consent, sections, version = await report_access.admit(
-            request, caller, service, consent_id, code, service.wanted, now
+            request, caller, state.reports, consent_id, code, state.reports.wanted, now
         )
-        try:
-            full = await service.full_report(state.engine, code, version, now)
-        except (DBAPIError, OSError) as exc:
-            raise DependencyUnavailable("the credit store is unavailable") from exc
-        if full is None:
-            gone = UnknownEnterprise(f"no enterprise with credit code {code}")
-            await audit_denial(
-                request, caller, gone, consent_id=consent.id, purpose=consent.purpose
-            )
-            raise gone
-        shared = service.cut(full, sections)
-        report_id = issued.new_report_id()
-        own = request_members(
-            consent_id=consent.id,
-            purpose=consent.purpose,
-            report_id=report_id,
-            generated_at=now,
-            client_id=caller.client_id,
-            org_code=caller.org_code,
-            stale_at=shared.stale_at,
-        )
-        own_members = signing.members(own)
-        try:
-            key = (await state.identity.keys.current()).signing_key("report", now)
-        except KeyError_ as exc:
-            raise DependencyUnavailable("no report-signing key is available") from exc
-        if media == JSON:
-            body, signature = signing.signed_json({**shared.head, **own_members}, shared.tail, key)
-        else:
-            payload = signing.joined({**shared.members, **own_members})
-            if media == JOSE:
-                compact = signing.compact(payload, key)
-                body, signature = compact.encode("ascii"), signing.detached_of(compact)
-            else:
-                signature = signing.detached(payload, key)
-                page = render_html({**shared.report, **own}, signature=signature)
-                body = await printer.pdf(page) if media == PDF else page.encode()
+        shared = await _shared_cut(request, caller, state, code, consent, sections, version, now)
+        report = await _issue(state, shared, caller, code, consent, media, now)
         await record_allowed(
             request,
             caller.client_id,
-            body,
+            report.body,
             credit_code=code,
             consent_id=consent.id,
             purpose=consent.purpose,
-            kept=KeptReport(
-                report_id=report_id,
-                client_id=caller.client_id,
-                credit_code=code,
-                cut_sha256=shared.sha256,
-                cut=shared.canonical,
-                own=signing.joined(own_members),
-                signature=signature,
-                issued_at=now,
-            ),
+            kept=report.kept,
         )
-    return _answer(body, media, report_id)
+    return _answer(report.body, media, report.kept.report_id)
+
+
+async def _shared_cut(
+    request: Request,
+    caller: Caller,
+    state: GatewayState,
+    code: str,
+    consent: StoredConsent,
+    sections: frozenset[str],
+    version: int,
+    now: datetime,
+) -> Cut:
+    """The report every consent with these sections shares: built (or cached), cut."""
+    try:
+        full = await state.reports.full_report(state.engine, code, version, now)
+    except (DBAPIError, OSError) as exc:
+        raise DependencyUnavailable("the credit store is unavailable") from exc
+    if full is None:
+        gone = UnknownEnterprise(f"no enterprise with credit code {code}")
+        await audit_denial(request, caller, gone, consent_id=consent.id, purpose=consent.purpose)
+        raise gone
+    return state.reports.cut(full, sections)
+
+
+@dataclass(frozen=True, slots=True)
+class _Issued:
+    body: bytes
+    kept: KeptReport  # what the audit trail keeps of it, for GET /v1/reports/{id}
+
+
+async def _issue(
+    state: GatewayState,
+    shared: Cut,
+    caller: Caller,
+    code: str,
+    consent: StoredConsent,
+    media: str,
+    now: datetime,
+) -> _Issued:
+    """The shared cut with this request's own members, signed, in the media asked for."""
+    report_id = issued.new_report_id()
+    own = request_members(
+        consent_id=consent.id,
+        purpose=consent.purpose,
+        report_id=report_id,
+        generated_at=now,
+        client_id=caller.client_id,
+        org_code=caller.org_code,
+        stale_at=shared.stale_at,
+    )
+    own_members = signing.members(own)
+    try:
+        key = (await state.identity.keys.current()).signing_key("report", now)
+    except KeyError_ as exc:
+        raise DependencyUnavailable("no report-signing key is available") from exc
+    if media == JSON:
+        body, signature = signing.signed_json({**shared.head, **own_members}, shared.tail, key)
+    else:
+        payload = signing.joined({**shared.members, **own_members})
+        if media == JOSE:
+            compact = signing.compact(payload, key)
+            body, signature = compact.encode("ascii"), signing.detached_of(compact)
+        else:
+            signature = signing.detached(payload, key)
+            page = render_html({**shared.report, **own}, signature=signature)
+            body = await state.printer.pdf(page) if media == PDF else page.encode()
+    kept = KeptReport(
+        report_id=report_id,
+        client_id=caller.client_id,
+        credit_code=code,
+        cut_sha256=shared.sha256,
+        cut=shared.canonical,
+        own=signing.joined(own_members),
+        signature=signature,
+        issued_at=now,
+    )
+    return _Issued(body, kept)
 
 
 _CONTENT_TYPES = {JSON: JSON, JOSE: JOSE, HTML: "text/html; charset=utf-8", PDF: PDF}
