@@ -16,7 +16,7 @@ from typing import Any
 
 from gateway.loans.service import LedgerEvent
 from gateway.reports.loans import loan_ref, scored_loans
-from gateway.reports.records import StoredRecord
+from gateway.reports.repository import StoredRecord
 from gateway.reports.scoring import EnterpriseFacts, ScoredRecord, ScoreModel
 from gateway.reports.sections import SectionConfig, Shown, completeness, shown_records
 from gateway.reports.signing import without_floats
