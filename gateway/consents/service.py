@@ -218,4 +218,3 @@ def revoke(conn: Connection, caller: Caller, consent_id: str, reason: str) -> di
     repository.mark_revoked(conn, consent_id, now)
     repository.add_event(conn, consent_id, "revoked", caller.client_id, reason, now)
     return get(conn, caller, consent_id)
-
