@@ -241,7 +241,7 @@ async def append_linked_pg(
 class CommittedAppends:
     """Batches appended and committed before `append` returns, whatever the store:
     on PostgreSQL (picked once, here) `append_linked_pg` on a held autocommit
-    connection, one round trip, a documented speed path (docs/performance.md);
+    connection, one round trip, the speed path;
     elsewhere `append_linked` in a transaction of its own."""
 
     def __init__(self, engine: Engine) -> None:

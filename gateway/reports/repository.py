@@ -105,8 +105,7 @@ class ConsentReads:
     Autocommit: no BEGIN before the reads and no ROLLBACK after; each read is its
     own snapshot, which is all a check needs. On PostgreSQL (picked once, here)
     both queries go in one pipeline on psycopg's asyncio connection, as
-    driver-level SQL with one array parameter each: a documented speed path
-    (docs/performance.md)."""
+    driver-level SQL with one array parameter each: the speed path."""
 
     def __init__(self, engine: Engine) -> None:
         self._held = Held(engine, autocommit=True)
@@ -114,15 +113,15 @@ class ConsentReads:
     async def consents_and_versions(self, asks: Sequence[Ask]) -> list[Found]:
         return await self._held.run(
             lambda pg: _consents_and_versions_pg(pg, asks),
-            lambda conn: consents_and_versions(conn, asks),
+            lambda conn: _consents_and_versions_core(conn, asks),
         )
 
     async def close(self) -> None:
         await self._held.close()
 
 
-def consents_and_versions(conn: Connection, asks: Sequence[Ask]) -> list[Found]:
-    """`ConsentReads.consents_and_versions` on any connection, in Core."""
+def _consents_and_versions_core(conn: Connection, asks: Sequence[Ask]) -> list[Found]:
+    """`ConsentReads.consents_and_versions` on any store, in Core."""
     found = stored_many(conn, {consent_id for consent_id, _ in asks if consent_id})
     rows = conn.execute(
         select(enterprises.c.credit_code, enterprises.c.data_version).where(
