@@ -79,8 +79,7 @@ def _check(body: ConsentIn, rules: ConsentRules, now: datetime) -> tuple[datetim
         raise InvalidValue(f"scopes: unknown section {', '.join(unknown)}")
     if body.max_daily_accesses is not None and body.purpose != "post_loan_monitoring":
         raise InvalidValue("max_daily_accesses: only for post_loan_monitoring")
-    # SQLite keeps no offset: store UTC everywhere, or +08:00 times shift by 8 hours.
-    return valid_from.astimezone(UTC), until.astimezone(UTC)
+    return valid_from, until
 
 
 def create(

@@ -10,7 +10,7 @@ import contextlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -159,9 +159,7 @@ def alerts_per_day(
     index = {day: n for n, day in enumerate(labels)}
     series: dict[str, list[int]] = defaultdict(lambda: [0] * days)
     rows = conn.execute(
-        select(alerts.c.rule, alerts.c.first_seen_at).where(
-            alerts.c.first_seen_at >= since.astimezone(UTC)
-        )
+        select(alerts.c.rule, alerts.c.first_seen_at).where(alerts.c.first_seen_at >= since)
     )
     for rule, seen in rows:
         n = index.get(seen.astimezone(CHENGDU).date().isoformat())
