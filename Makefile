@@ -6,10 +6,12 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: demo test test-fast lint services fmt bench
 
-$(STAMP): pyproject.toml constraints.txt
+# The gateway and, beside it, the demo kit (demo/: demo data, the platforms'
+# simulators, `xyd demo`), which a production install (`pip install .`) leaves out.
+$(STAMP): pyproject.toml demo/pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade 'pip>=24'
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]' -e ./demo
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -54,7 +56,7 @@ test-fast: $(STAMP) services
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy gateway adapters policies loadtests
+	$(BIN)/mypy gateway adapters policies loadtests demo/xyd_demo
 	@# Known vulnerabilities in the pinned dependencies fail, and so does an
 	@# audit that audited nothing. These machines reach no vulnerability service
 	@# (PyPI's index only), so the run says it is air-gapped and the audit warns

@@ -9,53 +9,79 @@ one transaction. Both answer in their platform's own dialect.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from fastapi import APIRouter
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.events import LoanEvent
 from adapters.http import OutboundPolicy
-from adapters.ledger import Stored, dead_letter, store
+from gateway.identity.tokens import KeyRingHolder
+from gateway.loans.events import LoanEvent
+from gateway.loans.ledger import Stored, dead_letter, store
 from gateway.metrics import PLATFORM_MESSAGES
 from policies.consent import ConsentRules
 
 log = logging.getLogger("xyd.adapters")
 
 
-@dataclass
-class PlatformContext:
-    """What the gateway hands an adapter: storage, rules, keys, and its own settings.
+class NotStarted(RuntimeError):
+    """A platform service was used before the app's lifespan bound it."""
 
-    Adapters are built with the app (their routes must exist before it
-    starts); the database engine only exists once it runs, hence `app_state`.
+
+class PlatformServices:
+    """What adapters use once the app runs: the async engine, the gateway's signing keys.
+
+    Adapters are built with the app, since their routes must exist before it
+    starts; the engine and keys only exist once its lifespan runs, which binds
+    them here. Reading one before that is a bug, and says so.
     """
 
-    app_state: Any  # the FastAPI app's state: .engine once the lifespan has started
+    def __init__(self) -> None:
+        self._engine: AsyncEngine | None = None
+        self._keys: KeyRingHolder | None = None
+
+    def bind(self, engine: AsyncEngine, keys: KeyRingHolder | None = None) -> None:
+        self._engine, self._keys = engine, keys
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise NotStarted("platform services used before the app started (no engine yet)")
+        return self._engine
+
+    @property
+    def keys(self) -> KeyRingHolder:
+        if self._keys is None:
+            raise NotStarted("platform services used before the app started (no signing keys)")
+        return self._keys
+
+
+@dataclass
+class PlatformContext:
+    """What the gateway hands every adapter: its services, rules, keys and clock."""
+
+    services: PlatformServices
     consent_rules: ConsentRules
     pii_key: bytes
     state_dir: Path
-    settings: dict[str, Any]  # this platform's block of config/platforms.yaml
     clock: Callable[[], float] = time.time
     outbound: OutboundPolicy = field(default_factory=OutboundPolicy)  # where calls may go
 
     @property
     def engine(self) -> AsyncEngine:
-        engine: AsyncEngine = self.app_state.engine
-        return engine
+        return self.services.engine
 
     def path(self, name: str) -> Path:
-        """A credential file named in the config, relative to the state directory."""
-        value = Path(str(self.settings[name]))
+        """A file named in the config, relative to the state directory."""
+        value = Path(name)
         return value if value.is_absolute() else self.state_dir / value
 
 
@@ -66,10 +92,10 @@ class SyncReport:
     fetched: int = 0
     accepted: int = 0
     duplicate: int = 0
-    rejected: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[dict[str, object]] = field(default_factory=list)
     position: str | None = None
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         return {
             "platform": self.platform,
             "window": self.window,
@@ -99,27 +125,9 @@ class Adapter(Protocol):
 class Notifier(Protocol):
     """A platform whose spec takes notifications back (an adapter may also be one)."""
 
-    async def notify(self, kind: str, payload: dict[str, Any]) -> None:
+    async def notify(self, kind: str, payload: dict[str, object]) -> None:
         """Deliver one outbox notification; raise to have it retried."""
         ...
-
-
-class CredentialsMissing(RuntimeError):
-    """A pull platform's credentials file does not exist (yet)."""
-
-
-def read_credentials(platform: str, path: Path, fields: tuple[str, ...]) -> tuple[str, ...]:
-    """The named non-empty strings from a pull platform's JSON credentials file."""
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CredentialsMissing(f"{platform}: credentials file {path} not found") from None
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{platform}: credentials file {path}: {exc}") from exc
-    values = [raw.get(k) if isinstance(raw, dict) else None for k in fields]
-    if not all(isinstance(v, str) and v for v in values):
-        raise ValueError(f"{platform}: {path} needs {', '.join(fields)}")
-    return tuple(str(v) for v in values)
 
 
 class StoreUnavailable(Exception):

@@ -12,7 +12,7 @@ from redis.backoff import NoBackoff
 from redis.maint_notifications import MaintNotificationsConfig
 from redis.retry import Retry
 
-from adapters.base import PlatformContext
+from adapters.base import PlatformContext, PlatformServices
 from adapters.http import OutboundPolicy
 from adapters.registry import build_all, load_config
 from gateway import __version__, heap
@@ -50,6 +50,7 @@ from gateway.reports.router import ROUTE as REPORT_ROUTE
 from gateway.reports.router import router as reports_router
 from gateway.reports.service import ReportService, rules_fingerprint
 from gateway.settings import Settings
+from gateway.state import GatewayState, attach
 from policies.consent import ConsentRules
 from policies.rate import RateConfig
 
@@ -80,50 +81,49 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.engine = make_async_engine(settings)
+        state.engine = make_async_engine(settings)
         # Bulk ingestion runs in worker threads on the sync engine (COPY, batches).
-        app.state.sync_engine = make_sync_engine(settings)
-        app.state.redis = make_redis(settings)
-        app.state.identity = await start_identity(settings, app.state.engine, app.state.redis)
-        sealer = Sealer.configured(settings, app.state.sync_engine, app.state.identity.keys)
-        app.state.audit = AuditWriter(
-            app.state.sync_engine,
-            app.state.identity.keys,
+        state.sync_engine = make_sync_engine(settings)
+        state.redis = make_redis(settings)
+        state.identity = await start_identity(settings, state.engine, state.redis)
+        state.platform_services.bind(state.engine, state.identity.keys)
+        sealer = Sealer.configured(settings, state.sync_engine, state.identity.keys)
+        state.audit = AuditWriter(
+            state.sync_engine,
+            state.identity.keys,
             checkpoint_every=settings.audit_checkpoint_every,
             sealer=sealer,
         )
-        app.state.gate = Gate(
+        state.gate = Gate(
             rates,
-            app.state.identity.guard,
-            app.state.redis,
+            state.identity.guard,
+            state.redis,
             when_redis_down=settings.rate_limit_redis_down,
             workers=settings.workers,
             breaker=CircuitBreaker(
                 "redis", failures=settings.breaker_failures, open_s=settings.breaker_open_s
             ),
         )
-        await app.state.gate.start()
-        app.state.login = make_login(
-            settings, app.state.engine, app.state.gate, app.state.redis, app.state.pii_key
-        )
-        app.state.reports = ReportService(
+        await state.gate.start()
+        state.login = make_login(settings, state.engine, state.gate, state.redis, state.pii_key)
+        state.reports = ReportService(
             builder,
-            ReportCache(app.state.redis, local_entries=settings.report_cache_entries),
+            ReportCache(state.redis, local_entries=settings.report_cache_entries),
             fingerprint,
-            store=app.state.sync_engine,
-            ledger_connected=bool(app.state.platforms),
-            copy_s=settings.consent_copy_s if app.state.redis is not None else 0.0,
+            store=state.sync_engine,
+            ledger_connected=bool(state.platforms),
+            copy_s=settings.consent_copy_s if state.redis is not None else 0.0,
             feeds_refresh_s=settings.report_feeds_refresh_s,
         )
-        app.state.printer = Printer(
+        state.printer = Printer(
             workers=settings.report_pdf_workers, waiting=settings.report_pdf_waiting
         )
         tasks = [
-            asyncio.create_task(app.state.identity.keys.refresh_forever()),
+            asyncio.create_task(state.identity.keys.refresh_forever()),
             asyncio.create_task(sealer.run_forever()),
             asyncio.create_task(count_descriptors_forever()),
         ]
-        tasks += start_background(app.state, settings)
+        tasks += start_background(state)
         if settle_heap:
             heap.settle()
         try:
@@ -134,15 +134,15 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
             # Let them unwind (a transaction's rollback) before the engines close
             # under them; an await on a closed aiosqlite connection never returns.
             await asyncio.wait(tasks, timeout=5)
-            app.state.identity.guard.close()
-            await app.state.audit.close()
+            state.identity.guard.close()
+            await state.audit.close()
             await sealer.last_round()
-            await app.state.reports.close()
-            app.state.printer.close()
-            if app.state.redis is not None:
-                await app.state.redis.aclose()
-            await app.state.engine.dispose()
-            app.state.sync_engine.dispose()
+            await state.reports.close()
+            state.printer.close()
+            if state.redis is not None:
+                await state.redis.aclose()
+            await state.engine.dispose()
+            state.sync_engine.dispose()
 
     app = FastAPI(
         title="xyd-gateway",
@@ -158,28 +158,38 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
         # each time: about 2 % of a report request's CPU (profiled).
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    app.state.settings = settings
     # The personal-data keys, read once per process: ingestion hashes personal
     # identifiers with the first and seals the clear values with the ring.
-    app.state.pii_key = settings.pii_key_bytes()
-    app.state.pii_keys = load_key_ring(settings)
+    pii_key = settings.pii_key_bytes()
+    pii_keys = load_key_ring(settings)
     # A bad rules file stops start-up here, with the field named.
-    app.state.consent_rules = ConsentRules.load(settings.config_dir / "consent.yaml")
+    consent_rules = ConsentRules.load(settings.config_dir / "consent.yaml")
     rates = RateConfig.load(settings.config_dir / "rates.yaml")
     builder = ReportBuilder.load(settings.config_dir)
     platforms_config = load_config(settings.config_dir / "platforms.yaml")
-    app.state.risk_rules = load_rules(settings.config_dir)
-    app.state.departments = load_departments(settings.config_dir)
+    risk_rules = load_rules(settings.config_dir)
+    departments = load_departments(settings.config_dir)
     fingerprint = rules_fingerprint(settings.config_dir)
-    app.state.platforms_config = platforms_config
-    app.state.platforms = build_all(
+    state = GatewayState(
+        settings,
+        pii_key,
+        pii_keys,
+        consent_rules,
+        risk_rules,
+        departments,
         platforms_config,
+        PlatformServices(),
+    )
+    attach(app, state)
+    # Adapters' routes must exist before the app starts; their engine and keys are
+    # bound when the lifespan has made them.
+    state.platforms = build_all(
+        state.platforms_config,
         PlatformContext(
-            app_state=app.state,
-            consent_rules=app.state.consent_rules,
-            pii_key=app.state.pii_key,
+            services=state.platform_services,
+            consent_rules=state.consent_rules,
+            pii_key=state.pii_key,
             state_dir=settings.state_dir,
-            settings={},
             outbound=OutboundPolicy.of(settings.outbound_allowed_hosts),
         ),
     )
@@ -196,7 +206,7 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
     app.include_router(alerts_router)
     app.include_router(dashboard_router)
     app.include_router(reference_router)
-    for adapter in app.state.platforms.values():
+    for adapter in state.platforms.values():
         router = adapter.router()
         if router is not None:
             app.include_router(router)

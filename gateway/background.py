@@ -7,22 +7,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
 
-from adapters.base import Notifier
+from adapters.base import Adapter, Notifier
+from adapters.config import PlatformConfig, Schedule
 from adapters.registry import notified_platforms
 from gateway.breaker import CircuitBreaker
 from gateway.metrics import PLATFORM_LAST_SYNC, PLATFORM_SYNC_LAG, PLATFORM_SYNCS
 from gateway.monitor.bus import MemoryBus
 from gateway.monitor.service import run as run_monitor
 from gateway.outbox import Notify, deliver_due
-from gateway.settings import Settings
+from gateway.state import GatewayState
 
 log = logging.getLogger("xyd.background")
 FIRST_SYNC_DELAY_S = 5.0
 
 
-def start_background(state: Any, settings: Settings) -> list[asyncio.Task[None]]:
+def start_background(state: GatewayState) -> list[asyncio.Task[None]]:
+    settings = state.settings
     if not settings.run_background:
         return []
     tasks = []
@@ -36,32 +37,29 @@ def start_background(state: Any, settings: Settings) -> list[asyncio.Task[None]]
         # Embedded mode: no Redis stream to share, so the gateway watches itself.
         tasks.append(asyncio.create_task(_embedded_monitor(state)))
     for key, adapter in state.platforms.items():
-        every = adapter_schedule(state, key)
-        if every:
-            breaker = platform_breaker(state, key)
-            tasks.append(asyncio.create_task(_sync_forever(key, adapter, every, breaker)))
+        schedule = adapter_schedule(state, key)
+        if schedule is not None:
+            breaker = platform_breaker(key, schedule)
+            tasks.append(
+                asyncio.create_task(_sync_forever(key, adapter, schedule.every_s, breaker))
+            )
     return tasks
 
 
-def adapter_schedule(state: Any, key: str) -> float | None:
-    value = state.platforms_config.get(key, {}).get("schedule_s")
-    return float(value) if value else None
+def adapter_schedule(state: GatewayState, key: str) -> Schedule | None:
+    config: PlatformConfig | None = state.platforms_config.get(key)
+    return None if config is None else config.schedule()
 
 
-def platform_breaker(state: Any, key: str) -> CircuitBreaker:
+def platform_breaker(key: str, schedule: Schedule) -> CircuitBreaker:
     """After `breaker_failures` failed syncs in a row (default 3), scheduled syncs
     skip the platform for `breaker_open_s` (default 60 s), then one is tried."""
-    block = state.platforms_config.get(key, {})
-    return CircuitBreaker(
-        f"platform {key}",
-        failures=int(block.get("breaker_failures", 3)),
-        open_s=float(block.get("breaker_open_s", 60.0)),
-    )
+    return CircuitBreaker(f"platform {key}", failures=schedule.failures, open_s=schedule.open_s)
 
 
-async def _embedded_monitor(state: Any) -> None:
+async def _embedded_monitor(state: GatewayState) -> None:
     stop = asyncio.Event()
-    settings: Settings = state.settings
+    settings = state.settings
     try:
         await run_monitor(
             state.sync_engine, MemoryBus(claim_idle_ms=settings.monitor_claim_idle_ms),
@@ -73,7 +71,9 @@ async def _embedded_monitor(state: Any) -> None:
         stop.set()
 
 
-async def _outbox_forever(state: Any, notifiers: dict[str, Notify], every_s: float) -> None:
+async def _outbox_forever(
+    state: GatewayState, notifiers: dict[str, Notify], every_s: float
+) -> None:
     while True:
         try:
             await deliver_due(state.engine, notifiers)
@@ -82,7 +82,9 @@ async def _outbox_forever(state: Any, notifiers: dict[str, Notify], every_s: flo
         await asyncio.sleep(every_s)
 
 
-async def _sync_forever(key: str, adapter: Any, every_s: float, breaker: CircuitBreaker) -> None:
+async def _sync_forever(
+    key: str, adapter: Adapter, every_s: float, breaker: CircuitBreaker
+) -> None:
     # A short first wait: the platform (or the demo's simulator) may start with us.
     await asyncio.sleep(min(every_s, FIRST_SYNC_DELAY_S))
     # Lag: how long this worker has gone without a successful sync (from its start).

@@ -147,6 +147,16 @@ def fen_from_text(text: object, unit: Unit) -> int:
     return fen(text, unit)
 
 
+def fen_from_yuan(text: object) -> int:
+    """'1500000.00' yuan → 150000000 fen, exactly; more than 2 decimals or junk is an error."""
+    return fen_from_text(text, YUAN)
+
+
+def fen_from_wan(text: object) -> int:
+    """'150.000001' (units of 10,000 yuan, up to 6 decimals) → fen, exactly."""
+    return fen_from_text(text, WAN)
+
+
 def day_within(day: date) -> date:
     """`day` if it lies from DAY_FLOOR to DAY_CEILING, else DayOutOfRange."""
     if not DAY_FLOOR <= day <= DAY_CEILING:

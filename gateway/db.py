@@ -1,4 +1,4 @@
-"""Database engines and the per-request session.
+"""Database engines, and the connection a batch-at-a-time worker holds (`Held`).
 
 One URL in settings; the sync engine serves the CLI, migrations and bulk
 ingestion, the async engine serves the HTTP app. Both are created by their
@@ -10,17 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import select
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
-from fastapi import Depends, Request
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from gateway.errors import DependencyUnavailable
 from gateway.private_files import private_dir, private_sqlite
 from gateway.settings import Settings
 
@@ -92,23 +90,6 @@ def make_async_engine(settings: Settings) -> AsyncEngine:
         pool_size=settings.db_pool_size,
         connect_args={"connect_timeout": max(1, int(settings.readiness_timeout_s))},
     )
-
-
-async def connection(request: Request) -> AsyncIterator[AsyncConnection]:
-    """The request owns the transaction: commit on success, roll back on error."""
-    engine: AsyncEngine = request.app.state.engine
-    try:
-        conn = await engine.connect()
-    except (DBAPIError, OSError) as exc:
-        raise DependencyUnavailable("the database is unavailable") from exc
-    try:
-        async with conn.begin():
-            yield conn
-    finally:
-        await conn.close()
-
-
-DbConnection = Annotated[AsyncConnection, Depends(connection)]
 
 
 class HeldConnection:

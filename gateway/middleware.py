@@ -36,6 +36,7 @@ from gateway.errors import (
 from gateway.identity.deps import path_credit_code
 from gateway.logs import redact, request_id_var
 from gateway.metrics import HTTP_LATENCY, HTTP_REQUESTS, Children
+from gateway.state import state_of
 from policies.rate import Charge
 
 log = logging.getLogger("xyd.access")
@@ -183,7 +184,7 @@ async def _settle(scope: Scope, answer: ProblemError) -> ProblemError:
     charge: Charge = state.pop("charge")
     # The headers told what the request spent; it spent nothing now.
     state.pop("rate_headers", None)
-    await scope["app"].state.gate.refund(charge)
+    await state_of(scope["app"]).gate.refund(charge)
     if isinstance(answer, AuditUnavailable):
         return answer  # the trail is what failed: no entry can say so
     spent = charge.request

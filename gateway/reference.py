@@ -18,6 +18,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from gateway.state import state_of
+
 router = APIRouter(include_in_schema=False)
 
 _METHODS = ("get", "post", "put", "patch", "delete")
@@ -41,8 +43,8 @@ _HEADERS = {
 @router.get("/docs")
 async def reference(request: Request) -> HTMLResponse:
     # The document is fixed once the app is built: rendered once per process.
-    state = request.app.state
-    if getattr(state, "reference_page", None) is None:
+    state = state_of(request)
+    if state.reference_page is None:
         state.reference_page = render(request.app.openapi())
     return HTMLResponse(state.reference_page, headers=_HEADERS)
 

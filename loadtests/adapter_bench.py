@@ -21,11 +21,11 @@ from tempfile import mkdtemp
 
 from gateway.app import create_app
 from gateway.db import make_sync_engine
-from gateway.demo import platforms
 from gateway.settings import Settings
 from gateway.store.migrate import upgrade
 from loadtests.ingest_bench import database
 from testkit.live import serve
+from xyd_demo import platforms
 
 
 @contextlib.contextmanager

@@ -32,12 +32,13 @@ from sqlalchemy import create_engine, func, select, text
 
 from gateway.app import create_app
 from gateway.db import make_sync_engine
-from gateway.demo.seed import seed_demo
 from gateway.settings import Settings
+from gateway.state import state_of
 from gateway.store.migrate import upgrade
 from gateway.store.tables import enterprises
 from testkit.clients import ISSUER, register
 from testkit.services import postgres_server, redis_server
+from xyd_demo.seed import seed_demo
 
 
 @contextlib.contextmanager
@@ -65,8 +66,8 @@ def percentiles(samples: list[float]) -> str:
 async def measure(settings: Settings, codes: list[str], cold: int, warm: int) -> None:
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        service = app.state.reports
-        engine = app.state.engine
+        state = state_of(app)
+        service, engine = state.reports, state.engine
         samples = []
         for code in random.sample(codes, min(cold, len(codes))):
             service.cache.local.clear()

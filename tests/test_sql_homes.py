@@ -17,7 +17,6 @@ GATEWAY = Path(__file__).resolve().parents[1] / "gateway"
 PACKAGES = {
     "store": "the store itself: tables, migrations runner, bulk COPY shared by repositories",
     "migrations": "Alembic migrations run DDL and data fixes by nature",
-    "demo": "the demo data set loads its own rows (COPY, deferred indexes); not production",
 }
 # Single modules, until their own step gives them a repository.
 MODULES = {
@@ -25,6 +24,7 @@ MODULES = {
     "health/service.py": "readiness is a `SELECT 1` round trip: the query is the check",
     "idempotency.py": "the Idempotency-Key store, one cross-cutting module of SQL alone",
     "outbox.py": "the outbox table's own store, one cross-cutting module of SQL alone",
+    "positions.py": "background readers' positions, one cross-cutting module of SQL alone",
     "audit/chain.py": "the chain's repository: linking and the hot audit_append statement "
     "stay beside the hashing they must match",
     "audit/kept.py": "kept reports' repository: its PostgreSQL statement is folded into "
@@ -32,7 +32,7 @@ MODULES = {
     "records/service.py": "records ingestion: the ingest run's row around repository batches",
     "records/personal.py": "records ingestion: sealed personal fields recovered, re-encrypted",
     "records/disputes.py": "records: disputes, not yet split from their SQL",
-    "loans/service.py": "the ledger's move into gateway/loans gives loans its repository",
+    "loans/service.py": "loans' read side (GET /v1/loans, history), not yet in its repository",
     "identity/keys.py": "the key store's move to gateway/keys/ gives keys their repository",
 }
 

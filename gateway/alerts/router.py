@@ -7,12 +7,14 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Body, Header, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.responses import Response, StreamingResponse
 
 from gateway.alerts import service
 from gateway.alerts.schemas import AlertDetail, AlertPage, stream_docs
 from gateway.apidocs import answer_docs
 from gateway.audit.service import allowed, record_with
+from gateway.deps import EngineDep
 from gateway.enterprises.service import checked_code
 from gateway.errors import problem_docs
 from gateway.identity.deps import AlertReader, AlertWriter
@@ -51,8 +53,8 @@ def _json(body: object) -> Response:
     responses={**answer_docs(AlertPage, "One page of alerts"), **_PROBLEMS},
 )
 async def list_alerts(
-    request: Request,
     caller: AlertReader,
+    engine: EngineDep,
     status: Annotated[str | None, Query(max_length=14)] = None,
     severity: Annotated[str | None, Query(max_length=10)] = None,
     rule: Annotated[str | None, Query(max_length=40)] = None,
@@ -62,7 +64,7 @@ async def list_alerts(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Response:
     code = checked_code(credit_code) if credit_code is not None else None
-    async with request.app.state.engine.connect() as conn:
+    async with engine.connect() as conn:
         page = await conn.run_sync(
             lambda sync: service.page(
                 sync, status=status, severity=severity, rule=rule, credit_code=code,
@@ -93,10 +95,10 @@ async def list_alerts(
 async def stream_alerts(
     request: Request,
     caller: AlertReader,
+    engine: EngineDep,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
 ) -> StreamingResponse:
     start = int(last_event_id) if last_event_id and last_event_id.isdigit() else None
-    engine = request.app.state.engine
 
     async def events() -> AsyncIterator[bytes]:
         # Without a cursor, from now on: a client loads the current list by GET first.
@@ -129,15 +131,20 @@ async def stream_alerts(
     summary="One alert with its evidence and history",
     responses={**answer_docs(AlertDetail, "The alert and its history"), **_PROBLEMS},
 )
-async def get_alert(alert_id: AlertId, request: Request, caller: AlertReader) -> Response:
-    async with request.app.state.engine.connect() as conn:
+async def get_alert(alert_id: AlertId, caller: AlertReader, engine: EngineDep) -> Response:
+    async with engine.connect() as conn:
         return _json(await conn.run_sync(service.get, alert_id))
 
 
 async def _work(
-    request: Request, alert_id: str, action: service.Action, actor: str, note: str
+    request: Request,
+    engine: AsyncEngine,
+    alert_id: str,
+    action: service.Action,
+    actor: str,
+    note: str,
 ) -> Response:
-    async with request.app.state.engine.begin() as conn:
+    async with engine.begin() as conn:
         alert = await conn.run_sync(service.work, alert_id, action, actor, note)
         answer = orjson.dumps(alert)
         # In the same transaction: the alert is worked and audited, or neither.
@@ -158,10 +165,11 @@ async def acknowledge_alert(
     alert_id: AlertId,
     request: Request,
     caller: AlertWriter,
+    engine: EngineDep,
     _: JsonOnly,
     body: Annotated[NoteIn, Body()],
 ) -> Response:
-    return await _work(request, alert_id, "acknowledge", caller.client_id, body.note)
+    return await _work(request, engine, alert_id, "acknowledge", caller.client_id, body.note)
 
 
 @router.post(
@@ -173,7 +181,8 @@ async def resolve_alert(
     alert_id: AlertId,
     request: Request,
     caller: AlertWriter,
+    engine: EngineDep,
     _: JsonOnly,
     body: Annotated[NoteIn, Body()],
 ) -> Response:
-    return await _work(request, alert_id, "resolve", caller.client_id, body.note)
+    return await _work(request, engine, alert_id, "resolve", caller.client_id, body.note)

@@ -10,6 +10,7 @@ from gateway.apidocs import answer_docs
 from gateway.audit import access_log
 from gateway.audit.schemas import AccessLogPage
 from gateway.audit.service import record_allowed
+from gateway.deps import EngineDep
 from gateway.enterprises.service import checked_code
 from gateway.errors import problem_docs
 from gateway.identity.deps import AuditReader
@@ -40,12 +41,13 @@ async def enterprise_access_log(
     credit_code: str,
     request: Request,
     caller: AuditReader,
+    engine: EngineDep,
     limit: Annotated[int, Query(ge=1, le=access_log.MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Query(max_length=32)] = None,
 ) -> Response:
     code = checked_code(credit_code)
     before = access_log.parse_cursor(cursor)
-    async with request.app.state.engine.connect() as conn:
+    async with engine.connect() as conn:
         body = orjson.dumps(await conn.run_sync(access_log.page, code, before=before, limit=limit))
     await record_allowed(
         request,

@@ -18,6 +18,7 @@ from gateway.batching import Coalescer
 from gateway.errors import DependencyUnavailable
 from gateway.identity.keys import KeyError_, LoadedKey
 from gateway.identity.tokens import KeyRingHolder
+from gateway.state import state_of
 
 log = logging.getLogger("xyd.audit")
 
@@ -113,7 +114,7 @@ async def record(request: Request, event: AuditEvent) -> int:
 
     The caller sends nothing protected until this returns: no audit, no answer.
     """
-    writer: AuditWriter = request.app.state.audit
+    writer = state_of(request).audit
     try:
         return await writer.append(event)
     except (SQLAlchemyError, OSError, KeyError_) as exc:
@@ -125,7 +126,7 @@ async def record_with(request: Request, conn: AsyncConnection, event: AuditEvent
     """Append `event` in the transaction of the write it records (`conn`), so the
     state change and its entry commit together or not at all; 503 if it cannot be
     written, which rolls that transaction back."""
-    writer: AuditWriter = request.app.state.audit
+    writer = state_of(request).audit
     try:
         return await writer.append_in(conn, event)
     except (SQLAlchemyError, OSError, KeyError_) as exc:

@@ -25,6 +25,7 @@ def adapters_sync(
     from datetime import datetime
 
     from gateway.app import create_app
+    from gateway.state import state_of
 
     if date and since:
         raise fail("give --date or --since, not both")
@@ -37,7 +38,7 @@ def adapters_sync(
         raise fail("--since needs an offset, e.g. 2026-11-01T00:00:00+08:00")
     settings = Settings(run_background=False)
     gateway = create_app(settings)
-    adapter = gateway.state.platforms.get(platform)
+    adapter = state_of(gateway).platforms.get(platform)
     if adapter is None:
         raise fail(f"{platform} is not enabled (config/platforms.yaml)")
 

@@ -12,6 +12,7 @@ from gateway.audit.service import allowed, record_with
 from gateway.consents import service
 from gateway.consents.marks import mark_changed
 from gateway.consents.schemas import Consent, ConsentIn, ConsentPage, RevokeIn
+from gateway.deps import ConsentRulesDep, EngineDep, RedisDep
 from gateway.enterprises.service import checked_code
 from gateway.errors import problem_docs
 from gateway.idempotency import Replay, begin, check_key, finish, request_digest
@@ -76,13 +77,14 @@ async def _audit(
 async def create_consent(
     request: Request,
     caller: ConsentWriter,
+    engine: EngineDep,
+    rules: ConsentRulesDep,
     _: JsonOnly,
     body: Annotated[ConsentIn, Body()],
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> Response:
-    rules = request.app.state.consent_rules
     raw = await request.body()
-    async with request.app.state.engine.begin() as conn:
+    async with engine.begin() as conn:
         if idempotency_key is not None:
             key = check_key(idempotency_key)
             fingerprint = request_digest("POST", request.url.path, raw)
@@ -109,8 +111,8 @@ async def create_consent(
     summary="One consent and its history",
     responses={**answer_docs(Consent, "The consent and its history"), **_PROBLEMS},
 )
-async def get_consent(consent_id: str, request: Request, caller: ConsentWriter) -> Response:
-    async with request.app.state.engine.connect() as conn:
+async def get_consent(consent_id: str, caller: ConsentWriter, engine: EngineDep) -> Response:
+    async with engine.connect() as conn:
         return _json(await conn.run_sync(service.get, caller, consent_id))
 
 
@@ -129,15 +131,15 @@ async def get_consent(consent_id: str, request: Request, caller: ConsentWriter) 
     },
 )
 async def list_consents(
-    request: Request,
     caller: ConsentWriter,
+    engine: EngineDep,
     credit_code: CreditCodeQuery = None,
     changed_since: Annotated[Rfc3339 | None, Query()] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Response:
     code = checked_code(credit_code) if credit_code is not None else None
-    async with request.app.state.engine.connect() as conn:
+    async with engine.connect() as conn:
         page = await conn.run_sync(
             lambda sync: service.list_for(
                 sync,
@@ -160,12 +162,14 @@ async def revoke_consent(
     consent_id: str,
     request: Request,
     caller: ConsentWriter,
+    engine: EngineDep,
+    redis: RedisDep,
     _: JsonOnly,
     body: Annotated[RevokeIn, Body()],
 ) -> Response:
     # Marked before it commits: once this answers, no worker grants from its copy.
-    await mark_changed(request.app.state.redis, consent_id)
-    async with request.app.state.engine.begin() as conn:
+    await mark_changed(redis, consent_id)
+    async with engine.begin() as conn:
         consent = await conn.run_sync(service.revoke, caller, consent_id, body.reason)
         answer = orjson.dumps(consent)
         await _audit(request, conn, caller, consent, answer)

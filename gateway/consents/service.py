@@ -14,6 +14,7 @@ import orjson
 from sqlalchemy import ColumnElement, Connection
 
 from gateway.consents import repository
+from gateway.consents.principal import Actor, witness_of
 from gateway.consents.schemas import ConsentIn, iso
 from gateway.enterprises.service import UnknownEnterprise
 from gateway.errors import Conflict, InvalidValue, NotFound
@@ -82,9 +83,7 @@ def _check(body: ConsentIn, rules: ConsentRules, now: datetime) -> tuple[datetim
     return valid_from, until
 
 
-def create(
-    conn: Connection, caller: Caller, body: ConsentIn, rules: ConsentRules
-) -> dict[str, Any]:
+def create(conn: Connection, caller: Actor, body: ConsentIn, rules: ConsentRules) -> dict[str, Any]:
     now = datetime.now(UTC)
     valid_from, until = _check(body, rules, now)
     check_subject(conn, body.credit_code)
@@ -116,12 +115,7 @@ def create(
     return get(conn, caller, consent_id)
 
 
-def witness_of(platform: str) -> str:
-    """The registrant a platform adapter writes for the authorisations signed on it."""
-    return f"platform:{platform}"
-
-
-def _visible(caller: Caller) -> ColumnElement[bool]:
+def _visible(caller: Actor) -> ColumnElement[bool]:
     witness = None
     if caller.client_type == "platform" and caller.org_code:
         # The platform's client is the witness its adapter registered: it revokes
@@ -155,7 +149,7 @@ def _render(conn: Connection, row: Any, now: datetime) -> dict[str, Any]:
     }
 
 
-def get(conn: Connection, caller: Caller, consent_id: str) -> dict[str, Any]:
+def get(conn: Connection, caller: Actor, consent_id: str) -> dict[str, Any]:
     row = repository.find(conn, consent_id, _visible(caller))
     if row is None:  # another tenant's consent looks exactly like a missing one
         raise UnknownConsent(f"no consent {consent_id}")

@@ -33,8 +33,8 @@ from gateway.alerts import service as alert_service
 from gateway.audit.service import allowed, record_allowed, record_with
 from gateway.dashboard import accounts, facts, repository, views
 from gateway.dashboard.i18n import TEXT, Lang, lang_of
-from gateway.dashboard.login import Login
 from gateway.dashboard.throttle import source_of
+from gateway.deps import EngineDep, LoginDep, RiskRulesDep, SettingsDep
 from gateway.enterprises.service import checked_code
 from gateway.errors import (
     BadRequest,
@@ -48,6 +48,7 @@ from gateway.errors import (
     UnsupportedMediaType,
 )
 from gateway.loans import service as ledger
+from gateway.settings import Settings
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
 T = TypeVar("T")
@@ -100,23 +101,18 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def _db(request: Request, work: Callable[[Connection], T]) -> T:
-    engine: AsyncEngine = request.app.state.engine
+async def _db(engine: AsyncEngine, work: Callable[[Connection], T]) -> T:
     async with engine.begin() as conn:
         return await conn.run_sync(work)
 
 
-def _secure(request: Request) -> bool:
-    return bool(request.app.state.settings.issuer.startswith("https://"))
-
-
-def _set_cookie(request: Request, response: Response, key: str, value: str, max_age: int) -> None:
+def _set_cookie(settings: Settings, response: Response, key: str, value: str, max_age: int) -> None:
     response.set_cookie(
         key,
         value,
         max_age=max_age,
         path=_COOKIE_PATH,
-        secure=_secure(request),
+        secure=settings.issuer.startswith("https://"),
         httponly=True,
         samesite="strict",
     )
@@ -176,7 +172,9 @@ async def _form(request: Request) -> dict[str, str]:
     return {key: values[0] for key, values in fields.items()}
 
 
-async def _session(request: Request, *, touch: bool = True) -> accounts.Session | None:
+async def _session(
+    request: Request, engine: AsyncEngine, *, touch: bool = True
+) -> accounts.Session | None:
     token, now = request.cookies.get(SESSION_COOKIE), _now()
     if not token:
         return None
@@ -187,24 +185,28 @@ async def _session(request: Request, *, touch: bool = True) -> accounts.Session 
             accounts.touch_session(conn, token, now)
         return found
 
-    return await _db(request, work)
+    return await _db(engine, work)
 
 
 # --- login and logout ---------------------------------------------------------------
 
 
 @router.get("/dashboard/login")
-async def login_form(request: Request, lang: LangQuery = "zh") -> Response:
-    if await _session(request, touch=False) is not None:
+async def login_form(
+    request: Request, engine: EngineDep, settings: SettingsDep, lang: LangQuery = "zh"
+) -> Response:
+    if await _session(request, engine, touch=False) is not None:
         return _redirect(views.href("/dashboard", lang_of(lang)))
     csrf = secrets.token_urlsafe(32)
     response = _login_page(lang_of(lang), csrf)
-    _set_cookie(request, response, PRE_COOKIE, csrf, PRE_COOKIE_MAX_AGE_S)
+    _set_cookie(settings, response, PRE_COOKIE, csrf, PRE_COOKIE_MAX_AGE_S)
     return response
 
 
 @router.post("/dashboard/login")
-async def login(request: Request, lang: LangQuery = "zh") -> Response:
+async def login(
+    request: Request, service: LoginDep, settings: SettingsDep, lang: LangQuery = "zh"
+) -> Response:
     form = await _form(request)
     pre = request.cookies.get(PRE_COOKIE)
     page_lang = lang_of(lang)
@@ -213,7 +215,6 @@ async def login(request: Request, lang: LangQuery = "zh") -> Response:
         return _refused(request, refused, page_lang, views.href("/dashboard/login", page_lang))
     assert pre is not None  # csrf_matches refuses a missing one
     name, password = form.get("name", ""), form.get("password", "")
-    service: Login = request.app.state.login
     source = source_of(request.client.host if request.client else None)
     attempt = await service.attempt(
         name, password, source, request.cookies.get(SESSION_COOKIE), _now()
@@ -227,22 +228,22 @@ async def login(request: Request, lang: LangQuery = "zh") -> Response:
         return _login_page(page_lang, pre, TEXT[page_lang]["wrong"], 401)
     response = _redirect(views.href("/dashboard", page_lang))
     max_age = int(accounts.ABSOLUTE_TIMEOUT.total_seconds())
-    _set_cookie(request, response, SESSION_COOKIE, token, max_age)
+    _set_cookie(settings, response, SESSION_COOKIE, token, max_age)
     response.delete_cookie(PRE_COOKIE, path=_COOKIE_PATH)
     return response
 
 
 @router.post("/dashboard/logout")
-async def logout(request: Request, lang: LangQuery = "zh") -> Response:
+async def logout(request: Request, engine: EngineDep, lang: LangQuery = "zh") -> Response:
     form = await _form(request)
     token = request.cookies.get(SESSION_COOKIE)
-    session = await _session(request, touch=False)
+    session = await _session(request, engine, touch=False)
     if session is not None and token:
         if not accounts.csrf_matches(session.csrf_token, form.get("csrf")):
             refused = CsrfRefused("the logout form's CSRF token is missing or wrong")
             page_lang = lang_of(lang)
             return _refused(request, refused, page_lang, views.href("/dashboard", page_lang))
-        await _db(request, lambda c: accounts.destroy_session(c, token))
+        await _db(engine, lambda c: accounts.destroy_session(c, token))
     response = _redirect("/dashboard/login")
     response.delete_cookie(SESSION_COOKIE, path=_COOKIE_PATH)
     return response
@@ -254,10 +255,12 @@ async def logout(request: Request, lang: LangQuery = "zh") -> Response:
 @router.get("/dashboard")
 async def dashboard(
     request: Request,
+    engine: EngineDep,
+    risk_rules: RiskRulesDep,
     filters: AlertFilters,
     lang: LangQuery = "zh",
 ) -> Response:
-    session = await _session(request)
+    session = await _session(request, engine)
     page_lang = lang_of(lang)
     if session is None:
         return _redirect(views.href("/dashboard/login", page_lang))
@@ -274,13 +277,13 @@ async def dashboard(
         return (
             views.counts_strip(page_lang, counts)
             + views.dead_letters(page_lang, dead, dead_items)
-            + views.filter_bar(page_lang, filters, [r.name for r in request.app.state.risk_rules])
+            + views.filter_bar(page_lang, filters, [r.name for r in risk_rules])
             + views.alert_table(page_lang, items, total, filters, revision, names)
             + views.charts(page_lang)
             + views.chart_data(page_lang, days, per_rule, platforms)
         )
 
-    main = await _db(request, read)
+    main = await _db(engine, read)
     body = views.header(
         page_lang, session.user_name, session.role, session.csrf_token, "/dashboard",
         filters.query(),
@@ -296,6 +299,7 @@ def _sse(event: str, data: object, event_id: int | None = None) -> bytes:
 @router.get("/dashboard/stream")
 async def stream(
     request: Request,
+    engine: EngineDep,
     filters: AlertFilters,
     lang: LangQuery = "zh",
     after: Annotated[int, Query(ge=0, le=2**62)] = 0,
@@ -303,12 +307,11 @@ async def stream(
 ) -> StreamingResponse:
     """Each changed alert as the row the list shows, and whether it still belongs
     in the list under these filters; `counts` are the open alerts by severity."""
-    if await _session(request, touch=False) is None:
+    if await _session(request, engine, touch=False) is None:
         raise Unauthorized("log in at /dashboard/login", scheme="Session")
     token = request.cookies.get(SESSION_COOKIE, "")
     page_lang = lang_of(lang)
     cursor = int(last_event_id) if last_event_id and last_event_id.isdigit() else after
-    engine: AsyncEngine = request.app.state.engine
     loop = asyncio.get_running_loop()
 
     async def events() -> AsyncIterator[bytes]:
@@ -362,9 +365,13 @@ def _alert_id(value: str) -> str:
 
 @router.get("/dashboard/alerts/{alert_id}")
 async def alert_page(
-    request: Request, alert_id: str, lang: LangQuery = "zh", msg: FilterText = ""
+    request: Request,
+    engine: EngineDep,
+    alert_id: str,
+    lang: LangQuery = "zh",
+    msg: FilterText = "",
 ) -> Response:
-    session = await _session(request)
+    session = await _session(request, engine)
     page_lang = lang_of(lang)
     if session is None:
         return _redirect(views.href("/dashboard/login", page_lang))
@@ -378,7 +385,7 @@ async def alert_page(
         names = repository.enterprise_names(conn, codes)
         return views.alert_page(page_lang, alert, events, names, session.role, session.csrf_token)
 
-    main = await _db(request, read)
+    main = await _db(engine, read)
     notice = (
         f'<p class="flash" role="status">{views.esc(TEXT[page_lang]["stale"])}</p>'
         if msg == "stale"
@@ -393,13 +400,13 @@ async def alert_page(
 
 @router.post("/dashboard/alerts/{alert_id}/{action}")
 async def work_alert(
-    request: Request, alert_id: str, action: str, lang: LangQuery = "zh"
+    request: Request, engine: EngineDep, alert_id: str, action: str, lang: LangQuery = "zh"
 ) -> Response:
     if action not in ("acknowledge", "resolve"):
         raise NotFound(f"no dashboard action {action[:20]}")
     checked = _alert_id(alert_id)
     form = await _form(request)
-    session = await _session(request)
+    session = await _session(request, engine)
     page_lang = lang_of(lang)
     if session is None:
         return _redirect(views.href("/dashboard/login", page_lang))
@@ -419,7 +426,7 @@ async def work_alert(
     )
     actor = f"user:{session.user_name}"[:64]
     try:
-        async with request.app.state.engine.begin() as conn:
+        async with engine.begin() as conn:
             alert = await conn.run_sync(alert_service.work, checked, verb, actor, note)
             # In the same transaction: the alert is worked and audited, or neither.
             await record_with(request, conn, allowed(
@@ -435,8 +442,10 @@ async def work_alert(
 
 
 @router.get("/dashboard/enterprises/{credit_code}/loans")
-async def enterprise_loans(request: Request, credit_code: str, lang: LangQuery = "zh") -> Response:
-    session = await _session(request)
+async def enterprise_loans(
+    request: Request, engine: EngineDep, credit_code: str, lang: LangQuery = "zh"
+) -> Response:
+    session = await _session(request, engine)
     page_lang = lang_of(lang)
     if session is None:
         return _redirect(views.href("/dashboard/login", page_lang))
@@ -447,7 +456,7 @@ async def enterprise_loans(request: Request, credit_code: str, lang: LangQuery =
         codes = {code} | {i["core_enterprise_code"] for i in items if i["core_enterprise_code"]}
         return views.loans_page(page_lang, code, items, repository.enterprise_names(conn, codes))
 
-    main = await _db(request, read)
+    main = await _db(engine, read)
     body = views.header(
         page_lang, session.user_name, session.role, session.csrf_token,
         f"/dashboard/enterprises/{code}/loans", {},

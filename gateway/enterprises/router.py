@@ -6,7 +6,7 @@ from starlette.responses import Response
 
 from gateway.apidocs import answer_docs
 from gateway.audit.service import record_allowed
-from gateway.db import DbConnection
+from gateway.deps import EngineDep
 from gateway.enterprises.schemas import Enterprise
 from gateway.enterprises.service import basic_data
 from gateway.errors import InvalidValue, NotFound, problem_docs
@@ -34,10 +34,11 @@ ROUTE = "/v1/enterprises/{credit_code}"
     responses={**answer_docs(Enterprise, "The enterprise's registration data"), **_PROBLEMS},
 )
 async def enterprise(
-    credit_code: str, request: Request, caller: ReportReader, conn: DbConnection
+    credit_code: str, request: Request, caller: ReportReader, engine: EngineDep
 ) -> Response:
     try:
-        data = await basic_data(conn, credit_code)
+        async with engine.connect() as conn:
+            data = await basic_data(conn, credit_code)
     except (InvalidValue, NotFound) as refusal:  # an enumeration leaves its trace
         await audit_denial(request, caller, refusal)
         raise

@@ -3,10 +3,11 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from starlette.responses import Response
 
 from gateway.apidocs import answer_docs
+from gateway.deps import EngineDep, RedisDep, SettingsDep
 from gateway.errors import PROBLEM_BASE, PROBLEM_MEDIA_TYPE, PROBLEM_SCHEMA
 from gateway.health.schemas import Health, Readiness
 from gateway.health.service import check_database, check_redis
@@ -41,12 +42,11 @@ async def healthz() -> Response:
         },
     },
 )
-async def readyz(request: Request) -> Response:
-    state = request.app.state
-    timeout = state.settings.readiness_timeout_s
-    checks = [await check_database(state.engine, timeout)]
-    if state.redis is not None:
-        checks.append(await check_redis(state.redis, timeout))
+async def readyz(settings: SettingsDep, engine: EngineDep, redis: RedisDep) -> Response:
+    timeout = settings.readiness_timeout_s
+    checks = [await check_database(engine, timeout)]
+    if redis is not None:
+        checks.append(await check_redis(redis, timeout))
     down = [c for c in checks if not c.ok]
     summary = {c.name: c.detail for c in checks}
     if not down:

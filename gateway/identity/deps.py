@@ -25,8 +25,8 @@ from gateway.errors import ProblemError
 from gateway.identifiers import is_valid_credit_code
 from gateway.identity.dpop import InvalidProof, check_proof, proof_header
 from gateway.identity.errors import InsufficientScope, InvalidToken
-from gateway.identity.service import Identity
 from gateway.identity.tokens import Caller
+from gateway.state import state_of
 from policies.rate import RateOutcome, headers
 
 _SCHEME_DOC = (
@@ -43,7 +43,7 @@ async def authenticated(request: Request) -> Caller:
     scheme, token = scheme.lower(), token.strip()
     if scheme not in ("bearer", "dpop") or not token:
         raise InvalidToken("send Authorization: Bearer <token> or DPoP <token>")
-    identity: Identity = request.app.state.identity
+    identity = state_of(request).identity
     caller = await identity.tokens.verify(token, check_denylist=False)
     if caller.jkt is None:
         if scheme == "dpop":
@@ -91,7 +91,7 @@ async def admit(
     charged is given back if the answer is a 5xx (`GatewayMiddleware`). With
     `cached_consent`, the outcome may instead say the consent changed (see
     `Gate.admit`): then nothing was charged and no headers are set."""
-    result: RateOutcome = await request.app.state.gate.admit(
+    result: RateOutcome = await state_of(request).gate.admit(
         caller,
         route_of(request),
         credit_code=credit_code,

@@ -10,11 +10,11 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from gateway.apidocs import answer_docs, header_docs
+from gateway.deps import IdentityDep
 from gateway.errors import UnsupportedMediaType, problem_docs
 from gateway.identity.dpop import proof_header, verify_proof
 from gateway.identity.errors import InvalidRequest
 from gateway.identity.schemas import Introspection, Jwks, ServerMetadata, TokenAnswer
-from gateway.identity.service import Identity
 
 router = APIRouter(tags=["identity"])
 FORM = "application/x-www-form-urlencoded"
@@ -28,11 +28,6 @@ _PROBLEMS = problem_docs(
 )
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _NO_STORE_DOCS = {"Cache-Control": "`no-store`", "Pragma": "`no-cache`"}
-
-
-def _identity(request: Request) -> Identity:
-    identity: Identity = request.app.state.identity
-    return identity
 
 
 async def read_form(request: Request) -> dict[str, str]:
@@ -61,9 +56,8 @@ def _json(body: dict[str, Any], headers: dict[str, str] | None = None) -> Respon
     summary="Client credentials grant; private_key_jwt client authentication",
     responses={**answer_docs(TokenAnswer, "An access token", headers=_NO_STORE_DOCS), **_PROBLEMS},
 )
-async def token(request: Request) -> Response:
+async def token(request: Request, identity: IdentityDep) -> Response:
     form = await read_form(request)
-    identity = _identity(request)
     proof = proof_header(request.headers)
     jkt = None
     if proof is not None:
@@ -90,9 +84,9 @@ async def token(request: Request) -> Response:
         **_PROBLEMS,
     },
 )
-async def revoke(request: Request) -> Response:
+async def revoke(request: Request, identity: IdentityDep) -> Response:
     form = await read_form(request)
-    await _identity(request).revoke(form, request.headers.get("authorization"))
+    await identity.revoke(form, request.headers.get("authorization"))
     return Response(status_code=200, headers=_NO_STORE)
 
 
@@ -108,9 +102,9 @@ async def revoke(request: Request) -> Response:
         **_PROBLEMS,
     },
 )
-async def introspect(request: Request) -> Response:
+async def introspect(request: Request, identity: IdentityDep) -> Response:
     form = await read_form(request)
-    answer = await _identity(request).introspect(form, request.headers.get("authorization"))
+    answer = await identity.introspect(form, request.headers.get("authorization"))
     return _json(answer, _NO_STORE)
 
 
@@ -119,8 +113,8 @@ async def introspect(request: Request) -> Response:
     summary="RFC 8414 metadata",
     responses=answer_docs(ServerMetadata, "The authorisation server's metadata"),
 )
-async def metadata(request: Request) -> Response:
-    return _json(_identity(request).metadata())
+async def metadata(identity: IdentityDep) -> Response:
+    return _json(identity.metadata())
 
 
 @router.get(
@@ -128,5 +122,5 @@ async def metadata(request: Request) -> Response:
     summary="The gateway's public signing keys",
     responses=answer_docs(Jwks, "The live public keys", headers={"Cache-Control": "`max-age=60`"}),
 )
-async def jwks(request: Request) -> Response:
-    return _json(await _identity(request).jwks(), {"Cache-Control": "max-age=60"})
+async def jwks(identity: IdentityDep) -> Response:
+    return _json(await identity.jwks(), {"Cache-Control": "max-age=60"})

@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from gateway.apidocs import answer_docs
 from gateway.audit.service import record_allowed
+from gateway.deps import EngineDep
 from gateway.enterprises.service import checked_code
 from gateway.errors import problem_docs
 from gateway.identity.deps import LoanReader
@@ -38,6 +39,7 @@ _PROBLEMS = problem_docs(
 async def list_loans(
     request: Request,
     caller: LoanReader,
+    engine: EngineDep,
     credit_code: Annotated[str | None, Query(max_length=18)] = None,
     platform: Annotated[str | None, Query(max_length=32)] = None,
     status: Annotated[str | None, Query(max_length=12)] = None,
@@ -45,7 +47,7 @@ async def list_loans(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Response:
     code = checked_code(credit_code) if credit_code else None
-    async with request.app.state.engine.connect() as conn:
+    async with engine.connect() as conn:
         page = await conn.run_sync(
             lambda sync: service.page(
                 sync,

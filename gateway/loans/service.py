@@ -1,4 +1,4 @@
-"""Reading the loan ledger (written by adapters/ledger.py)."""
+"""Reading the loan ledger (written by gateway/loans/ledger.py)."""
 
 from __future__ import annotations
 
@@ -66,9 +66,9 @@ _HISTORY = (
 
 
 def history(conn: Connection, credit_code: str) -> list[LedgerEvent]:
-    """Every event of the enterprise's loans, in the order `adapters.ledger.refold`
+    """Every event of the enterprise's loans, in the order `gateway.loans.ledger.refold`
     folds them: the score folds them again as of each day it looks at. Every
-    event names its borrower (`adapters.events.LoanEvent`), so one indexed read."""
+    event names its borrower (`gateway.loans.events.LoanEvent`), so one indexed read."""
     rows = conn.execute(_HISTORY.where(loan_events.c.credit_code == credit_code))
     return [
         LedgerEvent(

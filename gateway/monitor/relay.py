@@ -24,9 +24,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from adapters.ledger import get_state, set_state
 from gateway.monitor import repository
 from gateway.monitor.bus import EventBus
+from gateway.positions import read_position, save_position
 from policies.risk.base import MonitorEvent
 
 WATERMARKS = "monitor"
@@ -132,7 +132,7 @@ _SOURCE_NAMES = tuple(name for name, _ in SOURCES)
 
 def _read(engine: Engine, name: str, batch: Batch, limit: int) -> tuple[Any, list[Any], Any]:
     with engine.connect() as conn:
-        stored = get_state(conn, WATERMARKS, name)
+        stored = read_position(conn, WATERMARKS, name)
         after: Any = (stored or "") if name == "records" else int(stored or 0)
         events, last = batch(conn, after, limit)
     return after, events, last
@@ -140,12 +140,12 @@ def _read(engine: Engine, name: str, batch: Batch, limit: int) -> tuple[Any, lis
 
 def _save(engine: Engine, name: str, last: Any) -> None:
     with engine.begin() as conn:
-        set_state(conn, WATERMARKS, name, str(last))
+        save_position(conn, WATERMARKS, name, str(last))
 
 
 def _positions(engine: Engine, names: Sequence[str] = _SOURCE_NAMES) -> dict[str, str | None]:
     with engine.connect() as conn:
-        return {name: get_state(conn, WATERMARKS, name) for name in names}
+        return {name: read_position(conn, WATERMARKS, name) for name in names}
 
 
 def _rewind(engine: Engine, epoch: str | None, *, lost: bool) -> list[str]:
@@ -154,20 +154,20 @@ def _rewind(engine: Engine, epoch: str | None, *, lost: bool) -> list[str]:
     moved = []
     with engine.begin() as conn:
         for name, _ in SOURCES if lost else ():
-            applied = get_state(conn, WATERMARKS, APPLIED + name)
-            if applied is not None and applied != get_state(conn, WATERMARKS, name):
-                set_state(conn, WATERMARKS, name, applied)
+            applied = read_position(conn, WATERMARKS, APPLIED + name)
+            if applied is not None and applied != read_position(conn, WATERMARKS, name):
+                save_position(conn, WATERMARKS, name, applied)
                 moved.append(name)
         if epoch is not None:
-            set_state(conn, WATERMARKS, EPOCH, epoch)
+            save_position(conn, WATERMARKS, EPOCH, epoch)
     return moved
 
 
 def _mark_applied(engine: Engine, positions: dict[str, str | None]) -> None:
     with engine.begin() as conn:
         for name, position in positions.items():
-            if position is not None and position != get_state(conn, WATERMARKS, APPLIED + name):
-                set_state(conn, WATERMARKS, APPLIED + name, position)
+            if position is not None and position != read_position(conn, WATERMARKS, APPLIED + name):
+                save_position(conn, WATERMARKS, APPLIED + name, position)
 
 
 async def recover(engine: Engine, bus: EventBus, *, starting: bool) -> list[str]:

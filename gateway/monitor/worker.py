@@ -18,8 +18,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from adapters.ledger import dead_letter
 from gateway.bounds import moment_within
+from gateway.loans import ledger
 from gateway.logs import redact
 from gateway.metrics import MONITOR_ALERTS, MONITOR_EVENTS, MONITOR_RULE_EVALUATIONS, Children
 from gateway.monitor.alerting import apply_findings
@@ -243,7 +243,7 @@ class Monitor:
         with self.engine.begin() as conn:
             for delivery, why in dead:
                 reason = f"{why} (after {delivery.deliveries} deliveries)"
-                dead_letter(conn, DEAD_LETTERS, reason, encode(delivery.event), once=True)
+                ledger.dead_letter(conn, DEAD_LETTERS, reason, encode(delivery.event), once=True)
         for delivery, _ in dead:
             _EVENTS(delivery.event.kind, "dead_lettered").inc()
             log.error(

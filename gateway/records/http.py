@@ -23,6 +23,7 @@ from gateway.records.audited import WriteAudit
 from gateway.records.binding import writer_for
 from gateway.records.readers import read_ndjson
 from gateway.records.service import Ingestor, LineOutcome, OutcomeName
+from gateway.state import state_of
 from policies.departments import Writer
 
 
@@ -62,19 +63,20 @@ async def delivery(request: Request, caller: Caller) -> Delivery:
     """The caller's department (403 when its client is registered for none) and
     how its lines are audited; the client is read afresh, so a change to its
     registration holds from the next batch."""
-    async with request.app.state.engine.connect() as conn:
+    state = state_of(request)
+    async with state.engine.connect() as conn:
         client = await conn.run_sync(get_client, caller.client_id)
-    writer = writer_for(client, request.app.state.departments) if client else None
+    writer = writer_for(client, state.departments) if client else None
     if writer is None:
         raise Forbidden(
             "this department client is registered for no department in departments.yaml; "
             "register it with `xyd clients create --department … --categories …`"
         )
     try:
-        signer = await request.app.state.audit.pinned_signer()
+        signer = await state.audit.pinned_signer()
     except KeyError_ as exc:
         raise AuditUnavailable("the audit trail cannot be written; nothing was stored") from exc
-    every = request.app.state.settings.audit_checkpoint_every
+    every = state.settings.audit_checkpoint_every
     audit = WriteAudit(caller.client_id, route_of(request), signer, every, request_id_var.get())
     return Delivery(writer, audit)
 

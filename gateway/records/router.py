@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from gateway.apidocs import answer_docs
 from gateway.audit.service import allowed, record_allowed, record_with
+from gateway.deps import EngineDep, StateDep
 from gateway.errors import Forbidden, PayloadTooLarge, UnsupportedMediaType, problem_docs
 from gateway.idempotency import Replay, begin, check_key, finish, request_digest
 from gateway.identity.deps import RecordWriter, audit_denial
@@ -63,6 +64,7 @@ async def post_records(
     category: str,
     request: Request,
     caller: RecordWriter,
+    state: StateDep,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> Response:
     schema_for(category)  # 404 before reading the body
@@ -80,7 +82,7 @@ async def post_records(
         raise UnsupportedMediaType("send application/x-ndjson: one JSON object a line")
     key = check_key(idempotency_key) if idempotency_key is not None else None
     body = await request.body()
-    settings = request.app.state.settings
+    settings = state.settings
     if _line_count(body) > settings.max_records_per_request:
         # Each line costs a validation and a result in the answer: bound both.
         raise PayloadTooLarge(
@@ -89,15 +91,15 @@ async def post_records(
         )
     status, answer, replayed = await anyio.to_thread.run_sync(
         lambda: ingest_idempotently(
-            request.app.state.sync_engine,
-            request.app.state.pii_key,
+            state.sync_engine,
+            state.pii_key,
             settings.ingest_batch_size,
             client_id=caller.client_id,
             key=key,
             category=category,
             path=request.url.path,
             body=body,
-            keys=request.app.state.pii_keys,
+            keys=state.pii_keys,
             delivery=bound,
         )
     )
@@ -172,13 +174,14 @@ async def open_record_dispute(
     record_id: RecordId,
     request: Request,
     caller: RecordWriter,
+    engine: EngineDep,
     _: JsonOnly,
     body: Annotated[disputes.DisputeIn, Body()],
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> Response:
     schema_for(category)
     raw = await request.body()
-    async with request.app.state.engine.begin() as conn:
+    async with engine.begin() as conn:
         if idempotency_key is not None:
             key = check_key(idempotency_key)
             fingerprint = request_digest("POST", request.url.path, raw)
@@ -211,11 +214,12 @@ async def resolve_record_dispute(
     dispute_id: Annotated[str, Path(max_length=40)],
     request: Request,
     caller: RecordWriter,
+    engine: EngineDep,
     _: JsonOnly,
     body: Annotated[disputes.ResolutionIn, Body()],
 ) -> Response:
     schema_for(category)
-    async with request.app.state.engine.begin() as conn:
+    async with engine.begin() as conn:
         dispute = await conn.run_sync(disputes.resolve, caller, record_id, dispute_id, body)
         answer = orjson.dumps(dispute)
         await _audited(request, conn, caller, dispute, answer)

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from adapters.events import BEIJING
-from adapters.ledger import fold
+from gateway.loans.events import BEIJING
+from gateway.loans.ledger import fold
 from gateway.loans.service import LedgerEvent
 from gateway.reports.scoring import LOAN, ScoredRecord
 

@@ -13,6 +13,7 @@ from gateway.apidocs import answer_docs
 from gateway.audit.chain import AuditEvent
 from gateway.audit.kept import KeptReport
 from gateway.audit.service import record, record_allowed, route_of
+from gateway.deps import EngineDep, PrinterDep, SettingsDep
 from gateway.enterprises.service import UnknownEnterprise, checked_code
 from gateway.errors import (
     DependencyUnavailable,
@@ -29,9 +30,9 @@ from gateway.metrics import CONSENT_COPIES, Children
 from gateway.reports import issued, signing
 from gateway.reports.build import request_members
 from gateway.reports.html import render_html
-from gateway.reports.pdf import Printer
 from gateway.reports.schemas import COMPACT_JWS, CreditReport
 from gateway.reports.service import ReportService
+from gateway.state import state_of
 from policies.consent import StoredConsent, decide
 
 router = APIRouter(tags=["reports"])
@@ -214,9 +215,8 @@ async def credit_report(request: Request, caller: ReportFetcher) -> Response:
     consent_id = request.headers.get("consent-id")
     if consent_id is not None and len(consent_id) > CONSENT_ID_MAX:
         raise InvalidValue(f"Consent-Id: at most {CONSENT_ID_MAX} characters", field="Consent-Id")
-    state = request.app.state
-    service: ReportService = state.reports
-    printer: Printer = state.printer
+    state = state_of(request)
+    service, printer = state.reports, state.printer
     now = datetime.now(UTC)
     # A busy printer refuses before the gate: nothing is spent on a refusal.
     with printer.slot() if media == PDF else nullcontext():
@@ -346,18 +346,23 @@ _AGAIN_PROBLEMS = problem_docs(
         **_AGAIN_PROBLEMS,
     },
 )
-async def report_again(request: Request, report_id: str, caller: ReportReader) -> Response:
+async def report_again(
+    request: Request,
+    report_id: str,
+    caller: ReportReader,
+    engine: EngineDep,
+    settings: SettingsDep,
+    printer: PrinterDep,
+) -> Response:
     try:
         media = negotiate(request.headers.get("accept"))
     except ProblemError as denial:
         await audit_denial(request, caller, denial)
         raise
-    state = request.app.state
-    printer: Printer = state.printer
     now = datetime.now(UTC)
-    retention = timedelta(days=state.settings.report_retention_days)
+    retention = timedelta(days=settings.report_retention_days)
     try:
-        found = await issued.find_for(state.engine, report_id, caller.client_id, now, retention)
+        found = await issued.find_for(engine, report_id, caller.client_id, now, retention)
     except (DBAPIError, OSError) as exc:
         raise DependencyUnavailable("the credit store is unavailable") from exc
     if isinstance(found, issued.Refused):

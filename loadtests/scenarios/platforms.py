@@ -20,10 +20,10 @@ import orjson
 from locust import between, task
 from locust.contrib.fasthttp import FastHttpUser
 
-from adapters.simulators import kechuangtong as kct
-from adapters.simulators import nongdaitong as ndt
 from loadtests.scenarios.demo_state import demo_state
 from loadtests.scenarios.outcomes import fail, post_bytes, settle
+from xyd_demo.simulators import kechuangtong as kct
+from xyd_demo.simulators import nongdaitong as ndt
 
 KCT_EXPECTED = {"valid": {200}, "duplicate": {200}, "malformed": {400}}
 

@@ -25,18 +25,19 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import Engine, Table, func, select, text
 
-from adapters.base import PlatformContext
-from adapters.chuangfu_tianfu import MAX_BODY_BYTES, build
-from adapters.events import BEIJING
-from adapters.simulators.chuangfu_tianfu import KID, Sender, Simulator, write_demo_credentials
+from adapters.base import PlatformContext, PlatformServices
+from adapters.chuangfu_tianfu.adapter import MAX_BODY_BYTES, ChuangfuTianfu
 from gateway.app import create_app
 from gateway.identity import jose
+from gateway.loans.events import BEIJING
 from gateway.settings import Settings
 from gateway.store.tables import consents, loan_events, loans, platform_dead_letters
 from policies.consent import ConsentRules
 from testkit.builders import codes_in, register_enterprises
 from testkit.clients import register
 from testkit.live import serve
+from testkit.platforms import build_adapter
+from xyd_demo.simulators.chuangfu_tianfu import KID, Sender, Simulator, write_demo_credentials
 
 KEY = "chuangfu-tianfu"
 CONFIG = Path(__file__).resolve().parents[2] / "config"
@@ -455,17 +456,21 @@ def test_a_missing_jwks_file_answers_503_until_it_appears(
 
 
 def test_the_config_block_needs_a_key_set() -> None:
-    def context(block: dict[str, Any]) -> PlatformContext:
-        rules = ConsentRules.load(CONFIG / "consent.yaml")
-        return PlatformContext(None, rules, b"k", Path("/nonexistent"), block, time.time)
+    rules = ConsentRules.load(CONFIG / "consent.yaml")
+    ctx = PlatformContext(PlatformServices(), rules, b"k", Path("/nonexistent"), time.time)
+
+    def build(block: dict[str, Any]) -> ChuangfuTianfu:
+        return build_adapter(KEY, block, ctx, ChuangfuTianfu)
 
     with pytest.raises(ValueError, match="jwks_file or jwks_url"):
-        build(context({"enabled": True, "jwks_file": None, "jwks_url": None}))
+        build({"enabled": True, "jwks_file": None, "jwks_url": None})
     with pytest.raises(ValueError, match="http"):
-        build(context({"enabled": True, "jwks_url": "file:///etc/jwks.json"}))
-    with pytest.raises(ValueError, match="unknown settings"):
-        build(context({"enabled": True, "jwks_file": "x.json", "secret_file": "y"}))
-    assert build(context({"enabled": True, "jwks_file": "x.json"})).key == KEY
+        build({"enabled": True, "jwks_url": "file:///etc/jwks.json"})
+    with pytest.raises(ValueError, match="chuangfu-tianfu: unknown setting 'secret_file'"):
+        build({"enabled": True, "jwks_file": "x.json", "secret_file": "y"})
+    with pytest.raises(ValueError, match="chuangfu-tianfu: unknown setting 'jwks_fiel'"):
+        build({"enabled": True, "jwks_fiel": "x.json", "jwks_url": "https://p.example/j"})
+    assert build({"enabled": True, "jwks_file": "x.json"}).key == KEY
 
 
 def test_the_simulator_writes_what_the_adapter_reads(tmp_path: Path) -> None:

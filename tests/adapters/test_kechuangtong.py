@@ -12,7 +12,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,19 +25,30 @@ from fastapi import FastAPI
 from sqlalchemy import Engine, func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from adapters.base import PlatformContext
-from adapters.events import BEIJING
+from adapters.base import PlatformContext, PlatformServices
 from adapters.http import RetryPolicy
-from adapters.kechuangtong import (
+from adapters.kechuangtong.adapter import (
     PATH,
     KechuangtongAdapter,
     NotificationFailed,
     UnknownNotification,
-    build,
-    notifies,
-    parse,
 )
-from adapters.simulators.kechuangtong import (
+from adapters.kechuangtong.config import KechuangtongConfig
+from adapters.kechuangtong.wire import parse
+from gateway.app import create_app
+from gateway.identifiers import make_credit_code
+from gateway.loans.events import BEIJING
+from gateway.outbox import enqueue
+from gateway.settings import Settings
+from gateway.state import state_of
+from gateway.store.tables import consents, loan_events, loans, outbox, platform_dead_letters
+from policies.consent import ConsentRules
+from testkit.builders import codes_in, register_enterprises
+from testkit.clients import register
+from testkit.live import serve
+from testkit.platforms import build_adapter
+from testkit.services import free_port
+from xyd_demo.simulators.kechuangtong import (
     CallbackReceiver,
     Message,
     Sender,
@@ -47,16 +58,6 @@ from adapters.simulators.kechuangtong import (
     stream,
     write_demo_credentials,
 )
-from gateway.app import create_app
-from gateway.identifiers import make_credit_code
-from gateway.outbox import enqueue
-from gateway.settings import Settings
-from gateway.store.tables import consents, loan_events, loans, outbox, platform_dead_letters
-from policies.consent import ConsentRules
-from testkit.builders import codes_in, register_enterprises
-from testkit.clients import register
-from testkit.live import serve
-from testkit.services import free_port
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 CODE = make_credit_code("9", "1", "510100", "MA61R8XW")
@@ -524,15 +525,15 @@ def test_without_its_secret_the_endpoint_answers_retry_later_until_it_appears(
 def test_a_store_that_cannot_take_the_event_answers_retry_later(
     gateway: Gateway, engine: Engine
 ) -> None:
-    state = gateway.app.state
+    state = state_of(gateway.app)
     working = state.engine
     dead = create_async_engine(f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/none")
     body = kct("LOAN_DISBURSED", 1, amount="100.00")
-    state.engine = dead
+    state.platform_services.bind(dead, state.identity.keys)
     try:
         answer = gateway.sender.send(body)
     finally:
-        state.engine = working
+        state.platform_services.bind(working, state.identity.keys)
         dead.sync_engine.dispose()
     assert (answer.status_code, answer.json()) == (503, {"code": 50300, "message": "retry later"})
     assert count(engine, loan_events) == 0
@@ -557,13 +558,13 @@ def adapter_for(tmp_path: Path, callback_url: str | None, *lines: bytes) -> Kech
     secret_file = tmp_path / f"notify-secret-{secrets.token_hex(4)}"
     secret_file.write_bytes(b"\n".join(lines))
     ctx = PlatformContext(
-        app_state=None,
+        services=PlatformServices(),
         consent_rules=ConsentRules.load(CONFIG / "consent.yaml"),
         pii_key=b"test",
         state_dir=tmp_path,
-        settings={"enabled": True, "secret_file": str(secret_file), "callback_url": callback_url},
     )
-    adapter = build(ctx)
+    block = {"enabled": True, "secret_file": str(secret_file), "callback_url": callback_url}
+    adapter = build(ctx, block)
     adapter.policy = RetryPolicy(attempts=3, base_s=0.01)
     return adapter
 
@@ -613,15 +614,15 @@ async def test_notify_reads_the_callback_url_from_its_file_at_each_delivery(
     secret_file.write_bytes(b"s3cret\n")
     block = {"enabled": True, "secret_file": "secret", "callback_file": "kct/callback_url"}
     ctx = PlatformContext(
-        app_state=None,
+        services=PlatformServices(),
         consent_rules=ConsentRules.load(CONFIG / "consent.yaml"),
         pii_key=b"test",
         state_dir=tmp_path,
-        settings=block,
     )
-    adapter = build(ctx)
+    adapter = build(ctx, block)
     adapter.policy = RetryPolicy(attempts=1, base_s=0.01)
-    assert notifies(block) and not notifies({"enabled": True, "callback_file": None})
+    assert KechuangtongConfig.model_validate(block).notifies()
+    assert not KechuangtongConfig(callback_file=None).notifies()
     with pytest.raises(NotificationFailed, match="callback_url"):
         await adapter.notify("risk_alert", ALERT)
     receiver = CallbackReceiver([b"s3cret"])
@@ -637,7 +638,7 @@ async def test_notify_reads_the_callback_url_from_its_file_at_each_delivery(
     with pytest.raises(NotificationFailed, match="http"):
         await adapter.notify("risk_alert", ALERT)
     with pytest.raises(ValueError, match="at most one"):
-        build(replace(ctx, settings={**block, "callback_url": "http://127.0.0.1:9/x"}))
+        build(ctx, {**block, "callback_url": "http://127.0.0.1:9/x"})
 
 
 def test_the_outbox_delivers_a_risk_alert_exactly_once(
@@ -670,13 +671,12 @@ def test_the_outbox_delivers_a_risk_alert_exactly_once(
 def test_the_config_block_is_checked_at_build(tmp_path: Path) -> None:
     def build_with(**block: Any) -> KechuangtongAdapter:
         ctx = PlatformContext(
-            app_state=None,
+            services=PlatformServices(),
             consent_rules=ConsentRules.load(CONFIG / "consent.yaml"),
             pii_key=b"test",
             state_dir=tmp_path,
-            settings={"enabled": True, **block},
         )
-        return build(ctx)
+        return build(ctx, {"enabled": True, **block})
 
     for bad in (
         {"secret_file": "s", "secret_env": "KCT_SECRET"},
@@ -707,3 +707,15 @@ def test_the_endpoint_and_its_answers_are_documented(settings: Settings, tmp_pat
         schema = documented["content"]["application/json"]["schema"]
         assert schema == {"$ref": "#/components/schemas/Answer"}
     assert "requestBody" in operation
+
+
+def build(ctx: PlatformContext, block: dict[str, Any]) -> KechuangtongAdapter:
+    return build_adapter("kechuangtong", block, ctx, KechuangtongAdapter)
+
+
+def test_a_misspelled_setting_stops_start_up() -> None:
+    from adapters.registry import check_block
+
+    block = {"enabled": True, "secret_file": "s", "calback_url": "https://kct.example/cb"}
+    with pytest.raises(ValueError, match="kechuangtong: unknown setting 'calback_url'"):
+        check_block("kechuangtong", block)

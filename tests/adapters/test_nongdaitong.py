@@ -19,11 +19,23 @@ import pytest
 import yaml
 from sqlalchemy import Engine, MetaData, func, select
 
-from adapters import nongdaitong
-from adapters.base import PlatformContext, StoreUnavailable
-from adapters.ledger import fold
-from adapters.nongdaitong import MAX_BODY_BYTES, KeyRing, build, redact
-from adapters.simulators.nongdaitong import (
+from adapters.base import PlatformContext, PlatformServices, StoreUnavailable
+from adapters.nongdaitong import adapter as nongdaitong_adapter
+from adapters.nongdaitong import wire as nongdaitong
+from adapters.nongdaitong.adapter import KeyRing, NongdaitongAdapter
+from adapters.nongdaitong.wire import MAX_BODY_BYTES, redact
+from gateway.app import create_app
+from gateway.identifiers import is_valid_credit_code
+from gateway.loans.ledger import fold
+from gateway.pii import keyed_hash
+from gateway.settings import Settings
+from gateway.store.tables import consents, loan_events, loans, platform_dead_letters
+from policies.consent import ConsentRules
+from testkit.builders import register_enterprises
+from testkit.clients import register
+from testkit.live import serve
+from testkit.platforms import build_adapter
+from xyd_demo.simulators.nongdaitong import (
     PATH,
     Answer,
     Borrower,
@@ -37,15 +49,6 @@ from adapters.simulators.nongdaitong import (
     stream,
     write_demo_credentials,
 )
-from gateway.app import create_app
-from gateway.identifiers import is_valid_credit_code
-from gateway.pii import keyed_hash
-from gateway.settings import Settings
-from gateway.store.tables import consents, loan_events, loans, platform_dead_letters
-from policies.consent import ConsentRules
-from testkit.builders import register_enterprises
-from testkit.clients import register
-from testkit.live import serve
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 ORG = Borrower("ORG", "92510112MA62Q7TN35", "双流区某某种植专业合作社")
@@ -518,7 +521,7 @@ def test_without_a_key_or_a_store_the_answer_is_9999(
     async def unavailable(*_: Any) -> Any:
         raise StoreUnavailable("database is down")
 
-    monkeypatch.setattr(nongdaitong, "receive", unavailable)
+    monkeypatch.setattr(nongdaitong_adapter, "receive", unavailable)
     assert gateway.post(sender.message(plan("NDT101", "Z2"))).code == "9999"
     assert gateway.count(loan_events) == 1
     assert gateway.count(platform_dead_letters) == 0
@@ -596,14 +599,18 @@ def test_dead_letters_are_masked() -> None:
 def test_the_config_block_is_checked(tmp_path: Path) -> None:
     rules = ConsentRules.load(CONFIG / "consent.yaml")
 
-    def context(block: dict[str, Any]) -> PlatformContext:
-        return PlatformContext(None, rules, b"k", tmp_path, block)
+    ctx = PlatformContext(PlatformServices(), rules, b"k", tmp_path)
+
+    def build(block: dict[str, Any]) -> NongdaitongAdapter:
+        return build_adapter("nongdaitong", block, ctx, NongdaitongAdapter)
 
     with pytest.raises(ValueError, match="public_keys"):
-        build(context({"enabled": True}))
+        build({"enabled": True})
     with pytest.raises(ValueError, match="public_keys"):
-        build(context({"public_keys": []}))
-    assert build(context({"public_keys": ["missing.pem"]})).keys.current() == []
+        build({"enabled": True, "public_keys": []})
+    assert build({"enabled": True, "public_keys": ["missing.pem"]}).keys.current() == []
+    with pytest.raises(ValueError, match="nongdaitong: unknown setting 'public_key'"):
+        build({"enabled": True, "public_key": ["k.pem"]})
 
 
 def test_weak_or_foreign_keys_are_not_used(tmp_path: Path) -> None:

@@ -71,15 +71,14 @@ def test_backoff_doubles_with_bounded_jitter() -> None:
 
 
 def test_only_platforms_with_somewhere_to_deliver_are_notified() -> None:
-    from adapters.registry import notified_platforms
+    from adapters.config import PlatformConfig
+    from adapters.registry import check_block, notified_platforms
 
-    config = {
-        "kechuangtong": {"enabled": True, "callback_url": "https://kct.example/risk"},
-        "nongdaitong": {"enabled": True},
-    }
+    def checked(**blocks: dict[str, Any]) -> dict[str, PlatformConfig]:
+        return {key.replace("_", "-"): check_block(key, block) for key, block in blocks.items()}
+
+    kct = {"enabled": True, "secret_file": "s", "callback_url": "https://kct.example/risk"}
+    config = checked(kechuangtong=kct, nongdaitong={"enabled": False})
     assert notified_platforms(config) == frozenset({"kechuangtong"})
-    assert notified_platforms({"kechuangtong": {"enabled": True, "callback_url": None}}) == set()
-    assert (
-        notified_platforms({"kechuangtong": {"enabled": False, "callback_url": "https://x/"}})
-        == set()
-    )
+    assert notified_platforms(checked(kechuangtong={**kct, "callback_url": None})) == set()
+    assert notified_platforms(checked(kechuangtong={**kct, "enabled": False})) == set()

@@ -16,20 +16,21 @@ import pytest
 import yaml
 from sqlalchemy import Connection, Engine, func, select
 
-import adapters.ledger
-from adapters import tianfu_rongtong
-from adapters.base import CredentialsMissing
+import adapters.tianfu_rongtong.adapter
 from adapters.http import RetriesExhausted, UpstreamError
-from adapters.ledger import get_state
-from adapters.simulators.tianfu_rongtong import BANKS, TianfuRongtongSimulator
-from adapters.tianfu_rongtong import TianfuRongtongAdapter
+from adapters.pull import CredentialsMissing
+from adapters.registry import check_block
+from adapters.tianfu_rongtong.adapter import TianfuRongtongAdapter
 from gateway.app import create_app
 from gateway.db import make_async_engine
+from gateway.positions import read_position
 from gateway.settings import Settings
+from gateway.state import state_of
 from gateway.store.tables import consents, loan_events, loans, platform_dead_letters
 from testkit.builders import codes_in, register_enterprises
 from testkit.clients import register
 from testkit.live import serve
+from xyd_demo.simulators.tianfu_rongtong import BANKS, TianfuRongtongSimulator
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 STATUS_AFTER = {
@@ -87,13 +88,15 @@ async def make_adapter(
     settings.public_base_url = "http://testserver"
     settings.run_background = False
     app = create_app(settings)
-    app.state.engine = make_async_engine(settings)
-    adapter = app.state.platforms["tianfu-rongtong"]
+    state = state_of(app)
+    state.engine = make_async_engine(settings)
+    state.platform_services.bind(state.engine)
+    adapter = state.platforms["tianfu-rongtong"]
     assert isinstance(adapter, TianfuRongtongAdapter)
     adapter.retry = replace(adapter.retry, sleep=sleeps)
     adapter.page_limit = 25  # several pages from a small feed
     yield adapter
-    await app.state.engine.dispose()
+    await state.engine.dispose()
 
 
 @pytest.fixture
@@ -122,7 +125,7 @@ def count(engine: Engine, table: Any) -> int:
 
 def cursor(engine: Engine) -> str | None:
     with engine.connect() as conn:
-        return get_state(conn, "tianfu-rongtong", "cursor")
+        return read_position(conn, "tianfu-rongtong", "cursor")
 
 
 def valid(simulator: TianfuRongtongSimulator) -> dict[str, dict[str, Any]]:
@@ -189,7 +192,7 @@ async def test_days_of_missed_events_are_caught_up_in_bounded_runs_from_the_curs
     simulator.log.clock += timedelta(days=6)  # the gateway was away for days
     simulator.log.append(200)
     register_enterprises(engine, *codes_in(json.dumps(simulator.log.entries)))
-    monkeypatch.setattr(tianfu_rongtong, "MAX_PAGES", 3)
+    monkeypatch.setattr(adapters.tianfu_rongtong.adapter, "MAX_PAGES", 3)
     runs = 0
     with caplog.at_level("INFO", logger="xyd.adapters.tianfu_rongtong"):
         while sorted(stored_ids(engine)) != sorted(valid(simulator)):
@@ -288,7 +291,7 @@ async def test_a_crash_between_storing_and_checkpointing_loses_and_doubles_nothi
     engine: Engine,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real = adapters.ledger.set_state
+    real = adapters.tianfu_rongtong.adapter.save_position
     calls: list[str] = []
 
     def crash_on_second_page(conn: Connection, platform: str, name: str, value: str) -> None:
@@ -297,14 +300,14 @@ async def test_a_crash_between_storing_and_checkpointing_loses_and_doubles_nothi
             raise OSError("the disk went away between the events and the cursor")
         real(conn, platform, name, value)
 
-    monkeypatch.setattr(adapters.ledger, "set_state", crash_on_second_page)
+    monkeypatch.setattr(adapters.tianfu_rongtong.adapter, "save_position", crash_on_second_page)
     with pytest.raises(OSError, match="disk went away"):
         await adapter.sync()
     first_page = simulator.log.entries[: adapter.page_limit]
     ids = {e["id"] for e in first_page} - simulator.log.invalid_ids
     assert sorted(stored_ids(engine)) == sorted(ids)  # nothing of the second page
     assert cursor(engine) == calls[0]
-    monkeypatch.setattr(adapters.ledger, "set_state", real)
+    monkeypatch.setattr(adapters.tianfu_rongtong.adapter, "save_position", real)
     requests = len(simulator.feed_requests)
     await adapter.sync()
     assert simulator.feed_requests[requests]["cursor"] == calls[0]  # resumed after page one
@@ -342,7 +345,7 @@ async def test_missing_credentials_do_not_stop_start_up(
 
 
 def test_a_credentials_file_for_the_demo(tmp_path: Path) -> None:
-    from adapters.simulators.tianfu_rongtong import demo, write_demo_credentials
+    from xyd_demo.simulators.tianfu_rongtong import demo, write_demo_credentials
 
     write_demo_credentials(tmp_path / "tfrt")
     written = json.loads((tmp_path / "tfrt" / "simulator.json").read_text())
@@ -350,3 +353,9 @@ def test_a_credentials_file_for_the_demo(tmp_path: Path) -> None:
     simulator = demo(tmp_path / "tfrt", events=20)
     assert simulator.client_id == written["client_id"]
     assert len(simulator.log.unique()) == 20
+
+
+def test_a_misspelled_setting_stops_start_up() -> None:
+    block = {"enabled": True, "simulator_file": "s.json", "breaker_open": 30}
+    with pytest.raises(ValueError, match="tianfu-rongtong: unknown setting 'breaker_open'"):
+        check_block("tianfu-rongtong", block)

@@ -17,26 +17,28 @@ import yaml
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine, func, select
 
-from adapters.base import CredentialsMissing
-from adapters.events import BEIJING
 from adapters.http import RetriesExhausted, UpstreamError
-from adapters.ledger import get_state
-from adapters.simulators.yingchuang import (
+from adapters.pull import CredentialsMissing
+from adapters.registry import check_block
+from adapters.yingchuang.adapter import MAX_BACKFILL_DAYS, YingchuangAdapter
+from gateway.app import create_app
+from gateway.db import make_async_engine
+from gateway.loans.events import BEIJING
+from gateway.positions import read_position
+from gateway.settings import Settings
+from gateway.state import state_of
+from gateway.store.tables import consents, loan_events, loans, platform_dead_letters
+from testkit import builders
+from testkit.builders import codes_in, register_enterprises
+from testkit.clients import register
+from testkit.live import serve
+from xyd_demo.simulators.yingchuang import (
     BANKS,
     HEADER,
     YingchuangSimulator,
     day_rows,
     encode_csv,
 )
-from adapters.yingchuang import MAX_BACKFILL_DAYS, YingchuangAdapter
-from gateway.app import create_app
-from gateway.db import make_async_engine
-from gateway.settings import Settings
-from gateway.store.tables import consents, loan_events, loans, platform_dead_letters
-from testkit import builders
-from testkit.builders import codes_in, register_enterprises
-from testkit.clients import register
-from testkit.live import serve
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 TODAY = datetime.now(BEIJING).date()
@@ -91,12 +93,14 @@ async def make_adapter(
 ) -> AsyncIterator[YingchuangAdapter]:
     settings.run_background = False
     app = create_app(gateway_settings(settings, tmp_path, credentials))
-    app.state.engine = make_async_engine(settings)
-    adapter = app.state.platforms["yingchuang"]
+    state = state_of(app)
+    state.engine = make_async_engine(settings)
+    state.platform_services.bind(state.engine)
+    adapter = state.platforms["yingchuang"]
     assert isinstance(adapter, YingchuangAdapter)
     adapter.retry = replace(adapter.retry, sleep=sleeps)
     yield adapter
-    await app.state.engine.dispose()
+    await state.engine.dispose()
 
 
 @pytest.fixture
@@ -129,7 +133,7 @@ def count(engine: Engine, table: Any) -> int:
 
 def state(engine: Engine, name: str) -> str | None:
     with engine.connect() as conn:
-        return get_state(conn, "yingchuang", name)
+        return read_position(conn, "yingchuang", name)
 
 
 def file_line(data: bytes, serial: str) -> int:
@@ -425,7 +429,7 @@ def test_the_app_schedule_pulls_in_the_background(
 
 
 def test_a_credentials_file_for_the_demo(tmp_path: Path) -> None:
-    from adapters.simulators.yingchuang import demo, write_demo_credentials
+    from xyd_demo.simulators.yingchuang import demo, write_demo_credentials
 
     write_demo_credentials(tmp_path / "yingchuang")
     written = json.loads((tmp_path / "yingchuang" / "simulator.json").read_text())
@@ -433,3 +437,9 @@ def test_a_credentials_file_for_the_demo(tmp_path: Path) -> None:
     simulator = demo(tmp_path / "yingchuang", days=2, today=date(2026, 11, 21))
     assert simulator.app_key == written["app_key"]
     assert sorted(simulator.batches) == ["20261119", "20261120"]
+
+
+def test_a_misspelled_setting_stops_start_up() -> None:
+    block = {"enabled": True, "simulator_file": "s.json", "schedule_secs": 600}
+    with pytest.raises(ValueError, match="yingchuang: unknown setting 'schedule_secs'"):
+        check_block("yingchuang", block)

@@ -9,12 +9,12 @@ import pytest
 from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
-from adapters.events import Authorization
-from adapters.ledger import store
+from gateway.loans.events import Authorization
+from gateway.loans.ledger import store
 from testkit.builders import code, register_enterprises
 from testkit.clients import ClientKey, register
-from tests.adapters.test_ledger import RULES, event
 from tests.identity.test_token_flow import get_token
+from tests.loans.test_ledger import RULES, event
 
 
 def body(**overrides: Any) -> dict[str, Any]:

@@ -38,9 +38,9 @@ from gateway.store.tables import enterprises
 from policies.risk.base import MonitorEvent
 from testkit.builders import code
 from testkit.services import Postgres, free_port, redis_server
-from tests.adapters.test_ledger import event as loan_event
-from tests.adapters.test_ledger import run as store_loans
 from tests.conftest import fresh_pg_database
+from tests.loans.test_ledger import event as loan_event
+from tests.loans.test_ledger import run as store_loans
 
 PASSWORD = "officer password 1"
 ARTIFACTS = Path(os.environ.get("XYD_TEST_ARTIFACTS", Path(__file__).parents[2] / "test-artifacts"))

@@ -242,7 +242,7 @@ def test_the_demo_officer_can_log_in_with_the_written_password(
     engine: Engine, tmp_path: Path
 ) -> None:
     from gateway.dashboard.accounts import verify_login
-    from gateway.demo.users import ensure_demo_officer
+    from xyd_demo.users import ensure_demo_officer
 
     with engine.begin() as conn:
         first = ensure_demo_officer(conn, tmp_path).read_text().strip()

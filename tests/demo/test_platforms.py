@@ -13,9 +13,10 @@ import orjson
 import pytest
 from sqlalchemy import Engine, select
 
-from adapters.simulators import chuangfu_tianfu, kechuangtong, nongdaitong
-from adapters.yingchuang import parse_file
-from gateway.demo.platforms import (
+from adapters.yingchuang.wire import parse_file
+from gateway.identity import jose
+from gateway.store.tables import enterprises
+from xyd_demo.platforms import (
     CALLBACK_FILE,
     Served,
     borrowers,
@@ -23,9 +24,8 @@ from gateway.demo.platforms import (
     serve_simulators,
     write_credentials,
 )
-from gateway.demo.seed import seed_demo
-from gateway.identity import jose
-from gateway.store.tables import enterprises
+from xyd_demo.seed import seed_demo
+from xyd_demo.simulators import chuangfu_tianfu, kechuangtong, nongdaitong
 
 KEY = b"k" * 32
 
@@ -141,7 +141,7 @@ def test_every_stream_lends_to_seeded_enterprises(engine: Engine, tmp_path: Path
     orgs = {p.borrower.number for p in plans if p.borrower.kind == "ORG"}
     assert orgs and orgs <= seeded
 
-    from adapters.simulators import tianfu_rongtong, yingchuang
+    from xyd_demo.simulators import tianfu_rongtong, yingchuang
 
     feed = tianfu_rongtong.demo(credentials_dir(tmp_path, "tianfu-rongtong"), borrowers=lenders)
     suppliers = {e["supplier"]["unified_code"] for e in feed.log.unique().values()}
@@ -163,10 +163,10 @@ def test_every_bank_the_platforms_lend_through_is_a_demo_bank(
     engine: Engine, tmp_path: Path
 ) -> None:
     """So the authorisations the platforms sign become consents, not warnings."""
-    from adapters.simulators import tianfu_rongtong, yingchuang
-    from gateway.demo.clients import register_demo_clients
     from gateway.store.tables import clients
     from testkit.clients import DEPARTMENTS
+    from xyd_demo.clients import register_demo_clients
+    from xyd_demo.simulators import tianfu_rongtong, yingchuang
 
     with engine.begin() as conn:
         register_demo_clients(conn, tmp_path / "clients", DEPARTMENTS)
@@ -180,7 +180,7 @@ def test_every_bank_the_platforms_lend_through_is_a_demo_bank(
         *yingchuang.BANKS, *tianfu_rongtong.BANKS,
     }  # fmt: skip
     assert named <= banks
-    from gateway.demo.clients import DEMO_CLIENTS
+    from xyd_demo.clients import DEMO_CLIENTS
 
     # A key file for each demo client, none for the lenders.
     assert len(list((tmp_path / "clients").iterdir())) == len(DEMO_CLIENTS)

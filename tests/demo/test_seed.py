@@ -14,10 +14,6 @@ import orjson
 import pytest
 from sqlalchemy import Connection, Engine, Row, create_engine, func, inspect, select, text
 
-from gateway.demo import seed as seed_module
-from gateway.demo.base import NOT_CONNECTED, STALE_FEEDS_DAYS
-from gateway.demo.generate import PROFILES, Spec, legal_representative
-from gateway.demo.seed import SeedError, SeedSummary, seed_demo
 from gateway.identifiers import validate_credit_code
 from gateway.records.readers import Line
 from gateway.records.schemas import SCHEMAS
@@ -33,6 +29,10 @@ from gateway.store.tables import (
     records,
 )
 from testkit.builders import penalty, registration
+from xyd_demo import seed as seed_module
+from xyd_demo.base import NOT_CONNECTED, STALE_FEEDS_DAYS
+from xyd_demo.generate import PROFILES, Spec, legal_representative
+from xyd_demo.seed import SeedError, SeedSummary, seed_demo
 
 KEY = b"test-pii-key"
 AS_OF = date(2026, 11, 26)

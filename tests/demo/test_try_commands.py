@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gateway.demo.try_commands import COMMANDS, render
+from xyd_demo.try_commands import COMMANDS, render
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

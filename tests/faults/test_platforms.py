@@ -18,14 +18,15 @@ from sqlalchemy import Engine, create_engine, func, select
 from starlette.testclient import TestClient
 
 from adapters.http import RetryPolicy
-from adapters.simulators.tianfu_rongtong import BANKS, TianfuRongtongSimulator
-from adapters.tianfu_rongtong import TianfuRongtongAdapter
+from adapters.tianfu_rongtong.adapter import TianfuRongtongAdapter
 from gateway.app import create_app
+from gateway.state import state_of
 from gateway.store.tables import loan_events
 from testkit.builders import codes_in, register_enterprises
 from testkit.clients import register
 from testkit.live import serve
 from tests.faults.conftest import gateway_settings, wait_until
+from xyd_demo.simulators.tianfu_rongtong import BANKS, TianfuRongtongSimulator
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 KEY = "tianfu-rongtong"
@@ -93,7 +94,7 @@ def test_failing_then_slow_platform_is_bounded_opens_the_circuit_and_recovers(
             outbox_poll_s=60.0,
         )  # fmt: skip
         app = create_app(settings)
-        adapter = app.state.platforms[KEY]
+        adapter = state_of(app).platforms[KEY]
         assert isinstance(adapter, TianfuRongtongAdapter)
         adapter.retry = RetryPolicy(attempts=ATTEMPTS, base_s=0.02, cap_s=0.05)
         adapter.timeout = httpx.Timeout(0.3)

@@ -17,19 +17,19 @@ import redis.asyncio
 from sqlalchemy import Engine, func, select
 from starlette.testclient import TestClient
 
-from adapters.ledger import get_state
 from gateway.app import create_app, make_redis
 from gateway.metrics import REPORT_CACHE
 from gateway.monitor.bus import STREAM, RedisStreamBus
 from gateway.monitor.relay import WATERMARKS, relay_once
 from gateway.monitor.service import load_rules, run
+from gateway.positions import read_position
 from gateway.store.tables import monitor_events
 from testkit.builders import code
 from testkit.clients import register
 from testkit.services import RedisServer, redis_server
-from tests.adapters.test_ledger import event as loan_event
-from tests.adapters.test_ledger import run as store_loans
 from tests.faults.conftest import gateway_settings, seed_enterprises
+from tests.loans.test_ledger import event as loan_event
+from tests.loans.test_ledger import run as store_loans
 from tests.policies.test_gate_http import stop as stop_redis
 from tests.reports.test_reports_api import bearer, consent
 
@@ -125,7 +125,7 @@ async def _monitor_across_a_redis_outage(
         with pytest.raises((redis.RedisError, OSError)):
             await relay_once(engine, bus)
         with engine.connect() as conn:
-            watermark = int(get_state(conn, WATERMARKS, "loan_events") or 0)
+            watermark = int(read_position(conn, WATERMARKS, "loan_events") or 0)
         assert watermark < 8
         await asyncio.sleep(1.5)
         assert applied() == 3

@@ -23,14 +23,14 @@ from starlette.testclient import TestClient
 from gateway.alerts.service import apply_finding
 from gateway.app import create_app
 from gateway.db import make_sync_engine
-from gateway.demo.platforms import write_credentials
-from gateway.demo.seed import seed_demo
 from gateway.settings import Settings
 from gateway.store.tables import enterprises, records
 from policies.risk.base import Finding
 from testkit.clients import ISSUER, ClientKey, register
 from testkit.services import Postgres, RedisServer
 from tests.conftest import fresh_pg_database
+from xyd_demo.platforms import write_credentials
+from xyd_demo.seed import seed_demo
 
 ROLES = ("bank", "platform", "department", "risk_office")
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"

@@ -18,6 +18,7 @@ from gateway.identity import jose
 from gateway.identity.clients import set_disabled
 from gateway.identity.keys import rotate
 from gateway.settings import Settings
+from gateway.state import state_of
 from gateway.store.tables import signing_keys
 from testkit.builders import code
 from testkit.clients import ClientKey, register
@@ -42,7 +43,7 @@ def b64(data: bytes | dict[str, Any]) -> str:
 
 
 def our_key(client: TestClient) -> Any:
-    ring = client.app.state.identity.keys.ring  # type: ignore[attr-defined]
+    ring = state_of(client.app).identity.keys.ring  # type: ignore[arg-type]
     return ring.signing_key("access_token", datetime.now(UTC))
 
 
@@ -188,7 +189,7 @@ def test_invalid_credit_code_is_422_naming_why(app_client: TestClient, token: st
 def test_key_rotation_end_to_end(
     app_client: TestClient, engine: Engine, bank: ClientKey, id_settings: Settings
 ) -> None:
-    identity = app_client.app.state.identity  # type: ignore[attr-defined]
+    identity = state_of(app_client.app).identity  # type: ignore[arg-type]
     old_token = get_token(app_client, bank)
     old_kid = jose.parse(old_token).header["kid"]
     with engine.begin() as conn:
@@ -219,7 +220,7 @@ def test_key_rotation_end_to_end(
 def test_rotated_key_signs_only_after_the_delay(
     app_client: TestClient, engine: Engine, bank: ClientKey, id_settings: Settings
 ) -> None:
-    identity = app_client.app.state.identity  # type: ignore[attr-defined]
+    identity = state_of(app_client.app).identity  # type: ignore[arg-type]
     before = jose.parse(get_token(app_client, bank)).header["kid"]
     with engine.begin() as conn:
         waiting = rotate(
@@ -246,7 +247,7 @@ def test_private_keys_are_encrypted_at_rest(app_client: TestClient, engine: Engi
 
 
 def test_token_signed_with_the_report_key_is_refused(app_client: TestClient, token: str) -> None:
-    ring = app_client.app.state.identity.keys.ring  # type: ignore[attr-defined]
+    ring = state_of(app_client.app).identity.keys.ring  # type: ignore[arg-type]
     report_key = ring.signing_key("report", datetime.now(UTC))
     parsed = jose.parse(token)
     confused = jose.sign(

@@ -31,13 +31,13 @@ import uvicorn
 import yaml
 from sqlalchemy import Engine, create_engine
 
-from adapters.simulators.kechuangtong import CallbackReceiver, Sender
 from gateway.client import GatewayClient
 from gateway.dashboard import accounts
 from testkit.builders import MARKET
 from testkit.clients import new_key, register
 from testkit.services import Postgres, free_port, redis_server
 from tests.conftest import fresh_pg_database
+from xyd_demo.simulators.kechuangtong import CallbackReceiver, Sender
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 OFFICER, OFFICER_PASSWORD = "wang.fang", "officer password 18"

@@ -14,10 +14,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from adapters.simulators import kechuangtong as kct
 from gateway.client import GatewayClient
 from gateway.identity import jose
 from testkit.builders import penalty, registration
+from xyd_demo.simulators import kechuangtong as kct
 
 MARKET = "成都市市场监督管理局"
 REPORT = "GET /v1/enterprises/{credit_code}/credit-report"

@@ -22,7 +22,6 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, expect, sync_playwright
 
-from adapters.simulators import kechuangtong as kct
 from gateway.client import GatewayClient
 from testkit.builders import TAX, code
 from tests.journeys.conftest import OFFICER, OFFICER_PASSWORD, World, deliver, wait_for
@@ -34,6 +33,7 @@ from tests.journeys.story import (
     founded,
     tax_rating,
 )
+from xyd_demo.simulators import kechuangtong as kct
 
 SME = code(1821)
 LOAN = "KCTJ2026001821"

@@ -7,8 +7,8 @@ from starlette.testclient import TestClient
 
 from testkit.builders import code
 from testkit.clients import ClientKey, register
-from tests.adapters.test_ledger import event, run
 from tests.identity.test_token_flow import get_token
+from tests.loans.test_ledger import event, run
 
 
 def test_ledger_listing_filters_and_pages(

@@ -17,8 +17,8 @@ from gateway.store.tables import alerts, monitor_events, outbox
 from policies.risk.base import Finding, History, MonitorEvent
 from testkit.builders import code
 from testkit.services import RedisServer
-from tests.adapters.test_ledger import event as loan_event
-from tests.adapters.test_ledger import run as store_loans
+from tests.loans.test_ledger import event as loan_event
+from tests.loans.test_ledger import run as store_loans
 
 T0 = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 

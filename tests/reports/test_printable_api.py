@@ -8,6 +8,7 @@ from sqlalchemy import Engine, func, select
 from starlette.testclient import TestClient
 
 from gateway.reports.pdf import Printer
+from gateway.state import state_of
 from gateway.store.tables import audit_entries
 from tests.reports.test_reports_api import bank_auth, consent, fetch
 
@@ -44,7 +45,7 @@ def test_a_busy_printer_refuses_before_anything_is_spent(
     app_client: TestClient, bank_auth: dict[str, str], engine: Engine
 ) -> None:
     once = consent(app_client, bank_auth, purpose="post_loan_monitoring", max_daily_accesses=1)
-    printer: Printer = app_client.app.state.printer  # type: ignore[attr-defined]
+    printer: Printer = state_of(app_client.app).printer  # type: ignore[arg-type]
     with engine.connect() as conn:
         allowed_before = conn.execute(
             select(func.count()).where(audit_entries.c.decision == "allow")

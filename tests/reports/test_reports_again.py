@@ -12,6 +12,7 @@ from sqlalchemy import Engine, func, select, update
 from starlette.testclient import TestClient
 
 from gateway.audit.kept import purge
+from gateway.state import state_of
 from gateway.store.tables import audit_entries, issued_reports, report_cuts
 from testkit.builders import code
 from testkit.clients import ClientKey, register
@@ -142,7 +143,8 @@ def test_past_retention_it_is_404_and_the_purge_removes_it(
     granted = consent(app_client, bank_auth)
     old = fetch(app_client, bank_auth, granted["id"]).json()["report_id"]
     recent = fetch(app_client, bank_auth, granted["id"]).json()["report_id"]
-    retention = timedelta(days=app_client.app.state.settings.report_retention_days)  # type: ignore[attr-defined]
+    settings = state_of(app_client.app).settings  # type: ignore[arg-type]
+    retention = timedelta(days=settings.report_retention_days)
     assert retention == timedelta(days=1825)
     long_ago = datetime.now(UTC) - retention - timedelta(minutes=1)
     with engine.begin() as conn:

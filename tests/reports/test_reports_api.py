@@ -18,20 +18,21 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from sqlalchemy import Engine, delete, select, update
 from starlette.testclient import TestClient
 
-from adapters.events import LoanEvent, digest
-from adapters.ledger import store
 from gateway.app import create_app
 from gateway.client import dpop_proof
 from gateway.identity import jose
+from gateway.loans.events import LoanEvent, digest
+from gateway.loans.ledger import store
 from gateway.records.readers import read_ndjson
 from gateway.records.service import Ingestor
 from gateway.settings import Settings
+from gateway.state import state_of
 from gateway.store.tables import audit_entries, consents, enterprises
 from testkit.builders import code, ndjson, penalty, register_enterprises
 from testkit.clients import ISSUER, ClientKey, register
 from testkit.services import redis_server
-from tests.adapters.test_ledger import RULES
 from tests.identity.test_token_flow import get_token
+from tests.loans.test_ledger import RULES
 from tests.policies.test_gate_http import stop
 
 URL = f"/v1/enterprises/{code(1)}/credit-report"
@@ -281,7 +282,7 @@ def test_every_consent_denial_reason_over_http(
 def after_data_change(client: TestClient) -> None:
     """With Redis a process decides from its copy of a consent and data version
     for `consent_copy_s`: a data change shows within that (a revocation at once)."""
-    time.sleep(client.app.state.reports.copy_s)  # type: ignore[attr-defined]
+    time.sleep(state_of(client.app).reports.copy_s)  # type: ignore[arg-type]
 
 
 def test_revocation_at_once_and_record_changes_despite_the_caches(

@@ -11,8 +11,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.events import BEIJING
-from gateway.demo import names
+from gateway.loans.events import BEIJING
 from gateway.loans.service import LedgerEvent
 from gateway.records.schemas import SCHEMAS
 from gateway.reports.loans import scored_loans
@@ -24,6 +23,7 @@ from gateway.reports.scoring import (
     ScoreModel,
 )
 from testkit.builders import code
+from xyd_demo import names
 
 MODEL_FILE = Path(__file__).parents[2] / "config" / "score_model.yaml"
 AS_OF = date(2026, 3, 1)

@@ -23,11 +23,11 @@ import pytest
 from sqlalchemy import Engine, func, select, update
 from starlette.testclient import TestClient
 
-from adapters.events import InvalidAmount, fen_from_wan, fen_from_yuan
-from adapters.kechuangtong import parse as kct_parse
-from adapters.tianfu_rongtong import EventInvalid
-from adapters.tianfu_rongtong import _fen as tfrt_fen
+from adapters.kechuangtong.wire import parse as kct_parse
+from adapters.tianfu_rongtong.wire import EventInvalid
+from adapters.tianfu_rongtong.wire import _fen as tfrt_fen
 from gateway.app import create_app
+from gateway.bounds import InvalidAmount, fen_from_wan, fen_from_yuan
 from gateway.monitor import relay
 from gateway.monitor.bus import MemoryBus
 from gateway.monitor.relay import relay_once
@@ -43,10 +43,10 @@ from policies.risk.common import whole
 from testkit.builders import code, ndjson, penalty, register_enterprises, registration
 from testkit.clients import register
 from tests.adapters.test_kechuangtong import CODE, kct, repayment, running
-from tests.adapters.test_ledger import event as loan_event
-from tests.adapters.test_ledger import run as store_loans
 from tests.conftest import store_at
 from tests.identity.test_token_flow import get_token
+from tests.loans.test_ledger import event as loan_event
+from tests.loans.test_ledger import run as store_loans
 from tests.security.kit import callers
 
 NDJSON = {"Content-Type": "application/x-ndjson"}
@@ -228,7 +228,7 @@ def test_a_platform_amount_misspelt_is_refused(misspelt: str) -> None:
 def test_a_kechuangtong_time_or_date_before_the_floor_is_refused_not_a_crash() -> None:
     import orjson
 
-    from adapters.kechuangtong import Invalid
+    from adapters.kechuangtong.wire import Invalid
 
     body = kct("REPAYMENT_RECEIVED", 1, repayment=repayment("1.00", 0))
     body["occurredAt"] = "0001-01-01T00:00:00+08:00"  # overflowed on its way to UTC

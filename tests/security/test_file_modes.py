@@ -14,10 +14,10 @@ from sqlalchemy import text
 
 from gateway.address import announced
 from gateway.db import make_sync_engine
-from gateway.demo.platforms import write_credentials
 from gateway.private_files import private_dir
 from gateway.settings import Settings
 from testkit.builders import ndjson, registration, resident_id
+from xyd_demo.platforms import write_credentials
 
 
 def _xyd(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

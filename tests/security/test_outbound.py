@@ -21,18 +21,21 @@ from starlette.responses import JSONResponse, RedirectResponse, Response, Stream
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from adapters import chuangfu_tianfu, kechuangtong
-from adapters.base import PlatformContext
+from adapters.base import PlatformContext, PlatformServices
+from adapters.chuangfu_tianfu import adapter as chuangfu_tianfu
 from adapters.http import OutboundPolicy, OutboundRefused
+from adapters.kechuangtong import adapter as kechuangtong
+from adapters.kechuangtong.wire import ALERT_FIELDS
 from gateway.identity import jose
 from gateway.settings import Settings
 from policies.consent import ConsentRules
 from testkit.clients import ClientKey, new_key
 from testkit.live import serve
+from testkit.platforms import build_adapter
 from tests.conftest import store_at
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
-ALERT = {name: "x" for name in kechuangtong.ALERT_FIELDS}
+ALERT = {name: "x" for name in ALERT_FIELDS}
 
 
 @pytest.fixture
@@ -73,15 +76,22 @@ def listener() -> Iterator[tuple[Listener, int]]:
         yield found, int(base.rsplit(":", 1)[1])
 
 
-def context(tmp_path: Path, outbound: OutboundPolicy, **block: Any) -> PlatformContext:
-    return PlatformContext(
-        app_state=None,
+def context(
+    tmp_path: Path, outbound: OutboundPolicy, **block: Any
+) -> tuple[PlatformContext, dict[str, Any]]:
+    ctx = PlatformContext(
+        services=PlatformServices(),
         consent_rules=ConsentRules.load(CONFIG / "consent.yaml"),
         pii_key=b"k",
         state_dir=tmp_path,
-        settings={"enabled": True, **block},
         outbound=outbound,
     )
+    return ctx, {"enabled": True, **block}
+
+
+def build(key: str, made: tuple[PlatformContext, dict[str, Any]]) -> Any:
+    ctx, block = made
+    return build_adapter(key, block, ctx, object)
 
 
 @pytest.mark.parametrize(
@@ -102,18 +112,19 @@ def test_configured_urls_to_private_targets_stop_start_up(tmp_path: Path, url: s
     strict = OutboundPolicy.of([])
     (tmp_path / "secret").write_text("s")
     with pytest.raises(ValueError, match="callback_url"):
-        kechuangtong.build(context(tmp_path, strict, secret_file="secret", callback_url=url))
+        build("kechuangtong", context(tmp_path, strict, secret_file="secret", callback_url=url))
     with pytest.raises(ValueError, match="jwks_url"):
-        chuangfu_tianfu.build(context(tmp_path, strict, jwks_url=url))
+        build("chuangfu-tianfu", context(tmp_path, strict, jwks_url=url))
 
 
 def test_allow_listed_and_public_targets_are_accepted(tmp_path: Path) -> None:
     (tmp_path / "secret").write_text("s")
     listed = OutboundPolicy.of(["10.0.0.8"])
-    kechuangtong.build(
-        context(tmp_path, listed, secret_file="secret", callback_url="http://10.0.0.8/cb")
+    build(
+        "kechuangtong",
+        context(tmp_path, listed, secret_file="secret", callback_url="http://10.0.0.8/cb"),
     )
-    chuangfu_tianfu.build(context(tmp_path, listed, jwks_url="https://platform.example/jwks"))
+    build("chuangfu-tianfu", context(tmp_path, listed, jwks_url="https://platform.example/jwks"))
     assert Settings().outbound_allowed_hosts == ["localhost", "127.0.0.1", "::1"]
 
 
@@ -125,16 +136,18 @@ async def test_a_name_resolving_to_loopback_is_refused_at_call_time(
     target.mode, target.hits = "ok", []
     (tmp_path / "secret").write_text("s")
     url = f"http://localhost:{port}/cb"
-    strict = kechuangtong.build(
-        context(tmp_path, OutboundPolicy.of([]), secret_file="secret", callback_url=url)
+    strict = build(
+        "kechuangtong",
+        context(tmp_path, OutboundPolicy.of([]), secret_file="secret", callback_url=url),
     )
     with pytest.raises(OutboundRefused, match="not a public address"):
         await strict.notify("risk_alert", ALERT)
     with pytest.raises(chuangfu_tianfu.KeysUnavailable, match="not a public address"):
         await chuangfu_tianfu.fetch_jwks(f"http://localhost:{port}/jwks", OutboundPolicy.of([]))
     assert target.hits == []  # refused before connecting
-    listed = kechuangtong.build(
-        context(tmp_path, OutboundPolicy.of(["localhost"]), secret_file="secret", callback_url=url)
+    listed = build(
+        "kechuangtong",
+        context(tmp_path, OutboundPolicy.of(["localhost"]), secret_file="secret", callback_url=url),
     )
     await listed.notify("risk_alert", ALERT)
     assert target.hits == ["/cb"]
@@ -144,13 +157,14 @@ async def test_redirects_are_not_followed(tmp_path: Path, listener: tuple[Listen
     target, port = listener
     target.mode, target.hits = "redirect", []
     (tmp_path / "secret").write_text("s")
-    adapter = kechuangtong.build(
+    adapter = build(
+        "kechuangtong",
         context(
             tmp_path,
             OutboundPolicy(),
             secret_file="secret",
             callback_url=f"http://127.0.0.1:{port}/cb",
-        )
+        ),
     )
     with pytest.raises(kechuangtong.NotificationFailed, match="302"):
         await adapter.notify("risk_alert", ALERT)

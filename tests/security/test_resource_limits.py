@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 from starlette.testclient import TestClient
 
-from adapters.nongdaitong import MAX_BODY_BYTES, Refusal, parse_xml
+from adapters.nongdaitong.wire import MAX_BODY_BYTES, Refusal, parse_xml
 from gateway.app import create_app
 from gateway.settings import Settings
 from gateway.store.tables import records

@@ -1,0 +1,1 @@
+"""天府融通 Tianfu Rongtong: a credit-event feed the gateway polls."""

@@ -1,0 +1,1 @@
+"""盈创动力 Yingchuang Dongli: daily CSV batches the gateway pulls."""

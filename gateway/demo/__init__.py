@@ -1,1 +1,0 @@
-"""The deterministic Chengdu demo data set (`xyd demo seed`)."""

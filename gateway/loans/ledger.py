@@ -1,0 +1,232 @@
+"""The loan ledger's write side: what platform adapters call with each canonical event.
+
+`store` runs inside the caller's transaction, and the caller commits before
+it acknowledges the message: an acknowledged message is durable, and a
+redelivery finds its first copy by (platform, message id) and changes
+nothing. A loan is recomputed from all its events in occurrence order, so
+events arriving out of order still give the same loan. An authorisation
+becomes a consent registered by the platform (`PlatformPrincipal`) as witness.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, Protocol
+
+import orjson
+from sqlalchemy import Connection
+
+from gateway.consents.principal import PlatformPrincipal
+from gateway.consents.schemas import ConsentIn
+from gateway.consents.service import check_subject
+from gateway.consents.service import create as create_consent
+from gateway.errors import ProblemError
+from gateway.loans import repository
+from gateway.loans.events import BEIJING, LoanEvent, beijing_day_end
+from gateway.timeutil import aware
+from policies.consent import ConsentRules, Purpose
+
+__all__ = ["Outcome", "Stored", "dead_letter", "fold", "last_occurred", "store"]
+
+log = logging.getLogger("xyd.loans")
+Outcome = Literal["accepted", "duplicate", "rejected"]
+PLATFORM_PURPOSE: Purpose = "loan_application"
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    outcome: Outcome
+    event_id: int | None = None
+    consent_id: str | None = None
+    reason: str | None = None  # why it was rejected (then dead-lettered)
+
+
+def store(conn: Connection, event: LoanEvent, *, rules: ConsentRules) -> Stored:
+    """Stored once; or "rejected" (dead-lettered, nothing else written): see `_refused`."""
+    if event.authorization is not None and (refused := _refused(conn, event)) is not None:
+        return refused
+    now = datetime.now(UTC)
+    event_id = repository.insert_event_once(conn, _row(event, now))
+    if event_id is None:
+        return Stored("duplicate")
+    if event.loan_no:
+        refold(conn, event.platform, event.loan_no, now)
+    if event.credit_code:
+        # The report's loans section changed: cached reports must not outlive it.
+        repository.bump_data_version(conn, event.credit_code, now)
+    consent_id = None
+    if event.authorization is not None and event.credit_code:
+        consent_id = _consent(conn, event, rules)
+    return Stored("accepted", event_id, consent_id)
+
+
+def _row(event: LoanEvent, now: datetime) -> dict[str, Any]:
+    return {
+        "platform": event.platform,
+        "message_id": event.message_id,
+        "event_type": event.event_type,
+        # SQLite keeps no offset: a +08:00 time must go in as UTC or it shifts 8 hours.
+        "occurred_at": event.occurred_at.astimezone(UTC),
+        "received_at": now,
+        "credit_code": event.credit_code,
+        "borrower_hash": event.borrower_hash,
+        "bank_code": event.bank_code,
+        "loan_no": event.loan_no,
+        "amount_fen": event.amount_fen,
+        "days_overdue": event.days_overdue,
+        "due_date": event.due_date,
+        "core_enterprise_code": event.core_enterprise_code,
+        "raw_sha256": event.raw_sha256,
+        "details": event.details,
+    }
+
+
+def _refused(conn: Connection, event: LoanEvent) -> Stored | None:
+    """An authorisation for an enterprise that cannot grant a consent (not in the
+    registry, deregistered): kept as a dead letter with the reason, and refused,
+    so the platform hears of it in its own terms. One stored already stays a
+    duplicate, whatever has happened to the enterprise since.
+    """
+    if event.credit_code is None or repository.event_known(conn, event.platform, event.message_id):
+        return None
+    try:
+        check_subject(conn, event.credit_code)
+    except ProblemError as exc:
+        reason = f"authorisation not registered: {exc.detail}"
+        # No copy of the platform's bytes here: the event as read, with their digest.
+        raw = orjson.dumps(asdict(event), default=str, option=orjson.OPT_SORT_KEYS)
+        dead_letter(conn, event.platform, reason, raw, once=True)
+        return Stored("rejected", reason=reason)
+    return None
+
+
+def _consent(conn: Connection, event: LoanEvent, rules: ConsentRules) -> str | None:
+    """The SME's authorisation on the platform, registered with the platform as witness.
+
+    A consent never outlives its purpose's maximum, so a longer platform
+    validity is shortened to it. A bank the gateway does not know gets no
+    consent; the event is kept all the same (the message was valid).
+    """
+    auth = event.authorization
+    if auth is None or event.credit_code is None:
+        return None
+    now = datetime.now(UTC)
+    longest = now + timedelta(days=rules.purposes[PLATFORM_PURPOSE].max_days)
+    until = min(beijing_day_end(auth.valid_until), longest.astimezone(BEIJING))
+    if until <= now:
+        log.warning("platform authorisation already expired", extra={"platform": event.platform})
+        return None
+    body = ConsentIn.model_validate(
+        {
+            "credit_code": event.credit_code,
+            "grantee": auth.bank_code,
+            "purpose": PLATFORM_PURPOSE,
+            "scopes": [s for s in auth.scopes if s in rules.sections] or ["basic"],
+            "valid_until": until,
+            "evidence": {
+                "document_sha256": auth.document_sha256 or event.raw_sha256,
+                "signer": f"{event.platform} platform",
+                "channel": event.platform,
+            },
+        }
+    )
+    try:
+        with conn.begin_nested():
+            consent = create_consent(conn, PlatformPrincipal(event.platform), body, rules)
+    except ProblemError as exc:
+        log.warning(
+            "platform authorisation not registered as a consent: %s",
+            exc.detail,
+            extra={"platform": event.platform},
+        )
+        return None
+    return str(consent["id"])
+
+
+def dead_letter(
+    conn: Connection, platform: str, reason: str, raw: bytes, *, once: bool = False
+) -> bool:
+    """A message that could not be parsed or was refused: kept with the reason, for
+    operators. `once`: not again if the same (reason, raw) is kept already (a
+    pull platform delivers its feed at least once). Whether it was written."""
+    reason = reason[:2000]
+    if once and repository.dead_letter_kept(conn, platform, reason, raw):
+        return False
+    repository.add_dead_letter(conn, platform, reason, raw)
+    return True
+
+
+def last_occurred(conn: Connection, platform: str) -> datetime | None:
+    """When the platform's last stored event (by arrival) happened, aware."""
+    last = repository.last_event_at(conn, platform)
+    return None if last is None else aware(last)  # SQLite: stored UTC, read naive
+
+
+class Foldable(Protocol):
+    @property
+    def event_type(self) -> str: ...
+    @property
+    def amount_fen(self) -> int | None: ...
+    @property
+    def days_overdue(self) -> int | None: ...
+
+
+def fold(events: Sequence[Foldable]) -> dict[str, Any]:
+    """A loan's state from its events, oldest first."""
+    status, amount, outstanding, days = "applied", None, 0, 0
+    for e in events:
+        kind = e.event_type
+        if kind in ("application_submitted", "loan_approved") and e.amount_fen is not None:
+            amount = e.amount_fen
+        if kind == "loan_approved":
+            status = "approved"
+        elif kind == "loan_rejected":
+            status = "rejected"
+        elif kind == "loan_disbursed":
+            amount = e.amount_fen if e.amount_fen is not None else amount
+            status, outstanding, days = "disbursed", amount or 0, 0
+        elif kind == "repayment_received":
+            outstanding = max(0, outstanding - (e.amount_fen or 0))
+            if status == "overdue":
+                status = "disbursed"
+            days = 0
+        elif kind == "repayment_overdue":
+            if status not in ("defaulted", "settled"):
+                status = "overdue"
+            days = e.days_overdue or 0
+        elif kind == "loan_defaulted":
+            status = "defaulted"
+        elif kind == "loan_settled":
+            status, outstanding, days = "settled", 0, 0
+    return {
+        "status": status,
+        "amount_fen": amount,
+        "outstanding_fen": outstanding,
+        "days_overdue": days,
+    }
+
+
+def refold(conn: Connection, platform: str, loan_no: str, now: datetime) -> None:
+    events = repository.loan_events_of(conn, platform, loan_no)
+    state = fold([e for e in events if e.event_type != "consent_granted"])
+    last = events[-1]
+    repository.replace_loan(
+        conn,
+        {
+            "platform": platform,
+            "loan_no": loan_no,
+            "credit_code": next((e.credit_code for e in events if e.credit_code), None),
+            "borrower_hash": next((e.borrower_hash for e in events if e.borrower_hash), None),
+            "bank_code": next((e.bank_code for e in reversed(events) if e.bank_code), None),
+            "core_enterprise_code": next(
+                (e.core_enterprise_code for e in events if e.core_enterprise_code), None
+            ),
+            "first_event_at": events[0].occurred_at,
+            "last_event_at": last.occurred_at,
+            "updated_at": now,
+            **state,
+        },
+    )
