@@ -20,7 +20,6 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.errors import BadRequest, Conflict, InvalidValue
 from gateway.store.tables import idempotency_keys
-from gateway.timeutil import aware
 
 KEEP = timedelta(hours=24)
 ABANDON_AFTER = timedelta(minutes=10)
@@ -65,7 +64,7 @@ def begin(conn: Connection, client_id: str, key: str, digest: str) -> Replay | N
         raise InvalidValue("Idempotency-Key was used with another request body")
     if row.state == "done":
         return Replay(row.status_code, row.body)
-    created = aware(row.created_at)
+    created = row.created_at
     if now - created < ABANDON_AFTER:
         raise Conflict("a request with this Idempotency-Key is still in progress")
     conn.execute(

@@ -1,8 +1,8 @@
 """Alerts: raised from rule findings, one unresolved alert per (rule, subject),
 worked by risk officers (open → acknowledged → resolved, who, when, a note).
 
-All SQL runs on a sync Connection inside the caller's transaction: the
-monitor applies an event's findings and records the event as applied in one
+Works on a sync Connection inside the caller's transaction (the SQL is in
+repository.py): the monitor applies an event's findings and records the event as applied in one
 commit, so a redelivered event changes nothing.
 """
 
@@ -14,13 +14,12 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
-from sqlalchemy import Connection, and_, insert, or_, select, update
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from gateway.alerts import repository
 from gateway.alerts.schemas import AlertStatus
 from gateway.errors import Conflict, InvalidValue, NotFound
-from gateway.store.tables import alert_history, alerts
-from gateway.timeutil import aware
 from policies.risk.base import SEVERITIES, Finding
 
 EVIDENCE_CAP = 200
@@ -40,14 +39,6 @@ def current_revision() -> int:
 
 def _worse(a: str, b: str) -> str:
     return a if SEVERITIES.index(a) >= SEVERITIES.index(b) else b
-
-
-def _history(conn: Connection, alert_id: str, actor: str, action: str, note: str | None) -> None:
-    conn.execute(
-        insert(alert_history).values(
-            alert_id=alert_id, at=datetime.now(UTC), actor=actor, action=action, note=note
-        )
-    )
 
 
 def new_alert(finding: Finding, seen_at: datetime) -> dict[str, Any]:
@@ -89,7 +80,7 @@ def merge(
         "severity": severity,
         "title": finding.title[:300],
         "details": {**dict(current["details"]), **dict(finding.details)},
-        "last_seen_at": max(aware(current["last_seen_at"]) or seen_at, seen_at),
+        "last_seen_at": max(current["last_seen_at"], seen_at),
         "updated_at": datetime.now(UTC),
         "revision": current_revision(),
     }
@@ -98,27 +89,20 @@ def merge(
 
 def apply_finding(conn: Connection, finding: Finding, seen_at: datetime) -> tuple[str, bool]:
     """The alert for this finding: (id, True) when newly raised, (id, False) when updated."""
-    current = conn.execute(
-        select(alerts).where(
-            alerts.c.rule == finding.rule,
-            alerts.c.subject == finding.subject,
-            alerts.c.state != "resolved",
-        )
-    ).first()
+    current = repository.unresolved(conn, finding.rule, finding.subject)
     if current is None:
         row = new_alert(finding, seen_at)
         try:
-            with conn.begin_nested():
-                conn.execute(insert(alerts).values(**row))
+            repository.insert_alert(conn, row)
         except IntegrityError:
             # Another worker raised it a moment ago: update theirs instead.
             return apply_finding(conn, finding, seen_at)
-        _history(conn, row["id"], "monitor", "raised", row["title"])
+        repository.add_history(conn, row["id"], "monitor", "raised", row["title"])
         return row["id"], True
     values, news = merge(dict(current._mapping), finding, seen_at)
-    conn.execute(update(alerts).where(alerts.c.id == current.id).values(**values))
+    repository.update_alert(conn, current.id, values)
     if news:
-        _history(conn, current.id, "monitor", "updated", None)
+        repository.add_history(conn, current.id, "monitor", "updated", None)
     return str(current.id), False
 
 
@@ -135,26 +119,21 @@ def render(conn: Connection, row: Any, *, with_history: bool) -> dict[str, Any]:
         "status": row.state,
         "evidence": list(row.evidence),
         "details": dict(row.details),
-        "first_seen_at": aware(row.first_seen_at).isoformat(),
-        "last_seen_at": aware(row.last_seen_at).isoformat(),
-        "updated_at": aware(row.updated_at).isoformat(),
+        "first_seen_at": row.first_seen_at.isoformat(),
+        "last_seen_at": row.last_seen_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
         "revision": row.revision,
     }
     if with_history:
         item["history"] = [
-            {"at": aware(h.at).isoformat(), "actor": h.actor, "action": h.action,
-             "note": h.note}
-            for h in conn.execute(
-                select(alert_history)
-                .where(alert_history.c.alert_id == row.id)
-                .order_by(alert_history.c.id)
-            )
-        ]  # fmt: skip
+            {"at": h.at.isoformat(), "actor": h.actor, "action": h.action, "note": h.note}
+            for h in repository.history(conn, row.id)
+        ]
     return item
 
 
 def get(conn: Connection, alert_id: str) -> dict[str, Any]:
-    row = conn.execute(select(alerts).where(alerts.c.id == alert_id)).first()
+    row = repository.find(conn, alert_id)
     if row is None:
         raise UnknownAlert(f"no alert {alert_id}")
     return render(conn, row, with_history=True)
@@ -172,33 +151,25 @@ def page(
     limit: int = 50,
 ) -> dict[str, Any]:
     """Newest change first; `next_cursor` continues below the last item shown."""
-    query = select(alerts)
-    if status:
-        if status not in STATUSES:
-            raise InvalidValue(f"status: one of {', '.join(STATUSES)}", field="status")
-        query = query.where(alerts.c.state == status)
-    if severity:
-        if severity not in SEVERITIES:
-            raise InvalidValue(f"severity: one of {', '.join(SEVERITIES)}", field="severity")
-        query = query.where(alerts.c.severity == severity)
-    if rule:
-        query = query.where(alerts.c.rule == rule)
-    if credit_code:
-        query = query.where(alerts.c.credit_code == credit_code)
-    if since:
-        query = query.where(alerts.c.updated_at >= since)
+    if status and status not in STATUSES:
+        raise InvalidValue(f"status: one of {', '.join(STATUSES)}", field="status")
+    if severity and severity not in SEVERITIES:
+        raise InvalidValue(f"severity: one of {', '.join(SEVERITIES)}", field="severity")
+    before = None
     if cursor:
         revision, sep, last_id = cursor.partition(":")
         if not sep or not revision.isdigit() or len(revision) > 20:
             raise InvalidValue("cursor: not a cursor this endpoint gave out", field="cursor")
-        query = query.where(
-            or_(
-                alerts.c.revision < int(revision),
-                and_(alerts.c.revision == int(revision), alerts.c.id < last_id),
-            )
-        )
-    rows = list(
-        conn.execute(query.order_by(alerts.c.revision.desc(), alerts.c.id.desc()).limit(limit + 1))
+        before = (int(revision), last_id)
+    rows = repository.newest_first(
+        conn,
+        state=status,
+        severity=severity,
+        rule=rule,
+        credit_code=credit_code,
+        since=since,
+        before=before,
+        limit=limit + 1,
     )
     more = len(rows) > limit
     items = [render(conn, r, with_history=False) for r in rows[:limit]]
@@ -208,12 +179,7 @@ def page(
 
 def changed_after(conn: Connection, revision: int, limit: int = 100) -> list[dict[str, Any]]:
     """Alerts changed after `revision`, oldest change first: what the live stream sends."""
-    rows = conn.execute(
-        select(alerts)
-        .where(alerts.c.revision > revision)
-        .order_by(alerts.c.revision, alerts.c.id)
-        .limit(limit)
-    )
+    rows = repository.changed_after(conn, revision, limit)
     return [render(conn, r, with_history=False) for r in rows]
 
 
@@ -263,10 +229,6 @@ def work(conn: Connection, alert_id: str, action: Action, actor: str, note: str)
     if current["status"] not in allowed:
         raise Conflict(f"alert {alert_id} is {current['status']}; cannot {action}")
     status = "acknowledged" if action == "acknowledge" else "resolved"
-    conn.execute(
-        update(alerts)
-        .where(alerts.c.id == alert_id, alerts.c.state.in_(allowed))
-        .values(state=status, updated_at=datetime.now(UTC), revision=current_revision())
-    )
-    _history(conn, alert_id, actor, f"{action}d", note)
+    repository.set_state(conn, alert_id, allowed, status, current_revision())
+    repository.add_history(conn, alert_id, actor, f"{action}d", note)
     return get(conn, alert_id)

@@ -30,12 +30,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Engine, select
 
 from gateway.audit import checkpoints
 from gateway.audit import kept as kept_reports
 from gateway.audit.checkpoints import Checkpoint
 from gateway.audit.kept import KeptReport
+from gateway.db import Held
 from gateway.keys import jose
 from gateway.keys.store import LoadedKey
 from gateway.logs import request_id_var
@@ -235,6 +236,40 @@ async def append_linked_pg(
         if due:
             await cursor.executemany(_CHECKPOINT_PG, _rows(due))
     return Appended(entries, due)
+
+
+class CommittedAppends:
+    """Batches appended and committed before `append` returns, whatever the store:
+    on PostgreSQL (picked once, here) `append_linked_pg` on a held autocommit
+    connection, one round trip, the speed path;
+    elsewhere `append_linked` in a transaction of its own."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._held = Held(engine)
+
+    async def append(
+        self,
+        events: Sequence[AuditEvent],
+        *,
+        signer: LoadedKey | None = None,
+        checkpoint_every: int = 100,
+        cuts: dict[str, bytes] | None = None,
+    ) -> Appended:
+        def elsewhere(conn: Connection) -> Appended:
+            with conn.begin():
+                return append_linked(
+                    conn, events, signer=signer, checkpoint_every=checkpoint_every, cuts=cuts
+                )
+
+        return await self._held.run(
+            lambda pg: append_linked_pg(
+                pg, events, signer=signer, checkpoint_every=checkpoint_every, cuts=cuts
+            ),
+            elsewhere,
+        )
+
+    async def close(self) -> None:
+        await self._held.close()
 
 
 def _kept(events: Sequence[AuditEvent]) -> list[KeptReport]:

@@ -33,7 +33,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.store.tables import issued_reports, report_cuts
-from gateway.timeutil import aware
 
 CUTS_REMEMBERED = 4096
 CUT_MARGIN = timedelta(days=2)  # a cut outlives the reports citing it by this much
@@ -164,7 +163,6 @@ async def find(engine: AsyncEngine, report_id: str) -> Issued | None:
         row = (await conn.execute(query)).first()
     if row is None:
         return None
-    issued_at: datetime = row.issued_at
     return Issued(
         report_id=report_id,
         client_id=row.client_id,
@@ -172,7 +170,7 @@ async def find(engine: AsyncEngine, report_id: str) -> Issued | None:
         cut=row.content.encode(),
         own=row.own.encode(),
         signature=row.signature,
-        issued_at=aware(issued_at),
+        issued_at=row.issued_at,
     )
 
 

@@ -21,9 +21,9 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
-from gateway.audit import checkpoints, pinned
+from gateway.audit import checkpoints, pinned, repository
 from gateway.audit.checkpoints import Checkpoint
 from gateway.audit.witness import Witness, open_witness
 from gateway.keys.ring import KeyRingHolder
@@ -32,13 +32,6 @@ from gateway.settings import Settings
 
 log = logging.getLogger("xyd.audit")
 MAX_PENDING = 10_000  # a witness down for days: keep the newest, they cover the rest
-
-_STORE = text(
-    "INSERT INTO audit_checkpoints (seq, entry_hash, signed) VALUES (:seq, :entry_hash, :signed)"
-    " ON CONFLICT (seq) DO NOTHING"
-)
-_HAS = text("SELECT 1 FROM audit_checkpoints WHERE seq = :seq")
-_ENTRY = text("SELECT entry_hash FROM audit_entries WHERE seq = :seq")
 
 
 class Sealer:
@@ -121,13 +114,8 @@ class Sealer:
         made = [seal]
         last = seal.seq - seal.seq % self.every
         with self.engine.begin() as conn:
-            due = 0 < last < seal.seq
-            if due and conn.execute(_HAS, {"seq": last}).first() is None:
-                head = conn.execute(_ENTRY, {"seq": last}).scalar()
-                if head is not None:
-                    made.insert(0, checkpoints.sign(last, str(head), signer))
-            conn.execute(
-                _STORE,
-                [{"seq": c.seq, "entry_hash": c.head, "signed": c.signed} for c in made],
-            )
+            head = repository.missing_checkpoint_at(conn, last) if 0 < last < seal.seq else None
+            if head is not None:
+                made.insert(0, checkpoints.sign(last, head, signer))
+            repository.store_checkpoints(conn, made)
         return made

@@ -7,21 +7,14 @@ import logging
 from datetime import UTC, datetime
 
 from fastapi import Request
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.audit.chain import (
-    Appended,
-    AuditEvent,
-    append_linked,
-    append_linked_pg,
-    append_many,
-)
+from gateway.audit.chain import Appended, AuditEvent, CommittedAppends, append_many
 from gateway.audit.kept import KeptReport, StoredCuts
 from gateway.audit.sealer import Sealer
 from gateway.batching import Coalescer
-from gateway.db import Held
 from gateway.errors import DependencyUnavailable
 from gateway.keys.ring import KeyRingHolder
 from gateway.keys.store import KeyError_, LoadedKey
@@ -68,7 +61,7 @@ class AuditWriter:
         self.keys = keys
         self.every = checkpoint_every
         self.sealer = sealer
-        self.held = Held(engine)
+        self.appends = CommittedAppends(engine)
         self._batches: Coalescer[AuditEvent, int] = Coalescer(self._write)
         self._cuts = StoredCuts()
 
@@ -93,16 +86,8 @@ class AuditWriter:
         every, sealer = self.every, self.sealer
         if sealer is not None:
             sealer.pin(signer)  # a set lookup, but for a key's first batch
-
-        def append(conn: Connection) -> Appended:
-            with conn.begin():
-                return append_linked(conn, events, signer=signer, checkpoint_every=every, cuts=cuts)
-
-        done: Appended = await self.held.run(
-            lambda pg: append_linked_pg(
-                pg, events, signer=signer, checkpoint_every=every, cuts=cuts
-            ),
-            append,
+        done: Appended = await self.appends.append(
+            events, signer=signer, checkpoint_every=every, cuts=cuts
         )
         self._cuts.stored(cuts)
         if sealer is not None:
@@ -121,7 +106,7 @@ class AuditWriter:
         return seqs[0]
 
     async def close(self) -> None:
-        await self.held.close()
+        await self.appends.close()
 
 
 async def record(request: Request, event: AuditEvent) -> int:

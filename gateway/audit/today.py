@@ -13,9 +13,9 @@ from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection
 
-from gateway.store.tables import audit_entries, clients
+from gateway.audit import repository
 from policies.rate import DAY_S, SHANGHAI_OFFSET_S, bank_key, count_keys
 
 # Entries take their time before the chain's lock: a later entry may carry an
@@ -39,29 +39,8 @@ def admitted_reports(conn: Connection, day: int, reports: Mapping[str, int]) -> 
     first = _first_seq_from(conn, (start - _SLACK).isoformat(timespec="microseconds"))
     if first is None:
         return {}
-    rows = conn.execute(
-        select(
-            audit_entries.c.client_id,
-            audit_entries.c.credit_code,
-            audit_entries.c.consent_id,
-            audit_entries.c.route,
-            func.count(),
-        )
-        .where(
-            audit_entries.c.seq >= first,
-            audit_entries.c.decision == "allow",
-            audit_entries.c.route.in_(list(reports)),
-            audit_entries.c.at >= start.isoformat(timespec="microseconds"),
-            audit_entries.c.at < (start + timedelta(days=1)).isoformat(timespec="microseconds"),
-        )
-        .group_by(
-            audit_entries.c.client_id,
-            audit_entries.c.credit_code,
-            audit_entries.c.consent_id,
-            audit_entries.c.route,
-        )
-    ).all()
-    orgs = _org_codes(conn, {row.client_id for row in rows})
+    rows = repository.allowed_counts(conn, first, reports, start, start + timedelta(days=1))
+    orgs = repository.org_codes(conn, {row.client_id for row in rows})
     counts: Counter[str] = Counter()
     for client_id, credit_code, consent_id, route, entries in rows:
         bank = bank_key(client_id, orgs.get(client_id))
@@ -74,33 +53,16 @@ def _first_seq_from(conn: Connection, at: str) -> int | None:
     """The first entry at or after `at`, by a binary search on the sequence:
     entry times rise with it, so the day is found in some forty reads of the
     primary key, however long the trail."""
-    bounds = conn.execute(select(func.min(audit_entries.c.seq), func.max(audit_entries.c.seq)))
-    low, high = bounds.one()
-    if low is None:
+    low, high = repository.seq_bounds(conn)
+    if low is None or high is None:
         return None
     found = None
     while low <= high:
         middle = (low + high) // 2
-        row = conn.execute(
-            select(audit_entries.c.seq, audit_entries.c.at)
-            .where(audit_entries.c.seq >= middle)
-            .order_by(audit_entries.c.seq)
-            .limit(1)
-        ).first()
+        row = repository.first_from(conn, middle)
         if row is None or row.at < at:
             low = middle + 1
         else:
             found = row.seq
             high = middle - 1
     return found
-
-
-def _org_codes(conn: Connection, client_ids: set[str]) -> dict[str, str | None]:
-    if not client_ids:
-        return {}
-    rows = conn.execute(
-        select(clients.c.client_id, clients.c.org_code).where(
-            clients.c.client_id.in_(sorted(client_ids))
-        )
-    )
-    return {row.client_id: row.org_code for row in rows}

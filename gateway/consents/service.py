@@ -1,26 +1,26 @@
-"""Consent registration, lookup and revocation. All SQL runs on a sync Connection
-(the app calls it through `run_sync`); callers own the transaction."""
+"""Consent registration, lookup and revocation. Works on a sync Connection (the
+app calls it through `run_sync`); callers own the transaction, and the SQL is
+in repository.py."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import secrets
-from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection
 
+from gateway.consents import repository
 from gateway.consents.principal import Actor, witness_of
 from gateway.consents.schemas import ConsentIn, iso
 from gateway.errors import Conflict, InvalidValue, NotFound
 from gateway.identifiers import UnknownEnterprise
 from gateway.identity.tokens import Caller
-from gateway.store.tables import clients, consent_events, consents, enterprises
 from gateway.timeutil import aware
-from policies.consent import ConsentRules, StoredConsent
+from policies.consent import ConsentRules
 
 SEES_ALL = frozenset({"regulator"})
 # Registration statuses under which an enterprise no longer exists to consent
@@ -42,9 +42,7 @@ def check_subject(conn: Connection, credit_code: str) -> None:
     Every consent, however it arrives (the API, a platform's authorisation),
     names an enterprise that exists and can still grant it.
     """
-    status = conn.execute(
-        select(enterprises.c.status).where(enterprises.c.credit_code == credit_code)
-    ).scalar()
+    status = repository.enterprise_status(conn, credit_code)
     if status is None:
         raise UnknownEnterprise(
             f"credit_code: no enterprise with credit code {credit_code} in the registry"
@@ -59,15 +57,10 @@ def check_subject(conn: Connection, credit_code: str) -> None:
 
 
 def _grantee(conn: Connection, grantee: str) -> tuple[str, str | None]:
-    row = conn.execute(
-        select(clients.c.client_id, clients.c.org_code).where(
-            clients.c.client_type == "bank",
-            or_(clients.c.client_id == grantee, clients.c.org_code == grantee),
-        )
-    ).first()
-    if row is None:
+    found = repository.bank(conn, grantee)
+    if found is None:
         raise InvalidValue(f"grantee: no bank with client id or bank code {grantee!r}")
-    return row.client_id, row.org_code
+    return found
 
 
 def _check(body: ConsentIn, rules: ConsentRules, now: datetime) -> tuple[datetime, datetime]:
@@ -87,8 +80,7 @@ def _check(body: ConsentIn, rules: ConsentRules, now: datetime) -> tuple[datetim
         raise InvalidValue(f"scopes: unknown section {', '.join(unknown)}")
     if body.max_daily_accesses is not None and body.purpose != "post_loan_monitoring":
         raise InvalidValue("max_daily_accesses: only for post_loan_monitoring")
-    # SQLite keeps no offset: store UTC everywhere, or +08:00 times shift by 8 hours.
-    return valid_from.astimezone(UTC), until.astimezone(UTC)
+    return valid_from, until
 
 
 def create(conn: Connection, caller: Actor, body: ConsentIn, rules: ConsentRules) -> dict[str, Any]:
@@ -100,8 +92,9 @@ def create(conn: Connection, caller: Actor, body: ConsentIn, rules: ConsentRules
         raise InvalidValue("grantee: a bank registers consents for itself only")
     consent_id = f"cns_{secrets.token_urlsafe(16)}"
     rule = rules.purposes[body.purpose]
-    conn.execute(
-        insert(consents).values(
+    repository.insert_consent(
+        conn,
+        dict(
             id=consent_id,
             credit_code=body.credit_code,
             grantee_client_id=grantee_id,
@@ -116,44 +109,25 @@ def create(conn: Connection, caller: Actor, body: ConsentIn, rules: ConsentRules
             if body.purpose == "post_loan_monitoring" else None,
             created_at=now,
             updated_at=now,
-        )
+        ),
     )  # fmt: skip
-    _event(conn, consent_id, "created", caller.client_id, None, now)
+    repository.add_event(conn, consent_id, "created", caller.client_id, None, now)
     return get(conn, caller, consent_id)
 
 
-def _event(
-    conn: Connection, consent_id: str, event: str, actor: str, reason: str | None, at: datetime
-) -> None:
-    conn.execute(
-        insert(consent_events).values(
-            consent_id=consent_id, event=event, actor_client_id=actor, reason=reason, at=at
-        )
-    )
-
-
-def _visible(caller: Actor) -> Any:
-    if caller.client_type in SEES_ALL:
-        return consents.c.id.is_not(None)
-    mine = [
-        consents.c.grantee_client_id == caller.client_id,
-        consents.c.registrant_client_id == caller.client_id,
-    ]
+def _visible(caller: Actor) -> ColumnElement[bool]:
+    witness = None
     if caller.client_type == "platform" and caller.org_code:
         # The platform's client is the witness its adapter registered: it revokes
         # what the enterprise withdraws on the platform (its org code is its key).
-        mine.append(consents.c.registrant_client_id == witness_of(caller.org_code))
-    return or_(*mine)
+        witness = witness_of(caller.org_code)
+    return repository.visible(caller.client_type in SEES_ALL, caller.client_id, witness)
 
 
 def _render(conn: Connection, row: Any, now: datetime) -> dict[str, Any]:
-    until = aware(row.valid_until)
+    until = row.valid_until
     status = "revoked" if row.revoked_at else "expired" if now >= until else "active"
-    history = conn.execute(
-        select(consent_events)
-        .where(consent_events.c.consent_id == row.id)
-        .order_by(consent_events.c.id)
-    )
+    history = repository.history(conn, row.id)
     return {
         "id": row.id,
         "status": status,
@@ -163,22 +137,20 @@ def _render(conn: Connection, row: Any, now: datetime) -> dict[str, Any]:
         "registrant": row.registrant_client_id,
         "purpose": row.purpose,
         "scopes": list(row.scopes),
-        "valid_from": iso(aware(row.valid_from)),
+        "valid_from": iso(row.valid_from),
         "valid_until": iso(until),
         "evidence": dict(row.evidence),
         "max_daily_accesses": row.max_daily_accesses,
-        "updated_at": iso(aware(row.updated_at)),
+        "updated_at": iso(row.updated_at),
         "history": [
-            {"event": e.event, "by": e.actor_client_id, "reason": e.reason, "at": iso(aware(e.at))}
+            {"event": e.event, "by": e.actor_client_id, "reason": e.reason, "at": iso(e.at)}
             for e in history
         ],
     }
 
 
 def get(conn: Connection, caller: Actor, consent_id: str) -> dict[str, Any]:
-    row = conn.execute(
-        select(consents).where(consents.c.id == consent_id, _visible(caller))
-    ).first()
+    row = repository.find(conn, consent_id, _visible(caller))
     if row is None:  # another tenant's consent looks exactly like a missing one
         raise UnknownConsent(f"no consent {consent_id}")
     return _render(conn, row, datetime.now(UTC))
@@ -211,21 +183,15 @@ def list_for(
     Each item's `change` names its latest event (`consent.created`,
     `consent.revoked`): a bank polling `changed_since` learns of revocations.
     """
-    query = select(consents).where(_visible(caller))
-    if credit_code:
-        query = query.where(consents.c.credit_code == credit_code)
-    if changed_since:
-        query = query.where(consents.c.updated_at > changed_since)
-    if cursor:
-        after, after_id = decode_cursor(cursor)
-        query = query.where(
-            or_(
-                consents.c.updated_at > after,
-                and_(consents.c.updated_at == after, consents.c.id > after_id),
-            )
-        )
     now = datetime.now(UTC)
-    rows = list(conn.execute(query.order_by(consents.c.updated_at, consents.c.id).limit(limit + 1)))
+    rows = repository.changes(
+        conn,
+        _visible(caller),
+        credit_code=credit_code,
+        changed_since=changed_since,
+        after=decode_cursor(cursor) if cursor else None,
+        limit=limit + 1,
+    )
     more = len(rows) > limit
     items = [_render(conn, row, now) for row in rows[:limit]]
     for item in items:
@@ -233,7 +199,7 @@ def list_for(
     last = rows[limit - 1] if more else None
     return {
         "items": items,
-        "next_cursor": encode_cursor(aware(last.updated_at), last.id) if last else None,
+        "next_cursor": encode_cursor(last.updated_at, last.id) if last else None,
     }
 
 
@@ -242,42 +208,6 @@ def revoke(conn: Connection, caller: Caller, consent_id: str, reason: str) -> di
     current = get(conn, caller, consent_id)
     if current["status"] == "revoked":
         raise Conflict("consent already revoked")
-    conn.execute(
-        update(consents).where(consents.c.id == consent_id).values(revoked_at=now, updated_at=now)
-    )
-    _event(conn, consent_id, "revoked", caller.client_id, reason, now)
+    repository.mark_revoked(conn, consent_id, now)
+    repository.add_event(conn, consent_id, "revoked", caller.client_id, reason, now)
     return get(conn, caller, consent_id)
-
-
-# Read for report requests (batched) on PostgreSQL, in driver-level SQL whose
-# handling costs a fraction of SQLAlchemy's (measured); one array parameter
-# whatever the batch size. See reports.service.consents_and_versions_pg.
-CONSENTS_PG = (
-    "SELECT id, credit_code, grantee_client_id, registrant_client_id, purpose, scopes,"
-    " valid_from, valid_until, revoked_at, max_daily_accesses"
-    " FROM consents WHERE id = ANY(%(ids)s)"
-)
-
-
-def stored_many(conn: Connection, consent_ids: Collection[str]) -> dict[str, StoredConsent]:
-    """Several consents in one query, by id; absent ids are left out."""
-    if not consent_ids:
-        return {}
-    rows = conn.execute(select(consents).where(consents.c.id.in_(list(consent_ids))))
-    return {row.id: stored_from_row(row) for row in rows}
-
-
-def stored_from_row(row: Any) -> StoredConsent:
-    """A consent row (anything with its columns as attributes) as the policy reads it."""
-    return StoredConsent(
-        id=row.id,
-        credit_code=row.credit_code,
-        grantee_client_id=row.grantee_client_id,
-        registrant_client_id=row.registrant_client_id,
-        purpose=row.purpose,
-        scopes=frozenset(row.scopes),
-        valid_from=aware(row.valid_from),
-        valid_until=aware(row.valid_until),
-        revoked=row.revoked_at is not None,
-        max_daily_accesses=row.max_daily_accesses,
-    )

@@ -21,14 +21,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, delete, insert, or_, select, update
+from sqlalchemy import Connection
 
-from gateway.dashboard import passwords
+from gateway.dashboard import passwords, repository
 from gateway.dashboard.passwords import new_password
 from gateway.errors import Conflict, InvalidValue, NotFound
 from gateway.identity.clients import hash_secret
-from gateway.store.tables import dashboard_sessions, dashboard_users
-from gateway.timeutil import aware
 
 __all__ = ["new_password"]  # the demo's officer takes it from here
 
@@ -80,27 +78,13 @@ def create_user(
     if role not in ROLES:
         raise InvalidValue(f"role must be one of {', '.join(ROLES)}")
     passwords.check(name, password)
-    exists = conn.execute(
-        select(dashboard_users.c.name).where(dashboard_users.c.name == name)
-    ).first()
-    if exists is not None:
+    if repository.user_exists(conn, name):
         raise UserExists(f"dashboard user {name} already exists")
-    conn.execute(
-        insert(dashboard_users).values(
-            name=name,
-            role=role,
-            password_hash=hash_secret(password),
-            failed_logins=0,
-            created_at=now or datetime.now(UTC),
-        )
-    )
+    repository.add_user(conn, name, role, hash_secret(password), now or datetime.now(UTC))
 
 
 def _change(conn: Connection, name: str, **values: object) -> None:
-    changed = conn.execute(
-        update(dashboard_users).where(dashboard_users.c.name == name).values(**values)
-    ).rowcount
-    if not changed:
+    if not repository.change_user(conn, name, values):
         raise NoSuchUser(f"no dashboard user {name[:MAX_NAME_CHARS]}")
 
 
@@ -121,22 +105,15 @@ def set_disabled(conn: Connection, name: str, disabled: bool, now: datetime) -> 
 def end_sessions(conn: Connection, name: str | None = None) -> int:
     """End one user's sessions, or everyone's with None; how many ended. An open
     stream notices within a second (the dashboard's stream checks its session)."""
-    query = delete(dashboard_sessions)
-    if name is not None:
-        exists = conn.execute(
-            select(dashboard_users.c.name).where(dashboard_users.c.name == name)
-        ).first()
-        if exists is None:
-            raise NoSuchUser(f"no dashboard user {name[:MAX_NAME_CHARS]}")
-        query = query.where(dashboard_sessions.c.user_name == name)
-    return conn.execute(query).rowcount
+    if name is not None and not repository.user_exists(conn, name):
+        raise NoSuchUser(f"no dashboard user {name[:MAX_NAME_CHARS]}")
+    return repository.delete_sessions(conn, name)
 
 
 def _enabled(conn: Connection, name: str) -> tuple[str, str] | None:
     if len(name) > MAX_NAME_CHARS:
         return None
-    u = dashboard_users.c
-    row = conn.execute(select(u.password_hash, u.role, u.disabled_at).where(u.name == name)).first()
+    row = repository.user_login(conn, name)
     return None if row is None or row.disabled_at is not None else (row.password_hash, row.role)
 
 
@@ -163,41 +140,23 @@ def create_session(conn: Connection, user_name: str, now: datetime) -> tuple[str
     _purge_expired(conn, now)
     token = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32)
-    conn.execute(
-        insert(dashboard_sessions).values(
-            id=session_id(token),
-            user_name=user_name,
-            csrf_token=csrf,
-            created_at=now,
-            last_seen_at=now,
-        )
-    )
+    repository.add_session(conn, session_id(token), user_name, csrf, now)
     return token, csrf
 
 
 def _purge_expired(conn: Connection, now: datetime) -> None:
     # Piggy-backs on logins so dead sessions do not pile up without a cleaner job.
-    t = dashboard_sessions.c
-    conn.execute(
-        delete(dashboard_sessions).where(
-            or_(t.last_seen_at < now - IDLE_TIMEOUT, t.created_at < now - ABSOLUTE_TIMEOUT)
-        )
-    )
+    repository.delete_sessions_before(conn, now - IDLE_TIMEOUT, now - ABSOLUTE_TIMEOUT)
 
 
 def get_session(conn: Connection, token: str | None, now: datetime) -> Session | None:
     """The live session for a cookie token; an expired one is deleted on sight."""
     if not token or len(token) > 200:
         return None
-    s, u = dashboard_sessions.c, dashboard_users.c
-    row = conn.execute(
-        select(s.user_name, s.csrf_token, s.created_at, s.last_seen_at, u.role, u.disabled_at)
-        .join(dashboard_users, u.name == s.user_name)
-        .where(s.id == session_id(token))
-    ).first()
+    row = repository.session_row(conn, session_id(token))
     if row is None:
         return None
-    created, seen = aware(row.created_at), aware(row.last_seen_at)
+    created, seen = row.created_at, row.last_seen_at
     if now - seen >= IDLE_TIMEOUT or now - created >= ABSOLUTE_TIMEOUT or row.disabled_at:
         destroy_session(conn, token)
         return None
@@ -205,15 +164,11 @@ def get_session(conn: Connection, token: str | None, now: datetime) -> Session |
 
 
 def touch_session(conn: Connection, token: str, now: datetime) -> None:
-    conn.execute(
-        update(dashboard_sessions)
-        .where(dashboard_sessions.c.id == session_id(token))
-        .values(last_seen_at=now)
-    )
+    repository.touch_session(conn, session_id(token), now)
 
 
 def destroy_session(conn: Connection, token: str) -> None:
-    conn.execute(delete(dashboard_sessions).where(dashboard_sessions.c.id == session_id(token)))
+    repository.delete_session(conn, session_id(token))
 
 
 def csrf_matches(expected: str | None, given: str | None) -> bool:

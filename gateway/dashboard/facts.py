@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import AliasChoices
 
 from gateway.dashboard.i18n import FIELD, TEXT, VALUE_WORDS, Lang, label
-from gateway.dashboard.queries import CHENGDU
+from gateway.dashboard.repository import CHENGDU
 from gateway.identifiers import is_valid_credit_code
 from gateway.records.schemas import SCHEMAS
 

@@ -31,7 +31,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response, Stream
 
 from gateway.alerts import service as alert_service
 from gateway.audit.service import allowed, record_allowed, record_with
-from gateway.dashboard import accounts, facts, queries, views
+from gateway.dashboard import accounts, facts, repository, views
 from gateway.dashboard.i18n import TEXT, Lang, lang_of
 from gateway.dashboard.login import Login
 from gateway.dashboard.throttle import source_of
@@ -98,12 +98,12 @@ def _alert_filters(
     severity: FilterText = "",
     rule: FilterText = "",
     credit_code: FilterText = "",
-) -> queries.Filters:
-    return queries.filters_of(status, severity, rule, credit_code)
+) -> repository.Filters:
+    return repository.filters_of(status, severity, rule, credit_code)
 
 
 # The list and its stream take the same filters from the query string.
-AlertFilters = Annotated[queries.Filters, Depends(_alert_filters)]
+AlertFilters = Annotated[repository.Filters, Depends(_alert_filters)]
 
 
 def _now() -> datetime:
@@ -273,16 +273,16 @@ async def dashboard(
     page_lang = lang_of(lang)
     if session is None:
         return _redirect(views.href("/dashboard/login", page_lang))
-    today = _now().astimezone(queries.CHENGDU).date()
+    today = _now().astimezone(repository.CHENGDU).date()
 
     def read(conn: Connection) -> str:
-        revision = queries.latest_revision(conn)
-        items, total = queries.alert_list(conn, filters)
-        names = queries.enterprise_names(conn, facts.codes_in(a["credit_code"] for a in items))
-        counts = queries.open_counts(conn)
-        days, per_rule = queries.alerts_per_day(conn, today)
-        platforms = queries.platform_figures(conn)
-        dead, dead_items = queries.dead_letters(conn)
+        revision = repository.latest_revision(conn)
+        items, total = repository.alert_list(conn, filters)
+        names = repository.enterprise_names(conn, facts.codes_in(a["credit_code"] for a in items))
+        counts = repository.open_counts(conn)
+        days, per_rule = repository.alerts_per_day(conn, today)
+        platforms = repository.platform_figures(conn)
+        dead, dead_items = repository.dead_letters(conn)
         return (
             views.counts_strip(page_lang, counts)
             + views.dead_letters(page_lang, dead, dead_items)
@@ -337,9 +337,9 @@ async def stream(
                 if fresh or beat or loop.time() - checked >= STREAM_SESSION_CHECK_S:
                     checked = loop.time()
                     alive = await conn.run_sync(accounts.get_session, token, _now()) is not None
-                counts = await conn.run_sync(queries.open_counts) if fresh and alive else {}
+                counts = await conn.run_sync(repository.open_counts) if fresh and alive else {}
                 codes = facts.codes_in(a["credit_code"] for a in fresh) if alive else set()
-                names = await conn.run_sync(queries.enterprise_names, codes) if codes else {}
+                names = await conn.run_sync(repository.enterprise_names, codes) if codes else {}
             if not alive:
                 yield _sse("session-ended", {})
                 return
@@ -388,10 +388,10 @@ async def alert_page(
 
     def read(conn: Connection) -> str:
         alert = alert_service.get(conn, checked)
-        events = queries.evidence_events(conn, alert["evidence"])
+        events = repository.evidence_events(conn, alert["evidence"])
         seen = [(e["credit_code"], e["attrs"]) for e in events.values()]
         codes = facts.codes_in([alert["credit_code"], alert["details"], seen])
-        names = queries.enterprise_names(conn, codes)
+        names = repository.enterprise_names(conn, codes)
         return views.alert_page(page_lang, alert, events, names, session.role, session.csrf_token)
 
     main = await _db(engine, read)
@@ -463,7 +463,7 @@ async def enterprise_loans(
     def read(conn: Connection) -> str:
         items = ledger.for_enterprise(conn, code)
         codes = {code} | {i["core_enterprise_code"] for i in items if i["core_enterprise_code"]}
-        return views.loans_page(page_lang, code, items, queries.enterprise_names(conn, codes))
+        return views.loans_page(page_lang, code, items, repository.enterprise_names(conn, codes))
 
     main = await _db(engine, read)
     body = views.header(

@@ -28,7 +28,7 @@ from gateway.dashboard.i18n import (
     alert_title,
     label,
 )
-from gateway.dashboard.queries import STATUS_FILTERS, DeadLetter, Filters, PlatformFigures
+from gateway.dashboard.repository import STATUS_FILTERS, DeadLetter, Filters, PlatformFigures
 from policies.risk.base import SEVERITIES
 
 esc = html.escape

@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import orjson
-from sqlalchemy import Connection, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection
 
 from gateway.errors import Conflict, InvalidValue, NotFound
+from gateway.identity import repository
 from gateway.keys import jose
-from gateway.store.tables import clients
 from policies.departments import Department
 
 ClientType = Literal["bank", "platform", "department", "risk_office", "regulator"]
@@ -93,13 +92,12 @@ def _row_to_client(row: Any) -> Client:
 
 
 def get_client(conn: Connection, client_id: str) -> Client | None:
-    row = conn.execute(select(clients).where(clients.c.client_id == client_id)).first()
+    row = repository.client_row(conn, client_id)
     return _row_to_client(row) if row is not None else None
 
 
 def list_clients(conn: Connection) -> list[Client]:
-    rows = conn.execute(select(clients).order_by(clients.c.client_id))
-    return [_row_to_client(row) for row in rows]
+    return [_row_to_client(row) for row in repository.client_rows(conn)]
 
 
 def validate_jwks(jwks: Any) -> dict[str, Any]:
@@ -161,27 +159,23 @@ def create_client(
     if unknown:
         raise InvalidValue(f"scopes: unknown {', '.join(unknown)}")
     now = datetime.now(UTC)
-    try:
-        with conn.begin_nested():
-            conn.execute(
-                insert(clients).values(
-                    client_id=client_id,
-                    display_name=display_name,
-                    client_type=client_type,
-                    org_code=org_code,
-                    scopes=sorted(set(chosen)),
-                    rate_plan=rate_plan,
-                    jwks=validate_jwks(jwks),
-                    fapi2_strict=fapi2_strict,
-                    department=department.name if department else None,
-                    department_code=department.code if department else None,
-                    categories=delivers,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-    except IntegrityError:
-        raise Conflict(f"client {client_id!r} already exists") from None
+    row = {
+        "client_id": client_id,
+        "display_name": display_name,
+        "client_type": client_type,
+        "org_code": org_code,
+        "scopes": sorted(set(chosen)),
+        "rate_plan": rate_plan,
+        "jwks": validate_jwks(jwks),
+        "fapi2_strict": fapi2_strict,
+        "department": department.name if department else None,
+        "department_code": department.code if department else None,
+        "categories": delivers,
+        "created_at": now,
+        "updated_at": now,
+    }
+    if not repository.insert_client(conn, row):
+        raise Conflict(f"client {client_id!r} already exists")
     client = get_client(conn, client_id)
     assert client is not None
     return client
@@ -258,12 +252,7 @@ def replace_keys(conn: Connection, client_id: str, jwks: dict[str, Any]) -> None
 
 
 def _update(conn: Connection, client_id: str, **values: Any) -> None:
-    result = conn.execute(
-        update(clients)
-        .where(clients.c.client_id == client_id)
-        .values(**values, updated_at=datetime.now(UTC))
-    )
-    if result.rowcount == 0:
+    if not repository.update_client(conn, client_id, values):
         raise UnknownClient(f"no client {client_id!r}")
 
 

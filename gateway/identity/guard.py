@@ -20,21 +20,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
-from sqlalchemy import Connection, delete, insert, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.batching import Coalescer
 from gateway.errors import DependencyUnavailable
-from gateway.store.tables import clients, revoked_tokens, used_jtis
-from gateway.timeutil import aware
+from gateway.identity import repository
+from gateway.identity.repository import SqliteDenylist
 
 log = logging.getLogger("xyd.identity")
 
@@ -75,57 +72,6 @@ def disabled_key(client_id: str) -> str:
     return f"xyd:disabled:{client_id}"
 
 
-def _denied_in_db(conn: Connection, jti: str, client_id: str) -> bool:
-    revoked = conn.execute(select(revoked_tokens.c.jti).where(revoked_tokens.c.jti == jti)).first()
-    if revoked is not None:
-        return True
-    row = conn.execute(
-        select(clients.c.disabled_at).where(clients.c.client_id == client_id)
-    ).first()
-    return row is None or row.disabled_at is not None
-
-
-def _insert_once(conn: Connection, key: str, expires_at: datetime) -> bool:
-    now = datetime.now(UTC)
-    try:
-        with conn.begin_nested():
-            conn.execute(insert(used_jtis).values(key=key, expires_at=expires_at))
-    except IntegrityError:
-        return False
-    # Keep the table small: forget what can no longer be replayed.
-    conn.execute(delete(used_jtis).where(used_jtis.c.expires_at < now))
-    return True
-
-
-def _revoke_in_db(conn: Connection, jti: str, client_id: str, expires_at: datetime) -> None:
-    exists = conn.execute(select(revoked_tokens.c.jti).where(revoked_tokens.c.jti == jti)).first()
-    if exists is None:
-        conn.execute(
-            insert(revoked_tokens).values(
-                jti=jti, client_id=client_id, expires_at=expires_at, revoked_at=datetime.now(UTC)
-            )
-        )
-
-
-def _denylist_snapshot(conn: Connection) -> tuple[list[str], list[tuple[str, datetime]]]:
-    now = datetime.now(UTC)
-    disabled = [
-        row.client_id
-        for row in conn.execute(
-            select(clients.c.client_id).where(clients.c.disabled_at.is_not(None))
-        )
-    ]
-    revoked = [
-        (row.jti, aware(row.expires_at))
-        for row in conn.execute(
-            select(revoked_tokens.c.jti, revoked_tokens.c.expires_at).where(
-                revoked_tokens.c.expires_at > now
-            )
-        )
-    ]
-    return disabled, revoked
-
-
 async def mirror_denylist(
     redis: Redis, disabled: list[str], revoked: list[tuple[str, datetime]]
 ) -> None:
@@ -141,40 +87,6 @@ async def mirror_denylist(
         await pipe.execute()
 
 
-class SqliteDenylist:
-    """The embedded mode's denylist, held in memory and re-read on any commit.
-
-    SQLite's `PRAGMA data_version` changes when another connection (the CLI,
-    this process's own writes) commits; asking costs microseconds on a plain
-    connection, where a query through the async driver costs milliseconds.
-    """
-
-    def __init__(self, path: str) -> None:
-        # Used only from the event loop's thread; every call is short.
-        self.conn = sqlite3.connect(path, isolation_level=None)
-        self.version: int | None = None
-        self.revoked: set[str] = set()
-        self.disabled: set[str] = set()
-        self.known: set[str] = set()
-
-    def denied(self, jti: str, client_id: str) -> bool:
-        version = self.conn.execute("PRAGMA data_version").fetchone()[0]
-        if version != self.version:
-            self._reload()
-            self.version = version
-        return jti in self.revoked or client_id in self.disabled or client_id not in self.known
-
-    def _reload(self) -> None:
-        rows = self.conn.execute("SELECT client_id, disabled_at FROM clients").fetchall()
-        self.known = {client_id for client_id, _ in rows}
-        self.disabled = {client_id for client_id, disabled_at in rows if disabled_at is not None}
-        # Expired entries are harmless (their tokens fail on exp) and few.
-        self.revoked = {jti for (jti,) in self.conn.execute("SELECT jti FROM revoked_tokens")}
-
-    def close(self) -> None:
-        self.conn.close()
-
-
 def guard_key(key: str) -> str:
     """The Redis key that marks `key` (a jti) used; the gate's script sets it too."""
     return f"xyd:jti:{key}"
@@ -188,10 +100,9 @@ class TokenGuard:
     def __init__(self, engine: AsyncEngine, redis: Redis | None) -> None:
         self.engine = engine
         self.redis = redis
-        self.local: SqliteDenylist | None = None
-        database = engine.url.database
-        if redis is None and engine.dialect.name == "sqlite" and database:
-            self.local = SqliteDenylist(database)
+        self.local: SqliteDenylist | None = (
+            repository.local_denylist(engine) if redis is None else None
+        )
         # Every DPoP proof and client assertion is checked here: concurrent
         # requests share one pipelined round trip.
         self._first_uses: Coalescer[tuple[str, int, int], int] = Coalescer(self._set_once)
@@ -243,7 +154,7 @@ class TokenGuard:
                 raise DependencyUnavailable("replay protection is unavailable")
             return first == 1
         async with self.engine.begin() as conn:
-            return await conn.run_sync(_insert_once, key, expires_at)
+            return await conn.run_sync(repository.insert_once, key, expires_at)
 
     async def denied(self, jti: str, client_id: str) -> bool:
         if self.redis is not None:
@@ -263,14 +174,14 @@ class TokenGuard:
         if self.local is not None:
             return self.local.denied(jti, client_id)
         async with self.engine.connect() as conn:
-            return await conn.run_sync(_denied_in_db, jti, client_id)
+            return await conn.run_sync(repository.denied, jti, client_id)
 
     async def reload(self) -> None:
         """Copy the database's denylist into Redis and set the epoch."""
         if self.redis is None:
             return
         async with self.engine.connect() as conn:
-            disabled, revoked = await conn.run_sync(_denylist_snapshot)
+            disabled, revoked = await conn.run_sync(repository.denylist)
         await mirror_denylist(self.redis, disabled, revoked)
 
     async def start(self) -> None:
@@ -303,7 +214,7 @@ class TokenGuard:
 
     async def revoke(self, jti: str, client_id: str, expires_at: datetime) -> None:
         async with self.engine.begin() as conn:
-            await conn.run_sync(_revoke_in_db, jti, client_id, expires_at)
+            await conn.run_sync(repository.revoke, jti, client_id, expires_at)
         if self.redis is not None:
             ttl_ms = max(1, int((expires_at - datetime.now(UTC)).total_seconds() * 1000))
             try:

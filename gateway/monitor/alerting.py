@@ -5,7 +5,7 @@ round trip; a batch of events gives hundreds of findings, mostly for the same
 few subjects. Here the open alerts of every (rule, subject) are read in one
 query, the findings are folded into them in order with the same
 `new_alert`/`merge` as `apply_finding`, and the result is written with three
-statements: new alerts, changed alerts, history lines (`gateway.monitor.rows`).
+statements: new alerts, changed alerts, history lines (`gateway.monitor.repository`).
 
 It runs in the monitor's turn (`gateway.monitor.turns`), so no other worker
 raises an alert between the read and the write; a racing insert would fail
@@ -18,43 +18,21 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from gateway.alerts.service import merge, new_alert
-from gateway.monitor.rows import among, insert_rows, update_rows
+from gateway.monitor.repository import insert_rows, open_alerts, update_rows
 from gateway.store.tables import alert_history, alerts
 from policies.risk.base import Finding
 
-CHUNK = 500  # subjects a query asks for: well inside SQLite's parameter limit
 CHANGED = ("evidence", "severity", "title", "details", "last_seen_at", "updated_at", "revision")
-
-
-def _open_alerts(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Any]:
-    rules = sorted({rule for rule, _ in keys})
-    subjects = sorted({subject for _, subject in keys})
-    found: dict[tuple[str, str], Any] = {}
-    for start in range(0, len(subjects), CHUNK):
-        rows = conn.execute(
-            select(alerts).where(
-                alerts.c.state != "resolved",
-                among(conn, alerts.c.rule, rules),
-                among(conn, alerts.c.subject, subjects[start : start + CHUNK]),
-            )
-        )
-        # Rules and subjects are asked for apart: keep only the pairs asked for.
-        found.update(
-            ((row.rule, row.subject), dict(row._mapping))
-            for row in rows
-            if (row.rule, row.subject) in keys
-        )
-    return found
 
 
 def apply_findings(
     conn: Connection, findings: Sequence[tuple[Finding, datetime]]
 ) -> list[tuple[str, bool]]:
     """For each (finding, seen_at) in order, its alert: (id, True) when newly raised."""
-    current = _open_alerts(conn, {(f.rule, f.subject) for f, _ in findings})
+    current = open_alerts(conn, {(f.rule, f.subject) for f, _ in findings})
     raised: dict[str, dict[str, Any]] = {}
     changed: dict[str, dict[str, Any]] = {}
     history: list[dict[str, Any]] = []

@@ -13,12 +13,10 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, date
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
-from gateway.monitor.rows import among
+from gateway.monitor import repository
 from gateway.monitor.window import EventWindow
-from gateway.store.tables import enterprises, monitor_events
-from gateway.timeutil import aware
 from policies.risk.base import History, MonitorEvent, Query, Tally
 from policies.risk.common import matches
 
@@ -27,7 +25,7 @@ def to_event(row: Any) -> MonitorEvent:
     return MonitorEvent(
         id=row.id,
         kind=row.kind,
-        occurred_at=aware(row.occurred_at),
+        occurred_at=row.occurred_at,
         credit_code=row.credit_code,
         attrs=dict(row.attrs),
     )
@@ -45,18 +43,16 @@ class SqlHistory(History):
         self._reps: dict[str, list[str]] = {}
 
     def find(self, query: Query) -> Sequence[MonitorEvent]:
-        rows = select(monitor_events).where(
-            monitor_events.c.occurred_at >= query.since.astimezone(UTC),
-            monitor_events.c.occurred_at <= query.until.astimezone(UTC),
+        rows = repository.events_between(
+            self.conn,
+            query.since.astimezone(UTC),
+            query.until.astimezone(UTC),
+            query.kind,
+            query.credit_code,
         )
-        if query.kind is not None:
-            rows = rows.where(monitor_events.c.kind == query.kind)
-        if query.credit_code is not None:
-            rows = rows.where(monitor_events.c.credit_code == query.credit_code)
-        order = rows.order_by(monitor_events.c.occurred_at, monitor_events.c.id)
         return [
             event
-            for event in map(to_event, self.conn.execute(order))
+            for event in map(to_event, rows)
             if event.id not in self.hidden and matches(event, query.pairs)
         ]
 
@@ -66,14 +62,7 @@ class SqlHistory(History):
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             self._facts.update((code, (None, None)) for code in chunk)
-            rows = self.conn.execute(
-                select(
-                    enterprises.c.credit_code,
-                    enterprises.c.registered_on,
-                    enterprises.c.legal_rep_hash,
-                ).where(among(self.conn, enterprises.c.credit_code, chunk))
-            )
-            for code, registered_on, rep in rows:
+            for code, registered_on, rep in repository.registration_facts(self.conn, chunk):
                 self._facts[code] = (
                     registered_on if isinstance(registered_on, date) else None,
                     str(rep) if rep else None,
@@ -95,12 +84,8 @@ class SqlHistory(History):
     def codes_with_rep(self, legal_rep_hash: str) -> Sequence[str]:
         found = self._reps.get(legal_rep_hash)
         if found is None:
-            found = self._reps[legal_rep_hash] = list(
-                self.conn.execute(
-                    select(enterprises.c.credit_code)
-                    .where(enterprises.c.legal_rep_hash == legal_rep_hash)
-                    .order_by(enterprises.c.credit_code)
-                ).scalars()
+            found = self._reps[legal_rep_hash] = repository.codes_with_rep(
+                self.conn, legal_rep_hash
             )
         return found
 

@@ -22,12 +22,11 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, or_, select
+from sqlalchemy import Connection, Engine
 
+from gateway.monitor import repository
 from gateway.monitor.bus import EventBus
 from gateway.positions import read_position, save_position
-from gateway.store.tables import audit_entries, clients, loan_events, record_versions, records
-from gateway.timeutil import aware
 from policies.risk.base import MonitorEvent
 
 WATERMARKS = "monitor"
@@ -38,19 +37,12 @@ REPORT_ROUTE = "GET /v1/enterprises/{credit_code}/credit-report"
 
 
 def loan_batch(conn: Connection, after: int, limit: int) -> tuple[list[MonitorEvent], int]:
-    rows = list(
-        conn.execute(
-            select(loan_events)
-            .where(loan_events.c.id > after)
-            .order_by(loan_events.c.id)
-            .limit(limit)
-        )
-    )
+    rows = repository.loan_events_after(conn, after, limit)
     events = [
         MonitorEvent(
             id=f"loan:{r.platform}:{r.message_id}",
             kind="loan",
-            occurred_at=aware(r.occurred_at),
+            occurred_at=r.occurred_at,
             credit_code=r.credit_code,
             attrs={
                 "platform": r.platform,
@@ -68,17 +60,7 @@ def loan_batch(conn: Connection, after: int, limit: int) -> tuple[list[MonitorEv
 
 
 def audit_batch(conn: Connection, after: int, limit: int) -> tuple[list[MonitorEvent], int]:
-    rows = list(
-        conn.execute(
-            select(audit_entries, clients.c.org_code)
-            .select_from(
-                audit_entries.outerjoin(clients, clients.c.client_id == audit_entries.c.client_id)
-            )
-            .where(audit_entries.c.seq > after)
-            .order_by(audit_entries.c.seq)
-            .limit(limit)
-        )
-    )
+    rows = repository.audit_entries_after(conn, after, limit)
     events = []
     for r in rows:
         denied = r.decision == "deny" and (r.reason or "").startswith("consent-denied")
@@ -111,37 +93,15 @@ SETTLE = timedelta(seconds=10)
 
 
 def record_batch(conn: Connection, after: str, limit: int) -> tuple[list[MonitorEvent], str]:
-    columns = (
-        records.c.id, records.c.category, records.c.credit_code, records.c.version,
-        records.c.effective_date, records.c.updated_at, record_versions.c.data,
-    )  # fmt: skip
-    current = and_(
-        record_versions.c.record_id == records.c.id,
-        record_versions.c.version == records.c.version,
-    )
-    query = (
-        select(*columns)
-        .select_from(records.join(record_versions, current))
-        .where(
-            records.c.credit_code.is_not(None),
-            records.c.updated_at < datetime.now(UTC) - SETTLE,
-        )
-        .order_by(records.c.updated_at, records.c.id)
-        .limit(limit)
-    )
+    position = None
     if after:
         stamp, _, last_id = after.rpartition("|")
-        at = datetime.fromisoformat(stamp)
-        query = query.where(
-            or_(
-                records.c.updated_at > at,
-                and_(records.c.updated_at == at, records.c.id > int(last_id)),
-            )
-        )
-    rows = list(conn.execute(query))
+        position = (datetime.fromisoformat(stamp), int(last_id))
+    settled = datetime.now(UTC) - SETTLE
+    rows = repository.records_changed_after(conn, position, settled, limit)
     events = []
     for r in rows:
-        changed = aware(r.updated_at)
+        changed = r.updated_at
         # Event time is the record's own date where it has one (a penalty's decision),
         # so a late-arriving record is judged when it happened.
         day = r.effective_date
@@ -157,7 +117,7 @@ def record_batch(conn: Connection, after: str, limit: int) -> tuple[list[Monitor
                 attrs=attrs,
             )
         )
-    last = f"{aware(rows[-1].updated_at).isoformat()}|{rows[-1].id}" if rows else after
+    last = f"{rows[-1].updated_at.isoformat()}|{rows[-1].id}" if rows else after
     return events, last
 
 

@@ -6,13 +6,13 @@ import asyncio
 import logging
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Engine
 
 from gateway.metrics import MONITOR_CONSUMER_LAG, OPEN_ALERTS
+from gateway.monitor import repository
 from gateway.monitor.bus import EventBus, RedisStreamBus
 from gateway.monitor.relay import mark_applied, recover, relay_once
 from gateway.monitor.worker import MAX_DELIVERIES, Monitor
-from gateway.store.tables import alerts
 from policies.risk.base import SEVERITIES, Rule
 
 log = logging.getLogger("xyd.monitor")
@@ -26,18 +26,9 @@ def load_rules(config_dir: Path) -> list[Rule]:
     return build_rules(RiskRules.load(config_dir / "risk_rules.yaml"))
 
 
-def _count_open(conn: Connection) -> dict[str, int]:
-    rows = conn.execute(
-        select(alerts.c.severity, func.count())
-        .where(alerts.c.state != "resolved")
-        .group_by(alerts.c.severity)
-    )
-    return {str(severity): int(n) for severity, n in rows}
-
-
 def _open_counts(engine: Engine) -> dict[str, int]:
     with engine.connect() as conn:
-        return _count_open(conn)
+        return repository.open_counts(conn)
 
 
 async def relay_forever(engine: Engine, bus: EventBus, stop: asyncio.Event) -> None:

@@ -17,14 +17,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Connection, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection
 
+from gateway.monitor import repository
 from gateway.monitor.history import to_event
 from gateway.monitor.window import EventWindow
-from gateway.store.tables import monitor_events, platform_sync_state
 
 SCOPE, NAME = "monitor", "applied"
 ONE_US = timedelta(microseconds=1)
@@ -45,54 +43,26 @@ def _parse(value: str) -> Turn:
     return Turn(int(generation), datetime.fromisoformat(stamp))
 
 
-def _lock(conn: Connection) -> str | None:
-    # An UPDATE, not a SELECT: it takes the row lock on PostgreSQL and the write
-    # lock on SQLite, which a SELECT ... FOR UPDATE would not.
-    return conn.execute(
-        update(platform_sync_state)
-        .where(platform_sync_state.c.platform == SCOPE, platform_sync_state.c.name == NAME)
-        .values(updated_at=datetime.now(UTC))
-        .returning(platform_sync_state.c.value)
-    ).scalar()
-
-
 def take_turn(conn: Connection) -> Turn:
     """Wait for the other workers' batches, then hold the turn until this transaction ends."""
-    value = _lock(conn)
+    value = repository.lock_state(conn, SCOPE, NAME)
     if value is None:
         # The first batch ever: a racing worker's insert waits for ours, then does nothing.
-        stmt: Any = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(
-            platform_sync_state
-        )
-        conn.execute(
-            stmt.values(
-                platform=SCOPE,
-                name=NAME,
-                value=f"0 {datetime.now(UTC).isoformat()}",
-                updated_at=datetime.now(UTC),
-            ).on_conflict_do_nothing(index_elements=["platform", "name"])
-        )
-        value = _lock(conn)
+        repository.add_state(conn, SCOPE, NAME, f"0 {datetime.now(UTC).isoformat()}")
+        value = repository.lock_state(conn, SCOPE, NAME)
         assert value is not None
     return _parse(value)
 
 
 def end_turn(conn: Connection, turn: Turn) -> None:
-    conn.execute(
-        update(platform_sync_state)
-        .where(platform_sync_state.c.platform == SCOPE, platform_sync_state.c.name == NAME)
-        .values(value=f"{turn.generation} {turn.stamp.isoformat()}", updated_at=datetime.now(UTC))
-    )
+    repository.save_state(conn, SCOPE, NAME, f"{turn.generation} {turn.stamp.isoformat()}")
 
 
 def load(conn: Connection, window: EventWindow, after: datetime | None = None) -> int:
     """Add the applied events of the window's time to it (only those stamped after
     `after` when given); how many rows were read."""
-    query = select(monitor_events).where(monitor_events.c.occurred_at >= window.floor)
-    if after is not None:
-        query = query.where(monitor_events.c.applied_at > after)
     read = 0
-    for row in conn.execute(query):
+    for row in repository.applied_events(conn, window.floor, after):
         read += 1
         if row.id not in window:
             window.add(to_event(row))

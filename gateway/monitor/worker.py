@@ -25,7 +25,7 @@ from gateway.metrics import MONITOR_ALERTS, MONITOR_EVENTS, MONITOR_RULE_EVALUAT
 from gateway.monitor.alerting import apply_findings
 from gateway.monitor.bus import Delivery, EventBus, encode
 from gateway.monitor.history import BatchHistory, SqlHistory
-from gateway.monitor.rows import insert_rows, record
+from gateway.monitor.repository import insert_rows, record
 from gateway.monitor.turns import Turn, end_turn, load, take_turn
 from gateway.monitor.window import EventWindow
 from gateway.store.tables import outbox

@@ -22,7 +22,6 @@ from gateway.errors import Conflict, Forbidden, NotFound
 from gateway.identity.clients import get_client
 from gateway.identity.tokens import Caller
 from gateway.store.tables import enterprises, record_disputes, records
-from gateway.timeutil import aware
 
 OPENERS = frozenset({"department", "platform"})
 RESOLVERS = frozenset({"department"})
@@ -69,7 +68,7 @@ def _render(row: Any) -> dict[str, Any]:
     def iso(value: datetime | None) -> str | None:
         if value is None:
             return None
-        return aware(value).isoformat()
+        return value.isoformat()
 
     return {
         "id": row.id,

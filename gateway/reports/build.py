@@ -16,11 +16,10 @@ from typing import Any
 
 from gateway.loans.service import LedgerEvent
 from gateway.reports.loans import loan_ref, scored_loans
-from gateway.reports.records import StoredRecord
+from gateway.reports.repository import StoredRecord
 from gateway.reports.scoring import EnterpriseFacts, ScoredRecord, ScoreModel
 from gateway.reports.sections import SectionConfig, Shown, completeness, shown_records
 from gateway.reports.signing import without_floats
-from gateway.timeutil import aware
 from policies.publication import PublicationRules
 
 CHENGDU = timezone(timedelta(hours=8))
@@ -136,7 +135,7 @@ class ReportBuilder:
         stamps = [r.updated_at for r in records]
         updated = enterprise.get("updated_at")
         if isinstance(updated, datetime):
-            stamps.append(aware(updated))
+            stamps.append(updated)
         report: dict[str, Any] = {
             "credit_code": enterprise["credit_code"],
             "enterprise_name": enterprise["name"],

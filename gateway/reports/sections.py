@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from gateway.reports.records import StoredRecord
+from gateway.reports.repository import StoredRecord
 from gateway.store.tables import CATEGORIES
 from policies.configfile import load_yaml
 from policies.publication import PenaltyFacts, PublicationRules, Visibility, in_force_entry

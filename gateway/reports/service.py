@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from psycopg.rows import namedtuple_row
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.batching import Coalescer
-from gateway.consents.service import CONSENTS_PG, stored_from_row, stored_many
-from gateway.db import Held
 from gateway.loans import service as ledger
 from gateway.metrics import REPORT_BUILD
 from gateway.records import disputes
@@ -30,9 +26,15 @@ from gateway.reports.build import (
     stale_at,
 )
 from gateway.reports.cache import ReportCache
-from gateway.reports.records import StoredRecord, current_records, enterprise_row, latest_feeds
-from gateway.store.tables import enterprises
-from policies.consent import StoredConsent
+from gateway.reports.repository import (
+    Ask,
+    ConsentReads,
+    Found,
+    StoredRecord,
+    current_records,
+    enterprise_row,
+    latest_feeds,
+)
 
 RULE_FILES = ("publication.yaml", "report.yaml", "score_model.yaml")
 FEEDS_TTL_S = 60.0
@@ -62,54 +64,6 @@ class Cut:
     canonical: bytes
     sha256: str
     stale_at: datetime | None  # see build.stale_at
-
-
-Ask = tuple[str | None, str]  # (consent id from the request, credit code)
-Found = tuple[StoredConsent | None, int | None]
-
-
-_VERSIONS_PG = (
-    "SELECT credit_code, data_version FROM enterprises WHERE credit_code = ANY(%(codes)s)"
-)
-
-
-def consents_and_versions(conn: Connection, asks: Sequence[Ask]) -> list[Found]:
-    """For each ask, the consent as stored now and the enterprise's data version
-    (None: no such enterprise); two queries for any number of asks. SQLite's
-    path; PostgreSQL's is `consents_and_versions_pg`."""
-    found = stored_many(conn, {consent_id for consent_id, _ in asks if consent_id})
-    rows = conn.execute(
-        select(enterprises.c.credit_code, enterprises.c.data_version).where(
-            enterprises.c.credit_code.in_({code for _, code in asks})
-        )
-    )
-    return _pair(asks, found, {code: int(version) for code, version in rows})
-
-
-async def consents_and_versions_pg(pg: Any, asks: Sequence[Ask]) -> list[Found]:
-    """`consents_and_versions` on psycopg's asyncio connection (autocommit): both
-    queries in one pipeline, one round trip, driver-level SQL with one array
-    parameter each, whatever the batch size."""
-    ids = list({consent_id for consent_id, _ in asks if consent_id})
-    codes = list({code for _, code in asks})
-    consent_rows = pg.cursor(row_factory=namedtuple_row)
-    version_rows = pg.cursor()
-    async with pg.pipeline():
-        if ids:
-            await consent_rows.execute(CONSENTS_PG, {"ids": ids})
-        await version_rows.execute(_VERSIONS_PG, {"codes": codes})
-    found = {row.id: stored_from_row(row) for row in await consent_rows.fetchall()} if ids else {}
-    versions = {code: int(version) for code, version in await version_rows.fetchall()}
-    return _pair(asks, found, versions)
-
-
-def _pair(
-    asks: Sequence[Ask], found: dict[str, StoredConsent], versions: dict[str, int]
-) -> list[Found]:
-    return [
-        (found.get(consent_id) if consent_id else None, versions.get(code))
-        for consent_id, code in asks
-    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,9 +114,7 @@ class ReportService:
         # Concurrent requests' consent reads share one query (each still starts
         # after its request arrived, so it sees every revocation committed before).
         self._reads: Coalescer[Ask, Found] = Coalescer(self._read)
-        # Autocommit: no BEGIN before the reads and no ROLLBACK after; each read
-        # is its own snapshot, which is all a check needs.
-        self._held = Held(store, autocommit=True)
+        self._consent_reads = ConsentReads(store)
         # Copies of what the reads found, for `copy_s` seconds; only where the
         # gate can check consent change marks (with Redis). See settings.
         self.copy_s = copy_s
@@ -212,13 +164,10 @@ class ReportService:
         self._copies.pop((consent_id, credit_code), None)
 
     async def _read(self, asks: list[Ask]) -> list[Found]:
-        return await self._held.run(
-            lambda pg: consents_and_versions_pg(pg, asks),
-            lambda conn: consents_and_versions(conn, asks),
-        )
+        return await self._consent_reads.consents_and_versions(asks)
 
     async def close(self) -> None:
-        await self._held.close()
+        await self._consent_reads.close()
 
     async def full_report(
         self, engine: AsyncEngine, credit_code: str, data_version: int, now: datetime

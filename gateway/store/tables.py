@@ -15,7 +15,6 @@ from sqlalchemy import (
     Boolean,
     Column,
     Date,
-    DateTime,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -29,6 +28,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from gateway.store.types import UtcDateTime
+
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -41,7 +42,8 @@ metadata = MetaData(naming_convention=NAMING)
 # SQLite only autoincrements INTEGER PRIMARY KEY columns.
 Id = BigInteger().with_variant(Integer(), "sqlite")
 Json = JSON().with_variant(JSONB(), "postgresql")
-Timestamp = DateTime(timezone=True)
+# Every timestamp column: aware UTC datetimes in and out, on SQLite too.
+Timestamp = UtcDateTime()
 
 CATEGORIES = (
     "registration",

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, insert, select, update
 from starlette.testclient import TestClient
 
 from gateway.alerts.service import apply_finding
-from gateway.dashboard import queries
+from gateway.dashboard import repository
 from gateway.dashboard.router import SESSION_COOKIE
 from gateway.monitor.worker import Monitor
 from gateway.store.tables import alert_history, alerts, loans
@@ -216,7 +216,7 @@ def test_alerts_per_day_count_by_chengdu_day(engine: Engine) -> None:
     raise_alert(engine, 11, seen=datetime(2026, 11, 26, 15, 30, tzinfo=UTC))
     raise_alert(engine, 12, rule="multi_lending", seen=datetime(2026, 11, 27, 1, 0, tzinfo=UTC))
     with engine.connect() as conn:
-        days, series = queries.alerts_per_day(conn, date(2026, 11, 27), days=3)
+        days, series = repository.alerts_per_day(conn, date(2026, 11, 27), days=3)
     assert days == ["2026-11-25", "2026-11-26", "2026-11-27"]
     assert series == {"multi_lending": [0, 0, 1], "overdue_default": [0, 1, 1]}
 
@@ -231,7 +231,7 @@ def test_platform_figures_count_lent_and_late_loans(engine: Engine) -> None:
                 first_event_at=NOW, last_event_at=NOW, updated_at=NOW,
             ))  # fmt: skip
     with engine.connect() as conn:
-        [figures] = queries.platform_figures(conn)
+        [figures] = repository.platform_figures(conn)
     assert (figures.loans, figures.volume_fen, figures.live, figures.late) == (4, 14_000_000, 3, 2)
     assert figures.overdue_ratio == pytest.approx(2 / 3)
 
@@ -239,10 +239,10 @@ def test_platform_figures_count_lent_and_late_loans(engine: Engine) -> None:
 def test_filters_decide_what_the_stream_keeps() -> None:
     alert = {"status": "acknowledged", "severity": "high", "rule": "query_abuse",
              "credit_code": None}  # fmt: skip
-    assert not queries.filters_of("open", "", "", "").matches(alert)
-    assert queries.filters_of("active", "high", "query_abuse", "").matches(alert)
-    assert not queries.filters_of("all", "critical", "", "").matches(alert)
-    assert queries.filters_of("bogus", "bogus", "", "").status == "open"
+    assert not repository.filters_of("open", "", "", "").matches(alert)
+    assert repository.filters_of("active", "high", "query_abuse", "").matches(alert)
+    assert not repository.filters_of("all", "critical", "", "").matches(alert)
+    assert repository.filters_of("bogus", "bogus", "", "").status == "open"
 
 
 def test_the_list_filters_by_status_the_name_the_api_uses(

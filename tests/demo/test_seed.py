@@ -323,7 +323,7 @@ def test_the_demo_world_has_a_stale_feed_and_a_category_never_fed(
     """Reports on seeded enterprises show every state of completeness: the seed
     leaves the utilities' feed stale and the housing fund centre unconnected."""
     from gateway.reports.build import ReportBuilder
-    from gateway.reports.records import latest_feeds
+    from gateway.reports.repository import latest_feeds
     from gateway.reports.sections import completeness
 
     seed(engine, tmp_path, n=30)

@@ -27,7 +27,7 @@ from gateway.reports.build import (
     request_members,
     stale_at,
 )
-from gateway.reports.records import StoredRecord
+from gateway.reports.repository import StoredRecord
 from gateway.settings import Settings
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"

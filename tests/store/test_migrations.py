@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, inspect, make_url
 
 from gateway.store.migrate import alembic_config, upgrade
@@ -44,6 +46,14 @@ EXPECTED = {
     "report_cuts",
     "issued_reports",
 }
+
+
+def test_autogenerate_finds_nothing_to_migrate(engine: Engine) -> None:
+    """The tables as defined (UtcDateTime included) are the tables migrated:
+    `alembic revision --autogenerate` would write an empty migration."""
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, metadata) == []
 
 
 def test_migrated_schema_matches_the_table_definitions(engine: Engine) -> None:

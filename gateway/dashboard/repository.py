@@ -1,6 +1,8 @@
-"""What the dashboard reads: the alert list as officers work it (worst first),
-open counts, chart series and an alert's evidence events. Sync functions on a
-`Connection`, run by the router through `run_sync`."""
+"""All SQL of the dashboard: what it reads (the alert list as officers work it,
+worst first; open counts, chart series and an alert's evidence events), and
+the accounts and sessions behind its login (accounts.py's rows). Sync
+functions on a `Connection` inside the caller's transaction; they never
+commit."""
 
 from __future__ import annotations
 
@@ -8,17 +10,24 @@ import contextlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, case, func, select
+from sqlalchemy import Connection, Row, case, delete, func, insert, or_, select, update
 
 from gateway.alerts.service import STATUSES, render
 from gateway.monitor.bus import decode
 from gateway.monitor.worker import DEAD_LETTERS
-from gateway.store.tables import alerts, enterprises, loans, monitor_events, platform_dead_letters
-from gateway.timeutil import aware
+from gateway.store.tables import (
+    alerts,
+    dashboard_sessions,
+    dashboard_users,
+    enterprises,
+    loans,
+    monitor_events,
+    platform_dead_letters,
+)
 from policies.risk.base import SEVERITIES
 
 CHENGDU = ZoneInfo("Asia/Shanghai")
@@ -122,7 +131,7 @@ def dead_letters(conn: Connection, limit: int = 10) -> tuple[int, list[DeadLette
         with contextlib.suppress(ValueError, KeyError, TypeError):  # kept whole, whatever it was
             event = decode(row.raw)
             event_id, kind = event.id, str(event.kind)
-        items.append(DeadLetter(event_id, kind, row.reason, aware(row.received_at)))
+        items.append(DeadLetter(event_id, kind, row.reason, row.received_at))
     return int(total), items
 
 
@@ -150,12 +159,10 @@ def alerts_per_day(
     index = {day: n for n, day in enumerate(labels)}
     series: dict[str, list[int]] = defaultdict(lambda: [0] * days)
     rows = conn.execute(
-        select(alerts.c.rule, alerts.c.first_seen_at).where(
-            alerts.c.first_seen_at >= since.astimezone(UTC)
-        )
+        select(alerts.c.rule, alerts.c.first_seen_at).where(alerts.c.first_seen_at >= since)
     )
     for rule, seen in rows:
-        n = index.get(aware(seen).astimezone(CHENGDU).date().isoformat())
+        n = index.get(seen.astimezone(CHENGDU).date().isoformat())
         if n is not None:
             series[rule][n] += 1
     return labels, dict(sorted(series.items()))
@@ -199,7 +206,7 @@ def evidence_events(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str,
     return {
         r.id: {
             "kind": r.kind,
-            "occurred_at": aware(r.occurred_at),
+            "occurred_at": r.occurred_at,
             "credit_code": r.credit_code,
             "attrs": dict(r.attrs),
         }
@@ -218,3 +225,93 @@ def enterprise_names(conn: Connection, codes: Iterable[str]) -> dict[str, str]:
         )
     )
     return {str(code): str(name) for code, name in rows}
+
+
+def user_exists(conn: Connection, name: str) -> bool:
+    found = conn.execute(select(dashboard_users.c.name).where(dashboard_users.c.name == name))
+    return found.first() is not None
+
+
+def add_user(
+    conn: Connection, name: str, role: str, password_hash: str, created_at: datetime
+) -> None:
+    conn.execute(
+        insert(dashboard_users).values(
+            name=name,
+            role=role,
+            password_hash=password_hash,
+            failed_logins=0,
+            created_at=created_at,
+        )
+    )
+
+
+def change_user(conn: Connection, name: str, values: dict[str, object]) -> bool:
+    """Whether there was such a user to change."""
+    changed = conn.execute(
+        update(dashboard_users).where(dashboard_users.c.name == name).values(**values)
+    ).rowcount
+    return bool(changed)
+
+
+def user_login(conn: Connection, name: str) -> Row[str, str, datetime | None] | None:
+    """(password_hash, role, disabled_at) of the user `name`."""
+    u = dashboard_users.c
+    return conn.execute(
+        select(u.password_hash, u.role, u.disabled_at).where(u.name == name)
+    ).first()
+
+
+def delete_sessions(conn: Connection, name: str | None) -> int:
+    """End one user's sessions, or everyone's with None; how many ended."""
+    query = delete(dashboard_sessions)
+    if name is not None:
+        query = query.where(dashboard_sessions.c.user_name == name)
+    return conn.execute(query).rowcount
+
+
+def add_session(
+    conn: Connection, session_id: str, user_name: str, csrf_token: str, now: datetime
+) -> None:
+    conn.execute(
+        insert(dashboard_sessions).values(
+            id=session_id, user_name=user_name, csrf_token=csrf_token, created_at=now,
+            last_seen_at=now,
+        )
+    )  # fmt: skip
+
+
+def delete_sessions_before(
+    conn: Connection, seen_before: datetime, created_before: datetime
+) -> None:
+    t = dashboard_sessions.c
+    conn.execute(
+        delete(dashboard_sessions).where(
+            or_(t.last_seen_at < seen_before, t.created_at < created_before)
+        )
+    )
+
+
+def session_row(
+    conn: Connection, session_id: str
+) -> Row[str, str, datetime, datetime, str, datetime | None] | None:
+    """The session and its user: user_name, csrf_token, created_at, last_seen_at,
+    role, disabled_at."""
+    s, u = dashboard_sessions.c, dashboard_users.c
+    return conn.execute(
+        select(s.user_name, s.csrf_token, s.created_at, s.last_seen_at, u.role, u.disabled_at)
+        .join(dashboard_users, u.name == s.user_name)
+        .where(s.id == session_id)
+    ).first()
+
+
+def touch_session(conn: Connection, session_id: str, now: datetime) -> None:
+    conn.execute(
+        update(dashboard_sessions)
+        .where(dashboard_sessions.c.id == session_id)
+        .values(last_seen_at=now)
+    )
+
+
+def delete_session(conn: Connection, session_id: str) -> None:
+    conn.execute(delete(dashboard_sessions).where(dashboard_sessions.c.id == session_id))

@@ -1,0 +1,97 @@
+"""SQL of the audit trail's readers and the sealer: today's counts,
+checkpoints stored off the request path. Works on a
+sync Connection inside the caller's transaction; it never commits.
+
+Appending to the chain and verifying it keep their SQL in chain.py (the
+chain's own repository: its PostgreSQL statement is on the hot path), and
+kept reports theirs in kept.py."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+
+from sqlalchemy import Connection, Row, func, select, text
+
+from gateway.audit.checkpoints import Checkpoint
+from gateway.store.tables import audit_entries, clients
+
+
+def seq_bounds(conn: Connection) -> tuple[int | None, int | None]:
+    """The first and last sequence numbers in the trail (None, None when empty)."""
+    low, high = conn.execute(
+        select(func.min(audit_entries.c.seq), func.max(audit_entries.c.seq))
+    ).one()
+    return low, high
+
+
+def first_from(conn: Connection, seq: int) -> Row[int, str] | None:
+    """(seq, at) of the first entry at or after `seq`."""
+    return conn.execute(
+        select(audit_entries.c.seq, audit_entries.c.at)
+        .where(audit_entries.c.seq >= seq)
+        .order_by(audit_entries.c.seq)
+        .limit(1)
+    ).first()
+
+
+def allowed_counts(
+    conn: Connection, first: int, routes: Collection[str], start: datetime, end: datetime
+) -> Sequence[Row[str, str | None, str | None, str, int]]:
+    """(client_id, credit_code, consent_id, route, entries) of the `allow`
+    entries of `routes` from seq `first` on, timed in [start, end)."""
+    return conn.execute(
+        select(
+            audit_entries.c.client_id,
+            audit_entries.c.credit_code,
+            audit_entries.c.consent_id,
+            audit_entries.c.route,
+            func.count(),
+        )
+        .where(
+            audit_entries.c.seq >= first,
+            audit_entries.c.decision == "allow",
+            audit_entries.c.route.in_(list(routes)),
+            audit_entries.c.at >= start.isoformat(timespec="microseconds"),
+            audit_entries.c.at < end.isoformat(timespec="microseconds"),
+        )
+        .group_by(
+            audit_entries.c.client_id,
+            audit_entries.c.credit_code,
+            audit_entries.c.consent_id,
+            audit_entries.c.route,
+        )
+    ).all()
+
+
+def org_codes(conn: Connection, client_ids: set[str]) -> dict[str, str | None]:
+    if not client_ids:
+        return {}
+    rows = conn.execute(
+        select(clients.c.client_id, clients.c.org_code).where(
+            clients.c.client_id.in_(sorted(client_ids))
+        )
+    )
+    return {row.client_id: row.org_code for row in rows}
+
+
+_STORE = text(
+    "INSERT INTO audit_checkpoints (seq, entry_hash, signed) VALUES (:seq, :entry_hash, :signed)"
+    " ON CONFLICT (seq) DO NOTHING"
+)
+_HAS = text("SELECT 1 FROM audit_checkpoints WHERE seq = :seq")
+_ENTRY = text("SELECT entry_hash FROM audit_entries WHERE seq = :seq")
+
+
+def missing_checkpoint_at(conn: Connection, seq: int) -> str | None:
+    """The hash of entry `seq` when it has no checkpoint yet (None: it has one,
+    or there is no such entry)."""
+    if conn.execute(_HAS, {"seq": seq}).first() is not None:
+        return None
+    head = conn.execute(_ENTRY, {"seq": seq}).scalar()
+    return None if head is None else str(head)
+
+
+def store_checkpoints(conn: Connection, made: Sequence[Checkpoint]) -> None:
+    """Store `made`; one already stored at its seq is kept as it is."""
+    conn.execute(_STORE, [{"seq": c.seq, "entry_hash": c.head, "signed": c.signed} for c in made])
