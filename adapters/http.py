@@ -25,10 +25,9 @@ import email.utils
 import ipaddress
 import random
 import socket
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 
@@ -169,17 +168,26 @@ async def send(
     *,
     policy: RetryPolicy,
     stream: bool = False,
-    **kwargs: Any,
+    content: bytes | None = None,
+    data: Mapping[str, str] | None = None,
+    params: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> httpx.Response:
     """One request, retried within `policy`; the first answer not worth retrying.
 
-    With `stream=True` the body is not read: the caller reads (see
+    `content` (raw bytes), `data` (a form), `params` and `headers` as httpx takes
+    them. With `stream=True` the body is not read: the caller reads (see
     `read_limited`) and closes it. Raises RetriesExhausted.
     """
     last = policy.attempts - 1
     for attempt in range(policy.attempts):
         try:
-            response = await client.send(client.build_request(method, url, **kwargs), stream=stream)
+            response = await client.send(
+                client.build_request(
+                    method, url, content=content, data=data, params=params, headers=headers
+                ),
+                stream=stream,
+            )
         except httpx.TransportError as exc:
             if attempt == last:
                 raise RetriesExhausted(

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
 from gateway.alerts import repository
@@ -106,7 +106,7 @@ def apply_finding(conn: Connection, finding: Finding, seen_at: datetime) -> tupl
     return str(current.id), False
 
 
-def render(conn: Connection, row: Any, *, with_history: bool) -> dict[str, Any]:
+def render(conn: Connection, row: Row[Any], *, with_history: bool) -> dict[str, Any]:
     """The alert as every answer shows it. The column is `state` (renaming it needs a
     migration); the public name is `status`, given here and nowhere else."""
     item: dict[str, Any] = {

@@ -30,6 +30,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from psycopg import AsyncConnection
+from psycopg.rows import TupleRow
 from sqlalchemy import Connection, Engine, select
 
 from gateway.audit import checkpoints
@@ -179,7 +181,7 @@ def append_linked(
 
 
 async def append_many_committed_pg(
-    pg: Any,
+    pg: AsyncConnection[TupleRow],
     events: Sequence[AuditEvent],
     *,
     signer: LoadedKey | None = None,
@@ -194,7 +196,7 @@ async def append_many_committed_pg(
 
 
 async def append_linked_pg(
-    pg: Any,
+    pg: AsyncConnection[TupleRow],
     events: Sequence[AuditEvent],
     *,
     signer: LoadedKey | None = None,

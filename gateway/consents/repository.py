@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, Connection, Row, and_, insert, or_, select, update
 
@@ -121,9 +121,34 @@ def stored_many(conn: Connection, consent_ids: Collection[str]) -> dict[str, Sto
     return {row.id: stored_from_row(row) for row in rows}
 
 
-def stored_from_row(row: Any) -> StoredConsent:
-    """A consent row (anything with its columns as attributes: a typed row, or
-    psycopg's on `CONSENTS_PG`, timestamptz read aware) as the policy reads it."""
+class ConsentRow(Protocol):
+    """A consent row's columns the policy reads, as attributes: SQLAlchemy's row, or
+    psycopg's named tuple on `CONSENTS_PG` (timestamptz read aware)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def credit_code(self) -> str: ...
+    @property
+    def grantee_client_id(self) -> str: ...
+    @property
+    def registrant_client_id(self) -> str: ...
+    @property
+    def purpose(self) -> str: ...
+    @property
+    def scopes(self) -> Iterable[str]: ...
+    @property
+    def valid_from(self) -> datetime: ...
+    @property
+    def valid_until(self) -> datetime: ...
+    @property
+    def revoked_at(self) -> datetime | None: ...
+    @property
+    def max_daily_accesses(self) -> int | None: ...
+
+
+def stored_from_row(row: ConsentRow) -> StoredConsent:
+    """A consent row as the policy reads it."""
     return StoredConsent(
         id=row.id,
         credit_code=row.credit_code,

@@ -17,6 +17,7 @@ from gateway.deps import ConsentRulesDep, EngineDep, RedisDep
 from gateway.errors import problem_docs
 from gateway.idempotency import Replay, begin, check_key, finish, request_digest
 from gateway.identifiers import checked_code
+from gateway.identity.tokens import Caller
 from gateway.params import JSON_ONLY_DOC, CreditCodeQuery, JsonOnly, Rfc3339
 
 router = APIRouter(tags=["consents"])
@@ -35,14 +36,14 @@ _PROBLEMS = problem_docs(
 )
 
 
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def _json(body: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(body), status, media_type="application/json", headers=headers)
 
 
 async def _audit(
     request: Request,
     conn: AsyncConnection,
-    caller: Any,
+    caller: Caller,
     consent: dict[str, Any],
     body: bytes,
     *,

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Connection
+from sqlalchemy import ColumnElement, Connection, Row
 
 from gateway.consents import repository
 from gateway.consents.principal import Actor, witness_of
@@ -124,7 +124,7 @@ def _visible(caller: Actor) -> ColumnElement[bool]:
     return repository.visible(caller.client_type in SEES_ALL, caller.client_id, witness)
 
 
-def _render(conn: Connection, row: Any, now: datetime) -> dict[str, Any]:
+def _render(conn: Connection, row: Row[Any], now: datetime) -> dict[str, Any]:
     until = row.valid_until
     status = "revoked" if row.revoked_at else "expired" if now >= until else "active"
     history = repository.history(conn, row.id)

@@ -1,5 +1,6 @@
 """The loan ledger's SQL: events stored once, loans rewritten from their events,
-dead letters. Everything runs on the caller's Connection, in its transaction."""
+dead letters, and the read side (an enterprise's loans and events, a page of
+loans). Everything runs on the caller's Connection, in its transaction."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, insert, select, update
+from sqlalchemy import Connection, Row, and_, delete, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.store.tables import enterprises, loan_events, loans, platform_dead_letters
@@ -91,3 +92,66 @@ def add_dead_letter(conn: Connection, platform: str, reason: str, raw: bytes) ->
             platform=platform, reason=reason, raw=raw, received_at=datetime.now(UTC)
         )
     )
+
+
+# What a reader of the ledger is shown of a loan.
+_PUBLIC = (
+    loans.c.platform, loans.c.loan_no, loans.c.credit_code, loans.c.bank_code, loans.c.status,
+    loans.c.amount_fen, loans.c.outstanding_fen, loans.c.days_overdue,
+    loans.c.core_enterprise_code, loans.c.first_event_at, loans.c.last_event_at,
+)  # fmt: skip
+
+
+def loans_of(conn: Connection, credit_code: str) -> list[Row[Any]]:
+    """The enterprise's loans, the first lent first."""
+    return list(
+        conn.execute(
+            select(*_PUBLIC)
+            .where(loans.c.credit_code == credit_code)
+            .order_by(loans.c.first_event_at, loans.c.platform, loans.c.loan_no)
+        )
+    )
+
+
+_HISTORY = (
+    select(
+        loan_events.c.platform, loan_events.c.loan_no, loan_events.c.event_type,
+        loan_events.c.occurred_at, loan_events.c.amount_fen, loan_events.c.days_overdue,
+    )
+    .where(loan_events.c.loan_no.is_not(None), loan_events.c.event_type != "consent_granted")
+    .order_by(loan_events.c.occurred_at, loan_events.c.id)
+)  # fmt: skip
+
+
+def events_of(conn: Connection, credit_code: str) -> list[Row[Any]]:
+    """Every event of the enterprise's loans in the order they fold. Every event
+    names its borrower (`gateway.loans.events.LoanEvent`), so one indexed read."""
+    return list(conn.execute(_HISTORY.where(loan_events.c.credit_code == credit_code)))
+
+
+def loans_page(
+    conn: Connection,
+    *,
+    credit_code: str | None,
+    platform: str | None,
+    status: str | None,
+    after: tuple[str, str] | None,
+    limit: int,
+) -> list[Row[Any]]:
+    """Up to `limit` loans by (platform, loan number), those after `after` only."""
+    query = select(*_PUBLIC)
+    if credit_code:
+        query = query.where(loans.c.credit_code == credit_code)
+    if platform:
+        query = query.where(loans.c.platform == platform)
+    if status:
+        query = query.where(loans.c.status == status)
+    if after is not None:
+        after_platform, after_loan = after
+        query = query.where(
+            or_(
+                loans.c.platform > after_platform,
+                and_(loans.c.platform == after_platform, loans.c.loan_no > after_loan),
+            )
+        )
+    return list(conn.execute(query.order_by(loans.c.platform, loans.c.loan_no).limit(limit)))

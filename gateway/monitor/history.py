@@ -13,7 +13,7 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, date
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Row
 
 from gateway.monitor import repository
 from gateway.monitor.window import EventWindow
@@ -21,7 +21,7 @@ from policies.risk.base import History, MonitorEvent, Query, Tally
 from policies.risk.common import matches
 
 
-def to_event(row: Any) -> MonitorEvent:
+def to_event(row: Row[Any]) -> MonitorEvent:
     return MonitorEvent(
         id=row.id,
         kind=row.kind,

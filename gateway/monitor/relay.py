@@ -121,6 +121,9 @@ def record_batch(conn: Connection, after: str, limit: int) -> tuple[list[Monitor
     return events, last
 
 
+# A source's watermark: records' "updated_at|id", the others' last id. Each batch
+# takes its own kind, so `Batch` cannot name one.
+Position = int | str
 Batch = Callable[[Connection, Any, int], tuple[list[MonitorEvent], Any]]
 SOURCES: tuple[tuple[str, Batch], ...] = (
     ("records", record_batch),
@@ -130,15 +133,17 @@ SOURCES: tuple[tuple[str, Batch], ...] = (
 _SOURCE_NAMES = tuple(name for name, _ in SOURCES)
 
 
-def _read(engine: Engine, name: str, batch: Batch, limit: int) -> tuple[Any, list[Any], Any]:
+def _read(
+    engine: Engine, name: str, batch: Batch, limit: int
+) -> tuple[Position, list[MonitorEvent], Position]:
     with engine.connect() as conn:
         stored = read_position(conn, WATERMARKS, name)
-        after: Any = (stored or "") if name == "records" else int(stored or 0)
+        after: Position = (stored or "") if name == "records" else int(stored or 0)
         events, last = batch(conn, after, limit)
     return after, events, last
 
 
-def _save(engine: Engine, name: str, last: Any) -> None:
+def _save(engine: Engine, name: str, last: Position) -> None:
     with engine.begin() as conn:
         save_position(conn, WATERMARKS, name, str(last))
 

@@ -5,7 +5,7 @@ the record open them; that department alone resolves them: `upheld` (it then
 delivers the corrected record, stored as a new version) or `rejected`. A
 department is the one its client is registered for, never one it names. Opening and
 resolving bump the enterprise's `data_version`, so no cached report hides
-the change. SQL on a sync Connection; the caller owns the transaction.
+the change. The SQL is in `dispute_repository`; the caller owns the transaction.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Row
 
 from gateway.apidocs import Doc
 from gateway.errors import Conflict, Forbidden, NotFound
 from gateway.identity.clients import get_client
 from gateway.identity.tokens import Caller
-from gateway.store.tables import enterprises, record_disputes, records
+from gateway.records import dispute_repository as repository
 
 OPENERS = frozenset({"department", "platform"})
 RESOLVERS = frozenset({"department"})
@@ -64,7 +64,7 @@ class UnknownDispute(NotFound):
     type_slug, title = "unknown-dispute", "No such dispute"
 
 
-def _render(row: Any) -> dict[str, Any]:
+def _render(row: Row[Any]) -> dict[str, Any]:
     def iso(value: datetime | None) -> str | None:
         if value is None:
             return None
@@ -86,11 +86,7 @@ def _render(row: Any) -> dict[str, Any]:
 
 def _bump(conn: Connection, credit_code: str | None, now: datetime) -> None:
     if credit_code:
-        conn.execute(
-            update(enterprises)
-            .where(enterprises.c.credit_code == credit_code)
-            .values(data_version=enterprises.c.data_version + 1, updated_at=now)
-        )
+        repository.bump_data_version(conn, credit_code, now)
 
 
 def open_dispute(
@@ -98,34 +94,24 @@ def open_dispute(
 ) -> dict[str, Any]:
     if caller.client_type not in OPENERS:
         raise Forbidden("only a department or a platform may open a dispute")
-    record = conn.execute(
-        select(records.c.id, records.c.credit_code, records.c.source_department).where(
-            records.c.id == record_id, records.c.category == category
-        )
-    ).first()
+    record = repository.record_of(conn, category, record_id)
     if record is None:
         raise UnknownRecord(f"no {category} record {record_id}")
     if caller.client_type == "department":
         _require_owner(conn, caller, record.source_department, "opens a dispute on")
-    already = conn.execute(
-        select(record_disputes.c.id).where(
-            record_disputes.c.record_id == record_id, record_disputes.c.status == "open"
-        )
-    ).first()
+    already = repository.open_dispute_on(conn, record_id)
     if already is not None:
-        raise Conflict(f"record {record_id} already has an open dispute", dispute_id=already.id)
+        raise Conflict(f"record {record_id} already has an open dispute", dispute_id=already)
     now = datetime.now(UTC)
     dispute_id = f"dsp_{secrets.token_urlsafe(12)}"
-    conn.execute(
-        insert(record_disputes).values(
-            id=dispute_id,
-            record_id=record_id,
-            credit_code=record.credit_code,
-            opened_by=caller.client_id,
-            opened_at=now,
-            reason=body.reason,
-            status="open",
-        )
+    repository.add(
+        conn,
+        dispute_id=dispute_id,
+        record_id=record_id,
+        credit_code=record.credit_code,
+        opened_by=caller.client_id,
+        opened_at=now,
+        reason=body.reason,
     )
     _bump(conn, record.credit_code, now)
     return get(conn, dispute_id)
@@ -139,22 +125,13 @@ def resolve(
     current = get(conn, dispute_id)
     if current["record_id"] != record_id:
         raise UnknownDispute(f"no dispute {dispute_id} on record {record_id}")
-    owner = conn.execute(
-        select(records.c.source_department).where(records.c.id == record_id)
-    ).scalar_one()
+    owner = repository.record_owner(conn, record_id)
     _require_owner(conn, caller, owner, "resolves a dispute on")
     if current["status"] != "open":
         raise Conflict(f"dispute {dispute_id} is already {current['status']}")
     now = datetime.now(UTC)
-    conn.execute(
-        update(record_disputes)
-        .where(record_disputes.c.id == dispute_id, record_disputes.c.status == "open")
-        .values(
-            status=body.outcome,
-            resolved_by=caller.client_id,
-            resolved_at=now,
-            resolution_note=body.note,
-        )
+    repository.close(
+        conn, dispute_id, outcome=body.outcome, by=caller.client_id, at=now, note=body.note
     )
     _bump(conn, current["credit_code"], now)
     return get(conn, dispute_id)
@@ -168,7 +145,7 @@ def _require_owner(conn: Connection, caller: Caller, owner: str, action: str) ->
 
 
 def get(conn: Connection, dispute_id: str) -> dict[str, Any]:
-    row = conn.execute(select(record_disputes).where(record_disputes.c.id == dispute_id)).first()
+    row = repository.dispute(conn, dispute_id)
     if row is None:
         raise UnknownDispute(f"no dispute {dispute_id}")
     return _render(row)
@@ -176,13 +153,8 @@ def get(conn: Connection, dispute_id: str) -> dict[str, Any]:
 
 def for_enterprise(conn: Connection, credit_code: str) -> dict[int, dict[str, Any]]:
     """Per record: its open dispute, else its latest resolved one (what a report shows)."""
-    rows = conn.execute(
-        select(record_disputes)
-        .where(record_disputes.c.credit_code == credit_code)
-        .order_by(record_disputes.c.opened_at)
-    )
     shown: dict[int, dict[str, Any]] = {}
-    for row in rows:
+    for row in repository.disputes_of(conn, credit_code):
         if shown.get(row.record_id, {}).get("status") != "open":
             shown[row.record_id] = _render(row)
     return shown

@@ -12,7 +12,17 @@ from datetime import date, datetime
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import Connection, String, Table, any_, bindparam, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    String,
+    Table,
+    any_,
+    bindparam,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 
@@ -153,7 +163,7 @@ def record_subjects(
     return found
 
 
-def _in(conn: Connection, column: Any, values: Sequence[str]) -> Any:
+def _in(conn: Connection, column: ColumnElement[str], values: Sequence[str]) -> ColumnElement[bool]:
     # psycopg parses a statement with a thousand placeholders for ~50 ms; one
     # array parameter costs nothing. SQLite has no arrays.
     if conn.dialect.name == "postgresql":

@@ -15,6 +15,7 @@ from gateway.audit.service import allowed, record_allowed, record_with
 from gateway.deps import EngineDep, StateDep
 from gateway.errors import Forbidden, PayloadTooLarge, UnsupportedMediaType, problem_docs
 from gateway.idempotency import Replay, begin, check_key, finish, request_digest
+from gateway.identity.tokens import Caller
 from gateway.params import JSON_ONLY_DOC, JsonOnly
 from gateway.records import disputes
 from gateway.records.http import IngestAnswer, delivery, ingest_idempotently
@@ -140,7 +141,7 @@ RecordId = Annotated[int, Path(ge=1, le=2**62, description="The record's id in r
 async def _audited(
     request: Request,
     conn: AsyncConnection,
-    caller: Any,
+    caller: Caller,
     dispute: dict[str, Any],
     answer: bytes,
     *,

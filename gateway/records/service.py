@@ -17,7 +17,7 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar
 
 import orjson
 from pydantic import ValidationError
@@ -41,6 +41,7 @@ from policies.departments import Writer
 log = logging.getLogger("xyd.ingest")
 
 T = TypeVar("T")
+P = ParamSpec("P")
 OutcomeName = Literal["accepted", "duplicate", "updated", "rejected"]
 _ATTEMPTS = 3
 _DETAIL_COLUMNS = {category: detail_columns(category) for category in DETAIL_TABLES}
@@ -203,7 +204,7 @@ def _enterprise(record: RecordBase, data: dict[str, Any]) -> dict[str, Any] | No
 class _InThisThread(Executor):
     """For an engine whose threads each see their own database (in-memory SQLite)."""
 
-    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         future: Future[T] = Future()
         try:
             future.set_result(fn(*args, **kwargs))

@@ -7,12 +7,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
-from psycopg.rows import namedtuple_row
+from psycopg import AsyncConnection
+from psycopg.rows import AsyncRowFactory, TupleRow, namedtuple_row
 from sqlalchemy import Connection, Engine, and_, func, select
 
-from gateway.consents.repository import CONSENTS_PG, stored_from_row, stored_many
+from gateway.consents.repository import CONSENTS_PG, ConsentRow, stored_from_row, stored_many
 from gateway.db import Held
 from gateway.store.tables import enterprises, ingest_runs, record_versions, records
 from policies.consent import StoredConsent
@@ -97,6 +98,11 @@ _VERSIONS_PG = (
 )
 
 
+# psycopg makes its named tuples at run time from the statement's columns, which
+# CONSENTS_PG fixes: its rows are ConsentRows, though no checker can see that.
+_CONSENT_ROWS = cast("AsyncRowFactory[ConsentRow]", namedtuple_row)
+
+
 class ConsentReads:
     """For each ask, the consent as stored now and the enterprise's data version
     (None: no such enterprise); one round trip on PostgreSQL, two queries
@@ -131,10 +137,12 @@ def _consents_and_versions_core(conn: Connection, asks: Sequence[Ask]) -> list[F
     return _pair(asks, found, {code: int(version) for code, version in rows})
 
 
-async def _consents_and_versions_pg(pg: Any, asks: Sequence[Ask]) -> list[Found]:
+async def _consents_and_versions_pg(
+    pg: AsyncConnection[TupleRow], asks: Sequence[Ask]
+) -> list[Found]:
     ids = list({consent_id for consent_id, _ in asks if consent_id})
     codes = list({code for _, code in asks})
-    consent_rows = pg.cursor(row_factory=namedtuple_row)
+    consent_rows = pg.cursor(row_factory=_CONSENT_ROWS)
     version_rows = pg.cursor()
     async with pg.pipeline():
         if ids:
