@@ -1,10 +1,12 @@
-"""All SQL of the enterprise lookup: the registry's public columns."""
+"""All SQL of the enterprises table outside ingestion: the registry's public
+columns, and the data version every change to what a report shows moves on."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.store.tables import enterprises
@@ -30,3 +32,13 @@ async def public_row(conn: AsyncConnection, credit_code: str) -> dict[str, Any] 
         await conn.execute(select(*_PUBLIC).where(enterprises.c.credit_code == credit_code))
     ).first()
     return None if row is None else {str(name): value for name, value in row._mapping.items()}
+
+
+def bump_data_version(conn: Connection, credit_code: str, now: datetime) -> None:
+    """Reports cached under the old version are never served again (a loan
+    event or a dispute changed what the report shows)."""
+    conn.execute(
+        update(enterprises)
+        .where(enterprises.c.credit_code == credit_code)
+        .values(data_version=enterprises.c.data_version + 1, updated_at=now)
+    )

@@ -23,6 +23,7 @@ from gateway.consents.principal import PlatformPrincipal
 from gateway.consents.schemas import ConsentIn
 from gateway.consents.service import check_subject
 from gateway.consents.service import create as create_consent
+from gateway.enterprises import repository as enterprise_rows
 from gateway.errors import ProblemError
 from gateway.loans import repository
 from gateway.loans.events import BEIJING, LoanEvent, beijing_day_end
@@ -56,7 +57,7 @@ def store(conn: Connection, event: LoanEvent, *, rules: ConsentRules) -> Stored:
         refold(conn, event.platform, event.loan_no, now)
     if event.credit_code:
         # The report's loans section changed: cached reports must not outlive it.
-        repository.bump_data_version(conn, event.credit_code, now)
+        enterprise_rows.bump_data_version(conn, event.credit_code, now)
     consent_id = None
     if event.authorization is not None and event.credit_code:
         consent_id = _consent(conn, event, rules)

@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, delete, insert, or_, select, update
+from sqlalchemy import Connection, Row, and_, delete, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from gateway.store.tables import enterprises, loan_events, loans, platform_dead_letters
+from gateway.store.tables import loan_events, loans, platform_dead_letters
 
 
 def insert_event_once(conn: Connection, values: Mapping[str, Any]) -> int | None:
@@ -54,14 +54,6 @@ def replace_loan(conn: Connection, row: Mapping[str, Any]) -> None:
         delete(loans).where(loans.c.platform == row["platform"], loans.c.loan_no == row["loan_no"])
     )
     conn.execute(insert(loans).values(**row))
-
-
-def bump_data_version(conn: Connection, credit_code: str, now: datetime) -> None:
-    conn.execute(
-        update(enterprises)
-        .where(enterprises.c.credit_code == credit_code)
-        .values(data_version=enterprises.c.data_version + 1, updated_at=now)
-    )
 
 
 def last_event_at(conn: Connection, platform: str) -> datetime | None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, insert, select, update
 
-from gateway.store.tables import enterprises, record_disputes, records
+from gateway.store.tables import record_disputes, records
 
 
 def record_of(conn: Connection, category: str, record_id: int) -> Row[int, str | None, str] | None:
@@ -70,14 +70,6 @@ def close(
         update(record_disputes)
         .where(record_disputes.c.id == dispute_id, record_disputes.c.status == "open")
         .values(status=outcome, resolved_by=by, resolved_at=at, resolution_note=note)
-    )
-
-
-def bump_data_version(conn: Connection, credit_code: str, now: datetime) -> None:
-    conn.execute(
-        update(enterprises)
-        .where(enterprises.c.credit_code == credit_code)
-        .values(data_version=enterprises.c.data_version + 1, updated_at=now)
     )
 
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import Connection, Row
 
 from gateway.apidocs import Doc
+from gateway.enterprises import repository as enterprise_rows
 from gateway.errors import Conflict, Forbidden, NotFound
 from gateway.identity.clients import get_client
 from gateway.identity.tokens import Caller
@@ -86,7 +87,7 @@ def _render(row: Row[Any]) -> dict[str, Any]:
 
 def _bump(conn: Connection, credit_code: str | None, now: datetime) -> None:
     if credit_code:
-        repository.bump_data_version(conn, credit_code, now)
+        enterprise_rows.bump_data_version(conn, credit_code, now)
 
 
 def open_dispute(
