@@ -211,3 +211,24 @@ def demo_platforms(
         except KeyboardInterrupt:
             for one in served:
                 one.server.should_exit = True
+
+
+@app.command("oidc")
+def demo_oidc() -> None:
+    """Serve the demo identity provider the gateway logs enterprises' people in
+    with, until interrupted (port: XYD_DEMO_OIDC_PORT, else one the system picks)."""
+    import time
+
+    from xyd_demo.oidc.serve import serve
+
+    settings = Settings()
+    if not (settings.state_dir / "demo" / "enterprises.csv").exists():
+        raise fail("no demo enterprises: run `xyd demo seed` (or make demo) first")
+    serving = serve(settings.state_dir, settings.host, settings.port)
+    typer.echo(f"demo identity provider: {serving.issuer}")
+    typer.echo(f"its users and passwords: {serving.users_file}")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        serving.server.should_exit = True
