@@ -24,7 +24,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from starlette.applications import Starlette
@@ -34,6 +34,7 @@ from starlette.routing import Route
 
 from gateway.identity.clients import secret_matches
 from gateway.keys import jose
+from xyd_demo.oidc.answers import NO_STORE, BadForm, bad_request, html, oauth_error, read_form
 from xyd_demo.oidc.pages import error_page, login_page
 from xyd_demo.oidc.registration import AUTH_METHODS, Client
 from xyd_demo.oidc.users import People, Person, dummy_hash
@@ -43,11 +44,9 @@ TOKEN_SECONDS = 300  # ID and access tokens alike
 LOGIN_SECONDS = 600
 MAX_PENDING = 10_000
 MAX_ATTEMPTS = 5
-MAX_FORM_BYTES = 8192
 MAX_PARAM_CHARS = 1024
 _CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
 _VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")
-_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _WRONG_LOGIN = "用户名或密码不正确 · Wrong username or password"
 
 
@@ -57,10 +56,6 @@ class _Expiring(Protocol):
 
 
 _V = TypeVar("_V", bound=_Expiring)
-
-
-class BadForm(Exception):
-    """A form too large, of the wrong type, or naming a field twice."""
 
 
 @dataclass(slots=True)
@@ -112,49 +107,6 @@ def _s256(verifier: str) -> str:
 
 def _with_params(uri: str, params: Mapping[str, str]) -> str:
     return uri + ("&" if urlsplit(uri).query else "?") + urlencode(params)
-
-
-def _html(page: str, status: int, form_target: str = "") -> HTMLResponse:
-    """No script, no framing, nothing remote; the form may post here and (its
-    redirect) reach the relying party's origin."""
-    csp = (
-        "default-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
-        f"form-action 'self' {form_target}".rstrip()
-    )
-    headers = {
-        **_NO_STORE,
-        "Content-Security-Policy": csp,
-        "X-Frame-Options": "DENY",
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
-    }
-    return HTMLResponse(page, status_code=status, headers=headers)
-
-
-def _oauth_error(error: str, description: str, status: int = 400) -> JSONResponse:
-    body = {"error": error, "error_description": description}
-    return JSONResponse(body, status_code=status, headers=_NO_STORE)
-
-
-async def _form(request: Request) -> dict[str, str]:
-    """A urlencoded form of at most MAX_FORM_BYTES, each field named once."""
-    if request.headers.get("content-type", "").split(";")[0].strip() != (
-        "application/x-www-form-urlencoded"
-    ):
-        raise BadForm("the body must be application/x-www-form-urlencoded")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            raise BadForm("the form is too large")
-    try:
-        pairs = parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=False)
-    except (UnicodeDecodeError, ValueError):
-        raise BadForm("the form is not urlencoded UTF-8") from None
-    found = dict(pairs)
-    if len(found) != len(pairs):
-        raise BadForm("a field is given twice")
-    return found
 
 
 class Provider:
@@ -226,16 +178,13 @@ class Provider:
         pairs = request.query_params.multi_items()
         query = dict(pairs)
         if len(query) != len(pairs) or any(len(v) > MAX_PARAM_CHARS for v in query.values()):
-            return _html(
-                error_page("请求无效 · Bad request", "a parameter is repeated or too long"), 400
-            )
+            return bad_request("a parameter is repeated or too long")
         client = self._clients.get(query.get("client_id", ""))
         if client is None:
-            return _html(error_page("请求无效 · Bad request", "unknown client_id"), 400)
+            return bad_request("unknown client_id")
         redirect_uri = query.get("redirect_uri", "")
         if redirect_uri not in client.redirect_uris:
-            detail = "redirect_uri is not one registered for this client"
-            return _html(error_page("请求无效 · Bad request", detail), 400)
+            return bad_request("redirect_uri is not one registered for this client")
         refused = _refusal(query)
         if refused is not None:
             return self._back(
@@ -263,30 +212,30 @@ class Provider:
     ) -> HTMLResponse:
         page = login_page(request_id, pending.csrf, pending.client_id, error)
         origin = urlsplit(pending.redirect_uri)
-        return _html(page, status, f"{origin.scheme}://{origin.netloc}")
+        return html(page, status, f"{origin.scheme}://{origin.netloc}")
 
     def _back(self, redirect_uri: str, params: dict[str, str], state: str) -> RedirectResponse:
         if state:
             params["state"] = state
         params["iss"] = self.issuer
-        return RedirectResponse(_with_params(redirect_uri, params), 302, headers=_NO_STORE)
+        return RedirectResponse(_with_params(redirect_uri, params), 302, headers=NO_STORE)
 
     async def login(self, request: Request) -> Response:
         try:
-            form = await _form(request)
+            form = await read_form(request)
         except BadForm as exc:
-            return _html(error_page("请求无效 · Bad request", str(exc)), 400)
+            return bad_request(str(exc))
         request_id = form.get("request", "")
         pending = self._pending.get(request_id)
         if pending is None or pending.expires <= self._clock():
             detail = "this login has expired or is unknown: start again from the gateway"
-            return _html(error_page("登录已过期 · Login expired", detail), 400)
+            return html(error_page("登录已过期 · Login expired", detail), 400)
         if not (
             _same(form.get("csrf"), pending.csrf)
             and _same(request.cookies.get(_cookie(request_id)), pending.browser)
         ):
             detail = "the form was not the one this browser was given"
-            return _html(error_page("请求被拒绝 · Refused", detail), 403)
+            return html(error_page("请求被拒绝 · Refused", detail), 403)
         username, password = form.get("username", ""), form.get("password", "")
         person = None
         if len(username) <= 64 and len(password) <= 1024:
@@ -296,7 +245,7 @@ class Provider:
             if pending.attempts >= MAX_ATTEMPTS:
                 del self._pending[request_id]
                 detail = "too many wrong passwords: start again from the gateway"
-                return _html(error_page("请求被拒绝 · Refused", detail), 403)
+                return html(error_page("请求被拒绝 · Refused", detail), 403)
             return self._login_form(request_id, pending, _WRONG_LOGIN, 401)
         del self._pending[request_id]
         now = self._clock()
@@ -310,15 +259,14 @@ class Provider:
 
     async def token(self, request: Request) -> Response:
         try:
-            form = await _form(request)
+            form = await read_form(request)
         except BadForm as exc:
-            return _oauth_error("invalid_request", str(exc))
-        client, failure = await self._client(request, form)
-        if failure is not None:
-            return failure
-        assert client is not None
+            return oauth_error("invalid_request", str(exc))
+        client = await self._client(request, form)
+        if not isinstance(client, Client):
+            return client
         if form.get("grant_type") != "authorization_code":
-            return _oauth_error("unsupported_grant_type", "authorization_code only")
+            return oauth_error("unsupported_grant_type", "authorization_code only")
         code = form.get("code", "")
         grant = self._codes.pop(code, None)  # single use, whatever happens next
         now = self._clock()
@@ -326,17 +274,17 @@ class Provider:
             spent = self._spent.pop(code, None)
             for token in spent.issued if spent else []:
                 self._tokens.pop(token, None)  # a code replayed: what it gave is revoked
-            return _oauth_error("invalid_grant", "unknown, expired or used code")
+            return oauth_error("invalid_grant", "unknown, expired or used code")
         pending = grant.pending
         if grant.expires <= now or pending.client_id != client.client_id:
-            return _oauth_error("invalid_grant", "unknown, expired or used code")
+            return oauth_error("invalid_grant", "unknown, expired or used code")
         if form.get("redirect_uri") != pending.redirect_uri:
-            return _oauth_error(
+            return oauth_error(
                 "invalid_grant", "redirect_uri differs from the authorisation request's"
             )
         verifier = form.get("code_verifier", "")
         if not _VERIFIER.fullmatch(verifier) or not _same(_s256(verifier), pending.challenge):
-            return _oauth_error("invalid_grant", "code_verifier does not match the code_challenge")
+            return oauth_error("invalid_grant", "code_verifier does not match the code_challenge")
         return self._issue(grant, code, now)
 
     def _issue(self, grant: Grant, code: str, now: float) -> JSONResponse:
@@ -367,17 +315,15 @@ class Provider:
             "scope": pending.scope,
             "id_token": jose.sign(header, claims, self._key),
         }
-        return JSONResponse(body, headers=_NO_STORE)
+        return JSONResponse(body, headers=NO_STORE)
 
-    async def _client(
-        self, request: Request, form: dict[str, str]
-    ) -> tuple[Client | None, Response | None]:
+    async def _client(self, request: Request, form: dict[str, str]) -> Client | JSONResponse:
         """The authenticated client (client_secret_basic or _post, one of them),
-        or the refusal to answer."""
+        or the refusal to answer with."""
         header = request.headers.get("authorization", "")
         basic = header[:6].lower() == "basic "
         if basic and "client_secret" in form:
-            return None, _oauth_error("invalid_request", "use one client authentication method")
+            return oauth_error("invalid_request", "use one client authentication method")
         if basic:
             try:
                 decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
@@ -391,9 +337,7 @@ class Provider:
         else:
             client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
         if form.get("client_id", client_id) != client_id:
-            return None, _oauth_error(
-                "invalid_request", "client_id differs from the authenticated one"
-            )
+            return oauth_error("invalid_request", "client_id differs from the authenticated one")
         client = self._clients.get(client_id)
         stored = client.secret_hash if client else dummy_hash()
         matched = (
@@ -402,11 +346,11 @@ class Provider:
             and await asyncio.to_thread(secret_matches, stored, secret)
         )
         if client is None or not matched:
-            refusal = _oauth_error("invalid_client", "client authentication failed", 401)
+            refusal = oauth_error("invalid_client", "client authentication failed", 401)
             if basic:
                 refusal.headers["WWW-Authenticate"] = 'Basic realm="token"'
-            return None, refusal
-        return client, None
+            return refusal
+        return client
 
     async def userinfo(self, request: Request) -> JSONResponse:
         header = request.headers.get("authorization", "")
@@ -414,11 +358,11 @@ class Provider:
         if access is None or access.expires <= self._clock():
             return JSONResponse(
                 {"error": "invalid_token"}, status_code=401,
-                headers={**_NO_STORE, "WWW-Authenticate": 'Bearer error="invalid_token"'},
+                headers={**NO_STORE, "WWW-Authenticate": 'Bearer error="invalid_token"'},
             )  # fmt: skip
         person = access.person
         body = {"sub": person.subject, "credit_code": person.credit_code, "xyd_role": person.role}
-        return JSONResponse(body, headers=_NO_STORE)
+        return JSONResponse(body, headers=NO_STORE)
 
 
 def _refusal(query: Mapping[str, str]) -> tuple[str, str] | None:
