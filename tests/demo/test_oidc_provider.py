@@ -6,9 +6,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 import secrets
+import signal
 import stat
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +24,7 @@ import pytest
 from authlib.integrations.httpx_client import OAuth2Client
 
 from gateway.keys import jose
+from testkit.services import free_port
 from xyd_demo.oidc.registration import REDIRECT_PATH
 from xyd_demo.oidc.serve import serve
 from xyd_demo.oidc.users import USERS_FILE, ensure_users
@@ -270,19 +275,19 @@ def test_a_wrong_password_and_an_unknown_user_get_the_same_answer(demo: Demo) ->
         form = hidden(page.text)
         wrong = submit(browser, demo, form, "clean-rep", "guess-1234")
         unknown = submit(browser, demo, form, "nobody", "guess-1234")
-    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.status_code == unknown.status_code == 400
     assert wrong.text == unknown.text
     assert "location" not in wrong.headers
 
 
-def test_five_wrong_passwords_end_the_login(demo: Demo) -> None:
+def test_after_five_wrong_passwords_not_even_the_right_one_logs_in(demo: Demo) -> None:
     url = str(httpx.URL(demo.issuer + "/authorize", params=authorize_params(demo)))
     with httpx.Client() as browser:
         form = hidden(browser.get(url).text)
         answers = [submit(browser, demo, form, "clean-rep", f"wrong-{n}") for n in range(5)]
         late = submit(browser, demo, form, "clean-rep", demo.users["clean-rep"]["password"])
-    assert [a.status_code for a in answers] == [401, 401, 401, 401, 403]
-    assert late.status_code == 400 and "location" not in late.headers
+    assert [a.status_code for a in answers] == [400] * 5
+    assert late.status_code == 403 and "location" not in late.headers
 
 
 @pytest.mark.parametrize(
@@ -436,3 +441,33 @@ def test_hostile_token_requests_get_a_4xx(demo: Demo) -> None:
     ]  # fmt: skip
     assert [answer.status_code for answer in answers] == [400, 400, 400, 401, 401]
     assert all("error" in answer.json() for answer in answers)
+
+
+# --- the command --------------------------------------------------------------------
+
+
+def test_xyd_demo_oidc_serves_on_the_port_it_is_given_until_stopped(tmp_path: Path) -> None:
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "enterprises.csv").write_text(ENTERPRISES, encoding="utf-8")
+    port = free_port()
+    env = {**os.environ, "XYD_STATE_DIR": str(tmp_path), "XYD_DEMO_OIDC_PORT": str(port)}
+    command = [sys.executable, "-m", "gateway.cli", "demo", "oidc"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        assert (
+            process.stdout.readline().strip() == f"demo identity provider: http://127.0.0.1:{port}"
+        )
+        issuer = (tmp_path / "demo" / "oidc" / "issuer").read_text().strip()
+        meta = httpx.get(issuer + "/.well-known/openid-configuration").json()
+        assert meta["issuer"] == issuer == f"http://127.0.0.1:{port}"
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=20) == 0
+
+
+def test_xyd_demo_oidc_wants_the_seed_first(tmp_path: Path) -> None:
+    env = {**os.environ, "XYD_STATE_DIR": str(tmp_path)}
+    command = [sys.executable, "-m", "gateway.cli", "demo", "oidc"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "xyd demo seed" in done.stderr

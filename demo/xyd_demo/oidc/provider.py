@@ -24,7 +24,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
-from urllib.parse import unquote, urlencode, urlsplit
+from urllib.parse import unquote_plus, urlencode, urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from starlette.applications import Starlette
@@ -236,18 +236,21 @@ class Provider:
         ):
             detail = "the form was not the one this browser was given"
             return html(error_page("请求被拒绝 · Refused", detail), 403)
+        pending.attempts += 1  # counted before the check: concurrent guesses count too
+        if pending.attempts > MAX_ATTEMPTS:
+            self._pending.pop(request_id, None)
+            detail = "too many wrong passwords: start again from the gateway"
+            return html(error_page("请求被拒绝 · Refused", detail), 403)
         username, password = form.get("username", ""), form.get("password", "")
         person = None
         if len(username) <= 64 and len(password) <= 1024:
             person = await asyncio.to_thread(self._people.check, username, password)
         if person is None:
-            pending.attempts += 1
-            if pending.attempts >= MAX_ATTEMPTS:
-                del self._pending[request_id]
-                detail = "too many wrong passwords: start again from the gateway"
-                return html(error_page("请求被拒绝 · Refused", detail), 403)
-            return self._login_form(request_id, pending, _WRONG_LOGIN, 401)
-        del self._pending[request_id]
+            return self._login_form(request_id, pending, _WRONG_LOGIN, 400)
+        if self._pending.pop(request_id, None) is None:  # a concurrent login took it
+            return html(
+                error_page("登录已过期 · Login expired", "start again from the gateway"), 400
+            )
         now = self._clock()
         code = secrets.token_urlsafe(32)
         _put(self._codes, code, Grant(pending, person, now + CODE_SECONDS), now)
@@ -330,10 +333,7 @@ class Provider:
             except (ValueError, UnicodeDecodeError):
                 decoded = ""
             client_id, _, secret = decoded.partition(":")
-            client_id, secret = (
-                unquote(client_id.replace("+", " ")),
-                unquote(secret.replace("+", " ")),
-            )
+            client_id, secret = unquote_plus(client_id), unquote_plus(secret)  # RFC 6749 2.3.1
         else:
             client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
         if form.get("client_id", client_id) != client_id:

@@ -1,10 +1,9 @@
-"""`xyd demo oidc`: the demo provider on a port of its own (XYD_DEMO_OIDC_PORT,
-or one the system picks), its users, key and the gateway's registration
-made or kept under the state directory first."""
+"""`xyd demo oidc`: the demo provider on a port of its own (given, or one the
+system picks), its users, key and the gateway's registration made or kept
+under the state directory first."""
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 from dataclasses import dataclass
@@ -15,8 +14,6 @@ import uvicorn
 from xyd_demo.oidc import registration
 from xyd_demo.oidc.provider import Provider
 from xyd_demo.oidc.users import ensure_users, people
-
-PORT_VARIABLE = "XYD_DEMO_OIDC_PORT"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,14 +33,14 @@ def _listen(port: int) -> socket.socket:
     return sock
 
 
-def serve(state_dir: Path, gateway_host: str, gateway_port: int) -> Serving:
+def serve(state_dir: Path, gateway_host: str, gateway_port: int, port: int = 0) -> Serving:
     """Start the provider in a daemon thread; publish its issuer; return it."""
     directory = registration.oidc_dir(state_dir)
     rows = ensure_users(state_dir / "demo")
     client = registration.ensure_client(
         directory, registration.gateway_redirect_uris(gateway_host, gateway_port)
     )
-    sock = _listen(int(os.environ.get(PORT_VARIABLE) or 0))
+    sock = _listen(port)
     issuer = f"http://127.0.0.1:{sock.getsockname()[1]}"
     provider = Provider(
         issuer,
