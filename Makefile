@@ -17,9 +17,12 @@ $(STAMP): pyproject.toml demo/pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/xyd db upgrade
 	$(BIN)/xyd demo seed --enterprises 2000 --seed 42 --reset
-	@# The platforms' demo traffic runs beside the gateway and stops with it.
+	@# The platforms' demo traffic and the demo identity provider (enterprise
+	@# login) run beside the gateway and stop with it.
+	@echo "enterprise logins: .xyd/demo/enterprise-users.csv; identity provider: .xyd/demo/oidc/issuer"
 	umask 077; $(BIN)/xyd demo platforms > .xyd/demo/platforms.log 2>&1 & pid=$$!; \
-	  trap 'kill $$pid 2>/dev/null' EXIT INT TERM; $(BIN)/xyd serve
+	  $(BIN)/xyd demo oidc > .xyd/demo/oidc.log 2>&1 & oidc=$$!; \
+	  trap 'kill $$pid $$oidc 2>/dev/null' EXIT INT TERM; $(BIN)/xyd serve
 
 # Debian's PostgreSQL, Redis and Chromium (with CJK fonts for the dashboard's
 # screenshots and the printable report), pango for WeasyPrint's PDF and

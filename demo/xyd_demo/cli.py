@@ -211,3 +211,32 @@ def demo_platforms(
         except KeyboardInterrupt:
             for one in served:
                 one.server.should_exit = True
+
+
+@app.command("oidc")
+def demo_oidc(
+    port: Annotated[
+        int,
+        typer.Option(min=0, max=65535, envvar="XYD_DEMO_OIDC_PORT", help="0: one picked now"),
+    ] = 0,
+) -> None:
+    """Serve the demo identity provider the gateway logs enterprises' people in
+    with (issuer written to STATE_DIR/demo/oidc/issuer), until interrupted."""
+    import time
+
+    from xyd_demo.oidc.serve import serve
+
+    settings = Settings()
+    if not (settings.state_dir / "demo" / "enterprises.csv").exists():
+        raise fail("no demo enterprises: run `xyd demo seed` (or make demo) first")
+    try:
+        serving = serve(settings.state_dir, settings.host, settings.port, port)
+    except OSError as exc:
+        raise fail(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
+    typer.echo(f"demo identity provider: {serving.issuer}")
+    typer.echo(f"its users and passwords: {serving.users_file}")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        serving.server.should_exit = True
