@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Row, and_, insert, or_, select, update
 
 from gateway.store.tables import clients, consents, enterprises, webhook_notices
 
@@ -32,7 +32,7 @@ def set_webhook_url(conn: Connection, client_id: str, url: str | None) -> str | 
     return str(kind)
 
 
-def _hooked() -> Any:
+def _hooked() -> ColumnElement[bool]:
     return and_(
         clients.c.client_id == consents.c.grantee_client_id, clients.c.webhook_url.is_not(None)
     )
