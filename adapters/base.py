@@ -22,11 +22,11 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.http import OutboundPolicy
 from gateway.keys.ring import KeyRingHolder
 from gateway.loans.events import LoanEvent
 from gateway.loans.ledger import Stored, dead_letter, store
 from gateway.metrics import PLATFORM_MESSAGES
+from gateway.outbound import OutboundPolicy
 from policies.consent import ConsentRules
 
 log = logging.getLogger("xyd.adapters")

@@ -13,7 +13,6 @@ from redis.maint_notifications import MaintNotificationsConfig
 from redis.retry import Retry
 
 from adapters.base import PlatformContext, PlatformServices
-from adapters.http import OutboundPolicy
 from adapters.registry import build_all, load_config
 from gateway import __version__, heap
 from gateway.access.gate import Gate
@@ -39,6 +38,7 @@ from gateway.logs import configure_logging
 from gateway.metrics import count_descriptors_forever
 from gateway.middleware import GatewayMiddleware
 from gateway.monitor.service import load_rules
+from gateway.outbound import OutboundPolicy
 from gateway.private_files import restrict_umask
 from gateway.records.binding import load_departments
 from gateway.records.router import router as records_router

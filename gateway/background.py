@@ -1,6 +1,7 @@
 """Work the gateway does off the request path, inside each worker process:
-the pull platforms' schedules and the outbox. Every loop survives its own
-errors (logged) and stops when the app stops."""
+the pull platforms' schedules, the outbox (platforms' notifications and banks'
+webhooks) and the webhook sweeps. Every loop survives its own errors (logged)
+and stops when the app stops."""
 
 from __future__ import annotations
 
@@ -15,8 +16,12 @@ from gateway.breaker import CircuitBreaker
 from gateway.metrics import PLATFORM_LAST_SYNC, PLATFORM_SYNC_LAG, PLATFORM_SYNCS
 from gateway.monitor.bus import MemoryBus
 from gateway.monitor.service import run as run_monitor
+from gateway.outbound import OutboundPolicy
 from gateway.outbox import Notify, deliver_due
 from gateway.state import GatewayState
+from gateway.webhooks.delivery import WebhookSender
+from gateway.webhooks.events import DESTINATION as WEBHOOK
+from gateway.webhooks.sweeps import sweep_changed, sweep_expired
 
 log = logging.getLogger("xyd.background")
 FIRST_SYNC_DELAY_S = 5.0
@@ -32,7 +37,9 @@ def start_background(state: GatewayState) -> list[asyncio.Task[None]]:
         for key, adapter in state.platforms.items()
         if isinstance(adapter, Notifier)
     }
+    notifiers[WEBHOOK] = webhook_sender(state).notify
     tasks.append(asyncio.create_task(_outbox_forever(state, notifiers, settings.outbox_poll_s)))
+    tasks.append(asyncio.create_task(_sweep_forever(state, settings.webhook_sweep_s)))
     if settings.redis_url is None and settings.run_embedded_monitor:
         # Embedded mode: no Redis stream to share, so the gateway watches itself.
         tasks.append(asyncio.create_task(_embedded_monitor(state)))
@@ -44,6 +51,15 @@ def start_background(state: GatewayState) -> list[asyncio.Task[None]]:
                 asyncio.create_task(_sync_forever(key, adapter, schedule.every_s, breaker))
             )
     return tasks
+
+
+def webhook_sender(state: GatewayState) -> WebhookSender:
+    return WebhookSender(
+        state.engine,
+        state.identity.keys,
+        OutboundPolicy.of(state.settings.outbound_allowed_hosts),
+        state.settings.issuer,
+    )
 
 
 def adapter_schedule(state: GatewayState, key: str) -> Schedule | None:
@@ -79,6 +95,25 @@ async def _outbox_forever(
             await deliver_due(state.engine, notifiers)
         except Exception:  # the loop must outlive a bad round (database away, bug)
             log.exception("outbox round failed")
+        await asyncio.sleep(every_s)
+
+
+async def sweep_webhooks(state: GatewayState) -> int:
+    """One round of both sweeps, each in its own transaction; events enqueued."""
+    batch = state.settings.webhook_sweep_batch
+    queued = 0
+    for sweep in (sweep_expired, sweep_changed):
+        async with state.engine.begin() as conn:
+            queued += await conn.run_sync(sweep, batch)
+    return queued
+
+
+async def _sweep_forever(state: GatewayState, every_s: float) -> None:
+    while True:
+        try:
+            await sweep_webhooks(state)
+        except Exception:  # a lost race with another worker's sweep, or the database away
+            log.warning("webhook sweep round failed", exc_info=True)
         await asyncio.sleep(every_s)
 
 

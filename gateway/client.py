@@ -1,7 +1,9 @@
-"""A bank-side reference client: private_key_jwt, token caching and refresh.
+"""A bank-side reference client: private_key_jwt, token caching and refresh, and
+the webhook verifier.
 
     client = GatewayClient.from_jwk_file("http://127.0.0.1:8000", ".xyd/demo/clients/demo-bank.jwk")
     answer = client.request("GET", "/v1/enterprises/9151...")
+    event = verify_webhook(request_body, client.http.get("/.well-known/jwks.json").json())
 
 It is what a bank's integration engineer would write; the gateway's tests and
 `xyd demo token` / `xyd call` use it, so it is kept working.
@@ -24,8 +26,46 @@ from gateway.keys import jose
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
+WEBHOOK_TYP = "xyd-event+jwt"
+WEBHOOK_EVENTS = frozenset({"consent.revoked", "consent.expired", "enterprise.changed"})
+
+
 class RefusedToken(RuntimeError):
     """The token endpoint said no; the message carries its status and answer."""
+
+
+class RefusedWebhook(ValueError):
+    """A webhook body that is not an event the gateway signed; answer it 400 and drop it."""
+
+
+def verify_webhook(body: bytes | str, jwks: dict[str, Any]) -> dict[str, Any]:
+    """The event a webhook POST carries, checked against the gateway's JWKS.
+
+    The body is one compact JWS: header `typ` xyd-event+jwt, `alg` ES256 and a
+    `kid` the JWKS holds (fetch the JWKS again on an unknown kid after the
+    gateway rotates its keys). The event's `event_id` is the same on every
+    retry: keep the ids seen and drop repeats.
+    """
+    token = body.decode("ascii", "replace") if isinstance(body, bytes) else body
+    try:
+        compact = jose.parse(token.strip())
+    except jose.JoseError as exc:
+        raise RefusedWebhook(f"not a signed event: {exc}") from None
+    header = compact.header
+    if header.get("typ") != WEBHOOK_TYP or header.get("alg") != "ES256":
+        raise RefusedWebhook("not an xyd-event+jwt signed ES256")
+    keys = {k.get("kid"): k for k in jwks.get("keys", []) if isinstance(k, dict)}
+    jwk = keys.get(header.get("kid")) if isinstance(header.get("kid"), str) else None
+    if jwk is None:
+        raise RefusedWebhook("signed by a key the JWKS does not hold")
+    try:
+        jose.verify(compact, jose.public_key_from_jwk(jwk), frozenset({"ES256"}))
+    except (jose.JoseError, ValueError) as exc:
+        raise RefusedWebhook(f"signature not accepted: {exc}") from None
+    event = compact.claims
+    if event.get("type") not in WEBHOOK_EVENTS or not isinstance(event.get("event_id"), str):
+        raise RefusedWebhook("not an event of a known type with an event_id")
+    return event
 
 
 def client_assertion(

@@ -115,6 +115,14 @@ class Settings(BaseSettings):
         ),
     )
     outbox_poll_s: float = Field(2.0, gt=0, le=3600, description="How often the outbox is read")
+    webhook_sweep_s: float = Field(
+        15.0, gt=0, le=3600,
+        description="How often expired consents and monitored enterprises' new data are swept "
+        "for banks' webhooks (consent.expired, enterprise.changed)",
+    )  # fmt: skip
+    webhook_sweep_batch: int = Field(
+        200, ge=1, le=10_000, description="At most this many consents per sweep and round"
+    )
     run_embedded_monitor: bool = Field(
         True, description="Without Redis, run the risk monitor inside the gateway process"
     )

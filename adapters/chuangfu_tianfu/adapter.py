@@ -44,7 +44,6 @@ from adapters.chuangfu_tianfu.wire import (
     vet_header,
 )
 from adapters.config import PlatformConfig
-from adapters.http import OutboundPolicy, OutboundRefused
 from gateway.errors import (
     DependencyUnavailable,
     PayloadTooLarge,
@@ -55,6 +54,7 @@ from gateway.errors import (
 )
 from gateway.keys import jose
 from gateway.keys.store import KeyError_, LoadedKey
+from gateway.outbound import OutboundPolicy, OutboundRefused
 
 PATH = f"/v1/platforms/{KEY}/messages"
 JOSE_MEDIA_TYPE = "application/jose"

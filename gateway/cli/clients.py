@@ -187,3 +187,55 @@ def clients_add_key(client_id: str, jwk: str) -> None:
 def clients_remove_key(client_id: str, kid: str) -> None:
     """Remove a client's key by kid."""
     _client_change(client_id, "remove-key", kid)
+
+
+def _webhook_change(client_id: str, url: str | None) -> None:
+    from gateway.db import make_sync_engine
+    from gateway.webhooks.repository import set_webhook_url
+
+    engine = make_sync_engine(Settings())
+    try:
+        with engine.begin() as conn:
+            kind = set_webhook_url(conn, client_id, url)
+            if kind is None:
+                raise fail(f"no client {client_id!r}")
+            if kind != "bank":
+                # Events are about consents, and only a bank is a consent's grantee.
+                raise fail(f"{client_id} is a {kind} client; webhooks are for banks")
+    finally:
+        engine.dispose()
+
+
+@app.command("set-webhook")
+def clients_set_webhook(client_id: str, url: str) -> None:
+    """Where a bank's signed events (consent.revoked, consent.expired, enterprise.changed)
+    are POSTed; refused where the outbound policy (XYD_OUTBOUND_ALLOWED_HOSTS) refuses."""
+    import asyncio
+
+    import httpx
+
+    from gateway.outbound import OutboundPolicy, OutboundRefused
+    from gateway.webhooks.delivery import MAX_URL_LENGTH
+
+    if len(url) > MAX_URL_LENGTH:
+        raise fail(f"the URL is longer than {MAX_URL_LENGTH} characters")
+    policy = OutboundPolicy.of(Settings().outbound_allowed_hosts)
+    try:
+        policy.check_config("webhook", url)
+        parsed = httpx.URL(url)
+        if parsed.userinfo:
+            raise ValueError("webhook: credentials in the URL are not accepted")
+        # The name resolved now too: a host that resolves to a private address is
+        # refused here, not first discovered at the first delivery.
+        asyncio.run(policy.check(parsed))
+    except (ValueError, httpx.InvalidURL, OutboundRefused) as exc:
+        raise fail(f"webhook refused: {exc}") from None
+    _webhook_change(client_id, url)
+    typer.echo(f"{client_id}: webhook set")
+
+
+@app.command("clear-webhook")
+def clients_clear_webhook(client_id: str) -> None:
+    """Remove a bank's webhook: nothing more is sent, events still queued are dropped."""
+    _webhook_change(client_id, None)
+    typer.echo(f"{client_id}: webhook cleared")

@@ -15,7 +15,7 @@ app = typer.Typer(no_args_is_help=True, help="The gateway's signing keys")
 @app.command("rotate")
 def keys_rotate(
     purpose: Annotated[
-        str, typer.Option(help="access_token, report, audit or platform_ack")
+        str, typer.Option(help="access_token, report, audit, platform_ack or webhook")
     ] = "access_token",
 ) -> None:
     """Add a new signing key: published now, signing after the activation delay."""

@@ -20,6 +20,7 @@ from gateway.errors import Conflict, InvalidValue, NotFound
 from gateway.identifiers import UnknownEnterprise
 from gateway.identity.tokens import Caller
 from gateway.timeutil import aware
+from gateway.webhooks.events import enqueue_event, note_baseline
 from policies.consent import ConsentRules
 
 SEES_ALL = frozenset({"regulator"})
@@ -112,6 +113,8 @@ def create(conn: Connection, caller: Actor, body: ConsentIn, rules: ConsentRules
         ),
     )  # fmt: skip
     repository.add_event(conn, consent_id, "created", caller.client_id, None, now)
+    if body.purpose == "post_loan_monitoring":
+        note_baseline(conn, consent_id, body.credit_code)
     return get(conn, caller, consent_id)
 
 
@@ -210,4 +213,13 @@ def revoke(conn: Connection, caller: Caller, consent_id: str, reason: str) -> di
         raise Conflict("consent already revoked")
     repository.mark_revoked(conn, consent_id, now)
     repository.add_event(conn, consent_id, "revoked", caller.client_id, reason, now)
+    # In this transaction: the bank is told exactly when the revocation commits.
+    enqueue_event(
+        conn,
+        "consent.revoked",
+        client_id=current["grantee"],
+        consent_id=consent_id,
+        credit_code=current["credit_code"],
+        occurred_at=now,
+    )
     return get(conn, caller, consent_id)

@@ -1,6 +1,6 @@
 """The gateway's own signing keys: stored encrypted, published, rotated, retired.
 
-Lifecycle of a key, per purpose (`access_token`, `report`):
+Lifecycle of a key, per purpose (`access_token`, `report`, `webhook`…):
 created → published at once in the JWKS → used for signing from `not_before`
 (after a delay that lets every process learn it first) → superseded by a
 newer key, still published and accepted until `retire_after` (the last token
@@ -32,11 +32,11 @@ from gateway.keys import jose
 from gateway.store.tables import signing_keys
 from gateway.timeutil import aware
 
-Purpose = Literal["access_token", "report", "audit", "platform_ack"]
-PURPOSES: tuple[Purpose, ...] = ("access_token", "report", "audit", "platform_ack")
-# Chuangfu Tianfu's spec demands ES256 acknowledgements whatever the deployment
-# chose for its tokens.
-FIXED_ALG: dict[str, SigningAlg] = {"platform_ack": "ES256"}
+Purpose = Literal["access_token", "report", "audit", "platform_ack", "webhook"]
+PURPOSES: tuple[Purpose, ...] = ("access_token", "report", "audit", "platform_ack", "webhook")
+# Chuangfu Tianfu's spec demands ES256 acknowledgements, and banks' webhooks are
+# specified ES256, whatever the deployment chose for its tokens.
+FIXED_ALG: dict[str, SigningAlg] = {"platform_ack": "ES256", "webhook": "ES256"}
 SigningAlg = Literal["ES256", "EdDSA"]
 
 

@@ -235,6 +235,8 @@ clients = Table(
     Column("fapi2_strict", Boolean, nullable=False, server_default="0"),
     # scrypt hash of a client secret; used only where client_secret_basic is enabled.
     Column("secret_hash", String(200)),
+    # Where a bank's signed events are POSTed (migration 0017); null: none.
+    Column("webhook_url", String(2000)),
     Column("disabled_at", Timestamp),
     Column("created_at", Timestamp, nullable=False),
     Column("updated_at", Timestamp, nullable=False),
@@ -387,6 +389,19 @@ consent_events = Table(
     Column("at", Timestamp, nullable=False),
 )
 Index("ix_consent_events_consent_id", consent_events.c.consent_id)
+
+# What each consent's bank was told by a sweep (migration 0017): `consent.expired`
+# once; `enterprise.changed` with the data version last notified. The primary key
+# makes two workers' sweeps of one consent collide rather than both send.
+webhook_notices = Table(
+    "webhook_notices",
+    metadata,
+    Column("consent_id", String(40), ForeignKey("consents.id"), primary_key=True),
+    Column("kind", String(40), primary_key=True),
+    Column("data_version", BigInteger),
+    Column("notified_at", Timestamp, nullable=False),
+)
+Index("ix_consents_valid_until", consents.c.valid_until)
 
 # --- platforms: canonical loan events, the ledger, dead letters, the outbox ----
 

@@ -23,10 +23,10 @@ from starlette.testclient import TestClient
 
 from adapters.base import PlatformContext, PlatformServices
 from adapters.chuangfu_tianfu import adapter as chuangfu_tianfu
-from adapters.http import OutboundPolicy, OutboundRefused
 from adapters.kechuangtong import adapter as kechuangtong
 from adapters.kechuangtong.wire import ALERT_FIELDS
 from gateway.keys import jose
+from gateway.outbound import OutboundPolicy, OutboundRefused
 from gateway.settings import Settings
 from policies.consent import ConsentRules
 from testkit.clients import ClientKey, new_key

@@ -41,6 +41,7 @@ EXPECTED = {
     "audit_checkpoints",
     "consents",
     "consent_events",
+    "webhook_notices",
     "dashboard_users",
     "dashboard_sessions",
     "report_cuts",
