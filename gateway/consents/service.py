@@ -27,7 +27,7 @@ from gateway.errors import Conflict, Forbidden, InvalidValue, NotFound
 from gateway.identifiers import UnknownEnterprise
 from gateway.identity.tokens import Caller
 from gateway.timeutil import aware
-from policies.consent import ConsentRules
+from policies.consent import CHANNEL_KINDS, ConsentRules
 
 SEES_ALL = frozenset({"regulator"})
 # Registration statuses under which an enterprise no longer exists to consent
@@ -55,7 +55,7 @@ def check_channel(channel: str, rules: ConsentRules) -> None:
     """403 for a consent through a channel this deployment does not accept
     (XYD_CONSENT_CHANNELS)."""
     if not rules.accepts(channel):
-        accepted = sorted(rules.channels)
+        accepted = [kind for kind in CHANNEL_KINDS if kind in rules.channels]
         raise ChannelNotAccepted(
             f"channel {channel}: this gateway accepts consents through {', '.join(accepted)} only",
             channel=channel,
@@ -123,7 +123,6 @@ def create(
 def create_from_portal(
     conn: Connection,
     person: PortalPrincipal,
-    grantee: str,
     terms: ConsentTerms,
     *,
     approved_at: datetime,
@@ -131,8 +130,8 @@ def create_from_portal(
     rules: ConsentRules,
 ) -> dict[str, Any]:
     """A consent the enterprise's person approved on the consent page, for the bank
-    (`grantee`, client id or bank code) that asked: channel `portal`, with who
-    approved (their subject's keyed hash), when, and the SHA-256 of the page.
+    that asked (`terms.grantee`): channel `portal`, with who approved (their
+    subject's keyed hash), when, and the SHA-256 of the page.
 
     403 when the person's login names another enterprise or the portal channel is
     not accepted; 422 (pydantic's ValidationError) for a malformed page hash."""
@@ -146,8 +145,9 @@ def create_from_portal(
         approved_at=approved_at,
         page_sha256=page_sha256,
     )
-    asked = terms.model_copy(update={"grantee": grantee})
-    consent_id = _register(conn, person, PORTAL, asked, evidence.model_dump(mode="json"), rules)
+    # Times as every other answer writes them (`+00:00`, not pydantic's `Z`).
+    stored = {**evidence.model_dump(), "approved_at": iso(evidence.approved_at)}
+    consent_id = _register(conn, person, PORTAL, terms, stored, rules)
     return get(conn, person, consent_id)
 
 
