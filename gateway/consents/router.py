@@ -53,12 +53,13 @@ async def _audit(
     replayed: bool = False,
 ) -> None:
     """The entry, in the transaction that changed the consent: both or neither."""
+    # A replayed answer kept from before consents named their channel came direct.
+    channel = consent.get("channel", "direct")
     event = allowed(
         request,
         caller.client_id,
         body,
-        reason=f"consent {consent['status']} via {consent['channel']}"
-        f"{' (replayed)' if replayed else ''}",
+        reason=f"consent {consent['status']} via {channel}{' (replayed)' if replayed else ''}",
         credit_code=consent["credit_code"],
         consent_id=consent["id"],
         purpose=consent["purpose"],
