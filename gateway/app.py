@@ -163,7 +163,9 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
     pii_key = settings.pii_key_bytes()
     pii_keys = load_key_ring(settings)
     # A bad rules file stops start-up here, with the field named.
-    consent_rules = ConsentRules.load(settings.config_dir / "consent.yaml")
+    consent_rules = ConsentRules.load(
+        settings.config_dir / "consent.yaml", settings.consent_channels
+    )
     rates = RateConfig.load(settings.config_dir / "rates.yaml")
     builder = ReportBuilder.load(settings.config_dir)
     platforms_config = load_config(settings.config_dir / "platforms.yaml")

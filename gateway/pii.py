@@ -11,9 +11,10 @@ import hashlib
 import hmac
 
 
-def keyed_hash(key: bytes, kind: str, value: str) -> str:
-    """HMAC-SHA256 of a normalised identifier, domain-separated by `kind`."""
-    message = f"{kind}:{value.strip().upper()}".encode()
+def keyed_hash(key: bytes, kind: str, value: str, *, exact: bool = False) -> str:
+    """HMAC-SHA256 of a normalised identifier, domain-separated by `kind`; `exact`
+    hashes the value as given (an identity provider's subject is case-sensitive)."""
+    message = f"{kind}:{value if exact else value.strip().upper()}".encode()
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gateway.private_files import private_dir
+from policies.consent import CHANNEL_KINDS, ChannelKind
 
 
 class Settings(BaseSettings):
@@ -137,6 +138,27 @@ class Settings(BaseSettings):
             "dead-lettered, counted and listed on the dashboard, not retried forever"
         ),
     )  # fmt: skip
+
+    # --- consents ------------------------------------------------------------
+    consent_channels: Annotated[list[ChannelKind], NoDecode] = Field(
+        list(CHANNEL_KINDS),
+        min_length=1,
+        description=(
+            "The channels consents are accepted through, a comma list of `portal` (granted "
+            "by the enterprise in the authorisation-code flow), `platform` (signed on a "
+            "financing platform) and `direct` (a bank's POST /v1/consents with document "
+            "evidence). The demo accepts all three; production `portal,platform`, where a "
+            "direct registration is a 403 and a platform's authorisation through a refused "
+            "channel is refused in its protocol and dead-lettered"
+        ),
+    )
+
+    @field_validator("consent_channels", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     # --- reports -------------------------------------------------------------
     report_cache_entries: int = Field(

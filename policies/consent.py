@@ -3,11 +3,13 @@
 `ConsentRules` is the declarative part (config/consent.yaml); `decide` is the
 decision: allow with the permitted sections, or deny with one reason from
 `DenyReason`. It is a pure function of the consent as stored now, so a
-revocation is seen by the very next request in any process.
+revocation is seen by the very next request in any process. `accepts` is the
+channel policy: which ways a consent may arrive at all.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from policies.configfile import load_yaml
 
 Purpose = Literal["loan_application", "credit_review", "post_loan_monitoring"]
+# How a consent arrives: granted by the enterprise's person in the portal,
+# signed on a financing platform (a consent's channel is then `platform:<key>`),
+# or registered by a bank with document evidence.
+ChannelKind = Literal["portal", "platform", "direct"]
+CHANNEL_KINDS: tuple[ChannelKind, ...] = ("portal", "platform", "direct")
 DenyReason = Literal[
     "missing",
     "not_found",
@@ -45,6 +52,11 @@ class ConsentRules(BaseModel):
     max_validity_days: int = Field(365, ge=1, le=366)
     purposes: dict[Purpose, PurposeRule]
     sections: list[str] = Field(min_length=1)
+    channels: frozenset[ChannelKind] = Field(
+        frozenset(CHANNEL_KINDS),
+        description="The channels consents are accepted through; set from "
+        "XYD_CONSENT_CHANNELS when the gateway starts, not from the rules file",
+    )
 
     @model_validator(mode="after")
     def _within_the_cap(self) -> ConsentRules:
@@ -54,9 +66,15 @@ class ConsentRules(BaseModel):
         return self
 
     @classmethod
-    def load(cls, path: Path) -> ConsentRules:
+    def load(cls, path: Path, channels: Iterable[ChannelKind] = CHANNEL_KINDS) -> ConsentRules:
         """Read and validate; a bad file raises ValueError naming the field."""
-        return load_yaml(path, cls.model_validate)
+        rules = load_yaml(path, cls.model_validate)
+        return rules.model_copy(update={"channels": frozenset(channels)})
+
+    def accepts(self, channel: str) -> bool:
+        """Whether a consent through `channel` (`portal`, `platform:<key>`, `direct`)
+        may be registered here."""
+        return channel.split(":", 1)[0] in self.channels
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ the answers against these schemas; this keeps a route from losing them.)"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +109,17 @@ def test_every_operation_documents_the_outage_answer(document: dict[str, Any]) -
     assert "nothing was disclosed" in alerts["description"]
     readyz = document["paths"]["/readyz"]["get"]["responses"]["503"]["description"]
     assert readyz.startswith("A dependency is down; the problem names which")
+
+
+def test_a_consent_documents_its_channel_and_either_kind_of_evidence(
+    document: dict[str, Any],
+) -> None:
+    consent = document["components"]["schemas"]["Consent"]
+    assert "channel" in consent["required"]
+    pattern = re.compile(consent["properties"]["channel"]["pattern"])
+    assert all(pattern.match(c) for c in ("portal", "direct", "platform:tianfu_rongtong"))
+    assert not any(pattern.match(c) for c in ("platform", "email", "direct "))
+    evidence = {b["$ref"].rsplit("/", 1)[1] for b in consent["properties"]["evidence"]["anyOf"]}
+    assert evidence == {"Evidence", "PortalEvidence"}
+    change = document["components"]["schemas"]["ConsentChange"]
+    assert "channel" in change["required"]

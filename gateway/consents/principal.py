@@ -1,7 +1,14 @@
-"""Who registers a consent: a bank or platform client holding a token (`Caller`),
-or a financing platform's adapter writing, without a token, the authorisation
-an SME signed on that platform (`PlatformPrincipal`). Both are recorded as the
-consent's registrant and in its history under the same client id."""
+"""Who registers a consent, and so through which channel it came:
+
+- a bank or platform client holding a token (`Caller`), through
+  `POST /v1/consents` with document evidence: channel `direct`;
+- a financing platform's adapter writing, without a token, the authorisation
+  an SME signed on that platform (`PlatformPrincipal`): channel `platform:<key>`;
+- the enterprise's own person approving on the portal's consent page
+  (`PortalPrincipal`): channel `portal`.
+
+The registrant is recorded on the consent and in its history under the
+principal's client id."""
 
 from __future__ import annotations
 
@@ -9,6 +16,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from gateway.identity.tokens import Caller
+from gateway.pii import keyed_hash
+
+PORTAL = "portal"
+DIRECT = "direct"
 
 
 def witness_of(platform: str) -> str:
@@ -32,4 +43,37 @@ class PlatformPrincipal:
         return self.platform
 
 
-Actor = Caller | PlatformPrincipal
+@dataclass(frozen=True, slots=True)
+class PortalPrincipal:
+    """An enterprise's person who approved a consent on the portal: known only by a
+    keyed hash of their subject at the identity provider, never the subject itself."""
+
+    subject_hash: str
+    credit_code: str  # the enterprise their login names, the only one they act for
+    role: str  # at that enterprise: legal_representative or agent
+    client_type: Literal["portal"] = "portal"
+
+    @classmethod
+    def of(cls, pii_key: bytes, subject: str, credit_code: str, role: str) -> PortalPrincipal:
+        """The person behind an ID token's `sub`, hashed with the personal-data key."""
+        return cls(keyed_hash(pii_key, "oidc-sub", subject, exact=True), credit_code, role)
+
+    @property
+    def client_id(self) -> str:
+        return PORTAL
+
+    @property
+    def org_code(self) -> str:
+        return self.credit_code
+
+
+Actor = Caller | PlatformPrincipal | PortalPrincipal
+
+
+def channel_of(actor: Actor) -> str:
+    """`portal`, `platform:<key>` or `direct`: how a consent this actor registers came."""
+    if isinstance(actor, PortalPrincipal):
+        return PORTAL
+    if isinstance(actor, PlatformPrincipal):
+        return witness_of(actor.platform)
+    return DIRECT

@@ -63,6 +63,11 @@ def visible(sees_all: bool, client_id: str, witness: str | None) -> ColumnElemen
     return or_(*mine)
 
 
+def of_enterprise(credit_code: str) -> ColumnElement[bool]:
+    """The consents an enterprise's own person sees: all of its own, whatever the channel."""
+    return consents.c.credit_code == credit_code
+
+
 def find(conn: Connection, consent_id: str, shown: ColumnElement[bool]) -> Row[Any] | None:
     return conn.execute(select(consents).where(consents.c.id == consent_id, shown)).first()
 

@@ -4,13 +4,14 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Body, Header, Query, Request
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.responses import Response
 
 from gateway.access.callers import ConsentWriter
 from gateway.access.marks import mark_changed
 from gateway.apidocs import answer_docs
-from gateway.audit.service import allowed, record_with
+from gateway.audit.chain import AuditEvent
+from gateway.audit.service import allowed, record, record_with, route_of
 from gateway.consents import service
 from gateway.consents.schemas import Consent, ConsentIn, ConsentPage, RevokeIn
 from gateway.deps import ConsentRulesDep, EngineDep, RedisDep
@@ -19,13 +20,15 @@ from gateway.idempotency import Replay, begin, check_key, finish, request_digest
 from gateway.identifiers import checked_code
 from gateway.identity.tokens import Caller
 from gateway.params import JSON_ONLY_DOC, CreditCodeQuery, JsonOnly, Rfc3339
+from policies.consent import ConsentRules
 
 router = APIRouter(tags=["consents"])
 _PROBLEMS = problem_docs(
     {
         400: "Malformed body or Idempotency-Key",
         401: "Missing or invalid token",
-        403: "Token lacks consents:write",
+        403: "Token lacks consents:write; or, to register one, consents are not accepted "
+        "through the direct channel here (XYD_CONSENT_CHANNELS)",
         404: "No such consent (or not yours); to register one, no such enterprise",
         409: "Already revoked, or the same Idempotency-Key still in progress",
         **JSON_ONLY_DOC,
@@ -50,16 +53,34 @@ async def _audit(
     replayed: bool = False,
 ) -> None:
     """The entry, in the transaction that changed the consent: both or neither."""
+    # A replayed answer kept from before consents named their channel came direct.
+    channel = consent.get("channel", "direct")
     event = allowed(
         request,
         caller.client_id,
         body,
-        reason=f"consent {consent['status']}{' (replayed)' if replayed else ''}",
+        reason=f"consent {consent['status']} via {channel}{' (replayed)' if replayed else ''}",
         credit_code=consent["credit_code"],
         consent_id=consent["id"],
         purpose=consent["purpose"],
     )
     await record_with(request, conn, event)
+
+
+async def _audit_refused(
+    request: Request, caller: Caller, body: ConsentIn, refused: service.ChannelNotAccepted
+) -> None:
+    """A registration through a channel not accepted here: nothing is stored, the
+    attempt is kept (committed on its own) for the enterprise's access log."""
+    event = AuditEvent(
+        client_id=caller.client_id,
+        route=route_of(request),
+        decision="deny",
+        reason=f"{refused.type_slug}:{refused.extensions['channel']}",
+        credit_code=body.credit_code,
+        purpose=body.purpose,
+    )
+    await record(request, event)
 
 
 @router.post(
@@ -83,6 +104,21 @@ async def create_consent(
     _: JsonOnly,
     body: Annotated[ConsentIn, Body()],
     idempotency_key: Annotated[str | None, Header()] = None,
+) -> Response:
+    try:
+        return await _register(request, caller, engine, rules, body, idempotency_key)
+    except service.ChannelNotAccepted as refused:
+        await _audit_refused(request, caller, body, refused)
+        raise
+
+
+async def _register(
+    request: Request,
+    caller: Caller,
+    engine: AsyncEngine,
+    rules: ConsentRules,
+    body: ConsentIn,
+    idempotency_key: str | None,
 ) -> Response:
     raw = await request.body()
     async with engine.begin() as conn:

@@ -25,8 +25,25 @@ class Evidence(BaseModel):
     channel: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z0-9_-]+$")]
 
 
-class ConsentIn(BaseModel):
-    """What a bank or platform registers. Strict: no `false` taken as 0."""
+class PortalEvidence(BaseModel):
+    """Who approved a `portal` consent on the consent page, when, and what it showed."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    approver: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] = Field(
+        description="Keyed hash (HMAC-SHA256) of the person's subject at the identity provider"
+    )
+    approver_role: Annotated[str, Field(min_length=1, max_length=40)] = Field(
+        description="The person's role at the enterprise (legal_representative, agent)"
+    )
+    approved_at: AwareDatetime
+    page_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] = Field(
+        description="SHA-256 of exactly the consent page the person approved"
+    )
+
+
+class ConsentTerms(BaseModel):
+    """What a consent grants, however it arrives. Strict: no `false` taken as 0."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -38,8 +55,13 @@ class ConsentIn(BaseModel):
     ]
     valid_from: AwareDatetime | None = Field(None, strict=False)
     valid_until: AwareDatetime = Field(strict=False)
-    evidence: Evidence
     max_daily_accesses: Annotated[int, Field(ge=1, le=1000)] | None = None
+
+
+class ConsentIn(ConsentTerms):
+    """What a bank or platform client registers through `POST /v1/consents`."""
+
+    evidence: Evidence
 
 
 class RevokeIn(BaseModel):
@@ -66,11 +88,17 @@ class Consent(Doc):
     grantee: str = Field(description="The bank's client id")
     grantee_bank_code: str | None
     registrant: str = Field(description="The client that registered it")
+    channel: Annotated[str, Field(pattern=r"^(portal|direct|platform:[a-z0-9_-]+)$")] = Field(
+        description="How it came: `portal` (the enterprise approved it), `platform:<key>` "
+        "(signed on that platform), `direct` (registered by a bank with document evidence)"
+    )
     purpose: Purpose
     scopes: list[str] = Field(description="Report sections")
     valid_from: datetime
     valid_until: datetime
-    evidence: Evidence
+    evidence: Evidence | PortalEvidence = Field(
+        description="Document evidence (`direct`, `platform:<key>`) or the approval (`portal`)"
+    )
     max_daily_accesses: int | None = Field(description="For post_loan_monitoring only")
     updated_at: datetime
     history: list[ConsentEvent] = Field(description="Oldest first")

@@ -14,14 +14,21 @@ import orjson
 from sqlalchemy import ColumnElement, Connection, Row
 
 from gateway.consents import repository
-from gateway.consents.principal import Actor, witness_of
-from gateway.consents.schemas import ConsentIn, iso
-from gateway.errors import Conflict, InvalidValue, NotFound
+from gateway.consents.principal import (
+    PORTAL,
+    Actor,
+    PlatformPrincipal,
+    PortalPrincipal,
+    channel_of,
+    witness_of,
+)
+from gateway.consents.schemas import ConsentIn, ConsentTerms, PortalEvidence, iso
+from gateway.errors import Conflict, Forbidden, InvalidValue, NotFound
 from gateway.identifiers import UnknownEnterprise
 from gateway.identity.tokens import Caller
 from gateway.timeutil import aware
 from gateway.webhooks.events import enqueue_event, note_baseline
-from policies.consent import ConsentRules
+from policies.consent import CHANNEL_KINDS, ConsentRules
 
 SEES_ALL = frozenset({"regulator"})
 # Registration statuses under which an enterprise no longer exists to consent
@@ -35,6 +42,26 @@ class UnknownConsent(NotFound):
 
 class EnterpriseClosed(InvalidValue):
     type_slug, title = "enterprise-closed", "Enterprise deregistered or its licence revoked"
+
+
+class ChannelNotAccepted(Forbidden):
+    type_slug, title = "channel-not-accepted", "Consents are not accepted through this channel"
+
+
+class NotTheirEnterprise(Forbidden):
+    type_slug, title = "not-their-enterprise", "A person approves only for their own enterprise"
+
+
+def check_channel(channel: str, rules: ConsentRules) -> None:
+    """403 for a consent through a channel this deployment does not accept
+    (XYD_CONSENT_CHANNELS)."""
+    if not rules.accepts(channel):
+        accepted = [kind for kind in CHANNEL_KINDS if kind in rules.channels]
+        raise ChannelNotAccepted(
+            f"channel {channel}: this gateway accepts consents through {', '.join(accepted)} only",
+            channel=channel,
+            accepted=accepted,
+        )
 
 
 def check_subject(conn: Connection, credit_code: str) -> None:
@@ -64,7 +91,7 @@ def _grantee(conn: Connection, grantee: str) -> tuple[str, str | None]:
     return found
 
 
-def _check(body: ConsentIn, rules: ConsentRules, now: datetime) -> tuple[datetime, datetime]:
+def _check(body: ConsentTerms, rules: ConsentRules, now: datetime) -> tuple[datetime, datetime]:
     valid_from = body.valid_from or now
     until = body.valid_until
     rule = rules.purposes[body.purpose]
@@ -84,41 +111,95 @@ def _check(body: ConsentIn, rules: ConsentRules, now: datetime) -> tuple[datetim
     return valid_from, until
 
 
-def create(conn: Connection, caller: Actor, body: ConsentIn, rules: ConsentRules) -> dict[str, Any]:
+def create(
+    conn: Connection, caller: Caller | PlatformPrincipal, body: ConsentIn, rules: ConsentRules
+) -> dict[str, Any]:
+    """A consent with document evidence: `direct` from a client's token,
+    `platform:<key>` from a platform's adapter."""
+    evidence = body.evidence.model_dump()
+    consent_id = _register(conn, caller, channel_of(caller), body, evidence, rules)
+    return get(conn, caller, consent_id)
+
+
+def create_from_portal(
+    conn: Connection,
+    person: PortalPrincipal,
+    terms: ConsentTerms,
+    *,
+    approved_at: datetime,
+    page_sha256: str,
+    rules: ConsentRules,
+) -> dict[str, Any]:
+    """A consent the enterprise's person approved on the consent page, for the bank
+    that asked (`terms.grantee`): channel `portal`, with who approved (their
+    subject's keyed hash), when, and the SHA-256 of the page.
+
+    403 when the person's login names another enterprise or the portal channel is
+    not accepted; 422 (pydantic's ValidationError) for a malformed page hash."""
+    if terms.credit_code != person.credit_code:
+        raise NotTheirEnterprise(
+            f"credit_code: the person acts for {person.credit_code}, not {terms.credit_code}"
+        )
+    evidence = PortalEvidence(
+        approver=person.subject_hash,
+        approver_role=person.role,
+        approved_at=approved_at,
+        page_sha256=page_sha256,
+    )
+    # Times as every other answer writes them (`+00:00`, not pydantic's `Z`).
+    stored = {**evidence.model_dump(), "approved_at": iso(evidence.approved_at)}
+    consent_id = _register(conn, person, PORTAL, terms, stored, rules)
+    return get(conn, person, consent_id)
+
+
+def _register(
+    conn: Connection,
+    actor: Actor,
+    channel: str,
+    terms: ConsentTerms,
+    evidence: dict[str, Any],
+    rules: ConsentRules,
+) -> str:
+    """The consent stored with its `created` event; its id. The channel is refused
+    before anything else is looked at."""
+    check_channel(channel, rules)
     now = datetime.now(UTC)
-    valid_from, until = _check(body, rules, now)
-    check_subject(conn, body.credit_code)
-    grantee_id, grantee_code = _grantee(conn, body.grantee)
-    if caller.client_type == "bank" and grantee_id != caller.client_id:
+    valid_from, until = _check(terms, rules, now)
+    check_subject(conn, terms.credit_code)
+    grantee_id, grantee_code = _grantee(conn, terms.grantee)
+    if actor.client_type == "bank" and grantee_id != actor.client_id:
         raise InvalidValue("grantee: a bank registers consents for itself only")
     consent_id = f"cns_{secrets.token_urlsafe(16)}"
-    rule = rules.purposes[body.purpose]
+    rule = rules.purposes[terms.purpose]
     repository.insert_consent(
         conn,
         dict(
             id=consent_id,
-            credit_code=body.credit_code,
+            credit_code=terms.credit_code,
             grantee_client_id=grantee_id,
             grantee_org_code=grantee_code,
-            registrant_client_id=caller.client_id,
-            purpose=body.purpose,
-            scopes=sorted(set(body.scopes)),
+            registrant_client_id=actor.client_id,
+            channel=channel,
+            purpose=terms.purpose,
+            scopes=sorted(set(terms.scopes)),
             valid_from=valid_from,
             valid_until=until,
-            evidence=body.evidence.model_dump(),
-            max_daily_accesses=body.max_daily_accesses or rule.max_daily_accesses
-            if body.purpose == "post_loan_monitoring" else None,
+            evidence=evidence,
+            max_daily_accesses=terms.max_daily_accesses or rule.max_daily_accesses
+            if terms.purpose == "post_loan_monitoring" else None,
             created_at=now,
             updated_at=now,
         ),
     )  # fmt: skip
-    repository.add_event(conn, consent_id, "created", caller.client_id, None, now)
-    if body.purpose == "post_loan_monitoring":
-        note_baseline(conn, consent_id, body.credit_code)
-    return get(conn, caller, consent_id)
+    repository.add_event(conn, consent_id, "created", actor.client_id, None, now)
+    if terms.purpose == "post_loan_monitoring":
+        note_baseline(conn, consent_id, terms.credit_code)
+    return consent_id
 
 
 def _visible(caller: Actor) -> ColumnElement[bool]:
+    if isinstance(caller, PortalPrincipal):
+        return repository.of_enterprise(caller.credit_code)
     witness = None
     if caller.client_type == "platform" and caller.org_code:
         # The platform's client is the witness its adapter registered: it revokes
@@ -138,6 +219,7 @@ def _render(conn: Connection, row: Row[Any], now: datetime) -> dict[str, Any]:
         "grantee": row.grantee_client_id,
         "grantee_bank_code": row.grantee_org_code,
         "registrant": row.registrant_client_id,
+        "channel": row.channel,
         "purpose": row.purpose,
         "scopes": list(row.scopes),
         "valid_from": iso(row.valid_from),

@@ -19,9 +19,9 @@ from typing import Any, Literal, Protocol
 import orjson
 from sqlalchemy import Connection
 
-from gateway.consents.principal import PlatformPrincipal
+from gateway.consents.principal import PlatformPrincipal, channel_of
 from gateway.consents.schemas import ConsentIn
-from gateway.consents.service import check_subject
+from gateway.consents.service import check_channel, check_subject
 from gateway.consents.service import create as create_consent
 from gateway.enterprises import repository as enterprise_rows
 from gateway.errors import ProblemError
@@ -47,7 +47,7 @@ class Stored:
 
 def store(conn: Connection, event: LoanEvent, *, rules: ConsentRules) -> Stored:
     """Stored once; or "rejected" (dead-lettered, nothing else written): see `_refused`."""
-    if event.authorization is not None and (refused := _refused(conn, event)) is not None:
+    if event.authorization is not None and (refused := _refused(conn, event, rules)) is not None:
         return refused
     now = datetime.now(UTC)
     event_id = repository.insert_event_once(conn, _row(event, now))
@@ -85,15 +85,17 @@ def _row(event: LoanEvent, now: datetime) -> dict[str, Any]:
     }
 
 
-def _refused(conn: Connection, event: LoanEvent) -> Stored | None:
-    """An authorisation for an enterprise that cannot grant a consent (not in the
-    registry, deregistered): kept as a dead letter with the reason, and refused,
-    so the platform hears of it in its own terms. One stored already stays a
-    duplicate, whatever has happened to the enterprise since.
+def _refused(conn: Connection, event: LoanEvent, rules: ConsentRules) -> Stored | None:
+    """An authorisation through a channel this deployment does not accept
+    (XYD_CONSENT_CHANNELS without `platform`), or for an enterprise that cannot
+    grant a consent (not in the registry, deregistered): kept as a dead letter
+    with the reason, and refused, so the platform hears of it in its own terms.
+    One stored already stays a duplicate, whatever has changed since.
     """
     if event.credit_code is None or repository.event_known(conn, event.platform, event.message_id):
         return None
     try:
+        check_channel(channel_of(PlatformPrincipal(event.platform)), rules)
         check_subject(conn, event.credit_code)
     except ProblemError as exc:
         reason = f"authorisation not registered: {exc.detail}"

@@ -365,6 +365,8 @@ consents = Table(
     Column("grantee_client_id", String(64), nullable=False),
     Column("grantee_org_code", String(32)),
     Column("registrant_client_id", String(64), nullable=False),
+    # portal | platform:<key> | direct: how the consent came (XYD_CONSENT_CHANNELS)
+    Column("channel", String(64), nullable=False),
     Column("purpose", String(40), nullable=False),
     Column("scopes", Json, nullable=False),
     Column("valid_from", Timestamp, nullable=False),

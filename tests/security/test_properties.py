@@ -84,6 +84,7 @@ OWNED_BY_THE_GATEWAY = [
     {"id": "cns_chosen"},
     {"status": "revoked"},
     {"registrant": "someone-else"},
+    {"channel": "portal"},
     {"grantee_client_id": "other-bank"},
     {"history": []},
     {"created_at": "2026-01-01T00:00:00+08:00"},

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, inspect, make_url
+from sqlalchemy import Engine, create_engine, inspect, make_url, select
 
 from gateway.store.migrate import alembic_config, upgrade
-from gateway.store.tables import CATEGORIES, metadata
+from gateway.store.tables import CATEGORIES, consents, metadata
 
 EXPECTED = {
     "enterprises",
@@ -130,3 +130,42 @@ def test_upgrade_takes_a_url_holding_percent_signs(
         ) == engine.url.render_as_string(hide_password=False)
     finally:
         engine.dispose()
+
+
+def test_consents_made_before_channels_take_theirs_from_the_registrant(engine: Engine) -> None:
+    """Migration 0018: a platform adapter's consent (`platform:<key>`) keeps that as
+    its channel; every other one came through the API, `direct`."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import column, insert, table
+
+    config = alembic_config(engine)
+    before = ScriptDirectory.from_config(config).get_revision("0018").down_revision
+    assert isinstance(before, str)
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, before)
+    old = table(
+        "consents",
+        *(column(name) for name in ("id", "credit_code", "grantee_client_id")),
+        *(column(name) for name in ("registrant_client_id", "purpose", "scopes", "evidence")),
+        *(column(name) for name in ("valid_from", "valid_until", "created_at", "updated_at")),
+    )
+    at = "2026-12-01 00:00:00+00:00"  # a literal: read neither back nor by its type
+    with engine.begin() as conn:
+        for consent_id, registrant in (
+            ("cns_bank", "bank-a"),
+            ("cns_kct", "platform:kechuangtong"),
+        ):
+            conn.execute(
+                insert(old).values(
+                    id=consent_id, credit_code="91510100MA61R8XW0X", grantee_client_id="bank-a",
+                    registrant_client_id=registrant, purpose="loan_application",
+                    scopes='["basic"]', evidence="{}", valid_from=at, valid_until=at,
+                    created_at=at, updated_at=at,
+                )
+            )  # fmt: skip
+    upgrade(engine)
+    with engine.connect() as conn:
+        channels = dict(conn.execute(select(consents.c.id, consents.c.channel)).all())
+    assert channels == {"cns_bank": "direct", "cns_kct": "platform:kechuangtong"}
