@@ -233,9 +233,11 @@ def demo_oidc(
         serving = serve(settings.state_dir, settings.host, settings.port, port)
     except OSError as exc:
         raise fail(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
-    typer.echo(f"demo identity provider: {serving.issuer}")
-    typer.echo(f"its users and passwords: {serving.users_file}")
+    # An interrupt at any point after the server started, even while these
+    # lines are written, stops it the same way.
     try:
+        typer.echo(f"demo identity provider: {serving.issuer}")
+        typer.echo(f"its users and passwords: {serving.users_file}")
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:

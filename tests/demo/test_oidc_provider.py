@@ -458,6 +458,9 @@ def test_xyd_demo_oidc_serves_on_the_port_it_is_given_until_stopped(tmp_path: Pa
         assert (
             process.stdout.readline().strip() == f"demo identity provider: http://127.0.0.1:{port}"
         )
+        # Both lines read: the command is in its wait, and nothing it writes
+        # is left to fill the pipe while it stops.
+        assert process.stdout.readline().startswith("its users and passwords: ")
         issuer = (tmp_path / "demo" / "oidc" / "issuer").read_text().strip()
         meta = httpx.get(issuer + "/.well-known/openid-configuration").json()
         assert meta["issuer"] == issuer == f"http://127.0.0.1:{port}"
