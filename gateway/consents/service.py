@@ -8,7 +8,7 @@ import base64
 import binascii
 import secrets
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import ColumnElement, Connection, Row
@@ -83,13 +83,31 @@ def _check(body: ConsentIn, rules: ConsentRules, now: datetime) -> tuple[datetim
     return valid_from, until
 
 
-def create(conn: Connection, caller: Actor, body: ConsentIn, rules: ConsentRules) -> dict[str, Any]:
-    now = datetime.now(UTC)
+class Checked(NamedTuple):
+    valid_from: datetime
+    valid_until: datetime
+    grantee_id: str
+    grantee_code: str | None
+
+
+def check(
+    conn: Connection, caller: Actor, body: ConsentIn, rules: ConsentRules, now: datetime
+) -> Checked:
+    """Everything `create` checks, creating nothing: the validity against the
+    purpose's rules, the sections, the enterprise (known, not closed) and the
+    grantee. The code flow checks a pushed request with it long before the
+    enterprise approves it."""
     valid_from, until = _check(body, rules, now)
     check_subject(conn, body.credit_code)
     grantee_id, grantee_code = _grantee(conn, body.grantee)
     if caller.client_type == "bank" and grantee_id != caller.client_id:
         raise InvalidValue("grantee: a bank registers consents for itself only")
+    return Checked(valid_from, until, grantee_id, grantee_code)
+
+
+def create(conn: Connection, caller: Actor, body: ConsentIn, rules: ConsentRules) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    valid_from, until, grantee_id, grantee_code = check(conn, caller, body, rules, now)
     consent_id = f"cns_{secrets.token_urlsafe(16)}"
     rule = rules.purposes[body.purpose]
     repository.insert_consent(
