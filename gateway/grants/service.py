@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import orjson
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.consents import service as consents
@@ -209,7 +209,7 @@ class CodeFlow:
             "authorization_details": [dict(row.authorization_details)],
         }
 
-    def _live_request(self, conn: Connection, request_uri: str, client_id: str) -> Any:
+    def _live_request(self, conn: Connection, request_uri: str, client_id: str) -> Row[Any]:
         if not request_uri.startswith(REQUEST_URI_PREFIX) or len(request_uri) > 200:
             raise UnknownRequest("not a request_uri this server gave out")
         row = repository.request_row(conn, _hash(request_uri))
@@ -221,7 +221,9 @@ class CodeFlow:
             raise UnknownRequest("request_uri expired")
         return row
 
-    def _spend(self, conn: Connection, request_uri: str, client_id: str, person: Person) -> Any:
+    def _spend(
+        self, conn: Connection, request_uri: str, client_id: str, person: Person
+    ) -> Row[Any]:
         row = self._live_request(conn, request_uri, client_id)
         if row.authorization_details["credit_code"] != person.credit_code:
             raise OtherEnterprise("this request is for another enterprise than your login names")
@@ -342,7 +344,7 @@ class CodeFlow:
         return answer
 
     async def _revoke_what_was_issued(
-        self, conn: AsyncConnection, row: Any, now: datetime
+        self, conn: AsyncConnection, row: Row[Any], now: datetime
     ) -> list[tuple[str, datetime]]:
         revoked: list[tuple[str, datetime]] = []
         if row.access_jti is not None and row.access_expires_at > now:

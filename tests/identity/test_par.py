@@ -200,9 +200,7 @@ def test_a_bank_without_the_redirect_uri_registered_is_refused(
     refused(push(app_client, par_form(bare, challenge)), "invalid_request")
 
 
-def test_fapi_strict_clients_must_send_a_dpop_proof(
-    app_client: TestClient, engine: Engine
-) -> None:
+def test_fapi_strict_clients_must_send_a_dpop_proof(app_client: TestClient, engine: Engine) -> None:
     strict = register(
         engine, "bank-s", org_code="FAPI", fapi2_strict=True, redirect_uris=[REDIRECT]
     )
