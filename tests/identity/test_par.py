@@ -14,6 +14,8 @@ from sqlalchemy import Engine, select
 from starlette.testclient import TestClient
 
 from gateway.client import dpop_proof
+from gateway.errors import InvalidValue
+from gateway.identity.redirects import check_redirect_uri
 from gateway.keys import jose
 from gateway.store.tables import oauth_requests
 from testkit.builders import code
@@ -218,3 +220,37 @@ def test_hostile_forms_never_500(app_client: TestClient, fapi_bank: ClientKey) -
     ]:
         answer = app_client.post(PAR, content=body, headers={"content-type": media})
         assert 400 <= answer.status_code < 500, answer.text
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://bank.example/cb",
+        "https://bank.example:8443/cb?x=1",
+        "http://127.0.0.1:8765/callback",
+        "http://localhost/cb",
+        "http://[::1]:9/cb",
+    ],
+)
+def test_redirect_uris_a_client_may_register(uri: str) -> None:
+    assert check_redirect_uri(uri) == uri
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "",
+        "http://bank.example/cb",
+        "http://127.0.0.1.evil.example/cb",
+        "https://bank.example/cb#fragment",
+        "https://user:pw@bank.example/cb",
+        "javascript:alert(1)",
+        "https:///cb",
+        "https://bank.example/c b",
+        "https://bank.example:99999/cb",
+        "https://bank.example/" + "a" * 600,
+    ],
+)
+def test_redirect_uris_refused(uri: str) -> None:
+    with pytest.raises(InvalidValue, match="redirect_uri"):
+        check_redirect_uri(uri)
