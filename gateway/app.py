@@ -88,10 +88,6 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
         state.sync_engine = make_sync_engine(settings)
         state.redis = make_redis(settings)
         state.identity = await start_identity(settings, state.engine, state.redis)
-        state.code_flow = CodeFlow(
-            settings, state.engine, state.identity, state.consent_rules, state.pii_key
-        )
-        state.code_flow.register()
         state.platform_services.bind(state.engine, state.identity.keys)
         sealer = Sealer.configured(settings, state.sync_engine, state.identity.keys)
         state.audit = AuditWriter(
@@ -111,6 +107,15 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
             ),
         )
         await state.gate.start()
+        state.code_flow = CodeFlow(
+            settings,
+            state.engine,
+            state.identity,
+            state.consent_rules,
+            state.pii_key,
+            state.audit,
+        )
+        state.code_flow.register()
         state.login = make_login(settings, state.engine, state.gate, state.redis, state.pii_key)
         state.reports = ReportService(
             builder,

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,6 +23,8 @@ import orjson
 from sqlalchemy import Connection, Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.audit.chain import AuditEvent
+from gateway.audit.service import AuditWriter, digest, record_in
 from gateway.consents import service as consents
 from gateway.errors import Forbidden, InvalidValue, NotFound
 from gateway.grants import repository
@@ -54,8 +55,8 @@ _LIMITS = {
 # Parameters a pushed request may not carry: request objects are not taken (no
 # JAR) and a request_uri is what PAR answers, never what it is given (RFC 9126 §2.1).
 _REFUSED = ("request", "request_uri")
-
-Recorder = Callable[[AsyncConnection, dict[str, Any]], Awaitable[None]]
+# Where the enterprise's decision is made, as its audit entries name it.
+AUTHORIZE_ROUTE = "/oauth/authorize"
 
 
 def _hash(secret: str) -> str:
@@ -125,6 +126,7 @@ class CodeFlow:
     identity: Identity
     rules: ConsentRules
     pii_key: bytes
+    audit: AuditWriter
 
     def register(self) -> None:
         """Serve the flow's grants at the token endpoint."""
@@ -238,12 +240,11 @@ class CodeFlow:
         person: Person,
         *,
         shown_sha256: str | None = None,
-        record: Recorder | None = None,
     ) -> str:
         """The enterprise approved: the consent created (channel portal, the person
-        as evidence) and a code issued; the redirect URL to send the browser to.
-        `shown_sha256` is the hash of the page the person read (default: of the
-        request's details); `record` audits the consent in its transaction."""
+        as evidence) and a code issued, audited in the same transaction; the
+        redirect URL to send the browser to. `shown_sha256` is the hash of the
+        page the person read (default: of the request's details)."""
         client = await self.identity.client(client_id)
         if client is None or client.disabled:
             raise UnknownRequest("unknown client")
@@ -262,8 +263,6 @@ class CodeFlow:
                 )
             except (InvalidValue, NotFound) as refused:
                 raise InvalidDetails(f"authorization_details: {refused.detail}") from None
-            if record is not None:
-                await record(conn, consent)
             now = datetime.now(UTC)
             await conn.run_sync(
                 repository.insert_code,
@@ -282,12 +281,33 @@ class CodeFlow:
                     "created_at": now,
                 },
             )
+            entry = AuditEvent(
+                client_id=client_id,
+                route=AUTHORIZE_ROUTE,
+                decision="allow",
+                reason="consent granted by the enterprise (portal)",
+                credit_code=consent["credit_code"],
+                consent_id=consent["id"],
+                purpose=consent["purpose"],
+                response_sha256=digest(orjson.dumps(consent)),
+            )
+            await record_in(self.audit, conn, entry)  # last: it holds the chain's head
         return self._redirect(row.redirect_uri, {"code": code}, row.state)
 
     async def decline(self, request_uri: str, client_id: str, person: Person) -> str:
         """The enterprise declined: the request spent; the redirect URL saying so."""
         async with self.engine.begin() as conn:
             row = await conn.run_sync(self._spend, request_uri, client_id, person)
+            details = row.authorization_details
+            entry = AuditEvent(
+                client_id=client_id,
+                route=AUTHORIZE_ROUTE,
+                decision="deny",
+                reason="access_denied: declined by the enterprise (portal)",
+                credit_code=details["credit_code"],
+                purpose=details["purpose"],
+            )
+            await record_in(self.audit, conn, entry)
         return self._redirect(row.redirect_uri, {"error": "access_denied"}, row.state)
 
     def _redirect(self, redirect_uri: str, params: dict[str, str], state: str | None) -> str:

@@ -9,14 +9,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 import pytest
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, select, update
 from starlette.testclient import TestClient
 
 from gateway.client import ASSERTION_TYPE, dpop_proof
 from gateway.grants.service import OtherEnterprise, Person, UnknownRequest
 from gateway.keys import jose
 from gateway.state import state_of
-from gateway.store.tables import oauth_requests
+from gateway.store.tables import audit_entries, oauth_requests
 from testkit.builders import code
 from testkit.clients import ISSUER, ClientKey, new_key
 from tests.identity.test_par import REDIRECT, detail, fapi_bank, par_form, pkce, push
@@ -275,3 +275,21 @@ def test_unknown_grant_types_are_named(app_client: TestClient, fapi_bank: Client
     assert answer.status_code == 400
     assert answer.json()["error"] == "unsupported_grant_type"
     assert "authorization_code" in answer.json()["detail"]
+
+
+def test_decisions_are_audited(
+    app_client: TestClient, fapi_bank: ClientKey, engine: Engine
+) -> None:
+    g = grant(app_client, fapi_bank)
+    consent_id = exchange(app_client, fapi_bank, g).json()["authorization_details"][0]["consent_id"]
+    _, challenge = pkce()
+    request_uri = push(app_client, par_form(fapi_bank, challenge)).json()["request_uri"]
+    flow = state_of(app_client.app).code_flow
+    app_client.portal.call(flow.decline, request_uri, "bank-a", PERSON)  # type: ignore[union-attr]
+    query = select(audit_entries).where(audit_entries.c.route == "/oauth/authorize")
+    with engine.connect() as conn:
+        entries = conn.execute(query.order_by(audit_entries.c.seq)).all()
+    assert [(e.decision, e.consent_id, e.credit_code) for e in entries] == [
+        ("allow", consent_id, code(1)),
+        ("deny", None, code(1)),
+    ]
