@@ -336,7 +336,10 @@ class CodeFlow:
                 raise invalid_grant("unknown code")
             spent = await conn.run_sync(repository.spend_code, row.code_hash, now, issues)
             if not spent:
-                revoked = await self._revoke_what_was_issued(conn, row, now)
+                # Read again: a concurrent first use may have spent it since.
+                used = await conn.run_sync(repository.code_row, row.code_hash)
+                assert used is not None
+                revoked = await self._revoke_what_was_issued(conn, used, now)
         if not spent:
             for revoked_jti, expires in revoked:
                 await self.identity.guard.revoke(revoked_jti, row.client_id, expires)

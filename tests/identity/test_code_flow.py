@@ -3,6 +3,7 @@ DPoP, and each way a code, a verifier or a refresh token can be misused."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -14,6 +15,7 @@ from starlette.testclient import TestClient
 
 from gateway.client import ASSERTION_TYPE, dpop_proof
 from gateway.grants.service import OtherEnterprise, Person, UnknownRequest
+from gateway.identity.errors import InvalidRequest
 from gateway.keys import jose
 from gateway.state import state_of
 from gateway.store.tables import audit_entries, oauth_requests
@@ -293,3 +295,27 @@ def test_decisions_are_audited(
         ("allow", consent_id, code(1)),
         ("deny", None, code(1)),
     ]
+
+
+def test_concurrent_exchanges_one_wins(app_client: TestClient, fapi_bank: ClientKey) -> None:
+    """Two redemptions at once: the conditional UPDATE lets exactly one through."""
+    g = grant(app_client, fapi_bank)
+    flow = state_of(app_client.app).code_flow
+    form = {"code": g.code, "redirect_uri": REDIRECT, "code_verifier": g.verifier}
+    jkt = jose.thumbprint(jose.public_jwk(g.key))
+
+    async def both() -> list[object]:
+        client = await flow.identity.client("bank-a")
+        assert client is not None
+        return await asyncio.gather(
+            flow.exchange(client, form, jkt), flow.exchange(client, form, jkt),
+            return_exceptions=True,
+        )  # fmt: skip
+
+    outcomes = app_client.portal.call(both)  # type: ignore[union-attr]
+    won = [o for o in outcomes if isinstance(o, dict)]
+    lost = [o for o in outcomes if isinstance(o, InvalidRequest)]
+    assert len(won) == 1 and len(lost) == 1, outcomes
+    assert lost[0].extensions["error"] == "invalid_grant"
+    # The loser's attempt counts as a second use: the winner's token is revoked.
+    assert report(app_client, str(won[0]["access_token"]), g.key).status_code == 401
