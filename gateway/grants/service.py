@@ -148,6 +148,10 @@ class CodeFlow:
         if "client_id" not in form:
             raise InvalidRequest("client_id is required")
         client = await self.identity.authenticate(form, authorization)
+        if form["client_id"] != client.client_id:  # Basic credentials name no form client_id
+            raise InvalidRequest(
+                "client_id is not the authenticated client", error="invalid_client"
+            )
         self.identity.require_dpop(client, dpop_jkt)
         if form.get("response_type") != "code":
             raise InvalidRequest("response_type must be code", error="unsupported_response_type")
