@@ -29,6 +29,8 @@ from gateway.db import make_async_engine, make_sync_engine
 from gateway.direct import Direct
 from gateway.enterprises.router import router as enterprises_router
 from gateway.errors import install_problem_handlers
+from gateway.grants.router import router as grants_router
+from gateway.grants.service import CodeFlow
 from gateway.health.router import router as health_router
 from gateway.identity.router import router as identity_router
 from gateway.identity.startup import start_identity
@@ -105,6 +107,15 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
             ),
         )
         await state.gate.start()
+        state.code_flow = CodeFlow(
+            settings,
+            state.engine,
+            state.identity,
+            state.consent_rules,
+            state.pii_key,
+            state.audit,
+        )
+        state.code_flow.register()
         state.login = make_login(settings, state.engine, state.gate, state.redis, state.pii_key)
         state.reports = ReportService(
             builder,
@@ -200,6 +211,7 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
     app.include_router(reports_router)
     app.include_router(health_router)
     app.include_router(identity_router)
+    app.include_router(grants_router)
     app.include_router(enterprises_router)
     app.include_router(records_router)
     app.include_router(consents_router)

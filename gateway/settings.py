@@ -261,6 +261,13 @@ class Settings(BaseSettings):
         None, description="32-byte hex AES key for private keys; unset means STATE_DIR/kek.key"
     )
     access_token_ttl_s: int = Field(600, ge=30, le=900, description="Never over 15 minutes")
+    par_expires_in_s: int = Field(
+        90, ge=10, le=600,
+        description="How long a pushed authorisation request (its request_uri) lives",
+    )  # fmt: skip
+    authorization_code_ttl_s: int = Field(
+        60, ge=10, le=600, description="How long an authorisation code may wait to be exchanged"
+    )
     access_token_alg: Literal["ES256", "EdDSA"] = "ES256"  # noqa: S105 - an algorithm name
     key_activation_delay_s: int = Field(
         120, ge=0, le=86_400, description="A rotated-in key signs only after this delay"

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from gateway.access.gate import Gate
     from gateway.audit.service import AuditWriter
     from gateway.dashboard.login import Login
+    from gateway.grants.service import CodeFlow
     from gateway.identity.service import Identity
     from gateway.keys.pii import KeyRing
     from gateway.reports.pdf import Printer
@@ -63,6 +64,7 @@ class GatewayState:
     sync_engine: Engine = field(init=False, repr=False)  # CLI-like bulk work in threads
     redis: Redis | None = field(init=False, repr=False)
     identity: Identity = field(init=False, repr=False)
+    code_flow: CodeFlow = field(init=False, repr=False)
     audit: AuditWriter = field(init=False, repr=False)
     gate: Gate = field(init=False, repr=False)
     login: Login = field(init=False, repr=False)
@@ -79,7 +81,18 @@ class GatewayState:
 
 
 _LIFESPAN = frozenset(
-    ("engine", "sync_engine", "redis", "identity", "audit", "gate", "login", "reports", "printer")
+    (
+        "engine",
+        "sync_engine",
+        "redis",
+        "identity",
+        "code_flow",
+        "audit",
+        "gate",
+        "login",
+        "reports",
+        "printer",
+    )
 )
 
 

@@ -1,4 +1,5 @@
-"""Demo clients: registered in the store, private JWKs written under .xyd/demo/clients/."""
+"""Demo clients: registered in the store, private JWKs written under .xyd/demo/clients/,
+beside each one's registration (`<id>.json`: client_id, type, redirect_uris)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import Connection
 
-from gateway.identity.clients import create_client, get_client, replace_keys, set_department
+from gateway.identity.clients import (
+    create_client,
+    get_client,
+    replace_keys,
+    set_department,
+    set_redirect_uris,
+)
 from gateway.keys import jose
 from gateway.private_files import private_dir, write_private
 from policies.departments import Departments
@@ -23,6 +30,10 @@ DEMO_CLIENTS = (
     ("demo-credit-office", "成都市发展和改革委员会 (demo)", "department", None, False),
     ("demo-risk-office", "监管沙箱风险办 (demo)", "risk_office", None, False),
 )
+
+# Where the demo banks' authorisation answers go: a loopback address, as a bank's
+# developer would run its callback on their own machine.
+DEMO_REDIRECT_URI = "http://127.0.0.1:8765/callback"
 
 # The department each demo department client delivers for (config/departments.yaml),
 # with every category the configuration lets it deliver.
@@ -53,6 +64,7 @@ def register_demo_clients(conn: Connection, out_dir: Path, departments: Departme
             departments.find(DEPARTMENT_OF[client_id]) if client_type == "department" else None
         )
         categories = list(department.categories) if department else None
+        redirect_uris = [DEMO_REDIRECT_URI] if client_type == "bank" else []
         if get_client(conn, client_id) is None:
             create_client(
                 conn,
@@ -64,9 +76,11 @@ def register_demo_clients(conn: Connection, out_dir: Path, departments: Departme
                 fapi2_strict=strict,
                 department=department,
                 categories=categories,
+                redirect_uris=redirect_uris,
             )
         else:
             replace_keys(conn, client_id, jwks)
+            set_redirect_uris(conn, client_id, redirect_uris)
             if department is not None and categories is not None:
                 set_department(conn, client_id, department, categories)
         secret = {
@@ -78,6 +92,10 @@ def register_demo_clients(conn: Connection, out_dir: Path, departments: Departme
         }
         write_private(path, orjson.dumps(secret, option=orjson.OPT_INDENT_2))
         written.append(path)
+        registration = {"client_id": client_id, "type": client_type, "redirect_uris": redirect_uris}
+        write_private(
+            out_dir / f"{client_id}.json", orjson.dumps(registration, option=orjson.OPT_INDENT_2)
+        )
     for client_id, name, org_code in LENDING_BANKS:
         if get_client(conn, client_id) is None:
             public = jose.public_jwk(ec.generate_private_key(ec.SECP256R1()))

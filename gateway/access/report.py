@@ -6,7 +6,8 @@ In the order it runs (reports/router.py `credit_report`):
    gate is left for step 4, which knows what the request costs);
 2. `credit_code`: the path's code, or 422 (the gate is passed all the same,
    so probing codes spends rate, and the refusal is audited);
-3. `consent_id`: the `Consent-Id` header, bounded;
+3. `consent_id`: the `Consent-Id` header, bounded; with a code-flow token,
+   the consent the token names (`token_consent`; another in the header is 403);
 4. `admit`: the consent read and decided for this bank, enterprise and the
    report's sections; the gate passed, charged for a report; every refusal
    audited before it is raised.
@@ -76,6 +77,22 @@ def consent_id(request: Request) -> str | None:
     if found is not None and len(found) > CONSENT_ID_MAX:
         raise InvalidValue(f"Consent-Id: at most {CONSENT_ID_MAX} characters", field="Consent-Id")
     return found
+
+
+async def token_consent(request: Request, caller: Caller, header: str | None) -> str | None:
+    """The consent a code-flow token names stands for a missing `Consent-Id`; a
+    header naming another consent is refused (403, audited). No lookup: it is a
+    claim of the token already verified."""
+    if caller.consent_id is None:
+        return header
+    if header is not None and header != caller.consent_id:
+        await _refuse_admitted(
+            request,
+            caller,
+            ConsentDenied("Consent-Id differs from the consent the token was granted under",
+                          reason="wrong_consent"),
+        )  # fmt: skip
+    return caller.consent_id
 
 
 async def admit(

@@ -126,7 +126,12 @@ async def record_with(request: Request, conn: AsyncConnection, event: AuditEvent
     """Append `event` in the transaction of the write it records (`conn`), so the
     state change and its entry commit together or not at all; 503 if it cannot be
     written, which rolls that transaction back."""
-    writer = state_of(request).audit
+    return await record_in(state_of(request).audit, conn, event)
+
+
+async def record_in(writer: AuditWriter, conn: AsyncConnection, event: AuditEvent) -> int:
+    """`record_with` for a caller holding the writer rather than a request (a
+    service the consent page calls)."""
     try:
         return await writer.append_in(conn, event)
     except (SQLAlchemyError, OSError, KeyError_) as exc:

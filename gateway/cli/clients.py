@@ -30,6 +30,12 @@ def clients_create(
         str | None,
         typer.Option(help="The record categories a department client delivers, comma-separated"),
     ] = None,
+    redirect_uri: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Where its authorisation answers go (repeat): https, or http on loopback"
+        ),
+    ] = None,
 ) -> None:
     """Register a client with its public keys (a department with what it delivers)."""
     from gateway.db import make_sync_engine
@@ -59,6 +65,7 @@ def clients_create(
                 fapi2_strict=fapi2_strict,
                 department=bound,
                 categories=chosen,
+                redirect_uris=redirect_uri,
             )
     except (ProblemError, OSError, ValueError) as exc:
         raise fail(getattr(exc, "detail", str(exc))) from None
@@ -68,6 +75,8 @@ def clients_create(
     if client.department:
         delivers = ", ".join(sorted(client.categories))
         typer.echo(f"  department {client.department} ({client.department_code}): {delivers}")
+    for uri in client.redirect_uris:
+        typer.echo(f"  redirect URI {uri}")
 
 
 @app.command("set-department")

@@ -17,6 +17,13 @@ def _code(value: str) -> str:
         raise ValueError(str(exc)) from None
 
 
+# A consent's enterprise and sections, as `POST /v1/consents` and the code flow's
+# `authorization_details` both take them.
+CreditCode = Annotated[str, Field(min_length=1, max_length=40), AfterValidator(_code)]
+Sections = Annotated[list[Annotated[str, Field(max_length=40)]], Field(min_length=1, max_length=20)]
+DailyAccesses = Annotated[int, Field(ge=1, le=1000)]
+
+
 class Evidence(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -47,15 +54,13 @@ class ConsentTerms(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    credit_code: Annotated[str, Field(min_length=1, max_length=40), AfterValidator(_code)]
+    credit_code: CreditCode
     grantee: Annotated[str, Field(min_length=1, max_length=64)]
     purpose: Purpose
-    scopes: Annotated[
-        list[Annotated[str, Field(max_length=40)]], Field(min_length=1, max_length=20)
-    ]
+    scopes: Sections
     valid_from: AwareDatetime | None = Field(None, strict=False)
     valid_until: AwareDatetime = Field(strict=False)
-    max_daily_accesses: Annotated[int, Field(ge=1, le=1000)] | None = None
+    max_daily_accesses: DailyAccesses | None = None
 
 
 class ConsentIn(ConsentTerms):

@@ -8,7 +8,7 @@ import base64
 import binascii
 import secrets
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import ColumnElement, Connection, Row
@@ -152,6 +152,28 @@ def create_from_portal(
     return get(conn, person, consent_id)
 
 
+class Checked(NamedTuple):
+    valid_from: datetime
+    valid_until: datetime
+    grantee_id: str
+    grantee_code: str | None
+
+
+def check(
+    conn: Connection, actor: Actor, terms: ConsentTerms, rules: ConsentRules, now: datetime
+) -> Checked:
+    """Everything a registration checks but its channel, creating nothing: the
+    validity against the purpose's rules, the sections, the enterprise (known,
+    not closed) and the grantee. The code flow checks a pushed request with it
+    long before the enterprise approves it."""
+    valid_from, until = _check(terms, rules, now)
+    check_subject(conn, terms.credit_code)
+    grantee_id, grantee_code = _grantee(conn, terms.grantee)
+    if actor.client_type == "bank" and grantee_id != actor.client_id:
+        raise InvalidValue("grantee: a bank registers consents for itself only")
+    return Checked(valid_from, until, grantee_id, grantee_code)
+
+
 def _register(
     conn: Connection,
     actor: Actor,
@@ -164,11 +186,7 @@ def _register(
     before anything else is looked at."""
     check_channel(channel, rules)
     now = datetime.now(UTC)
-    valid_from, until = _check(terms, rules, now)
-    check_subject(conn, terms.credit_code)
-    grantee_id, grantee_code = _grantee(conn, terms.grantee)
-    if actor.client_type == "bank" and grantee_id != actor.client_id:
-        raise InvalidValue("grantee: a bank registers consents for itself only")
+    valid_from, until, grantee_id, grantee_code = check(conn, actor, terms, rules, now)
     consent_id = f"cns_{secrets.token_urlsafe(16)}"
     rule = rules.purposes[terms.purpose]
     repository.insert_consent(

@@ -20,6 +20,7 @@ from sqlalchemy import Connection
 
 from gateway.errors import Conflict, InvalidValue, NotFound
 from gateway.identity import repository
+from gateway.identity.redirects import check_redirect_uris
 from gateway.keys import jose
 from policies.departments import Department
 
@@ -65,6 +66,8 @@ class Client:
     department: str | None = None
     department_code: str | None = None
     categories: frozenset[str] = frozenset()
+    # Where its authorisation answers may go (the code flow), matched exactly.
+    redirect_uris: tuple[str, ...] = ()
 
     def public_keys(self) -> list[tuple[str | None, jose.PublicKey]]:
         keys = []
@@ -88,6 +91,7 @@ def _row_to_client(row: Any) -> Client:
         department=row.department,
         department_code=row.department_code,
         categories=frozenset(row.categories or ()),
+        redirect_uris=tuple(row.redirect_uris or ()),
     )
 
 
@@ -145,6 +149,7 @@ def create_client(
     fapi2_strict: bool = False,
     department: Department | None = None,
     categories: list[str] | None = None,
+    redirect_uris: list[str] | None = None,
 ) -> Client:
     """Register a client. A department client is registered for its `department`
     (from config/departments.yaml) and the `categories` it delivers, a subset of
@@ -171,6 +176,7 @@ def create_client(
         "department": department.name if department else None,
         "department_code": department.code if department else None,
         "categories": delivers,
+        "redirect_uris": check_redirect_uris(redirect_uris) if redirect_uris else None,
         "created_at": now,
         "updated_at": now,
     }
@@ -245,6 +251,10 @@ def set_department(
         department_code=department.code,
         categories=delivers,
     )
+
+
+def set_redirect_uris(conn: Connection, client_id: str, uris: list[str]) -> None:
+    _update(conn, client_id, redirect_uris=check_redirect_uris(uris) if uris else None)
 
 
 def replace_keys(conn: Connection, client_id: str, jwks: dict[str, Any]) -> None:

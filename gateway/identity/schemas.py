@@ -21,6 +21,13 @@ class TokenAnswer(Doc):
     token_type: TokenType
     expires_in: int = Field(ge=1, description="Seconds")
     scope: str = Field(description="The scopes granted, space-separated")
+    authorization_details: list[dict[str, object]] | None = Field(
+        None,
+        description="Code flow: what the enterprise approved, with the created `consent_id`",
+    )
+    refresh_token: str | None = Field(
+        None, description="Code flow, for a consent outliving the token: single use, rotated"
+    )
 
 
 class Confirmation(Doc):
@@ -57,7 +64,9 @@ class ServerMetadata(Doc):
     jwks_uri: str
     revocation_endpoint: str
     introspection_endpoint: str
-    grant_types_supported: list[Literal["client_credentials"]]
+    grant_types_supported: list[
+        Literal["client_credentials", "authorization_code", "refresh_token"]
+    ]
     token_endpoint_auth_methods_supported: list[AuthMethod]
     token_endpoint_auth_signing_alg_values_supported: list[str]
     revocation_endpoint_auth_methods_supported: list[AuthMethod]
@@ -65,6 +74,12 @@ class ServerMetadata(Doc):
     scopes_supported: list[str]
     response_types_supported: list[str]
     dpop_signing_alg_values_supported: list[str]
+    authorization_endpoint: str
+    pushed_authorization_request_endpoint: str
+    require_pushed_authorization_requests: bool
+    authorization_details_types_supported: list[Literal["xyd_credit_report"]]
+    code_challenge_methods_supported: list[Literal["S256"]]
+    authorization_response_iss_parameter_supported: bool
 
 
 class PublicJwk(OpenDoc):

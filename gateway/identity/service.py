@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -24,6 +24,15 @@ from gateway.keys.ring import KeyRingHolder
 from gateway.settings import Settings
 
 
+class Grant(Protocol):
+    """A grant type served above this layer (the code flow needs consents):
+    called with the client already authenticated and its DPoP key, if any."""
+
+    async def __call__(
+        self, client: Client, form: dict[str, str], dpop_jkt: str | None
+    ) -> dict[str, Any]: ...
+
+
 @dataclass
 class Identity:
     """What the app holds for identity, made in the lifespan."""
@@ -33,6 +42,9 @@ class Identity:
     keys: KeyRingHolder
     guard: TokenGuard
     tokens: AccessTokens
+    # grant_type → its handler, for the grants app.py wires in (authorization_code,
+    # refresh_token); client_credentials is served here.
+    grants: dict[str, Grant] = field(default_factory=dict)
 
     async def client(self, client_id: str) -> Client | None:
         async with self.engine.connect() as conn:
@@ -79,17 +91,14 @@ class Identity:
     async def token(
         self, form: dict[str, str], dpop_jkt: str | None, authorization: str | None = None
     ) -> dict[str, Any]:
-        if form.get("grant_type") != "client_credentials":
-            raise InvalidRequest(
-                "only grant_type=client_credentials is supported", error="unsupported_grant_type"
-            )
+        grant_type = form.get("grant_type")
+        if grant_type != "client_credentials" and grant_type not in self.grants:
+            supported = ", ".join(["client_credentials", *self.grants])
+            raise InvalidRequest(f"grant_type: one of {supported}", error="unsupported_grant_type")
         client = await self.authenticate(form, authorization)
-        strict = self.settings.fapi2_strict or client.fapi2_strict
-        if strict and client.client_type == "bank" and dpop_jkt is None:
-            raise InvalidRequest(
-                "FAPI 2.0: this client must bind its tokens with a DPoP proof",
-                error="invalid_dpop_proof",
-            )
+        self.require_dpop(client, dpop_jkt)
+        if grant_type in self.grants:
+            return await self.grants[grant_type](client, form, dpop_jkt)
         requested = set(form.get("scope", "").split()) or set(client.scopes)
         granted = frozenset(requested & client.scopes)
         if not granted:
@@ -103,6 +112,15 @@ class Identity:
             "expires_in": ttl,
             "scope": " ".join(sorted(granted)),
         }
+
+    def require_dpop(self, client: Client, dpop_jkt: str | None) -> None:
+        """FAPI 2.0 strict banks bind every token (and pushed request) to a DPoP key."""
+        strict = self.settings.fapi2_strict or client.fapi2_strict
+        if strict and client.client_type == "bank" and dpop_jkt is None:
+            raise InvalidRequest(
+                "FAPI 2.0: this client must bind its tokens with a DPoP proof",
+                error="invalid_dpop_proof",
+            )
 
     async def _own_token(self, client: Client, token: str) -> Caller | None:
         try:
@@ -150,20 +168,36 @@ class Identity:
         methods = ["private_key_jwt"]
         if self.settings.allow_client_secret_basic:
             methods.append("client_secret_basic")
-        return {
+        answer: dict[str, Any] = {
             "issuer": issuer,
             "token_endpoint": f"{issuer}/oauth/token",
             "jwks_uri": f"{issuer}/.well-known/jwks.json",
             "revocation_endpoint": f"{issuer}/oauth/revoke",
             "introspection_endpoint": f"{issuer}/oauth/introspect",
-            "grant_types_supported": ["client_credentials"],
+            "grant_types_supported": ["client_credentials", *self.grants],
             "token_endpoint_auth_methods_supported": methods,
             "token_endpoint_auth_signing_alg_values_supported": sorted(ASSERTION_ALGS),
             "revocation_endpoint_auth_methods_supported": methods,
             "introspection_endpoint_auth_methods_supported": methods,
             "scopes_supported": list(SCOPES),
-            "response_types_supported": [],
+            "response_types_supported": ["code"] if self.grants else [],
             "dpop_signing_alg_values_supported": ["ES256", "EdDSA", "PS256"],
+        }
+        if "authorization_code" in self.grants:
+            answer.update(self._code_flow_metadata())
+        return answer
+
+    def _code_flow_metadata(self) -> dict[str, Any]:
+        """What the authorisation code flow adds to the metadata (RFC 9126, 9396,
+        7636, 9207): served once the flow's grants are wired in."""
+        issuer = self.settings.issuer
+        return {
+            "authorization_endpoint": f"{issuer}/oauth/authorize",
+            "pushed_authorization_request_endpoint": f"{issuer}/oauth/par",
+            "require_pushed_authorization_requests": True,
+            "authorization_details_types_supported": ["xyd_credit_report"],
+            "code_challenge_methods_supported": ["S256"],
+            "authorization_response_iss_parameter_supported": True,
         }
 
     async def jwks(self) -> dict[str, Any]:

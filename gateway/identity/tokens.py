@@ -37,6 +37,13 @@ class Caller:
     jti: str
     expires_at: int
     jkt: str | None  # DPoP key thumbprint when the token is sender-constrained
+    # The consent an authorisation-code token was granted under: the report's
+    # Consent-Id, read from the token rather than looked up.
+    consent_id: str | None = None
+
+
+def new_jti() -> str:
+    return secrets.token_urlsafe(18)
 
 
 class AccessTokens:
@@ -47,8 +54,16 @@ class AccessTokens:
         self._verified: dict[str, Caller] = {}
 
     async def issue(
-        self, client: Client, scopes: frozenset[str], jkt: str | None = None
+        self,
+        client: Client,
+        scopes: frozenset[str],
+        jkt: str | None = None,
+        *,
+        consent_id: str | None = None,
+        jti: str | None = None,
     ) -> tuple[str, int]:
+        """A signed token and its lifetime. The code flow names the `jti` in
+        advance (`new_jti`) so that a code used twice can revoke it."""
         now = int(time.time())
         ttl = self.settings.access_token_ttl_s
         key = (await self.keys.current()).signing_key("access_token", datetime.now(UTC))
@@ -59,7 +74,7 @@ class AccessTokens:
             "client_id": client.client_id,
             "client_type": client.client_type,
             "scope": " ".join(sorted(scopes)),
-            "jti": secrets.token_urlsafe(18),
+            "jti": jti or new_jti(),
             "iat": now,
             "nbf": now,
             "exp": now + ttl,
@@ -68,6 +83,8 @@ class AccessTokens:
             claims["org"] = client.org_code
         if jkt:
             claims["cnf"] = {"jkt": jkt}
+        if consent_id:
+            claims["consent_id"] = consent_id
         header = {"typ": ACCESS_TYP, "alg": key.alg, "kid": key.kid}
         return jose.sign(header, claims, key.private), ttl
 
@@ -142,6 +159,7 @@ class AccessTokens:
             raise InvalidToken("sub and client_id differ")
         cnf = claims.get("cnf")
         jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+        consent_id = claims.get("consent_id")
         return Caller(
             client_id=client_id,
             client_type=str(claims.get("client_type", "")),
@@ -150,4 +168,5 @@ class AccessTokens:
             jti=jti,
             expires_at=exp,
             jkt=jkt if isinstance(jkt, str) else None,
+            consent_id=consent_id if isinstance(consent_id, str) else None,
         )

@@ -153,7 +153,9 @@ async def credit_report(request: Request, caller: ReportFetcher) -> Response:
     # own work (profiled); `openapi_extra` documents them instead.
     media = negotiate(request.headers.get("accept"))
     code = await report_access.credit_code(request, caller)
-    consent_id = report_access.consent_id(request)
+    consent_id = await report_access.token_consent(
+        request, caller, report_access.consent_id(request)
+    )
     state = state_of(request)
     now = datetime.now(UTC)
     # A busy printer refuses before the gate: nothing is spent on a refusal.

@@ -237,6 +237,8 @@ clients = Table(
     Column("secret_hash", String(200)),
     # Where a bank's signed events are POSTed (migration 0017); null: none.
     Column("webhook_url", String(2000)),
+    # Where a bank's authorisation answers may be sent, matched exactly (migration 0019).
+    Column("redirect_uris", Json),
     Column("disabled_at", Timestamp),
     Column("created_at", Timestamp, nullable=False),
     Column("updated_at", Timestamp, nullable=False),
@@ -354,6 +356,69 @@ issued_reports = Table(
     Column("issued_at", Timestamp, nullable=False),
 )
 Index("ix_issued_reports_issued_at", issued_reports.c.issued_at)
+
+# --- the authorisation code flow (FAPI 2.0) ----------------------------------
+# Request URIs, codes and refresh tokens are kept by their SHA-256 only: a copy of
+# these tables grants nothing. Each is single use (`used_at`).
+
+oauth_requests = Table(
+    "oauth_requests",
+    metadata,
+    Column("request_hash", String(64), primary_key=True),
+    Column("client_id", String(64), nullable=False),
+    Column("redirect_uri", String(512), nullable=False),
+    Column("code_challenge", String(128), nullable=False),
+    Column("state", String(512)),
+    Column("scope", String(200), nullable=False),
+    Column("authorization_details", Json, nullable=False),
+    Column("dpop_jkt", String(64)),
+    Column("expires_at", Timestamp, nullable=False),
+    Column("used_at", Timestamp),
+    Column("created_at", Timestamp, nullable=False),
+)
+Index("ix_oauth_requests_expires_at", oauth_requests.c.expires_at)
+
+oauth_codes = Table(
+    "oauth_codes",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("client_id", String(64), nullable=False),
+    Column("redirect_uri", String(512), nullable=False),
+    Column("code_challenge", String(128), nullable=False),
+    Column("scope", String(200), nullable=False),
+    Column("authorization_details", Json, nullable=False),
+    Column("dpop_jkt", String(64)),
+    Column("principal", String(64), nullable=False),  # the approving person, keyed hash
+    Column("consent_id", String(40), nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
+    Column("used_at", Timestamp),
+    # What the first use issued, so that a second use revokes it.
+    Column("access_jti", String(64)),
+    Column("access_expires_at", Timestamp),
+    Column("refresh_family", String(40)),
+    Column("created_at", Timestamp, nullable=False),
+)
+Index("ix_oauth_codes_expires_at", oauth_codes.c.expires_at)
+
+oauth_refresh_tokens = Table(
+    "oauth_refresh_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("family", String(40), nullable=False),  # one per code; revoked together
+    Column("client_id", String(64), nullable=False),
+    Column("consent_id", String(40), nullable=False),
+    Column("scope", String(200), nullable=False),
+    Column("authorization_details", Json, nullable=False),
+    Column("dpop_jkt", String(64)),
+    Column("access_jti", String(64), nullable=False),  # the access token issued beside it
+    Column("access_expires_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
+    Column("used_at", Timestamp),  # rotated
+    Column("revoked_at", Timestamp),
+    Column("created_at", Timestamp, nullable=False),
+)
+Index("ix_oauth_refresh_tokens_family", oauth_refresh_tokens.c.family)
 
 # --- consents ---------------------------------------------------------------
 

@@ -182,5 +182,6 @@ def test_every_bank_the_platforms_lend_through_is_a_demo_bank(
     assert named <= banks
     from xyd_demo.clients import DEMO_CLIENTS
 
-    # A key file for each demo client, none for the lenders.
-    assert len(list((tmp_path / "clients").iterdir())) == len(DEMO_CLIENTS)
+    # A key file and a registration for each demo client, none for the lenders.
+    assert len(list((tmp_path / "clients").glob("*.jwk"))) == len(DEMO_CLIENTS)
+    assert len(list((tmp_path / "clients").glob("*.json"))) == len(DEMO_CLIENTS)

@@ -51,3 +51,24 @@ def test_client_lifecycle_and_key_rotation(tmp_path: Path) -> None:
     rotated = xyd(state, "keys", "rotate")
     assert rotated.returncode == 0, rotated.stderr
     assert "published now, signing in 120 s" in rotated.stdout
+
+
+def test_clients_register_redirect_uris(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    assert xyd(state, "db", "upgrade").returncode == 0
+    jwk_file = tmp_path / "bank.jwk"
+    jwk_file.write_bytes(orjson.dumps({**jose.public_jwk(new_key()), "kid": "k1"}))
+    created = xyd(
+        state, "clients", "create", "bank-r", "--type", "bank", "--jwks", str(jwk_file),
+        "--redirect-uri", "https://bank.example/cb", "--redirect-uri", "http://127.0.0.1:8765/cb",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    assert "redirect URI https://bank.example/cb" in created.stdout
+    assert "redirect URI http://127.0.0.1:8765/cb" in created.stdout
+    for bad in ("http://bank.example/cb", "https://bank.example/cb#frag", "bank.example/cb"):
+        refused = xyd(
+            state, "clients", "create", "bank-x", "--type", "bank", "--jwks", str(jwk_file),
+            "--redirect-uri", bad,
+        )  # fmt: skip
+        assert refused.returncode == 2, bad
+        assert "redirect_uri" in refused.stderr

@@ -171,4 +171,8 @@ def test_metadata_describes_the_server(app_client: TestClient) -> None:
     assert meta["token_endpoint"] == f"{ISSUER}/oauth/token"
     assert meta["token_endpoint_auth_methods_supported"] == ["private_key_jwt"]
     assert "client_secret_basic" not in str(meta)
-    assert meta["grant_types_supported"] == ["client_credentials"]
+    assert meta["grant_types_supported"] == [
+        "client_credentials",
+        "authorization_code",
+        "refresh_token",
+    ]

@@ -45,7 +45,7 @@ PUBLIC = {
 }  # fmt: skip
 # Authenticated by the request itself, not by a bearer token.
 OWN_AUTH = {
-    "POST /oauth/token", "POST /oauth/revoke", "POST /oauth/introspect",
+    "POST /oauth/token", "POST /oauth/revoke", "POST /oauth/introspect", "POST /oauth/par",
     "POST /v1/platforms/kechuangtong/events", "POST /v1/platforms/nongdaitong/messages",
     "POST /v1/platforms/chuangfu-tianfu/messages",
 }  # fmt: skip

@@ -46,6 +46,9 @@ EXPECTED = {
     "dashboard_sessions",
     "report_cuts",
     "issued_reports",
+    "oauth_requests",
+    "oauth_codes",
+    "oauth_refresh_tokens",
 }
 
 
