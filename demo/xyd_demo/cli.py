@@ -222,6 +222,7 @@ def demo_oidc(
 ) -> None:
     """Serve the demo identity provider the gateway logs enterprises' people in
     with (issuer written to STATE_DIR/demo/oidc/issuer), until interrupted."""
+    import signal
     import time
 
     from xyd_demo.oidc.serve import serve
@@ -233,6 +234,10 @@ def demo_oidc(
         serving = serve(settings.state_dir, settings.host, settings.port, port)
     except OSError as exc:
         raise fail(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
+    # Started in the background (make demo's `&`, a test's subprocess) a process
+    # may inherit SIGINT ignored; this one stops on it, and on SIGTERM, either way.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     # An interrupt at any point after the server started, even while these
     # lines are written, stops it the same way.
     try:

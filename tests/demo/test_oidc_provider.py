@@ -446,13 +446,20 @@ def test_hostile_token_requests_get_a_4xx(demo: Demo) -> None:
 # --- the command --------------------------------------------------------------------
 
 
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def test_xyd_demo_oidc_serves_on_the_port_it_is_given_until_stopped(tmp_path: Path) -> None:
     (tmp_path / "demo").mkdir()
     (tmp_path / "demo" / "enterprises.csv").write_text(ENTERPRISES, encoding="utf-8")
     port = free_port()
     env = {**os.environ, "XYD_STATE_DIR": str(tmp_path), "XYD_DEMO_OIDC_PORT": str(port)}
     command = [sys.executable, "-m", "gateway.cli", "demo", "oidc"]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+    # Started as make demo starts it, in the background: SIGINT ignored on entry.
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, text=True, preexec_fn=_ignore_interrupts
+    )
     try:
         assert process.stdout is not None
         assert (
