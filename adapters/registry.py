@@ -30,7 +30,6 @@ class AdapterClass(Protocol):
     @classmethod
     def build(cls, ctx: PlatformContext, config: PlatformConfig) -> Adapter:
         """The adapter for a checked block; ValueError stops start-up."""
-        ...
 
 
 ADAPTERS: dict[str, type[AdapterClass]] = {

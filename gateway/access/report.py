@@ -50,11 +50,9 @@ class Consents(Protocol):
     ) -> tuple[tuple[StoredConsent | None, int | None], bool]:
         """(consent, data version), and whether they came from this worker's copy.
         Raises DBAPIError or OSError when the store cannot be read."""
-        ...
 
     def forget(self, consent_id: str | None, credit_code: str) -> None:
         """Drop this worker's copy: it was found out of date."""
-        ...
 
 
 class Admitted(NamedTuple):
