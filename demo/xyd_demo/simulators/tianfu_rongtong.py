@@ -33,8 +33,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from gateway.identifiers import CREDIT_ALPHABET, make_credit_code
-from gateway.private_files import private_dir, write_private
-from xyd_demo.simulators import Borrowers, pick
+from xyd_demo.simulators import Borrowers, pick, write_credentials
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8103"  # the demo serves it on a port picked at start
 BANKS = ("ICBC-CD", "CCB-CD", "BOC-CD", "ABC-CD", "CDRCB", "BOCD", "CMB-CD")
@@ -350,13 +349,12 @@ async def _healthz(_: Request) -> Response:
 
 def write_demo_credentials(directory: Path) -> None:
     """`directory/simulator.json`: where the simulator listens and the gateway's client."""
-    private_dir(directory)
     credentials = {
         "base_url": DEFAULT_BASE_URL,
         "client_id": f"tfrt_{secrets.token_hex(6)}",
         "client_secret": secrets.token_urlsafe(24),
     }
-    write_private(directory / "simulator.json", json.dumps(credentials, indent=2) + "\n")
+    write_credentials(directory, credentials)
 
 
 def demo(

@@ -32,8 +32,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from gateway.identifiers import CREDIT_ALPHABET, make_credit_code
-from gateway.private_files import private_dir, write_private
-from xyd_demo.simulators import Borrowers, pick
+from xyd_demo.simulators import Borrowers, pick, write_credentials
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8102"  # the demo serves it on a port picked at start
 BEIJING = timezone(timedelta(hours=8))
@@ -301,13 +300,12 @@ async def _healthz(_: Request) -> Response:
 
 def write_demo_credentials(directory: Path) -> None:
     """`directory/simulator.json`: where the simulator listens and the gateway's key."""
-    private_dir(directory)
     credentials = {
         "base_url": DEFAULT_BASE_URL,
         "app_key": f"yc_{secrets.token_hex(8)}",
         "app_secret": secrets.token_urlsafe(24),
     }
-    write_private(directory / "simulator.json", json.dumps(credentials, indent=2) + "\n")
+    write_credentials(directory, credentials)
 
 
 def demo(
