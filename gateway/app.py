@@ -112,7 +112,6 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
             state.engine,
             state.identity,
             state.consent_rules,
-            state.pii_key,
             state.audit,
         )
         state.code_flow.register()
