@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 
 from starlette.requests import Request
 
-from gateway.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from gateway.errors import BadRequest, Forbidden, PayloadTooLarge, UnsupportedMediaType
 
 Lang = Literal["zh", "en"]
 FORM_MAX_BYTES = 4096
@@ -40,6 +40,10 @@ def page_headers(*form_targets: str) -> dict[str, str]:
         return PAGE_HEADERS
     targets = " ".join(("'self'", *form_targets))
     return {**PAGE_HEADERS, "Content-Security-Policy": _CSP.format(form_action=targets)}
+
+
+class CsrfRefused(Forbidden):
+    type_slug, title = "csrf-token-invalid", "The form's CSRF token is missing or wrong"
 
 
 def lang_of(value: str | None) -> Lang:

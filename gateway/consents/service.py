@@ -219,9 +219,14 @@ def _visible(caller: Actor) -> ColumnElement[bool]:
     return repository.visible(caller.client_type in SEES_ALL, caller.client_id, witness)
 
 
+def status_of(row: Row[Any], now: datetime) -> str:
+    """`active`, `expired` or `revoked`: a consents row's state at `now`."""
+    return "revoked" if row.revoked_at else "expired" if now >= row.valid_until else "active"
+
+
 def _render(conn: Connection, row: Row[Any], now: datetime) -> dict[str, Any]:
     until = row.valid_until
-    status = "revoked" if row.revoked_at else "expired" if now >= until else "active"
+    status = status_of(row, now)
     history = repository.history(conn, row.id)
     return {
         "id": row.id,

@@ -47,7 +47,7 @@ from gateway.identifiers import checked_code
 from gateway.loans import service as ledger
 from gateway.settings import Settings
 from gateway.state import state_of
-from gateway.webpages import PAGE_HEADERS, Lang, csrf_matches, lang_of, read_form
+from gateway.webpages import PAGE_HEADERS, CsrfRefused, Lang, csrf_matches, lang_of, read_form
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
 
@@ -123,10 +123,6 @@ def _redirect(location: str) -> RedirectResponse:
 def _login_page(lang: Lang, csrf: str, error: str | None = None, status: int = 200) -> Response:
     body = views.login_body(lang, csrf, error)
     return _html(views.document(lang, TEXT[lang]["title"], body), status)
-
-
-class CsrfRefused(Forbidden):
-    type_slug, title = "csrf-token-invalid", "The form's CSRF token is missing or wrong"
 
 
 def _wants_html(request: Request) -> bool:

@@ -131,7 +131,8 @@ def test_approve_code_token_report(app_client: TestClient, fapi_bank: ClientKey)
     assert consent["channel"] == "portal"
     assert consent["grantee"] == "bank-a"
     assert consent["evidence"]["approver_role"] == PERSON.role
-    assert PERSON.subject not in str(consent)  # the person only as a keyed hash
+    assert "oidc-sub-1" not in str(consent)  # the person only as a keyed hash
+    assert consent["evidence"]["approver"] == PERSON.subject_hash
 
 
 def _cc_token(client: TestClient, bank: ClientKey) -> str:
