@@ -3,7 +3,9 @@ and each way a login can be forged, replayed or turned into a redirect."""
 
 from __future__ import annotations
 
+import hashlib
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,6 +14,7 @@ from sqlalchemy import select
 
 from gateway.consents.principal import PortalPrincipal
 from gateway.keys import jose
+from gateway.outbound import OutboundPolicy
 from gateway.portal import sessions
 from gateway.portal.web import LOGIN_COOKIE, SESSION_COOKIE
 from gateway.state import state_of
@@ -120,10 +123,7 @@ def test_the_pending_login_is_kept_by_hashes_only(live: Live) -> None:
         assert secret not in stored
     assert params["code_challenge_method"] == "S256"
     verifier = sessions.verifier_of(browser_token, params["state"])
-    assert (
-        jose.b64encode(__import__("hashlib").sha256(verifier.encode()).digest())
-        == params["code_challenge"]
-    )
+    assert jose.b64encode(hashlib.sha256(verifier.encode()).digest()) == params["code_challenge"]
 
 
 # --- ID tokens the provider did not give, served as the token endpoint's answer ---
@@ -236,3 +236,35 @@ def test_a_page_without_a_session_sends_to_the_login_and_back(live: Live) -> Non
         assert answer.status_code == 303
         assert query_of(answer.headers["location"]) == {"next": "/portal/consents"}
         assert answer.headers["location"].startswith("/portal/login?")
+
+
+def test_a_provider_outside_the_outbound_allow_list_is_never_called(live: Live) -> None:
+    state_of(live.app).relying_party.policy = OutboundPolicy.of([])
+    state_of(live.app).relying_party._metadata.clear()
+    with live.browser() as browser:
+        answer = browser.get("/portal/login")
+    assert answer.status_code == 503
+    assert "location" not in answer.headers
+
+
+def test_no_registration_is_a_503_page(live: Live, tmp_path: Path) -> None:
+    state_of(live.app).settings.enterprise_oidc_client_file = tmp_path / "absent.json"
+    with live.browser() as browser:
+        answer = browser.get("/portal/login")
+    assert answer.status_code == 503
+    assert "not configured" in answer.text
+
+
+def test_hostile_callback_parameters_are_4xx_pages(live: Live) -> None:
+    with live.browser() as browser:
+        for params in (
+            {"state": "s" * 201, "code": "c"},
+            {"state": "a", "code": "c" * 513},
+            [("state", "a"), ("state", "b")],
+            {},
+        ):
+            answer = browser.get("/portal/login/callback", params=params)
+            assert answer.status_code == 400, answer.text
+            assert answer.headers["content-type"].startswith("text/html")
+        twice = browser.get("/portal/login", params=[("next", "/portal"), ("next", "//evil")])
+        assert twice.status_code == 400
