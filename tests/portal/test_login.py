@@ -151,7 +151,7 @@ def _signed(live: Live, claims: dict[str, Any], *, bad_signature: bool = False) 
     return jose.sign({"alg": "ES256", "typ": "JWT", "kid": _kid(live)}, claims, key)
 
 
-TAMPERED = {
+TAMPERED: dict[str, tuple[dict[str, Any], bool]] = {
     "bad signature": ({}, True),
     "wrong aud": ({"aud": "another-client"}, False),
     "wrong nonce": ({"nonce": "not-this-login"}, False),
@@ -258,10 +258,10 @@ def test_no_registration_is_a_503_page(live: Live, tmp_path: Path) -> None:
 def test_hostile_callback_parameters_are_4xx_pages(live: Live) -> None:
     with live.browser() as browser:
         for params in (
-            {"state": "s" * 201, "code": "c"},
-            {"state": "a", "code": "c" * 513},
-            [("state", "a"), ("state", "b")],
-            {},
+            httpx.QueryParams({"state": "s" * 201, "code": "c"}),
+            httpx.QueryParams({"state": "a", "code": "c" * 513}),
+            httpx.QueryParams([("state", "a"), ("state", "b")]),
+            httpx.QueryParams(),
         ):
             answer = browser.get("/portal/login/callback", params=params)
             assert answer.status_code == 400, answer.text
