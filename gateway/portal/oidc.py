@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,7 @@ from gateway.keys import jose
 from gateway.outbound import OutboundPolicy, OutboundRefused
 from gateway.settings import Settings
 
+log = logging.getLogger("xyd.portal")
 ROLES = ("legal_representative", "agent")
 METADATA_TTL_S = 300.0
 JWKS_REFETCH_S = 30.0  # an unknown kid fetches the JWKS again, at most this often
@@ -141,7 +143,7 @@ class RelyingParty:
         try:
             answer = await self.http.get(url, headers={"Accept": "application/json"})
         except (httpx.HTTPError, OutboundRefused) as exc:
-            raise ProviderUnavailable(f"the identity provider cannot be reached: {exc}") from None
+            raise _unreachable(exc) from None
         return _json_of(answer)
 
     async def metadata(self, reg: Registration) -> Metadata:
@@ -191,7 +193,7 @@ class RelyingParty:
                 },
             )
         except (httpx.HTTPError, OutboundRefused) as exc:
-            raise ProviderUnavailable(f"the identity provider cannot be reached: {exc}") from None
+            raise _unreachable(exc) from None
         if answer.status_code in (400, 401):
             raise LoginRefused("the identity provider did not accept the code; log in again")
         token = _json_of(answer).get("id_token")
@@ -276,6 +278,12 @@ class RelyingParty:
 
 def _same(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _unreachable(exc: Exception) -> ProviderUnavailable:
+    # The cause (addresses, the allow-list's refusal) goes to the log, not to the page.
+    log.warning("enterprise identity provider unreachable: %s", exc)
+    return ProviderUnavailable("the identity provider cannot be reached; try again later")
 
 
 def _json_of(answer: httpx.Response) -> dict[str, Any]:
