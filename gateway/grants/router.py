@@ -46,8 +46,7 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
                 401: "Client authentication failed, or a bad DPoP proof",
                 413: "Body too large",
                 415: "Body is not application/x-www-form-urlencoded",
-                429: "The client's rate plan is spent (error temporarily_unavailable, "
-                "Retry-After)",
+                429: "The client's rate plan is spent (error temporarily_unavailable, Retry-After)",
             }
         ),
     },
