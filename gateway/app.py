@@ -116,6 +116,7 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
             state.identity,
             state.consent_rules,
             state.audit,
+            state.gate,
         )
         state.code_flow.register()
         state.login = make_login(settings, state.engine, state.gate, state.redis, state.pii_key)

@@ -1,6 +1,6 @@
 """Work the gateway does off the request path, inside each worker process:
 the pull platforms' schedules, the outbox (platforms' notifications and banks'
-webhooks) and the webhook sweeps. Every loop survives its own errors (logged)
+webhooks), the webhook sweeps and the code flow's purge. Every loop survives its own errors (logged)
 and stops when the app stops."""
 
 from __future__ import annotations
@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import timedelta
 
 from adapters.base import Adapter, Notifier
 from adapters.config import PlatformConfig, Schedule
 from adapters.registry import notified_platforms
 from gateway.breaker import CircuitBreaker
+from gateway.grants.purge import Purged, purge_spent
 from gateway.metrics import PLATFORM_LAST_SYNC, PLATFORM_SYNC_LAG, PLATFORM_SYNCS
 from gateway.monitor.bus import MemoryBus
 from gateway.monitor.service import run as run_monitor
@@ -40,6 +42,7 @@ def start_background(state: GatewayState) -> list[asyncio.Task[None]]:
     notifiers[WEBHOOK] = webhook_sender(state).notify
     tasks.append(asyncio.create_task(_outbox_forever(state, notifiers, settings.outbox_poll_s)))
     tasks.append(asyncio.create_task(_sweep_forever(state, settings.webhook_sweep_s)))
+    tasks.append(asyncio.create_task(_purge_forever(state, settings.oauth_purge_s)))
     if settings.redis_url is None and settings.run_embedded_monitor:
         # Embedded mode: no Redis stream to share, so the gateway watches itself.
         tasks.append(asyncio.create_task(_embedded_monitor(state)))
@@ -114,6 +117,26 @@ async def _sweep_forever(state: GatewayState, every_s: float) -> None:
             await sweep_webhooks(state)
         except Exception:  # a lost race with another worker's sweep, or the database away
             log.warning("webhook sweep round failed", exc_info=True)
+        await asyncio.sleep(every_s)
+
+
+async def purge_grants(state: GatewayState) -> Purged:
+    """One round of the code flow's purge, in one transaction."""
+    settings = state.settings
+    retention = timedelta(seconds=settings.oauth_spent_retention_s)
+    async with state.engine.begin() as conn:
+        purged: Purged = await conn.run_sync(purge_spent, settings.oauth_purge_batch, retention)
+    return purged
+
+
+async def _purge_forever(state: GatewayState, every_s: float) -> None:
+    while True:
+        try:
+            purged = await purge_grants(state)
+            if any(purged):
+                log.info("spent OAuth secrets purged", extra=purged._asdict())
+        except Exception:  # the database away; the next round tries again
+            log.warning("OAuth purge round failed", exc_info=True)
         await asyncio.sleep(every_s)
 
 

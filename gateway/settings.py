@@ -315,6 +315,19 @@ class Settings(BaseSettings):
     authorization_code_ttl_s: int = Field(
         60, ge=10, le=600, description="How long an authorisation code may wait to be exchanged"
     )
+    oauth_spent_retention_s: int = Field(
+        30 * 86_400, ge=3600, le=400 * 86_400,
+        description=(
+            "How long a redeemed authorisation code and an ended refresh-token family are "
+            "kept after nothing they issued can be revoked any more (gateway/grants/purge.py)"
+        ),
+    )  # fmt: skip
+    oauth_purge_s: float = Field(
+        300.0, gt=0, le=86_400, description="How often spent codes, requests and tokens are purged"
+    )
+    oauth_purge_batch: int = Field(
+        1000, ge=1, le=100_000, description="At most this many rows per table and purge round"
+    )
     access_token_alg: Literal["ES256", "EdDSA"] = "ES256"  # noqa: S105 - an algorithm name
     key_activation_delay_s: int = Field(
         120, ge=0, le=86_400, description="A rotated-in key signs only after this delay"

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
 from gateway.identifiers import make_credit_code
 
@@ -105,3 +105,9 @@ def codes_in(*payloads: bytes | str) -> list[str]:
         data = payload.encode() if isinstance(payload, str) else payload
         found += [m.decode() for m in CODE_LIKE.findall(data) if is_valid_credit_code(m.decode())]
     return list(dict.fromkeys(found))
+
+
+def count(engine: Engine, table: Any, *where: Any) -> int:
+    """Rows of `table` matching `where`."""
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one())

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any
+import weakref
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
 import httpx
 import uvicorn
 
 from testkit.services import free_port
+
+_T = TypeVar("_T")
+# Each served app's event loop: its engines, pools and Redis client are bound to it.
+_LOOPS: weakref.WeakKeyDictionary[Any, asyncio.AbstractEventLoop] = weakref.WeakKeyDictionary()
 
 
 @contextlib.contextmanager
@@ -33,8 +39,24 @@ def serve(app: Any, *, ready_path: str = "/healthz", port: int | None = None) ->
         time.sleep(0.05)
     else:
         raise RuntimeError("server did not start")
+    _LOOPS[app] = server.servers[0].get_loop()
     try:
         yield base
     finally:
+        _LOOPS.pop(app, None)
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def call_served(
+    app: Any, call: Callable[..., Awaitable[_T]], *args: Any, timeout: float = 20
+) -> _T:
+    """`call(*args)` run in the event loop `serve` runs `app` in, from the test's
+    thread: what stands in for a page a test does not drive (the consent page's
+    `CodeFlow.approve`) uses the app's own engines there."""
+    future = asyncio.run_coroutine_threadsafe(_awaited(call, *args), _LOOPS[app])
+    return future.result(timeout)
+
+
+async def _awaited(call: Callable[..., Awaitable[_T]], *args: Any) -> _T:
+    return await call(*args)

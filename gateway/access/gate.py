@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Literal
+from typing import Literal, Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -58,6 +58,24 @@ RedisDownMode = Literal["fail_closed", "local_fallback"]
 
 class RateLimiterUnavailable(DependencyUnavailable):
     type_slug, title = "rate-limiter-unavailable", "The rate limiter is unavailable"
+
+
+class Tokenless(Protocol):
+    """A client charged without an access token: authenticated by its own request."""
+
+    @property
+    def client_id(self) -> str:
+        """The registered client's id: whose plan is charged."""
+
+    @property
+    def org_code(self) -> str | None:
+        """Its bank's code: the per-bank shares are keyed by it."""
+
+
+def _deny_keys(caller: Caller | Tokenless) -> tuple[str, ...]:
+    if isinstance(caller, Caller):
+        return (revoked_key(caller.jti), disabled_key(caller.client_id))
+    return (disabled_key(caller.client_id),)
 
 
 class Gate:
@@ -114,7 +132,7 @@ class Gate:
     def _request(
         self,
         config: RateConfig,
-        caller: Caller,
+        caller: Caller | Tokenless,
         route: str,
         credit_code: str | None,
         consent_id: str | None,
@@ -140,7 +158,7 @@ class Gate:
             consent_daily=consent_daily,
             bank=bank_key(caller.client_id, caller.org_code),
             bank_share=config.bank_share,
-            deny_keys=(revoked_key(caller.jti), disabled_key(caller.client_id)) if in_redis else (),
+            deny_keys=_deny_keys(caller) if in_redis else (),
             sentinel=EPOCH if in_redis else None,
             once_key=once_key,
             once_ms=once_ms,
@@ -185,6 +203,37 @@ class Gate:
                 result = await self._redis_down(caller, proof, local)
         if result.consent_changed:
             return result
+        if not result.allowed:
+            limit = result.refused or "rate"
+            RATE_REFUSALS.labels(limit).inc()
+            raise RateLimited(
+                f"the {limit} limit is reached; retry after {result.retry_after_s} s",
+                retry_after_s=result.retry_after_s,
+                extra_headers=headers(result),
+                limit=limit,
+            )
+        return result
+
+    async def admit_client(self, client: Tokenless, route: str) -> RateOutcome:
+        """A request of an authenticated client that carries no access token (a
+        pushed authorisation request): its plan charged the route's cost in the
+        same one Redis trip, the client's disabled mark read beside it. Raises
+        RateLimited or 503 as `admit` does."""
+        result = None
+        if self.redis is not None:
+            result = await self._admit_with_redis(
+                self._request(self.config, client, route, None, None, None, in_redis=True)
+            )
+        if result is None:
+            if self.redis is not None:
+                RATE_LIMITER_DOWN.labels(self.when_redis_down).inc()
+                if self.when_redis_down == "fail_closed":
+                    raise RateLimiterUnavailable(
+                        "the rate limiter is unreachable",
+                        headers={"Retry-After": str(max(1, round(self.breaker.retry_after_s())))},
+                    )
+            config = self.config if self.redis is None else self.local_config
+            result = self.memory.check_now(self._request(config, client, route, None, None, None))
         if not result.allowed:
             limit = result.refused or "rate"
             RATE_REFUSALS.labels(limit).inc()

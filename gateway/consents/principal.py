@@ -1,7 +1,9 @@
 """Who registers a consent, and so through which channel it came:
 
 - a bank or platform client holding a token (`Caller`), through
-  `POST /v1/consents` with document evidence: channel `direct`;
+  `POST /v1/consents` with document evidence: channel `direct`; a bank as the
+  registry knows it (`Client`) when it asks for a consent without a token of
+  its own (a pushed authorisation request, a refresh grant's consent check);
 - a financing platform's adapter writing, without a token, the authorisation
   an SME signed on that platform (`PlatformPrincipal`): channel `platform:<key>`;
 - the enterprise's own person approving on the portal's consent page
@@ -15,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from gateway.identity.clients import Client
 from gateway.identity.tokens import Caller
 from gateway.pii import keyed_hash
 
@@ -67,7 +70,7 @@ class PortalPrincipal:
         return self.credit_code
 
 
-Actor = Caller | PlatformPrincipal | PortalPrincipal
+Actor = Caller | Client | PlatformPrincipal | PortalPrincipal
 
 
 def channel_of(actor: Actor) -> str:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, and_, delete, exists, insert, or_, select, update
 
 from gateway.store.tables import oauth_codes, oauth_refresh_tokens, oauth_requests
 
@@ -88,3 +88,53 @@ def revoke_family(conn: Connection, family: str, now: datetime) -> list[tuple[st
         )
     )
     return [(row.access_jti, row.access_expires_at) for row in rows]
+
+
+# --- the purge: what no reuse check needs any more, a bounded batch at a time ---
+
+
+def purge_requests(conn: Connection, now: datetime, limit: int) -> int:
+    """Pushed requests past their expiry, used or not: neither can be approved,
+    and a missing one is refused like an expired one."""
+    table = oauth_requests
+    doomed = select(table.c.request_hash).where(table.c.expires_at < now).limit(limit)
+    result = conn.execute(delete(table).where(table.c.request_hash.in_(doomed.scalar_subquery())))
+    return result.rowcount
+
+
+def purge_codes(conn: Connection, now: datetime, kept_since: datetime, limit: int) -> int:
+    """Codes past their expiry that were never redeemed, and redeemed ones spent
+    before `kept_since` whose access token has expired and whose refresh family
+    has no live token left: nothing a second use could still revoke."""
+    table, tokens = oauth_codes, oauth_refresh_tokens
+    family_live = exists().where(
+        tokens.c.family == table.c.refresh_family,
+        tokens.c.revoked_at.is_(None),
+        tokens.c.expires_at > now,
+    )
+    spent_and_dead = and_(
+        table.c.used_at < kept_since,
+        or_(table.c.access_expires_at.is_(None), table.c.access_expires_at <= now),
+        ~family_live,
+    )
+    doomed = (
+        select(table.c.code_hash)
+        .where(table.c.expires_at < now, or_(table.c.used_at.is_(None), spent_and_dead))
+        .limit(limit)
+    )
+    result = conn.execute(delete(table).where(table.c.code_hash.in_(doomed.scalar_subquery())))
+    return result.rowcount
+
+
+def purge_refresh_tokens(conn: Connection, ended_before: datetime, limit: int) -> int:
+    """Refresh tokens whose family ended (expired with its consent, or revoked)
+    before `ended_before`. Rotated tokens of a live family stay: a rotated one
+    presented again is how a stolen token is found and its family revoked."""
+    table = oauth_refresh_tokens
+    doomed = (
+        select(table.c.token_hash)
+        .where(or_(table.c.expires_at < ended_before, table.c.revoked_at < ended_before))
+        .limit(limit)
+    )
+    result = conn.execute(delete(table).where(table.c.token_hash.in_(doomed.scalar_subquery())))
+    return result.rowcount

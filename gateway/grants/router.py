@@ -41,10 +41,12 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
         **problem_docs(
             {
                 400: "A bad request: the OAuth `error` says which (invalid_request, "
-                "invalid_authorization_details, invalid_scope, unsupported_response_type, ...)",
+                "invalid_authorization_details, invalid_scope, unsupported_response_type, "
+                "unauthorized_client: also where XYD_CONSENT_CHANNELS leaves out portal, ...)",
                 401: "Client authentication failed, or a bad DPoP proof",
                 413: "Body too large",
                 415: "Body is not application/x-www-form-urlencoded",
+                429: "The client's rate plan is spent (error temporarily_unavailable, Retry-After)",
             }
         ),
     },

@@ -22,18 +22,19 @@ import orjson
 from sqlalchemy import Connection, Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.access.gate import Gate
 from gateway.audit.chain import AuditEvent
 from gateway.audit.service import AuditWriter, digest, record_in
 from gateway.consents import service as consents
-from gateway.consents.principal import PortalPrincipal
-from gateway.errors import Forbidden, InvalidValue, NotFound
+from gateway.consents.principal import PORTAL, PortalPrincipal
+from gateway.errors import Forbidden, InvalidValue, NotFound, RateLimited
 from gateway.grants import repository
 from gateway.grants.details import InvalidDetails, as_terms, parse_details
 from gateway.grants.pkce import valid_challenge, verifier_matches
 from gateway.identity.clients import Client
 from gateway.identity.errors import InvalidRequest
 from gateway.identity.service import Identity
-from gateway.identity.tokens import Caller, new_jti
+from gateway.identity.tokens import new_jti
 from gateway.settings import Settings
 from policies.consent import ConsentRules
 
@@ -57,6 +58,8 @@ _LIMITS = {
 _REFUSED = ("request", "request_uri")
 # Where the enterprise's decision is made, as its audit entries name it.
 AUTHORIZE_ROUTE = "/oauth/authorize"
+# The push's key in config/rates.yaml's routes, as the gate charges it.
+PAR_ROUTE = "POST /oauth/par"
 
 
 def _hash(secret: str) -> str:
@@ -97,17 +100,21 @@ class OtherEnterprise(Forbidden):
     type_slug, title = "other-enterprise", "Not a person of this enterprise"
 
 
-def _bank_caller(client: Client) -> Caller:
-    """The bank as the registrant of the consent it asked for (no token of its own here)."""
-    return Caller(
-        client_id=client.client_id,
-        client_type=client.client_type,
-        org_code=client.org_code,
-        scopes=client.scopes,
-        jti="",
-        expires_at=0,
-        jkt=None,
-    )
+class PushRefused(RateLimited):
+    """A client pushing faster than its rate plan allows: 429, Retry-After, and
+    `error` as every other answer of the OAuth endpoints carries it."""
+
+    type_slug, title = "par-rate-limited", "Too many pushed authorisation requests"
+
+    def __init__(self, refused: RateLimited) -> None:
+        super().__init__(
+            refused.detail,
+            retry_after_s=int(refused.headers["Retry-After"]),
+            extra_headers=refused.headers,
+            error="temporarily_unavailable",
+            error_description=refused.detail,
+            **refused.extensions,
+        )
 
 
 @dataclass
@@ -117,6 +124,7 @@ class CodeFlow:
     identity: Identity
     rules: ConsentRules
     audit: AuditWriter
+    gate: Gate
 
     def register(self) -> None:
         """Serve the flow's grants at the token endpoint."""
@@ -141,6 +149,15 @@ class CodeFlow:
         if form["client_id"] != client.client_id:  # Basic credentials name no form client_id
             raise InvalidRequest(
                 "client_id is not the authenticated client", error="invalid_client"
+            )
+        await self._charge(client)
+        if not self.rules.accepts(PORTAL):
+            # Every code the flow issues would become a portal consent the
+            # approval then refuses: say so now, before the enterprise is asked.
+            raise InvalidRequest(
+                "channel portal: this gateway does not accept consents granted by the "
+                "enterprise (XYD_CONSENT_CHANNELS), so it issues no authorisation codes",
+                error="unauthorized_client",
             )
         self.identity.require_dpop(client, dpop_jkt)
         if form.get("response_type") != "code":
@@ -183,12 +200,20 @@ class CodeFlow:
             )
         return {"request_uri": request_uri, "expires_in": self.settings.par_expires_in_s}
 
+    async def _charge(self, client: Client) -> None:
+        """The client's rate plan charged for the push (the gate's one Redis trip);
+        a refusal in the OAuth error form, 429 with Retry-After (RFC 9126 §2.3)."""
+        try:
+            await self.gate.admit_client(client, PAR_ROUTE)
+        except RateLimited as refused:
+            raise PushRefused(refused) from None
+
     def _check_details(self, conn: Connection, client: Client, details: dict[str, Any]) -> None:
         """The checks `POST /v1/consents` makes, so a request that could never
         become a consent is refused now, not after the enterprise approved it."""
         body = as_terms(details, client.client_id)
         try:
-            consents.check(conn, _bank_caller(client), body, self.rules, datetime.now(UTC))
+            consents.check(conn, client, body, self.rules, datetime.now(UTC))
         except (InvalidValue, NotFound) as refused:
             raise InvalidDetails(f"authorization_details: {refused.detail}") from None
 
@@ -420,7 +445,7 @@ class CodeFlow:
     async def _consent_active(self, client: Client, consent_id: str) -> bool:
         async with self.engine.connect() as conn:
             try:
-                consent = await conn.run_sync(consents.get, _bank_caller(client), consent_id)
+                consent = await conn.run_sync(consents.get, client, consent_id)
             except NotFound:
                 return False
         return bool(consent["status"] == "active")

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import shutil
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,9 +17,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-import yaml
-from fastapi import FastAPI
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from adapters.base import PlatformContext, PlatformServices
@@ -35,16 +30,15 @@ from adapters.kechuangtong.adapter import (
 )
 from adapters.kechuangtong.config import KechuangtongConfig
 from adapters.kechuangtong.wire import parse
-from gateway.app import create_app
 from gateway.identifiers import make_credit_code
-from gateway.loans.events import BEIJING
 from gateway.outbox import enqueue
 from gateway.settings import Settings
 from gateway.state import state_of
 from gateway.store.tables import consents, loan_events, loans, outbox, platform_dead_letters
 from policies.consent import ConsentRules
-from testkit.builders import codes_in, register_enterprises
+from testkit.builders import codes_in, count, register_enterprises
 from testkit.clients import register
+from testkit.kechuangtong import CODE, CONFIG, T0, Gateway, kct, repayment, running
 from testkit.live import serve
 from testkit.platforms import build_adapter
 from testkit.services import free_port
@@ -53,54 +47,13 @@ from xyd_demo.simulators.kechuangtong import (
     Message,
     Sender,
     authorization,
-    event,
     sign,
     stream,
     write_demo_credentials,
 )
 
-CONFIG = Path(__file__).resolve().parents[2] / "config"
-CODE = make_credit_code("9", "1", "510100", "MA61R8XW")
-T0 = datetime(2026, 11, 20, 10, 15, tzinfo=BEIJING)
 OK = {"code": 0, "message": "ok"}
 SQLITE_ONLY = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
-
-
-@dataclass
-class Gateway:
-    app: FastAPI
-    sender: Sender
-    secret_file: Path
-
-
-@contextmanager
-def running(
-    settings: Settings,
-    tmp_path: Path,
-    *,
-    secret_lines: list[bytes] | None = None,
-    block: dict[str, Any] | None = None,
-    sign_with: list[bytes] | None = None,
-    background: bool = False,
-) -> Iterator[Gateway]:
-    """The gateway with only Kechuangtong enabled, served on 127.0.0.1, and a sender."""
-    secret_file = tmp_path / "kct" / "secret"
-    lines = [secrets.token_hex(16).encode()] if secret_lines is None else secret_lines
-    if lines:
-        secret_file.parent.mkdir(parents=True, exist_ok=True)
-        secret_file.write_bytes(b"\n".join(lines) + b"\n")
-    config = tmp_path / "config"
-    shutil.copytree(CONFIG, config, dirs_exist_ok=True)
-    platform = {"enabled": True, "secret_file": str(secret_file), "callback_url": None}
-    platform.update(block or {})
-    (config / "platforms.yaml").write_text(yaml.safe_dump({"kechuangtong": platform}))
-    settings.config_dir = config
-    settings.public_base_url = "http://127.0.0.1"
-    settings.run_background = background
-    settings.outbox_poll_s = 0.1
-    app = create_app(settings)
-    with serve(app) as base, Sender(base, sign_with or lines or [b"unknown"]) as sender:
-        yield Gateway(app, sender, secret_file)
 
 
 @pytest.fixture
@@ -108,11 +61,6 @@ def gateway(settings: Settings, tmp_path: Path, engine: Engine) -> Iterator[Gate
     register_enterprises(engine, CODE)
     with running(settings, tmp_path) as gw:
         yield gw
-
-
-def count(engine: Engine, table: Any, *where: Any) -> int:
-    with engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one())
 
 
 def loan(engine: Engine, loan_no: str) -> dict[str, Any]:
@@ -123,21 +71,6 @@ def loan(engine: Engine, loan_no: str) -> dict[str, Any]:
 
 def as_utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def kct(kind: str, n: int, loan_no: str = "KCT2026110400123", **extra: Any) -> dict[str, Any]:
-    return event(
-        kind,
-        event_id=f"kct-20261120-{n:06d}",
-        credit_code=CODE,
-        application_no=loan_no,
-        occurred_at=T0 + timedelta(hours=n),
-        **extra,
-    )
-
-
-def repayment(amount: str, days: int, due: str = "2026-12-20") -> dict[str, Any]:
-    return {"dueDate": due, "amount": amount, "daysOverdue": days}
 
 
 # --- accepted messages ---------------------------------------------------------------------

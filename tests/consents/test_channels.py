@@ -29,9 +29,9 @@ from gateway.store.tables import (
     platform_dead_letters,
 )
 from policies.consent import ConsentRules
-from testkit.builders import code, register_enterprises
+from testkit.builders import code, count, register_enterprises
 from testkit.clients import ClientKey, register
-from tests.adapters.test_kechuangtong import CODE, count, kct, running
+from testkit.kechuangtong import CODE, kct, running
 from tests.consents.test_consents_api import auth, body
 from tests.loans.test_ledger import RULES, event
 from xyd_demo.simulators.kechuangtong import authorization

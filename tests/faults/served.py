@@ -23,8 +23,8 @@ from sqlalchemy import Engine, select
 from gateway.store.tables import audit_entries, consent_events, consents, loan_events
 from testkit.builders import code
 from testkit.clients import ClientKey
+from testkit.kechuangtong import kct
 from testkit.services import free_port, start_serve, stop_gently
-from tests.adapters.test_kechuangtong import kct
 from xyd_demo.simulators.kechuangtong import Sender
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"

@@ -42,7 +42,7 @@ from policies.risk.base import MonitorEvent
 from policies.risk.common import whole
 from testkit.builders import code, ndjson, penalty, register_enterprises, registration
 from testkit.clients import register
-from tests.adapters.test_kechuangtong import CODE, kct, repayment, running
+from testkit.kechuangtong import CODE, kct, repayment, running
 from tests.conftest import store_at
 from tests.identity.test_token_flow import get_token
 from tests.loans.test_ledger import event as loan_event
