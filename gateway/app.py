@@ -41,6 +41,9 @@ from gateway.metrics import count_descriptors_forever
 from gateway.middleware import GatewayMiddleware
 from gateway.monitor.service import load_rules
 from gateway.outbound import OutboundPolicy
+from gateway.portal.oidc import RelyingParty
+from gateway.portal.router import router as portal_router
+from gateway.portal.web import LoginRequired, login_redirect
 from gateway.private_files import restrict_umask
 from gateway.records.binding import load_departments
 from gateway.records.router import router as records_router
@@ -112,7 +115,6 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
             state.engine,
             state.identity,
             state.consent_rules,
-            state.pii_key,
             state.audit,
             state.gate,
         )
@@ -130,6 +132,7 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
         state.printer = Printer(
             workers=settings.report_pdf_workers, waiting=settings.report_pdf_waiting
         )
+        state.relying_party = RelyingParty.configured(settings)
         tasks = [
             asyncio.create_task(state.identity.keys.refresh_forever()),
             asyncio.create_task(sealer.run_forever()),
@@ -151,6 +154,7 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
             await sealer.last_round()
             await state.reports.close()
             state.printer.close()
+            await state.relying_party.close()
             if state.redis is not None:
                 await state.redis.aclose()
             await state.engine.dispose()
@@ -208,6 +212,7 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
         ),
     )
     install_problem_handlers(app)
+    app.add_exception_handler(LoginRequired, login_redirect)
     # Routes are matched in order: the busiest route first (each route tried costs).
     app.include_router(reports_router)
     app.include_router(health_router)
@@ -220,6 +225,7 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
     app.include_router(loans_router)
     app.include_router(alerts_router)
     app.include_router(dashboard_router)
+    app.include_router(portal_router)
     app.include_router(reference_router)
     for adapter in state.platforms.values():
         router = adapter.router()

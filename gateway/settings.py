@@ -256,6 +256,53 @@ class Settings(BaseSettings):
         2, ge=1, le=64, description="Passwords hashed at once per process, in threads; more wait"
     )
 
+    # --- the enterprise login (OpenID Connect relying party) and the portal ---
+    enterprise_oidc_issuer: str = Field(
+        "",
+        description=(
+            "The enterprises' OpenID Connect provider; its discovery document is read from "
+            "ISSUER/.well-known/openid-configuration. Empty means the `issuer` in the client "
+            "file (the demo provider writes it once it listens)"
+        ),
+    )  # fmt: skip
+    enterprise_oidc_client_id: str = Field(
+        "", max_length=255, description="The gateway's client id there; empty: the client file's"
+    )
+    enterprise_oidc_client_secret_file: Path | None = Field(
+        None,
+        description="A file holding the client secret (one line, owner-only); unset: the "
+        "client file's `client_secret`",
+    )  # fmt: skip
+    enterprise_oidc_client_file: Path | None = Field(
+        None,
+        description=(
+            "A JSON registration (`client_id`, `client_secret`, `issuer`) for what the three "
+            "settings above leave empty; unset means STATE_DIR/demo/oidc/client.json, which "
+            "`xyd demo oidc` writes. Read when a login starts, so a provider started beside "
+            "the gateway is found without a restart"
+        ),
+    )  # fmt: skip
+    enterprise_oidc_algs: list[Literal["ES256", "EdDSA", "PS256"]] = Field(
+        ["ES256"], min_length=1, description="ID token signature algorithms accepted (JSON list)"
+    )
+    enterprise_credit_code_claim: str = Field(
+        "credit_code", max_length=100,
+        description="The ID token claim naming the person's enterprise (its credit code)",
+    )  # fmt: skip
+    enterprise_role_claim: str = Field(
+        "xyd_role", max_length=100,
+        description="The ID token claim naming their role there: legal_representative or agent",
+    )  # fmt: skip
+    portal_login_ttl_s: int = Field(
+        600, ge=60, le=3600, description="How long a started login may take to come back"
+    )
+    portal_idle_timeout_s: int = Field(
+        1800, ge=60, le=86_400, description="A portal session unused this long ends"
+    )
+    portal_absolute_timeout_s: int = Field(
+        8 * 3600, ge=300, le=7 * 86_400, description="A portal session ends this long after login"
+    )
+
     # --- identity (OAuth 2.0 authorisation server) ------------------------
     key_encryption_key: SecretStr | None = Field(
         None, description="32-byte hex AES key for private keys; unset means STATE_DIR/kek.key"
@@ -328,6 +375,10 @@ class Settings(BaseSettings):
     @property
     def issuer(self) -> str:
         return (self.public_base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def enterprise_oidc_client_path(self) -> Path:
+        return self.enterprise_oidc_client_file or self.state_dir / "demo" / "oidc" / "client.json"
 
     @property
     def token_audience(self) -> str:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from gateway.grants.service import CodeFlow
     from gateway.identity.service import Identity
     from gateway.keys.pii import KeyRing
+    from gateway.portal.oidc import RelyingParty
     from gateway.reports.pdf import Printer
     from gateway.reports.service import ReportService
     from gateway.settings import Settings
@@ -70,6 +71,7 @@ class GatewayState:
     login: Login = field(init=False, repr=False)
     reports: ReportService = field(init=False, repr=False)
     printer: Printer = field(init=False, repr=False)
+    relying_party: RelyingParty = field(init=False, repr=False)  # the enterprise login
 
     if not TYPE_CHECKING:
         # Only reached when the attribute is unset: no cost once started. Hidden
@@ -92,6 +94,7 @@ _LIFESPAN = frozenset(
         "login",
         "reports",
         "printer",
+        "relying_party",
     )
 )
 

@@ -21,9 +21,10 @@ _LOOPS: weakref.WeakKeyDictionary[Any, asyncio.AbstractEventLoop] = weakref.Weak
 
 
 @contextlib.contextmanager
-def serve(app: Any, *, ready_path: str = "/healthz") -> Iterator[str]:
-    """Run `app` with uvicorn in a thread; yield its base URL; stop it afterwards."""
-    port = free_port()
+def serve(app: Any, *, ready_path: str = "/healthz", port: int | None = None) -> Iterator[str]:
+    """Run `app` with uvicorn in a thread (on `port`, or one free now); yield its
+    base URL; stop it afterwards."""
+    port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

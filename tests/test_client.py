@@ -25,7 +25,7 @@ from gateway.client import (
     RefusedPush,
     RefusedToken,
 )
-from gateway.grants.service import Person
+from gateway.consents.principal import PortalPrincipal
 from gateway.settings import Settings
 from gateway.state import state_of
 from testkit.builders import code
@@ -34,7 +34,7 @@ from testkit.live import call_served, serve
 
 REDIRECT = "https://bank-a.example/callback"
 REPORT = f"/v1/enterprises/{code(1)}/credit-report"
-PERSON = Person(subject="oidc-sub-1", credit_code=code(1), role="legal_representative")
+PERSON = PortalPrincipal.of(b"k" * 32, "oidc-sub-1", code(1), "legal_representative")
 
 
 @dataclass

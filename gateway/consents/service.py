@@ -48,10 +48,6 @@ class ChannelNotAccepted(Forbidden):
     type_slug, title = "channel-not-accepted", "Consents are not accepted through this channel"
 
 
-class NotTheirEnterprise(Forbidden):
-    type_slug, title = "not-their-enterprise", "A person approves only for their own enterprise"
-
-
 def check_channel(channel: str, rules: ConsentRules) -> None:
     """403 for a consent through a channel this deployment does not accept
     (XYD_CONSENT_CHANNELS)."""
@@ -134,12 +130,9 @@ def create_from_portal(
     that asked (`terms.grantee`): channel `portal`, with who approved (their
     subject's keyed hash), when, and the SHA-256 of the page.
 
-    403 when the person's login names another enterprise or the portal channel is
-    not accepted; 422 (pydantic's ValidationError) for a malformed page hash."""
-    if terms.credit_code != person.credit_code:
-        raise NotTheirEnterprise(
-            f"credit_code: the person acts for {person.credit_code}, not {terms.credit_code}"
-        )
+    The caller has held the person to their own enterprise (the code flow, before
+    the request is spent). 403 when the portal channel is not accepted; 422
+    (pydantic's ValidationError) for a malformed page hash."""
     evidence = PortalEvidence(
         approver=person.subject_hash,
         approver_role=person.role,
@@ -226,9 +219,14 @@ def _visible(caller: Actor) -> ColumnElement[bool]:
     return repository.visible(caller.client_type in SEES_ALL, caller.client_id, witness)
 
 
+def status_of(row: Row[Any], now: datetime) -> str:
+    """`active`, `expired` or `revoked`: a consents row's state at `now`."""
+    return "revoked" if row.revoked_at else "expired" if now >= row.valid_until else "active"
+
+
 def _render(conn: Connection, row: Row[Any], now: datetime) -> dict[str, Any]:
     until = row.valid_until
-    status = "revoked" if row.revoked_at else "expired" if now >= until else "active"
+    status = status_of(row, now)
     history = repository.history(conn, row.id)
     return {
         "id": row.id,
@@ -306,7 +304,9 @@ def list_for(
     }
 
 
-def revoke(conn: Connection, caller: Caller, consent_id: str, reason: str) -> dict[str, Any]:
+def revoke(conn: Connection, caller: Actor, consent_id: str, reason: str) -> dict[str, Any]:
+    """Revoked now, with its history event and the bank's `consent.revoked` webhook
+    queued; an actor that cannot see the consent gets 404, as for a missing one."""
     now = datetime.now(UTC)
     current = get(conn, caller, consent_id)
     if current["status"] == "revoked":

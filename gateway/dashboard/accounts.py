@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import hmac
 import re
 import secrets
 from dataclasses import dataclass
@@ -169,10 +168,3 @@ def touch_session(conn: Connection, token: str, now: datetime) -> None:
 
 def destroy_session(conn: Connection, token: str) -> None:
     repository.delete_session(conn, session_id(token))
-
-
-def csrf_matches(expected: str | None, given: str | None) -> bool:
-    """Constant-time comparison; an absent token on either side never matches."""
-    if not expected or not given:
-        return False
-    return hmac.compare_digest(expected.encode(), given.encode())

@@ -18,10 +18,11 @@ from typing import Any
 
 from pydantic import AliasChoices
 
-from gateway.dashboard.i18n import FIELD, TEXT, VALUE_WORDS, Lang, label
+from gateway.dashboard.i18n import FIELD, TEXT, VALUE_WORDS, label
 from gateway.dashboard.repository import CHENGDU
 from gateway.identifiers import is_valid_credit_code
 from gateway.records.schemas import SCHEMAS
+from gateway.webpages import Lang
 
 # Fields holding moments (ISO 8601 with an offset) and credit codes.
 MOMENTS = frozenset({"since", "until", "occurred_at", "first_event_at", "last_event_at"})

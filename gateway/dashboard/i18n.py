@@ -10,9 +10,8 @@ holds no text of its own).
 from __future__ import annotations
 
 import re
-from typing import Literal
 
-Lang = Literal["zh", "en"]
+from gateway.webpages import Lang
 
 TEXT: dict[Lang, dict[str, str]] = {
     "zh": {
@@ -368,10 +367,6 @@ def alert_title(title: str, rule: str, lang: Lang) -> str:
         if found:
             return english.format(*found.groups())
     return label(RULE, lang, rule)
-
-
-def lang_of(value: str | None) -> Lang:
-    return "en" if value == "en" else "zh"
 
 
 def label(table: dict[Lang, dict[str, str]], lang: Lang, key: str) -> str:

@@ -21,7 +21,6 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
-from urllib.parse import parse_qs
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -32,25 +31,23 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response, Stream
 from gateway.alerts import service as alert_service
 from gateway.audit.service import allowed, record_allowed, record_with
 from gateway.dashboard import accounts, facts, repository, views
-from gateway.dashboard.i18n import TEXT, Lang, lang_of
+from gateway.dashboard.i18n import TEXT
 from gateway.dashboard.login import Login
 from gateway.dashboard.throttle import source_of
 from gateway.deps import EngineDep, RiskRulesDep, SettingsDep
 from gateway.errors import (
-    BadRequest,
     Conflict,
     Forbidden,
     InvalidValue,
     NotFound,
-    PayloadTooLarge,
     ProblemError,
     Unauthorized,
-    UnsupportedMediaType,
 )
 from gateway.identifiers import checked_code
 from gateway.loans import service as ledger
 from gateway.settings import Settings
 from gateway.state import state_of
+from gateway.webpages import PAGE_HEADERS, CsrfRefused, Lang, csrf_matches, lang_of, read_form
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
 
@@ -65,23 +62,11 @@ T = TypeVar("T")
 SESSION_COOKIE = "xyd_dashboard"
 PRE_COOKIE = "xyd_dashboard_login"
 PRE_COOKIE_MAX_AGE_S = 600
-FORM_MAX_BYTES = 4096
 NOTE_MAX_CHARS = 2000
 STREAM_POLL_S = 0.25
 STREAM_SESSION_CHECK_S = 1.0
 HEARTBEAT_S = 15.0
 _COOKIE_PATH = "/dashboard"
-_SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    # Pages carry CSRF tokens and who is logged in: never from a shared cache.
-    "Cache-Control": "no-store",
-}
 _STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 _STATIC: dict[str, tuple[bytes, str, str]] = {
     path.name: (data, _STATIC_TYPES[path.suffix], hashlib.sha256(data).hexdigest()[:16])
@@ -128,20 +113,16 @@ def _set_cookie(settings: Settings, response: Response, key: str, value: str, ma
 
 
 def _html(document: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(document, status_code=status, headers=_SECURITY_HEADERS)
+    return HTMLResponse(document, status_code=status, headers=PAGE_HEADERS)
 
 
 def _redirect(location: str) -> RedirectResponse:
-    return RedirectResponse(location, status_code=303, headers=_SECURITY_HEADERS)
+    return RedirectResponse(location, status_code=303, headers=PAGE_HEADERS)
 
 
 def _login_page(lang: Lang, csrf: str, error: str | None = None, status: int = 200) -> Response:
     body = views.login_body(lang, csrf, error)
     return _html(views.document(lang, TEXT[lang]["title"], body), status)
-
-
-class CsrfRefused(Forbidden):
-    type_slug, title = "csrf-token-invalid", "The form's CSRF token is missing or wrong"
 
 
 def _wants_html(request: Request) -> bool:
@@ -161,24 +142,6 @@ def _refused(request: Request, error: ProblemError, lang: Lang, back: str) -> Re
 
 class RoleRefused(Forbidden):
     type_slug = "dashboard-role"
-
-
-async def _form(request: Request) -> dict[str, str]:
-    """The urlencoded form body, at most 4 KiB (python-multipart is not installed)."""
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > FORM_MAX_BYTES:
-            raise PayloadTooLarge(f"a dashboard form is at most {FORM_MAX_BYTES} bytes")
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    # An empty POST is a form without its CSRF token (403 later), not a format error.
-    if body and media_type != "application/x-www-form-urlencoded":
-        raise UnsupportedMediaType("send the form as application/x-www-form-urlencoded")
-    try:
-        fields = parse_qs(body.decode(), keep_blank_values=True, max_num_fields=10)
-    except (UnicodeDecodeError, ValueError):
-        raise BadRequest("the form body is not valid urlencoded UTF-8") from None
-    return {key: values[0] for key, values in fields.items()}
 
 
 async def _session(
@@ -216,10 +179,10 @@ async def login_form(
 async def login(
     request: Request, service: LoginDep, settings: SettingsDep, lang: LangQuery = "zh"
 ) -> Response:
-    form = await _form(request)
+    form = await read_form(request)
     pre = request.cookies.get(PRE_COOKIE)
     page_lang = lang_of(lang)
-    if not accounts.csrf_matches(pre, form.get("csrf")):
+    if not csrf_matches(pre, form.get("csrf")):
         refused = CsrfRefused("the login form's CSRF token is missing or wrong; reload the page")
         return _refused(request, refused, page_lang, views.href("/dashboard/login", page_lang))
     assert pre is not None  # csrf_matches refuses a missing one
@@ -244,11 +207,11 @@ async def login(
 
 @router.post("/dashboard/logout")
 async def logout(request: Request, engine: EngineDep, lang: LangQuery = "zh") -> Response:
-    form = await _form(request)
+    form = await read_form(request)
     token = request.cookies.get(SESSION_COOKIE)
     session = await _session(request, engine, touch=False)
     if session is not None and token:
-        if not accounts.csrf_matches(session.csrf_token, form.get("csrf")):
+        if not csrf_matches(session.csrf_token, form.get("csrf")):
             refused = CsrfRefused("the logout form's CSRF token is missing or wrong")
             page_lang = lang_of(lang)
             return _refused(request, refused, page_lang, views.href("/dashboard", page_lang))
@@ -359,7 +322,7 @@ async def stream(
     return StreamingResponse(
         events(),
         media_type="text/event-stream",
-        headers={**_SECURITY_HEADERS, "X-Accel-Buffering": "no"},
+        headers={**PAGE_HEADERS, "X-Accel-Buffering": "no"},
     )
 
 
@@ -414,13 +377,13 @@ async def work_alert(
     if action not in ("acknowledge", "resolve"):
         raise NotFound(f"no dashboard action {action[:20]}")
     checked = _alert_id(alert_id)
-    form = await _form(request)
+    form = await read_form(request)
     session = await _session(request, engine)
     page_lang = lang_of(lang)
     if session is None:
         return _redirect(views.href("/dashboard/login", page_lang))
     page = views.href(f"/dashboard/alerts/{checked}", page_lang)
-    if not accounts.csrf_matches(session.csrf_token, form.get("csrf")):
+    if not csrf_matches(session.csrf_token, form.get("csrf")):
         refused: ProblemError = CsrfRefused("the form's CSRF token is missing or wrong")
         return _refused(request, refused, page_lang, page)
     if session.role != "risk_officer":

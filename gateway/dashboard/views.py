@@ -24,11 +24,11 @@ from gateway.dashboard.i18n import (
     SEVERITY,
     STATUS,
     TEXT,
-    Lang,
     alert_title,
     label,
 )
 from gateway.dashboard.repository import STATUS_FILTERS, DeadLetter, Filters, PlatformFigures
+from gateway.webpages import Lang
 from policies.risk.base import SEVERITIES
 
 esc = html.escape

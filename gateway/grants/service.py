@@ -100,15 +100,6 @@ class OtherEnterprise(Forbidden):
     type_slug, title = "other-enterprise", "Not a person of this enterprise"
 
 
-@dataclass(frozen=True, slots=True)
-class Person:
-    """Who decides at the consent page, as the enterprise login names them."""
-
-    subject: str  # the person's subject at the enterprise identity provider
-    credit_code: str  # the enterprise their login names
-    role: str  # legal_representative or agent
-
-
 class PushRefused(RateLimited):
     """A client pushing faster than its rate plan allows: 429, Retry-After, and
     `error` as every other answer of the OAuth endpoints carries it."""
@@ -132,7 +123,6 @@ class CodeFlow:
     engine: AsyncEngine
     identity: Identity
     rules: ConsentRules
-    pii_key: bytes
     audit: AuditWriter
     gate: Gate
 
@@ -229,11 +219,14 @@ class CodeFlow:
 
     # --- the enterprise's decision --------------------------------------------
 
-    async def pending(self, request_uri: str, client_id: str) -> dict[str, Any]:
-        """What a live request asks for (for the consent page to show): client_id,
-        redirect_uri, authorization_details; UnknownRequest otherwise."""
+    async def pending(
+        self, request_uri: str, client_id: str, person: PortalPrincipal
+    ) -> dict[str, Any]:
+        """What a live request asks of this person's enterprise (for the consent page
+        to show): client_id, redirect_uri, authorization_details; UnknownRequest or
+        OtherEnterprise otherwise."""
         async with self.engine.connect() as conn:
-            row = await conn.run_sync(self._live_request, request_uri, client_id)
+            row = await conn.run_sync(self._request_for, request_uri, client_id, person)
         return {
             "client_id": row.client_id,
             "redirect_uri": row.redirect_uri,
@@ -252,12 +245,20 @@ class CodeFlow:
             raise UnknownRequest("request_uri expired")
         return row
 
-    def _spend(
-        self, conn: Connection, request_uri: str, client_id: str, person: Person
+    def _request_for(
+        self, conn: Connection, request_uri: str, client_id: str, person: PortalPrincipal
     ) -> Row[Any]:
+        """The live request, if it is about the enterprise the person's login names:
+        the one place a person is held to their own enterprise."""
         row = self._live_request(conn, request_uri, client_id)
         if row.authorization_details["credit_code"] != person.credit_code:
             raise OtherEnterprise("this request is for another enterprise than your login names")
+        return row
+
+    def _spend(
+        self, conn: Connection, request_uri: str, client_id: str, person: PortalPrincipal
+    ) -> Row[Any]:
+        row = self._request_for(conn, request_uri, client_id, person)
         if not repository.spend_request(conn, row.request_hash, datetime.now(UTC)):
             raise UnknownRequest("request_uri already used")
         return row
@@ -266,19 +267,17 @@ class CodeFlow:
         self,
         request_uri: str,
         client_id: str,
-        person: Person,
+        person: PortalPrincipal,
         *,
         shown_sha256: str | None = None,
     ) -> str:
         """The enterprise approved: the consent created (channel portal, the person
         as evidence) and a code issued, audited in the same transaction; the
         redirect URL to send the browser to. `shown_sha256` is the hash of the
-        page the person read (default: of the request's details)."""
+        terms the person read (default: of the request's details)."""
         client = await self.identity.client(client_id)
         if client is None or client.disabled:
             raise UnknownRequest("unknown client")
-        approver = PortalPrincipal.of(self.pii_key, person.subject, person.credit_code, person.role)
-        principal = approver.subject_hash
         code = secrets.token_urlsafe(32)
         async with self.engine.begin() as conn:
             row = await conn.run_sync(self._spend, request_uri, client_id, person)
@@ -288,7 +287,7 @@ class CodeFlow:
             try:
                 consent = await conn.run_sync(
                     consents.create_from_portal,
-                    approver,
+                    person,
                     as_terms(details, client_id),
                     approved_at=now,
                     page_sha256=shown,
@@ -307,7 +306,7 @@ class CodeFlow:
                     "scope": row.scope,
                     "authorization_details": details,
                     "dpop_jkt": row.dpop_jkt,
-                    "principal": principal,
+                    "principal": person.subject_hash,
                     "consent_id": consent["id"],
                     "expires_at": now + timedelta(seconds=self.settings.authorization_code_ttl_s),
                     "created_at": now,
@@ -326,7 +325,7 @@ class CodeFlow:
             await record_in(self.audit, conn, entry)  # last: it holds the chain's head
         return self._redirect(row.redirect_uri, {"code": code}, row.state)
 
-    async def decline(self, request_uri: str, client_id: str, person: Person) -> str:
+    async def decline(self, request_uri: str, client_id: str, person: PortalPrincipal) -> str:
         """The enterprise declined: the request spent; the redirect URL saying so."""
         async with self.engine.begin() as conn:
             row = await conn.run_sync(self._spend, request_uri, client_id, person)

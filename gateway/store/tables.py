@@ -646,3 +646,31 @@ dashboard_sessions = Table(
     Column("last_seen_at", Timestamp, nullable=False),
 )
 Index("ix_dashboard_sessions_user_name", dashboard_sessions.c.user_name)
+
+# --- the enterprise portal (migration 0020) -----------------------------------
+# Tokens by their SHA-256 only: a copy of these tables logs nobody in. The person
+# is a keyed hash of their subject at the identity provider, never the subject.
+
+portal_logins = Table(
+    "portal_logins",
+    metadata,
+    Column("state_hash", String(64), primary_key=True),
+    Column("browser_hash", String(64), nullable=False),  # the login cookie's token
+    Column("next_path", String(1024), nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
+    Column("used_at", Timestamp),
+    Column("created_at", Timestamp, nullable=False),
+)
+Index("ix_portal_logins_expires_at", portal_logins.c.expires_at)
+
+portal_sessions = Table(
+    "portal_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("subject_hash", String(64), nullable=False),
+    Column("credit_code", String(18), nullable=False),
+    Column("role", String(40), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("last_seen_at", Timestamp, nullable=False),
+)
+Index("ix_portal_sessions_last_seen_at", portal_sessions.c.last_seen_at)

@@ -12,15 +12,15 @@ from starlette.testclient import TestClient
 
 from gateway.background import purge_grants
 from gateway.client import ConsentGrant, CreditReportAsk, GatewayClient, Pushed, RefusedToken
+from gateway.consents.principal import PortalPrincipal
 from gateway.grants.purge import Purged, purge_spent
-from gateway.grants.service import Person
 from gateway.state import state_of
 from gateway.store.tables import oauth_codes, oauth_refresh_tokens, oauth_requests
 from testkit.builders import code
 from testkit.clients import ISSUER, register
 
 REDIRECT = "https://bank-a.example/callback"
-PERSON = Person(subject="oidc-sub-1", credit_code=code(1), role="legal_representative")
+PERSON = PortalPrincipal.of(b"k" * 32, "oidc-sub-1", code(1), "legal_representative")
 DAY = timedelta(days=1)
 
 

@@ -14,7 +14,8 @@ from sqlalchemy import Engine, select, update
 from starlette.testclient import TestClient
 
 from gateway.client import ASSERTION_TYPE, dpop_proof
-from gateway.grants.service import OtherEnterprise, Person, UnknownRequest
+from gateway.consents.principal import PortalPrincipal
+from gateway.grants.service import OtherEnterprise, UnknownRequest
 from gateway.identity.errors import InvalidRequest
 from gateway.keys import jose
 from gateway.state import state_of
@@ -26,7 +27,8 @@ from tests.identity.test_par import REDIRECT, detail, fapi_bank, par_form, pkce,
 __all__ = ["fapi_bank"]  # the fixture, used by name
 
 REPORT = f"/v1/enterprises/{code(1)}/credit-report"
-PERSON = Person(subject="oidc-sub-1", credit_code=code(1), role="legal_representative")
+PII_KEY = b"k" * 32
+PERSON = PortalPrincipal.of(PII_KEY, "oidc-sub-1", code(1), "legal_representative")
 
 
 @dataclass
@@ -37,7 +39,7 @@ class Granted:
     request_uri: str
 
 
-def approve(client: TestClient, request_uri: str, person: Person = PERSON) -> str:
+def approve(client: TestClient, request_uri: str, person: PortalPrincipal = PERSON) -> str:
     flow = state_of(client.app).code_flow
     return str(client.portal.call(flow.approve, request_uri, "bank-a", person))  # type: ignore[union-attr]
 
@@ -129,7 +131,8 @@ def test_approve_code_token_report(app_client: TestClient, fapi_bank: ClientKey)
     assert consent["channel"] == "portal"
     assert consent["grantee"] == "bank-a"
     assert consent["evidence"]["approver_role"] == PERSON.role
-    assert PERSON.subject not in str(consent)  # the person only as a keyed hash
+    assert "oidc-sub-1" not in str(consent)  # the person only as a keyed hash
+    assert consent["evidence"]["approver"] == PERSON.subject_hash
 
 
 def _cc_token(client: TestClient, bank: ClientKey) -> str:
@@ -200,7 +203,7 @@ def test_a_person_of_another_enterprise_cannot_approve(
 ) -> None:
     _, challenge = pkce()
     request_uri = push(app_client, par_form(fapi_bank, challenge)).json()["request_uri"]
-    stranger = Person(subject="oidc-sub-2", credit_code=code(2), role="agent")
+    stranger = PortalPrincipal.of(PII_KEY, "oidc-sub-2", code(2), "agent")
     with pytest.raises(OtherEnterprise):
         approve(app_client, request_uri, stranger)
     # Still pending for the right person.

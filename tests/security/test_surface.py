@@ -37,6 +37,15 @@ UNDOCUMENTED = {
     ("/dashboard/alerts/{alert_id}/{action}", "POST"): "dashboard form, session + CSRF",
     ("/dashboard/enterprises/{credit_code}/loans", "GET"): "dashboard HTML, session only",
     ("/dashboard/static/{name}", "GET"): "the dashboard's own JS/CSS, from a fixed list",
+    ("/oauth/authorize", "GET"): "the consent page (HTML): portal session, else the login",
+    ("/oauth/authorize", "POST"): "the consent page's decision: portal session + CSRF",
+    ("/portal/login", "GET"): "portal: starts the enterprise's OpenID Connect login",
+    ("/portal/login/callback", "GET"): "portal: the provider's answer (state bound to browser)",
+    ("/portal/logout", "POST"): "portal: needs the session and its CSRF token",
+    ("/portal", "GET"): "portal HTML, session only",
+    ("/portal/consents", "GET"): "portal HTML, session only",
+    ("/portal/consents/{consent_id}/revoke", "GET"): "portal HTML (confirmation), session only",
+    ("/portal/consents/{consent_id}/revoke", "POST"): "portal form, session + CSRF",
 }
 # Documented operations that are public by design (the rest need a token).
 PUBLIC = {

@@ -49,6 +49,8 @@ EXPECTED = {
     "oauth_requests",
     "oauth_codes",
     "oauth_refresh_tokens",
+    "portal_logins",
+    "portal_sessions",
 }
 
 
