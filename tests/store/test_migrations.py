@@ -49,6 +49,8 @@ EXPECTED = {
     "oauth_requests",
     "oauth_codes",
     "oauth_refresh_tokens",
+    "repair_applications",
+    "repair_evidence",
 }
 
 

@@ -1,0 +1,414 @@
+"""The repair routes: a platform files for an enterprise, a department reviews.
+
+`POST /v1/repairs` takes JSON with the evidence base64-encoded (no multipart
+parser is installed, and one JSON body is one bounded read): the body is
+refused (413) past 4/3 of XYD_REPAIR_EVIDENCE_MAX_TOTAL_BYTES plus 64 KiB
+before it is read whole, each file's text past its own bound before it is
+decoded. A department's client reviews only applications about penalties its
+department decided: anyone else's is 404, as an unknown one. Every call is
+audited once (a refusal once the caller is known too); a write's entry
+commits with it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+import orjson
+from fastapi import APIRouter, Header, Path, Query, Request
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.responses import Response
+
+from gateway.access.callers import RecordWriter, RepairReviewer
+from gateway.access.decision import audit_denial
+from gateway.apidocs import answer_docs
+from gateway.audit.service import AuditUnavailable, allowed, record_allowed, record_with, route_of
+from gateway.deps import EngineDep, StateDep
+from gateway.errors import (
+    BadRequest,
+    Forbidden,
+    InvalidValue,
+    PayloadTooLarge,
+    ProblemError,
+    problem_docs,
+)
+from gateway.idempotency import Replay, begin, check_key, finish, request_digest
+from gateway.identifiers import checked_code
+from gateway.identity.clients import get_client
+from gateway.identity.tokens import Caller
+from gateway.keys.store import KeyError_
+from gateway.logs import request_id_var
+from gateway.params import JSON_ONLY_DOC, JsonOnly
+from gateway.records.audited import WriteAudit
+from gateway.state import GatewayState
+
+from . import evidence, schemas, service
+
+router = APIRouter(tags=["repairs"])
+_BODY_SLACK = 64 * 1024
+ApplicationId = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_-]+$")]
+EvidenceId = Annotated[int, Path(ge=1, le=2**62)]
+_COMMON = {
+    401: "Missing or invalid token",
+    429: "Rate limited; Retry-After and RateLimit say when to come back",
+    503: "The audit trail or the rate limiter is unavailable",
+}
+
+
+def body_limit(state: GatewayState) -> int:
+    """The longest POST /v1/repairs body: all evidence base64-encoded, plus the rest."""
+    settings = state.settings
+    return evidence.base64_limit(settings.repair_evidence_max_total_bytes) + _BODY_SLACK
+
+
+async def _refusing(request: Request, caller: Caller, error: ProblemError) -> ProblemError:
+    """`error`, audited as a refusal first (a 5xx is the middleware's to audit)."""
+    if error.status < 500:
+        await audit_denial(request, caller, error)
+    return error
+
+
+async def _department(request: Request, caller: Caller, state: GatewayState) -> str:
+    """The reviewing department: the one the caller's client is registered for."""
+    async with state.engine.connect() as conn:
+        client = await conn.run_sync(get_client, caller.client_id)
+    if client is None or client.client_type != "department" or client.department is None:
+        raise await _refusing(
+            request, caller, Forbidden("only a department's client reviews credit repairs")
+        )
+    return client.department
+
+
+async def records_path(
+    request: Request, caller: Caller, state: GatewayState
+) -> service.RecordsPath:
+    """How this request writes records: as ingestion does, audited for `caller`."""
+    try:
+        signer = await state.audit.pinned_signer()
+    except KeyError_ as exc:
+        raise AuditUnavailable("the audit trail cannot be written; nothing was stored") from exc
+    audit = WriteAudit(
+        caller.client_id, route_of(request), signer, state.settings.audit_checkpoint_every,
+        request_id_var.get(),
+    )  # fmt: skip
+    return service.RecordsPath(
+        state.sync_engine, state.pii_key, state.pii_keys, state.departments, audit
+    )
+
+
+def _json(answer: bytes, status: int = 200, **headers: str) -> Response:
+    return Response(answer, status, media_type="application/json", headers=headers or None)
+
+
+@router.get(
+    "/v1/repairs/commitment",
+    summary="The credit commitment (失信修复型) an applicant accepts, in full",
+    responses={
+        **answer_docs(schemas.CommitmentText, "Its text; accept it by text_sha256"),
+        **problem_docs({**_COMMON, 403: "Token lacks records:write"}),
+    },
+)
+async def get_commitment(request: Request, caller: RecordWriter, state: StateDep) -> Response:
+    text = service.commitment_text(state.settings.config_dir)
+    answer = orjson.dumps(
+        {
+            "version": text.version, "commitment_type": text.commitment_type,
+            "title_zh": text.title.zh, "title_en": text.title.en,
+            "text_zh": text.text.zh, "text_en": text.text.en, "text_sha256": text.sha256,
+        }
+    )  # fmt: skip
+    await record_allowed(request, caller.client_id, answer, reason="repair commitment")
+    return _json(answer)
+
+
+@router.post(
+    "/v1/repairs",
+    status_code=201,
+    summary="File a credit repair application on an enterprise's behalf (platforms)",
+    description=(
+        "JSON: the enterprise, the penalty's `record_id` (as reports show it), an optional "
+        "statement, the commitment accepted (its text_sha256), and 1 to "
+        "XYD_REPAIR_EVIDENCE_MAX_FILES evidence files base64-encoded, each a PDF, JPEG or PNG "
+        "by its content. `Idempotency-Key` honoured."
+    ),
+    responses={
+        **answer_docs(schemas.Application, "The application, pending review", status=201),
+        **problem_docs(
+            {
+                **_COMMON,
+                **JSON_ONLY_DOC,
+                400: "Malformed JSON or Idempotency-Key",
+                403: "Token lacks records:write, or the client is not a platform",
+                404: "No such penalty of this enterprise",
+                409: "The penalty has a pending application (or the Idempotency-Key is in use)",
+                413: "Body, a file or all files together over their bounds",
+                415: "Not JSON, or a file that is not a PDF, JPEG or PNG by its content",
+                422: "A value is invalid, the penalty is not repairable now (reason, earliest), "
+                "the commitment is not the current text, or too many files",
+            }
+        ),
+    },
+)
+async def apply(
+    request: Request,
+    caller: RecordWriter,
+    state: StateDep,
+    engine: EngineDep,
+    _: JsonOnly,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> Response:
+    if caller.client_type != "platform":
+        raise await _refusing(
+            request, caller, Forbidden("a platform files repair applications for enterprises")
+        )
+    try:
+        raw = await _bounded_body(request, body_limit(state))
+        new = _application(raw, state)
+    except ProblemError as error:
+        raise await _refusing(request, caller, error) from None
+    key = check_key(idempotency_key) if idempotency_key is not None else None
+    path = await records_path(request, caller, state)
+    limits = service.Limits(state.settings.config_dir, state.settings.repair_review_days)
+    applicant = service.Applicant(caller.client_id, "platform")
+    try:
+        async with engine.begin() as conn:
+            if key is not None:
+                fingerprint = request_digest("POST", request.url.path, raw)
+                replay = await conn.run_sync(begin, caller.client_id, key, fingerprint)
+                if isinstance(replay, Replay):
+                    await _audit(request, conn, caller, replay.body, new.credit_code, "(replayed)")
+                    return _json(replay.body, replay.status_code, **{"Idempotent-Replayed": "true"})
+            found = await conn.run_sync(
+                lambda c: service.apply(c, path, applicant, new, limits, datetime.now(UTC))
+            )
+            answer = orjson.dumps(found)
+            if key is not None:
+                await conn.run_sync(finish, caller.client_id, key, 201, answer)
+            await _audit(request, conn, caller, answer, new.credit_code, f"{found['id']} applied")
+    except ProblemError as error:
+        # Audited once the transaction is over: it may hold SQLite's write lock.
+        raise await _refusing(request, caller, error) from None
+    return _json(answer, 201)
+
+
+async def _audit(
+    request: Request, conn: AsyncConnection, caller: Caller, body: bytes, code: str, what: str
+) -> None:
+    event = allowed(request, caller.client_id, body, reason=f"repair {what}", credit_code=code)
+    await record_with(request, conn, event)
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"a repair application is at most {limit} bytes")
+    return await evidence.read_bounded(request.stream(), limit)
+
+
+def _application(raw: bytes, state: GatewayState) -> service.NewApplication:
+    """The body validated and its files checked: count first, then each before the next."""
+    settings = state.settings
+    try:
+        body = schemas.RepairIn.model_validate(orjson.loads(raw))
+    except orjson.JSONDecodeError:
+        raise BadRequest("request body is not valid JSON") from None
+    except ValidationError as exc:
+        raise InvalidValue(_summary(exc)) from None
+    code = checked_code(body.credit_code)
+    evidence.check_count(len(body.evidence), settings.repair_evidence_max_files)
+    files = []
+    for item in body.evidence:
+        data = evidence.decode_base64(
+            item.file_name, item.content_base64, settings.repair_evidence_max_bytes
+        )
+        files.append(evidence.check_file(item.file_name, data, settings.repair_evidence_max_bytes))
+        evidence.check_total(files, settings.repair_evidence_max_total_bytes)
+    return service.NewApplication(
+        code, body.record_id, body.statement, body.commitment.text_sha256, files
+    )
+
+
+@router.get(
+    "/v1/repairs",
+    summary="A department's review queue: applications about penalties it decided",
+    responses={
+        **answer_docs(schemas.Applications, "The applications, the oldest first"),
+        **problem_docs(
+            {
+                **_COMMON,
+                403: "Token lacks repairs:review, or not a department",
+                422: "Unknown status",
+            }
+        ),
+    },
+)
+async def review_queue(
+    request: Request,
+    caller: RepairReviewer,
+    state: StateDep,
+    engine: EngineDep,
+    status: Literal["pending", "approved", "rejected"] = "pending",
+    limit: Annotated[int, Query(ge=1, le=service.LIST_MAX)] = 50,
+) -> Response:
+    department = await _department(request, caller, state)
+    async with engine.connect() as conn:
+        items = await conn.run_sync(lambda c: service.queue(c, department, status, limit))
+    answer = orjson.dumps({"items": items})
+    await record_allowed(request, caller.client_id, answer, reason=f"repair queue {status}")
+    return _json(answer)
+
+
+@router.get(
+    "/v1/repairs/{application_id}",
+    summary="One application, for the department reviewing it",
+    responses={
+        **answer_docs(schemas.Application, "The application"),
+        **problem_docs(
+            {
+                **_COMMON,
+                403: "Token lacks repairs:review, or not a department",
+                404: "No such application for this department",
+            }
+        ),
+    },
+)
+async def get_application(
+    application_id: ApplicationId,
+    request: Request,
+    caller: RepairReviewer,
+    state: StateDep,
+    engine: EngineDep,
+) -> Response:
+    viewer = service.Viewer.reviewer(await _department(request, caller, state))
+    try:
+        async with engine.connect() as conn:
+            found = await conn.run_sync(lambda c: service.get(c, application_id, viewer))
+    except ProblemError as error:
+        raise await _refusing(request, caller, error) from None
+    answer = orjson.dumps(found)
+    await record_allowed(
+        request, caller.client_id, answer, reason=f"repair {application_id} read",
+        credit_code=found["credit_code"],
+    )  # fmt: skip
+    return _json(answer)
+
+
+@router.get(
+    "/v1/repairs/{application_id}/evidence/{evidence_id}",
+    summary="One evidence file, as an attachment, for the department reviewing it",
+    responses={
+        200: {"description": "The file's bytes (application/pdf, image/jpeg or image/png)"},
+        **problem_docs(
+            {
+                **_COMMON,
+                403: "Token lacks repairs:review, or not a department",
+                404: "No such file for this department",
+            }
+        ),
+    },
+)
+async def get_evidence(
+    application_id: ApplicationId,
+    evidence_id: EvidenceId,
+    request: Request,
+    caller: RepairReviewer,
+    state: StateDep,
+    engine: EngineDep,
+) -> Response:
+    viewer = service.Viewer.reviewer(await _department(request, caller, state))
+    try:
+        async with engine.connect() as conn:
+            found = await conn.run_sync(
+                lambda c: service.evidence_file(c, application_id, evidence_id, viewer)
+            )
+    except ProblemError as error:
+        raise await _refusing(request, caller, error) from None
+    content = bytes(found.content)
+    await record_allowed(
+        request, caller.client_id, content, reason=f"repair {application_id} evidence {evidence_id}"
+    )
+    return attachment(content, found.media_type, f"{application_id}-{found.position}")
+
+
+def attachment(content: bytes, media_type: str, stem: str) -> Response:
+    """A file to save, never to render: our own name, the sniffed type, nosniff."""
+    name = f"{stem}.{evidence.EXTENSIONS.get(media_type, 'bin')}"
+    return Response(
+        content,
+        media_type=media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.post(
+    "/v1/repairs/{application_id}/decision",
+    summary="Approve or reject an application; an approval publishes the credit_repair record",
+    responses={
+        **answer_docs(schemas.Application, "The application, decided"),
+        **problem_docs(
+            {
+                **_COMMON,
+                **JSON_ONLY_DOC,
+                400: "Malformed JSON",
+                403: "Token lacks repairs:review, or not a department",
+                404: "No such application for this department",
+                409: "Already decided",
+                422: "A value is invalid; a rejection needs a reason",
+            }
+        ),
+    },
+)
+async def decide(
+    application_id: ApplicationId,
+    request: Request,
+    caller: RepairReviewer,
+    state: StateDep,
+    engine: EngineDep,
+    _: JsonOnly,
+) -> Response:
+    department = await _department(request, caller, state)
+    try:
+        raw = await _bounded_body(request, 8 * 1024)
+        body = _decision(raw)
+    except ProblemError as error:
+        raise await _refusing(request, caller, error) from None
+    path = await records_path(request, caller, state)
+    try:
+        async with engine.begin() as conn:
+            found = await conn.run_sync(
+                lambda c: service.decide(
+                    c, path, department, caller.client_id, application_id, body.decision,
+                    body.reason, datetime.now(UTC),
+                )
+            )  # fmt: skip
+            answer = orjson.dumps(found)
+            what = f"{application_id} {found['status']}"
+            await _audit(request, conn, caller, answer, found["credit_code"], what)
+    except ProblemError as error:
+        raise await _refusing(request, caller, error) from None
+    return _json(answer)
+
+
+def _decision(raw: bytes) -> schemas.DecisionIn:
+    try:
+        return schemas.DecisionIn.model_validate(orjson.loads(raw))
+    except orjson.JSONDecodeError:
+        raise BadRequest("request body is not valid JSON") from None
+    except ValidationError as exc:
+        raise InvalidValue(_summary(exc)) from None
+
+
+def _summary(exc: ValidationError) -> str:
+    """`field: why` for the first five faults, bounded."""
+    parts = []
+    for error in exc.errors(include_url=False)[:5]:
+        field = ".".join(str(p) for p in error["loc"]) or "body"
+        parts.append(f"{field}: {error['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)[:500]
