@@ -15,16 +15,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
+import anyio
 import orjson
 from fastapi import APIRouter, Header, Path, Query, Request
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 from starlette.responses import Response
 
 from gateway.access.callers import RecordWriter, RepairReviewer
 from gateway.access.decision import audit_denial
 from gateway.apidocs import answer_docs
-from gateway.audit.service import AuditUnavailable, allowed, record_allowed, record_with, route_of
+from gateway.audit.chain import append_many
+from gateway.audit.service import AuditUnavailable, allowed, record_allowed, route_of
 from gateway.deps import EngineDep, StateDep
 from gateway.errors import (
     BadRequest,
@@ -172,32 +174,47 @@ async def apply(
     path = await records_path(request, caller, state)
     limits = service.Limits(state.settings.config_dir, state.settings.repair_review_days)
     applicant = service.Applicant(caller.client_id, "platform")
-    try:
-        async with engine.begin() as conn:
+    fingerprint = request_digest("POST", request.url.path, raw)
+    code = new.credit_code
+
+    def write() -> tuple[int, bytes, bool]:
+        # The records path writes with COPY on PostgreSQL: a sync connection, in a thread.
+        with state.sync_engine.begin() as conn:
             if key is not None:
-                fingerprint = request_digest("POST", request.url.path, raw)
-                replay = await conn.run_sync(begin, caller.client_id, key, fingerprint)
+                replay = begin(conn, caller.client_id, key, fingerprint)
                 if isinstance(replay, Replay):
-                    await _audit(request, conn, caller, replay.body, new.credit_code, "(replayed)")
-                    return _json(replay.body, replay.status_code, **{"Idempotent-Replayed": "true"})
-            found = await conn.run_sync(
-                lambda c: service.apply(c, path, applicant, new, limits, datetime.now(UTC))
-            )
+                    _audit_in(conn, request, caller, path, replay.body, code, "(replayed)")
+                    return replay.status_code, replay.body, True
+            found = service.apply(conn, path, applicant, new, limits, datetime.now(UTC))
             answer = orjson.dumps(found)
             if key is not None:
-                await conn.run_sync(finish, caller.client_id, key, 201, answer)
-            await _audit(request, conn, caller, answer, new.credit_code, f"{found['id']} applied")
+                finish(conn, caller.client_id, key, 201, answer)
+            _audit_in(conn, request, caller, path, answer, code, f"{found['id']} applied")
+            return 201, answer, False
+
+    try:
+        status, answer, replayed = await anyio.to_thread.run_sync(write)
     except ProblemError as error:
         # Audited once the transaction is over: it may hold SQLite's write lock.
         raise await _refusing(request, caller, error) from None
+    if replayed:
+        return _json(answer, status, **{"Idempotent-Replayed": "true"})
     return _json(answer, 201)
 
 
-async def _audit(
-    request: Request, conn: AsyncConnection, caller: Caller, body: bytes, code: str, what: str
+def _audit_in(
+    conn: Connection,
+    request: Request,
+    caller: Caller,
+    path: service.RecordsPath,
+    body: bytes,
+    code: str,
+    what: str,
 ) -> None:
+    """The call's entry, in the transaction of the write it records: both or neither."""
     event = allowed(request, caller.client_id, body, reason=f"repair {what}", credit_code=code)
-    await record_with(request, conn, event)
+    audit = path.audit
+    append_many(conn, [event], signer=audit.signer, checkpoint_every=audit.checkpoint_every)
 
 
 async def _bounded_body(request: Request, limit: int) -> bytes:
@@ -380,17 +397,20 @@ async def decide(
     except ProblemError as error:
         raise await _refusing(request, caller, error) from None
     path = await records_path(request, caller, state)
-    try:
-        async with engine.begin() as conn:
-            found = await conn.run_sync(
-                lambda c: service.decide(
-                    c, path, department, caller.client_id, application_id, body.decision,
-                    body.reason, datetime.now(UTC),
-                )
+
+    def write() -> bytes:
+        with state.sync_engine.begin() as conn:
+            found = service.decide(
+                conn, path, department, caller.client_id, application_id, body.decision,
+                body.reason, datetime.now(UTC),
             )  # fmt: skip
             answer = orjson.dumps(found)
             what = f"{application_id} {found['status']}"
-            await _audit(request, conn, caller, answer, found["credit_code"], what)
+            _audit_in(conn, request, caller, path, answer, found["credit_code"], what)
+            return answer
+
+    try:
+        answer = await anyio.to_thread.run_sync(write)
     except ProblemError as error:
         raise await _refusing(request, caller, error) from None
     return _json(answer)
