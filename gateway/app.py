@@ -24,6 +24,7 @@ from gateway.background import start_background
 from gateway.breaker import CircuitBreaker
 from gateway.consents.router import router as consents_router
 from gateway.dashboard.login import make_login
+from gateway.dashboard.repair_pages import router as repair_pages_router
 from gateway.dashboard.router import router as dashboard_router
 from gateway.db import make_async_engine, make_sync_engine
 from gateway.direct import Direct
@@ -221,6 +222,7 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
     app.include_router(loans_router)
     app.include_router(alerts_router)
     app.include_router(dashboard_router)
+    app.include_router(repair_pages_router)
     app.include_router(reference_router)
     for adapter in state.platforms.values():
         router = adapter.router()

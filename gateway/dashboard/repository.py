@@ -233,7 +233,12 @@ def user_exists(conn: Connection, name: str) -> bool:
 
 
 def add_user(
-    conn: Connection, name: str, role: str, password_hash: str, created_at: datetime
+    conn: Connection,
+    name: str,
+    role: str,
+    password_hash: str,
+    created_at: datetime,
+    department: str | None = None,
 ) -> None:
     conn.execute(
         insert(dashboard_users).values(
@@ -242,6 +247,7 @@ def add_user(
             password_hash=password_hash,
             failed_logins=0,
             created_at=created_at,
+            department=department,
         )
     )
 
@@ -294,12 +300,20 @@ def delete_sessions_before(
 
 def session_row(
     conn: Connection, session_id: str
-) -> Row[str, str, datetime, datetime, str, datetime | None] | None:
+) -> Row[str, str, datetime, datetime, str, datetime | None, str | None] | None:
     """The session and its user: user_name, csrf_token, created_at, last_seen_at,
-    role, disabled_at."""
+    role, disabled_at, department."""
     s, u = dashboard_sessions.c, dashboard_users.c
     return conn.execute(
-        select(s.user_name, s.csrf_token, s.created_at, s.last_seen_at, u.role, u.disabled_at)
+        select(
+            s.user_name,
+            s.csrf_token,
+            s.created_at,
+            s.last_seen_at,
+            u.role,
+            u.disabled_at,
+            u.department,
+        )
         .join(dashboard_users, u.name == s.user_name)
         .where(s.id == session_id)
     ).first()

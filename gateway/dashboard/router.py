@@ -4,7 +4,9 @@ page where it is worked, and the static files the pages use.
 Server-rendered HTML. Every form carries a CSRF token: before login a
 pre-session token set in its own short-lived cookie and echoed in the form
 (double submit); after login the session's token, kept server-side. Only a
-`risk_officer` works alerts; an `auditor` reads. A refused form answers a
+`risk_officer` works alerts; an `auditor` reads; a `department_reviewer` sees
+only its credit repair pages (repair_pages.py), and officers see the
+applications past their review time. A refused form answers a
 person (Accept: text/html) with a page in their language and a way back,
 and a program with problem+json as everywhere else.
 
@@ -31,7 +33,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response, Stream
 
 from gateway.alerts import service as alert_service
 from gateway.audit.service import allowed, record_allowed, record_with
-from gateway.dashboard import accounts, facts, repository, views
+from gateway.dashboard import accounts, facts, repair_views, repository, views
 from gateway.dashboard.i18n import TEXT, Lang, lang_of
 from gateway.dashboard.login import Login
 from gateway.dashboard.throttle import source_of
@@ -49,6 +51,7 @@ from gateway.errors import (
 )
 from gateway.identifiers import checked_code
 from gateway.loans import service as ledger
+from gateway.repairs import service as repair_service
 from gateway.settings import Settings
 from gateway.state import state_of
 
@@ -163,13 +166,13 @@ class RoleRefused(Forbidden):
     type_slug = "dashboard-role"
 
 
-async def _form(request: Request) -> dict[str, str]:
-    """The urlencoded form body, at most 4 KiB (python-multipart is not installed)."""
+async def _form(request: Request, limit: int = FORM_MAX_BYTES) -> dict[str, str]:
+    """The urlencoded form body, at most `limit` bytes (python-multipart is not installed)."""
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
-        if len(body) > FORM_MAX_BYTES:
-            raise PayloadTooLarge(f"a dashboard form is at most {FORM_MAX_BYTES} bytes")
+        if len(body) > limit:
+            raise PayloadTooLarge(f"a dashboard form is at most {limit} bytes")
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     # An empty POST is a form without its CSRF token (403 later), not a format error.
     if body and media_type != "application/x-www-form-urlencoded":
@@ -273,7 +276,10 @@ async def dashboard(
     page_lang = lang_of(lang)
     if session is None:
         return _redirect(views.href("/dashboard/login", page_lang))
-    today = _now().astimezone(repository.CHENGDU).date()
+    if session.role == accounts.REVIEWER:
+        return _redirect(views.href("/dashboard/repairs", page_lang))
+    now = _now()
+    today = now.astimezone(repository.CHENGDU).date()
 
     def read(conn: Connection) -> str:
         revision = repository.latest_revision(conn)
@@ -283,9 +289,11 @@ async def dashboard(
         days, per_rule = repository.alerts_per_day(conn, today)
         platforms = repository.platform_figures(conn)
         dead, dead_items = repository.dead_letters(conn)
+        late, late_items = repair_service.overdue(conn, now)
         return (
             views.counts_strip(page_lang, counts)
             + views.dead_letters(page_lang, dead, dead_items)
+            + repair_views.overdue_strip(page_lang, late, late_items)
             + views.filter_bar(page_lang, filters, [r.name for r in risk_rules])
             + views.alert_table(page_lang, items, total, filters, revision, names)
             + views.charts(page_lang)
@@ -316,8 +324,11 @@ async def stream(
 ) -> StreamingResponse:
     """Each changed alert as the row the list shows, and whether it still belongs
     in the list under these filters; `counts` are the open alerts by severity."""
-    if await _session(request, engine, touch=False) is None:
+    session = await _session(request, engine, touch=False)
+    if session is None:
         raise Unauthorized("log in at /dashboard/login", scheme="Session")
+    if session.role == accounts.REVIEWER:
+        raise RoleRefused("a department reviewer sees credit repairs only")
     token = request.cookies.get(SESSION_COOKIE, "")
     page_lang = lang_of(lang)
     cursor = int(last_event_id) if last_event_id and last_event_id.isdigit() else after
@@ -382,8 +393,8 @@ async def alert_page(
 ) -> Response:
     session = await _session(request, engine)
     page_lang = lang_of(lang)
-    if session is None:
-        return _redirect(views.href("/dashboard/login", page_lang))
+    if session is None or session.role == accounts.REVIEWER:
+        return _redirect(views.href("/dashboard", page_lang))
     checked = _alert_id(alert_id)
 
     def read(conn: Connection) -> str:
@@ -456,8 +467,8 @@ async def enterprise_loans(
 ) -> Response:
     session = await _session(request, engine)
     page_lang = lang_of(lang)
-    if session is None:
-        return _redirect(views.href("/dashboard/login", page_lang))
+    if session is None or session.role == accounts.REVIEWER:
+        return _redirect(views.href("/dashboard", page_lang))
     code = checked_code(credit_code[:40])
 
     def read(conn: Connection) -> str:

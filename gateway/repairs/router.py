@@ -19,14 +19,12 @@ import anyio
 import orjson
 from fastapi import APIRouter, Header, Path, Query, Request
 from pydantic import ValidationError
-from sqlalchemy import Connection
 from starlette.responses import Response
 
 from gateway.access.callers import RecordWriter, RepairReviewer
 from gateway.access.decision import audit_denial
 from gateway.apidocs import answer_docs
-from gateway.audit.chain import append_many
-from gateway.audit.service import AuditUnavailable, allowed, record_allowed, route_of
+from gateway.audit.service import record_allowed
 from gateway.deps import EngineDep, StateDep
 from gateway.errors import (
     BadRequest,
@@ -40,13 +38,11 @@ from gateway.idempotency import Replay, begin, check_key, finish, request_digest
 from gateway.identifiers import checked_code
 from gateway.identity.clients import get_client
 from gateway.identity.tokens import Caller
-from gateway.keys.store import KeyError_
-from gateway.logs import request_id_var
 from gateway.params import JSON_ONLY_DOC, JsonOnly
-from gateway.records.audited import WriteAudit
 from gateway.state import GatewayState
 
 from . import evidence, schemas, service
+from .http import attachment, audit_in, records_path
 
 router = APIRouter(tags=["repairs"])
 _BODY_SLACK = 64 * 1024
@@ -81,23 +77,6 @@ async def _department(request: Request, caller: Caller, state: GatewayState) -> 
             request, caller, Forbidden("only a department's client reviews credit repairs")
         )
     return client.department
-
-
-async def records_path(
-    request: Request, caller: Caller, state: GatewayState
-) -> service.RecordsPath:
-    """How this request writes records: as ingestion does, audited for `caller`."""
-    try:
-        signer = await state.audit.pinned_signer()
-    except KeyError_ as exc:
-        raise AuditUnavailable("the audit trail cannot be written; nothing was stored") from exc
-    audit = WriteAudit(
-        caller.client_id, route_of(request), signer, state.settings.audit_checkpoint_every,
-        request_id_var.get(),
-    )  # fmt: skip
-    return service.RecordsPath(
-        state.sync_engine, state.pii_key, state.pii_keys, state.departments, audit
-    )
 
 
 def _json(answer: bytes, status: int = 200, **headers: str) -> Response:
@@ -171,7 +150,7 @@ async def apply(
     except ProblemError as error:
         raise await _refusing(request, caller, error) from None
     key = check_key(idempotency_key) if idempotency_key is not None else None
-    path = await records_path(request, caller, state)
+    path = await records_path(request, caller.client_id, state)
     limits = service.Limits(state.settings.config_dir, state.settings.repair_review_days)
     applicant = service.Applicant(caller.client_id, "platform")
     fingerprint = request_digest("POST", request.url.path, raw)
@@ -183,13 +162,13 @@ async def apply(
             if key is not None:
                 replay = begin(conn, caller.client_id, key, fingerprint)
                 if isinstance(replay, Replay):
-                    _audit_in(conn, request, caller, path, replay.body, code, "(replayed)")
+                    audit_in(conn, request, caller.client_id, path, replay.body, code, "(replayed)")
                     return replay.status_code, replay.body, True
             found = service.apply(conn, path, applicant, new, limits, datetime.now(UTC))
             answer = orjson.dumps(found)
             if key is not None:
                 finish(conn, caller.client_id, key, 201, answer)
-            _audit_in(conn, request, caller, path, answer, code, f"{found['id']} applied")
+            audit_in(conn, request, caller.client_id, path, answer, code, f"{found['id']} applied")
             return 201, answer, False
 
     try:
@@ -200,21 +179,6 @@ async def apply(
     if replayed:
         return _json(answer, status, **{"Idempotent-Replayed": "true"})
     return _json(answer, 201)
-
-
-def _audit_in(
-    conn: Connection,
-    request: Request,
-    caller: Caller,
-    path: service.RecordsPath,
-    body: bytes,
-    code: str,
-    what: str,
-) -> None:
-    """The call's entry, in the transaction of the write it records: both or neither."""
-    event = allowed(request, caller.client_id, body, reason=f"repair {what}", credit_code=code)
-    audit = path.audit
-    append_many(conn, [event], signer=audit.signer, checkpoint_every=audit.checkpoint_every)
 
 
 async def _bounded_body(request: Request, limit: int) -> bytes:
@@ -349,21 +313,6 @@ async def get_evidence(
     return attachment(content, found.media_type, f"{application_id}-{found.position}")
 
 
-def attachment(content: bytes, media_type: str, stem: str) -> Response:
-    """A file to save, never to render: our own name, the sniffed type, nosniff."""
-    name = f"{stem}.{evidence.EXTENSIONS.get(media_type, 'bin')}"
-    return Response(
-        content,
-        media_type=media_type,
-        headers={
-            "Content-Disposition": f'attachment; filename="{name}"',
-            "X-Content-Type-Options": "nosniff",
-            "Content-Security-Policy": "default-src 'none'; sandbox",
-            "Cache-Control": "no-store",
-        },
-    )
-
-
 @router.post(
     "/v1/repairs/{application_id}/decision",
     summary="Approve or reject an application; an approval publishes the credit_repair record",
@@ -396,7 +345,7 @@ async def decide(
         body = _decision(raw)
     except ProblemError as error:
         raise await _refusing(request, caller, error) from None
-    path = await records_path(request, caller, state)
+    path = await records_path(request, caller.client_id, state)
 
     def write() -> bytes:
         with state.sync_engine.begin() as conn:
@@ -406,7 +355,7 @@ async def decide(
             )  # fmt: skip
             answer = orjson.dumps(found)
             what = f"{application_id} {found['status']}"
-            _audit_in(conn, request, caller, path, answer, found["credit_code"], what)
+            audit_in(conn, request, caller.client_id, path, answer, found["credit_code"], what)
             return answer
 
     try:

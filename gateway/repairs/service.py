@@ -156,6 +156,12 @@ def penalties(
     ]
 
 
+def penalty_of(conn: Connection, credit_code: str, record_id: int) -> dict[str, Any] | None:
+    """The penalty an application is about, as its current version says (for review pages)."""
+    found = next((r for r in current_records(conn, credit_code) if r.id == record_id), None)
+    return None if found is None else dict(found.data)
+
+
 def _judged(
     conn: Connection, config_dir: Path, new: NewApplication, on: date
 ) -> PenaltyEligibility:

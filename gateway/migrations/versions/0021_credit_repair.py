@@ -54,9 +54,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_repair_applications")),
     )
-    op.create_index(
-        "ix_repair_applications_credit_code", "repair_applications", ["credit_code"]
-    )
+    op.create_index("ix_repair_applications_credit_code", "repair_applications", ["credit_code"])
     op.create_index(
         "ix_repair_applications_department_status",
         "repair_applications",
