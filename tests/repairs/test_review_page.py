@@ -9,10 +9,15 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, update
 from starlette.testclient import TestClient
+from typer.testing import CliRunner
 
+from gateway.cli import app as cli
 from gateway.dashboard import accounts
+from gateway.identity.clients import get_client
+from gateway.settings import Settings
 from gateway.store.tables import repair_applications
 from testkit.builders import MARKET, TAX
+from testkit.clients import register
 from tests.dashboard.test_login import PASSWORD, login
 from tests.repairs.test_api import World
 from tests.repairs.test_evidence import PDF_BYTES
@@ -119,3 +124,32 @@ def test_reviewer_accounts_name_their_department(engine: Engine) -> None:
         accounts.create_user(conn, "a.b", accounts.REVIEWER, PASSWORD)
     with engine.begin() as conn, pytest.raises(InvalidValue):
         accounts.create_user(conn, "a.c", "risk_officer", PASSWORD, department=MARKET)
+
+
+def test_the_cli_creates_a_reviewer_for_a_department(settings: Settings, engine: Engine) -> None:
+    env = {
+        "XYD_DATABASE_URL": settings.effective_database_url,
+        "XYD_STATE_DIR": str(settings.state_dir),
+    }
+    runner = CliRunner()
+    create = ["users", "create", "li.market", "--role", accounts.REVIEWER, "--password-stdin"]
+    made = runner.invoke(
+        cli, [*create, "--department", "11510100000100378A"], env=env, input=f"{PASSWORD}\n"
+    )
+    assert made.exit_code == 0, made.output
+    unknown = runner.invoke(cli, [*create[:2], "x.y", *create[3:], "--department", "不存在的局"],
+                            env=env, input=f"{PASSWORD}\n")  # fmt: skip
+    assert unknown.exit_code == 2 and "departments.yaml" in unknown.output
+    with engine.begin() as conn:
+        session, _ = accounts.create_session(conn, "li.market", datetime.now(UTC))
+        found = accounts.get_session(conn, session, datetime.now(UTC))
+    assert found is not None and (found.role, found.department) == (accounts.REVIEWER, MARKET)
+
+
+def test_department_clients_get_the_review_scope(engine: Engine) -> None:
+    register(engine, "dept-x", client_type="department")
+    register(engine, "kct-x", client_type="platform")
+    with engine.connect() as conn:
+        department, platform = get_client(conn, "dept-x"), get_client(conn, "kct-x")
+    assert department is not None and "repairs:review" in department.scopes
+    assert platform is not None and "repairs:review" not in platform.scopes
