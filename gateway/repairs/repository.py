@@ -29,6 +29,17 @@ def record_facts(conn: Connection, record_id: int) -> Row[int, str, str | None, 
     ).first()  # fmt: skip
 
 
+def penalised(conn: Connection, department: str | None, limit: int) -> list[str]:
+    """Credit codes with a penalty (of `department`, if given), in record order."""
+    query = select(records.c.credit_code).where(
+        records.c.category == "penalty", records.c.credit_code.isnot(None)
+    )
+    if department is not None:
+        query = query.where(records.c.source_department == department)
+    codes = conn.execute(query.order_by(records.c.id).limit(limit)).scalars()
+    return list(dict.fromkeys(c for c in codes if c is not None))
+
+
 def pending_on(conn: Connection, record_id: int) -> str | None:
     """The id of the record's pending application, if it has one."""
     found = conn.execute(

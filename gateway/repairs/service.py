@@ -162,6 +162,20 @@ def penalty_of(conn: Connection, credit_code: str, record_id: int) -> dict[str, 
     return None if found is None else dict(found.data)
 
 
+def find_repairable(
+    conn: Connection, config_dir: Path, on: date, department: str | None = None, scan: int = 2000
+) -> tuple[str, PenaltyEligibility] | None:
+    """An enterprise and one of its penalties eligible for repair on `on` with none
+    pending (of `department`, if given), among the first `scan` penalties: the
+    demo's sample."""
+    for code in repository.penalised(conn, department, scan):
+        for judged, pending in penalties(conn, config_dir, code, on):
+            wanted = department is None or judged.department == department
+            if judged.eligibility.eligible and pending is None and wanted:
+                return code, judged
+    return None
+
+
 def _judged(
     conn: Connection, config_dir: Path, new: NewApplication, on: date
 ) -> PenaltyEligibility:
