@@ -24,7 +24,6 @@ from gateway.background import start_background
 from gateway.breaker import CircuitBreaker
 from gateway.consents.router import router as consents_router
 from gateway.dashboard.login import make_login
-from gateway.dashboard.repair_pages import router as repair_pages_router
 from gateway.dashboard.router import router as dashboard_router
 from gateway.db import make_async_engine, make_sync_engine
 from gateway.direct import Direct
@@ -46,6 +45,7 @@ from gateway.private_files import restrict_umask
 from gateway.records.binding import load_departments
 from gateway.records.router import router as records_router
 from gateway.reference import router as reference_router
+from gateway.repairs.pages import router as repair_pages_router
 from gateway.repairs.router import router as repairs_router
 from gateway.reports.build import ReportBuilder
 from gateway.reports.cache import ReportCache

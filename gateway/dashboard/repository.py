@@ -27,6 +27,7 @@ from gateway.store.tables import (
     loans,
     monitor_events,
     platform_dead_letters,
+    repair_applications,
 )
 from policies.risk.base import SEVERITIES
 
@@ -329,3 +330,21 @@ def touch_session(conn: Connection, session_id: str, now: datetime) -> None:
 
 def delete_session(conn: Connection, session_id: str) -> None:
     conn.execute(delete(dashboard_sessions).where(dashboard_sessions.c.id == session_id))
+
+
+OverdueRepair = Row[str, str, str, datetime, datetime]
+
+
+def overdue_repairs(conn: Connection, now: datetime, limit: int) -> tuple[int, list[OverdueRepair]]:
+    """Credit repair applications pending past their review time: how many, and the
+    most overdue (id, credit_code, department, applied_at, review_due_at)."""
+    a = repair_applications.c
+    late = (a.status == "pending") & (a.review_due_at < now)
+    count = conn.execute(select(func.count()).select_from(repair_applications).where(late))
+    rows = conn.execute(
+        select(a.id, a.credit_code, a.department, a.applied_at, a.review_due_at)
+        .where(late)
+        .order_by(a.review_due_at, a.id)
+        .limit(limit)
+    )
+    return int(count.scalar_one()), list(rows.all())

@@ -5,7 +5,7 @@ Server-rendered HTML. Every form carries a CSRF token: before login a
 pre-session token set in its own short-lived cookie and echoed in the form
 (double submit); after login the session's token, kept server-side. Only a
 `risk_officer` works alerts; an `auditor` reads; a `department_reviewer` sees
-only its credit repair pages (repair_pages.py), and officers see the
+only its credit repair pages (gateway/repairs/pages.py), and officers see the
 applications past their review time. A refused form answers a
 person (Accept: text/html) with a page in their language and a way back,
 and a program with problem+json as everywhere else.
@@ -33,7 +33,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response, Stream
 
 from gateway.alerts import service as alert_service
 from gateway.audit.service import allowed, record_allowed, record_with
-from gateway.dashboard import accounts, facts, repair_views, repository, views
+from gateway.dashboard import accounts, facts, repository, views
 from gateway.dashboard.i18n import TEXT, Lang, lang_of
 from gateway.dashboard.login import Login
 from gateway.dashboard.throttle import source_of
@@ -51,7 +51,6 @@ from gateway.errors import (
 )
 from gateway.identifiers import checked_code
 from gateway.loans import service as ledger
-from gateway.repairs import service as repair_service
 from gateway.settings import Settings
 from gateway.state import state_of
 
@@ -289,11 +288,11 @@ async def dashboard(
         days, per_rule = repository.alerts_per_day(conn, today)
         platforms = repository.platform_figures(conn)
         dead, dead_items = repository.dead_letters(conn)
-        late, late_items = repair_service.overdue(conn, now)
+        late, late_items = repository.overdue_repairs(conn, now, 20)
         return (
             views.counts_strip(page_lang, counts)
             + views.dead_letters(page_lang, dead, dead_items)
-            + repair_views.overdue_strip(page_lang, late, late_items)
+            + views.overdue_repairs(page_lang, late, late_items)
             + views.filter_bar(page_lang, filters, [r.name for r in risk_rules])
             + views.alert_table(page_lang, items, total, filters, revision, names)
             + views.charts(page_lang)
@@ -393,7 +392,9 @@ async def alert_page(
 ) -> Response:
     session = await _session(request, engine)
     page_lang = lang_of(lang)
-    if session is None or session.role == accounts.REVIEWER:
+    if session is None:
+        return _redirect(views.href("/dashboard/login", page_lang))
+    if session.role == accounts.REVIEWER:
         return _redirect(views.href("/dashboard", page_lang))
     checked = _alert_id(alert_id)
 
@@ -467,7 +468,9 @@ async def enterprise_loans(
 ) -> Response:
     session = await _session(request, engine)
     page_lang = lang_of(lang)
-    if session is None or session.role == accounts.REVIEWER:
+    if session is None:
+        return _redirect(views.href("/dashboard/login", page_lang))
+    if session.role == accounts.REVIEWER:
         return _redirect(views.href("/dashboard", page_lang))
     code = checked_code(credit_code[:40])
 

@@ -105,6 +105,16 @@ def check_total(files: list[Evidence], max_total: int) -> None:
         raise EvidenceTooLarge(f"evidence: over {max_total} bytes in all")
 
 
+def check_all(
+    named: list[tuple[str, bytes]], max_bytes: int, max_files: int, max_total: int
+) -> list[Evidence]:
+    """Uploaded files (name as given, bytes): the count, then each file, then all together."""
+    check_count(len(named), max_files)
+    files = [check_file(name, data, max_bytes) for name, data in named]
+    check_total(files, max_total)
+    return files
+
+
 def base64_limit(max_bytes: int) -> int:
     """The longest base64 text (padded) of at most `max_bytes` bytes."""
     return -(-max_bytes // 3) * 4

@@ -1,9 +1,18 @@
-"""What the repair routes and the dashboard's review page share: the records path
-bound to a request's actor, the call's audit entry in a write's transaction, and
-an evidence file answered as an attachment."""
+"""What the repair routes, the dashboard's review page and the portal share: the
+writes run with their audit entry (`apply_audited`, `decide_audited`), the records
+path bound to a request's actor, and an evidence file answered as an attachment.
+
+The writes go through the records path, which COPYs on PostgreSQL: they run on
+the sync engine in a thread, never on an `AsyncConnection.run_sync` connection.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import anyio
+import orjson
 from fastapi import Request
 from sqlalchemy import Connection
 from starlette.responses import Response
@@ -62,3 +71,52 @@ def attachment(content: bytes, media_type: str, stem: str) -> Response:
             "Cache-Control": "no-store",
         },
     )
+
+
+def limits_of(state: GatewayState) -> service.Limits:
+    return service.Limits(state.settings.config_dir, state.settings.repair_review_days)
+
+
+async def apply_audited(
+    request: Request, state: GatewayState, applicant: service.Applicant, new: service.NewApplication
+) -> dict[str, Any]:
+    """`service.apply`, its commitment record and the call's audit entry (as
+    `applicant.actor`) in one transaction; its errors as `service.apply`'s."""
+    path = await records_path(request, applicant.actor, state)
+    limits = limits_of(state)
+
+    def write() -> dict[str, Any]:
+        with state.sync_engine.begin() as conn:
+            found = service.apply(conn, path, applicant, new, limits, datetime.now(UTC))
+            what = f"{found['id']} applied"
+            audit_in(
+                conn, request, applicant.actor, path, orjson.dumps(found), new.credit_code, what
+            )
+            return found
+
+    return await anyio.to_thread.run_sync(write)
+
+
+async def decide_audited(
+    request: Request,
+    state: GatewayState,
+    department: str,
+    actor: str,
+    application_id: str,
+    decision: Literal["approve", "reject"],
+    reason: str | None,
+) -> dict[str, Any]:
+    """`service.decide` (an approval's credit_repair record included) and the call's
+    audit entry in one transaction; its errors as `service.decide`'s."""
+    path = await records_path(request, actor, state)
+
+    def write() -> dict[str, Any]:
+        with state.sync_engine.begin() as conn:
+            found = service.decide(
+                conn, path, department, actor, application_id, decision, reason, datetime.now(UTC)
+            )
+            what = f"{application_id} {found['status']}"
+            audit_in(conn, request, actor, path, orjson.dumps(found), found["credit_code"], what)
+            return found
+
+    return await anyio.to_thread.run_sync(write)

@@ -1,13 +1,12 @@
-"""All SQL of credit repair: applications, their evidence, the queue, the overdue.
+"""All SQL of credit repair: applications, their evidence, the queue.
 On the caller's Connection, in its transaction (nothing here commits)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import Connection, Row, insert, select, update
 
 from gateway.store.tables import records, repair_applications, repair_evidence
 
@@ -17,7 +16,6 @@ _E = repair_evidence
 # (id, position, file_name, media_type, size, sha256), with the application's id or the bytes.
 Facts = Row[str, int, int, str, str, int, str]
 File = Row[int, int, str, str, int, str, bytes]
-Late = Row[str, str, str, datetime, datetime]
 _EVIDENCE_FACTS = (_E.c.id, _E.c.position, _E.c.file_name, _E.c.media_type, _E.c.size, _E.c.sha256)
 
 
@@ -122,16 +120,3 @@ def decide(conn: Connection, application_id: str, values: dict[str, Any]) -> boo
         update(_A).where(_A.c.id == application_id, _A.c.status == "pending").values(**values)
     )
     return done.rowcount == 1
-
-
-def overdue(conn: Connection, now: datetime, limit: int) -> tuple[int, list[Late]]:
-    """Pending applications past their review time: how many, and the oldest of them."""
-    late = (_A.c.status == "pending") & (_A.c.review_due_at < now)
-    count = conn.execute(select(func.count()).select_from(_A).where(late)).scalar_one()
-    rows = conn.execute(
-        select(_A.c.id, _A.c.credit_code, _A.c.department, _A.c.applied_at, _A.c.review_due_at)
-        .where(late)
-        .order_by(_A.c.review_due_at, _A.c.id)
-        .limit(limit)
-    )  # fmt: skip
-    return int(count), list(rows.all())

@@ -13,12 +13,12 @@ commits with it.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import anyio
 import orjson
-from fastapi import APIRouter, Header, Path, Query, Request
-from pydantic import ValidationError
+from fastapi import APIRouter, Body, Header, Path, Query, Request
+from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
 from gateway.access.callers import RecordWriter, RepairReviewer
@@ -42,7 +42,7 @@ from gateway.params import JSON_ONLY_DOC, JsonOnly
 from gateway.state import GatewayState
 
 from . import evidence, schemas, service
-from .http import attachment, audit_in, records_path
+from .http import attachment, audit_in, decide_audited, limits_of, records_path
 
 router = APIRouter(tags=["repairs"])
 _BODY_SLACK = 64 * 1024
@@ -53,6 +53,26 @@ _COMMON = {
     429: "Rate limited; Retry-After and RateLimit say when to come back",
     503: "The audit trail or the rate limiter is unavailable",
 }
+
+
+def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema with its nested models written in place (no `$defs`)."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: object) -> object:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    resolved = resolve(schema)
+    assert isinstance(resolved, dict)
+    return resolved
 
 
 def body_limit(state: GatewayState) -> int:
@@ -114,6 +134,13 @@ async def get_commitment(request: Request, caller: RecordWriter, state: StateDep
         "XYD_REPAIR_EVIDENCE_MAX_FILES evidence files base64-encoded, each a PDF, JPEG or PNG "
         "by its content. `Idempotency-Key` honoured."
     ),
+    # The body is read raw, bounded, before it is parsed: FastAPI cannot document it.
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": inline_schema(schemas.RepairIn)}},
+        }
+    },
     responses={
         **answer_docs(schemas.Application, "The application, pending review", status=201),
         **problem_docs(
@@ -151,7 +178,7 @@ async def apply(
         raise await _refusing(request, caller, error) from None
     key = check_key(idempotency_key) if idempotency_key is not None else None
     path = await records_path(request, caller.client_id, state)
-    limits = service.Limits(state.settings.config_dir, state.settings.repair_review_days)
+    limits = limits_of(state)
     applicant = service.Applicant(caller.client_id, "platform")
     fingerprint = request_digest("POST", request.url.path, raw)
     code = new.credit_code
@@ -251,6 +278,7 @@ async def review_queue(
                 **_COMMON,
                 403: "Token lacks repairs:review, or not a department",
                 404: "No such application for this department",
+                422: "A malformed application id",
             }
         ),
     },
@@ -279,13 +307,21 @@ async def get_application(
 @router.get(
     "/v1/repairs/{application_id}/evidence/{evidence_id}",
     summary="One evidence file, as an attachment, for the department reviewing it",
+    response_class=Response,
     responses={
-        200: {"description": "The file's bytes (application/pdf, image/jpeg or image/png)"},
+        200: {
+            "description": "The file's bytes, as an attachment, of its sniffed type",
+            "content": {
+                media: {"schema": {"type": "string", "format": "binary"}}
+                for media in ("application/pdf", "image/jpeg", "image/png")
+            },
+        },
         **problem_docs(
             {
                 **_COMMON,
                 403: "Token lacks repairs:review, or not a department",
                 404: "No such file for this department",
+                422: "A malformed application or file id",
             }
         ),
     },
@@ -336,42 +372,19 @@ async def decide(
     request: Request,
     caller: RepairReviewer,
     state: StateDep,
-    engine: EngineDep,
     _: JsonOnly,
+    body: Annotated[schemas.DecisionIn, Body()],
 ) -> Response:
     department = await _department(request, caller, state)
     try:
-        raw = await _bounded_body(request, 8 * 1024)
-        body = _decision(raw)
+        found = await decide_audited(
+            request, state, department, caller.client_id, application_id, body.decision,
+            body.reason,
+        )  # fmt: skip
     except ProblemError as error:
         raise await _refusing(request, caller, error) from None
-    path = await records_path(request, caller.client_id, state)
-
-    def write() -> bytes:
-        with state.sync_engine.begin() as conn:
-            found = service.decide(
-                conn, path, department, caller.client_id, application_id, body.decision,
-                body.reason, datetime.now(UTC),
-            )  # fmt: skip
-            answer = orjson.dumps(found)
-            what = f"{application_id} {found['status']}"
-            audit_in(conn, request, caller.client_id, path, answer, found["credit_code"], what)
-            return answer
-
-    try:
-        answer = await anyio.to_thread.run_sync(write)
-    except ProblemError as error:
-        raise await _refusing(request, caller, error) from None
+    answer = orjson.dumps(found)
     return _json(answer)
-
-
-def _decision(raw: bytes) -> schemas.DecisionIn:
-    try:
-        return schemas.DecisionIn.model_validate(orjson.loads(raw))
-    except orjson.JSONDecodeError:
-        raise BadRequest("request body is not valid JSON") from None
-    except ValidationError as exc:
-        raise InvalidValue(_summary(exc)) from None
 
 
 def _summary(exc: ValidationError) -> str:

@@ -361,11 +361,6 @@ def evidence_file(
     return found
 
 
-def overdue(conn: Connection, now: datetime, limit: int = 20) -> tuple[int, list[repository.Late]]:
-    """Pending applications past their review time (the risk officers' flag)."""
-    return repository.overdue(conn, now, limit)
-
-
 def render(row: Row[Any], files: list[repository.Facts]) -> dict[str, Any]:
     decision = None
     if row.status != "pending":

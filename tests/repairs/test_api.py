@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import Engine, select, update
 from starlette.testclient import TestClient
 
+from gateway.dashboard.repository import overdue_repairs
 from gateway.repairs.commitment import load_commitment
 from gateway.settings import Settings
 from gateway.state import state_of
@@ -244,14 +245,12 @@ def test_every_call_is_audited_once(world: World, engine: Engine) -> None:
 
 def test_overdue_applications(world: World, engine: Engine) -> None:
     application = world.apply().json()
-    from gateway.repairs import service
-
     with engine.begin() as conn:
-        assert service.overdue(conn, datetime.now(UTC))[0] == 0
+        assert overdue_repairs(conn, datetime.now(UTC), 20)[0] == 0
         conn.execute(
             update(repair_applications)
             .where(repair_applications.c.id == application["id"])
             .values(review_due_at=datetime.now(UTC) - timedelta(hours=1))
         )
-        count, late = service.overdue(conn, datetime.now(UTC))
+        count, late = overdue_repairs(conn, datetime.now(UTC), 20)
     assert (count, [r.id for r in late]) == (1, [application["id"]])

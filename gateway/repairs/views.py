@@ -1,5 +1,5 @@
-"""The credit repair review pages' HTML (the department reviewer's queue and one
-application) and the risk officers' overdue strip; escaped here, as views.py does."""
+"""The credit repair review pages' HTML: the department reviewer's queue and one
+application, escaped as the dashboard's views.py does (its `esc`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from gateway.dashboard import facts
 from gateway.dashboard.i18n import Lang
 from gateway.dashboard.views import esc, href
 from gateway.repairs.commitment import Commitment
-from gateway.repairs.repository import Late
 
 WORDS: dict[Lang, dict[str, str]] = {
     "zh": {
@@ -24,7 +23,7 @@ WORDS: dict[Lang, dict[str, str]] = {
         "reason_required": "不予修复须说明理由", "decided_by": "审核人",
         "decision_number": "决定书文号",
         "decision_date": "处罚决定日期", "violation": "违法行为", "content": "处罚内容",
-        "overdue_title": "超过审核时限的信用修复申请", "department": "审核部门",
+        "department": "审核部门",
         "stale": "该申请已被审核。", "back": "返回列表", "size": "大小", "type": "类型",
     },
     "en": {
@@ -37,8 +36,8 @@ WORDS: dict[Lang, dict[str, str]] = {
         "approve": "Approve repair", "reject": "Reject", "reason_required":
         "A rejection needs a reason", "decided_by": "Decided by",
         "decision_number": "Decision number", "decision_date": "Decision date",
-        "violation": "Violation", "content": "Penalty", "overdue_title":
-        "Credit repair applications past their review time", "department": "Reviewing department",
+        "violation": "Violation", "content": "Penalty",
+        "department": "Reviewing department",
         "stale": "This application has been decided already.", "back": "Back to the list",
         "size": "Size", "type": "Type",
     },
@@ -160,25 +159,4 @@ def _decision(lang: Lang, item: Mapping[str, Any], base: str, csrf: str) -> str:
         f"<label>{esc(w['reason_required'])}"
         f'<textarea name="reason" maxlength="2000" required></textarea></label>'
         f'<button type="submit" name="decision" value="reject">{esc(w["reject"])}</button></form>'
-    )
-
-
-def overdue_strip(lang: Lang, total: int, items: Sequence[Late]) -> str:
-    """The risk officers' flag: shown only when an application waits past its time."""
-    if not total:
-        return ""
-    w = WORDS[lang]
-    rows = "".join(
-        f"<tr><td>{esc(r.id)}</td><td>{esc(r.credit_code)}</td><td>{esc(r.department)}</td>"
-        f"<td>{esc(facts.moment(r.applied_at))}</td><td>{esc(facts.moment(r.review_due_at))}</td></tr>"
-        for r in items
-    )
-    heads = "".join(
-        f"<th>{esc(w[h])}</th>"
-        for h in ("application", "enterprise", "department", "applied_at", "due")
-    )
-    return (
-        f'<section class="dead-letters repairs-overdue" aria-label="{esc(w["overdue_title"])}">'
-        f'<h2>{esc(w["overdue_title"])} <span class="n" data-repairs-overdue>{total}</span></h2>'
-        f"<table><tr>{heads}</tr>{rows}</table></section>"
     )

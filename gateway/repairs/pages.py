@@ -13,8 +13,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-import anyio
-import orjson
 from fastapi import APIRouter, Path, Query, Request
 from sqlalchemy import Connection
 from starlette.responses import Response
@@ -22,7 +20,6 @@ from starlette.responses import Response
 from gateway.audit.service import record_allowed
 from gateway.dashboard import accounts, repository, views
 from gateway.dashboard.i18n import TEXT, Lang, lang_of
-from gateway.dashboard.repair_views import WORDS, application_page, queue_page
 from gateway.dashboard.router import (
     CsrfRefused,
     LangQuery,
@@ -37,7 +34,8 @@ from gateway.dashboard.router import (
 from gateway.deps import EngineDep, StateDep
 from gateway.errors import Conflict, InvalidValue, NotFound, ProblemError
 from gateway.repairs import service
-from gateway.repairs.http import attachment, audit_in, records_path
+from gateway.repairs.http import attachment, decide_audited
+from gateway.repairs.views import WORDS, application_page, queue_page
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
 DECISION_FORM_MAX_BYTES = 32 * 1024  # a 2,000-character reason, percent-encoded
@@ -173,19 +171,10 @@ async def repair_decision(
         )
         return _refused(request, refused, page_lang, page)
     chosen: Literal["approve", "reject"] = "approve" if decision == "approve" else "reject"
-    actor = _actor(session)
-    path = await records_path(request, actor, state)
-
-    def write() -> None:
-        with state.sync_engine.begin() as conn:
-            found = service.decide(
-                conn, path, department, actor, application_id, chosen, reason, datetime.now(UTC)
-            )
-            what = f"{application_id} {found['status']}"
-            audit_in(conn, request, actor, path, orjson.dumps(found), found["credit_code"], what)
-
     try:
-        await anyio.to_thread.run_sync(write)
+        await decide_audited(
+            request, state, department, _actor(session), application_id, chosen, reason
+        )
     except Conflict:
         return _redirect(views.href(f"/dashboard/repairs/{application_id}", page_lang, msg="stale"))
     except ProblemError as error:
