@@ -64,8 +64,8 @@ WORKERS = 2
 # The platforms' ledger goes too: a fresh demo replays its platform streams. Repair
 # applications go with the records they are about (their evidence first).
 _CLEARED = (repair_evidence, repair_applications, record_disputes, penalty_details,
-            license_details, record_versions, records, enterprises_table, ingest_runs, loan_events, loans, platform_dead_letters,
-            platform_sync_state, outbox)  # fmt: skip
+            license_details, record_versions, records, enterprises_table, ingest_runs,
+            loan_events, loans, platform_dead_letters, platform_sync_state, outbox)  # fmt: skip
 
 
 class SeedError(Exception):
