@@ -6,16 +6,19 @@ For the portal's repair pages:
 
 - `penalties(conn, config_dir, credit_code, on)`: the enterprise's penalties,
   each eligible or not with the reason and earliest date in zh and en, and its
-  pending application if any;
-- `commitment_text(config_dir)`: the commitment to show in full (and its hash
-  to accept);
+  pending application if any (`today(now)` gives `on`, Chengdu's day);
+- `commitment_text(config_dir)`: the commitment to show in full, and the
+  `sha256` an acceptance names;
 - evidence uploads: `evidence.read_bounded` (a body stopped at its limit),
-  `evidence.check_file`, `check_count`, `check_total` (413, 415, 422);
-- `apply(conn, path, applicant, application, limits, now)`: files it (404 not
-  this enterprise's penalty, 422 not repairable now or a stale commitment,
-  409 one is pending already);
+  then `evidence.check_all(named, max_bytes, max_files, max_total)` (413, 415, 422);
+- `http.apply_audited(request, state, Applicant(actor, "portal"), NewApplication(...))`:
+  files it with its commitment record and audit entry in one transaction, on the
+  sync engine in a thread (404 not this enterprise's penalty, 422 not repairable
+  now or a stale commitment, 409 one is pending already); `apply` is the same on
+  a sync Connection the caller owns;
 - `of_enterprise(conn, credit_code)` and `get(conn, id, Viewer.enterprise(code))`:
-  follow the review and read the decision and its reason.
+  follow the review and read the decision and its reason (another
+  enterprise's application is 404).
 
 Who writes what: the commitment record is the credit office's (it keeps
 credit commitments for every department: config/departments.yaml, and the

@@ -254,3 +254,15 @@ def test_overdue_applications(world: World, engine: Engine) -> None:
         )
         count, late = overdue_repairs(conn, datetime.now(UTC), 20)
     assert (count, [r.id for r in late]) == (1, [application["id"]])
+
+
+def test_an_idempotency_key_files_once(world: World) -> None:
+    sent = body(world.eligible, world.sha)
+    headers = {**world.platform, "Idempotency-Key": "repair-1"}
+    first = world.client.post("/v1/repairs", json=sent, headers=headers)
+    again = world.client.post("/v1/repairs", json=sent, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["idempotent-replayed"] == "true"
+    other = world.client.post("/v1/repairs", json={**sent, "statement": "另"}, headers=headers)
+    assert other.status_code == 422
