@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from gateway.apidocs import Doc, sometimes
+from gateway.apidocs import Doc
 
 Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 Status = Literal["pending", "approved", "rejected"]
@@ -118,8 +118,3 @@ class CommitmentText(Doc):
     text_zh: str
     text_en: str = Field(description="A translation for reading; the Chinese is accepted")
     text_sha256: str
-
-
-class NotRepairableDoc(Doc):
-    reason: str
-    earliest: date = sometimes("The first day an application is accepted")
