@@ -48,6 +48,8 @@ from gateway.private_files import restrict_umask
 from gateway.records.binding import load_departments
 from gateway.records.router import router as records_router
 from gateway.reference import router as reference_router
+from gateway.repairs.pages import router as repair_pages_router
+from gateway.repairs.router import router as repairs_router
 from gateway.reports.build import ReportBuilder
 from gateway.reports.cache import ReportCache
 from gateway.reports.pdf import Printer
@@ -220,12 +222,14 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
     app.include_router(grants_router)
     app.include_router(enterprises_router)
     app.include_router(records_router)
+    app.include_router(repairs_router)
     app.include_router(consents_router)
     app.include_router(audit_router)
     app.include_router(loans_router)
     app.include_router(alerts_router)
     app.include_router(dashboard_router)
     app.include_router(portal_router)
+    app.include_router(repair_pages_router)
     app.include_router(reference_router)
     for adapter in state.platforms.values():
         router = adapter.router()

@@ -103,6 +103,26 @@ class Settings(BaseSettings):
         description="Lines one POST /v1/records may carry (413 beyond); files go to `xyd ingest`",
     )  # fmt: skip
 
+    # --- online credit repair (信用修复) --------------------------------------
+    repair_evidence_max_bytes: int = Field(
+        5 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024,
+        description="One evidence file (PDF, JPEG or PNG) at most this size, decoded",
+    )  # fmt: skip
+    repair_evidence_max_files: int = Field(
+        5, ge=1, le=20, description="Evidence files one application may carry"
+    )
+    repair_evidence_max_total_bytes: int = Field(
+        7 * 1024 * 1024, ge=1024, le=200 * 1024 * 1024,
+        description="All of one application's evidence together, decoded; POST /v1/repairs "
+        "carries it base64 in JSON, so its body is bounded at 4/3 of this plus 64 KiB "
+        "(and XYD_MAX_BODY_BYTES still applies)",
+    )  # fmt: skip
+    repair_review_days: int = Field(
+        7, ge=1, le=90,
+        description="Days a department has to decide an application; past them the risk "
+        "officers' dashboard flags it (the 2023 rules' 5 working days)",
+    )  # fmt: skip
+
     # --- platforms -----------------------------------------------------------
     run_background: bool = Field(
         True, description="Run pull schedules and the outbox in this process"

@@ -64,6 +64,9 @@ def demo_seed(
         from xyd_demo.users import ensure_demo_officer
 
         officer_file = ensure_demo_officer(conn, out_dir / "users")
+        from xyd_demo.repairs import DEMO_REVIEWER, write_repair_sample
+
+        repair_sample = write_repair_sample(conn, settings.config_dir, out_dir)
     engine.dispose()
     total = sum(summary.records.values())
     typer.echo(
@@ -72,6 +75,12 @@ def demo_seed(
     )
     typer.echo(f"demo clients' private keys: {', '.join(str(p) for p in jwk_files)}")
     typer.echo(f"dashboard: /dashboard as demo-officer, password in {officer_file}")
+    if repair_sample is not None:
+        typer.echo(
+            f"credit repair: a repairable penalty in {repair_sample}; reviewed at "
+            f"/dashboard/repairs as {DEMO_REVIEWER}, password in "
+            f"{out_dir / 'users' / (DEMO_REVIEWER + '.password')}"
+        )
     from xyd_demo.platforms import write_credentials
 
     written = write_credentials(settings.state_dir)

@@ -48,6 +48,8 @@ from gateway.store.tables import (
     record_disputes,
     record_versions,
     records,
+    repair_applications,
+    repair_evidence,
 )
 from gateway.store.tables import (
     enterprises as enterprises_table,
@@ -59,10 +61,11 @@ from xyd_demo.generate import PROFILES, Spec
 CHUNK = 5_000
 DEFER_INDEXES_FROM = 100_000  # enterprises; below this, rebuilding costs more than it saves
 WORKERS = 2
-# The platforms' ledger goes too: a fresh demo replays its platform streams.
-_CLEARED = (record_disputes, penalty_details, license_details, record_versions, records,
-            enterprises_table, ingest_runs, loan_events, loans, platform_dead_letters,
-            platform_sync_state, outbox)  # fmt: skip
+# The platforms' ledger goes too: a fresh demo replays its platform streams. Repair
+# applications go with the records they are about (their evidence first).
+_CLEARED = (repair_evidence, repair_applications, record_disputes, penalty_details,
+            license_details, record_versions, records, enterprises_table, ingest_runs,
+            loan_events, loans, platform_dead_letters, platform_sync_state, outbox)  # fmt: skip
 
 
 class SeedError(Exception):

@@ -51,15 +51,27 @@ def _users_change(change: Callable[[Connection], T]) -> T:
 @app.command("create")
 def users_create(
     name: str,
-    role: Annotated[str, typer.Option(help="risk_officer or auditor")],
+    role: Annotated[str, typer.Option(help="risk_officer, auditor or department_reviewer")],
     password_stdin: PasswordStdin = False,
+    department: Annotated[
+        str | None,
+        typer.Option(help="A department_reviewer's department (name or code, departments.yaml)"),
+    ] = None,
 ) -> None:
     """Create a dashboard account; without --password-stdin, print a generated password once.
-    A password: 12+ characters, not all whitespace, not a common one, not containing the name."""
+    A password: 12+ characters, not all whitespace, not a common one, not containing the name.
+    A department_reviewer reviews credit repairs of its department's penalties, nothing else."""
     from gateway.dashboard import accounts
+    from gateway.records.binding import load_departments
 
+    named = None
+    if department is not None:
+        found = load_departments(Settings().config_dir).find(department)
+        if found is None:
+            raise fail(f"--department: {department} is not in departments.yaml")
+        named = found.name
     password = _read_password(password_stdin)
-    _users_change(lambda conn: accounts.create_user(conn, name, role, password))
+    _users_change(lambda conn: accounts.create_user(conn, name, role, password, department=named))
     typer.echo(f"created {name} ({role})", err=True)
     if not password_stdin:
         typer.echo(password)

@@ -29,7 +29,10 @@ from gateway.identity.clients import hash_secret
 
 __all__ = ["new_password"]  # the demo's officer takes it from here
 
-ROLES = ("risk_officer", "auditor")
+# A department_reviewer decides credit repairs for its department (its `department`),
+# and sees nothing else of the dashboard.
+REVIEWER = "department_reviewer"
+ROLES = ("risk_officer", "auditor", REVIEWER)
 IDLE_TIMEOUT = timedelta(hours=8)
 ABSOLUTE_TIMEOUT = timedelta(hours=24)
 MAX_NAME_CHARS = 64
@@ -63,6 +66,7 @@ class Session:
     csrf_token: str
     created_at: datetime
     last_seen_at: datetime
+    department: str | None = None  # a department_reviewer's
 
 
 def session_id(token: str) -> str:
@@ -70,16 +74,28 @@ def session_id(token: str) -> str:
 
 
 def create_user(
-    conn: Connection, name: str, role: str, password: str, now: datetime | None = None
+    conn: Connection,
+    name: str,
+    role: str,
+    password: str,
+    now: datetime | None = None,
+    *,
+    department: str | None = None,
 ) -> None:
+    """`department`: a department_reviewer's, as departments.yaml names it (the
+    caller checks it there); no other role has one."""
     if not _NAME.fullmatch(name):
         raise InvalidValue("a user name is 1-64 letters, digits, '.', '_', '@' or '-'")
     if role not in ROLES:
         raise InvalidValue(f"role must be one of {', '.join(ROLES)}")
+    if (role == REVIEWER) != (department is not None):
+        raise InvalidValue(f"a {REVIEWER}, and only one, names its department")
     passwords.check(name, password)
     if repository.user_exists(conn, name):
         raise UserExists(f"dashboard user {name} already exists")
-    repository.add_user(conn, name, role, hash_secret(password), now or datetime.now(UTC))
+    repository.add_user(
+        conn, name, role, hash_secret(password), now or datetime.now(UTC), department
+    )
 
 
 def _change(conn: Connection, name: str, **values: object) -> None:
@@ -159,7 +175,7 @@ def get_session(conn: Connection, token: str | None, now: datetime) -> Session |
     if now - seen >= IDLE_TIMEOUT or now - created >= ABSOLUTE_TIMEOUT or row.disabled_at:
         destroy_session(conn, token)
         return None
-    return Session(row.user_name, row.role, row.csrf_token, created, seen)
+    return Session(row.user_name, row.role, row.csrf_token, created, seen, row.department)
 
 
 def touch_session(conn: Connection, token: str, now: datetime) -> None:

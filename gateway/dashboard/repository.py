@@ -27,6 +27,7 @@ from gateway.store.tables import (
     loans,
     monitor_events,
     platform_dead_letters,
+    repair_applications,
 )
 from policies.risk.base import SEVERITIES
 
@@ -233,7 +234,12 @@ def user_exists(conn: Connection, name: str) -> bool:
 
 
 def add_user(
-    conn: Connection, name: str, role: str, password_hash: str, created_at: datetime
+    conn: Connection,
+    name: str,
+    role: str,
+    password_hash: str,
+    created_at: datetime,
+    department: str | None = None,
 ) -> None:
     conn.execute(
         insert(dashboard_users).values(
@@ -242,6 +248,7 @@ def add_user(
             password_hash=password_hash,
             failed_logins=0,
             created_at=created_at,
+            department=department,
         )
     )
 
@@ -294,12 +301,20 @@ def delete_sessions_before(
 
 def session_row(
     conn: Connection, session_id: str
-) -> Row[str, str, datetime, datetime, str, datetime | None] | None:
+) -> Row[str, str, datetime, datetime, str, datetime | None, str | None] | None:
     """The session and its user: user_name, csrf_token, created_at, last_seen_at,
-    role, disabled_at."""
+    role, disabled_at, department."""
     s, u = dashboard_sessions.c, dashboard_users.c
     return conn.execute(
-        select(s.user_name, s.csrf_token, s.created_at, s.last_seen_at, u.role, u.disabled_at)
+        select(
+            s.user_name,
+            s.csrf_token,
+            s.created_at,
+            s.last_seen_at,
+            u.role,
+            u.disabled_at,
+            u.department,
+        )
         .join(dashboard_users, u.name == s.user_name)
         .where(s.id == session_id)
     ).first()
@@ -315,3 +330,21 @@ def touch_session(conn: Connection, session_id: str, now: datetime) -> None:
 
 def delete_session(conn: Connection, session_id: str) -> None:
     conn.execute(delete(dashboard_sessions).where(dashboard_sessions.c.id == session_id))
+
+
+OverdueRepair = Row[str, str, str, datetime, datetime]
+
+
+def overdue_repairs(conn: Connection, now: datetime, limit: int) -> tuple[int, list[OverdueRepair]]:
+    """Credit repair applications pending past their review time: how many, and the
+    most overdue (id, credit_code, department, applied_at, review_due_at)."""
+    a = repair_applications.c
+    late = (a.status == "pending") & (a.review_due_at < now)
+    count = conn.execute(select(func.count()).select_from(repair_applications).where(late))
+    rows = conn.execute(
+        select(a.id, a.credit_code, a.department, a.applied_at, a.review_due_at)
+        .where(late)
+        .order_by(a.review_due_at, a.id)
+        .limit(limit)
+    )
+    return int(count.scalar_one()), list(rows.all())

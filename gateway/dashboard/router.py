@@ -4,7 +4,9 @@ page where it is worked, and the static files the pages use.
 Server-rendered HTML. Every form carries a CSRF token: before login a
 pre-session token set in its own short-lived cookie and echoed in the form
 (double submit); after login the session's token, kept server-side. Only a
-`risk_officer` works alerts; an `auditor` reads. A refused form answers a
+`risk_officer` works alerts; an `auditor` reads; a `department_reviewer` sees
+only its credit repair pages (gateway/repairs/pages.py), and officers see the
+applications past their review time. A refused form answers a
 person (Accept: text/html) with a page in their language and a way back,
 and a program with problem+json as everywhere else.
 
@@ -236,7 +238,10 @@ async def dashboard(
     page_lang = lang_of(lang)
     if session is None:
         return _redirect(views.href("/dashboard/login", page_lang))
-    today = _now().astimezone(repository.CHENGDU).date()
+    if session.role == accounts.REVIEWER:
+        return _redirect(views.href("/dashboard/repairs", page_lang))
+    now = _now()
+    today = now.astimezone(repository.CHENGDU).date()
 
     def read(conn: Connection) -> str:
         revision = repository.latest_revision(conn)
@@ -246,9 +251,11 @@ async def dashboard(
         days, per_rule = repository.alerts_per_day(conn, today)
         platforms = repository.platform_figures(conn)
         dead, dead_items = repository.dead_letters(conn)
+        late, late_items = repository.overdue_repairs(conn, now, 20)
         return (
             views.counts_strip(page_lang, counts)
             + views.dead_letters(page_lang, dead, dead_items)
+            + views.overdue_repairs(page_lang, late, late_items)
             + views.filter_bar(page_lang, filters, [r.name for r in risk_rules])
             + views.alert_table(page_lang, items, total, filters, revision, names)
             + views.charts(page_lang)
@@ -279,8 +286,11 @@ async def stream(
 ) -> StreamingResponse:
     """Each changed alert as the row the list shows, and whether it still belongs
     in the list under these filters; `counts` are the open alerts by severity."""
-    if await _session(request, engine, touch=False) is None:
+    session = await _session(request, engine, touch=False)
+    if session is None:
         raise Unauthorized("log in at /dashboard/login", scheme="Session")
+    if session.role == accounts.REVIEWER:
+        raise RoleRefused("a department reviewer sees credit repairs only")
     token = request.cookies.get(SESSION_COOKIE, "")
     page_lang = lang_of(lang)
     cursor = int(last_event_id) if last_event_id and last_event_id.isdigit() else after
@@ -347,6 +357,8 @@ async def alert_page(
     page_lang = lang_of(lang)
     if session is None:
         return _redirect(views.href("/dashboard/login", page_lang))
+    if session.role == accounts.REVIEWER:
+        return _redirect(views.href("/dashboard", page_lang))
     checked = _alert_id(alert_id)
 
     def read(conn: Connection) -> str:
@@ -421,6 +433,8 @@ async def enterprise_loans(
     page_lang = lang_of(lang)
     if session is None:
         return _redirect(views.href("/dashboard/login", page_lang))
+    if session.role == accounts.REVIEWER:
+        return _redirect(views.href("/dashboard", page_lang))
     code = checked_code(credit_code[:40])
 
     def read(conn: Connection) -> str:

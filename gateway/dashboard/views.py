@@ -27,7 +27,13 @@ from gateway.dashboard.i18n import (
     alert_title,
     label,
 )
-from gateway.dashboard.repository import STATUS_FILTERS, DeadLetter, Filters, PlatformFigures
+from gateway.dashboard.repository import (
+    STATUS_FILTERS,
+    DeadLetter,
+    Filters,
+    OverdueRepair,
+    PlatformFigures,
+)
 from gateway.webpages import Lang
 from policies.risk.base import SEVERITIES
 
@@ -186,6 +192,28 @@ def dead_letters(lang: Lang, total: int, items: Sequence[DeadLetter]) -> str:
         f'<section class="dead-letters" aria-label="{esc(t["dead_letters"])}">'
         f'<h2>{esc(t["dead_letters"])} <span class="n" data-dead-letters>{total}</span></h2>'
         f"<p>{esc(t['dead_letters_note'])}</p><table>{rows}</table></section>"
+    )
+
+
+def overdue_repairs(lang: Lang, total: int, items: Sequence[OverdueRepair]) -> str:
+    """Shown only when a credit repair application waits past its review time."""
+    if not total:
+        return ""
+    t = TEXT[lang]
+    rows = "".join(
+        f"<tr><td>{esc(r.id)}</td><td>{esc(r.credit_code)}</td><td>{esc(r.department)}</td>"
+        f"<td>{esc(facts.moment(r.applied_at))}</td><td>{esc(facts.moment(r.review_due_at))}</td>"
+        "</tr>"
+        for r in items
+    )
+    heads = "".join(
+        f"<th>{esc(t[h])}</th>"
+        for h in ("repair_id", "credit_code", "repair_department", "repair_applied", "repair_due")
+    )
+    return (
+        f'<section class="dead-letters repairs-overdue" aria-label="{esc(t["repairs_overdue"])}">'
+        f'<h2>{esc(t["repairs_overdue"])} <span class="n" data-repairs-overdue>{total}</span></h2>'
+        f"<table><tr>{heads}</tr>{rows}</table></section>"
     )
 
 

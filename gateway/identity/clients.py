@@ -33,13 +33,15 @@ SCOPES = (
     "alerts:write",
     "loans:read",
     "audit:read",
+    "repairs:review",
 )
 DEFAULT_SCOPES: dict[str, tuple[str, ...]] = {
     "bank": ("reports:read", "consents:write"),
     # records:write lets a platform open disputes for an enterprise; only
     # departments may deliver records (the records route checks the type).
     "platform": ("consents:write", "records:write"),
-    "department": ("records:write",),
+    # repairs:review: a department decides credit repairs of the penalties it decided.
+    "department": ("records:write", "repairs:review"),
     "risk_office": ("alerts:read", "alerts:write", "loans:read", "audit:read"),
     "regulator": ("loans:read", "audit:read"),
 }

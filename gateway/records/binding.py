@@ -12,6 +12,7 @@ about this enterprise?) is `repair_refusals`, run with the batch's write.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from gateway.records import rejects
 from gateway.records.fields import blank_to_none
 from gateway.records.repository import Incoming, record_subjects
 from gateway.records.schemas import SCHEMAS, CreditRepair, Penalty, RecordBase
-from policies.departments import Departments, Writer
+from policies.departments import CREDIT_REPAIR, Departments, Writer
 
 _DEPARTMENT = "source_department"
 _DEPARTMENT_CODE = "source_department_code"
@@ -49,6 +50,22 @@ def writer_for(client: Client, departments: Departments) -> Writer | None:
     if client.client_type != "department" or client.department is None:
         return None
     return departments.writer(client.department, client.categories)
+
+
+def repair_reviewer(departments: Departments, department: str) -> Writer | None:
+    """`department` writing the credit repair its own reviewed decision grants.
+
+    Deciding an application for credit repair of a penalty is the right of the
+    department that decided the penalty, whether or not departments.yaml lets
+    it deliver `credit_repair` records in its feeds: bound this way it holds
+    `credit_repair` alone, for its own records alone (never the credit
+    office's reach over every department's). None if it is no department."""
+    writer = departments.writer(department, frozenset())
+    if writer is None:
+        return None
+    return replace(
+        writer, categories=frozenset({CREDIT_REPAIR}), credit_office=False, repairs_own=True
+    )
 
 
 def bind(writer: Writer, schema: type[RecordBase], fields: dict[str, Any]) -> dict[str, Any] | str:

@@ -308,6 +308,25 @@ class Ingestor:
         log.info("ingest finished", extra={"run_id": summary.run_id, **summary.counts})
         return summary
 
+    def store_in(self, conn: Connection, fields: dict[str, Any], source: str) -> LineOutcome:
+        """One line validated, bound, stored and audited in the caller's transaction,
+        not committed: a decision that publishes a record commits with it, or neither.
+        The same checks and writes as a batch's line (versions, the enterprise's
+        data_version, its audit entry)."""
+        run_id, now = uuid.uuid4().hex, datetime.now(UTC)
+        conn.execute(
+            insert(ingest_runs).values(
+                id=run_id, category=self.category, source=source[:500], started_at=now,
+                finished_at=now, complete=True,
+            )
+        )  # fmt: skip
+        item = prepare(self.schema, Line(1, fields), self.pii_key, self.keys, self.writer)
+        outcome = item if isinstance(item, LineOutcome) else self._write(conn, [item], run_id)[1]
+        if self.audit is not None and outcome.credit_code is not None:
+            self.audit.append(conn, self.category, _written([outcome]))
+        INGEST_LINES.labels(self.category, outcome.outcome).inc()
+        return outcome
+
     def _report(
         self,
         prepared: Prepared,

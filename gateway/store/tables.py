@@ -633,6 +633,8 @@ dashboard_users = Table(
     Column("locked_until", Timestamp),
     Column("created_at", Timestamp, nullable=False),
     Column("disabled_at", Timestamp),
+    # A department_reviewer's department (config/departments.yaml): the repairs it reviews.
+    Column("department", String(100)),
 )
 
 dashboard_sessions = Table(
@@ -674,3 +676,58 @@ portal_sessions = Table(
     Column("last_seen_at", Timestamp, nullable=False),
 )
 Index("ix_portal_sessions_last_seen_at", portal_sessions.c.last_seen_at)
+
+# --- online credit repair (信用修复): applications, their evidence, decisions -----
+
+repair_applications = Table(
+    "repair_applications",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("credit_code", String(18), nullable=False),
+    Column("record_id", Id, ForeignKey("records.id"), nullable=False),
+    # The department that decided the penalty: it alone reviews the application.
+    Column("department", String(100), nullable=False),
+    Column("status", String(10), nullable=False),  # pending | approved | rejected
+    Column("channel", String(20), nullable=False),  # platform | portal
+    Column("applied_by", String(80), nullable=False),
+    Column("applied_at", Timestamp, nullable=False),
+    Column("review_due_at", Timestamp, nullable=False),
+    Column("statement", Text),
+    # The credit commitment accepted: its version, the SHA-256 of the text shown, when,
+    # and the commitment record written for it.
+    Column("commitment_version", String(20), nullable=False),
+    Column("commitment_sha256", String(64), nullable=False),
+    Column("commitment_accepted_at", Timestamp, nullable=False),
+    Column("commitment_record_id", String(128), nullable=False),
+    Column("decided_by", String(80)),
+    Column("decided_at", Timestamp),
+    Column("decision_reason", Text),
+    Column("repair_record_id", String(128)),
+)
+Index("ix_repair_applications_credit_code", repair_applications.c.credit_code)
+Index("ix_repair_applications_department_status", repair_applications.c.department,
+      repair_applications.c.status)  # fmt: skip
+# One open application per penalty: the second is refused (409) even when two race.
+Index(
+    "uq_repair_applications_pending_record",
+    repair_applications.c.record_id,
+    unique=True,
+    postgresql_where=repair_applications.c.status == "pending",
+    sqlite_where=repair_applications.c.status == "pending",
+)
+
+repair_evidence = Table(
+    "repair_evidence",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("application_id", String(40), ForeignKey("repair_applications.id"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("file_name", String(200), nullable=False),
+    # Sniffed from the bytes (application/pdf, image/jpeg, image/png), never as declared.
+    Column("media_type", String(40), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    # Bounded by XYD_REPAIR_EVIDENCE_MAX_BYTES; kept with the application, not on disk.
+    Column("content", LargeBinary, nullable=False),
+)
+Index("ix_repair_evidence_application_id", repair_evidence.c.application_id)

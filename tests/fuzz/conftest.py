@@ -7,6 +7,7 @@ run finds the same enterprises, consents, alerts and disputes to aim at.
 
 from __future__ import annotations
 
+import base64
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,9 +24,12 @@ from starlette.testclient import TestClient
 from gateway.alerts.service import apply_finding
 from gateway.app import create_app
 from gateway.db import make_sync_engine
+from gateway.records.readers import read_ndjson
+from gateway.records.service import Ingestor
 from gateway.settings import Settings
 from gateway.store.tables import enterprises, records
 from policies.risk.base import Finding
+from testkit.builders import ndjson, penalty
 from testkit.clients import ISSUER, ClientKey, register
 from testkit.services import Postgres, RedisServer
 from tests.conftest import fresh_pg_database
@@ -56,6 +60,9 @@ class World:
     dispute_ids: list[str]
     grantees: list[str]
     report_ids: list[str]
+    # A pending credit repair application about the department's penalty, and its file.
+    repair_ids: list[str]
+    evidence_ids: list[int]
 
     @staticmethod
     def for_role(ids: dict[str, list[Any]], role: str | None) -> list[Any]:
@@ -152,6 +159,7 @@ def _populate(settings: Settings, engine: Engine, tmp: Path) -> World:
         )
         assert answer.status_code == 200, answer.text
         report_id = answer.json()["report_id"]
+        repair = _repair_application(engine, client, tokens["platform"], codes[0])
     return World(
         settings=settings,
         tokens=tokens,
@@ -165,7 +173,35 @@ def _populate(settings: Settings, engine: Engine, tmp: Path) -> World:
         dispute_ids=[dispute_id],
         grantees=["FZBK", "fuzz-bank"],
         report_ids=[report_id],
+        repair_ids=[repair["id"]],
+        evidence_ids=[e["id"] for e in repair["evidence"]],
     )
+
+
+def _repair_application(
+    engine: Engine, client: TestClient, platform_token: str, credit_code: str
+) -> dict[str, Any]:
+    """A penalty of the market regulator (the fuzz department's), repairable now, and a
+    platform's application for it."""
+    decided = (datetime.now(UTC) - timedelta(days=120)).date().isoformat()
+    row = penalty(1, record_id="FZ-P-1", credit_code=credit_code, decision_date=decided,
+                  publication_until=None)  # fmt: skip
+    Ingestor(engine, "penalty", b"test-pii-key", 10).run(
+        read_ndjson(ndjson(row).splitlines()), "fuzz"
+    )
+    with engine.connect() as conn:
+        record_id = conn.scalar(select(records.c.id).where(records.c.source_record_id == "FZ-P-1"))
+    auth = {"Authorization": f"Bearer {platform_token}"}
+    sha = client.get("/v1/repairs/commitment", headers=auth).json()["text_sha256"]
+    pdf = b"%PDF-1.7\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+    body = {
+        "credit_code": credit_code, "record_id": record_id,
+        "commitment": {"accepted": True, "text_sha256": sha},
+        "evidence": [{"file_name": "凭证.pdf", "content_base64": base64.b64encode(pdf).decode()}],
+    }  # fmt: skip
+    answer = client.post("/v1/repairs", json=body, headers=auth)
+    assert answer.status_code == 201, answer.text
+    return dict(answer.json())
 
 
 @pytest.fixture(scope="session")

@@ -53,6 +53,7 @@ def test_every_page_size_is_capped_and_enforced(small_batches: TestClient, engin
         "/v1/loans",
         "/v1/alerts",
         "/v1/enterprises/{credit_code}/access-log",
+        "/v1/repairs",
     }
     assert expected <= set(pages)
     reader = {
@@ -60,6 +61,7 @@ def test_every_page_size_is_capped_and_enforced(small_batches: TestClient, engin
         "/v1/loans": who["risk_office"],
         "/v1/alerts": who["risk_office"],
         "/v1/enterprises/{credit_code}/access-log": who["risk_office"],
+        "/v1/repairs": who["department"],
     }
     for path, schema in pages.items():
         assert schema.get("maximum") is not None, f"{path}: limit has no maximum"

@@ -46,6 +46,16 @@ UNDOCUMENTED = {
     ("/portal/consents", "GET"): "portal HTML, session only",
     ("/portal/consents/{consent_id}/revoke", "GET"): "portal HTML (confirmation), session only",
     ("/portal/consents/{consent_id}/revoke", "POST"): "portal form, session + CSRF",
+    ("/dashboard/repairs", "GET"): "dashboard HTML, a department reviewer's session only",
+    ("/dashboard/repairs/{application_id}", "GET"): "dashboard HTML, a reviewer's session only",
+    (
+        "/dashboard/repairs/{application_id}/evidence/{evidence_id}",
+        "GET",
+    ): "an evidence file (attachment), a reviewer's session only",
+    (
+        "/dashboard/repairs/{application_id}/decision",
+        "POST",
+    ): "dashboard form, a reviewer's session + CSRF",
 }
 # Documented operations that are public by design (the rest need a token).
 PUBLIC = {
@@ -83,6 +93,7 @@ def _filled(path: str) -> str:
     values = {
         "credit_code": code(1), "consent_id": "cns_x", "alert_id": "alr_x", "category": "penalty",
         "record_id": "1", "dispute_id": "dsp_x", "report_id": "rpt_AAAAAAAAAAAAAAAA",
+        "application_id": "rpr_x", "evidence_id": "1",
     }  # fmt: skip
     return re.sub(r"\{(\w+)\}", lambda m: values[m[1]], path)
 
@@ -104,7 +115,8 @@ def test_nothing_answers_without_credentials_but_the_public_few(app_client: Test
                 assert answer.status_code == 401, (name, answer.text)
                 assert answer.headers["www-authenticate"].startswith("Bearer")
     assert checked >= 15
-    for path in ("/dashboard", "/dashboard/stream", "/dashboard/alerts/alr_x"):
+    for path in ("/dashboard", "/dashboard/stream", "/dashboard/alerts/alr_x", "/dashboard/repairs",
+                 "/dashboard/repairs/rpr_x"):  # fmt: skip
         answer = app_client.get(path, follow_redirects=False)
         assert answer.status_code in (303, 401), path
         assert "alr_x" not in answer.headers.get("location", "")

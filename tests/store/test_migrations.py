@@ -51,6 +51,8 @@ EXPECTED = {
     "oauth_refresh_tokens",
     "portal_logins",
     "portal_sessions",
+    "repair_applications",
+    "repair_evidence",
 }
 
 
