@@ -161,7 +161,7 @@ async def apply(
         return error_page(page_lang, service.NotRepairable(words or refused.detail), REPAIRS)
     except ProblemError as refused:
         return error_page(page_lang, refused, REPAIRS)
-    target = href(f"{REPAIRS}/{filed['id']}", page_lang, msg="applied")
+    target = href(f"{REPAIRS}/{filed['id']}", page_lang, msg="new")
     return RedirectResponse(target, 303, headers=PAGE_HEADERS)
 
 
@@ -182,5 +182,5 @@ async def application(
     except ProblemError as refused:
         return error_page(page_lang, refused, REPAIRS)
     commitment = service.commitment_text(state.settings.config_dir)
-    main = repair_views.application(page_lang, item, commitment, applied=msg == "applied")
+    main = repair_views.application(page_lang, item, commitment, applied=msg == "new")
     return page(page_lang, session, TEXT[page_lang]["application_title"], main, REPAIRS)
