@@ -105,6 +105,7 @@ def test_apply_approve_and_the_next_reports(live: Live, tmp_path: Path) -> None:
             person.fill("#statement", "罚款已缴清，违法行为已整改")
             person.set_input_files("#evidence", str(evidence))
             person.check("#accept")
+            shoot(person, "portal-repair-apply.png")
             person.click("form[enctype] button[type=submit]")
             expect(person.locator("[data-status]")).to_have_attribute("data-status", "pending")
             expect(person.locator("main")).to_contain_text("缴款凭证.pdf")
