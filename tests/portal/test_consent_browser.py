@@ -204,3 +204,7 @@ def test_declined_in_the_browser_the_banks_callback_raises_access_denied(
     with pytest.raises(AuthorizationDenied) as denied:
         bank.callback(callback, pushed)
     assert denied.value.error == "access_denied"
+    # Opened again (the back button, a second tab): a page saying what happened.
+    again = page.goto(pushed.authorize_url)
+    assert again is not None and again.status == 400
+    expect(page.get_by_role("alert")).to_contain_text("已被同意或拒绝")
