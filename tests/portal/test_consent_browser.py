@@ -39,6 +39,7 @@ from gateway.keys import jose
 from gateway.settings import Settings
 from gateway.store.tables import clients
 from gateway.webhooks.repository import set_webhook_url
+from policies.consent import Purpose
 from testkit.builders import code
 from testkit.live import serve
 from tests.dashboard.test_browser import CHROMIUM, LAUNCH_ARGS
@@ -104,13 +105,13 @@ def bank_of(live: Live) -> GatewayClient:
     return GatewayClient(live.base, "bank-a", live.bank.key, kid=live.bank.kid)
 
 
-def ask(**overrides: object) -> CreditReportAsk:
-    until = datetime.now(UTC) + timedelta(days=60)
-    fields: dict[str, object] = {
-        "credit_code": code(1), "purpose": "post_loan_monitoring", "sections": SECTIONS,
-        "valid_until": until, "max_daily_accesses": 3, **overrides,
-    }  # fmt: skip
-    return CreditReportAsk(**fields)  # type: ignore[arg-type]
+def ask(
+    purpose: Purpose = "post_loan_monitoring",
+    valid_until: datetime | None = None,
+    max_daily_accesses: int | None = 3,
+) -> CreditReportAsk:
+    until = valid_until or datetime.now(UTC) + timedelta(days=60)
+    return CreditReportAsk(code(1), purpose, SECTIONS, until, max_daily_accesses)
 
 
 def to_consent_page(page: Page, live: Live, pushed: Pushed) -> None:
