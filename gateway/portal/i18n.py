@@ -137,7 +137,7 @@ PURPOSES: dict[Lang, dict[str, str]] = {
 }  # fmt: skip
 
 # What the consent page says when it cannot be used: what happened and what to
-# do, in the person's words (the technical detail goes to the log, not to them).
+# do, in the person's words, not the grant service's detail (`request_uri expired`).
 REFUSALS: dict[Lang, dict[str, str]] = {
     "zh": {
         "request_gone": "这份授权申请已无法处理：它已被同意或拒绝、已过期，或并非本平台发出。"
