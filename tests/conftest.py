@@ -42,8 +42,11 @@ for name in (
     "PROMETHEUS_MULTIPROC_DIR",
 ):
     os.environ.pop(name, None)
+# Settings come from each test alone; what tells the tests where to keep their
+# artefacts is no setting, and stays.
+_TEST_OPTIONS = frozenset({"XYD_SHOTS", "XYD_TEST_ARTIFACTS"})
 for name in list(os.environ):
-    if name.startswith("XYD_"):
+    if name.startswith("XYD_") and name not in _TEST_OPTIONS:
         del os.environ[name]
 
 _TEMPLATE = "xyd_template"
