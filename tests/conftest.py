@@ -42,11 +42,11 @@ for name in (
     "PROMETHEUS_MULTIPROC_DIR",
 ):
     os.environ.pop(name, None)
-# The gateway's settings come from each test, never the shell; the variables that
-# tell tests where to keep their artifacts are not settings and stay.
-_TEST_ONLY = frozenset({"XYD_TEST_ARTIFACTS", "XYD_SHOTS"})
+# Settings come from each test alone; what tells the tests where to keep their
+# artefacts is no setting, and stays.
+_TEST_OPTIONS = frozenset({"XYD_SHOTS", "XYD_TEST_ARTIFACTS"})
 for name in list(os.environ):
-    if name.startswith("XYD_") and name not in _TEST_ONLY:
+    if name.startswith("XYD_") and name not in _TEST_OPTIONS:
         del os.environ[name]
 
 _TEMPLATE = "xyd_template"

@@ -95,6 +95,19 @@ class LoginThrottle:
             charges.append(outcome.charge)
         return 0
 
+    async def admit_source(self, source: str) -> int:
+        """`admit` for a login with no name to check (the portal's, which starts at
+        the identity provider): only the source's bucket is charged, so one
+        address cannot fill the pending-login table. 0 to go on, else Retry-After."""
+        source_key, _ = self._keys("", source)
+        outcome = await self._check(
+            RateRequest(client_id=source_key, plan=self.limits.source, cost=1)
+        )
+        if not outcome.allowed:
+            DASHBOARD_LOGIN_REFUSALS.labels("source").inc()
+            return outcome.retry_after_s
+        return 0
+
     async def succeeded(self, name: str, source: str) -> None:
         """A right password: the source's try is given back, the account's tries
         all of them (as a reset would), and the pair is known from now on."""

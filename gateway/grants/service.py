@@ -127,7 +127,10 @@ class CodeFlow:
     gate: Gate
 
     def register(self) -> None:
-        """Serve the flow's grants at the token endpoint."""
+        """Serve the flow's grants at the token endpoint, and so in the metadata;
+        not where the portal channel is refused (every code would be refused too)."""
+        if not self.rules.accepts(PORTAL):
+            return
         self.identity.grants["authorization_code"] = self.exchange
         self.identity.grants["refresh_token"] = self.refresh
 

@@ -19,10 +19,11 @@ from starlette.responses import RedirectResponse, Response
 
 from gateway.consents.principal import PortalPrincipal
 from gateway.errors import BadRequest, ProblemError
-from gateway.grants.service import AUTHORIZE_ROUTE, CodeFlow
+from gateway.grants.service import AUTHORIZE_ROUTE, CodeFlow, OtherEnterprise, UnknownRequest
 from gateway.portal import views
+from gateway.portal.i18n import REFUSALS, word
 from gateway.portal.sessions import PortalSession
-from gateway.portal.web import LangQuery, error_page, html, login_url, session_of
+from gateway.portal.web import HOME, LangQuery, error_page, html, login_url, session_of
 from gateway.state import state_of
 from gateway.webpages import CsrfRefused, Lang, csrf_matches, lang_of, page_headers, read_form
 
@@ -49,6 +50,27 @@ async def _terms_block(
     return views.terms_block(lang, terms), str(pending["redirect_uri"])
 
 
+_REFUSAL_KEYS: dict[type[ProblemError], str] = {
+    UnknownRequest: "request_gone",
+    OtherEnterprise: "other_enterprise",
+}
+# Where logging in again can help: another person's login, or a lapsed one.
+_LOGIN_HELPS = frozenset({"other_enterprise", "session_ended", "form_stale"})
+
+
+def _refused(lang: Lang, refused: ProblemError, key: str | None = None) -> Response:
+    """A refusal as a page the person reads: what happened and what to do, with
+    the refusal's status; one this page does not expect keeps its own detail."""
+    key = key or _REFUSAL_KEYS.get(type(refused))
+    if key is None:
+        return error_page(lang, refused)
+    message = word(REFUSALS, lang, key)
+    back = views.href(HOME, lang)
+    return html(
+        views.error_document(lang, message, back, login=key in _LOGIN_HELPS), refused.status
+    )
+
+
 def _origin(uri: str) -> str:
     parts = urlsplit(uri)
     return f"{parts.scheme}://{parts.netloc}"
@@ -64,7 +86,8 @@ async def consent_page(
 ) -> Response:
     page_lang = lang_of(lang)
     if not client_id or not request_uri:
-        return error_page(page_lang, BadRequest("client_id and request_uri are required"))
+        missing = BadRequest("client_id and request_uri are required")
+        return _refused(page_lang, missing, "incomplete_link")
     session = await session_of(request)
     if session is None:
         here = views.href(AUTHORIZE_ROUTE, page_lang, client_id=client_id, request_uri=request_uri)
@@ -74,7 +97,7 @@ async def consent_page(
             flow, page_lang, request_uri, client_id, session.principal
         )
     except ProblemError as refused:
-        return error_page(page_lang, refused)
+        return _refused(page_lang, refused)
     document = views.consent_page(page_lang, session, block, client_id, request_uri)
     # The decision's answer redirects to the bank: its origin is a form target.
     return html(document, headers=page_headers(_origin(redirect_uri)))
@@ -86,9 +109,11 @@ async def decide(request: Request, flow: CodeFlowDep) -> Response:
     page_lang = lang_of(form.get("lang"))
     session: PortalSession | None = await session_of(request)
     if session is None:
-        return error_page(page_lang, CsrfRefused("your portal session has ended; log in again"))
+        ended = CsrfRefused("your portal session has ended; log in again")
+        return _refused(page_lang, ended, "session_ended")
     if not csrf_matches(session.csrf, form.get("csrf")):
-        return error_page(page_lang, CsrfRefused("the form's CSRF token is missing or wrong"))
+        stale = CsrfRefused("the form's CSRF token is missing or wrong")
+        return _refused(page_lang, stale, "form_stale")
     client_id, request_uri = form.get("client_id", ""), form.get("request_uri", "")
     decision = form.get("decision")
     try:
@@ -105,5 +130,5 @@ async def decide(request: Request, flow: CodeFlowDep) -> Response:
                 shown_sha256=views.shown_sha256(block),
             )  # fmt: skip
     except ProblemError as refused:
-        return error_page(page_lang, refused)
+        return _refused(page_lang, refused)
     return RedirectResponse(location, 302, headers={"Cache-Control": "no-store"})

@@ -290,6 +290,32 @@ PURPOSES: dict[Lang, dict[str, str]] = {
     },
 }  # fmt: skip
 
+# What the consent page says when it cannot be used: what happened and what to
+# do, in the person's words, not the grant service's detail (`request_uri expired`).
+REFUSALS: dict[Lang, dict[str, str]] = {
+    "zh": {
+        "request_gone": "这份授权申请已无法处理：它已被同意或拒绝、已过期，或并非本平台发出。"
+        "如仍需授权，请回到该金融机构的页面重新发起申请。",
+        "other_enterprise": "这份授权申请针对的是另一家企业，与您当前登录的企业不一致。"
+        "请使用该企业的账号重新登录。",
+        "incomplete_link": "授权链接不完整。请回到该金融机构的页面重新进入。",
+        "session_ended": "您的登录已过期，本次操作未生效。请重新登录后再作决定。",
+        "form_stale": "页面已失效（可能来自另一次登录），本次操作未生效。请重新打开授权申请。",
+    },
+    "en": {
+        "request_gone": "This request can no longer be decided: it was already approved or "
+        "declined, it has expired, or it was not issued here. To authorise, start again "
+        "from the bank's site.",
+        "other_enterprise": "This request is for another enterprise than the one you are "
+        "logged in for. Log in again with that enterprise's account.",
+        "incomplete_link": "The link is incomplete. Go back to the bank's site and start again.",
+        "session_ended": "Your login has expired and nothing was decided. Log in again, "
+        "then decide.",
+        "form_stale": "This page is no longer valid (it may come from another login) and "
+        "nothing was decided. Open the request again.",
+    },
+}
+
 
 def word(table: dict[Lang, dict[str, str]], lang: Lang, key: str) -> str:
     """The translation, or the key itself for a value added after this table."""

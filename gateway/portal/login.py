@@ -14,8 +14,9 @@ from sqlalchemy import Connection
 from starlette.responses import RedirectResponse, Response
 
 from gateway.consents.principal import PortalPrincipal
+from gateway.dashboard.throttle import source_of
 from gateway.deps import EngineDep, SettingsDep
-from gateway.errors import BadRequest, ProblemError
+from gateway.errors import BadRequest, ProblemError, RateLimited
 from gateway.portal import sessions, views
 from gateway.portal.i18n import TEXT
 from gateway.portal.oidc import LoginRefused, RelyingParty
@@ -65,7 +66,11 @@ async def login(
     next_path = safe_next(params.get("next"))
     if await session_of(request, touch=False) is not None:
         return _redirect(next_path)
+    source = source_of(request.client.host if request.client else None)
     try:
+        wait = await state_of(request).login.throttle.admit_source(source)
+        if wait:
+            raise RateLimited("too many logins started from this address", retry_after_s=wait)
         reg = party.registration()
         await party.metadata(reg)  # before a pending login is stored for nothing
         async with engine.begin() as conn:

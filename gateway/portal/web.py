@@ -111,7 +111,7 @@ def error_page(lang: Lang, error: ProblemError, back: str = HOME) -> HTMLRespons
     """A refusal as a page a person reads, with the error's 4xx/5xx status."""
     login = error.status in (400, 401, 403)
     document = views.error_document(lang, error.detail, views.href(back, lang), login=login)
-    return html(document, error.status)
+    return html(document, error.status, {**PAGE_HEADERS, **error.headers})
 
 
 def set_cookie(

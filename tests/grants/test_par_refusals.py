@@ -89,3 +89,11 @@ def test_no_push_where_the_portal_channel_is_not_accepted(
     assert "XYD_CONSENT_CHANNELS" in str(refused.value)
     with engine.connect() as conn:
         assert conn.execute(select(oauth_requests)).first() is None
+
+
+def test_no_code_flow_in_the_metadata_where_the_portal_is_refused(no_portal: TestClient) -> None:
+    metadata = no_portal.get("/.well-known/oauth-authorization-server").json()
+    assert "pushed_authorization_request_endpoint" not in metadata
+    assert "authorization_endpoint" not in metadata
+    assert metadata["grant_types_supported"] == ["client_credentials"]
+    assert metadata["response_types_supported"] == []

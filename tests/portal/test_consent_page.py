@@ -163,3 +163,36 @@ def test_unknown_used_or_malformed_request_uris_are_pages_not_redirects(live: Li
         assert decide(browser, {**form, "decision": "maybe"}, "maybe").status_code == 400
         oversized = browser.post(AUTHORIZE, data={"csrf": "x" * 5000})
         assert oversized.status_code == 413
+
+
+def test_a_refusal_tells_the_person_what_happened_in_their_language(live: Live) -> None:
+    """Not `request_uri already used` on a Chinese page: what happened, what to do,
+    and a new login offered only where one can help."""
+    request_uri = live.push()
+    with live.browser() as browser:
+        log_in(live, browser)
+        form = hidden(page(browser, request_uri).text)
+        assert decide(browser, form, "approve").status_code == 302
+        again, again_en = page(browser, request_uri), page(browser, request_uri, lang="en")
+        stale = decide(browser, {**form, "csrf": "x" * 43}, "approve")
+        incomplete = browser.get(AUTHORIZE)
+    with live.browser() as other:
+        log_in(live, other, B_REP)
+        elsewhere = page(other, live.push())
+    with live.browser() as logged_out:
+        ended = decide(logged_out, form, "approve")
+    expected = (
+        (again, 400, "已被同意或拒绝", False),
+        (again_en, 400, "start again from the bank&#x27;s site", False),
+        (stale, 403, "页面已失效", True),
+        (incomplete, 400, "授权链接不完整", False),
+        (elsewhere, 403, "另一家企业", True),
+        (ended, 403, "登录已过期", True),
+    )
+    for answer, status, says, login in expected:
+        assert answer.status_code == status
+        assert says in answer.text
+        assert ('href="/portal/login' in answer.text) is login
+        assert "request_uri" not in answer.text and "CSRF" not in answer.text
+        assert "location" not in answer.headers
+    assert code(1) not in elsewhere.text

@@ -17,6 +17,7 @@ from gateway.keys import jose
 from gateway.outbound import OutboundPolicy
 from gateway.portal import sessions
 from gateway.portal.web import LOGIN_COOKIE, SESSION_COOKIE
+from gateway.settings import Settings
 from gateway.state import state_of
 from gateway.store.tables import portal_logins, portal_sessions
 from testkit.builders import code
@@ -268,3 +269,15 @@ def test_hostile_callback_parameters_are_4xx_pages(live: Live) -> None:
             assert answer.headers["content-type"].startswith("text/html")
         twice = browser.get("/portal/login", params=[("next", "/portal"), ("next", "//evil")])
         assert twice.status_code == 400
+
+
+def test_logins_started_from_one_address_are_throttled(id_settings: Settings, live: Live) -> None:
+    # A pending login is a row: one address may not start them without end.
+    burst = id_settings.login_source_burst
+    with httpx.Client(base_url=live.base) as browser:
+        answers = [browser.get("/portal/login").status_code for _ in range(burst)]
+        refused = browser.get("/portal/login")
+    assert answers[:burst] == [302] * burst
+    assert refused.status_code == 429
+    assert int(refused.headers["retry-after"]) >= 1
+    assert "text/html" in refused.headers["content-type"]
