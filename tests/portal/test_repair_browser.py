@@ -5,8 +5,8 @@ the commitment accepted; the department's reviewer approves on the dashboard;
 then the enterprise's next own report and a bank's next report no longer show
 the penalty, and the score changes.
 
-With XYD_SHOTS set, screenshots of the repair page and the review page are saved
-to /work/shots/ (or the directory XYD_SHOTS names, when it is one)."""
+With XYD_SHOTS set, screenshots of the repair pages and the review page are
+saved in the directory it names (an absolute path), else in /work/shots."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def shots_dir() -> Path | None:
     wanted = os.environ.get("XYD_SHOTS")
     if not wanted:
         return None
-    where = Path(wanted) if Path(wanted).is_dir() else Path("/work/shots")
+    where = Path(wanted) if Path(wanted).is_absolute() else Path("/work/shots")
     where.mkdir(parents=True, exist_ok=True)
     return where
 
