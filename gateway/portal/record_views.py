@@ -176,7 +176,8 @@ def dispute_form(lang: Lang, csrf: str, item: Mapping[str, Any]) -> str:
         f'<form method="post" action="{esc(href(DISPUTES, lang))}">'
         f'<input type="hidden" name="csrf" value="{esc(csrf)}">'
         f'<input type="hidden" name="record_id" value="{int(item["record_id"])}">'
-        f'<label for="reason">{esc(t["dispute_reason"])}</label>'
-        f'<textarea id="reason" name="reason" required maxlength="2000" rows="5"></textarea>'
+        f'<p><label for="reason">{esc(t["dispute_reason"])}</label><br>'
+        '<textarea id="reason" name="reason" required maxlength="2000" rows="5" cols="60">'
+        "</textarea></p>"
         f'<p><button type="submit" class="primary">{esc(t["submit"])}</button></p></form>'
     )

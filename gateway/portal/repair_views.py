@@ -124,11 +124,12 @@ def apply_form(
         'enctype="multipart/form-data">'
         f'<input type="hidden" name="csrf" value="{esc(csrf)}">'
         f'<input type="hidden" name="record_id" value="{judged.record_id}">'
-        f'<label for="statement">{esc(t["statement"])}</label>'
-        '<textarea id="statement" name="statement" maxlength="2000" rows="4"></textarea>'
-        f'<label for="evidence">{esc(evidence)}</label>'
+        f'<p><label for="statement">{esc(t["statement"])}</label><br>'
+        '<textarea id="statement" name="statement" maxlength="2000" rows="4" cols="60">'
+        "</textarea></p>"
+        f'<p><label for="evidence">{esc(evidence)}</label><br>'
         '<input type="file" id="evidence" name="evidence" multiple required '
-        'accept="application/pdf,image/jpeg,image/png">'
+        'accept="application/pdf,image/jpeg,image/png"></p>'
         f"{commitment_block(lang, commitment)}"
         f'<label><input type="checkbox" id="accept" name="accept" value="{esc(commitment.sha256)}"'
         f" required> {esc(t['accept'])}</label>"
