@@ -69,6 +69,13 @@ class PortalPrincipal:
     def org_code(self) -> str:
         return self.credit_code
 
+    @property
+    def actor(self) -> str:
+        """How a record of what the person did names them (a dispute's opener, a repair's
+        applicant): `portal:` and the keyed hash's first 48 hex digits (192 bits), which
+        fits every such column."""
+        return f"{PORTAL}:{self.subject_hash[:48]}"
+
 
 Actor = Caller | Client | PlatformPrincipal | PortalPrincipal
 

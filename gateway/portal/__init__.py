@@ -6,10 +6,16 @@ page of the authorisation code flow (`/oauth/authorize`).
 - `login.py`: /portal/login, its callback, /portal/logout;
 - `authorize.py`: the consent page and the decision (grants.service.CodeFlow);
 - `pages.py`: the landing page and the consents page (revocation);
+- `history.py`: the access history (access_log's service, paged by cursor);
+- `selfreport.py`: my report (`self_query`: free, no gate, audited once a view),
+  the printable page and the signed JSON;
+- `disputes.py`: disputes raised on my report's records, followed;
+- `repair_pages.py`: credit repair (the repairs service): penalties and their
+  eligibility, the application with evidence uploads and the commitment, the review;
+- `record_views.py`, `repair_views.py`: those pages' HTML;
 - `web.py`, `views.py`, `i18n.py`: what the pages share; `repository.py`: the SQL.
 
-For another portal page (access history, my report, disputes, credit repair),
-take the session and the layout from `web.py`:
+For another portal page, take the session and the layout from `web.py`:
 
     from gateway.portal.web import LangQuery, PortalSessionDep, page
     from gateway.webpages import lang_of

@@ -1,7 +1,9 @@
 """Disputes (异议): an enterprise objects to a record; the report says so until resolved.
 
-Platforms (on the enterprise's behalf) and the department that delivered
-the record open them; that department alone resolves them: `upheld` (it then
+Platforms (on the enterprise's behalf), the enterprise's own person on the
+portal (a `PortalPrincipal`, recorded by its keyed hash, on its own
+enterprise's records only) and the department that delivered the record open
+them; that department alone resolves them: `upheld` (it then
 delivers the corrected record, stored as a new version) or `rejected`. A
 department is the one its client is registered for, never one it names. Opening and
 resolving bump the enterprise's `data_version`, so no cached report hides
@@ -18,13 +20,14 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import Connection, Row
 
 from gateway.apidocs import Doc
+from gateway.consents.principal import PortalPrincipal
 from gateway.enterprises import repository as enterprise_rows
 from gateway.errors import Conflict, Forbidden, NotFound
 from gateway.identity.clients import get_client
 from gateway.identity.tokens import Caller
 from gateway.records import dispute_repository as repository
 
-OPENERS = frozenset({"department", "platform"})
+OPENERS = frozenset({"department", "platform", "portal"})
 RESOLVERS = frozenset({"department"})
 Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 
@@ -91,14 +94,22 @@ def _bump(conn: Connection, credit_code: str | None, now: datetime) -> None:
 
 
 def open_dispute(
-    conn: Connection, caller: Caller, category: str, record_id: int, body: DisputeIn
+    conn: Connection,
+    caller: Caller | PortalPrincipal,
+    category: str,
+    record_id: int,
+    body: DisputeIn,
 ) -> dict[str, Any]:
     if caller.client_type not in OPENERS:
-        raise Forbidden("only a department or a platform may open a dispute")
+        raise Forbidden("only a department, a platform or the enterprise may open a dispute")
     record = repository.record_of(conn, category, record_id)
-    if record is None:
+    # The enterprise's person sees no other enterprise's records: unknown, as a missing one.
+    theirs = isinstance(caller, PortalPrincipal) and (
+        record is None or record.credit_code != caller.credit_code
+    )
+    if record is None or theirs:
         raise UnknownRecord(f"no {category} record {record_id}")
-    if caller.client_type == "department":
+    if not isinstance(caller, PortalPrincipal) and caller.client_type == "department":
         _require_owner(conn, caller, record.source_department, "opens a dispute on")
     already = repository.open_dispute_on(conn, record_id)
     if already is not None:
@@ -110,7 +121,7 @@ def open_dispute(
         dispute_id=dispute_id,
         record_id=record_id,
         credit_code=record.credit_code,
-        opened_by=caller.client_id,
+        opened_by=caller.actor if isinstance(caller, PortalPrincipal) else caller.client_id,
         opened_at=now,
         reason=body.reason,
     )
@@ -150,6 +161,12 @@ def get(conn: Connection, dispute_id: str) -> dict[str, Any]:
     if row is None:
         raise UnknownDispute(f"no dispute {dispute_id}")
     return _render(row)
+
+
+def of_enterprise(conn: Connection, credit_code: str, limit: int) -> list[dict[str, Any]]:
+    """The enterprise's disputes, the latest opened first (the portal's list)."""
+    rows = repository.disputes_of(conn, credit_code)
+    return [_render(row) for row in reversed(rows[-limit:])]
 
 
 def for_enterprise(conn: Connection, credit_code: str) -> dict[int, dict[str, Any]]:

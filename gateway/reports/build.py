@@ -204,7 +204,7 @@ VALID_DAYS = 30
 
 def request_members(
     *,
-    consent_id: str,
+    consent_id: str | None,
     purpose: str,
     report_id: str,
     generated_at: datetime,

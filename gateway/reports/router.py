@@ -164,7 +164,10 @@ async def credit_report(request: Request, caller: ReportFetcher) -> Response:
             request, caller, state.reports, consent_id, code, state.reports.wanted, now
         )
         shared = await _shared_cut(request, caller, state, code, consent, sections, version, now)
-        report = await _issue(state, shared, caller, code, consent, media, now)
+        report = await issue(
+            state, shared, code, media, now, client_id=caller.client_id,
+            org_code=caller.org_code, consent_id=consent.id, purpose=consent.purpose,
+        )  # fmt: skip
         await record_allowed(
             request,
             caller.client_id,
@@ -174,7 +177,7 @@ async def credit_report(request: Request, caller: ReportFetcher) -> Response:
             purpose=consent.purpose,
             kept=report.kept,
         )
-    return _answer(report.body, media, report.kept.report_id)
+    return answer(report.body, media, report.kept.report_id)
 
 
 async def _shared_cut(
@@ -200,29 +203,34 @@ async def _shared_cut(
 
 
 @dataclass(frozen=True, slots=True)
-class _Issued:
+class Issued:
     body: bytes
     kept: KeptReport  # what the audit trail keeps of it, for GET /v1/reports/{id}
 
 
-async def _issue(
+async def issue(
     state: GatewayState,
     shared: Cut,
-    caller: Caller,
     code: str,
-    consent: StoredConsent,
     media: str,
     now: datetime,
-) -> _Issued:
-    """The shared cut with this request's own members, signed, in the media asked for."""
+    *,
+    client_id: str,
+    org_code: str | None,
+    consent_id: str | None,
+    purpose: str,
+) -> Issued:
+    """The shared cut with this request's own members (its recipient, consent and
+    purpose), signed, in the media asked for: a bank's report, or the enterprise's
+    own (`self_query`, no consent) on the portal."""
     report_id = issued.new_report_id()
     own = request_members(
-        consent_id=consent.id,
-        purpose=consent.purpose,
+        consent_id=consent_id,
+        purpose=purpose,
         report_id=report_id,
         generated_at=now,
-        client_id=caller.client_id,
-        org_code=caller.org_code,
+        client_id=client_id,
+        org_code=org_code,
         stale_at=shared.stale_at,
     )
     own_members = signing.members(own)
@@ -243,7 +251,7 @@ async def _issue(
             body = await state.printer.pdf(page) if media == PDF else page.encode()
     kept = KeptReport(
         report_id=report_id,
-        client_id=caller.client_id,
+        client_id=client_id,
         credit_code=code,
         cut_sha256=shared.sha256,
         cut=shared.canonical,
@@ -251,13 +259,13 @@ async def _issue(
         signature=signature,
         issued_at=now,
     )
-    return _Issued(body, kept)
+    return Issued(body, kept)
 
 
 _CONTENT_TYPES = {JSON: JSON, JOSE: JOSE, HTML: "text/html; charset=utf-8", PDF: PDF}
 
 
-def _answer(body: bytes, media: str, report_id: str) -> Response:
+def answer(body: bytes, media: str, report_id: str) -> Response:
     headers = {"Cache-Control": "no-store", "Vary": "Accept"}
     if media == HTML:
         headers["Content-Security-Policy"] = _PAGE_CSP
@@ -355,7 +363,7 @@ async def report_again(
         consent_id=own.get("consent_id"),
         purpose=own.get("purpose"),
     )
-    return _answer(body, media, found.report_id)
+    return answer(body, media, found.report_id)
 
 
 async def _audit_refusal(request: Request, caller: Caller, refused: issued.Refused) -> None:

@@ -104,7 +104,9 @@ class ScoreTrendPoint(Doc):
 class Recipient(Doc):
     """Who the report was issued to: a leaked copy names its bank."""
 
-    client_id: str = Field(description="The grantee bank's OAuth client id")
+    client_id: str = Field(
+        description="The grantee bank's OAuth client id (`portal` for the enterprise's own)"
+    )
     org_code: str | None = Field(description="The bank's organisation code, as registered")
 
 
@@ -121,8 +123,13 @@ class CreditReport(Doc):
     data_as_of: datetime | None = Field(description="Newest change in the data; null if none")
     as_of_date: date = Field(description="The report's day (Chengdu calendar)")
     generated_at: datetime
-    consent_id: str
-    purpose: Purpose
+    consent_id: str | None = Field(
+        description="The consent it was issued under; null for the enterprise's own report"
+    )
+    purpose: Purpose | Literal["self_query"] = Field(
+        description="The consent's purpose; `self_query` for the enterprise's own report "
+        "(the portal's, free and counted against no bank)"
+    )
     recipient: Recipient
     valid_until: datetime = Field(
         description=(
