@@ -20,6 +20,7 @@ from gateway.private_files import private_dir, write_private
 from gateway.repairs import service
 from gateway.store.tables import dashboard_users
 from xyd_demo import names
+from xyd_demo.oidc.users import REPAIR_SAMPLE
 
 DEMO_REVIEWER = "demo-reviewer"
 API_REVIEWER = "demo-department"  # xyd_demo.clients: the market regulator's client
@@ -49,7 +50,7 @@ def write_repair_sample(conn: Connection, config_dir: Path, out_dir: Path) -> Pa
         "dashboard_reviewer": DEMO_REVIEWER,
         "api_reviewer": API_REVIEWER if judged.department == names.MARKET else None,
     }
-    path = out_dir / "repair-sample.json"
+    path = out_dir / REPAIR_SAMPLE
     write_private(path, orjson.dumps(sample, option=orjson.OPT_INDENT_2))
     return path
 

@@ -481,3 +481,16 @@ def test_xyd_demo_oidc_wants_the_seed_first(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "gateway.cli", "demo", "oidc"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "xyd demo seed" in done.stderr
+
+
+def test_the_repair_samples_enterprise_has_its_people(tmp_path: Path) -> None:
+    # The README's repair walk logs in as the sample enterprise's person.
+    (tmp_path / "enterprises.csv").write_text(ENTERPRISES, encoding="utf-8")
+    before = ensure_users(tmp_path)
+    assert "repairable-rep" not in {row["username"] for row in before}
+    sample = {"credit_code": "91510100000000077Q", "record_id": 1}
+    (tmp_path / "repair-sample.json").write_text(json.dumps(sample), encoding="utf-8")
+    rows = {row["username"]: row for row in ensure_users(tmp_path)}
+    assert rows["repairable-rep"]["credit_code"] == "91510100000000077Q"
+    assert rows["repairable-rep"]["role"] == "legal_representative"
+    assert rows["repairable-agent"]["role"] == "agent"

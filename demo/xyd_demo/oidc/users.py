@@ -1,7 +1,9 @@
 """The demo provider's people: `.xyd/demo/enterprise-users.csv`
 (`username,password,credit_code,role`, owner-only), a legal representative and
 an agent for the first enterprise of each demo profile in the seed's
-`enterprises.csv`. Passwords are made when the file is written and never
+`enterprises.csv`, and (`repairable-rep`, `repairable-agent`) for the enterprise
+whose penalty `repair-sample.json` names, so the repair journey can be walked
+as that enterprise. Passwords are made when the file is written and never
 committed; the provider keeps only their scrypt hashes."""
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import functools
 import hashlib
 import hmac
 import io
+import json
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +24,7 @@ from gateway.private_files import private_dir, write_private
 ROLES = ("legal_representative", "agent")
 _ROLE_SUFFIX = {"legal_representative": "rep", "agent": "agent"}
 USERS_FILE = "enterprise-users.csv"
+REPAIR_SAMPLE = "repair-sample.json"  # written by the seed (xyd_demo.repairs)
 
 
 @functools.cache
@@ -80,11 +84,15 @@ def people(rows: list[dict[str, str]], subject_key: bytes) -> People:
 
 
 def _samples(demo_dir: Path) -> list[tuple[str, str]]:
-    """(profile, credit code): the first enterprise of each profile the seed wrote."""
+    """(profile, credit code): the first enterprise of each profile the seed wrote,
+    then the repair sample's enterprise."""
     first: dict[str, str] = {}
     with (demo_dir / "enterprises.csv").open(encoding="utf-8", newline="") as handle:
         for row in csv.DictReader(handle):
             first.setdefault(row["profile"], row["credit_code"])
+    repair_sample = demo_dir / REPAIR_SAMPLE
+    if repair_sample.exists():
+        first["repairable"] = json.loads(repair_sample.read_text(encoding="utf-8"))["credit_code"]
     return list(first.items())
 
 
@@ -101,7 +109,7 @@ def ensure_users(demo_dir: Path) -> list[dict[str, str]]:
     codes = {code for _, code in samples}
     if path.exists():
         rows = read_rows(path)
-        if rows and all(row["credit_code"] in codes for row in rows):
+        if rows and {row["credit_code"] for row in rows} == codes:
             return rows
     rows = [
         {
