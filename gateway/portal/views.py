@@ -87,7 +87,9 @@ def layout(
     query: Mapping[str, str] | None = None,
 ) -> str:
     """A whole portal page: header (nav, who, language, logout) and `main`."""
-    return document(lang, title, header(lang, session, path, query) + f"<main>{main}</main>")
+    return document(
+        lang, title, header(lang, session, path, query) + f'<main class="portal">{main}</main>'
+    )
 
 
 def error_document(lang: Lang, message: str, back: str, *, login: bool = False) -> str:
