@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from gateway.dashboard import accounts
 from gateway.monitor.bus import RedisStreamBus
 from gateway.store.tables import enterprises
 from policies.risk.base import MonitorEvent
+from testkit.browser import BROWSER_MARKS, CHROMIUM, LAUNCH_ARGS
 from testkit.builders import code
 from testkit.services import Postgres, free_port, redis_server
 from tests.conftest import fresh_pg_database
@@ -44,12 +44,6 @@ from tests.loans.test_ledger import run as store_loans
 
 PASSWORD = "officer password 1"
 ARTIFACTS = Path(os.environ.get("XYD_TEST_ARTIFACTS", Path(__file__).parents[2] / "test-artifacts"))
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-LAUNCH_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-    "--no-first-run", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--disable-default-apps", "--disable-extensions",
-]  # fmt: skip
 LIVE_CODE = code(777)
 NAMES = {code(1): "成都锦程精密机械有限公司", code(2): "四川天府核心制造集团有限公司"}
 LATENCY_SAMPLES = 10
@@ -66,13 +60,7 @@ ARRIVALS_JS = """() => {
   }).observe(document.querySelector("#alert-table tbody"), { childList: true });
 }"""
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(),
-        reason="Debian's chromium is not installed (make test installs it)",
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 
 @dataclass

@@ -12,16 +12,14 @@ webhook receiver gets a `consent.revoked` the reference client's verifier
 accepts. A declined request reaches the bank's callback as access_denied.
 
 With XYD_SHOTS set, screenshots of the consent page and the consents page are
-saved in the directory it names (an absolute path), else in /work/shots.
+saved in the directory it names.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -40,9 +38,9 @@ from gateway.settings import Settings
 from gateway.store.tables import clients
 from gateway.webhooks.repository import set_webhook_url
 from policies.consent import Purpose
+from testkit.browser import BROWSER_MARKS, CHROMIUM, LAUNCH_ARGS, shots_dir
 from testkit.builders import code
 from testkit.live import serve
-from tests.dashboard.test_browser import CHROMIUM, LAUNCH_ARGS
 from tests.identity.test_par import REDIRECT
 from tests.portal.conftest import A_REP, Live
 from tests.webhooks.test_webhooks import Receiver
@@ -52,22 +50,7 @@ SECTIONS = ("basic", "penalties", "tax", "judicial", "loans")
 SECTION_WORDS = ("基本信息", "行政处罚", "纳税信用", "司法信息", "融资信息")
 REPORT = f"/v1/enterprises/{code(1)}/credit-report"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(),
-        reason="Debian's chromium is not installed (make test installs it)",
-    ),
-]
-
-
-def _shots() -> Path | None:
-    wanted = os.environ.get("XYD_SHOTS")
-    if not wanted:
-        return None
-    where = Path(wanted) if Path(wanted).is_absolute() else Path("/work/shots")
-    where.mkdir(parents=True, exist_ok=True)
-    return where
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture
@@ -156,7 +139,7 @@ def test_approve_report_revoke_and_the_bank_is_told(
     expect(terms).to_contain_text(beijing)
     limit = terms.locator("dt", has_text="每日").locator("xpath=following-sibling::dd[1]")
     expect(limit).to_have_text("3")
-    if shots := _shots():
+    if shots := shots_dir():
         page.screenshot(path=str(shots / "consent-page.png"), full_page=True)
 
     callback = decide(page, "approve")

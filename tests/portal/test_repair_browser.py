@@ -6,23 +6,21 @@ then the enterprise's next own report and a bank's next report no longer show
 the penalty, and the score changes.
 
 With XYD_SHOTS set, screenshots of the repair pages and the review page are
-saved in the directory it names (an absolute path), else in /work/shots."""
+saved in the directory it names."""
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from gateway.dashboard import accounts
 from gateway.state import state_of
+from testkit.browser import BROWSER_MARKS, CHROMIUM, LAUNCH_ARGS, shots_dir
 from testkit.builders import MARKET
-from tests.dashboard.test_browser import CHROMIUM, LAUNCH_ARGS
 from tests.portal.conftest import A_REP, Live, log_in
 from tests.portal.test_consents_page import approved_token, report
 from tests.portal.test_pages import _days_ago, record_id
@@ -31,22 +29,7 @@ from tests.reports.test_reports_api import ingest, recent_penalty
 
 REVIEWER, REVIEWER_PASSWORD = "li.market", "reviewer password 1"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(),
-        reason="Debian's chromium is not installed (make test installs it)",
-    ),
-]
-
-
-def shots_dir() -> Path | None:
-    wanted = os.environ.get("XYD_SHOTS")
-    if not wanted:
-        return None
-    where = Path(wanted) if Path(wanted).is_absolute() else Path("/work/shots")
-    where.mkdir(parents=True, exist_ok=True)
-    return where
+pytestmark = BROWSER_MARKS
 
 
 def shoot(page: Page, name: str) -> None:
