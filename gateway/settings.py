@@ -22,6 +22,16 @@ from policies.consent import CHANNEL_KINDS, ChannelKind
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="XYD_", extra="ignore")
 
+    # --- the profile -----------------------------------------------------------
+    profile: Literal["demo", "production"] = Field(
+        "demo",
+        description=(
+            "`production` refuses to start (`xyd serve`, the app, `xyd check-config`) while any "
+            "setting is unsafe there, listing every one (gateway/profile/); `demo` allows the "
+            "embedded defaults"
+        ),
+    )
+
     # --- where state lives -------------------------------------------------
     state_dir: Path = Field(Path(".xyd"), description="Generated keys, SQLite file, demo output")
     config_dir: Path = Field(
@@ -82,15 +92,41 @@ class Settings(BaseSettings):
     breaker_open_s: float = Field(5.0, gt=0, le=300, description="How long it stays open")
     redis_timeout_s: float = Field(0.25, gt=0, le=10)
     readiness_timeout_s: float = Field(1.0, gt=0, le=30)
+    public_docs: bool | None = Field(
+        None,
+        description=(
+            "Serve the API reference (/docs, /openapi.json); unset: served by the demo, "
+            "and the production profile refuses to start until it is set either way"
+        ),
+    )
+    public_metrics: bool | None = Field(
+        None,
+        description=(
+            "Serve Prometheus's /metrics; unset: served by the demo, and the production "
+            "profile refuses to start until it is set either way (true: keep it from the "
+            "public at the proxy, scraped from inside)"
+        ),
+    )
 
     # --- personal data ----------------------------------------------------
     pii_key: SecretStr | None = Field(
-        None, description="HMAC key for personal identifiers; unset means STATE_DIR/pii.key"
+        None,
+        description="HMAC key for personal identifiers; unset means XYD_PII_KEY_FILE, "
+        "else STATE_DIR/pii.key (made on first use)",
+    )
+    pii_key_file: Path | None = Field(
+        None, description="A file holding the HMAC key for personal identifiers, hex (a secret)"
     )
     pii_encryption_keys: SecretStr | None = Field(
         None,
         description="AES-256 keys for personal fields kept for lawful recovery, "
-        "'VERSION:64HEX,…'; unset means STATE_DIR/pii-keys/VERSION.key",
+        "'VERSION:64HEX,…'; unset means XYD_PII_ENCRYPTION_KEYS_DIR, else "
+        "STATE_DIR/pii-keys/VERSION.key (made on first use)",
+    )
+    pii_encryption_keys_dir: Path | None = Field(
+        None,
+        description="A directory of those keys, one VERSION.key file (hex) each, as a "
+        "secret is mounted; nothing is created there",
     )
     pii_encryption_active: int | None = Field(
         None, ge=1, description="Key version that encrypts new values; unset means the highest"
@@ -325,7 +361,12 @@ class Settings(BaseSettings):
 
     # --- identity (OAuth 2.0 authorisation server) ------------------------
     key_encryption_key: SecretStr | None = Field(
-        None, description="32-byte hex AES key for private keys; unset means STATE_DIR/kek.key"
+        None,
+        description="32-byte hex AES key for private keys; unset means "
+        "XYD_KEY_ENCRYPTION_KEY_FILE, else STATE_DIR/kek.key (made on first use)",
+    )
+    key_encryption_key_file: Path | None = Field(
+        None, description="A file holding the key-encryption key, 64 hex characters (a secret)"
     )
     access_token_ttl_s: int = Field(600, ge=30, le=900, description="Never over 15 minutes")
     par_expires_in_s: int = Field(
@@ -375,12 +416,16 @@ class Settings(BaseSettings):
         """The personal-data HMAC key, generated under the state dir on first use."""
         if self.pii_key is not None:
             return self.pii_key.get_secret_value().encode()
+        if self.pii_key_file is not None:
+            return read_secret("XYD_PII_KEY_FILE", self.pii_key_file)
         return load_or_create_secret(self.state_dir / "pii.key")
 
     def kek_bytes(self) -> bytes:
         """The key-encryption key for signing keys, generated on first use."""
         if self.key_encryption_key is not None:
             key = bytes.fromhex(self.key_encryption_key.get_secret_value())
+        elif self.key_encryption_key_file is not None:
+            key = read_secret("XYD_KEY_ENCRYPTION_KEY_FILE", self.key_encryption_key_file)
         else:
             key = load_or_create_secret(self.state_dir / "kek.key")
         if len(key) != 32:
@@ -403,6 +448,16 @@ class Settings(BaseSettings):
     @property
     def token_audience(self) -> str:
         return f"{self.issuer}/v1"
+
+
+def read_secret(setting: str, path: Path) -> bytes:
+    """A hex secret from a file an operator provides (never created here)."""
+    try:
+        return bytes.fromhex(path.read_text(encoding="ascii").strip())
+    except OSError as exc:
+        raise ValueError(f"{setting}: {path} cannot be read ({exc.strerror})") from None
+    except ValueError:
+        raise ValueError(f"{setting}: {path} does not hold a hex key") from None
 
 
 def load_or_create_secret(path: Path, nbytes: int = 32) -> bytes:
