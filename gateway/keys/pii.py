@@ -152,12 +152,10 @@ def load_key_ring(settings: Settings) -> KeyRing:
     if settings.pii_encryption_keys is not None:
         keys = parse_keys(settings.pii_encryption_keys.get_secret_value())
         return KeyRing(keys, settings.pii_encryption_active)
-    if settings.pii_encryption_keys_dir is not None:
-        files = _key_files(settings.pii_encryption_keys_dir)
+    if (mounted := settings.pii_encryption_keys_dir) is not None:
+        files = _key_files(mounted)
         if not files:
-            raise PersonalDataError(
-                f"XYD_PII_ENCRYPTION_KEYS_DIR: no VERSION.key file in {settings.pii_encryption_keys_dir}"
-            )
+            raise PersonalDataError(f"XYD_PII_ENCRYPTION_KEYS_DIR: no VERSION.key in {mounted}")
         keys = {v: read_secret("XYD_PII_ENCRYPTION_KEYS_DIR", p) for v, p in files.items()}
         return KeyRing(keys, settings.pii_encryption_active)
     directory = settings.state_dir / KEY_DIR
