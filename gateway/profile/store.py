@@ -63,8 +63,8 @@ def redis_persistence(client: Redis) -> str | None:
             f"XYD_REDIS_URL: Redis's persistence was not checked: CONFIG GET refused ({exc}); "
             "make sure appendonly is yes there"
         ) from None
-    value = answer.get("appendonly", answer.get(b"appendonly"))
-    if value in ("yes", b"yes"):
+    # redis-py decodes CONFIG GET's answer to text whatever the client's decoding.
+    if answer.get("appendonly") == "yes":
         return None
     return (
         "XYD_REDIS_URL: that Redis keeps no append-only file (appendonly is not yes), so "
