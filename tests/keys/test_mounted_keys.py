@@ -58,6 +58,6 @@ def test_the_pii_ring_comes_from_a_mounted_directory(tmp_path: Path) -> None:
 def test_an_empty_mounted_directory_is_refused(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     settings = Settings(state_dir=tmp_path, pii_encryption_keys_dir=tmp_path / "empty")
-    with pytest.raises(PersonalDataError, match="XYD_PII_ENCRYPTION_KEYS_DIR: no VERSION.key"):
+    with pytest.raises(PersonalDataError, match=r"XYD_PII_ENCRYPTION_KEYS_DIR: no VERSION\.key"):
         load_key_ring(settings)
     assert list((tmp_path / "empty").iterdir()) == []

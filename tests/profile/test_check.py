@@ -46,7 +46,9 @@ def test_a_fully_configured_production_passes_on_real_servers(
     enforce(settings)
 
 
-def test_every_violation_is_listed_at_once(tmp_path: Path, pg_url: str, redis_srv: RedisServer) -> None:
+def test_every_violation_is_listed_at_once(
+    tmp_path: Path, pg_url: str, redis_srv: RedisServer
+) -> None:
     engine = create_engine(pg_url)
     register(engine, "demo-bank", org_code="BOCD")
     engine.dispose()

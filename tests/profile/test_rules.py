@@ -12,6 +12,8 @@ from gateway.profile.rules import RULES, settings_violations
 from gateway.settings import Settings
 from tests.profile.builders import production_settings
 
+OUTBOUND = "XYD_OUTBOUND_ALLOWED_HOSTS"
+ENTERPRISE_ISSUER = "XYD_ENTERPRISE_OIDC_ISSUER"
 # (the change, the setting its refusal names, what the message says)
 UNSAFE: list[tuple[dict[str, Any], str, str]] = [
     ({"database_url": ""}, "XYD_DATABASE_URL", "SQLite"),
@@ -23,20 +25,20 @@ UNSAFE: list[tuple[dict[str, Any], str, str]] = [
     ({"pii_encryption_keys_dir": None}, "XYD_PII_ENCRYPTION_KEYS_DIR", "pii-keys"),
     (
         {"outbound_allowed_hosts": ["localhost", "127.0.0.1", "::1"]},
-        "XYD_OUTBOUND_ALLOWED_HOSTS",
+        OUTBOUND,
         "localhost, 127.0.0.1, ::1",
     ),
-    ({"outbound_allowed_hosts": ["ok.internal", "127.0.0.2"]}, "XYD_OUTBOUND_ALLOWED_HOSTS", "127.0.0.2"),
-    ({"outbound_allowed_hosts": ["[::ffff:127.0.0.1]"]}, "XYD_OUTBOUND_ALLOWED_HOSTS", "::ffff"),
-    ({"outbound_allowed_hosts": ["api.localhost"]}, "XYD_OUTBOUND_ALLOWED_HOSTS", "api.localhost"),
+    ({"outbound_allowed_hosts": ["ok.internal", "127.0.0.2"]}, OUTBOUND, "127.0.0.2"),
+    ({"outbound_allowed_hosts": ["[::ffff:127.0.0.1]"]}, OUTBOUND, "::ffff"),
+    ({"outbound_allowed_hosts": ["api.localhost"]}, OUTBOUND, "api.localhost"),
     ({"allow_client_secret_basic": True}, "XYD_ALLOW_CLIENT_SECRET_BASIC", "private_key_jwt"),
     ({"consent_channels": ["portal", "direct"]}, "XYD_CONSENT_CHANNELS", "portal,platform"),
     ({"public_docs": None}, "XYD_PUBLIC_DOCS", "/openapi.json"),
     ({"public_metrics": None}, "XYD_PUBLIC_METRICS", "/metrics"),
     ({"public_base_url": ""}, "XYD_PUBLIC_BASE_URL", "http://127.0.0.1:8000"),
     ({"public_base_url": "http://xyd.example.cn"}, "XYD_PUBLIC_BASE_URL", "not https"),
-    ({"enterprise_oidc_issuer": "http://login.example.cn"}, "XYD_ENTERPRISE_OIDC_ISSUER", "not https"),
-    ({"enterprise_oidc_issuer": ""}, "XYD_ENTERPRISE_OIDC_ISSUER", "demo provider"),
+    ({"enterprise_oidc_issuer": "http://login.example.cn"}, ENTERPRISE_ISSUER, "not https"),
+    ({"enterprise_oidc_issuer": ""}, ENTERPRISE_ISSUER, "demo provider"),
     ({"enterprise_oidc_client_file": None}, "XYD_ENTERPRISE_OIDC_CLIENT_FILE", "client.json"),
 ]
 

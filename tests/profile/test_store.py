@@ -91,7 +91,7 @@ def test_a_refused_config_command_is_not_checked_and_says_why(
     )  # fmt: skip
     limited = redis.Redis.from_url(redis_srv.url.replace("://", "://no-config:pw@"))
     try:
-        with pytest.raises(NotChecked, match="XYD_REDIS_URL: .*not checked: CONFIG GET refused"):
+        with pytest.raises(NotChecked, match=r"XYD_REDIS_URL: .*not checked: CONFIG GET refused"):
             redis_persistence(limited)
     finally:
         limited.close()
