@@ -42,12 +42,16 @@ class Settings(BaseSettings):
         "", description="SQLAlchemy URL; empty means SQLite at STATE_DIR/xyd.db"
     )
     redis_url: str | None = Field(None, description="Redis URL; unset means embedded mode")
-    db_pool_size: int = Field(10, ge=1, le=200)
+    db_pool_size: int = Field(
+        10, ge=1, le=200, description="PostgreSQL connections each engine of a process keeps"
+    )
 
     # --- HTTP ---------------------------------------------------------------
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
-    workers: int = Field(1, ge=1, le=64)
+    host: str = Field("127.0.0.1", description="The address `xyd serve` listens on")
+    port: int = Field(8000, ge=1, le=65535, description="The port `xyd serve` listens on")
+    workers: int = Field(
+        1, ge=1, le=64, description="Worker processes `xyd serve` runs; more than one needs Redis"
+    )
     max_body_bytes: int = Field(
         10 * 1024 * 1024, ge=1024, description="Larger request bodies are refused with 413"
     )
@@ -83,15 +87,21 @@ class Settings(BaseSettings):
     )
 
     # --- operations ----------------------------------------------------------
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="The least severe log line written"
+    )
     rate_limit_redis_down: Literal["fail_closed", "local_fallback"] = Field(
         "fail_closed",
         description="Redis unreachable: refuse with 503, or let each worker enforce its share",
     )
     breaker_failures: int = Field(3, ge=1, le=100, description="Redis failures that open it")
     breaker_open_s: float = Field(5.0, gt=0, le=300, description="How long it stays open")
-    redis_timeout_s: float = Field(0.25, gt=0, le=10)
-    readiness_timeout_s: float = Field(1.0, gt=0, le=30)
+    redis_timeout_s: float = Field(
+        0.25, gt=0, le=10, description="A Redis command's time before it counts as a failure"
+    )
+    readiness_timeout_s: float = Field(
+        1.0, gt=0, le=30, description="Each of /readyz's checks (database, Redis) at most this long"
+    )
     public_docs: bool | None = Field(
         None,
         description=(
@@ -133,7 +143,9 @@ class Settings(BaseSettings):
     )
 
     # --- ingestion ---------------------------------------------------------
-    ingest_batch_size: int = Field(1000, ge=1, le=50_000)
+    ingest_batch_size: int = Field(
+        1000, ge=1, le=50_000, description="Record lines written to the store per transaction"
+    )
     max_records_per_request: int = Field(
         10_000, ge=1, le=1_000_000,
         description="Lines one POST /v1/records may carry (413 beyond); files go to `xyd ingest`",
@@ -389,18 +401,26 @@ class Settings(BaseSettings):
     oauth_purge_batch: int = Field(
         1000, ge=1, le=100_000, description="At most this many rows per table and purge round"
     )
-    access_token_alg: Literal["ES256", "EdDSA"] = "ES256"  # noqa: S105 - an algorithm name
+    access_token_alg: Literal["ES256", "EdDSA"] = Field(
+        "ES256", description="The algorithm access tokens are signed with"
+    )
     key_activation_delay_s: int = Field(
         120, ge=0, le=86_400, description="A rotated-in key signs only after this delay"
     )
     key_refresh_s: float = Field(30, gt=0, le=3600, description="How often keys are re-read")
-    clock_leeway_s: int = Field(30, ge=0, le=60)
-    assertion_max_lifetime_s: int = Field(300, ge=10, le=300)
+    clock_leeway_s: int = Field(
+        30, ge=0, le=60, description="Clock difference allowed when checking exp, iat and nbf"
+    )
+    assertion_max_lifetime_s: int = Field(
+        300, ge=10, le=300, description="The longest a client assertion may be signed to live"
+    )
     fapi2_strict: bool = Field(False, description="FAPI 2.0 strict mode for every client")
     allow_client_secret_basic: bool = Field(
         False, description="Accept client_secret_basic beside private_key_jwt (never for FAPI)"
     )
-    token_cache_size: int = Field(50_000, ge=0, le=1_000_000)
+    token_cache_size: int = Field(
+        50_000, ge=0, le=1_000_000, description="Verified access tokens each process remembers"
+    )
 
     @property
     def effective_database_url(self) -> str:
