@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.db import make_sync_engine
 from gateway.profile.rules import settings_violations
-from gateway.profile.store import NotChecked, demo_accounts, redis_persistence
+from gateway.profile.servers import NotChecked, demo_accounts, redis_persistence
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)

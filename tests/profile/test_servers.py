@@ -10,7 +10,7 @@ from sqlalchemy import Engine, create_engine
 
 from gateway.dashboard.accounts import create_user
 from gateway.identity.clients import set_disabled
-from gateway.profile.store import (
+from gateway.profile.servers import (
     DEMO_CLIENT_IDS,
     DEMO_USER_NAMES,
     NotChecked,

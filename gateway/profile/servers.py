@@ -15,7 +15,7 @@ from gateway.profile import repository
 
 # The demo kit's accounts (demo/xyd_demo/clients.py and users.py, repairs.py),
 # named here because a production install has no demo kit to ask;
-# tests/profile/test_store.py pins them to the kit's.
+# tests/profile/test_servers.py pins them to the kit's.
 DEMO_CLIENT_IDS = (
     "demo-bank",
     "demo-bank-2",
