@@ -31,6 +31,7 @@ from gateway.enterprises.router import router as enterprises_router
 from gateway.errors import install_problem_handlers
 from gateway.grants.router import router as grants_router
 from gateway.grants.service import CodeFlow
+from gateway.health.router import metrics_router
 from gateway.health.router import router as health_router
 from gateway.identity.router import router as identity_router
 from gateway.identity.startup import start_identity
@@ -45,6 +46,7 @@ from gateway.portal.oidc import RelyingParty
 from gateway.portal.router import router as portal_router
 from gateway.portal.web import LoginRequired, login_redirect
 from gateway.private_files import restrict_umask
+from gateway.profile.check import enforce as enforce_profile
 from gateway.records.binding import load_departments
 from gateway.records.router import router as records_router
 from gateway.reference import router as reference_router
@@ -88,6 +90,8 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # XYD_PROFILE=production: refused here, before anything connects for good.
+        await asyncio.to_thread(enforce_profile, settings)
         state.engine = make_async_engine(settings)
         # Bulk ingestion runs in worker threads on the sync engine (COPY, batches).
         state.sync_engine = make_sync_engine(settings)
@@ -171,6 +175,7 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
         # renders /docs here instead.
         docs_url=None,
         redoc_url=None,
+        openapi_url="/openapi.json" if settings.public_docs is not False else None,
         # Our metrics are Prometheus's (gateway/metrics.py). Left on, FastAPI asks
         # OpenTelemetry for a provider on every request, reading the environment
         # each time: about 2 % of a report request's CPU (profiled).
@@ -218,6 +223,8 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
     # Routes are matched in order: the busiest route first (each route tried costs).
     app.include_router(reports_router)
     app.include_router(health_router)
+    if settings.public_metrics is not False:
+        app.include_router(metrics_router)
     app.include_router(identity_router)
     app.include_router(grants_router)
     app.include_router(enterprises_router)
@@ -230,7 +237,8 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
     app.include_router(dashboard_router)
     app.include_router(portal_router)
     app.include_router(repair_pages_router)
-    app.include_router(reference_router)
+    if settings.public_docs is not False:
+        app.include_router(reference_router)
     for adapter in state.platforms.values():
         router = adapter.router()
         if router is not None:

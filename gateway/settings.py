@@ -22,6 +22,16 @@ from policies.consent import CHANNEL_KINDS, ChannelKind
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="XYD_", extra="ignore")
 
+    # --- the profile -----------------------------------------------------------
+    profile: Literal["demo", "production"] = Field(
+        "demo",
+        description=(
+            "`production` refuses to start (`xyd serve`, the app, `xyd check-config`) while any "
+            "setting is unsafe there, listing every one (gateway/profile/); `demo` allows the "
+            "embedded defaults"
+        ),
+    )
+
     # --- where state lives -------------------------------------------------
     state_dir: Path = Field(Path(".xyd"), description="Generated keys, SQLite file, demo output")
     config_dir: Path = Field(
@@ -32,12 +42,16 @@ class Settings(BaseSettings):
         "", description="SQLAlchemy URL; empty means SQLite at STATE_DIR/xyd.db"
     )
     redis_url: str | None = Field(None, description="Redis URL; unset means embedded mode")
-    db_pool_size: int = Field(10, ge=1, le=200)
+    db_pool_size: int = Field(
+        10, ge=1, le=200, description="PostgreSQL connections each engine of a process keeps"
+    )
 
     # --- HTTP ---------------------------------------------------------------
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
-    workers: int = Field(1, ge=1, le=64)
+    host: str = Field("127.0.0.1", description="The address `xyd serve` listens on")
+    port: int = Field(8000, ge=1, le=65535, description="The port `xyd serve` listens on")
+    workers: int = Field(
+        1, ge=1, le=64, description="Worker processes `xyd serve` runs; more than one needs Redis"
+    )
     max_body_bytes: int = Field(
         10 * 1024 * 1024, ge=1024, description="Larger request bodies are refused with 413"
     )
@@ -73,31 +87,65 @@ class Settings(BaseSettings):
     )
 
     # --- operations ----------------------------------------------------------
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="The least severe log line written"
+    )
     rate_limit_redis_down: Literal["fail_closed", "local_fallback"] = Field(
         "fail_closed",
         description="Redis unreachable: refuse with 503, or let each worker enforce its share",
     )
     breaker_failures: int = Field(3, ge=1, le=100, description="Redis failures that open it")
     breaker_open_s: float = Field(5.0, gt=0, le=300, description="How long it stays open")
-    redis_timeout_s: float = Field(0.25, gt=0, le=10)
-    readiness_timeout_s: float = Field(1.0, gt=0, le=30)
+    redis_timeout_s: float = Field(
+        0.25, gt=0, le=10, description="A Redis command's time before it counts as a failure"
+    )
+    readiness_timeout_s: float = Field(
+        1.0, gt=0, le=30, description="Each of /readyz's checks (database, Redis) at most this long"
+    )
+    public_docs: bool | None = Field(
+        None,
+        description=(
+            "Serve the API reference (/docs, /openapi.json); unset: served by the demo, "
+            "and the production profile refuses to start until it is set either way"
+        ),
+    )
+    public_metrics: bool | None = Field(
+        None,
+        description=(
+            "Serve Prometheus's /metrics; unset: served by the demo, and the production "
+            "profile refuses to start until it is set either way (true: keep it from the "
+            "public at the proxy, scraped from inside)"
+        ),
+    )
 
     # --- personal data ----------------------------------------------------
     pii_key: SecretStr | None = Field(
-        None, description="HMAC key for personal identifiers; unset means STATE_DIR/pii.key"
+        None,
+        description="HMAC key for personal identifiers; unset means XYD_PII_KEY_FILE, "
+        "else STATE_DIR/pii.key (made on first use)",
+    )
+    pii_key_file: Path | None = Field(
+        None, description="A file holding the HMAC key for personal identifiers, hex (a secret)"
     )
     pii_encryption_keys: SecretStr | None = Field(
         None,
         description="AES-256 keys for personal fields kept for lawful recovery, "
-        "'VERSION:64HEX,…'; unset means STATE_DIR/pii-keys/VERSION.key",
+        "'VERSION:64HEX,…'; unset means XYD_PII_ENCRYPTION_KEYS_DIR, else "
+        "STATE_DIR/pii-keys/VERSION.key (made on first use)",
+    )
+    pii_encryption_keys_dir: Path | None = Field(
+        None,
+        description="A directory of those keys, one VERSION.key file (hex) each, as a "
+        "secret is mounted; nothing is created there",
     )
     pii_encryption_active: int | None = Field(
         None, ge=1, description="Key version that encrypts new values; unset means the highest"
     )
 
     # --- ingestion ---------------------------------------------------------
-    ingest_batch_size: int = Field(1000, ge=1, le=50_000)
+    ingest_batch_size: int = Field(
+        1000, ge=1, le=50_000, description="Record lines written to the store per transaction"
+    )
     max_records_per_request: int = Field(
         10_000, ge=1, le=1_000_000,
         description="Lines one POST /v1/records may carry (413 beyond); files go to `xyd ingest`",
@@ -325,7 +373,12 @@ class Settings(BaseSettings):
 
     # --- identity (OAuth 2.0 authorisation server) ------------------------
     key_encryption_key: SecretStr | None = Field(
-        None, description="32-byte hex AES key for private keys; unset means STATE_DIR/kek.key"
+        None,
+        description="32-byte hex AES key for private keys; unset means "
+        "XYD_KEY_ENCRYPTION_KEY_FILE, else STATE_DIR/kek.key (made on first use)",
+    )
+    key_encryption_key_file: Path | None = Field(
+        None, description="A file holding the key-encryption key, 64 hex characters (a secret)"
     )
     access_token_ttl_s: int = Field(600, ge=30, le=900, description="Never over 15 minutes")
     par_expires_in_s: int = Field(
@@ -348,18 +401,26 @@ class Settings(BaseSettings):
     oauth_purge_batch: int = Field(
         1000, ge=1, le=100_000, description="At most this many rows per table and purge round"
     )
-    access_token_alg: Literal["ES256", "EdDSA"] = "ES256"  # noqa: S105 - an algorithm name
+    access_token_alg: Literal["ES256", "EdDSA"] = Field(
+        "ES256", description="The algorithm access tokens are signed with"
+    )
     key_activation_delay_s: int = Field(
         120, ge=0, le=86_400, description="A rotated-in key signs only after this delay"
     )
     key_refresh_s: float = Field(30, gt=0, le=3600, description="How often keys are re-read")
-    clock_leeway_s: int = Field(30, ge=0, le=60)
-    assertion_max_lifetime_s: int = Field(300, ge=10, le=300)
+    clock_leeway_s: int = Field(
+        30, ge=0, le=60, description="Clock difference allowed when checking exp, iat and nbf"
+    )
+    assertion_max_lifetime_s: int = Field(
+        300, ge=10, le=300, description="The longest a client assertion may be signed to live"
+    )
     fapi2_strict: bool = Field(False, description="FAPI 2.0 strict mode for every client")
     allow_client_secret_basic: bool = Field(
         False, description="Accept client_secret_basic beside private_key_jwt (never for FAPI)"
     )
-    token_cache_size: int = Field(50_000, ge=0, le=1_000_000)
+    token_cache_size: int = Field(
+        50_000, ge=0, le=1_000_000, description="Verified access tokens each process remembers"
+    )
 
     @property
     def effective_database_url(self) -> str:
@@ -375,12 +436,16 @@ class Settings(BaseSettings):
         """The personal-data HMAC key, generated under the state dir on first use."""
         if self.pii_key is not None:
             return self.pii_key.get_secret_value().encode()
+        if self.pii_key_file is not None:
+            return read_secret("XYD_PII_KEY_FILE", self.pii_key_file)
         return load_or_create_secret(self.state_dir / "pii.key")
 
     def kek_bytes(self) -> bytes:
         """The key-encryption key for signing keys, generated on first use."""
         if self.key_encryption_key is not None:
             key = bytes.fromhex(self.key_encryption_key.get_secret_value())
+        elif self.key_encryption_key_file is not None:
+            key = read_secret("XYD_KEY_ENCRYPTION_KEY_FILE", self.key_encryption_key_file)
         else:
             key = load_or_create_secret(self.state_dir / "kek.key")
         if len(key) != 32:
@@ -403,6 +468,16 @@ class Settings(BaseSettings):
     @property
     def token_audience(self) -> str:
         return f"{self.issuer}/v1"
+
+
+def read_secret(setting: str, path: Path) -> bytes:
+    """A hex secret from a file an operator provides (never created here)."""
+    try:
+        return bytes.fromhex(path.read_text(encoding="ascii").strip())
+    except OSError as exc:
+        raise ValueError(f"{setting}: {path} cannot be read ({exc.strerror})") from None
+    except ValueError:
+        raise ValueError(f"{setting}: {path} does not hold a hex key") from None
 
 
 def load_or_create_secret(path: Path, nbytes: int = 32) -> bytes:

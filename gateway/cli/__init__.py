@@ -11,7 +11,19 @@ import os
 
 import typer
 
-from gateway.cli import adapters, audit, clients, db, ingest, keys, monitor, pii, serve, users
+from gateway.cli import (
+    adapters,
+    audit,
+    check_config,
+    clients,
+    db,
+    ingest,
+    keys,
+    monitor,
+    pii,
+    serve,
+    users,
+)
 from gateway.cli.kits import add_kits
 from gateway.private_files import restrict_umask
 
@@ -21,6 +33,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="xyd-gateway 
 app.command()(serve.serve)
 app.command()(ingest.ingest)
 app.command()(monitor.monitor)
+app.command("check-config")(check_config.check_config)
 app.add_typer(db.app, name="db")
 app.add_typer(clients.app, name="clients")
 app.add_typer(keys.app, name="keys")

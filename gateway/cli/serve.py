@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from gateway.cli.check_config import refuse_unsafe
 from gateway.cli.common import fail
 from gateway.private_files import private_dir
 from gateway.settings import Settings
@@ -22,6 +23,7 @@ def serve(
 ) -> None:
     """Serve the gateway until interrupted."""
     settings = Settings()
+    refuse_unsafe(settings)
     workers = workers or settings.workers
     if workers > 1 and not settings.redis_url:
         # Embedded mode keeps rate limits, replay guards and the monitor in each

@@ -14,6 +14,8 @@ from gateway.health.service import check_database, check_redis
 from gateway.metrics import render_latest
 
 router = APIRouter(tags=["operations"])
+# Apart, so an operator can leave it out (XYD_PUBLIC_METRICS=false).
+metrics_router = APIRouter(tags=["operations"])
 
 
 def _json(
@@ -66,7 +68,7 @@ async def readyz(settings: SettingsDep, engine: EngineDep, redis: RedisDep) -> R
     )
 
 
-@router.get(
+@metrics_router.get(
     "/metrics",
     summary="Prometheus exposition, aggregated over worker processes",
     # Documented as text only: no application/json entry.

@@ -9,8 +9,9 @@ never these. A sealed value is compact text naming its key version:
 The associated data binds it to its record (category, department, the
 department's record id): moved to another record, it no longer opens.
 
-Keys come from `XYD_PII_ENCRYPTION_KEYS` ("1:<64 hex>,2:<64 hex>") or, when
-that is unset, from STATE_DIR/pii-keys/<version>.key, created on first use.
+Keys come from `XYD_PII_ENCRYPTION_KEYS` ("1:<64 hex>,2:<64 hex>"), else from
+`XYD_PII_ENCRYPTION_KEYS_DIR`/<version>.key (a mounted secret, read only), else
+from STATE_DIR/pii-keys/<version>.key, created on first use.
 The highest version seals; every version opens. Rotation adds a version
 (`xyd pii rotate`); `xyd pii reencrypt` moves stored values onto it.
 
@@ -30,7 +31,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from gateway.keys import jose
-from gateway.settings import Settings, load_or_create_secret
+from gateway.settings import Settings, load_or_create_secret, read_secret
 
 KEY_DIR = "pii-keys"
 _KEY_FILE = re.compile(r"^([1-9][0-9]{0,5})\.key$")
@@ -151,6 +152,12 @@ def load_key_ring(settings: Settings) -> KeyRing:
     if settings.pii_encryption_keys is not None:
         keys = parse_keys(settings.pii_encryption_keys.get_secret_value())
         return KeyRing(keys, settings.pii_encryption_active)
+    if (mounted := settings.pii_encryption_keys_dir) is not None:
+        files = _key_files(mounted)
+        if not files:
+            raise PersonalDataError(f"XYD_PII_ENCRYPTION_KEYS_DIR: no VERSION.key in {mounted}")
+        keys = {v: read_secret("XYD_PII_ENCRYPTION_KEYS_DIR", p) for v, p in files.items()}
+        return KeyRing(keys, settings.pii_encryption_active)
     directory = settings.state_dir / KEY_DIR
     files = _key_files(directory) or {1: directory / "1.key"}
     keys = {version: load_or_create_secret(path) for version, path in files.items()}
@@ -163,6 +170,10 @@ def rotate_key_ring(settings: Settings) -> int:
         raise PersonalDataError(
             "keys come from XYD_PII_ENCRYPTION_KEYS: add VERSION:HEX there "
             "(and unset or raise XYD_PII_ENCRYPTION_ACTIVE)"
+        )
+    if settings.pii_encryption_keys_dir is not None:
+        raise PersonalDataError(
+            "keys come from XYD_PII_ENCRYPTION_KEYS_DIR: add the next VERSION.key to that secret"
         )
     if settings.pii_encryption_active is not None:
         raise PersonalDataError("XYD_PII_ENCRYPTION_ACTIVE pins the version: unset it to rotate")
