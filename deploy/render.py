@@ -172,7 +172,9 @@ def _merge_list(base: list[object], patch: list[object], key: str) -> list[objec
     for item in patch:
         if not isinstance(item, dict) or key not in item:
             raise RenderError(f"a patched list item without its merge key {key!r}: {item!r}")
-        same = [i for i, old in enumerate(merged) if isinstance(old, dict) and old[key] == item[key]]
+        same = [
+            i for i, old in enumerate(merged) if isinstance(old, dict) and old[key] == item[key]
+        ]
         if same:
             old = merged[same[0]]
             assert isinstance(old, dict)
