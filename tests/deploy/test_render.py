@@ -70,7 +70,7 @@ def test_base_and_overlay(tmp_path: Path) -> None:
         "name": "web", "image": "registry/web:2",
         "env": [{"name": "B", "value": "3"}, {"name": "A", "value": "2"}],
     }]  # fmt: skip
-    assert pod["volumes"][0]["configMap"]["name"] == config_map["metadata"]["name"]  # type: ignore[index]
+    assert pod["volumes"][0]["configMap"]["name"] == config_map["metadata"]["name"]
 
 
 def test_suffix_is_kustomizes() -> None:
