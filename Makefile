@@ -45,6 +45,9 @@ TEST_WORKERS ?= 2
 # 1: the dependency audit passes, warning, when it reaches no vulnerability
 # service (.ci/audit_deps.py). This workplace's machines reach none.
 AUDIT_DEPS_OFFLINE ?= 1
+# The Kubernetes version the manifests are validated against (kubernetes-validate
+# ships schemas up to its own version).
+KUBERNETES_VERSION ?= 1.37.0
 
 test: $(STAMP) services lint
 	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
@@ -59,7 +62,7 @@ test-fast: $(STAMP) services
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy gateway adapters policies loadtests demo/xyd_demo
+	$(BIN)/mypy gateway adapters policies loadtests demo/xyd_demo deploy
 	@# Packages form layers: an import cycle between two of them fails.
 	$(BIN)/pytest -q -p no:cacheprovider tests/test_import_cycles.py
 	@# Known vulnerabilities in the pinned dependencies fail, and so does an
@@ -67,6 +70,9 @@ lint: $(STAMP)
 	@# (PyPI's index only), so the run says it is air-gapped and the audit warns
 	@# instead; make lint AUDIT_DEPS_OFFLINE=0 where one is reachable.
 	XYD_AUDIT_DEPS_OFFLINE=$(AUDIT_DEPS_OFFLINE) $(BIN)/python .ci/audit_deps.py constraints.txt
+	@# The Kubernetes manifests rendered (deploy/render.py: no kustomize can be
+	@# installed here) and every object checked strictly against the schemas.
+	$(BIN)/python -m deploy.validate --kubernetes-version $(KUBERNETES_VERSION)
 
 fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
