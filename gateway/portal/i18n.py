@@ -301,6 +301,11 @@ REFUSALS: dict[Lang, dict[str, str]] = {
         "incomplete_link": "授权链接不完整。请回到该金融机构的页面重新进入。",
         "session_ended": "您的登录已过期，本次操作未生效。请重新登录后再作决定。",
         "form_stale": "页面已失效（可能来自另一次登录），本次操作未生效。请重新打开授权申请。",
+        "login_failed": "登录未成功，请重新登录；"
+        "如仍不成功，请联系贵企业在身份认证平台的账号管理员。",
+        "login_unavailable": "暂时无法完成登录（企业身份认证平台无法访问或未配置），请稍后再试。",
+        "login_busy": "登录尝试过于频繁，请稍后再试。",
+        "technical": "技术信息：",
     },
     "en": {
         "request_gone": "This request can no longer be decided: it was already approved or "
@@ -313,6 +318,12 @@ REFUSALS: dict[Lang, dict[str, str]] = {
         "then decide.",
         "form_stale": "This page is no longer valid (it may come from another login) and "
         "nothing was decided. Open the request again.",
+        "login_failed": "The login did not succeed. Log in again; if it fails again, ask your "
+        "enterprise's administrator at the identity provider.",
+        "login_unavailable": "The login cannot be completed now (the enterprise identity "
+        "provider is unreachable or not configured). Try again later.",
+        "login_busy": "Too many logins were started from here. Try again later.",
+        "technical": "Technical detail: ",
     },
 }
 

@@ -18,7 +18,7 @@ from gateway.dashboard.throttle import source_of
 from gateway.deps import EngineDep, SettingsDep
 from gateway.errors import BadRequest, ProblemError, RateLimited
 from gateway.portal import sessions, views
-from gateway.portal.i18n import TEXT
+from gateway.portal.i18n import REFUSALS, TEXT, word
 from gateway.portal.oidc import LoginRefused, RelyingParty
 from gateway.portal.web import (
     LOGIN_COOKIE,
@@ -33,7 +33,7 @@ from gateway.portal.web import (
     set_cookie,
 )
 from gateway.state import state_of
-from gateway.webpages import PAGE_HEADERS, CsrfRefused, csrf_matches, lang_of, read_form
+from gateway.webpages import PAGE_HEADERS, CsrfRefused, Lang, csrf_matches, lang_of, read_form
 
 router = APIRouter(tags=["portal"], include_in_schema=False)
 CALLBACK_PATH = LOGIN_PATH + "/callback"
@@ -80,10 +80,20 @@ async def login(
             sessions.nonce_of(browser, state), sessions.verifier_of(browser, state),
         )  # fmt: skip
     except ProblemError as refused:
-        return error_page(page_lang, refused)
+        return _login_refused(page_lang, refused)
     response = _redirect(url, 302)
     set_cookie(settings, response, LOGIN_COOKIE, browser, settings.portal_login_ttl_s, LOGIN_PATH)
     return response
+
+
+def _login_refused(lang: Lang, refused: ProblemError) -> Response:
+    """A refused login as a page in the person's words, the technical cause after it
+    (what a helpdesk asks for); the status is the error's."""
+    key = {429: "login_busy"}.get(refused.status, "login_failed")
+    if refused.status >= 500:
+        key = "login_unavailable"
+    words = f"{word(REFUSALS, lang, key)} {word(REFUSALS, lang, 'technical')}{refused.detail}"
+    return error_page(lang, refused, message=words)
 
 
 def _callback_params(request: Request) -> dict[str, str]:
@@ -123,7 +133,7 @@ async def callback(
         )  # fmt: skip
         person = await party.verify_id_token(reg, id_token, sessions.nonce_of(browser, state))
     except ProblemError as refused:
-        page = error_page(lang_of(None), refused)
+        page = _login_refused(lang_of(None), refused)
         page.delete_cookie(LOGIN_COOKIE, path=LOGIN_PATH)
         return page
     principal = PortalPrincipal.of(

@@ -107,10 +107,14 @@ def page(lang: Lang, session: PortalSession, title: str, main: str, path: str) -
     return html(views.layout(lang, session, title, main, path))
 
 
-def error_page(lang: Lang, error: ProblemError, back: str = HOME) -> HTMLResponse:
-    """A refusal as a page a person reads, with the error's 4xx/5xx status."""
+def error_page(
+    lang: Lang, error: ProblemError, back: str = HOME, *, message: str | None = None
+) -> HTMLResponse:
+    """A refusal as a page a person reads (`message`, else the error's detail), with
+    the error's 4xx/5xx status and headers."""
     login = error.status in (400, 401, 403)
-    document = views.error_document(lang, error.detail, views.href(back, lang), login=login)
+    text = error.detail if message is None else message
+    document = views.error_document(lang, text, views.href(back, lang), login=login)
     return html(document, error.status, {**PAGE_HEADERS, **error.headers})
 
 

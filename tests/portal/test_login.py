@@ -88,7 +88,8 @@ def test_a_state_is_single_use(live: Live) -> None:
         )
         again = browser.get(back)
         assert again.status_code == 400
-        assert "already used" in again.text
+        assert "already used" in again.text  # the cause, for a helpdesk
+        assert "登录未成功，请重新登录" in again.text  # first, in the person's words
     assert len(session_rows(live)) == 1
 
 
@@ -280,4 +281,5 @@ def test_logins_started_from_one_address_are_throttled(id_settings: Settings, li
     assert answers[:burst] == [302] * burst
     assert refused.status_code == 429
     assert int(refused.headers["retry-after"]) >= 1
+    assert "登录尝试过于频繁" in refused.text
     assert "text/html" in refused.headers["content-type"]
