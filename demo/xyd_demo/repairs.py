@@ -18,6 +18,7 @@ from sqlalchemy import Connection, select, update
 from gateway.dashboard.accounts import REVIEWER, create_user, new_password, set_password
 from gateway.private_files import private_dir, write_private
 from gateway.repairs import service
+from gateway.reports.build import report_day
 from gateway.store.tables import dashboard_users
 from xyd_demo import names
 from xyd_demo.oidc.users import REPAIR_SAMPLE
@@ -29,7 +30,7 @@ API_REVIEWER = "demo-department"  # xyd_demo.clients: the market regulator's cli
 def write_repair_sample(conn: Connection, config_dir: Path, out_dir: Path) -> Path | None:
     """Find a repairable penalty, make its department's reviewer; the sample's path,
     or None when the data holds no repairable penalty."""
-    on = service.today(datetime.now(UTC))
+    on = report_day(datetime.now(UTC))
     found = service.find_repairable(conn, config_dir, on, names.MARKET) or (
         service.find_repairable(conn, config_dir, on)
     )

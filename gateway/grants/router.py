@@ -12,8 +12,7 @@ from gateway.apidocs import answer_docs
 from gateway.errors import problem_docs
 from gateway.grants.schemas import PushedRequest
 from gateway.grants.service import CodeFlow
-from gateway.identity.dpop import proof_header, verify_proof
-from gateway.identity.router import read_form
+from gateway.identity.router import form_and_proof
 from gateway.state import state_of
 
 router = APIRouter(tags=["identity"])
@@ -52,15 +51,6 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
     },
 )
 async def push(request: Request, code_flow: CodeFlowDep) -> Response:
-    form = await read_form(request)
-    proof = proof_header(request.headers)
-    jkt = None
-    if proof is not None:
-        jkt = await verify_proof(
-            proof,
-            method="POST",
-            url=f"{code_flow.settings.issuer}/oauth/par",
-            guard=code_flow.identity.guard,
-        )
+    form, jkt = await form_and_proof(request, code_flow.identity, "/oauth/par")
     answer = await code_flow.push(form, jkt, request.headers.get("authorization"))
     return Response(orjson.dumps(answer), 201, media_type="application/json", headers=_NO_STORE)

@@ -59,22 +59,26 @@ def _json(body: dict[str, Any], headers: dict[str, str] | None = None) -> Respon
     return Response(orjson.dumps(body), media_type="application/json", headers=headers)
 
 
+async def form_and_proof(
+    request: Request, identity: Identity, path: str
+) -> tuple[dict[str, str], str | None]:
+    """An OAuth POST's form and, when it carries a DPoP proof (checked against the
+    issuer's `path`), the proof key's thumbprint: the token endpoint's and PAR's."""
+    form = await read_form(request)
+    proof = proof_header(request.headers)
+    if proof is None:
+        return form, None
+    url = f"{identity.settings.issuer}{path}"
+    return form, await verify_proof(proof, method="POST", url=url, guard=identity.guard)
+
+
 @router.post(
     "/oauth/token",
     summary="Client credentials grant; private_key_jwt client authentication",
     responses={**answer_docs(TokenAnswer, "An access token", headers=_NO_STORE_DOCS), **_PROBLEMS},
 )
 async def token(request: Request, identity: IdentityDep) -> Response:
-    form = await read_form(request)
-    proof = proof_header(request.headers)
-    jkt = None
-    if proof is not None:
-        jkt = await verify_proof(
-            proof,
-            method="POST",
-            url=f"{identity.settings.issuer}/oauth/token",
-            guard=identity.guard,
-        )
+    form, jkt = await form_and_proof(request, identity, "/oauth/token")
     answer = await identity.token(form, jkt, request.headers.get("authorization"))
     return _json(answer, _NO_STORE)
 

@@ -32,6 +32,7 @@ from gateway.portal.web import LangQuery, PortalSessionDep, error_page, page
 from gateway.repairs import evidence, service
 from gateway.repairs.eligibility import PenaltyEligibility
 from gateway.repairs.http import apply_audited
+from gateway.reports.build import report_day
 from gateway.settings import Settings
 from gateway.state import GatewayState
 from gateway.webpages import PAGE_HEADERS, CsrfRefused, Lang, csrf_matches, lang_of, read_multipart
@@ -47,7 +48,7 @@ ApplicationId = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[A-Z
 def _penalties(
     conn: Connection, settings: Settings, credit_code: str
 ) -> list[tuple[PenaltyEligibility, str | None]]:
-    on = service.today(datetime.now(UTC))
+    on = report_day(datetime.now(UTC))
     return service.penalties(conn, settings.config_dir, credit_code, on)
 
 

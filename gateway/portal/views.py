@@ -10,14 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 from gateway.portal.i18n import PURPOSES, SECTIONS, TEXT, word
 from gateway.portal.sessions import PortalSession
+from gateway.reports.build import CHENGDU
 from gateway.webpages import Lang
 
 esc = html.escape
-BEIJING = ZoneInfo("Asia/Shanghai")
 STYLESHEET = "/dashboard/static/dashboard.css?v=2"  # the dashboard's, served once
 # The portal's pages; the consents page is this package's, the others come later.
 NAV = (
@@ -38,7 +37,7 @@ def href(path: str, lang: Lang, **query: str) -> str:
 
 def moment(at: datetime | str) -> str:
     value = datetime.fromisoformat(at) if isinstance(at, str) else at
-    return value.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M")
+    return value.astimezone(CHENGDU).strftime("%Y-%m-%d %H:%M")
 
 
 def document(lang: Lang, title: str, body: str) -> str:

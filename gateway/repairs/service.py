@@ -6,7 +6,7 @@ For the portal's repair pages:
 
 - `penalties(conn, config_dir, credit_code, on)`: the enterprise's penalties,
   each eligible or not with the reason and earliest date in zh and en, and its
-  pending application if any (`today(now)` gives `on`, Chengdu's day);
+  pending application if any (`reports.build.report_day(now)` gives `on`, Chengdu's day);
 - `commitment_text(config_dir)`: the commitment to show in full, and the
   `sha256` an acceptance names;
 - evidence uploads: `evidence.read_bounded` (a body stopped at its limit),
@@ -39,7 +39,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Row
 from sqlalchemy.engine import Engine
@@ -50,6 +49,7 @@ from gateway.keys.pii import KeyRing
 from gateway.records.audited import WriteAudit
 from gateway.records.binding import repair_reviewer
 from gateway.records.service import Ingestor
+from gateway.reports.build import report_day
 from gateway.reports.repository import current_records
 from gateway.reports.sections import repairs as repair_decisions
 from policies.departments import Departments, Writer
@@ -59,7 +59,6 @@ from .commitment import Commitment, load_commitment
 from .eligibility import PenaltyEligibility, judge, publication_rules
 from .evidence import Evidence
 
-CHENGDU = ZoneInfo("Asia/Shanghai")
 LIST_MAX = 100
 
 
@@ -139,11 +138,6 @@ def commitment_text(config_dir: Path) -> Commitment:
     return load_commitment(config_dir)
 
 
-def today(now: datetime) -> date:
-    """The day in Chengdu: publication periods count in local days."""
-    return now.astimezone(CHENGDU).date()
-
-
 def penalties(
     conn: Connection, config_dir: Path, credit_code: str, on: date
 ) -> list[tuple[PenaltyEligibility, str | None]]:
@@ -198,7 +192,7 @@ def apply(
     now: datetime,
 ) -> dict[str, Any]:
     """File an application; its commitment record is written with it."""
-    judged = _judged(conn, limits.config_dir, new, today(now))
+    judged = _judged(conn, limits.config_dir, new, report_day(now))
     result = judged.eligibility
     if not result.eligible:
         earliest = result.earliest.isoformat() if result.earliest else None
@@ -214,7 +208,7 @@ def apply(
         raise Conflict(f"penalty {new.record_id} has a pending application", application_id=already)
     application_id = f"rpr_{secrets.token_urlsafe(12)}"
     commitment_record = f"RC-{application_id}"
-    _write_commitment(conn, path, new.credit_code, commitment, commitment_record, today(now))
+    _write_commitment(conn, path, new.credit_code, commitment, commitment_record, report_day(now))
     values = {
         "id": application_id, "credit_code": new.credit_code, "record_id": new.record_id,
         "department": judged.department, "status": "pending", "channel": applicant.channel,
@@ -285,7 +279,7 @@ def decide(
     repair_record = None
     if decision == "approve":
         repair_record = f"CR-{application_id}"
-        _publish_repair(conn, path, row, repair_record, today(now))
+        _publish_repair(conn, path, row, repair_record, report_day(now))
     decided = repository.decide(
         conn,
         application_id,

@@ -14,6 +14,7 @@ from sqlalchemy import create_engine
 
 from gateway.dashboard import accounts
 from gateway.repairs import service
+from gateway.reports.build import report_day
 from gateway.settings import Settings
 
 
@@ -42,7 +43,7 @@ def test_the_demo_has_a_repairable_penalty_and_a_reviewer(tmp_path: Path) -> Non
         judged = {
             j.record_id: j
             for j, _ in service.penalties(
-                conn, config_dir, sample["credit_code"], service.today(datetime.now(UTC))
+                conn, config_dir, sample["credit_code"], report_day(datetime.now(UTC))
             )
         }
         login = accounts.verify_login(conn, "demo-reviewer", password_file.read_text().strip())
