@@ -13,8 +13,8 @@ from functools import cache
 from pathlib import Path
 
 from gateway.reports.repository import StoredRecord
-from gateway.reports.sections import Repairs, repaired_on
-from policies.publication import PenaltyFacts, PublicationRules
+from gateway.reports.sections import Repairs, penalty_facts, repaired_on
+from policies.publication import PublicationRules
 from policies.repair import Eligibility, Refusal, eligibility
 
 from .commitment import Lang
@@ -55,29 +55,6 @@ def publication_rules(config_dir: Path) -> PublicationRules:
     return PublicationRules.load(config_dir / "publication.yaml")
 
 
-def _day(value: object) -> date | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return date.fromisoformat(value[:10])
-    except ValueError:
-        return None
-
-
-def facts_of(record: StoredRecord) -> PenaltyFacts | None:
-    """A stored penalty's facts, as the report reads them; None without a decision date."""
-    decided = _day(record.data.get("decision_date")) or record.effective_date
-    if decided is None:
-        return None
-    return PenaltyFacts(
-        decision_date=decided,
-        severity=record.data.get("severity"),
-        procedure=str(record.data.get("procedure", "general")),
-        party_category=str(record.data.get("party_category", "legal_person")),
-        publication_until=_day(record.data.get("publication_until")),
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class PenaltyEligibility:
     """A penalty of the enterprise and whether it may be repaired, with the words."""
@@ -94,7 +71,7 @@ class PenaltyEligibility:
 def judge(
     record: StoredRecord, rules: PublicationRules, decisions: Repairs, on: date
 ) -> PenaltyEligibility:
-    facts = facts_of(record)
+    facts = penalty_facts(record)
     if record.subject_kind == "natural_person":
         result = Eligibility(False, "natural_person")
     elif facts is None:

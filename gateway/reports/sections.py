@@ -71,6 +71,22 @@ def _day(value: Any) -> date | None:
 Repairs = dict[tuple[str, str, str | None], tuple[date, int, bool]]
 
 
+def penalty_facts(record: StoredRecord) -> PenaltyFacts | None:
+    """What the publication rules judge a stored penalty by; None before its decision date
+    is known. Reports and repair eligibility both read penalties through this."""
+    data = record.data
+    decided = _day(data.get("decision_date")) or record.effective_date
+    if decided is None:
+        return None
+    return PenaltyFacts(
+        decision_date=decided,
+        severity=data.get("severity"),
+        procedure=str(data.get("procedure", "general")),
+        party_category=str(data.get("party_category", "legal_person")),
+        publication_until=_day(data.get("publication_until")),
+    )
+
+
 def repairs(records: Iterable[StoredRecord]) -> Repairs:
     """Repair decisions by (repaired category, department's record id, department).
 
@@ -114,16 +130,9 @@ def visibility(
     data = record.data
     repaired = repaired_on(record, decisions)
     if record.category == "penalty":
-        decided = _day(data.get("decision_date")) or record.effective_date
-        if decided is None:
+        facts = penalty_facts(record)
+        if facts is None:
             return Visibility(False, "not_yet_decided")
-        facts = PenaltyFacts(
-            decision_date=decided,
-            severity=data.get("severity"),
-            procedure=str(data.get("procedure", "general")),
-            party_category=str(data.get("party_category", "legal_person")),
-            publication_until=_day(data.get("publication_until")),
-        )
         return rules.penalty(facts, repaired_on=repaired, on=on)
     if record.category in ("red_list", "black_list"):
         return in_force_entry(

@@ -13,7 +13,6 @@ Playwright), the audit chain and the access log.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +22,7 @@ import pytest
 from playwright.sync_api import Browser, expect, sync_playwright
 
 from gateway.client import GatewayClient
+from testkit.browser import CHROMIUM, LAUNCH_ARGS
 from testkit.builders import TAX, code
 from tests.journeys.conftest import OFFICER, OFFICER_PASSWORD, World, deliver, wait_for
 from tests.journeys.story import (
@@ -37,12 +37,6 @@ from xyd_demo.simulators import kechuangtong as kct
 
 SME = code(1821)
 LOAN = "KCTJ2026001821"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-LAUNCH_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-    "--no-first-run", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--disable-default-apps", "--disable-extensions",
-]  # fmt: skip
 
 
 @pytest.fixture
