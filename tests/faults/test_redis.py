@@ -17,7 +17,8 @@ import redis.asyncio
 from sqlalchemy import Engine, func, select
 from starlette.testclient import TestClient
 
-from gateway.app import create_app, make_redis
+from gateway.app import create_app
+from gateway.redisconn import make_redis
 from gateway.metrics import REPORT_CACHE
 from gateway.monitor.bus import STREAM, RedisStreamBus
 from gateway.monitor.relay import WATERMARKS, relay_once
