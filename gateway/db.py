@@ -148,9 +148,9 @@ class HeldAsyncPg:
         # (?host=H1:P1&host=H2:P2&target_session_attrs=read-write) becomes
         # libpq's host=H1,H2 port=P1,P2, which a rendered URL would not.
         _args, params = engine.dialect.create_connect_args(engine.url)
-        params.pop("context", None)  # SQLAlchemy's type adapters, not ours
-        params.setdefault("connect_timeout", 5)
-        self.params: dict[str, Any] = params
+        self.params: dict[str, Any] = dict(params)
+        self.params.pop("context", None)  # SQLAlchemy's type adapters, not ours
+        self.params.setdefault("connect_timeout", 5)
         self._conn: Any = None
 
     async def run(self, work: Callable[[Any], Awaitable[T]]) -> T:

@@ -23,7 +23,6 @@ otherwise stall a request for seconds; callers decide fail-open or closed).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -145,8 +144,13 @@ class FollowingPool(redis.asyncio.sentinel.SentinelConnectionPool):
     """A sentinel pool that follows a handed-over master within MASTER_RECHECK_S."""
 
     def __init__(self, service_name: str, sentinel_manager: Any, **kwargs: Any) -> None:
-        super().__init__(service_name, sentinel_manager, **kwargs)
+        super().__init__(service_name, sentinel_manager, **kwargs)  # type: ignore[no-untyped-call]
         self._recheck_at = 0.0
+
+    async def aclose(self) -> None:
+        # The sentinels' connections too (a sibling sharing them reconnects).
+        await super().aclose()
+        await self.sentinel_manager.aclose()
 
     async def get_connection(self, *args: Any, **options: Any) -> Any:
         now = time.monotonic()
@@ -156,10 +160,10 @@ class FollowingPool(redis.asyncio.sentinel.SentinelConnectionPool):
             # ones are dropped on release). Sentinels that do not answer leave
             # the master we have: the command itself says whether it is there.
             try:
-                await self.get_master_address()
+                await self.get_master_address()  # type: ignore[no-untyped-call]
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.warning("sentinels not asked for the master: %s", exc)
-        return await super().get_connection(*args, **options)
+        return await super().get_connection(*args, **options)  # type: ignore[no-untyped-call]
 
 
 def async_redis(
@@ -171,7 +175,7 @@ def async_redis(
         policy["max_connections"] = max_connections
     if isinstance(target, DirectTarget):
         return redis.asyncio.Redis.from_url(target.url, **policy)
-    sentinel = redis.asyncio.sentinel.Sentinel(
+    sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]
         list(target.sentinels), sentinel_kwargs=_sentinel_policy(timeout)
     )
     client: redis.asyncio.Redis = sentinel.master_for(
@@ -189,10 +193,10 @@ def sync_redis(url: str, *, timeout: float) -> redis.Redis:
     policy = _policy(timeout)
     if isinstance(target, DirectTarget):
         return redis.Redis.from_url(target.url, **policy)
-    sentinel = redis.sentinel.Sentinel(
+    sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
         list(target.sentinels), sentinel_kwargs=_sentinel_policy(timeout)
     )
-    client: redis.Redis = sentinel.master_for(
+    client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
         target.master, db=target.db, password=target.password, **policy
     )
     return client

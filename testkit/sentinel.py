@@ -102,6 +102,7 @@ class SentinelSet:
     def wait_switched(self, old: int, seconds: float = 30) -> int:
         """The new master's port once every sentinel names it, not `old`, and
         it says it is a master."""
+
         def switched() -> bool:
             seen = set()
             for port in self.sentinel_ports:

@@ -18,6 +18,7 @@ from starlette.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.identity.sync_mirror import mirror_client_state
+from gateway.profile.check import check
 from gateway.redisconn import (
     MASTER_RECHECK_S,
     DirectTarget,
@@ -26,12 +27,11 @@ from gateway.redisconn import (
     make_sync_redis,
     parse_redis_url,
 )
-from gateway.profile.check import check
 from testkit.clients import ClientKey, register
 from testkit.sentinel import SentinelSet, sentinel_set
 from tests.faults.conftest import gateway_settings, seed_enterprises
-from tests.identity.test_access_tokens import assert_401, call
 from tests.faults.test_redis import REPORT
+from tests.identity.test_access_tokens import assert_401, call
 from tests.identity.test_token_flow import get_token
 from tests.profile.builders import production_settings
 from tests.reports.test_reports_api import bearer, consent
