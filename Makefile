@@ -24,19 +24,21 @@ demo: $(STAMP)
 	  $(BIN)/xyd demo oidc > .xyd/demo/oidc.log 2>&1 & oidc=$$!; \
 	  trap 'kill $$pid $$oidc 2>/dev/null' EXIT INT TERM; $(BIN)/xyd serve
 
-# Debian's PostgreSQL, Redis and Chromium (with CJK fonts for the dashboard's
-# screenshots and the printable report), pango for WeasyPrint's PDF and
+# Debian's PostgreSQL, Redis (and its Sentinel, for the failover tests) and
+# Chromium (with CJK fonts for the dashboard's screenshots and the printable
+# report), pango for WeasyPrint's PDF and
 # poppler-utils to look at it, and prometheus for its promtool (a 19 MB
 # download) to check the alert rules, installed when missing; the tests start
 # and stop their own throw-away servers and a headless browser from these binaries.
 services:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v redis-server >/dev/null \
-	  && command -v chromium >/dev/null && test -d /usr/share/fonts/opentype/noto \
+	  && command -v redis-sentinel >/dev/null && command -v chromium >/dev/null \
+	  && test -d /usr/share/fonts/opentype/noto \
 	  && command -v pdftoppm >/dev/null && ldconfig -p | grep -q libpangoft2-1.0 \
 	  && command -v promtool >/dev/null \
 	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	       --no-install-recommends postgresql redis-server chromium fonts-liberation \
-	       fonts-noto-cjk libpango-1.0-0 libpangoft2-1.0-0 poppler-utils prometheus >/dev/null; }
+	       --no-install-recommends postgresql redis-server redis-sentinel chromium \
+	       fonts-liberation fonts-noto-cjk libpango-1.0-0 libpangoft2-1.0-0 poppler-utils prometheus >/dev/null; }
 
 # Two pytest workers, a test file each: most tests wait on servers and
 # subprocesses, so two share the two cores well. Each worker starts its own

@@ -7,10 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from redis.asyncio import Redis
-from redis.backoff import NoBackoff
-from redis.maint_notifications import MaintNotificationsConfig
-from redis.retry import Retry
 
 from adapters.base import PlatformContext, PlatformServices
 from adapters.registry import build_all, load_config
@@ -49,6 +45,7 @@ from gateway.private_files import restrict_umask
 from gateway.profile.check import enforce as enforce_profile
 from gateway.records.binding import load_departments
 from gateway.records.router import router as records_router
+from gateway.redisconn import make_redis
 from gateway.reference import router as reference_router
 from gateway.repairs.pages import router as repair_pages_router
 from gateway.repairs.router import router as repairs_router
@@ -62,25 +59,6 @@ from gateway.settings import Settings
 from gateway.state import GatewayState, attach
 from policies.consent import ConsentRules
 from policies.rate import RateConfig
-
-
-def make_redis(settings: Settings) -> Redis | None:
-    if not settings.redis_url:
-        return None
-    # redis-py retries with back-off by default: a dead Redis would then stall
-    # a request for seconds. Fail fast; callers decide fail-open or closed.
-    return Redis.from_url(
-        settings.redis_url,
-        socket_timeout=settings.redis_timeout_s,
-        socket_connect_timeout=settings.redis_timeout_s,
-        retry=Retry(NoBackoff(), 0),
-        retry_on_timeout=False,
-        health_check_interval=0,
-        # With maintenance notifications on ("auto", redis-py 8's default) the
-        # pool hands out a pooled connection unchecked: after a Redis restart the
-        # first request on each failed. Off, a closed one is replaced before use.
-        maint_notifications_config=MaintNotificationsConfig(enabled=False),
-    )
 
 
 def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -> FastAPI:

@@ -144,9 +144,13 @@ class HeldAsyncPg:
     request after a PostgreSQL restart is answered rather than failed."""
 
     def __init__(self, engine: Engine) -> None:
-        self.conninfo = engine.url.set(drivername="postgresql").render_as_string(
-            hide_password=False
-        )
+        # The dialect's own reading of the URL: a multi-host one
+        # (?host=H1:P1&host=H2:P2&target_session_attrs=read-write) becomes
+        # libpq's host=H1,H2 port=P1,P2, which a rendered URL would not.
+        _args, params = engine.dialect.create_connect_args(engine.url)
+        self.params: dict[str, Any] = dict(params)
+        self.params.pop("context", None)  # SQLAlchemy's type adapters, not ours
+        self.params.setdefault("connect_timeout", 5)
         self._conn: Any = None
 
     async def run(self, work: Callable[[Any], Awaitable[T]]) -> T:
@@ -163,10 +167,9 @@ class HeldAsyncPg:
         if conn is None:
             try:
                 conn = await psycopg.AsyncConnection.connect(
-                    self.conninfo,
+                    **self.params,
                     autocommit=True,
                     prepare_threshold=None,
-                    connect_timeout=5,
                 )
             except psycopg.Error as exc:
                 raise DBAPIError.instance(None, None, exc, psycopg.Error, True) from exc

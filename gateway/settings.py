@@ -39,9 +39,23 @@ class Settings(BaseSettings):
         description="Rate plans, consent rules, scoring model, risk rules",
     )
     database_url: str = Field(
-        "", description="SQLAlchemy URL; empty means SQLite at STATE_DIR/xyd.db"
+        "",
+        description=(
+            "SQLAlchemy URL; empty means SQLite at STATE_DIR/xyd.db. PostgreSQL: "
+            "`postgresql+psycopg://USER:PW@HOST:5432/DB`, or several servers, the writable "
+            "one chosen: `postgresql+psycopg://USER:PW@/DB?host=H1:5432&host=H2:5432"
+            "&target_session_attrs=read-write`"
+        ),
     )
-    redis_url: str | None = Field(None, description="Redis URL; unset means embedded mode")
+    redis_url: str | None = Field(
+        None,
+        description=(
+            "Redis URL; unset means embedded mode. One server: `redis://HOST:6379/0`, "
+            "`rediss://…`, `unix://PATH`; under Sentinel: "
+            "`redis+sentinel://[:PASSWORD@]HOST:26379,HOST:26379,HOST:26379/MASTER_NAME[/DB]` "
+            "(sentinel addresses, then the master's name; the password is the master's)"
+        ),
+    )
     db_pool_size: int = Field(
         10, ge=1, le=200, description="PostgreSQL connections each engine of a process keeps"
     )

@@ -18,11 +18,11 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import create_engine
 
-from gateway.app import make_redis
 from gateway.db import make_async_engine
 from gateway.identity.clients import create_client
 from gateway.identity.startup import start_identity
 from gateway.keys import jose
+from gateway.redisconn import make_redis
 from gateway.settings import Settings
 from gateway.store.migrate import upgrade
 

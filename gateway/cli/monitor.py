@@ -24,10 +24,10 @@ def monitor(
     import socket
 
     from adapters.registry import load_config, notified_platforms
-    from gateway.app import make_redis
     from gateway.db import make_sync_engine
     from gateway.monitor.bus import RedisStreamBus
     from gateway.monitor.service import load_rules, run
+    from gateway.redisconn import make_redis
 
     settings = Settings()
     redis = make_redis(settings)

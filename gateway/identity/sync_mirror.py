@@ -5,19 +5,19 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from redis import Redis
 from redis.exceptions import RedisError
 
 from gateway.identity.guard import EPOCH, disabled_key
+from gateway.redisconn import make_sync_redis
 from gateway.settings import Settings
 
 log = logging.getLogger("xyd.identity")
 
 
 def mirror_client_state(settings: Settings, client_id: str, *, disabled: bool) -> None:
-    if not settings.redis_url:
+    redis = make_sync_redis(settings, timeout=2)
+    if redis is None:
         return  # gateways read the database directly
-    redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
     try:
         if disabled:
             redis.set(disabled_key(client_id), "1")

@@ -24,9 +24,10 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import orjson
-from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from gateway.redisconn import sibling
 from policies.risk.base import MonitorEvent
 
 STREAM = "xyd:monitor:events"
@@ -274,13 +275,7 @@ def _blocking_reader(redis: Redis) -> Redis:
     second on an idle stream then failed every time (a traceback every 1.7 s).
     Its socket timeout is the block plus the usual margin, so only a Redis that
     stopped answering times it out."""
-    pool = redis.connection_pool
-    timeout = pool.connection_kwargs.get("socket_timeout")
+    timeout = redis.connection_pool.connection_kwargs.get("socket_timeout")
     if not timeout:
         return redis
-    kwargs = {**pool.connection_kwargs, "socket_timeout": timeout + MAX_BLOCK_MS / 1000}
-    return Redis(
-        connection_pool=ConnectionPool(
-            connection_class=pool.connection_class, max_connections=4, **kwargs
-        )
-    )
+    return sibling(redis, timeout=timeout + MAX_BLOCK_MS / 1000, max_connections=4)

@@ -9,13 +9,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.db import make_sync_engine
 from gateway.profile.rules import settings_violations
 from gateway.profile.servers import NotChecked, demo_accounts, redis_persistence
+from gateway.redisconn import RedisUrlError, make_sync_redis
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -61,12 +61,14 @@ def _check_store(settings: Settings, found: Findings) -> None:
 
 
 def _check_redis(settings: Settings, found: Findings) -> None:
-    assert settings.redis_url is not None
-    client = Redis.from_url(
-        settings.redis_url,
-        socket_timeout=settings.readiness_timeout_s,
-        socket_connect_timeout=settings.readiness_timeout_s,
-    )
+    # Through sentinels, this asks the master they name (a replica's
+    # appendonly says nothing of what a failover would keep).
+    try:
+        client = make_sync_redis(settings, timeout=settings.readiness_timeout_s)
+    except RedisUrlError as exc:
+        found.violations.append(str(exc))
+        return
+    assert client is not None
     try:
         if (message := redis_persistence(client)) is not None:
             found.violations.append(message)

@@ -17,12 +17,13 @@ import redis.asyncio
 from sqlalchemy import Engine, func, select
 from starlette.testclient import TestClient
 
-from gateway.app import create_app, make_redis
+from gateway.app import create_app
 from gateway.metrics import REPORT_CACHE
 from gateway.monitor.bus import STREAM, RedisStreamBus
 from gateway.monitor.relay import WATERMARKS, relay_once
 from gateway.monitor.service import load_rules, run
 from gateway.positions import read_position
+from gateway.redisconn import make_redis
 from gateway.store.tables import monitor_events
 from testkit.builders import code
 from testkit.clients import register

@@ -138,8 +138,8 @@ def test_token_endpoint_wants_a_form_and_the_right_grant(
 def test_concurrent_requests_with_one_assertion_succeed_once(
     id_settings: Settings, bank: ClientKey
 ) -> None:
-    from gateway.app import make_redis
     from gateway.db import make_async_engine
+    from gateway.redisconn import make_redis
 
     async def race() -> list[object]:
         engine = make_async_engine(id_settings)

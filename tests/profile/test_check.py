@@ -95,6 +95,14 @@ def test_the_apps_lifespan_refuses_to_start(tmp_path: Path) -> None:
     ]
 
 
+def test_an_unreadable_redis_url_is_a_violation_naming_it(tmp_path: Path) -> None:
+    settings = production_settings(
+        tmp_path, database_url="", redis_url="redis+sentinel://s1:26379,s2/xyd"
+    )
+    refused = [v for v in check(settings).violations if v.startswith("XYD_REDIS_URL")]
+    assert len(refused) == 1 and "'s2' is not HOST:PORT" in refused[0], refused
+
+
 def _env(settings: Settings) -> dict[str, str]:
     """The settings as the XYD_ environment the CLI reads."""
     env = {}
