@@ -1,16 +1,15 @@
 """`python -m deploy.image build|export|run`: the image from the command line (as root).
 
-    build   the base (cached under --cache) and the image xyd-gateway:<version>
-    export  build, then write --out/rootfs and --out/image.json
-    run     export, then run `xyd ARGS` (`serve` when none) from the root, the
-            settings from the XYD_ variables of this environment
+build   the base (cached under --cache) and the image xyd-gateway:<version>
+export  build, then write --out/rootfs and --out/image.json
+run     export, then run `xyd ARGS` (`serve` when none) from the root, the
+        settings from the XYD_ variables of this environment
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 from pathlib import Path
 
 from deploy.image import rootfs
@@ -44,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     argv_run = rootfs.command(
         out, state=options.state, args=options.args or None, netns=options.netns
     )
-    return subprocess.run(argv_run, env=rootfs.environment(out, settings), check=False).returncode
+    # exec: this process becomes the gateway, so a signal to it stops the gateway.
+    os.execvpe(argv_run[0], argv_run, rootfs.environment(out, settings))  # noqa: S606
 
 
 if __name__ == "__main__":

@@ -10,10 +10,15 @@ apt sources, as the image's, so environment markers (`python_full_version <
 "3.11.3"` pulls async-timeout in) resolve as they will in the image, which
 the project's venv (another Python) would not. The image installs them with
 no index at all.
+
+An image is labelled with a hash of its inputs (the sources, config,
+constraints, Containerfile, base image); a build whose inputs hash the same
+as the present image's reuses it and stages nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import tempfile
@@ -23,12 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deploy.image.base import DEFAULT_CACHE, BaseSpec, base_image
-from deploy.image.buildah import ISOLATION, buildah
+from deploy.image.buildah import ISOLATION, buildah, image_exists, inspect_image
 
 REPO = Path(__file__).resolve().parents[2]
 CONTAINERFILE = Path(__file__).resolve().parent / "Containerfile"
 IMAGE_NAME = "xyd-gateway"
 DEBIAN_PYTHON = "/usr/bin/python3"
+INPUTS_LABEL = "xyd.inputs"
 # The distribution's own files; `packages.find` in pyproject.toml picks the
 # packages among them, so a directory here it does not include stays out.
 _SOURCES = ("pyproject.toml", "README.md", "gateway", "adapters", "policies")
@@ -58,6 +64,10 @@ def build(cache: Path = DEFAULT_CACHE, spec: BaseSpec | None = None) -> Built:
     log: list[str] = []
     base = base_image(spec or BaseSpec(), cache, log)
     tags = (image_ref(), image_ref("latest"))
+    inputs = inputs_hash(base)
+    if _label(tags[0]) == inputs:
+        log.append(f"image {tags[0]} present, inputs unchanged ({inputs})")
+        return Built(image=tags[0], tags=tags, seconds=time.monotonic() - started, log=log)
     with tempfile.TemporaryDirectory(prefix="xyd-image-") as tmp:
         context = Path(tmp)
         _stage(context, log)
@@ -65,10 +75,12 @@ def build(cache: Path = DEFAULT_CACHE, spec: BaseSpec | None = None) -> Built:
             "bud",
             "--quiet",
             f"--isolation={ISOLATION}",
+            # Docker's format: OCI's image config has no HEALTHCHECK.
             "--format=docker",
             "--layers=false",
             "--pull=never",
             f"--build-arg=BASE={base}",
+            f"--label={INPUTS_LABEL}={inputs}",
             "--file",
             str(context / "Containerfile"),
             *(f"--tag={tag}" for tag in tags),
@@ -77,6 +89,33 @@ def build(cache: Path = DEFAULT_CACHE, spec: BaseSpec | None = None) -> Built:
     seconds = time.monotonic() - started
     log.append(f"image {tags[0]} built in {seconds:.0f} s")
     return Built(image=tags[0], tags=tags, seconds=seconds, log=log)
+
+
+def inputs_hash(base: str) -> str:
+    """A hash of everything the image is built from, bar the wheels' index."""
+    digest = hashlib.sha256(base.encode())
+    files = [CONTAINERFILE, REPO / "constraints.txt", *sorted((REPO / "config").glob("*.yaml"))]
+    for name in _SOURCES:
+        origin = REPO / name
+        files += (
+            sorted(p for p in origin.rglob("*") if _shipped(p)) if origin.is_dir() else [origin]
+        )
+    for path in files:
+        digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _shipped(path: Path) -> bool:
+    return path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+
+
+def _label(image: str) -> str | None:
+    if not image_exists(image):
+        return None
+    docker = inspect_image(image)["Docker"]
+    assert isinstance(docker, dict)
+    labels: dict[str, str] = docker["config"].get("Labels") or {}
+    return labels.get(INPUTS_LABEL)
 
 
 def _stage(context: Path, log: list[str]) -> None:
@@ -102,7 +141,8 @@ def _stage(context: Path, log: list[str]) -> None:
             "-m",
             "pip",
             "wheel",
-            "--quiet",
+            # Errors only: the index's warnings for each package drown them.
+            "-qq",
             "--disable-pip-version-check",
             "--constraint",
             str(REPO / "constraints.txt"),

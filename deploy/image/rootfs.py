@@ -45,7 +45,8 @@ def _mount_script(
         f"mount --bind {r} {r}",
         f"mount -t proc proc {r}/proc",
         f"mount --rbind /dev {r}/dev",
-        f"mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs {r}/tmp",
+        # The root's own /tmp, a tmpfs as a pod's emptyDir, not a file of the host's /tmp.
+        f"mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs {r}/tmp",  # noqa: S108
         f"mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs {r}/run",
         f"mount --bind {shlex.quote(str(state))} {r}{STATE_DIR}",
     ]
@@ -69,9 +70,12 @@ def command(
     binds: Mapping[Path, str] | None = None,
     writable: Mapping[Path, str] | None = None,
     netns: str | None = None,
+    entrypoint: Sequence[str] | None = None,
 ) -> list[str]:
     """The argv that runs the image's entrypoint with `args` (its CMD when None).
 
+    `entrypoint` replaces the image's, and its CMD with it, as
+    `podman run --entrypoint` does.
     `state` is bound on /var/lib/xyd (writable; it must belong to uid 10001);
     `binds` map host files or directories onto paths inside, read-only, and
     `writable` the same, writable. Paths inside must be under /tmp or /run,
@@ -80,6 +84,10 @@ def command(
     config = ImageConfig.load(out)
     root = (out / "rootfs").resolve()
     uid, _, gid = config.user.partition(":")
+    if entrypoint is None:
+        program = [*config.entrypoint, *(config.cmd if args is None else args)]
+    else:
+        program = [*entrypoint, *(args or ())]
     run = [
         "chroot",
         str(root),
@@ -96,8 +104,7 @@ def command(
         'cd "$1" && shift && exec "$@"',
         "sh",
         config.working_dir,
-        *config.entrypoint,
-        *(config.cmd if args is None else args),
+        *program,
     ]
     script = _mount_script(root, state.resolve(), binds or {}, writable or {})
     script.append('exec "$@"')
