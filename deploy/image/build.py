@@ -68,6 +68,7 @@ def build(cache: Path = DEFAULT_CACHE, spec: BaseSpec | None = None) -> Built:
     if _label(tags[0]) == inputs:
         log.append(f"image {tags[0]} present, inputs unchanged ({inputs})")
         return Built(image=tags[0], tags=tags, seconds=time.monotonic() - started, log=log)
+    replaced = inspect_image(tags[0])["FromImageID"] if image_exists(tags[0]) else None
     with tempfile.TemporaryDirectory(prefix="xyd-image-") as tmp:
         context = Path(tmp)
         _stage(context, log)
@@ -86,6 +87,8 @@ def build(cache: Path = DEFAULT_CACHE, spec: BaseSpec | None = None) -> Built:
             *(f"--tag={tag}" for tag in tags),
             str(context),
         )
+    if replaced is not None:
+        _remove_if_untagged(str(replaced), log)
     seconds = time.monotonic() - started
     log.append(f"image {tags[0]} built in {seconds:.0f} s")
     return Built(image=tags[0], tags=tags, seconds=seconds, log=log)
@@ -107,6 +110,15 @@ def inputs_hash(base: str) -> str:
 
 def _shipped(path: Path) -> bool:
     return path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+
+
+def _remove_if_untagged(image_id: str, log: list[str]) -> None:
+    # Each build replaces the last one's ~200 MB layer; an image nothing names
+    # any more is only disk used.
+    dangling = buildah("images", "--quiet", "--no-trunc", "--filter", "dangling=true")
+    if image_id in dangling:
+        buildah("rmi", image_id)
+        log.append(f"replaced image {image_id[:12]} removed")
 
 
 def _label(image: str) -> str | None:
