@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -213,4 +212,44 @@ def test_the_cache_makes_a_second_build_fast(built: Built) -> None:
     again = build(REPO / ".xyd" / "image-cache")
     assert again.image == built.image
     assert again.seconds < 10
-    assert shutil.which("buildah") and shutil.which("mmdebstrap")
+
+
+@pytest.fixture
+def netns() -> Iterator[str]:
+    name = f"xydimg-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=False)
+
+
+def test_a_gateway_runs_in_a_network_namespace(out: Path, state: Path, netns: str) -> None:
+    """As a cluster host: reachable inside its namespace only (embedded store)."""
+    port = free_port()
+    env = rootfs.environment(out, {"XYD_HOST": "127.0.0.1", "XYD_PORT": str(port)})
+    serve = subprocess.Popen(
+        rootfs.command(out, state=state, netns=netns),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        check = rootfs.command(
+            out, state=state, entrypoint=rootfs.healthcheck(out), args=[], netns=netns
+        )
+        deadline = time.monotonic() + 60
+        while subprocess.run(check, env=env, capture_output=True, timeout=30).returncode != 0:
+            assert serve.poll() is None and time.monotonic() < deadline
+            time.sleep(0.5)
+        # The host's own loopback has no gateway on that port.
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+    finally:
+        serve.terminate()
+        try:
+            serve.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            serve.kill()
+            serve.wait()
