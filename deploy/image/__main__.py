@@ -26,6 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where export writes")
     parser.add_argument("--state", type=Path, default=Path(".xyd/image-state"))
     parser.add_argument("--netns", help="run: inside this `ip netns` namespace")
+    parser.add_argument(
+        "--bind",
+        action="append",
+        default=[],
+        metavar="HOST:INSIDE",
+        help="run: a host file or directory bound read-only at INSIDE (keys); repeatable",
+    )
     options = parser.parse_args(argv)
 
     built = build(options.cache)
@@ -40,8 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     options.state.mkdir(parents=True, exist_ok=True)
     os.chown(options.state, 10001, 10001)
     settings = {k: v for k, v in os.environ.items() if k.startswith("XYD_")}
+    binds = {Path(host): inside for host, _, inside in (b.partition(":") for b in options.bind)}
     argv_run = rootfs.command(
-        out, state=options.state, args=options.args or None, netns=options.netns
+        out, state=options.state, args=options.args or None, binds=binds, netns=options.netns
     )
     # exec: this process becomes the gateway, so a signal to it stops the gateway.
     os.execvpe(argv_run[0], argv_run, rootfs.environment(out, settings))  # noqa: S606

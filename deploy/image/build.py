@@ -32,6 +32,7 @@ from deploy.image.buildah import ISOLATION, buildah, image_exists, inspect_image
 
 REPO = Path(__file__).resolve().parents[2]
 CONTAINERFILE = Path(__file__).resolve().parent / "Containerfile"
+HEALTHCHECK = Path(__file__).resolve().parent / "healthcheck.py"
 IMAGE_NAME = "xyd-gateway"
 DEBIAN_PYTHON = "/usr/bin/python3"
 INPUTS_LABEL = "xyd.inputs"
@@ -97,7 +98,12 @@ def build(cache: Path = DEFAULT_CACHE, spec: BaseSpec | None = None) -> Built:
 def inputs_hash(base: str) -> str:
     """A hash of everything the image is built from, bar the wheels' index."""
     digest = hashlib.sha256(base.encode())
-    files = [CONTAINERFILE, REPO / "constraints.txt", *sorted((REPO / "config").glob("*.yaml"))]
+    files = [
+        CONTAINERFILE,
+        HEALTHCHECK,
+        REPO / "constraints.txt",
+        *sorted((REPO / "config").glob("*.yaml")),
+    ]
     for name in _SOURCES:
         origin = REPO / name
         files += (
@@ -133,6 +139,7 @@ def _label(image: str) -> str | None:
 def _stage(context: Path, log: list[str]) -> None:
     started = time.monotonic()
     shutil.copy(CONTAINERFILE, context / "Containerfile")
+    shutil.copy(HEALTHCHECK, context / "healthcheck.py")
     config = context / "config"
     config.mkdir()
     for path in sorted((REPO / "config").glob("*.yaml")):

@@ -67,7 +67,12 @@ def test_the_image_config_runs_as_10001_with_a_health_check(built: Built) -> Non
     assert docker["User"] == f"{UID}:{UID}"
     assert docker["Entrypoint"] == ["/opt/xyd/bin/xyd"]
     assert docker["Cmd"] == ["serve"]
-    assert "/healthz" in " ".join(docker["Healthcheck"]["Test"])
+    assert docker["Healthcheck"]["Test"] == [
+        "CMD",
+        "/opt/xyd/bin/python",
+        "-I",
+        "/opt/xyd/healthcheck.py",
+    ]
     assert "/var/lib/xyd" in docker["Volumes"]
     assert built.tags == ("localhost/xyd-gateway:0.1.0", "localhost/xyd-gateway:latest")
 
@@ -131,7 +136,8 @@ def test_a_gateway_serves_from_the_exported_root(
             "XYD_KEY_ENCRYPTION_KEY_FILE": "/run/xyd/keys/kek.key",
         },
     )
-    binds = {keys: "/run/xyd/keys"}
+    # A file bound alone, as a Secret's key mounted with subPath.
+    binds = {keys / "kek.key": "/run/xyd/keys/kek.key"}
 
     upgrade = rootfs.command(out, state=state, args=["db", "upgrade"], binds=binds)
     done = subprocess.run(upgrade, env=env, capture_output=True, text=True, timeout=120)
