@@ -29,6 +29,7 @@ from pathlib import Path
 
 from deploy.image.base import DEFAULT_CACHE, BaseSpec, base_image
 from deploy.image.buildah import ISOLATION, buildah, image_exists, inspect_image
+from deploy.image.lock import locked
 
 REPO = Path(__file__).resolve().parents[2]
 CONTAINERFILE = Path(__file__).resolve().parent / "Containerfile"
@@ -61,6 +62,11 @@ def image_ref(tag: str | None = None) -> str:
 
 def build(cache: Path = DEFAULT_CACHE, spec: BaseSpec | None = None) -> Built:
     """Build `xyd-gateway:<version>` (also tagged `latest`); BuildahError on failure."""
+    with locked(cache / "build.lock"):
+        return _build(cache, spec)
+
+
+def _build(cache: Path, spec: BaseSpec | None) -> Built:
     started = time.monotonic()
     log: list[str] = []
     base = base_image(spec or BaseSpec(), cache, log)

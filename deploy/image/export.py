@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from deploy.image.buildah import buildah, inspect_image
+from deploy.image.lock import locked
 
 DEFAULT_OUT = Path(".xyd/image")
 
@@ -58,6 +59,11 @@ def image_config(image: str) -> ImageConfig:
 
 def export(image: str, out: Path = DEFAULT_OUT) -> Path:
     """Write `out/rootfs` and `out/image.json` for `image`; returns `out`."""
+    with locked(out / "export.lock"):
+        return _export(image, out)
+
+
+def _export(image: str, out: Path) -> Path:
     config = image_config(image)
     marker = out / "image.json"
     if marker.is_file() and ImageConfig.load(out).image_id == config.image_id:
