@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-fast lint services fmt bench
+.PHONY: demo test test-fast lint services fmt bench image
 
 # The gateway and, beside it, the demo kit (demo/: demo data, the platforms'
 # simulators, `xyd demo`), which a production install (`pip install .`) leaves out.
@@ -28,17 +28,21 @@ demo: $(STAMP)
 # Chromium (with CJK fonts for the dashboard's screenshots and the printable
 # report), pango for WeasyPrint's PDF and
 # poppler-utils to look at it, and prometheus for its promtool (a 19 MB
-# download) to check the alert rules, installed when missing; the tests start
+# download) to check the alert rules, and buildah and mmdebstrap for the
+# gateway's image (deploy/image: a Debian base, no registry; Debian's python3
+# with pip builds the image's wheels), installed when missing; the tests start
 # and stop their own throw-away servers and a headless browser from these binaries.
 services:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v redis-server >/dev/null \
 	  && command -v redis-sentinel >/dev/null && command -v chromium >/dev/null \
 	  && test -d /usr/share/fonts/opentype/noto \
 	  && command -v pdftoppm >/dev/null && ldconfig -p | grep -q libpangoft2-1.0 \
-	  && command -v promtool >/dev/null \
+	  && command -v promtool >/dev/null && command -v buildah >/dev/null \
+	  && command -v mmdebstrap >/dev/null && /usr/bin/python3 -m pip --version >/dev/null 2>&1 \
 	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	       --no-install-recommends postgresql redis-server redis-sentinel chromium \
-	       fonts-liberation fonts-noto-cjk libpango-1.0-0 libpangoft2-1.0-0 poppler-utils prometheus >/dev/null; }
+	       fonts-liberation fonts-noto-cjk libpango-1.0-0 libpangoft2-1.0-0 poppler-utils prometheus \
+	       buildah mmdebstrap python3-pip >/dev/null; }
 
 # Two pytest workers, a test file each: most tests wait on servers and
 # subprocesses, so two share the two cores well. Each worker starts its own
@@ -54,12 +58,12 @@ KUBERNETES_VERSION ?= 1.37.0
 test: $(STAMP) services lint
 	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
-# The inner loop: the suite without the browser, the fuzzer, the faults and the
-# load-test tools (markers in pyproject.toml), and without lint; `make test`
-# runs them all.
+# The inner loop: the suite without the browser, the fuzzer, the faults, the
+# load-test tools and the image (markers in pyproject.toml), and without lint;
+# `make test` runs them all.
 test-fast: $(STAMP) services
 	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile \
-	  -m 'not browser and not fuzz and not faults and not load'
+	  -m 'not browser and not fuzz and not faults and not load and not image'
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -90,3 +94,11 @@ bench: $(STAMP)
 	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	       --no-install-recommends postgresql redis-server wrk >/dev/null; }
 	$(BIN)/python -m loadtests.bench $(BENCH_ARGS)
+
+# The gateway's OCI image, xyd-gateway:<version> and :latest, in buildah's
+# storage (as root), and its root filesystem in .xyd/image/rootfs with the
+# config a runtime acts on in .xyd/image/image.json (deploy/image/). The Debian
+# base is cached in .xyd/image-cache by its package list: the first build
+# takes a few minutes, later ones reuse it, and an unchanged tree reuses the image.
+image: $(STAMP) services
+	$(BIN)/python -m deploy.image export
