@@ -28,7 +28,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, create_engine, func, select, text
 
-from deploy.pgbackup import BIN_DIR, archive_settings, base_backup, conf_lines, restore
+from deploy.pgbackup import BIN_DIR, archive_settings, conf_lines
 from gateway.store.tables import audit_entries
 from testkit.clients import ClientKey, register
 from testkit.services import Postgres, RedisServer, free_port, postgres_server
@@ -95,6 +95,11 @@ def archived(pg: Engine, archive: Path, seconds: float = 30.0) -> None:
         time.sleep(0.1)
 
 
+def pgbackup(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "deploy.pgbackup", *args],
+                          capture_output=True, text=True, timeout=150)  # fmt: skip
+
+
 def verify(env: dict[str, str], url: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "gateway.cli", "audit", "verify", *args],
@@ -106,11 +111,15 @@ def verify(env: dict[str, str], url: str, *args: str) -> subprocess.CompletedPro
 def restored(
     root: Path, name: str, backup: Path, archive: Path, target_time: datetime | None = None
 ) -> Iterator[str]:
-    """A server restored into root/name on a new port; its URL; stopped afterwards."""
+    """A server restored into root/name on a new port by the runbook's command; its
+    URL; stopped afterwards."""
     server = Postgres(BIN_DIR, root / name, root / name, free_port())
+    until = ["--target-time", target_time.isoformat()] if target_time is not None else []
     try:
-        restore(backup, archive, server.data_dir, port=server.port, target_time=target_time,
-                wait_s=90)  # fmt: skip
+        done = pgbackup("restore", "--backup", str(backup), "--archive-dir", str(archive),
+                        "--data-dir", str(server.data_dir), "--port", str(server.port),
+                        "--wait", "90", *until)  # fmt: skip
+        assert done.returncode == 0, done.stderr
         yield server.url("xyd")
     finally:
         with contextlib.suppress(subprocess.CalledProcessError):
@@ -163,8 +172,10 @@ def test_restore_replays_the_archive_and_the_trail_verifies(
             first = trail(engine)
             witnessed_up_to(witness, first.last_seq)
             shutil.copy(witness, tmp_path / "witness-then.jsonl")
-            backup = base_backup(tmp_path / "backups", host="127.0.0.1", port=pg.port,
-                                 user="postgres")  # fmt: skip
+            took = pgbackup("base", "--backup-dir", str(tmp_path / "backups"),
+                            "--port", str(pg.port))  # fmt: skip
+            assert took.returncode == 0, took.stderr
+            backup = Path(took.stdout.strip())
             with engine.connect() as conn:
                 before_second: datetime = conn.execute(text("SELECT now()")).scalar_one()
             time.sleep(1.0)
