@@ -105,7 +105,25 @@ def base_backup(
     return target
 
 
-def _unpack(backup: Path, data_dir: Path, os_user: str) -> None:
+CONFIG_FILES = ("postgresql.conf", "pg_hba.conf", "pg_ident.conf")
+
+
+def _configure(data_dir: Path, config_from: Path | None) -> None:
+    """A backup of a Debian cluster (configuration in /etc/postgresql/15/NAME)
+    holds no configuration files: copy them from `config_from`."""
+    if config_from is not None:
+        for name in CONFIG_FILES:
+            if (config_from / name).exists() and not (data_dir / name).exists():
+                shutil.copy(config_from / name, data_dir / name)
+    missing = [name for name in CONFIG_FILES[:2] if not (data_dir / name).exists()]
+    if missing:
+        raise BackupError(
+            f"the backup holds no {' or '.join(missing)}: give --config-from "
+            "the directory with the cluster's configuration (e.g. /etc/postgresql/15/main)"
+        )
+
+
+def _unpack(backup: Path, data_dir: Path, os_user: str, config_from: Path | None) -> None:
     if data_dir.exists() and any(data_dir.iterdir()):
         raise BackupError(f"{data_dir} is not empty: restore into a fresh directory")
     archive = backup / "base.tar.gz"
@@ -116,6 +134,7 @@ def _unpack(backup: Path, data_dir: Path, os_user: str) -> None:
         # "tar": modes kept as PostgreSQL wrote them, nothing outside data_dir.
         tar.extractall(data_dir, filter="tar")
     (data_dir / "pg_wal").mkdir(exist_ok=True)
+    _configure(data_dir, config_from)
     data_dir.chmod(0o700)
     if os.geteuid() == 0:
         for path in [data_dir, *data_dir.rglob("*")]:
@@ -152,13 +171,14 @@ def restore(
     host: str = "127.0.0.1",
     target_time: datetime | None = None,
     archive_to: Path | None = None,
+    config_from: Path | None = None,
     os_user: str = "postgres",
     wait_s: float = 120.0,
     bin_dir: Path = BIN_DIR,
 ) -> None:
     """Unpack `backup` into the fresh `data_dir`, replay the archive, start the
     server on `port` and wait (at most `wait_s`) until it is promoted."""
-    _unpack(backup, data_dir, os_user)
+    _unpack(backup, data_dir, os_user, config_from)
     with (data_dir / "postgresql.auto.conf").open("a") as conf:
         conf.write(conf_lines(recovery_settings(archive_dir, target_time, archive_to)))
     (data_dir / "recovery.signal").touch()
@@ -224,6 +244,9 @@ def _parser() -> argparse.ArgumentParser:
         help="stop before the first commit after this (ISO 8601, with offset)",
     )
     again.add_argument("--archive-to", type=Path, help="the new cluster's WAL archive")
+    again.add_argument(
+        "--config-from", type=Path, help="postgresql.conf and pg_hba.conf, if not in the backup"
+    )
     again.add_argument("--os-user", default="postgres")
     again.add_argument("--wait", type=float, default=600.0, help="seconds to wait for promotion")
     return parser
@@ -239,9 +262,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             if args.target_time is not None and args.target_time.tzinfo is None:
                 raise BackupError("--target-time needs an offset, e.g. +08:00")
-            restore(args.backup, args.archive_dir, args.data_dir, port=args.port,
-                    host=args.host, target_time=args.target_time, archive_to=args.archive_to,
-                    os_user=args.os_user, wait_s=args.wait)  # fmt: skip
+            restore(
+                args.backup,
+                args.archive_dir,
+                args.data_dir,
+                port=args.port,
+                host=args.host,
+                target_time=args.target_time,
+                archive_to=args.archive_to,
+                config_from=args.config_from,
+                os_user=args.os_user,
+                wait_s=args.wait,
+            )
             print(f"restored {args.backup} into {args.data_dir}, serving on port {args.port}")
     except BackupError as exc:
         print(f"pgbackup: {exc}", file=sys.stderr)
