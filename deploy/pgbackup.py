@@ -16,9 +16,11 @@ lost machine with a lost disk loses at most that much; synchronous replication
 cluster. Only the primary archives (`archive_mode = on`); after a failover the
 new primary goes on archiving into the same directory on its new timeline.
 
-Every command takes plain paths and a port, so a cluster (Patroni's
-`postgresql.parameters`, deploy/cluster) can call it as it is. Run as root,
-the server and its files belong to --os-user (postgres).
+Every command takes plain paths and a port, so a cluster can call it as it
+is: `archive_settings()` into Patroni's `postgresql.parameters`, `base_backup()`
+against the primary, and `prepare()` (`restore --no-start`) for a directory
+Patroni or systemd starts, `start_promoted()` for one started here. Run as
+root, the server and its files belong to --os-user (postgres).
 """
 
 from __future__ import annotations
@@ -162,22 +164,19 @@ def recovery_settings(
     return settings
 
 
-def restore(
+def prepare(
     backup: Path,
     archive_dir: Path,
     data_dir: Path,
     *,
-    port: int,
-    host: str = "127.0.0.1",
     target_time: datetime | None = None,
     archive_to: Path | None = None,
     config_from: Path | None = None,
     os_user: str = "postgres",
-    wait_s: float = 120.0,
-    bin_dir: Path = BIN_DIR,
 ) -> None:
-    """Unpack `backup` into the fresh `data_dir`, replay the archive, start the
-    server on `port` and wait (at most `wait_s`) until it is promoted."""
+    """Unpack `backup` into the fresh `data_dir`, set to replay the archive and
+    promote when started (by `start_promoted`, or by whatever supervises the
+    server: Patroni's custom bootstrap, systemd)."""
     _unpack(backup, data_dir, os_user, config_from)
     with (data_dir / "postgresql.auto.conf").open("a") as conf:
         conf.write(conf_lines(recovery_settings(archive_dir, target_time, archive_to)))
@@ -186,6 +185,19 @@ def restore(
     if os.geteuid() == 0:
         for name in ("postgresql.auto.conf", "recovery.signal"):
             shutil.chown(data_dir / name, os_user, os_user)
+
+
+def start_promoted(
+    data_dir: Path,
+    *,
+    port: int,
+    host: str = "127.0.0.1",
+    os_user: str = "postgres",
+    wait_s: float = 120.0,
+    bin_dir: Path = BIN_DIR,
+) -> None:
+    """Start a prepared data directory on `port` and wait (at most `wait_s`)
+    until recovery has ended and it is promoted."""
     options = f"-p {port} -c listen_addresses={host} -c unix_socket_directories=''"
     log = data_dir / "restore.log"
     start = [str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-l", str(log), "-o", options,
@@ -236,7 +248,7 @@ def _parser() -> argparse.ArgumentParser:
     again.add_argument("--backup", type=Path, required=True, help="a directory `base` made")
     again.add_argument("--archive-dir", type=Path, required=True)
     again.add_argument("--data-dir", type=Path, required=True, help="fresh; made if missing")
-    again.add_argument("--port", type=int, required=True)
+    again.add_argument("--port", type=int, default=5432)
     again.add_argument("--host", default="127.0.0.1", help="listen_addresses")
     again.add_argument(
         "--target-time",
@@ -248,6 +260,9 @@ def _parser() -> argparse.ArgumentParser:
         "--config-from", type=Path, help="postgresql.conf and pg_hba.conf, if not in the backup"
     )
     again.add_argument("--os-user", default="postgres")
+    again.add_argument(
+        "--no-start", action="store_true", help="prepare the directory only (Patroni starts it)"
+    )
     again.add_argument("--wait", type=float, default=600.0, help="seconds to wait for promotion")
     return parser
 
@@ -262,18 +277,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             if args.target_time is not None and args.target_time.tzinfo is None:
                 raise BackupError("--target-time needs an offset, e.g. +08:00")
-            restore(
+            prepare(
                 args.backup,
                 args.archive_dir,
                 args.data_dir,
-                port=args.port,
-                host=args.host,
                 target_time=args.target_time,
                 archive_to=args.archive_to,
                 config_from=args.config_from,
                 os_user=args.os_user,
-                wait_s=args.wait,
             )
+            if args.no_start:
+                print(f"{args.data_dir} is ready to start: it replays the archive, then promotes")
+                return 0
+            start_promoted(
+                args.data_dir, port=args.port, host=args.host, os_user=args.os_user,
+                wait_s=args.wait,
+            )  # fmt: skip
             print(f"restored {args.backup} into {args.data_dir}, serving on port {args.port}")
     except BackupError as exc:
         print(f"pgbackup: {exc}", file=sys.stderr)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.pgbackup import BackupError, archive_command, restore
+from deploy.pgbackup import BackupError, archive_command, prepare
 
 
 def archive(segment: Path, archive_dir: Path) -> int:
@@ -47,9 +47,9 @@ def test_restore_refuses_a_directory_in_use(tmp_path: Path) -> None:
     data.mkdir()
     (data / "PG_VERSION").write_text("15\n")
     with pytest.raises(BackupError, match="not empty: restore into a fresh directory"):
-        restore(backup_without_config(tmp_path), tmp_path, data, port=1)
+        prepare(backup_without_config(tmp_path), tmp_path, data)
 
 
 def test_a_backup_without_configuration_asks_for_config_from(tmp_path: Path) -> None:
     with pytest.raises(BackupError, match="--config-from"):
-        restore(backup_without_config(tmp_path), tmp_path, tmp_path / "data", port=1)
+        prepare(backup_without_config(tmp_path), tmp_path, tmp_path / "data")
