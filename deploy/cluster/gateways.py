@@ -18,9 +18,16 @@ XYD = REPO / ".venv" / "bin" / "xyd"
 ISSUER = "https://xyd.cluster.test"
 
 
-def database_url(password: str, pg_addresses: list[str]) -> str:
-    """Every PostgreSQL host; libpq tries them in turn and keeps the writable one."""
-    hosts = "&".join(f"host={address}:5432" for address in pg_addresses)
+def database_url(password: str, pg_addresses: list[str], repeated_hosts: bool = False) -> str:
+    """Every PostgreSQL host; libpq tries them in turn and keeps the writable one.
+
+    The shared form repeats `host=H:5432` (SQLAlchemy's multi-host URL); until the
+    gateway's raw psycopg connections (db.Held) read it, the hosts go as libpq's
+    own comma list, which both read today."""
+    if repeated_hosts:
+        hosts = "&".join(f"host={address}:5432" for address in pg_addresses)
+    else:
+        hosts = f"host={','.join(pg_addresses)}"
     return f"postgresql+psycopg://xyd:{password}@/xyd?{hosts}&target_session_attrs=read-write"
 
 
@@ -50,6 +57,12 @@ def make_shared(root: Path) -> Path:
     rates["enterprise_reports_per_day"] = 1_000_000
     rates["enterprise_reports_per_bank_per_day"] = 1_000_000
     (config / "rates.yaml").write_text(yaml.safe_dump(rates, sort_keys=False))
+    # No platform has credentials here: each is switched off rather than left
+    # answering "retry later" and pulling in vain.
+    platforms = yaml.safe_load((config / "platforms.yaml").read_text())
+    for block in platforms.values():
+        block["enabled"] = False
+    (config / "platforms.yaml").write_text(yaml.safe_dump(platforms, sort_keys=False))
     return keys
 
 
