@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-fast lint services fmt bench
+.PHONY: demo test test-fast lint services fmt bench cluster
 
 # The gateway and, beside it, the demo kit (demo/: demo data, the platforms'
 # simulators, `xyd demo`), which a production install (`pip install .`) leaves out.
@@ -26,17 +26,31 @@ demo: $(STAMP)
 
 # Debian's PostgreSQL, Redis and Chromium (with CJK fonts for the dashboard's
 # screenshots and the printable report), pango for WeasyPrint's PDF and
-# poppler-utils to look at it, and prometheus for its promtool (a 19 MB
-# download) to check the alert rules, installed when missing; the tests start
-# and stop their own throw-away servers and a headless browser from these binaries.
+# poppler-utils to look at it, prometheus for its promtool (a 19 MB
+# download) to check the alert rules, and the cluster's engines (Patroni on
+# etcd, Redis Sentinel, HAProxy; iptables to cut one host's path to another),
+# installed when missing; the tests start and stop their own throw-away servers
+# and a headless browser from these binaries.
 services:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v redis-server >/dev/null \
 	  && command -v chromium >/dev/null && test -d /usr/share/fonts/opentype/noto \
 	  && command -v pdftoppm >/dev/null && ldconfig -p | grep -q libpangoft2-1.0 \
-	  && command -v promtool >/dev/null \
+	  && command -v promtool >/dev/null && command -v patroni >/dev/null \
+	  && command -v etcd >/dev/null && command -v etcdctl >/dev/null \
+	  && command -v redis-sentinel >/dev/null && command -v haproxy >/dev/null \
+	  && command -v iptables >/dev/null \
 	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	       --no-install-recommends postgresql redis-server chromium fonts-liberation \
-	       fonts-noto-cjk libpango-1.0-0 libpangoft2-1.0-0 poppler-utils prometheus >/dev/null; }
+	       fonts-noto-cjk libpango-1.0-0 libpangoft2-1.0-0 poppler-utils prometheus \
+	       patroni etcd-server etcd-client redis-sentinel haproxy iptables >/dev/null; }
+
+# The production topology on this machine, each host a network namespace (root
+# only; deploy/cluster/): etcd, PostgreSQL under Patroni on two hosts, Redis with
+# Sentinel on three, two gateway hosts, the monitor, HAProxy and a client host.
+# Up in about 30 s; it prints how to reach it, and Ctrl-C takes it all down.
+# Beside another: make cluster CLUSTER_ARGS='--prefix xyd2 --dir .xyd/cluster2'.
+cluster: $(STAMP) services
+	$(BIN)/python -m deploy.cluster run $(CLUSTER_ARGS)
 
 # Two pytest workers, a test file each: most tests wait on servers and
 # subprocesses, so two share the two cores well. Each worker starts its own
@@ -52,12 +66,12 @@ KUBERNETES_VERSION ?= 1.37.0
 test: $(STAMP) services lint
 	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
-# The inner loop: the suite without the browser, the fuzzer, the faults and the
-# load-test tools (markers in pyproject.toml), and without lint; `make test`
+# The inner loop: the suite without the browser, the fuzzer, the faults, the
+# cluster and the load-test tools (markers in pyproject.toml), and without lint; `make test`
 # runs them all.
 test-fast: $(STAMP) services
 	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile \
-	  -m 'not browser and not fuzz and not faults and not load'
+	  -m 'not browser and not fuzz and not faults and not load and not cluster'
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

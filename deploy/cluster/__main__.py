@@ -19,8 +19,9 @@ def _how_to_reach(cluster: Cluster) -> str:
     hosts = "  ".join(f"{h}={cluster.address(h)}" for h in HOSTS)
     return (
         f"cluster {cluster.prefix} up in {cluster.root}\n  {hosts}\n"
-        f"  gateway via HAProxy: ip netns exec {cluster.ns('client')} curl {cluster.lb_url}/readyz\n"
-        f"  a command on a host: ip netns exec {cluster.ns('mon')} ...   logs: {cluster.root}/logs/\n"
+        f"  through HAProxy: ip netns exec {cluster.ns('client')} curl {cluster.lb_url}/readyz\n"
+        f"  a command on a host: ip netns exec {cluster.ns('mon')} ...\n"
+        f"  logs: {cluster.root}/logs/\n"
         f"  HAProxy stats: echo 'show stat' | socat - {cluster.root}/lb/haproxy.sock"
     )
 
@@ -48,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "status":
         return status(args.dir)
     if args.command == "down":
-        left = lifecycle.down(Cluster.load(args.dir)) if (args.dir / "cluster.json").exists() else []
+        found = (args.dir / "cluster.json").exists()
+        left = lifecycle.down(Cluster.load(args.dir)) if found else []
         print(f"left over: {left}" if left else "cluster down")
         return 1 if left else 0
     start = time.monotonic()
@@ -60,12 +62,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{_how_to_reach(cluster)}\n  up in {time.monotonic() - start:.1f} s")
     if args.command == "up":
         return 0
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Also when started in the background, where SIGINT comes in ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        print("Ctrl-C tears it down")
+        print("Ctrl-C tears it down", flush=True)
         signal.pause()
-    except (KeyboardInterrupt, SystemExit):
-        print("tearing down")
+    except KeyboardInterrupt:
+        print("tearing down", flush=True)
     left = lifecycle.down(cluster)
     print(f"left over: {left}" if left else "cluster down")
     return 1 if left else 0

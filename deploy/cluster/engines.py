@@ -25,6 +25,7 @@ class Service:
     argv: list[str]
     user: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None  # None: the cluster's directory (root's alone)
 
 
 def etcd_service(home: Path, address: str) -> Service:
@@ -53,7 +54,7 @@ def patroni_service(
         # Strict synchronous mode would hold these commits until a standby exists,
         # and the standby waits for this bootstrap to end.
         "export PGOPTIONS='-c synchronous_commit=local'\n"
-        f"psql \"$1\" -v ON_ERROR_STOP=1 -c \"CREATE ROLE xyd LOGIN PASSWORD '{passwords['xyd']}'\""
+        f'psql "$1" -v ON_ERROR_STOP=1 -c "CREATE ROLE xyd LOGIN PASSWORD \'{passwords["xyd"]}\'"'
         ' -c "CREATE DATABASE xyd OWNER xyd"\n'
     )
     bootstrap.chmod(0o755)
@@ -112,7 +113,8 @@ def patroni_service(
         shutil.chown(child, "postgres", "postgres")
     home.chmod(0o700)
     env = {"HOME": str(home), "PATH": f"{PG_BIN}:/usr/bin:/bin"}
-    return Service(host, host, ["/usr/bin/patroni", str(path)], user="postgres", env=env)
+    argv = ["/usr/bin/patroni", str(path)]
+    return Service(host, host, argv, user="postgres", env=env, cwd=home)
 
 
 def redis_service(home: Path, host: str, address: str, master: str | None) -> Service:

@@ -101,4 +101,3 @@ def gateway_service(host: str, address: str, env: dict[str, str]) -> Service:
 
 def monitor_service(env: dict[str, str]) -> Service:
     return Service("mon", "mon", [str(XYD), "monitor", "--consumer", "mon"], env=env)
-

@@ -10,6 +10,7 @@ import secrets
 import shutil
 import signal
 import socket
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -57,19 +58,11 @@ def _http_ok(cluster: Cluster, url: str) -> bool:
 
 
 def _listening(cluster: Cluster, host: str, port: int) -> bool:
-    with netns.entered(cluster.ns("client")), socket.create_connection(
-        (cluster.address(host), port), timeout=1
+    with (
+        netns.entered(cluster.ns("client")),
+        socket.create_connection((cluster.address(host), port), timeout=1),
     ):
         return True
-
-
-def _traversable(path: Path) -> None:
-    """PostgreSQL runs as `postgres`: the directories above its own let it pass
-    (search only, nothing listed)."""
-    for parent in [path, *path.parents]:
-        mode = parent.stat().st_mode
-        if not mode & 0o001:
-            parent.chmod(mode | 0o001)
 
 
 def build_network(cluster: Cluster) -> None:
@@ -89,7 +82,7 @@ def start_engines(cluster: Cluster) -> None:
     wait_for(cluster, "etcd", lambda: _http_ok(cluster, f"http://{addr('etcd')}:2379/health"),
              ["etcd"], 20)  # fmt: skip
     for host in PG_HOSTS:
-        cluster.start(patroni_service(root / host, host, addr(host), addr("etcd"),
+        cluster.start(patroni_service(cluster.pg_root / host, host, addr(host), addr("etcd"),
                                       f"{cluster.prefix}-pg", cluster.passwords))  # fmt: skip
 
 
@@ -134,8 +127,9 @@ def wait_ready(cluster: Cluster, timeout: float = 60) -> None:
     wait_for(cluster, "the monitor", lambda: cluster.exited("mon") is None, ["mon"], 1)
 
 
-def lb_servers(cluster: Cluster) -> dict[str, str]:
-    """Each gateway's state in HAProxy (UP, DOWN, ...), from its stats socket."""
+def lb_servers(cluster: Cluster, field: str = "status") -> dict[str, str]:
+    """A field of each gateway's row in HAProxy's `show stat` (`status`: UP,
+    DOWN...; `stot`: requests sent to it), from its stats socket."""
     with socket.socket(socket.AF_UNIX) as sock:
         sock.settimeout(2)
         sock.connect(str(cluster.root / "lb" / "haproxy.sock"))
@@ -143,8 +137,14 @@ def lb_servers(cluster: Cluster) -> dict[str, str]:
         data = b""
         while chunk := sock.recv(65536):
             data += chunk
-    rows = [line.split(",") for line in data.decode().splitlines() if line and line[0] != "#"]
-    return {r[1]: r[17].split(" ")[0] for r in rows if r[0] == "gateways" and r[1] in HOSTS}
+    lines = data.decode().splitlines()
+    names = lines[0].lstrip("# ").split(",")
+    rows = [dict(zip(names, line.split(","), strict=False)) for line in lines[1:] if line]
+    return {
+        r["svname"]: r[field].split(" ")[0]
+        for r in rows
+        if r["pxname"] == "gateways" and r["svname"] in HOSTS
+    }
 
 
 def up(root: Path, prefix: str) -> Cluster:
@@ -155,9 +155,11 @@ def up(root: Path, prefix: str) -> Cluster:
     clashing = [ns for ns in netns.existing() if ns.startswith(f"{prefix}-")]
     if clashing:
         raise ClusterError(f"namespaces {', '.join(clashing)} exist: choose another --prefix")
-    root.mkdir(parents=True, exist_ok=True)
-    _traversable(root)
-    cluster = Cluster(root, prefix, {k: secrets.token_hex(12) for k in ("xyd", "postgres", "replicator")})
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    pg_root = Path(tempfile.mkdtemp(prefix=f"xyd-cluster-{prefix}-pg-"))
+    pg_root.chmod(0o711)
+    passwords = {k: secrets.token_hex(12) for k in ("xyd", "postgres", "replicator")}
+    cluster = Cluster(root, prefix, passwords, pg_root)
     cluster.save()
     try:
         build_network(cluster)
@@ -192,6 +194,7 @@ def down(cluster: Cluster, grace: float = 3.0) -> list[str]:
             proc.wait(timeout=5)
     for ns in [*spaces, cluster.net_ns]:
         netns.delete(ns)
+    shutil.rmtree(cluster.pg_root, ignore_errors=True)
     shutil.rmtree(cluster.root, ignore_errors=True)
     return leftovers(cluster)
 

@@ -40,6 +40,9 @@ class Cluster:
     root: Path
     prefix: str
     passwords: dict[str, str]
+    # PostgreSQL runs as `postgres`, which may not pass through a private (0700)
+    # directory above `root` (`xyd` keeps .xyd/ so): its hosts live under /tmp.
+    pg_root: Path
     pids: dict[str, int] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
 
@@ -89,7 +92,12 @@ class Cluster:
 
     # --- state ---------------------------------------------------------------
     def save(self) -> None:
-        state = {"prefix": self.prefix, "passwords": self.passwords, "pids": self.pids}
+        state = {
+            "prefix": self.prefix,
+            "passwords": self.passwords,
+            "pg_root": str(self.pg_root),
+            "pids": self.pids,
+        }
         path = self.root / "cluster.json"
         path.write_text(json.dumps(state, indent=2))
         path.chmod(0o600)
@@ -97,7 +105,7 @@ class Cluster:
     @classmethod
     def load(cls, root: Path) -> Cluster:
         state = json.loads((root / "cluster.json").read_text())
-        return cls(root, state["prefix"], state["passwords"], state["pids"])
+        return cls(root, state["prefix"], state["passwords"], Path(state["pg_root"]), state["pids"])
 
     # --- processes -----------------------------------------------------------
     def start(self, service: Service) -> None:
@@ -108,7 +116,7 @@ class Cluster:
                 netns.exec_argv(self.ns(service.host), service.argv, service.user),
                 env={"PATH": BASE_PATH, "LANG": "C.UTF-8", **service.env},
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                cwd=self.root, start_new_session=True,
+                cwd=service.cwd or self.root, start_new_session=True,
             )  # fmt: skip
         self.procs[service.name] = proc
         self.pids[service.name] = proc.pid
@@ -187,8 +195,9 @@ class Cluster:
             for host in REDIS_HOSTS:
                 sentinel = Redis(self.address(host), 26379, socket_timeout=1, decode_responses=True)
                 with contextlib.suppress(Exception), sentinel:
-                    found = sentinel.execute_command("SENTINEL", "get-master-addr-by-name", MASTER_NAME)
-                    answers.append(str(found[0]))
+                    found = sentinel.sentinel_get_master_addr_by_name(MASTER_NAME)
+                    if isinstance(found, tuple):
+                        answers.append(str(found[0]))
         best = max(set(answers), key=answers.count, default=None)
         return best if best is not None and answers.count(best) >= 2 else None
 

@@ -31,13 +31,13 @@ def test_down_leaves_no_namespace_and_no_process(cluster: Cluster) -> None:
     started = dict(cluster.pids)
     assert lifecycle.down(cluster) == []
     assert not [ns for ns in netns.existing() if ns.startswith(f"{cluster.prefix}-")]
-    assert not cluster.root.exists()
+    assert not cluster.root.exists() and not cluster.pg_root.exists()
     for name, pid in started.items():
         assert not _alive(pid), f"{name} (pid {pid}) still runs"
 
 
 def _alive(pid: int) -> bool:
     try:
-        return open(f"/proc/{pid}/stat").read().split()[2] != "Z"  # noqa: PTH123
+        return open(f"/proc/{pid}/stat").read().split()[2] != "Z"
     except FileNotFoundError:
         return False

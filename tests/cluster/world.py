@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -31,7 +32,10 @@ from policies.consent import ConsentRules
 from testkit.builders import MARKET, code, ndjson, registration
 from testkit.clients import new_key
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "cluster"
+ARTIFACTS = (
+    Path(os.environ.get("XYD_TEST_ARTIFACTS", Path(__file__).parents[2] / "test-artifacts"))
+    / "cluster"
+)
 
 
 @dataclass
@@ -70,7 +74,8 @@ def seed_bank(cluster: Cluster) -> Bank:
     body = ConsentIn.model_validate({
         "credit_code": code(1), "grantee": "bank-a", "purpose": "loan_application",
         "scopes": ["basic"], "valid_until": datetime.now(UTC) + timedelta(days=20),
-        "evidence": {"document_sha256": "a" * 64, "signer": "法定代表人", "channel": "kechuangtong"},
+        "evidence": {"document_sha256": "a" * 64, "signer": "法定代表人",
+                     "channel": "kechuangtong"},
     })  # fmt: skip
     rules = ConsentRules.load(cluster.root / "config" / "consent.yaml", ["portal", "platform"])
     with netns.entered(cluster.ns("client")):
@@ -131,14 +136,13 @@ def _user(cluster: Cluster, bank: Bank, base: str, seen: Seen, stop: threading.E
 
 
 @contextlib.contextmanager
-def load(
-    cluster: Cluster, bank: Bank, users: int = 4, base: str | None = None
-) -> Iterator[Seen]:
+def load(cluster: Cluster, bank: Bank, users: int = 4, base: str | None = None) -> Iterator[Seen]:
     """`users` threads loading `base` (HAProxy) until the block ends."""
     seen, stop = Seen(), threading.Event()
     threads = [
-        threading.Thread(target=_user, args=(cluster, bank, base or cluster.lb_url, seen, stop),
-                         daemon=True)  # fmt: skip
+        threading.Thread(
+            target=_user, args=(cluster, bank, base or cluster.lb_url, seen, stop), daemon=True
+        )
         for _ in range(users)
     ]
     for thread in threads:
