@@ -196,7 +196,9 @@ def down(cluster: Cluster, grace: float = 3.0) -> list[str]:
         netns.delete(ns)
     shutil.rmtree(cluster.pg_root, ignore_errors=True)
     shutil.rmtree(cluster.root, ignore_errors=True)
-    return leftovers(cluster)
+    left = leftovers(cluster)
+    cluster.procs.clear()
+    return left
 
 
 def leftovers(cluster: Cluster) -> list[str]:

@@ -67,6 +67,15 @@ def pids(ns: str) -> list[int]:
     return [int(p) for p in found.stdout.split()] if found.returncode == 0 else []
 
 
+def inodes(spaces: Sequence[str]) -> set[int]:
+    """The namespaces' identities, to compare with /proc/PID/ns/net's."""
+    found = set()
+    for ns in spaces:
+        with contextlib.suppress(OSError):
+            found.add(os.stat(f"/run/netns/{ns}").st_ino)
+    return found
+
+
 def delete(ns: str) -> None:
     ip("netns", "delete", ns, check=False)
 

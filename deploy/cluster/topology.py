@@ -24,7 +24,7 @@ from deploy.cluster.engines import LB_PORT, MASTER_NAME, Service
 from deploy.cluster.gateways import ISSUER, database_url, gateway_env, redis_url
 
 SUBNET = "10.77.0"
-# Each host's last address byte; the order is the start order's.
+# Each host's last address byte in SUBNET.
 HOSTS: dict[str, int] = {
     "etcd": 2, "pg1": 11, "pg2": 12, "redis1": 21, "redis2": 22, "redis3": 23,
     "gw1": 31, "gw2": 32, "mon": 35, "lb": 40, "client": 50,
@@ -144,9 +144,21 @@ class Cluster:
         )  # fmt: skip
 
     def kill(self, service: str, sig: int = signal.SIGKILL) -> None:
-        """The service's process group (it and what it started) gets `sig`."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.pids[service], sig)
+        """The service's process group (it and what it started) gets `sig`, if its
+        leader still runs on one of this cluster's hosts (a recorded pid may have
+        been reused since)."""
+        pid = self.pids.get(service)
+        if pid is not None and self.holds(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, sig)
+
+    def holds(self, pid: int) -> bool:
+        """Whether process `pid` lives in one of this cluster's namespaces."""
+        try:
+            inode = os.stat(f"/proc/{pid}/ns/net").st_ino
+        except OSError:
+            return False
+        return inode in netns.inodes([self.ns(h) for h in HOSTS])
 
     def kill_host(self, host: str) -> list[int]:
         """Every process on `host`, at once, with SIGKILL: the host lost its power."""
