@@ -173,10 +173,12 @@ defaults
     timeout http-keep-alive 5s
     timeout queue 5s
     timeout check 2s
-    # Only a connection that failed is tried again, on the other host: the request
-    # was never sent, so a POST is not applied twice.
+    # A request is tried again on the other host when its connection failed (never
+    # sent) or, for a read, when the host closed without answering (it died with
+    # the request in flight); a write that may have been applied is never resent.
     retries 2
     option redispatch
+    retry-on conn-failure empty-response
 
 frontend xyd
     bind {address}:{LB_PORT}
@@ -185,6 +187,7 @@ frontend xyd
 
 backend gateways
     balance roundrobin
+    http-request disable-l7-retry unless METH_GET || METH_HEAD
     option httpchk GET /readyz
     http-check expect status 200
     default-server inter 1s fall 2 rise 2 maxconn 200

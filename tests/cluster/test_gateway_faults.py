@@ -88,7 +88,7 @@ def test_a_killed_gateway_host_leaves_haproxy_in_time_and_nothing_is_lost(
         time.sleep(3.0)
     once = exactly_once(cluster, seen)
     figures = {**once, "before_kill": before, "killed_processes": len(killed),
-               "statuses": seen.statuses, "no_answer": seen.no_answer,
+               "statuses": seen.statuses, "no_answer": seen.no_answer, "errors": seen.errors,
                "503": seen.statuses.get(503, 0), "switch_s": round(switch, 2)}  # fmt: skip
     record("gateway_killed", figures)
     assert killed, "no process on gw1"

@@ -100,6 +100,7 @@ class Seen:
     acknowledged: list[str] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
     no_answer: int = 0
+    errors: dict[str, int] = field(default_factory=dict)  # no answer, by exception
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def count(self, answer: httpx.Response) -> None:
@@ -129,9 +130,11 @@ def _user(cluster: Cluster, bank: Bank, base: str, seen: Seen, stop: threading.E
                     headers={"Authorization": f"Bearer {bearer}", "Consent-Id": bank.consent_id},
                 )
                 seen.count(answer)
-            except httpx.TransportError:
+            except httpx.TransportError as exc:
                 with seen.lock:
                     seen.no_answer += 1
+                    kind = f"{type(exc).__name__}: {exc}"[:80]
+                    seen.errors[kind] = seen.errors.get(kind, 0) + 1
                 time.sleep(0.05)
 
 
