@@ -62,6 +62,10 @@ class Cluster:
         return f"{SUBNET}.{HOSTS[host]}"
 
     @property
+    def addresses(self) -> dict[str, str]:
+        return {host: self.address(host) for host in HOSTS}
+
+    @property
     def lb_url(self) -> str:
         return f"http://{self.address('lb')}:{LB_PORT}"
 

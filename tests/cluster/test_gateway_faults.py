@@ -85,7 +85,9 @@ def test_a_killed_gateway_host_leaves_haproxy_in_time_and_nothing_is_lost(
         before = len(seen.acknowledged)
         killed = cluster.kill_host("gw1")
         switch = _until_state(cluster, "gw1", "DOWN", INTER_S * FALL + MARGIN_S)
+        out = _sent_to(cluster)
         time.sleep(3.0)
+        assert _sent_to(cluster)["gw1"] == out["gw1"], "HAProxy sent to the dead host"
     once = exactly_once(cluster, seen)
     figures = {**once, "before_kill": before, "killed_processes": len(killed),
                "statuses": seen.statuses, "no_answer": seen.no_answer, "errors": seen.errors,
