@@ -13,6 +13,7 @@ import socket
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -79,31 +80,32 @@ def start_engines(cluster: Cluster) -> None:
         replica_of = None if n == 1 else master
         cluster.start(redis_service(root / host, host, addr(host), replica_of))
         cluster.start(sentinel_service(root / f"sentinel{n}", n, addr(host), master))
-    wait_for(cluster, "etcd", lambda: _http_ok(cluster, f"http://{addr('etcd')}:2379/health"),
-             ["etcd"], 20)  # fmt: skip
+    etcd = partial(_http_ok, cluster, f"http://{addr('etcd')}:2379/health")
+    wait_for(cluster, "etcd", etcd, ["etcd"], 20)
     for host in PG_HOSTS:
         cluster.start(patroni_service(cluster.pg_root / host, host, addr(host), addr("etcd"),
                                       f"{cluster.prefix}-pg", cluster.passwords))  # fmt: skip
 
 
 def wait_engines(cluster: Cluster, timeout: float = 60) -> None:
-    addr = cluster.address
-    wait_for(cluster, "a PostgreSQL primary", lambda: cluster.primary_pg() is not None,
-             list(PG_HOSTS), timeout)  # fmt: skip
+    def primary() -> bool:
+        return cluster.primary_pg() is not None
 
     def replicating() -> bool:
-        primary = cluster.primary_pg()
-        standby = next(h for h in PG_HOSTS if h != primary)
-        return primary is not None and _http_ok(cluster, f"http://{addr(standby)}:8008/sync")
+        standby = [h for h in PG_HOSTS if h != cluster.primary_pg()]
+        url = f"http://{cluster.address(standby[0])}:8008/sync"
+        return len(standby) == 1 and _http_ok(cluster, url)
 
+    def master() -> bool:
+        return cluster.redis_master() is not None
+
+    wait_for(cluster, "a PostgreSQL primary", primary, list(PG_HOSTS), timeout)
     wait_for(cluster, "a synchronous standby", replicating, list(PG_HOSTS), timeout)
     for n, host in enumerate(REDIS_HOSTS, 1):
-        wait_for(cluster, host, lambda h=host: _listening(cluster, h, 6379),  # type: ignore[misc]
-                 [host], 10)  # fmt: skip
-        wait_for(cluster, f"sentinel{n}", lambda h=host: _listening(cluster, h, 26379),  # type: ignore[misc]
-                 [f"sentinel{n}"], 10)  # fmt: skip
-    wait_for(cluster, "the sentinels' master", lambda: cluster.redis_master() is not None,
-             [f"sentinel{n}" for n in (1, 2, 3)], 20)  # fmt: skip
+        wait_for(cluster, host, partial(_listening, cluster, host, 6379), [host], 10)
+        sentinel = f"sentinel{n}"
+        wait_for(cluster, sentinel, partial(_listening, cluster, host, 26379), [sentinel], 10)
+    wait_for(cluster, "the sentinels' master", master, ["sentinel1", "sentinel2", "sentinel3"], 20)
 
 
 def start_gateways(cluster: Cluster) -> None:
@@ -118,12 +120,13 @@ def start_gateways(cluster: Cluster) -> None:
 
 
 def wait_ready(cluster: Cluster, timeout: float = 60) -> None:
+    def both_up() -> bool:
+        return lb_servers(cluster) == {h: "UP" for h in GATEWAY_HOSTS}
+
     for host in GATEWAY_HOSTS:
         url = f"http://{cluster.address(host)}:{GATEWAY_PORT}/readyz"
-        wait_for(cluster, f"{host}'s /readyz", lambda u=url: _http_ok(cluster, u),  # type: ignore[misc]
-                 [host], timeout)  # fmt: skip
-    wait_for(cluster, "HAProxy with both gateways up", lambda: lb_servers(cluster) == {
-        h: "UP" for h in GATEWAY_HOSTS}, ["lb"], timeout)  # fmt: skip
+        wait_for(cluster, f"{host}'s /readyz", partial(_http_ok, cluster, url), [host], timeout)
+    wait_for(cluster, "HAProxy with both gateways up", both_up, ["lb"], timeout)
     wait_for(cluster, "the monitor", lambda: cluster.exited("mon") is None, ["mon"], 1)
 
 
