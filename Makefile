@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-fast lint services fmt bench image
+.PHONY: demo test test-fast lint services fmt bench image cluster
 
 # The gateway and, beside it, the demo kit (demo/: demo data, the platforms'
 # simulators, `xyd demo`), which a production install (`pip install .`) leaves out.
@@ -24,14 +24,15 @@ demo: $(STAMP)
 	  $(BIN)/xyd demo oidc > .xyd/demo/oidc.log 2>&1 & oidc=$$!; \
 	  trap 'kill $$pid $$oidc 2>/dev/null' EXIT INT TERM; $(BIN)/xyd serve
 
-# Debian's PostgreSQL, Redis (and its Sentinel, for the failover tests) and
-# Chromium (with CJK fonts for the dashboard's screenshots and the printable
-# report), pango for WeasyPrint's PDF and
-# poppler-utils to look at it, and prometheus for its promtool (a 19 MB
-# download) to check the alert rules, and buildah and mmdebstrap for the
-# gateway's image (deploy/image: a Debian base, no registry; Debian's python3
-# with pip builds the image's wheels), installed when missing; the tests start
-# and stop their own throw-away servers and a headless browser from these binaries.
+# Debian's PostgreSQL, Redis and Chromium (with CJK fonts for the dashboard's
+# screenshots and the printable report), pango for WeasyPrint's PDF and
+# poppler-utils to look at it, prometheus for its promtool (a 19 MB
+# download) to check the alert rules, the cluster's engines (Patroni on
+# etcd, Redis Sentinel, HAProxy; iptables to cut one host's path to another),
+# and buildah and mmdebstrap for the gateway's image (deploy/image: a Debian
+# base, no registry; Debian's python3 with pip builds the image's wheels),
+# installed when missing; the tests start and stop their own throw-away servers
+# and a headless browser from these binaries.
 services:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v redis-server >/dev/null \
 	  && command -v redis-sentinel >/dev/null && command -v chromium >/dev/null \
@@ -39,10 +40,22 @@ services:
 	  && command -v pdftoppm >/dev/null && ldconfig -p | grep -q libpangoft2-1.0 \
 	  && command -v promtool >/dev/null && command -v buildah >/dev/null \
 	  && command -v mmdebstrap >/dev/null && /usr/bin/python3 -m pip --version >/dev/null 2>&1 \
+	  && command -v patroni >/dev/null \
+	  && command -v etcd >/dev/null && command -v etcdctl >/dev/null \
+	  && command -v haproxy >/dev/null \
+	  && command -v iptables >/dev/null \
 	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	       --no-install-recommends postgresql redis-server redis-sentinel chromium \
 	       fonts-liberation fonts-noto-cjk libpango-1.0-0 libpangoft2-1.0-0 poppler-utils prometheus \
-	       buildah mmdebstrap python3-pip >/dev/null; }
+	       buildah mmdebstrap python3-pip patroni etcd-server etcd-client haproxy iptables >/dev/null; }
+
+# The production topology on this machine, each host a network namespace (root
+# only; deploy/cluster/): etcd, PostgreSQL under Patroni on two hosts, Redis with
+# Sentinel on three, two gateway hosts, the monitor, HAProxy and a client host.
+# Up in about 30 s; it prints how to reach it, and Ctrl-C takes it all down.
+# Beside another: make cluster CLUSTER_ARGS='--prefix xyd2 --dir .xyd/cluster2'.
+cluster: $(STAMP) services
+	$(BIN)/python -m deploy.cluster run $(CLUSTER_ARGS)
 
 # Two pytest workers, a test file each: most tests wait on servers and
 # subprocesses, so two share the two cores well. Each worker starts its own
@@ -59,11 +72,11 @@ test: $(STAMP) services lint
 	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
 # The inner loop: the suite without the browser, the fuzzer, the faults, the
-# load-test tools and the image (markers in pyproject.toml), and without lint;
-# `make test` runs them all.
+# the cluster, the load-test tools and the image (markers in pyproject.toml), and
+# without lint; `make test` runs them all.
 test-fast: $(STAMP) services
 	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile \
-	  -m 'not browser and not fuzz and not faults and not load and not image'
+	  -m 'not browser and not fuzz and not faults and not load and not image and not cluster'
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -53,7 +53,7 @@ _TEMPLATE = "xyd_template"
 _counter = itertools.count()
 _TESTS = Path(__file__).resolve().parent
 # Whole directories `make test-fast` leaves out, by the marker it deselects.
-_MARKED_DIRS = {"fuzz": "fuzz", "faults": "faults", "loadtests": "load"}
+_MARKED_DIRS = {"fuzz": "fuzz", "faults": "faults", "loadtests": "load", "cluster": "cluster"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

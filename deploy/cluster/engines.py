@@ -1,0 +1,196 @@
+"""The engines' configurations and command lines: etcd, Patroni (PostgreSQL),
+Redis with Sentinel, HAProxy. Each `*_service` writes its files under the host's
+directory and returns what to run there."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+MASTER_NAME = "xyd"
+GATEWAY_PORT = 8080
+LB_PORT = 8080
+
+
+@dataclass(frozen=True)
+class Service:
+    """One process the cluster starts: on `host`, as `user` (None: root)."""
+
+    name: str
+    host: str
+    argv: list[str]
+    user: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None  # None: the cluster's directory (root's alone)
+
+
+def etcd_service(home: Path, address: str) -> Service:
+    home.mkdir(parents=True, exist_ok=True)
+    client = f"http://{address}:2379"
+    peer = f"http://{address}:2380"
+    argv = [
+        "/usr/bin/etcd", "--name", "etcd", "--data-dir", str(home / "data"),
+        "--listen-client-urls", client, "--advertise-client-urls", client,
+        "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+        "--initial-cluster", f"etcd={peer}", "--initial-cluster-state", "new",
+    ]  # fmt: skip
+    return Service("etcd", "etcd", argv)
+
+
+def patroni_service(
+    home: Path, host: str, address: str, etcd: str, scope: str, passwords: dict[str, str]
+) -> Service:
+    """A PostgreSQL 15 host managed by Patroni; the first to start bootstraps and
+    creates the `xyd` role and database (post_bootstrap)."""
+    run = home / "run"
+    run.mkdir(parents=True, exist_ok=True)
+    bootstrap = home / "post_bootstrap.sh"
+    bootstrap.write_text(
+        "#!/bin/sh\nset -e\n"
+        # Strict synchronous mode would hold these commits until a standby exists,
+        # and the standby waits for this bootstrap to end.
+        "export PGOPTIONS='-c synchronous_commit=local'\n"
+        f'psql "$1" -v ON_ERROR_STOP=1 -c "CREATE ROLE xyd LOGIN PASSWORD \'{passwords["xyd"]}\'"'
+        ' -c "CREATE DATABASE xyd OWNER xyd"\n'
+    )
+    bootstrap.chmod(0o755)
+    config = {
+        "scope": scope,
+        "name": host,
+        "restapi": {"listen": f"{address}:8008", "connect_address": f"{address}:8008"},
+        "etcd3": {"host": f"{etcd}:2379"},
+        "bootstrap": {
+            "dcs": {
+                # Failover in seconds for the tests: the leader key lives 10 s and is
+                # renewed every second (ttl >= loop_wait + 2 * retry_timeout).
+                "ttl": 10,
+                "loop_wait": 1,
+                "retry_timeout": 4,
+                "maximum_lag_on_failover": 1048576,
+                # A report is answered only after its audit entry committed. With a
+                # synchronous standby that commit is on two hosts before the answer,
+                # so losing the primary loses no acknowledged entry; strict: with the
+                # standby gone too, writes wait (503) rather than commit on one host.
+                "synchronous_mode": True,
+                "synchronous_mode_strict": True,
+                "postgresql": {
+                    "use_pg_rewind": True,
+                    "parameters": {"wal_log_hints": "on", "max_wal_senders": 10},
+                },
+            },
+            "initdb": [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}, "data-checksums"],
+            "post_bootstrap": str(bootstrap),
+        },
+        "postgresql": {
+            "listen": f"{address}:5432",
+            "connect_address": f"{address}:5432",
+            "data_dir": str(home / "data"),
+            "bin_dir": str(PG_BIN),
+            "pgpass": str(home / "pgpass"),
+            # A new standby copies the primary at once, not after a spread checkpoint.
+            "basebackup": [{"checkpoint": "fast"}],
+            "authentication": {
+                "superuser": {"username": "postgres", "password": passwords["postgres"]},
+                "replication": {"username": "replicator", "password": passwords["replicator"]},
+            },
+            "parameters": {"unix_socket_directories": str(run)},
+            "pg_hba": [
+                "local all all trust",
+                "host replication replicator 10.77.0.0/24 scram-sha-256",
+                "host all all 10.77.0.0/24 scram-sha-256",
+            ],
+        },
+        "tags": {"nofailover": False, "noloadbalance": False},
+    }
+    path = home / "patroni.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    shutil.chown(home, "postgres", "postgres")
+    for child in (run, bootstrap, path):
+        shutil.chown(child, "postgres", "postgres")
+    home.chmod(0o700)
+    env = {"HOME": str(home), "PATH": f"{PG_BIN}:/usr/bin:/bin"}
+    argv = ["/usr/bin/patroni", str(path)]
+    return Service(host, host, argv, user="postgres", env=env, cwd=home)
+
+
+def redis_service(home: Path, host: str, address: str, master: str | None) -> Service:
+    home.mkdir(parents=True, exist_ok=True)
+    lines = [
+        f"bind {address}", "port 6379", "protected-mode no", f"dir {home}",
+        # The append-only file, fsynced every second: the replay guards, revocation
+        # marks and today's counts survive a restart but for the last second, which
+        # the gateway covers (replay floor, counts rebuilt from the audit trail);
+        # `always` would put a disk flush on every request's one Redis trip.
+        "appendonly yes", "appendfsync everysec", 'save ""',
+    ]  # fmt: skip
+    if master is not None:
+        lines.append(f"replicaof {master} 6379")
+    path = home / "redis.conf"
+    path.write_text("\n".join(lines) + "\n")
+    return Service(host, host, ["/usr/bin/redis-server", str(path)])
+
+
+def sentinel_service(home: Path, n: int, address: str, master: str) -> Service:
+    """Sentinel rewrites its file as it learns the topology, so it is its own copy."""
+    home.mkdir(parents=True, exist_ok=True)
+    lines = [
+        f"bind {address}", "port 26379", "protected-mode no", f"dir {home}",
+        f"sentinel monitor {MASTER_NAME} {master} 6379 2",
+        f"sentinel down-after-milliseconds {MASTER_NAME} 1000",
+        f"sentinel failover-timeout {MASTER_NAME} 5000",
+        f"sentinel parallel-syncs {MASTER_NAME} 1",
+    ]  # fmt: skip
+    path = home / "sentinel.conf"
+    path.write_text("\n".join(lines) + "\n")
+    return Service(f"sentinel{n}", f"redis{n}", ["/usr/bin/redis-sentinel", str(path)])
+
+
+def haproxy_service(home: Path, address: str, gateways: dict[str, str]) -> Service:
+    """HTTP in front of the gateway hosts: a host leaves after two failed /readyz
+    checks a second apart and comes back after two good ones."""
+    home.mkdir(parents=True, exist_ok=True)
+    servers = "\n".join(
+        f"    server {name} {addr}:{GATEWAY_PORT} check" for name, addr in gateways.items()
+    )
+    path = home / "haproxy.cfg"
+    path.write_text(f"""global
+    maxconn 2000
+    stats socket {home}/haproxy.sock mode 600 level admin
+
+defaults
+    mode http
+    option httplog
+    log stdout format raw local0
+    # A request head must arrive within 10 s (slowloris); idle and slow peers end.
+    timeout http-request 10s
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+    timeout http-keep-alive 5s
+    timeout queue 5s
+    timeout check 2s
+    # A request is tried again on the other host when its connection failed (never
+    # sent) or, for a read, when the host closed without answering (it died with
+    # the request in flight); a write that may have been applied is never resent.
+    retries 2
+    option redispatch
+    retry-on conn-failure empty-response
+
+frontend xyd
+    bind {address}:{LB_PORT}
+    maxconn 1000
+    default_backend gateways
+
+backend gateways
+    balance roundrobin
+    http-request disable-l7-retry unless METH_GET || METH_HEAD
+    option httpchk GET /readyz
+    http-check expect status 200
+    default-server inter 1s fall 2 rise 2 maxconn 200
+{servers}
+""")
+    return Service("lb", "lb", ["/usr/sbin/haproxy", "-db", "-f", str(path)])

@@ -1,0 +1,103 @@
+"""The gateway hosts, the monitor host and what they share: one key-encryption key,
+one personal-data key and key ring (files under secrets/, as mounted secrets would
+be), a copy of config/ with limits wide enough for the tests' loads, and the URLs
+of the HA engines."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+from pathlib import Path
+
+import yaml
+
+from deploy.cluster.engines import GATEWAY_PORT, MASTER_NAME, Service
+
+REPO = Path(__file__).resolve().parents[2]
+XYD = REPO / ".venv" / "bin" / "xyd"
+ISSUER = "https://xyd.cluster.test"
+
+
+def database_url(password: str, pg_addresses: list[str], repeated_hosts: bool = False) -> str:
+    """Every PostgreSQL host; libpq tries them in turn and keeps the writable one.
+
+    The shared form repeats `host=H:5432` (SQLAlchemy's multi-host URL); until the
+    gateway's raw psycopg connections (db.Held) read it, the hosts go as libpq's
+    own comma list, which both read today."""
+    if repeated_hosts:
+        hosts = "&".join(f"host={address}:5432" for address in pg_addresses)
+    else:
+        hosts = f"host={','.join(pg_addresses)}"
+    return f"postgresql+psycopg://xyd:{password}@/xyd?{hosts}&target_session_attrs=read-write"
+
+
+def redis_url(redis_addresses: list[str], sentinel: bool = False) -> str:
+    """The one place the gateways' Redis URL is made: Sentinel's once the gateway's
+    Redis factory reads `redis+sentinel://` URLs, until then the first host's."""
+    if sentinel:
+        return f"redis+sentinel://{','.join(f'{a}:26379' for a in redis_addresses)}/{MASTER_NAME}"
+    return f"redis://{redis_addresses[0]}:6379/0"
+
+
+def make_shared(root: Path) -> Path:
+    """secrets/: the KEK, the PII HMAC key and key ring every gateway host reads."""
+    keys = root / "secrets"
+    (keys / "pii-keys").mkdir(parents=True, exist_ok=True)
+    keys.chmod(0o700)
+    for path in (keys / "kek.key", keys / "pii.key", keys / "pii-keys" / "1.key"):
+        path.write_text(secrets.token_hex(32) + "\n")
+        path.chmod(0o600)
+    (keys / "oidc.secret").write_text(secrets.token_urlsafe(24) + "\n")
+    (keys / "oidc.secret").chmod(0o600)
+    config = root / "config"
+    shutil.copytree(REPO / "config", config, dirs_exist_ok=True)
+    rates = yaml.safe_load((config / "rates.yaml").read_text())
+    # One test client reads one enterprise's report hundreds of times in seconds.
+    rates["plans"]["standard"].update(rate_per_s=2000, burst=4000, reports_per_day=1_000_000)
+    rates["enterprise_reports_per_day"] = 1_000_000
+    rates["enterprise_reports_per_bank_per_day"] = 1_000_000
+    (config / "rates.yaml").write_text(yaml.safe_dump(rates, sort_keys=False))
+    # No platform has credentials here: each is switched off rather than left
+    # answering "retry later" and pulling in vain.
+    platforms = yaml.safe_load((config / "platforms.yaml").read_text())
+    for block in platforms.values():
+        block["enabled"] = False
+    (config / "platforms.yaml").write_text(yaml.safe_dump(platforms, sort_keys=False))
+    return keys
+
+
+def gateway_env(root: Path, host: str, db_url: str, cache_url: str) -> dict[str, str]:
+    """The production profile's settings, each pointing at the cluster's own."""
+    keys = root / "secrets"
+    return {
+        "XYD_PROFILE": "production",
+        "XYD_STATE_DIR": str(root / host / "state"),
+        "XYD_CONFIG_DIR": str(root / "config"),
+        "XYD_DATABASE_URL": db_url,
+        "XYD_REDIS_URL": cache_url,
+        "XYD_KEY_ENCRYPTION_KEY_FILE": str(keys / "kek.key"),
+        "XYD_PII_KEY_FILE": str(keys / "pii.key"),
+        "XYD_PII_ENCRYPTION_KEYS_DIR": str(keys / "pii-keys"),
+        "XYD_PUBLIC_BASE_URL": ISSUER,
+        "XYD_PUBLIC_DOCS": "false",
+        "XYD_PUBLIC_METRICS": "false",
+        "XYD_OUTBOUND_ALLOWED_HOSTS": "[]",
+        "XYD_CONSENT_CHANNELS": "portal,platform",
+        "XYD_ENTERPRISE_OIDC_ISSUER": "https://idp.cluster.test",
+        "XYD_ENTERPRISE_OIDC_CLIENT_ID": "xyd",
+        "XYD_ENTERPRISE_OIDC_CLIENT_SECRET_FILE": str(keys / "oidc.secret"),
+        "XYD_RUN_EMBEDDED_MONITOR": "false",
+        # The tests' bank signs with the key made at start-up, at once.
+        "XYD_KEY_ACTIVATION_DELAY_S": "0",
+        "XYD_LOG_LEVEL": "INFO",
+        "PATH": "/usr/bin:/bin",
+    }
+
+
+def gateway_service(host: str, address: str, env: dict[str, str]) -> Service:
+    argv = [str(XYD), "serve", "--host", address, "--port", str(GATEWAY_PORT), "--workers", "2"]
+    return Service(host, host, argv, env={**env, "XYD_WORKERS": "2"})
+
+
+def monitor_service(env: dict[str, str]) -> Service:
+    return Service("mon", "mon", [str(XYD), "monitor", "--consumer", "mon"], env=env)

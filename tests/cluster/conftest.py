@@ -1,0 +1,38 @@
+"""The cluster of deploy/cluster for the tests of this package: one per module
+(starting one takes ~30 s), under a prefix and directory of its own so it runs
+beside `make cluster` and beside another test module's cluster.
+
+Skipped, saying why, where namespaces cannot be made (not root, no `ip netns`)."""
+
+from __future__ import annotations
+
+import secrets
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from deploy.cluster import lifecycle, netns
+from deploy.cluster.topology import Cluster
+from tests.cluster.world import Bank, seed_bank
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    why = netns.available()
+    if why is not None:
+        pytest.skip(f"the cluster tests need network namespaces: {why}")
+    root = Path(tempfile.mkdtemp(prefix="xyd-cluster-"))
+    made = lifecycle.up(root / "cluster", f"xt{secrets.token_hex(3)}")
+    try:
+        yield made
+    finally:
+        left = lifecycle.down(made)
+        root.rmdir()
+        assert left == [], f"left over after down: {left}"
+
+
+@pytest.fixture(scope="module")
+def bank(cluster: Cluster) -> Bank:
+    return seed_bank(cluster)
