@@ -18,25 +18,15 @@ XYD = REPO / ".venv" / "bin" / "xyd"
 ISSUER = "https://xyd.cluster.test"
 
 
-def database_url(password: str, pg_addresses: list[str], repeated_hosts: bool = False) -> str:
-    """Every PostgreSQL host; libpq tries them in turn and keeps the writable one.
-
-    The shared form repeats `host=H:5432` (SQLAlchemy's multi-host URL); until the
-    gateway's raw psycopg connections (db.Held) read it, the hosts go as libpq's
-    own comma list, which both read today."""
-    if repeated_hosts:
-        hosts = "&".join(f"host={address}:5432" for address in pg_addresses)
-    else:
-        hosts = f"host={','.join(pg_addresses)}"
+def database_url(password: str, pg_addresses: list[str]) -> str:
+    """Every PostgreSQL host; libpq tries them in turn and keeps the writable one."""
+    hosts = "&".join(f"host={address}:5432" for address in pg_addresses)
     return f"postgresql+psycopg://xyd:{password}@/xyd?{hosts}&target_session_attrs=read-write"
 
 
-def redis_url(redis_addresses: list[str], sentinel: bool = False) -> str:
-    """The one place the gateways' Redis URL is made: Sentinel's once the gateway's
-    Redis factory reads `redis+sentinel://` URLs, until then the first host's."""
-    if sentinel:
-        return f"redis+sentinel://{','.join(f'{a}:26379' for a in redis_addresses)}/{MASTER_NAME}"
-    return f"redis://{redis_addresses[0]}:6379/0"
+def redis_url(redis_addresses: list[str]) -> str:
+    """The gateways ask the sentinels for the master (gateway/redisconn.py)."""
+    return f"redis+sentinel://{','.join(f'{a}:26379' for a in redis_addresses)}/{MASTER_NAME}"
 
 
 def make_shared(root: Path) -> Path:
