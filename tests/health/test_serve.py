@@ -114,7 +114,11 @@ def test_a_pool_of_connections_opened_at_once_spreads_over_the_workers(
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base, proc)
-        time.sleep(1)  # both workers listening, not only the first to start
+        # Both workers listening, not only the first to start (bounded: a loaded
+        # machine starts the second one seconds later).
+        deadline = time.monotonic() + 30
+        while len(_sockets_by_process(port, "0A")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
         pool = asyncio.run(_open_pool(port, 32))
         try:
             for conn in pool:
