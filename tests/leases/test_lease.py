@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import Connection, select
+from prometheus_client import REGISTRY
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.db import make_async_engine
@@ -38,6 +39,10 @@ async def row(engine: AsyncEngine) -> tuple[str, int]:
     return found.holder, found.token
 
 
+def held_gauge() -> float | None:
+    return REGISTRY.get_sample_value("xyd_lease_held", {"name": "pull:test"})
+
+
 async def test_exactly_one_holds(aengine: AsyncEngine) -> None:
     a, b = two(aengine)
     taken = await asyncio.gather(a.acquire(), b.acquire())
@@ -52,9 +57,11 @@ async def test_exactly_one_holds(aengine: AsyncEngine) -> None:
 async def test_a_release_hands_it_over_at_once(aengine: AsyncEngine) -> None:
     a, b = two(aengine)
     assert await a.acquire()
+    assert held_gauge() == 1
     await a.release()
-    assert not a.held
+    assert not a.held and held_gauge() == 0
     assert await b.acquire() and b.held
+    assert held_gauge() == 1
     assert await row(aengine) == ("host-b", 2)  # a new token on every take-over
     assert not await a.renew()
 
@@ -91,22 +98,18 @@ async def test_the_holder_counts_it_lost_before_another_may_take_it(
 ) -> None:
     a, b = two(aengine)
     assert await a.acquire()
-    taken = time.monotonic()
-    while a.held:
-        await asyncio.sleep(0.02)
-    lost = time.monotonic() - taken
-    assert lost < TTL_S - a.margin_s + 0.05
-    assert not await b.acquire()  # a has stopped, yet its expiry is still ahead
-    await asyncio.sleep(TTL_S - lost + 0.05)
+    await asyncio.sleep(TTL_S - a.margin_s + 0.02)
+    assert not a.held  # a has stopped ...
+    assert not await b.acquire()  # ... while its expiry is still ahead
+    await asyncio.sleep(a.margin_s + 0.05)
     assert await b.acquire()
 
 
-def store_then_fence(lease: Lease) -> Callable[[Connection], None]:
-    def work(conn: Connection) -> None:
-        save_position(conn, "test", "cursor", "page-2")
-        lease.fence(conn)
-
-    return work
+async def fenced_write(engine: AsyncEngine, lease: Lease, value: str) -> None:
+    """A page's transaction: its position stored, then the lease's fence."""
+    async with engine.begin() as conn:
+        await conn.run_sync(save_position, "test", "cursor", value)
+        await conn.run_sync(lease.fence)
 
 
 async def position(engine: AsyncEngine) -> str | None:
@@ -117,22 +120,18 @@ async def position(engine: AsyncEngine) -> str | None:
 async def test_a_fence_after_loss_rolls_the_work_back(aengine: AsyncEngine) -> None:
     a, b = two(aengine)
     assert await a.acquire()
-    async with aengine.begin() as conn:
-        await conn.run_sync(store_then_fence(a))
+    await fenced_write(aengine, a, "page-2")
     assert await position(aengine) == "page-2"
     await asyncio.sleep(TTL_S + 0.05)
     assert await b.acquire()
     # a's own clock says lost: refused before the database is asked.
     with pytest.raises(LeaseLost):
-        async with aengine.begin() as conn:
-            await conn.run_sync(lambda c: save_position(c, "test", "cursor", "page-3"))
-            await conn.run_sync(a.fence)
+        await fenced_write(aengine, a, "page-3")
     # A holder whose clock lies (paused, then resumed thinking it still holds it):
     # the token in the database refuses it, and the page goes with the transaction.
     a.token, a._deadline = 1, time.monotonic() + 60
     with pytest.raises(LeaseLost):
-        async with aengine.begin() as conn:
-            await conn.run_sync(store_then_fence(a))
+        await fenced_write(aengine, a, "page-4")
     assert not a.held
     assert await position(aengine) == "page-2"
     async with aengine.begin() as conn:
