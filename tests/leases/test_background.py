@@ -5,6 +5,7 @@ time to live and one schedule interval."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import time
@@ -19,7 +20,9 @@ from starlette.testclient import TestClient
 
 from adapters.tianfu_rongtong.adapter import TianfuRongtongAdapter
 from gateway.app import create_app
-from gateway.leases import Lease
+from gateway.db import make_async_engine
+from gateway.leases import Lease, LeaseLost
+from gateway.positions import read_position
 from gateway.settings import Settings
 from gateway.state import state_of
 from gateway.store.tables import leases, loan_events
@@ -157,3 +160,37 @@ def test_one_host_syncs_and_the_other_takes_over_when_it_dies(
     finally:
         for client in running.values():
             client.__exit__(None, None, None)
+
+
+async def test_a_page_fetched_after_the_lease_was_lost_is_not_stored(
+    settings: Settings,
+    engine: Engine,
+    tmp_path: Path,
+    base_url: str,
+    simulator: TianfuRongtongSimulator,
+) -> None:
+    for code in BANKS:
+        register(engine, f"bank-{code.lower()}", org_code=code)
+    registered(engine, simulator)
+    settings = host_settings(settings, tmp_path, base_url, simulator)
+    settings.run_background = False
+    state = state_of(create_app(settings))
+    state.engine = make_async_engine(settings)
+    state.platform_services.bind(state.engine)
+    try:
+        adapter = state.platforms[PLATFORM]
+        assert isinstance(adapter, TianfuRongtongAdapter)
+        lost = Lease(state.engine, f"pull:{PLATFORM}", "host-a", TTL_S)
+        assert await lost.acquire()
+        adapter.fence = lost.fence
+        # Paused past its lease (its clock still says held), taken over meanwhile.
+        await asyncio.sleep(TTL_S + 0.05)
+        assert await Lease(state.engine, f"pull:{PLATFORM}", "host-b", TTL_S).acquire()
+        lost._deadline = time.monotonic() + 60
+        with pytest.raises(LeaseLost):
+            await adapter.sync()
+        assert stored(engine) == (0, 0)
+        with engine.connect() as conn:
+            assert read_position(conn, PLATFORM, "cursor") is None
+    finally:
+        await state.engine.dispose()
