@@ -5,17 +5,17 @@ time to live and one schedule interval."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, select
 from starlette.testclient import TestClient
 
 from adapters.tianfu_rongtong.adapter import TianfuRongtongAdapter
@@ -162,7 +162,7 @@ def test_one_host_syncs_and_the_other_takes_over_when_it_dies(
             client.__exit__(None, None, None)
 
 
-async def test_a_page_fetched_after_the_lease_was_lost_is_not_stored(
+async def test_a_page_fetched_as_the_lease_is_lost_is_not_stored(
     settings: Settings,
     engine: Engine,
     tmp_path: Path,
@@ -181,14 +181,24 @@ async def test_a_page_fetched_after_the_lease_was_lost_is_not_stored(
         adapter = state.platforms[PLATFORM]
         assert isinstance(adapter, TianfuRongtongAdapter)
         lost = Lease(state.engine, f"pull:{PLATFORM}", "host-a", TTL_S)
+        other = Lease(state.engine, f"pull:{PLATFORM}", "host-b", TTL_S)
         assert await lost.acquire()
-        adapter.fence = lost.fence
-        # Paused past its lease (its clock still says held), taken over meanwhile.
-        await asyncio.sleep(TTL_S + 0.05)
-        assert await Lease(state.engine, f"pull:{PLATFORM}", "host-b", TTL_S).acquire()
-        lost._deadline = time.monotonic() + 60
+        fenced: list[str] = []
+
+        def fence(conn: Connection) -> None:
+            # The first transaction reads the cursor; before the second, the first
+            # page's, host-b takes over (host-a paused past its lease, say).
+            fenced.append("page" if fenced else "cursor")
+            if len(fenced) == 2:
+                with engine.begin() as elsewhere:
+                    later = datetime.now(UTC) + timedelta(seconds=TTL_S + 1)
+                    assert other._take(elsewhere, later) == 2
+            lost.fence(conn)
+
+        adapter.fence = fence
         with pytest.raises(LeaseLost):
             await adapter.sync()
+        assert fenced == ["cursor", "page"]
         assert stored(engine) == (0, 0)
         with engine.connect() as conn:
             assert read_position(conn, PLATFORM, "cursor") is None
