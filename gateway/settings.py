@@ -173,7 +173,9 @@ class Settings(BaseSettings):
 
     # --- platforms -----------------------------------------------------------
     run_background: bool = Field(
-        True, description="Run pull schedules and the outbox in this process"
+        True,
+        description="Take part in the once-only work (pull schedules, the outbox, the sweeps, "
+        "the audit export): this process runs each whose lease it holds",
     )
     outbound_allowed_hosts: list[str] = Field(
         ["localhost", "127.0.0.1", "::1"],
