@@ -127,11 +127,11 @@ async def _outbox_forever(
     state: GatewayState, notifiers: dict[str, Notify], every_s: float, lease: Lease
 ) -> None:
     while True:
-        if lease.held:
-            try:
-                await deliver_due(state.engine, notifiers, lease.fence)
-            except Exception:  # the loop must outlive a bad round (database away, bug)
-                log.exception("outbox round failed")
+        await lease.wait_held()
+        try:
+            await deliver_due(state.engine, notifiers, lease.fence)
+        except Exception:  # the loop must outlive a bad round (database away, bug)
+            log.exception("outbox round failed")
         await asyncio.sleep(every_s)
 
 
@@ -149,11 +149,11 @@ async def sweep_webhooks(state: GatewayState, fence: Fence | None = None) -> int
 
 async def _sweep_forever(state: GatewayState, every_s: float, lease: Lease) -> None:
     while True:
-        if lease.held:
-            try:
-                await sweep_webhooks(state, lease.fence)
-            except Exception:  # the lease lost mid-round, or the database away
-                log.warning("webhook sweep round failed", exc_info=True)
+        await lease.wait_held()
+        try:
+            await sweep_webhooks(state, lease.fence)
+        except Exception:  # the lease lost mid-round, or the database away
+            log.warning("webhook sweep round failed", exc_info=True)
         await asyncio.sleep(every_s)
 
 
@@ -170,13 +170,13 @@ async def purge_grants(state: GatewayState, fence: Fence | None = None) -> Purge
 
 async def _purge_forever(state: GatewayState, every_s: float, lease: Lease) -> None:
     while True:
-        if lease.held:
-            try:
-                purged = await purge_grants(state, lease.fence)
-                if any(purged):
-                    log.info("spent OAuth secrets purged", extra=purged._asdict())
-            except Exception:  # the lease lost mid-round, or the database away
-                log.warning("OAuth purge round failed", exc_info=True)
+        await lease.wait_held()
+        try:
+            purged = await purge_grants(state, lease.fence)
+            if any(purged):
+                log.info("spent OAuth secrets purged", extra=purged._asdict())
+        except Exception:  # the lease lost mid-round, or the database away
+            log.warning("OAuth purge round failed", exc_info=True)
         await asyncio.sleep(every_s)
 
 
@@ -192,8 +192,7 @@ async def _sync_forever(
             # Another process syncs (or none can reach the database): its lag is its own.
             last_ok = None
             PLATFORM_SYNC_LAG.labels(key).set(0)
-            await asyncio.sleep(lease.every_s)
-            continue
+            await lease.wait_held()
         last_ok = last_ok or time.time()
         if breaker.allow():
             try:

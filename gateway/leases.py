@@ -57,6 +57,7 @@ class Lease:
         self.margin_s = ttl_s / 5
         self.token: int | None = None
         self._deadline = 0.0  # monotonic: the lease counts as lost from then on
+        self._taken = asyncio.Event()  # set while a token is ours
 
     @property
     def held(self) -> bool:
@@ -78,6 +79,7 @@ class Lease:
             return False
         was_held = self.held
         self.token, self._deadline = token, started + self.ttl_s - self.margin_s
+        self._taken.set()
         LEASE_HELD.labels(self.name).set(1)
         if not was_held:
             log.info("lease taken", extra={"lease": self.name, "token": token})
@@ -156,6 +158,13 @@ class Lease:
             self._lose("taken over")
             raise LeaseLost(f"lease {self.name} was taken over")
 
+    async def wait_held(self) -> None:
+        """Return once this process holds the lease (at once when it does)."""
+        while not self.held:
+            if self.token is not None:  # its time ran out before a renewal came back
+                self._lose("not renewed in time")
+            await self._taken.wait()
+
     async def keep(self) -> None:
         """Renew while held, try to take it while not, every third of the ttl; forever."""
         while True:
@@ -177,4 +186,5 @@ class Lease:
         if self.token is not None and why is not None:
             log.warning("lease lost", extra={"lease": self.name, "token": self.token, "why": why})
         self.token, self._deadline = None, 0.0
+        self._taken.clear()
         LEASE_HELD.labels(self.name).set(0)
