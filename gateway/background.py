@@ -80,13 +80,9 @@ def start_background(state: GatewayState, sealer: Sealer) -> list[asyncio.Task[N
 
 
 async def _hold(lease: Lease) -> None:
-    try:
-        await lease.keep()
-    finally:
-        try:
-            await lease.release()
-        except Exception:  # the database away: the lease expires by itself
-            log.warning("lease not released", extra={"lease": lease.name}, exc_info=True)
+    # No release on stop here: awaited in a cancelled task while the lifespan
+    # disposes the engine, it hung the stop (aiosqlite). The lease expires instead.
+    await lease.keep()
 
 
 def webhook_sender(state: GatewayState) -> WebhookSender:
