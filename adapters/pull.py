@@ -24,6 +24,7 @@ from sqlalchemy import Connection
 from adapters.base import PlatformContext, SyncReport
 from adapters.config import PlatformConfig, Schedule
 from adapters.http import RetryPolicy
+from gateway.leases import Fence
 from gateway.loans.events import LoanEvent
 from gateway.loans.ledger import dead_letter, store
 from gateway.metrics import PLATFORM_MESSAGES
@@ -129,6 +130,9 @@ class PullAdapter(ABC):
         self.ctx, self.config = ctx, config
         self.credentials_path = ctx.path(config.simulator_file)
         self.retry = RetryPolicy()
+        # Set by the schedule's lease holder: run in each transaction of `run`, so a
+        # page stored after the lease was lost is rolled back with its position.
+        self.fence: Fence | None = None
 
     @classmethod
     def build(cls, ctx: PlatformContext, config: PlatformConfig) -> Self:
@@ -146,7 +150,12 @@ class PullAdapter(ABC):
 
     async def run(self, work: Callable[[Connection], _T]) -> _T:
         async with self.ctx.engine.begin() as conn:
-            return await conn.run_sync(work)
+            return await conn.run_sync(self._fenced, work)
+
+    def _fenced(self, conn: Connection, work: Callable[[Connection], _T]) -> _T:
+        if self.fence is not None:
+            self.fence(conn)
+        return work(conn)
 
     @abstractmethod
     async def sync(

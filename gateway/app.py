@@ -122,7 +122,7 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
             asyncio.create_task(sealer.run_forever()),
             asyncio.create_task(count_descriptors_forever()),
         ]
-        tasks += start_background(state)
+        tasks += start_background(state, sealer)
         if settle_heap:
             heap.settle()
         try:

@@ -1,7 +1,11 @@
-"""Work the gateway does off the request path, inside each worker process:
-the pull platforms' schedules, the outbox (platforms' notifications and banks'
-webhooks), the webhook sweeps and the code flow's purge. Every loop survives its own errors (logged)
-and stops when the app stops."""
+"""Work the gateway does off the request path: the pull platforms' schedules, the
+outbox (platforms' notifications and banks' webhooks), the webhook sweeps, the
+code flow's purge and the audit checkpoints' export. Each must run once across
+hosts and workers, so each runs only in the process holding its lease
+(`pull:<platform>`, `outbox`, `sweeps`, `audit-export`; gateway/leases.py); every
+other process tries to take it over every third of XYD_LEASE_TTL_S. Every loop
+survives its own errors (logged) and stops when the app stops, releasing its
+leases so another host takes over at once."""
 
 from __future__ import annotations
 
@@ -12,9 +16,12 @@ from datetime import timedelta
 
 from adapters.base import Adapter, Notifier
 from adapters.config import PlatformConfig, Schedule
+from adapters.pull import PullAdapter
 from adapters.registry import notified_platforms
+from gateway.audit.sealer import Sealer
 from gateway.breaker import CircuitBreaker
 from gateway.grants.purge import Purged, purge_spent
+from gateway.leases import Fence, Lease, default_holder
 from gateway.metrics import PLATFORM_LAST_SYNC, PLATFORM_SYNC_LAG, PLATFORM_SYNCS
 from gateway.monitor.bus import MemoryBus
 from gateway.monitor.service import run as run_monitor
@@ -29,20 +36,33 @@ log = logging.getLogger("xyd.background")
 FIRST_SYNC_DELAY_S = 5.0
 
 
-def start_background(state: GatewayState) -> list[asyncio.Task[None]]:
+def start_background(state: GatewayState, sealer: Sealer) -> list[asyncio.Task[None]]:
     settings = state.settings
     if not settings.run_background:
+        sealer.exports = False  # a process doing no once-only work leaves it to those that do
         return []
-    tasks = []
+    holder = settings.lease_holder or default_holder()
+    tasks: list[asyncio.Task[None]] = []
+
+    def held(name: str) -> Lease:
+        lease = Lease(state.engine, name, holder, settings.lease_ttl_s)
+        tasks.append(asyncio.create_task(_hold(lease)))
+        return lease
+
     notifiers: dict[str, Notify] = {
         key: adapter.notify
         for key, adapter in state.platforms.items()
         if isinstance(adapter, Notifier)
     }
     notifiers[WEBHOOK] = webhook_sender(state).notify
-    tasks.append(asyncio.create_task(_outbox_forever(state, notifiers, settings.outbox_poll_s)))
-    tasks.append(asyncio.create_task(_sweep_forever(state, settings.webhook_sweep_s)))
-    tasks.append(asyncio.create_task(_purge_forever(state, settings.oauth_purge_s)))
+    outbox = held("outbox")
+    tasks.append(
+        asyncio.create_task(_outbox_forever(state, notifiers, settings.outbox_poll_s, outbox))
+    )
+    sweeps = held("sweeps")  # both cheap: one lease for the two
+    tasks.append(asyncio.create_task(_sweep_forever(state, settings.webhook_sweep_s, sweeps)))
+    tasks.append(asyncio.create_task(_purge_forever(state, settings.oauth_purge_s, sweeps)))
+    sealer.lease = held("audit-export")  # the sealer's own loop exports while it is held
     if settings.redis_url is None and settings.run_embedded_monitor:
         # Embedded mode: no Redis stream to share, so the gateway watches itself.
         tasks.append(asyncio.create_task(_embedded_monitor(state)))
@@ -50,10 +70,19 @@ def start_background(state: GatewayState) -> list[asyncio.Task[None]]:
         schedule = adapter_schedule(state, key)
         if schedule is not None:
             breaker = platform_breaker(key, schedule)
+            lease = held(f"pull:{key}")
+            if isinstance(adapter, PullAdapter):
+                adapter.fence = lease.fence  # each page's transaction checks the lease
             tasks.append(
-                asyncio.create_task(_sync_forever(key, adapter, schedule.every_s, breaker))
+                asyncio.create_task(_sync_forever(key, adapter, schedule.every_s, breaker, lease))
             )
     return tasks
+
+
+async def _hold(lease: Lease) -> None:
+    # No release on stop here: awaited in a cancelled task while the lifespan
+    # disposes the engine, it hung the stop (aiosqlite). The lease expires instead.
+    await lease.keep()
 
 
 def webhook_sender(state: GatewayState) -> WebhookSender:
@@ -91,63 +120,76 @@ async def _embedded_monitor(state: GatewayState) -> None:
 
 
 async def _outbox_forever(
-    state: GatewayState, notifiers: dict[str, Notify], every_s: float
+    state: GatewayState, notifiers: dict[str, Notify], every_s: float, lease: Lease
 ) -> None:
     while True:
+        await lease.wait_held()
         try:
-            await deliver_due(state.engine, notifiers)
+            await deliver_due(state.engine, notifiers, lease.fence)
         except Exception:  # the loop must outlive a bad round (database away, bug)
             log.exception("outbox round failed")
         await asyncio.sleep(every_s)
 
 
-async def sweep_webhooks(state: GatewayState) -> int:
+async def sweep_webhooks(state: GatewayState, fence: Fence | None = None) -> int:
     """One round of both sweeps, each in its own transaction; events enqueued."""
     batch = state.settings.webhook_sweep_batch
     queued = 0
     for sweep in (sweep_expired, sweep_changed):
         async with state.engine.begin() as conn:
+            if fence is not None:
+                await conn.run_sync(fence)
             queued += await conn.run_sync(sweep, batch)
     return queued
 
 
-async def _sweep_forever(state: GatewayState, every_s: float) -> None:
+async def _sweep_forever(state: GatewayState, every_s: float, lease: Lease) -> None:
     while True:
+        await lease.wait_held()
         try:
-            await sweep_webhooks(state)
-        except Exception:  # a lost race with another worker's sweep, or the database away
+            await sweep_webhooks(state, lease.fence)
+        except Exception:  # the lease lost mid-round, or the database away
             log.warning("webhook sweep round failed", exc_info=True)
         await asyncio.sleep(every_s)
 
 
-async def purge_grants(state: GatewayState) -> Purged:
+async def purge_grants(state: GatewayState, fence: Fence | None = None) -> Purged:
     """One round of the code flow's purge, in one transaction."""
     settings = state.settings
     retention = timedelta(seconds=settings.oauth_spent_retention_s)
     async with state.engine.begin() as conn:
+        if fence is not None:
+            await conn.run_sync(fence)
         purged: Purged = await conn.run_sync(purge_spent, settings.oauth_purge_batch, retention)
     return purged
 
 
-async def _purge_forever(state: GatewayState, every_s: float) -> None:
+async def _purge_forever(state: GatewayState, every_s: float, lease: Lease) -> None:
     while True:
+        await lease.wait_held()
         try:
-            purged = await purge_grants(state)
+            purged = await purge_grants(state, lease.fence)
             if any(purged):
                 log.info("spent OAuth secrets purged", extra=purged._asdict())
-        except Exception:  # the database away; the next round tries again
+        except Exception:  # the lease lost mid-round, or the database away
             log.warning("OAuth purge round failed", exc_info=True)
         await asyncio.sleep(every_s)
 
 
 async def _sync_forever(
-    key: str, adapter: Adapter, every_s: float, breaker: CircuitBreaker
+    key: str, adapter: Adapter, every_s: float, breaker: CircuitBreaker, lease: Lease
 ) -> None:
     # A short first wait: the platform (or the demo's simulator) may start with us.
     await asyncio.sleep(min(every_s, FIRST_SYNC_DELAY_S))
-    # Lag: how long this worker has gone without a successful sync (from its start).
-    last_ok = time.time()
+    # Lag: how long the holder has gone without a successful sync (from taking over).
+    last_ok: float | None = None
     while True:
+        if not lease.held:
+            # Another process syncs (or none can reach the database): its lag is its own.
+            last_ok = None
+            PLATFORM_SYNC_LAG.labels(key).set(0)
+            await lease.wait_held()
+        last_ok = last_ok or time.time()
         if breaker.allow():
             try:
                 report = await adapter.sync()

@@ -118,6 +118,12 @@ OUTBOX_BACKLOG = Gauge(
     "Notifications waiting for delivery, as last counted",
     multiprocess_mode="max",
 )
+LEASE_HELD = Gauge(
+    "xyd_lease_held",
+    "1 while this process holds the once-only job's lease (summed over a host's workers)",
+    ["name"],
+    multiprocess_mode="livesum",
+)
 OUTBOX_DELIVERIES = Counter(
     "xyd_outbox_deliveries_total", "Notification attempts by outcome", ["destination", "outcome"]
 )

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.leases import Fence
 from gateway.metrics import OUTBOX_BACKLOG, OUTBOX_DELIVERIES
 from gateway.store.tables import outbox
 
@@ -74,8 +75,16 @@ def _backlog(conn: Connection) -> int:
     )
 
 
-async def deliver_due(engine: AsyncEngine, notifiers: dict[str, Notify]) -> int:
-    """Send every due notification once; the number delivered."""
+async def deliver_due(
+    engine: AsyncEngine,
+    notifiers: dict[str, Notify],
+    fence: Fence | None = None,
+) -> int:
+    """Send every due notification once; the number delivered. `fence` (the outbox
+    lease's) runs last in the transaction: a round finished after the lease was
+    lost marks nothing delivered, and the new holder sends those again (at least
+    once, as ever). Last, not first: the lease's row is not locked, nor SQLite's
+    database, while destinations answer."""
     delivered = 0
     now = datetime.now(UTC)
     async with engine.begin() as conn:
@@ -110,5 +119,7 @@ async def deliver_due(engine: AsyncEngine, notifiers: dict[str, Notify]) -> int:
                 .where(outbox.c.id == row.id)
                 .values(delivered_at=datetime.now(UTC), attempts=row.attempts + 1)
             )
+        if fence is not None:
+            await conn.run_sync(fence)
         OUTBOX_BACKLOG.set(await conn.run_sync(_backlog))
     return delivered

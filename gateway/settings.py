@@ -187,7 +187,9 @@ class Settings(BaseSettings):
 
     # --- platforms -----------------------------------------------------------
     run_background: bool = Field(
-        True, description="Run pull schedules and the outbox in this process"
+        True,
+        description="Take part in the once-only work (pull schedules, the outbox, the sweeps, "
+        "the audit export): this process runs each whose lease it holds",
     )
     outbound_allowed_hosts: list[str] = Field(
         ["localhost", "127.0.0.1", "::1"],
@@ -197,6 +199,17 @@ class Settings(BaseSettings):
             "fits the embedded demo's simulators; production lists its own (JSON list)"
         ),
     )
+    lease_ttl_s: float = Field(
+        15.0, ge=1, le=600,
+        description="Seconds a host holds a once-only job's lease (a pull schedule, the outbox, "
+        "the sweeps, the audit export) without renewing it; another host takes the job over "
+        "within this of the holder's death",
+    )  # fmt: skip
+    lease_holder: str | None = Field(
+        None, min_length=1, max_length=200,
+        description="This process's name in the leases table; none: hostname, pid and a "
+        "random suffix",
+    )  # fmt: skip
     outbox_poll_s: float = Field(2.0, gt=0, le=3600, description="How often the outbox is read")
     webhook_sweep_s: float = Field(
         15.0, gt=0, le=3600,

@@ -26,6 +26,7 @@ MODULES = {
     "idempotency.py": "the Idempotency-Key store, one cross-cutting module of SQL alone",
     "outbox.py": "the outbox table's own store, one cross-cutting module of SQL alone",
     "positions.py": "background readers' positions, one cross-cutting module of SQL alone",
+    "leases.py": "the leases table's own store, one cross-cutting module of SQL alone",
     "audit/chain.py": "the chain's repository: linking and the hot audit_append statement "
     "stay beside the hashing they must match",
     "audit/kept.py": "kept reports' repository: its PostgreSQL statement is folded into "

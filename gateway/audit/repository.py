@@ -1,5 +1,5 @@
 """SQL of the audit trail's readers and the sealer: today's counts,
-checkpoints stored off the request path. Works on a
+checkpoints stored off the request path and exported to the witness. Works on a
 sync Connection inside the caller's transaction; it never commits.
 
 Appending to the chain and verifying it keep their SQL in chain.py (the
@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, Row, func, select, text
+from sqlalchemy import Connection, Row, func, select, text, update
 
 from gateway.audit.checkpoints import Checkpoint
-from gateway.store.tables import audit_entries, clients
+from gateway.store.tables import audit_checkpoints, audit_entries, clients
 
 
 def seq_bounds(conn: Connection) -> tuple[int | None, int | None]:
@@ -95,3 +95,23 @@ def missing_checkpoint_at(conn: Connection, seq: int) -> str | None:
 def store_checkpoints(conn: Connection, made: Sequence[Checkpoint]) -> None:
     """Store `made`; one already stored at its seq is kept as it is."""
     conn.execute(_STORE, [{"seq": c.seq, "entry_hash": c.head, "signed": c.signed} for c in made])
+
+
+def unexported_checkpoints(conn: Connection, limit: int) -> list[Checkpoint]:
+    """Stored checkpoints the witness has not been given yet, oldest first."""
+    table = audit_checkpoints.c
+    rows = conn.execute(
+        select(table.seq, table.entry_hash, table.signed)
+        .where(table.exported_at.is_(None))
+        .order_by(table.seq)
+        .limit(limit)
+    )
+    return [Checkpoint(row.seq, row.entry_hash, row.signed) for row in rows]
+
+
+def mark_exported(conn: Connection, seqs: Collection[int], at: datetime) -> None:
+    conn.execute(
+        update(audit_checkpoints)
+        .where(audit_checkpoints.c.seq.in_(list(seqs)))
+        .values(exported_at=at)
+    )

@@ -1,16 +1,21 @@
 """Off the request path: the head signed, and checkpoints exported to the witness.
 
-The writer tells the sealer, per batch, the last entry it wrote and the
-checkpoints it signed (`wrote`: two assignments, nothing more on the hot path).
+The writer tells the sealer, per batch, the last entry it wrote and whether it
+signed checkpoints (`wrote`: two assignments, nothing more on the hot path).
 Every `audit_seal_s`, or at once when a checkpoint was signed, the sealer
 - signs the head this process last wrote, when it moved (a checkpoint at an
   arbitrary seq: entries after the last interval checkpoint are covered too),
   and stores it beside the others;
 - signs the interval checkpoint at or below it if a stop between an entry's
   commit and its checkpoint left it missing (only the last can be);
-- exports everything signed since its last round to the witness, in a thread.
-A witness that cannot take them (a file system full, a regulator's endpoint
-down) keeps them pending for the next round, logged; the trail itself goes on.
+- in the one process holding the `audit-export` lease (or alone, without one),
+  exports every stored checkpoint not yet exported to the witness, in a thread,
+  and marks them exported in a transaction fenced by that lease.
+Every process signs; one exports, so the witness gets each checkpoint once
+(at least once: a holder that loses the lease between the witness and the
+mark leaves them to its successor). A witness that cannot take them (a file
+system full, a regulator's endpoint down) keeps them pending in the store for
+the next round, logged; the trail itself goes on.
 """
 
 from __future__ import annotations
@@ -28,10 +33,11 @@ from gateway.audit.checkpoints import Checkpoint
 from gateway.audit.witness import Witness, open_witness
 from gateway.keys.ring import KeyRingHolder
 from gateway.keys.store import LoadedKey
+from gateway.leases import Lease
 from gateway.settings import Settings
 
 log = logging.getLogger("xyd.audit")
-MAX_PENDING = 10_000  # a witness down for days: keep the newest, they cover the rest
+EXPORT_BATCH = 500
 
 
 class Sealer:
@@ -48,7 +54,10 @@ class Sealer:
         self.engine, self.keys, self.witness = engine, keys, witness
         self.every, self.seal_s, self.pinned_path = every, seal_s, pinned_path
         self.head: tuple[int, str] | None = None
-        self.pending: list[Checkpoint] = []
+        # Whether this process exports: with a lease, only while it holds it; a
+        # process running no background work (XYD_RUN_BACKGROUND=false) never does.
+        self.exports = True
+        self.lease: Lease | None = None
         self._sealed = 0
         self._pinned: set[str] = set()
         self._wake = asyncio.Event()
@@ -69,7 +78,6 @@ class Sealer:
         if self.head is None or head[0] > self.head[0]:
             self.head = head
         if signed:
-            self.pending.extend(signed)
             self._wake.set()
 
     def pin(self, signer: LoadedKey) -> None:
@@ -101,13 +109,31 @@ class Sealer:
             signer = (await self.keys.current()).signing_key("audit", datetime.now(UTC))
             self.pin(signer)
             seal = checkpoints.sign(head[0], head[1], signer)
-            self.pending += await asyncio.to_thread(self._store, seal, signer)
+            await asyncio.to_thread(self._store, seal, signer)
             self._sealed = head[0]
-        if self.pending:
-            del self.pending[:-MAX_PENDING]
-            batch = list(self.pending)
-            await asyncio.to_thread(self.witness.export, batch)
-            del self.pending[: len(batch)]
+        if self.exporting:
+            await asyncio.to_thread(self.export_stored)
+
+    @property
+    def exporting(self) -> bool:
+        return self.exports and (self.lease is None or self.lease.held)
+
+    def export_stored(self) -> int:
+        """Every stored checkpoint not yet exported, to the witness, oldest first."""
+        exported = 0
+        while True:
+            with self.engine.connect() as conn:
+                batch = repository.unexported_checkpoints(conn, EXPORT_BATCH)
+            if not batch:
+                return exported
+            self.witness.export(batch)
+            with self.engine.begin() as conn:
+                if self.lease is not None:
+                    self.lease.fence(conn)
+                repository.mark_exported(conn, [c.seq for c in batch], datetime.now(UTC))
+            exported += len(batch)
+            if len(batch) < EXPORT_BATCH:
+                return exported
 
     def _store(self, seal: Checkpoint, signer: LoadedKey) -> list[Checkpoint]:
         """Store the head's seal, and the last interval checkpoint if it is missing."""

@@ -325,6 +325,26 @@ audit_checkpoints = Table(
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
     Column("entry_hash", String(64), nullable=False),
     Column("signed", Text, nullable=False),  # compact JWS of {seq, head, at}
+    # When the export lease's holder gave it to the witness; NULL: not yet.
+    Column("exported_at", Timestamp),
+)
+Index(
+    "ix_audit_checkpoints_unexported",
+    audit_checkpoints.c.seq,
+    postgresql_where=audit_checkpoints.c.exported_at.is_(None),
+    sqlite_where=audit_checkpoints.c.exported_at.is_(None),
+)
+
+# Work that must run once across hosts: held by one process until `expires_at`;
+# `token` grows on every take-over and fences the holder's writes (gateway/leases.py).
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("token", BigInteger, nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
+    Column("renewed_at", Timestamp, nullable=False),
 )
 
 # --- reports as issued ----------------------------------------------------------

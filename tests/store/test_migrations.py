@@ -53,6 +53,7 @@ EXPECTED = {
     "portal_sessions",
     "repair_applications",
     "repair_evidence",
+    "leases",
 }
 
 
