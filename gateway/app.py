@@ -122,12 +122,15 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
             asyncio.create_task(sealer.run_forever()),
             asyncio.create_task(count_descriptors_forever()),
         ]
-        tasks += start_background(state, sealer)
+        background = start_background(state, sealer)
+        tasks += background.tasks
         if settle_heap:
             heap.settle()
         try:
             yield
         finally:
+            # Before the loops stop: a lease released is taken over at once.
+            await background.release()
             for task in tasks:
                 task.cancel()
             # Let them unwind (a transaction's rollback) before the engines close

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from adapters.base import Adapter, Notifier
@@ -36,17 +37,36 @@ log = logging.getLogger("xyd.background")
 FIRST_SYNC_DELAY_S = 5.0
 
 
-def start_background(state: GatewayState, sealer: Sealer) -> list[asyncio.Task[None]]:
+@dataclass
+class Background:
+    """The loops started and the leases they run under: on a clean stop the
+    leases are released (before the loops are cancelled and the engine closes),
+    so another host takes the work over at once rather than after a ttl."""
+
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    leases: list[Lease] = field(default_factory=list)
+
+    async def release(self) -> None:
+        for lease in self.leases:
+            try:
+                await asyncio.wait_for(lease.release(), timeout=2)
+            except Exception:  # the database away: the lease then expires after its ttl
+                log.warning("lease not released", extra={"lease": lease.name}, exc_info=True)
+
+
+def start_background(state: GatewayState, sealer: Sealer) -> Background:
     settings = state.settings
+    started = Background()
     if not settings.run_background:
         sealer.exports = False  # a process doing no once-only work leaves it to those that do
-        return []
+        return started
     holder = settings.lease_holder or default_holder()
-    tasks: list[asyncio.Task[None]] = []
+    tasks = started.tasks
 
     def held(name: str) -> Lease:
         lease = Lease(state.engine, name, holder, settings.lease_ttl_s)
         tasks.append(asyncio.create_task(_hold(lease)))
+        started.leases.append(lease)
         return lease
 
     notifiers: dict[str, Notify] = {
@@ -76,12 +96,12 @@ def start_background(state: GatewayState, sealer: Sealer) -> list[asyncio.Task[N
             tasks.append(
                 asyncio.create_task(_sync_forever(key, adapter, schedule.every_s, breaker, lease))
             )
-    return tasks
+    return started
 
 
 async def _hold(lease: Lease) -> None:
-    # No release on stop here: awaited in a cancelled task while the lifespan
-    # disposes the engine, it hung the stop (aiosqlite). The lease expires instead.
+    # Released by the lifespan (Background.release) before this is cancelled:
+    # awaited in a cancelled task while the engine is disposed, it hung the stop.
     await lease.keep()
 
 

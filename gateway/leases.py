@@ -58,6 +58,7 @@ class Lease:
         self.token: int | None = None
         self._deadline = 0.0  # monotonic: the lease counts as lost from then on
         self._taken = asyncio.Event()  # set while a token is ours
+        self._released = False  # a clean stop: never taken again by this process
 
     @property
     def held(self) -> bool:
@@ -70,6 +71,8 @@ class Lease:
 
     async def acquire(self) -> bool:
         """Take the lease when free or expired (or already ours); True when held."""
+        if self._released:
+            return False
         started = time.monotonic()
         now = datetime.now(UTC)
         async with self.engine.begin() as conn:
@@ -138,6 +141,7 @@ class Lease:
 
     async def release(self) -> None:
         """On a clean stop: expire it now, so another host takes over at once."""
+        self._released = True
         token = self.token
         self._lose(None)
         if token is None:
@@ -167,7 +171,7 @@ class Lease:
 
     async def keep(self) -> None:
         """Renew while held, try to take it while not, every third of the ttl; forever."""
-        while True:
+        while not self._released:
             try:
                 if self.token is not None:
                     await self.renew()

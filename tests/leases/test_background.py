@@ -162,6 +162,44 @@ def test_one_host_syncs_and_the_other_takes_over_when_it_dies(
             client.__exit__(None, None, None)
 
 
+def test_a_clean_stop_hands_the_schedule_over_before_the_ttl(
+    settings: Settings,
+    engine: Engine,
+    tmp_path: Path,
+    base_url: str,
+    simulator: TianfuRongtongSimulator,
+) -> None:
+    """A rolling upgrade stops hosts cleanly: the leases are released on the way
+    out, so the other host takes over within a retry round, not after the ttl."""
+    for code in BANKS:
+        register(engine, f"bank-{code.lower()}", org_code=code)
+    registered(engine, simulator)
+    ttl_s = 6.0  # retries every 2 s: a take-over after a release is well under it
+    settings = host_settings(settings, tmp_path, base_url, simulator)
+    settings.lease_ttl_s = ttl_s
+    hosts = [Host(settings, "host-a"), Host(settings, "host-b")]
+    running: dict[str, TestClient] = {}
+    try:
+        for host in hosts:
+            running[host.holder] = TestClient(host.app).__enter__()
+        wait_for(lambda: stored(engine)[0] == valid(simulator), 15)
+        holder = next(h for h in hosts if h.syncs)
+        survivor = next(h for h in hosts if h is not holder)
+        assert not survivor.syncs
+        running.pop(holder.holder).__exit__(None, None, None)
+        stopped = time.monotonic()
+        wait_for(lambda: bool(survivor.syncs), ttl_s)
+        taken_over = survivor.syncs[0] - stopped
+        assert taken_over < ttl_s / 3 + EVERY_S + 0.5, taken_over
+        assert holder_of(engine) == survivor.holder
+        wait_for(lambda: len(survivor.syncs) >= 2, 5)  # syncing on, nothing stored twice
+        wait_for(lambda: stored(engine)[0] == valid(simulator), 10)
+        assert stored(engine) == (valid(simulator), valid(simulator))
+    finally:
+        for client in running.values():
+            client.__exit__(None, None, None)
+
+
 async def test_a_page_fetched_as_the_lease_is_lost_is_not_stored(
     settings: Settings,
     engine: Engine,
