@@ -249,6 +249,8 @@ def test_the_redis_master_killed_keeps_plans_and_spent_assertions(cluster: Clust
                "replays": [r.status_code for r in replays]}  # fmt: skip
     record("redis_master_killed", figures)
     assert once["lost"] == 0 and once["doubled"] == 0, figures
+    # At most the plan: a request charged whose WAIT then timed out is refused
+    # (503) and not given back, so a switch may leave the client a little short.
     assert once["acknowledged"] <= TINY_PLAN and audited <= TINY_PLAN, figures
     assert audited == once["acknowledged"], figures
     assert set(seen.statuses) <= {200, 429, 503} and seen.not_problem == 0, figures
