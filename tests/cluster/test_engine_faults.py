@@ -83,6 +83,8 @@ def _writer(cluster: Cluster, dept: Bank, written: Written, stop: threading.Even
                     },
                 )
                 written.seen.count(answer)
+                if answer.status_code == 503:
+                    time.sleep(0.05)
                 if answer.status_code == 200:
                     accepted = [
                         r["record_id"]

@@ -153,7 +153,8 @@ def _user(
                     headers={"Authorization": f"Bearer {bearer}", "Consent-Id": bank.consent_id},
                 )
                 seen.count(answer)
-                time.sleep(pause)
+                # A 503 says retry later: a moment, not at once in a tight loop.
+                time.sleep(max(pause, 0.05) if answer.status_code == 503 else pause)
             except httpx.TransportError as exc:
                 with seen.lock:
                     seen.no_answer += 1
