@@ -30,7 +30,7 @@ from gateway.grants.service import CodeFlow
 from gateway.health.router import metrics_router
 from gateway.health.router import router as health_router
 from gateway.identity.router import router as identity_router
-from gateway.identity.startup import start_identity
+from gateway.identity.startup import replica_wait, start_identity
 from gateway.keys.pii import load_key_ring
 from gateway.loans.router import router as loans_router
 from gateway.logs import configure_logging
@@ -92,6 +92,7 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
             breaker=CircuitBreaker(
                 "redis", failures=settings.breaker_failures, open_s=settings.breaker_open_s
             ),
+            wait=replica_wait(settings),
         )
         await state.gate.start()
         state.code_flow = CodeFlow(

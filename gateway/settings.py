@@ -113,6 +113,15 @@ class Settings(BaseSettings):
     redis_timeout_s: float = Field(
         0.25, gt=0, le=10, description="A Redis command's time before it counts as a failure"
     )
+    redis_wait_replicas: int = Field(
+        0,
+        ge=0,
+        le=10,
+        description="Redis replicas that must acknowledge the gate's counts and spent jtis "
+        "(`WAIT`, within half of XYD_REDIS_TIMEOUT_S) before a request is admitted, so a "
+        "Sentinel failover loses none of them; too few in time: refused with 503. "
+        "0: no wait (one Redis server)",
+    )
     readiness_timeout_s: float = Field(
         1.0, gt=0, le=30, description="Each of /readyz's checks (database, Redis) at most this long"
     )

@@ -9,10 +9,11 @@ of gateway processes see one consistent count.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from policies.rate import (
     NOT_APPLIED,
@@ -207,6 +208,37 @@ def _keys_and_args(request: RateRequest) -> tuple[list[str], list[int | str]]:
     return keys, args
 
 
+@dataclass(frozen=True)
+class ReplicaWait:
+    """`WAIT replicas timeout_ms` after writes that must outlive a failover.
+
+    Redis replicates asynchronously: a count or a spent jti the master took but
+    no replica received yet is gone once Sentinel promotes a replica, and a
+    client would be admitted over its plan or a replayed jti accepted. Waiting
+    for one replica's acknowledgement keeps it: the replication stream is one
+    sequence, and Sentinel promotes the replica that has read furthest in it."""
+
+    replicas: int
+    timeout_ms: int
+
+    def command(self) -> bytes:
+        parts = [b"WAIT", b"%d" % self.replicas, b"%d" % self.timeout_ms]
+        return b"*3\r\n" + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
+
+    def check(self, acknowledged: object) -> None:
+        """Raises when fewer replicas than asked acknowledged: what was written is
+        not known to survive a failover, so the caller fails closed."""
+        if not isinstance(acknowledged, int) or acknowledged < self.replicas:
+            raise ReplicaLag(
+                f"{acknowledged} of {self.replicas} Redis replicas acknowledged in "
+                f"{self.timeout_ms} ms (XYD_REDIS_WAIT_REPLICAS)"
+            )
+
+
+class ReplicaLag(RedisError):
+    """Too few replicas acknowledged a write in time."""
+
+
 class RedisLimiter:
     """The gate script; `check_many` runs it for several requests in one pipelined
     round trip. Each request's script still runs atomically on its own in Redis,
@@ -216,8 +248,9 @@ class RedisLimiter:
     whose packing of a dozen arguments per call cost more per request than the
     rest of the gate (profiled); the replies are read by its parser."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, wait: ReplicaWait | None = None) -> None:
         self.redis = redis
+        self.wait = wait
         self.sha = redis.register_script(GATE_SCRIPT).sha.encode()
         self._refund = redis.register_script(REFUND_SCRIPT)
         self._restore = redis.register_script(RESTORE_SCRIPT)
@@ -271,14 +304,17 @@ class RedisLimiter:
     async def _run(self, commands: list[bytes]) -> list[Any]:
         pool = self.redis.connection_pool
         conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+        wait = [self.wait.command()] if self.wait is not None else []
         try:
-            await conn.send_packed_command(b"".join(commands), check_health=False)
+            await conn.send_packed_command(b"".join(commands + wait), check_health=False)
             replies: list[Any] = []
             for _ in commands:
                 try:
                     replies.append(await conn.read_response())
                 except ResponseError as exc:
                     replies.append(exc)
+            if self.wait is not None:
+                self.wait.check(await conn.read_response())
             return replies
         except BaseException:
             # Replies may be left unread: this connection cannot serve anyone else.

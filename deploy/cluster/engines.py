@@ -4,11 +4,14 @@ directory and returns what to run there."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+from gateway.errors import PROBLEM_BASE
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 MASTER_NAME = "xyd"
@@ -73,10 +76,18 @@ def patroni_service(
                 "maximum_lag_on_failover": 1048576,
                 # A report is answered only after its audit entry committed. With a
                 # synchronous standby that commit is on two hosts before the answer,
-                # so losing the primary loses no acknowledged entry; strict: with the
-                # standby gone too, writes wait (503) rather than commit on one host.
+                # and Patroni promotes only the standby named synchronous in etcd, so
+                # losing the primary loses no acknowledged entry.
+                # Not strict: with two hosts, strict mode makes the promoted standby
+                # wait for a standby of its own, so one host lost stops every write
+                # until it is back (a single failure would take the service down,
+                # which is what two hosts are for). Unstrict, the lone primary commits
+                # alone until the other rejoins (pg_rewind, then streaming again),
+                # and only a second failure in that window could lose a commit; the
+                # usual choice with two database hosts. Zero loss through any two
+                # failures takes a third host (synchronous_node_count with two standbys).
                 "synchronous_mode": True,
-                "synchronous_mode_strict": True,
+                "synchronous_mode_strict": False,
                 "postgresql": {
                     "use_pg_rewind": True,
                     "parameters": {"wal_log_hints": "on", "max_wal_senders": 10},
@@ -126,6 +137,11 @@ def redis_service(home: Path, host: str, address: str, master: str | None) -> Se
         # the gateway covers (replay floor, counts rebuilt from the audit trail);
         # `always` would put a disk flush on every request's one Redis trip.
         "appendonly yes", "appendfsync everysec", 'save ""',
+        # A master that no replica follows (cut off on its own) stops taking
+        # writes after 5 s rather than accept what a failover would throw away.
+        # Replication is asynchronous otherwise: the gateway waits for one
+        # replica on the writes that must survive a failover (XYD_REDIS_WAIT_REPLICAS).
+        "min-replicas-to-write 1", "min-replicas-max-lag 5",
     ]  # fmt: skip
     if master is not None:
         lines.append(f"replicaof {master} 6379")
@@ -156,6 +172,7 @@ def haproxy_service(home: Path, address: str, gateways: dict[str, str]) -> Servi
     servers = "\n".join(
         f"    server {name} {addr}:{GATEWAY_PORT} check" for name, addr in gateways.items()
     )
+    errors = _problem_pages(home)
     path = home / "haproxy.cfg"
     path.write_text(f"""global
     maxconn 2000
@@ -173,6 +190,9 @@ defaults
     timeout http-keep-alive 5s
     timeout queue 5s
     timeout check 2s
+    # What HAProxy answers itself (no gateway up, one timed out) is a problem
+    # document like the gateways' own, so a client reads every refusal alike.
+{errors}
     # A request is tried again on the other host when its connection failed (never
     # sent) or, for a read, when the host closed without answering (it died with
     # the request in flight); a write that may have been applied is never resent.
@@ -194,3 +214,33 @@ backend gateways
 {servers}
 """)
     return Service("lb", "lb", ["/usr/sbin/haproxy", "-db", "-f", str(path)])
+
+
+PROBLEMS = {
+    502: ("Bad Gateway", "a gateway host failed to answer; retry"),
+    503: ("Service Unavailable", "no gateway host can answer now; retry shortly"),
+    504: ("Gateway Timeout", "a gateway host did not answer in time; retry"),
+}
+
+
+def _problem_pages(home: Path) -> str:
+    """HAProxy's own error answers as application/problem+json files; the
+    `errorfile` lines naming them."""
+    lines = []
+    for status, (reason, detail) in PROBLEMS.items():
+        body = json.dumps({
+            "type": PROBLEM_BASE + "gateway-unavailable",
+            "title": "The gateway is unavailable", "status": status, "detail": detail,
+        })  # fmt: skip
+        page = home / f"{status}.http"
+        page.write_bytes(
+            (
+                f"HTTP/1.1 {status} {reason}\r\n"
+                "Content-Type: application/problem+json\r\n"
+                f"Content-Length: {len(body.encode())}\r\n"
+                "Cache-Control: no-store\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+                f"{body}"
+            ).encode()
+        )
+        lines.append(f"    errorfile {status} {page}")
+    return "\n".join(lines)

@@ -16,6 +16,7 @@ from deploy.cluster.engines import GATEWAY_PORT, MASTER_NAME, Service
 REPO = Path(__file__).resolve().parents[2]
 XYD = REPO / ".venv" / "bin" / "xyd"
 ISSUER = "https://xyd.cluster.test"
+QUOTA_CLIENT, TINY_PLAN = "bank-quota", 40
 
 
 def database_url(password: str, pg_addresses: list[str]) -> str:
@@ -46,6 +47,9 @@ def make_shared(root: Path) -> Path:
     rates["plans"]["standard"].update(rate_per_s=2000, burst=4000, reports_per_day=1_000_000)
     rates["enterprise_reports_per_day"] = 1_000_000
     rates["enterprise_reports_per_bank_per_day"] = 1_000_000
+    # One client on a small daily plan, for the tests that drive a client past it.
+    rates["plans"]["tiny"] = {"rate_per_s": 2000, "burst": 4000, "reports_per_day": TINY_PLAN}
+    rates["clients"] = {**(rates.get("clients") or {}), QUOTA_CLIENT: "tiny"}
     (config / "rates.yaml").write_text(yaml.safe_dump(rates, sort_keys=False))
     # No platform has credentials here: each is switched off rather than left
     # answering "retry later" and pulling in vain.
@@ -77,6 +81,9 @@ def gateway_env(root: Path, host: str, db_url: str, cache_url: str) -> dict[str,
         "XYD_ENTERPRISE_OIDC_CLIENT_ID": "xyd",
         "XYD_ENTERPRISE_OIDC_CLIENT_SECRET_FILE": str(keys / "oidc.secret"),
         "XYD_RUN_EMBEDDED_MONITOR": "false",
+        # Counts and spent jtis on two Redis hosts before an answer: a failover
+        # to the replica that has read furthest keeps them (policies/rate_redis.py).
+        "XYD_REDIS_WAIT_REPLICAS": "1",
         # The tests' bank signs with the key made at start-up, at once.
         "XYD_KEY_ACTIVATION_DELAY_S": "0",
         "XYD_LOG_LEVEL": "INFO",

@@ -83,8 +83,15 @@ def start_engines(cluster: Cluster) -> None:
     etcd = partial(_http_ok, cluster, f"http://{addr('etcd')}:2379/health")
     wait_for(cluster, "etcd", etcd, ["etcd"], 20)
     for host in PG_HOSTS:
-        cluster.start(patroni_service(cluster.pg_root / host, host, addr(host), addr("etcd"),
-                                      f"{cluster.prefix}-pg", cluster.passwords))  # fmt: skip
+        start_pg(cluster, host)
+
+
+def start_pg(cluster: Cluster, host: str) -> None:
+    """A PostgreSQL host's Patroni started again on its data: a former primary is
+    rewound (pg_rewind) and follows the new one."""
+    cluster.start(patroni_service(cluster.pg_root / host, host, cluster.address(host),
+                                  cluster.address("etcd"), f"{cluster.prefix}-pg",
+                                  cluster.passwords))  # fmt: skip
 
 
 def wait_engines(cluster: Cluster, timeout: float = 60) -> None:

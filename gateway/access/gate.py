@@ -50,7 +50,7 @@ from policies.rate import (
     day_bounds,
     headers,
 )
-from policies.rate_redis import RedisLimiter
+from policies.rate_redis import RedisLimiter, ReplicaWait
 
 log = logging.getLogger("xyd.gate")
 RedisDownMode = Literal["fail_closed", "local_fallback"]
@@ -88,10 +88,11 @@ class Gate:
         when_redis_down: RedisDownMode,
         workers: int,
         breaker: CircuitBreaker,
+        wait: ReplicaWait | None = None,
     ) -> None:
         self.config = config
         self.guard = guard
-        self.redis = RedisLimiter(redis) if redis is not None else None
+        self.redis = RedisLimiter(redis, wait) if redis is not None else None
         # Requests in flight together share one pipelined round trip to Redis.
         self._redis_calls: Coalescer[RateRequest, RateOutcome] | None = (
             Coalescer(self.redis.check_many) if self.redis is not None else None

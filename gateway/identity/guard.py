@@ -32,6 +32,7 @@ from gateway.batching import Coalescer
 from gateway.errors import DependencyUnavailable
 from gateway.identity import repository
 from gateway.identity.repository import SqliteDenylist
+from policies.rate_redis import ReplicaWait
 
 log = logging.getLogger("xyd.identity")
 
@@ -97,9 +98,13 @@ def ttl_ms(expires_at: datetime) -> int:
 
 
 class TokenGuard:
-    def __init__(self, engine: AsyncEngine, redis: Redis | None) -> None:
+    def __init__(
+        self, engine: AsyncEngine, redis: Redis | None, wait: ReplicaWait | None = None
+    ) -> None:
         self.engine = engine
         self.redis = redis
+        # A spent jti lost in a failover could be spent again: see ReplicaWait.
+        self.wait = wait
         self.local: SqliteDenylist | None = (
             repository.local_denylist(engine) if redis is None else None
         )
@@ -130,7 +135,12 @@ class TokenGuard:
         async with self.redis.pipeline(transaction=False) as pipe:
             for key, ttl_ms, issued_s in keys:
                 pipe.evalsha(self._first_use_sha, 3, EPOCH, REPLAY_FLOOR, key, ttl_ms, issued_s)
-            return list(await pipe.execute(raise_on_error=False))
+            if self.wait is not None:
+                pipe.wait(self.wait.replicas, self.wait.timeout_ms)
+            results = list(await pipe.execute(raise_on_error=False))
+        if self.wait is not None:
+            self.wait.check(results.pop())
+        return results
 
     def close(self) -> None:
         if self.local is not None:

@@ -62,17 +62,18 @@ def xyd(cluster: Cluster, *args: str) -> str:
     return done.stdout
 
 
-def seed_bank(cluster: Cluster) -> Bank:
-    key, kid = new_key("ec"), "bank-a-k1"
-    jwks = cluster.root / "bank-a.jwks"
+def seed_bank(cluster: Cluster, client_id: str = "bank-a", enterprise: int = 1) -> Bank:
+    """A bank client `client_id` with a consent to read enterprise number `enterprise`."""
+    key, kid = new_key("ec"), f"{client_id}-k1"
+    jwks = cluster.root / f"{client_id}.jwks"
     jwks.write_text(json.dumps({"keys": [{**jose.public_jwk(key), "kid": kid}]}))
-    xyd(cluster, "clients", "create", "bank-a", "--type", "bank", "--jwks", str(jwks),
+    xyd(cluster, "clients", "create", client_id, "--type", "bank", "--jwks", str(jwks),
         "--org-code", "BOCD")  # fmt: skip
-    records = cluster.root / "registrations.ndjson"
-    records.write_bytes(ndjson(registration(1)))
+    records = cluster.root / f"registrations-{enterprise}.ndjson"
+    records.write_bytes(ndjson(registration(enterprise)))
     xyd(cluster, "ingest", str(records), "--category", "registration", "--department", MARKET)
     body = ConsentIn.model_validate({
-        "credit_code": code(1), "grantee": "bank-a", "purpose": "loan_application",
+        "credit_code": code(enterprise), "grantee": client_id, "purpose": "loan_application",
         "scopes": ["basic"], "valid_until": datetime.now(UTC) + timedelta(days=20),
         "evidence": {"document_sha256": "a" * 64, "signer": "法定代表人",
                      "channel": "kechuangtong"},
@@ -82,7 +83,18 @@ def seed_bank(cluster: Cluster) -> Bank:
         engine = create_engine(cluster.database_url, poolclass=NullPool)
         with engine.begin() as conn:
             made = service.create(conn, PlatformPrincipal("kechuangtong"), body, rules)
-    return Bank("bank-a", key, kid, code(1), str(made["id"]))
+    return Bank(client_id, key, kid, code(enterprise), str(made["id"]))
+
+
+def seed_department(cluster: Cluster, client_id: str = "dept-market") -> Bank:
+    """A department client delivering the market regulator's records (its key
+    and id; the enterprise fields are unused)."""
+    key, kid = new_key("ec"), f"{client_id}-k1"
+    jwks = cluster.root / f"{client_id}.jwks"
+    jwks.write_text(json.dumps({"keys": [{**jose.public_jwk(key), "kid": kid}]}))
+    xyd(cluster, "clients", "create", client_id, "--type", "department", "--jwks", str(jwks),
+        "--department", MARKET, "--categories", "penalty")  # fmt: skip
+    return Bank(client_id, key, kid, "", "")
 
 
 def audit_request_ids(cluster: Cluster) -> list[str]:
@@ -94,18 +106,26 @@ def audit_request_ids(cluster: Cluster) -> list[str]:
 
 @dataclass
 class Seen:
-    """What the load saw: request ids of 2xx report answers, every status, the
-    requests that got no answer at all."""
+    """What the load saw: request ids of 2xx report answers, every status and
+    when, the requests that got no answer at all."""
 
     acknowledged: list[str] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
     no_answer: int = 0
     errors: dict[str, int] = field(default_factory=dict)  # no answer, by exception
+    # Refusals (4xx, 5xx) that are not application/problem+json.
+    not_problem: int = 0
+    # (monotonic time, status) of every answer, in order.
+    timeline: list[tuple[float, int]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def count(self, answer: httpx.Response) -> None:
         with self.lock:
             self.statuses[answer.status_code] = self.statuses.get(answer.status_code, 0) + 1
+            self.timeline.append((time.monotonic(), answer.status_code))
+            media = answer.headers.get("content-type", "")
+            if answer.status_code >= 400 and not media.startswith("application/problem+json"):
+                self.not_problem += 1
             if answer.status_code == 200 and "/credit-report" in answer.request.url.path:
                 self.acknowledged.append(answer.headers["x-request-id"])
 
@@ -115,8 +135,11 @@ def token(http: httpx.Client, cluster: Cluster, bank: Bank) -> str | None:
     return str(got.json()["access_token"]) if got.status_code == 200 else None
 
 
-def _user(cluster: Cluster, bank: Bank, base: str, seen: Seen, stop: threading.Event) -> None:
-    """One bank user reading the report again and again from the client host."""
+def _user(
+    cluster: Cluster, bank: Bank, base: str, seen: Seen, stop: threading.Event, pause: float
+) -> None:
+    """One bank user reading the report again and again from the client host,
+    `pause` seconds between two reads."""
     with netns.entered(cluster.ns("client")), httpx.Client(base_url=base, timeout=10) as http:
         bearer: str | None = None
         while not stop.is_set():
@@ -130,6 +153,8 @@ def _user(cluster: Cluster, bank: Bank, base: str, seen: Seen, stop: threading.E
                     headers={"Authorization": f"Bearer {bearer}", "Consent-Id": bank.consent_id},
                 )
                 seen.count(answer)
+                # A 503 says retry later: a moment, not at once in a tight loop.
+                time.sleep(max(pause, 0.05) if answer.status_code == 503 else pause)
             except httpx.TransportError as exc:
                 with seen.lock:
                     seen.no_answer += 1
@@ -139,12 +164,16 @@ def _user(cluster: Cluster, bank: Bank, base: str, seen: Seen, stop: threading.E
 
 
 @contextlib.contextmanager
-def load(cluster: Cluster, bank: Bank, users: int = 4, base: str | None = None) -> Iterator[Seen]:
+def load(
+    cluster: Cluster, bank: Bank, users: int = 4, base: str | None = None, pause: float = 0.0
+) -> Iterator[Seen]:
     """`users` threads loading `base` (HAProxy) until the block ends."""
     seen, stop = Seen(), threading.Event()
     threads = [
         threading.Thread(
-            target=_user, args=(cluster, bank, base or cluster.lb_url, seen, stop), daemon=True
+            target=_user,
+            args=(cluster, bank, base or cluster.lb_url, seen, stop, pause),
+            daemon=True,
         )
         for _ in range(users)
     ]
@@ -174,3 +203,15 @@ def record(name: str, figures: dict[str, object]) -> None:
     print(f"\n{name}: {json.dumps(figures)}")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / f"{name}.json").write_text(json.dumps(figures, indent=2) + "\n")
+
+
+def switch_time(
+    timeline: list[tuple[float, int]], good: frozenset[int] = frozenset({200})
+) -> float:
+    """Seconds from the first 503 to the first `good` answer after it (0: none seen)."""
+    first = next((at for at, status in timeline if status == 503), None)
+    if first is None:
+        return 0.0
+    back = next((at for at, status in timeline if at > first and status in good), None)
+    assert back is not None, "no good answer after the first 503"
+    return back - first

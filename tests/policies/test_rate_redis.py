@@ -12,7 +12,7 @@ import redis
 from redis.asyncio import Redis
 
 from policies.rate import SHANGHAI_OFFSET_S, RateOutcome, RatePlan, RateRequest
-from policies.rate_redis import RedisLimiter
+from policies.rate_redis import RedisLimiter, ReplicaLag, ReplicaWait
 from testkit.services import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -289,3 +289,13 @@ def test_four_processes_never_exceed_the_plan(redis_srv: RedisServer) -> None:
     assert admitted <= bound, f"admitted {admitted} > bound {bound}"
     # And the limit is not simply refusing everything: it admits about the plan.
     assert admitted >= BURST + RATE * SECONDS * 0.8, f"admitted only {admitted} of {bound}"
+
+
+async def test_a_write_no_replica_acknowledged_fails_the_call(rds: Redis) -> None:
+    """XYD_REDIS_WAIT_REPLICAS: this Redis has no replica, so WAIT 1 times out
+    and the call raises (the gate then fails closed) instead of admitting on
+    counts a failover could lose."""
+    limiter = RedisLimiter(rds, ReplicaWait(replicas=1, timeout_ms=20))
+    with pytest.raises(ReplicaLag, match="0 of 1 Redis replicas"):
+        await limiter.check(RateRequest("bank-wait", SLOW, cost=1))
+    assert (await RedisLimiter(rds, ReplicaWait(0, 20)).check(report("bank-wait2"))).allowed
