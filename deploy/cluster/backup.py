@@ -37,7 +37,7 @@ from sqlalchemy.pool import NullPool
 from deploy import pgbackup
 from deploy.cluster import netns
 from deploy.cluster.gateways import REPO, XYD
-from deploy.cluster.topology import GATEWAY_HOSTS, RESTORE_HOST, Cluster
+from deploy.cluster.topology import BASE_PATH, GATEWAY_HOSTS, HOSTS, RESTORE_HOST, Cluster
 
 PG_PORT = 5432
 
@@ -160,8 +160,19 @@ def restored(
     data_dir = data_dir.resolve()
     _fresh(data_dir)
     ns, address = cluster.ns(RESTORE_HOST), cluster.address(RESTORE_HOST)
-    netns.add_host(cluster.net_ns, ns, f"v-{RESTORE_HOST}", f"{address}/24")
+    if ns in netns.existing():
+        raise RestoreError(
+            f"{ns} exists: another restore runs; let it end (or `ip netns delete {ns}`)"
+        )
+    port = f"v-{RESTORE_HOST}"
+    # The last restore's bridge port goes with its namespace, but not at once.
+    netns.ip("-n", cluster.net_ns, "link", "delete", port, check=False)
     try:
+        netns.add_host(cluster.net_ns, ns, port, f"{address}/24")
+        # The last restore's link had another MAC at this address: a host that
+        # remembers it would send into the void until its entry times out (~30 s).
+        for host in HOSTS:
+            netns.ip("-n", cluster.ns(host), "neigh", "flush", "to", address, check=False)
         try:
             pgbackup.prepare(source, cluster.archive_dir, data_dir, target_time=target_time)
         except pgbackup.BackupError as exc:
@@ -171,7 +182,13 @@ def restored(
             try:
                 pgbackup.start_promoted(data_dir, port=PG_PORT, host=address, wait_s=120)
             except pgbackup.BackupError as exc:
-                raise RestoreError(str(exc)) from exc
+                hint = (
+                    "\nthe archive ends before --target-time: give an earlier time, or none "
+                    "to restore to its end"
+                    if "before configured recovery target" in str(exc)
+                    else ""
+                )
+                raise RestoreError(f"{exc}{hint}") from exc
         url = f"postgresql+psycopg://xyd:{cluster.passwords['xyd']}@{address}:{PG_PORT}/xyd"
         try:
             yield Restored(source, data_dir, address, url)
@@ -218,11 +235,24 @@ def verify(cluster: Cluster, restored: Restored) -> list[Verified]:
         "XYD_STATE_DIR": str(work / "state"),
         "XYD_AUDIT_JWKS": str(keys),
     }
-    results = []
+    # One verify per witness, side by side: each is a whole `xyd` start.
+    running = []
     for host in GATEWAY_HOSTS:
         witness = cluster.root / host / "state" / "audit-witness.jsonl"
         given = witness if witness.exists() else None
         args = ["--witness", str(given)] if given is not None else []
-        done = cluster.run_in("mon", [str(XYD), "audit", "verify", *args], env=env, timeout=120)
-        results.append(Verified(host, given, done.returncode, (done.stdout + done.stderr).strip()))
+        argv = netns.exec_argv(cluster.ns("mon"), [str(XYD), "audit", "verify", *args])
+        proc = subprocess.Popen(
+            argv, env={"PATH": BASE_PATH, "LANG": "C.UTF-8", **env}, cwd=cluster.root,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        running.append((host, given, proc))
+    results = []
+    for host, given, proc in running:
+        try:
+            out, _ = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+        results.append(Verified(host, given, proc.returncode, out.strip()))
     return results

@@ -107,7 +107,8 @@ def test_both_gateways_serve_reports_through_haproxy(cluster: Cluster, bank: Ban
 
 def _status(pid: int) -> dict[str, str]:
     lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-    return dict((part.strip() for part in line.split(":", 1)) for line in lines if ":" in line)
+    fields = (line.partition(":") for line in lines if ":" in line)
+    return {name.strip(): value.strip() for name, _, value in fields}
 
 
 def _mount_at(pid: int, point: str) -> str:
