@@ -73,9 +73,13 @@ def restore(root: Path, to: Path, source: Path | None, target_time: datetime | N
               f"{trail.count} audit entries, last seq {trail.last_seq}")  # fmt: skip
         results = backup.verify(cluster, done)
     for result in results:
-        against = result.witness or "no witness (the chain alone)"
+        against = (
+            f"{result.host}'s witness {result.witness}"
+            if result.witness is not None
+            else "no witness (no host has exported one yet: the chain alone)"
+        )
         verdict = "passed" if result.returncode == 0 else f"FAILED ({result.returncode})"
-        print(f"xyd audit verify against {result.host}'s witness {against}: {verdict}")
+        print(f"xyd audit verify against {against}: {verdict}")
         print("  " + result.output.replace("\n", "\n  "))
     return 0 if all(r.returncode == 0 for r in results) else 1
 

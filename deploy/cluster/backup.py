@@ -6,14 +6,16 @@ with `xyd audit verify`.
     python -m deploy.cluster backup                    ROOT/backups/<UTC stamp>/
     python -m deploy.cluster restore --to DIR [--target-time T] [--backup B]
 
-What the restore is checked against. Every gateway worker signs the head it
-wrote and exports that checkpoint to its host's witness (STATE_DIR/
-audit-witness.jsonl), and pins the public key it signed with beside it
-(audit-keys.jwks): no host's witness holds every checkpoint, nor any host's
-pins every key. So verify trusts the union of the gateway hosts' pinned keys
-(never the store's own rows) and runs once against each host's witness: the
+What the restore is checked against. Every gateway process signs the head it
+wrote and pins the public key it signed with in its host's STATE_DIR
+(audit-keys.jwks); the one process holding the `audit-export` lease exports
+the stored checkpoints to its host's witness (STATE_DIR/audit-witness.jsonl),
+and when the lease moves (a host died, stopped) the next holder's host goes
+on. So no host's pins hold every key, and the witness may be split over the
+hosts' files. Verify trusts the union of the gateway hosts' pinned keys (never
+the store's own rows) and runs once against each host's witness file: the
 restored chain must be whole, and hold every checkpoint any host exported.
-A restore to a time before a host's last checkpoint fails that check
+A restore to a time before a witness's last checkpoint fails that check
 ("truncated"): the witness naming what the restore dropped, as it should.
 """
 
@@ -235,11 +237,14 @@ def verify(cluster: Cluster, restored: Restored) -> list[Verified]:
         "XYD_STATE_DIR": str(work / "state"),
         "XYD_AUDIT_JWKS": str(keys),
     }
-    # One verify per witness, side by side: each is a whole `xyd` start.
+    # One verify per witness file, side by side: each is a whole `xyd` start.
+    witnesses: list[tuple[str, Path | None]] = [
+        (host, path)
+        for host in GATEWAY_HOSTS
+        if (path := cluster.root / host / "state" / "audit-witness.jsonl").exists()
+    ]
     running = []
-    for host in GATEWAY_HOSTS:
-        witness = cluster.root / host / "state" / "audit-witness.jsonl"
-        given = witness if witness.exists() else None
+    for host, given in witnesses or [("no host", None)]:
         args = ["--witness", str(given)] if given is not None else []
         argv = netns.exec_argv(cluster.ns("mon"), [str(XYD), "audit", "verify", *args])
         proc = subprocess.Popen(
