@@ -54,6 +54,7 @@ services:
 # Sentinel on three, two gateway hosts, the monitor, HAProxy and a client host.
 # Up in about 30 s; it prints how to reach it, and Ctrl-C takes it all down.
 # Beside another: make cluster CLUSTER_ARGS='--prefix xyd2 --dir .xyd/cluster2'.
+# gw2 from the image's root (read-only, uid 10001): CLUSTER_ARGS=--gateway-from-image.
 cluster: $(STAMP) services
 	$(BIN)/python -m deploy.cluster run $(CLUSTER_ARGS)
 

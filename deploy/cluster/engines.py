@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from deploy.pgbackup import archive_settings
 from gateway.errors import PROBLEM_BASE
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -45,10 +46,18 @@ def etcd_service(home: Path, address: str) -> Service:
 
 
 def patroni_service(
-    home: Path, host: str, address: str, etcd: str, scope: str, passwords: dict[str, str]
+    home: Path,
+    host: str,
+    address: str,
+    etcd: str,
+    scope: str,
+    passwords: dict[str, str],
+    archive: Path,
 ) -> Service:
     """A PostgreSQL 15 host managed by Patroni; the first to start bootstraps and
-    creates the `xyd` role and database (post_bootstrap)."""
+    creates the `xyd` role and database (post_bootstrap). The primary archives
+    its WAL into `archive` (deploy/pgbackup.py), which every host reaches, so a
+    new primary after a failover archives on into the same directory."""
     run = home / "run"
     run.mkdir(parents=True, exist_ok=True)
     bootstrap = home / "post_bootstrap.sh"
@@ -108,7 +117,7 @@ def patroni_service(
                 "superuser": {"username": "postgres", "password": passwords["postgres"]},
                 "replication": {"username": "replicator", "password": passwords["replicator"]},
             },
-            "parameters": {"unix_socket_directories": str(run)},
+            "parameters": {"unix_socket_directories": str(run), **archive_settings(archive)},
             "pg_hba": [
                 "local all all trust",
                 "host replication replicator 10.77.0.0/24 scram-sha-256",

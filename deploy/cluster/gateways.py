@@ -5,6 +5,7 @@ of the HA engines."""
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 from pathlib import Path
@@ -12,6 +13,8 @@ from pathlib import Path
 import yaml
 
 from deploy.cluster.engines import GATEWAY_PORT, MASTER_NAME, Service
+from deploy.image import rootfs
+from deploy.image.export import ImageConfig
 
 REPO = Path(__file__).resolve().parents[2]
 XYD = REPO / ".venv" / "bin" / "xyd"
@@ -86,14 +89,68 @@ def gateway_env(root: Path, host: str, db_url: str, cache_url: str) -> dict[str,
         "XYD_REDIS_WAIT_REPLICAS": "1",
         # The tests' bank signs with the key made at start-up, at once.
         "XYD_KEY_ACTIVATION_DELAY_S": "0",
+        # Each worker's head signed and in its host's witness within a second of
+        # its last write, so a backup taken after the traffic holds every checkpoint.
+        "XYD_AUDIT_SEAL_S": "1",
         "XYD_LOG_LEVEL": "INFO",
         "PATH": "/usr/bin:/bin",
     }
 
 
+def _serve(address: str) -> list[str]:
+    return ["serve", "--host", address, "--port", str(GATEWAY_PORT), "--workers", "2"]
+
+
 def gateway_service(host: str, address: str, env: dict[str, str]) -> Service:
-    argv = [str(XYD), "serve", "--host", address, "--port", str(GATEWAY_PORT), "--workers", "2"]
-    return Service(host, host, argv, env={**env, "XYD_WORKERS": "2"})
+    return Service(host, host, [str(XYD), *_serve(address)], env={**env, "XYD_WORKERS": "2"})
+
+
+# Where the image's gateway finds what the host gives it, as a pod's volumes would.
+IMAGE_CONFIG = "/run/xyd/config"
+IMAGE_SECRETS = "/run/xyd/secrets"
+
+
+def image_gateway_service(
+    root: Path, host: str, address: str, env: dict[str, str], image: Path
+) -> Service:
+    """The gateway of the image exported to `image`, run from its root filesystem
+    (read-only, uid 10001; deploy/image/rootfs.py): its state directory is
+    ROOT/HOST/state, owned by 10001; config/ and its own copy of secrets/ are
+    bound read-only, the copy owned by 10001 as a Secret volume with the pod's
+    fsGroup would be (the shared files are root's alone, 0600)."""
+    uid = int(ImageConfig.load(image).user.partition(":")[0])
+    state = root / host / "state"
+    state.mkdir(parents=True, exist_ok=True)
+    os.chown(state, uid, uid)
+    state.chmod(0o700)
+    keys = root / host / "secrets"
+    shutil.rmtree(keys, ignore_errors=True)
+    shutil.copytree(root / "secrets", keys)
+    for path in [keys, *keys.rglob("*")]:
+        os.chown(path, uid, uid)
+        path.chmod(0o500 if path.is_dir() else 0o400)
+    moved = {
+        str(state): rootfs.STATE_DIR,
+        str(root / "config"): IMAGE_CONFIG,
+        str(root / "secrets"): IMAGE_SECRETS,
+    }
+    settings = {name: _relocated(value, moved) for name, value in env.items() if name != "PATH"}
+    argv = rootfs.command(
+        image,
+        state=state,
+        args=_serve(address),
+        binds={root / "config": IMAGE_CONFIG, keys: IMAGE_SECRETS},
+    )
+    env = rootfs.environment(image, {**settings, "XYD_WORKERS": "2"})
+    return Service(host, host, argv, env=env)
+
+
+def _relocated(value: str, moved: dict[str, str]) -> str:
+    """`value` with a host path under one of `moved`'s keys as the path inside."""
+    for outside, inside in moved.items():
+        if value == outside or value.startswith(outside + "/"):
+            return inside + value[len(outside) :]
+    return value
 
 
 def monitor_service(env: dict[str, str]) -> Service:

@@ -27,8 +27,22 @@ from deploy.cluster.engines import (
     redis_service,
     sentinel_service,
 )
-from deploy.cluster.gateways import XYD, gateway_service, make_shared, monitor_service
-from deploy.cluster.topology import GATEWAY_HOSTS, HOSTS, PG_HOSTS, REDIS_HOSTS, Cluster
+from deploy.cluster.gateways import (
+    XYD,
+    gateway_service,
+    image_gateway_service,
+    make_shared,
+    monitor_service,
+)
+from deploy.cluster.topology import (
+    GATEWAY_HOSTS,
+    HOSTS,
+    IMAGE_HOST,
+    PG_HOSTS,
+    REDIS_HOSTS,
+    RESTORE_HOST,
+    Cluster,
+)
 
 
 class ClusterError(RuntimeError):
@@ -82,6 +96,8 @@ def start_engines(cluster: Cluster) -> None:
         cluster.start(sentinel_service(root / f"sentinel{n}", n, addr(host), master))
     etcd = partial(_http_ok, cluster, f"http://{addr('etcd')}:2379/health")
     wait_for(cluster, "etcd", etcd, ["etcd"], 20)
+    cluster.archive_dir.mkdir(mode=0o700)
+    shutil.chown(cluster.archive_dir, "postgres", "postgres")
     for host in PG_HOSTS:
         start_pg(cluster, host)
 
@@ -91,7 +107,7 @@ def start_pg(cluster: Cluster, host: str) -> None:
     rewound (pg_rewind) and follows the new one."""
     cluster.start(patroni_service(cluster.pg_root / host, host, cluster.address(host),
                                   cluster.address("etcd"), f"{cluster.prefix}-pg",
-                                  cluster.passwords))  # fmt: skip
+                                  cluster.passwords, cluster.archive_dir))  # fmt: skip
 
 
 def wait_engines(cluster: Cluster, timeout: float = 60) -> None:
@@ -120,7 +136,11 @@ def start_gateways(cluster: Cluster) -> None:
     if migrated.returncode != 0:
         raise ClusterError(f"xyd db upgrade failed:\n{migrated.stdout}\n{migrated.stderr}")
     for host in GATEWAY_HOSTS:
-        cluster.start(gateway_service(host, cluster.address(host), cluster.gateway_env(host)))
+        address, env = cluster.address(host), cluster.gateway_env(host)
+        if cluster.image is not None and host == IMAGE_HOST:
+            cluster.start(image_gateway_service(cluster.root, host, address, env, cluster.image))
+        else:
+            cluster.start(gateway_service(host, address, env))
     cluster.start(monitor_service(cluster.gateway_env("mon")))
     gateways = {host: cluster.address(host) for host in GATEWAY_HOSTS}
     cluster.start(haproxy_service(cluster.root / "lb", cluster.address("lb"), gateways))
@@ -157,8 +177,9 @@ def lb_servers(cluster: Cluster, field: str = "status") -> dict[str, str]:
     }
 
 
-def up(root: Path, prefix: str) -> Cluster:
-    """The whole topology, ready; on any failure everything started is torn down."""
+def up(root: Path, prefix: str, image: Path | None = None) -> Cluster:
+    """The whole topology, ready; on any failure everything started is torn down.
+    With `image` (an export of deploy/image), IMAGE_HOST runs the gateway from it."""
     root = root.resolve()
     if (root / "cluster.json").exists():
         raise ClusterError(f"{root} holds a cluster already: `python -m deploy.cluster down`")
@@ -169,7 +190,7 @@ def up(root: Path, prefix: str) -> Cluster:
     pg_root = Path(tempfile.mkdtemp(prefix=f"xyd-cluster-{prefix}-pg-"))
     pg_root.chmod(0o711)
     passwords = {k: secrets.token_hex(12) for k in ("xyd", "postgres", "replicator")}
-    cluster = Cluster(root, prefix, passwords, pg_root)
+    cluster = Cluster(root, prefix, passwords, pg_root, image)
     cluster.save()
     try:
         build_network(cluster)
@@ -190,7 +211,7 @@ def down(cluster: Cluster, grace: float = 3.0) -> list[str]:
     for name in list(cluster.pids):
         cluster.kill(name, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    spaces = [cluster.ns(h) for h in HOSTS]
+    spaces = [cluster.ns(h) for h in (*HOSTS, RESTORE_HOST)]
     while time.monotonic() < deadline and any(netns.pids(ns) for ns in spaces):
         time.sleep(0.1)
     for ns in spaces:

@@ -32,6 +32,11 @@ HOSTS: dict[str, int] = {
 PG_HOSTS = ("pg1", "pg2")
 REDIS_HOSTS = ("redis1", "redis2", "redis3")
 GATEWAY_HOSTS = ("gw1", "gw2")
+# The gateway host run from the image's exported root filesystem when there is one.
+IMAGE_HOST = "gw2"
+# A host `python -m deploy.cluster restore` adds for the restored PostgreSQL, and removes.
+RESTORE_HOST = "restore"
+RESTORE_ADDRESS = 60
 BASE_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -43,6 +48,9 @@ class Cluster:
     # PostgreSQL runs as `postgres`, which may not pass through a private (0700)
     # directory above `root` (`xyd` keeps .xyd/ so): its hosts live under /tmp.
     pg_root: Path
+    # The image export (deploy/image/export.py) IMAGE_HOST runs from; None: every
+    # gateway host runs the project's venv.
+    image: Path | None = None
     pids: dict[str, int] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
 
@@ -59,7 +67,7 @@ class Cluster:
         return f"{self.prefix}-{host}"
 
     def address(self, host: str) -> str:
-        return f"{SUBNET}.{HOSTS[host]}"
+        return f"{SUBNET}.{RESTORE_ADDRESS if host == RESTORE_HOST else HOSTS[host]}"
 
     @property
     def addresses(self) -> dict[str, str]:
@@ -84,6 +92,16 @@ class Cluster:
     def gateway_env(self, host: str) -> dict[str, str]:
         return gateway_env(self.root, host, self.database_url, self.redis_url)
 
+    @property
+    def archive_dir(self) -> Path:
+        """The WAL archive the primary copies every segment into (one directory
+        both PostgreSQL hosts reach, as a shared volume would be)."""
+        return self.pg_root / "archive"
+
+    @property
+    def backup_dir(self) -> Path:
+        return self.root / "backups"
+
     def log(self, service: str) -> Path:
         return self.root / "logs" / f"{service}.log"
 
@@ -100,6 +118,7 @@ class Cluster:
             "prefix": self.prefix,
             "passwords": self.passwords,
             "pg_root": str(self.pg_root),
+            "image": str(self.image) if self.image is not None else None,
             "pids": self.pids,
         }
         path = self.root / "cluster.json"
@@ -109,7 +128,10 @@ class Cluster:
     @classmethod
     def load(cls, root: Path) -> Cluster:
         state = json.loads((root / "cluster.json").read_text())
-        return cls(root, state["prefix"], state["passwords"], Path(state["pg_root"]), state["pids"])
+        image = Path(state["image"]) if state.get("image") else None
+        return cls(
+            root, state["prefix"], state["passwords"], Path(state["pg_root"]), image, state["pids"]
+        )
 
     # --- processes -----------------------------------------------------------
     def start(self, service: Service) -> None:
