@@ -103,8 +103,11 @@ _INSERT_SQLITE = (
 # the batch as one JSON value: a batch is one round trip, the statements inside
 # it planned once a session.
 _APPEND_PG = "SELECT out_seq, out_hash FROM audit_append(%(batch)s::json)"
+# A sealer may sign the same interval first (it repairs one whose writer lost
+# the database between the entries and this statement): same seq, same head.
 _CHECKPOINT = (
     "INSERT INTO audit_checkpoints (seq, entry_hash, signed) VALUES (:seq, :entry_hash, :signed)"
+    " ON CONFLICT (seq) DO NOTHING"
 )
 _CHECKPOINT_PG = re.sub(r":(\w+)", r"%(\1)s", _CHECKPOINT)  # psycopg's placeholders
 
@@ -215,8 +218,9 @@ async def append_linked_pg(
 
     A checkpoint due in the batch is signed here once the entries have
     committed, and stored in a second statement. Should the process stop in
-    between, that one checkpoint is missing: `verify` lets the last checkpoint
-    be missing, and the sealer of the next process to write signs it.
+    between (or the database fails over), that checkpoint is missing: `verify`
+    lets the last checkpoint be missing, and the sealers sign any missing one
+    below their heads on their next round.
 
     Reports kept with the events, and `cuts` (default: every one they cite),
     are stored by the same statement (`kept.pg_statement`)."""

@@ -79,17 +79,23 @@ _STORE = text(
     "INSERT INTO audit_checkpoints (seq, entry_hash, signed) VALUES (:seq, :entry_hash, :signed)"
     " ON CONFLICT (seq) DO NOTHING"
 )
-_HAS = text("SELECT 1 FROM audit_checkpoints WHERE seq = :seq")
-_ENTRY = text("SELECT entry_hash FROM audit_entries WHERE seq = :seq")
+_MISSING = text(
+    "SELECT e.seq, e.entry_hash FROM audit_entries e"
+    " WHERE e.seq >= :low AND e.seq < :high AND e.seq % :every = 0"
+    " AND NOT EXISTS (SELECT 1 FROM audit_checkpoints c WHERE c.seq = e.seq)"
+    # Never at or below what the witness holds: a checkpoint missing there was
+    # taken away, and signing what the store now says would hide a rewrite.
+    " AND e.seq > COALESCE("
+    "(SELECT MAX(x.seq) FROM audit_checkpoints x WHERE x.exported_at IS NOT NULL), 0)"
+    " ORDER BY e.seq"
+)
 
 
-def missing_checkpoint_at(conn: Connection, seq: int) -> str | None:
-    """The hash of entry `seq` when it has no checkpoint yet (None: it has one,
-    or there is no such entry)."""
-    if conn.execute(_HAS, {"seq": seq}).first() is not None:
-        return None
-    head = conn.execute(_ENTRY, {"seq": seq}).scalar()
-    return None if head is None else str(head)
+def missing_checkpoints(conn: Connection, low: int, high: int, every: int) -> list[tuple[int, str]]:
+    """(seq, hash) of each interval entry in [low, high) that has no checkpoint,
+    above the last one exported to the witness."""
+    rows = conn.execute(_MISSING, {"low": low, "high": high, "every": every})
+    return [(int(row.seq), str(row.entry_hash)) for row in rows]
 
 
 def store_checkpoints(conn: Connection, made: Sequence[Checkpoint]) -> None:

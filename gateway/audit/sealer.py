@@ -6,8 +6,9 @@ Every `audit_seal_s`, or at once when a checkpoint was signed, the sealer
 - signs the head this process last wrote, when it moved (a checkpoint at an
   arbitrary seq: entries after the last interval checkpoint are covered too),
   and stores it beside the others;
-- signs the interval checkpoint at or below it if a stop between an entry's
-  commit and its checkpoint left it missing (only the last can be);
+- signs every interval checkpoint below it that a stop (or a database
+  failover) between an entry's commit and its checkpoint left missing: the
+  writers go on past such a gap, so it need not be the last;
 - in the one process holding the `audit-export` lease (or alone, without one),
   exports every stored checkpoint not yet exported to the witness, in a thread,
   and marks them exported in a transaction fenced by that lease.
@@ -38,6 +39,8 @@ from gateway.settings import Settings
 
 log = logging.getLogger("xyd.audit")
 EXPORT_BATCH = 500
+# A first round looks this many intervals below its head for missing checkpoints.
+REPAIR_WINDOW = 1_000
 
 
 class Sealer:
@@ -59,6 +62,7 @@ class Sealer:
         self.exports = True
         self.lease: Lease | None = None
         self._sealed = 0
+        self._repaired = 0  # the seq below which the last round looked for missing intervals
         self._pinned: set[str] = set()
         self._wake = asyncio.Event()
 
@@ -136,12 +140,21 @@ class Sealer:
                 return exported
 
     def _store(self, seal: Checkpoint, signer: LoadedKey) -> list[Checkpoint]:
-        """Store the head's seal, and the last interval checkpoint if it is missing."""
-        made = [seal]
-        last = seal.seq - seal.seq % self.every
+        """Store the head's seal, and every interval checkpoint missing below it.
+
+        A writer signs an interval's checkpoint in a second statement after its
+        entries commit: a stop, or the database failing over, in between leaves
+        it missing, and the writers go on past it. Each round looks again from
+        a little below where the last one ended (a writer may still be about to
+        store its own: the same row, kept once), at most REPAIR_WINDOW
+        intervals back on a process's first round."""
+        low = max(self.every, self._repaired - 2 * self.every)
+        if self._repaired == 0:
+            low = max(low, seal.seq - REPAIR_WINDOW * self.every)
         with self.engine.begin() as conn:
-            head = repository.missing_checkpoint_at(conn, last) if 0 < last < seal.seq else None
-            if head is not None:
-                made.insert(0, checkpoints.sign(last, head, signer))
+            missing = repository.missing_checkpoints(conn, low, seal.seq, self.every)
+            made = [checkpoints.sign(seq, head, signer) for seq, head in missing]
+            made.append(seal)
             repository.store_checkpoints(conn, made)
+        self._repaired = seal.seq
         return made

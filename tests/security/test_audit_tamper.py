@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 from typer.testing import CliRunner
 
-from gateway.audit import checkpoints, pinned
+from gateway.audit import checkpoints, pinned, repository
 from gateway.audit.chain import GENESIS, AuditEvent, checkpoint_keys, entry_hash, verify
 from gateway.audit.sealer import Sealer
 from gateway.audit.service import AuditWriter
@@ -360,7 +360,45 @@ async def test_an_http_witness_gets_each_checkpoint_and_one_it_refused_again(
     finally:
         server.shutdown()
         await writer.close()
-    assert sealer.pending == []
+    with engine.connect() as conn:  # nothing left waiting for the witness
+        assert repository.unexported_checkpoints(conn, 10) == []
     trusted = pinned.trusted(audited)
     signed = [checkpoints.signed_claims(r["signed"], trusted)["seq"] for r in received]
     assert [r["seq"] for r in received] == signed == [5, 6, 7]
+
+
+async def test_checkpoints_a_failover_left_missing_behind_the_head_are_signed(
+    audited: Settings, engine: Engine
+) -> None:
+    """The database fails over between a batch's entries and its checkpoint, and
+    the writers go on past the gap: the next sealing round signs every interval
+    left unsigned, not only the last, and the trail verifies."""
+    await write(engine, audited, [event(i) for i in range(4)])
+    with engine.begin() as conn:
+        from gateway.audit.chain import append_linked
+
+        append_linked(conn, [event(i) for i in range(4, 12)])  # no signer: 5 and 10 unsigned
+    code, said = run_verify(audited)
+    assert code == 1 and "unsigned: no signed checkpoint at seq 5" in said
+    await write(engine, audited, [event(i) for i in range(12, 17)])
+    with engine.connect() as conn:
+        seqs = set(conn.execute(select(audit_checkpoints.c.seq)).scalars().all())
+    assert {5, 10, 15} <= seqs
+    code, said = run_verify(audited)
+    assert code == 0, said
+
+
+async def test_a_checkpoint_taken_away_below_the_witness_is_not_signed_again(
+    audited: Settings, engine: Engine
+) -> None:
+    """Only gaps above what the witness holds are repaired: one removed below it
+    stays a break, whatever the sealer does next."""
+    await write(engine, audited, [event(i) for i in range(12)])
+    with engine.begin() as conn:
+        conn.execute(delete(audit_checkpoints).where(audit_checkpoints.c.seq == 5))
+    await write(engine, audited, [event(i) for i in range(12, 14)])
+    with engine.connect() as conn:
+        seqs = set(conn.execute(select(audit_checkpoints.c.seq)).scalars().all())
+    assert 5 not in seqs
+    code, said = run_verify(audited)
+    assert code == 1 and "unsigned: no signed checkpoint at seq 5" in said
