@@ -27,7 +27,13 @@ from deploy.cluster.engines import (
     redis_service,
     sentinel_service,
 )
-from deploy.cluster.gateways import XYD, gateway_service, make_shared, monitor_service
+from deploy.cluster.gateways import (
+    XYD,
+    Overrides,
+    gateway_service,
+    make_shared,
+    monitor_service,
+)
 from deploy.cluster.topology import GATEWAY_HOSTS, HOSTS, PG_HOSTS, REDIS_HOSTS, Cluster
 
 
@@ -157,8 +163,9 @@ def lb_servers(cluster: Cluster, field: str = "status") -> dict[str, str]:
     }
 
 
-def up(root: Path, prefix: str) -> Cluster:
+def up(root: Path, prefix: str, overrides: Overrides | None = None) -> Cluster:
     """The whole topology, ready; on any failure everything started is torn down."""
+    overrides = overrides or Overrides()
     root = root.resolve()
     if (root / "cluster.json").exists():
         raise ClusterError(f"{root} holds a cluster already: `python -m deploy.cluster down`")
@@ -169,11 +176,11 @@ def up(root: Path, prefix: str) -> Cluster:
     pg_root = Path(tempfile.mkdtemp(prefix=f"xyd-cluster-{prefix}-pg-"))
     pg_root.chmod(0o711)
     passwords = {k: secrets.token_hex(12) for k in ("xyd", "postgres", "replicator")}
-    cluster = Cluster(root, prefix, passwords, pg_root)
+    cluster = Cluster(root, prefix, passwords, pg_root, env=dict(overrides.env))
     cluster.save()
     try:
         build_network(cluster)
-        make_shared(root)
+        make_shared(root, overrides.platforms)
         start_engines(cluster)
         wait_engines(cluster)
         start_gateways(cluster)

@@ -44,6 +44,8 @@ class Cluster:
     # directory above `root` (`xyd` keeps .xyd/ so): its hosts live under /tmp.
     pg_root: Path
     pids: dict[str, int] = field(default_factory=dict)
+    # Settings a test asked for beyond the defaults (gateways.Overrides.env).
+    env: dict[str, str] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
 
     # --- where things are ----------------------------------------------------
@@ -82,7 +84,7 @@ class Cluster:
         return redis_url([self.address(h) for h in REDIS_HOSTS])
 
     def gateway_env(self, host: str) -> dict[str, str]:
-        return gateway_env(self.root, host, self.database_url, self.redis_url)
+        return gateway_env(self.root, host, self.database_url, self.redis_url, self.env)
 
     def log(self, service: str) -> Path:
         return self.root / "logs" / f"{service}.log"
@@ -101,6 +103,7 @@ class Cluster:
             "passwords": self.passwords,
             "pg_root": str(self.pg_root),
             "pids": self.pids,
+            "env": self.env,
         }
         path = self.root / "cluster.json"
         path.write_text(json.dumps(state, indent=2))
@@ -109,7 +112,10 @@ class Cluster:
     @classmethod
     def load(cls, root: Path) -> Cluster:
         state = json.loads((root / "cluster.json").read_text())
-        return cls(root, state["prefix"], state["passwords"], Path(state["pg_root"]), state["pids"])
+        return cls(
+            root, state["prefix"], state["passwords"], Path(state["pg_root"]), state["pids"],
+            state.get("env", {}),
+        )  # fmt: skip
 
     # --- processes -----------------------------------------------------------
     def start(self, service: Service) -> None:
