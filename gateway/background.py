@@ -60,7 +60,7 @@ def start_background(state: GatewayState, sealer: Sealer) -> Background:
     if not settings.run_background:
         sealer.exports = False  # a process doing no once-only work leaves it to those that do
         return started
-    holder = settings.lease_holder or default_holder()
+    holder = default_holder(settings.lease_holder)
     tasks = started.tasks
 
     def held(name: str) -> Lease:

@@ -45,9 +45,10 @@ class LeaseLost(RuntimeError):
     """The lease this work was fenced by is no longer this process's."""
 
 
-def default_holder() -> str:
-    """hostname:pid:random, so a restarted process is never its own predecessor."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+def default_holder(host: str | None = None) -> str:
+    """host:pid:random (host: the hostname unless named), so the workers of one host
+    never share a holder and a restarted process is never its own predecessor."""
+    return f"{host or socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 class Lease:

@@ -216,8 +216,9 @@ class Settings(BaseSettings):
     )  # fmt: skip
     lease_holder: str | None = Field(
         None, min_length=1, max_length=200,
-        description="This process's name in the leases table; none: hostname, pid and a "
-        "random suffix",
+        description="This host's name in the leases table: each process holds as it, its pid "
+        "and a random suffix, so two workers never share a holder; none: the hostname (name "
+        "hosts that share one, as network namespaces do)",
     )  # fmt: skip
     outbox_poll_s: float = Field(2.0, gt=0, le=3600, description="How often the outbox is read")
     webhook_sweep_s: float = Field(

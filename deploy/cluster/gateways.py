@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -22,6 +23,16 @@ ISSUER = "https://xyd.cluster.test"
 QUOTA_CLIENT, TINY_PLAN = "bank-quota", 40
 
 
+@dataclass(frozen=True)
+class Overrides:
+    """What one cluster runs beyond the defaults, when a test asks for it: settings
+    for every gateway host and the monitor (XYD_ names), and config/platforms.yaml
+    blocks that replace the switched-off ones."""
+
+    env: dict[str, str] = field(default_factory=dict)
+    platforms: dict[str, dict[str, object]] = field(default_factory=dict)
+
+
 def database_url(password: str, pg_addresses: list[str]) -> str:
     """Every PostgreSQL host; libpq tries them in turn and keeps the writable one."""
     hosts = "&".join(f"host={address}:5432" for address in pg_addresses)
@@ -33,8 +44,9 @@ def redis_url(redis_addresses: list[str]) -> str:
     return f"redis+sentinel://{','.join(f'{a}:26379' for a in redis_addresses)}/{MASTER_NAME}"
 
 
-def make_shared(root: Path) -> Path:
-    """secrets/: the KEK, the PII HMAC key and key ring every gateway host reads."""
+def make_shared(root: Path, switched_on: dict[str, dict[str, object]] | None = None) -> Path:
+    """secrets/: the KEK, the PII HMAC key and key ring every gateway host reads;
+    config/: the repository's, for the cluster (platforms `switched_on` by a test)."""
     keys = root / "secrets"
     (keys / "pii-keys").mkdir(parents=True, exist_ok=True)
     keys.chmod(0o700)
@@ -59,12 +71,16 @@ def make_shared(root: Path) -> Path:
     platforms = yaml.safe_load((config / "platforms.yaml").read_text())
     for block in platforms.values():
         block["enabled"] = False
+    platforms.update(switched_on or {})
     (config / "platforms.yaml").write_text(yaml.safe_dump(platforms, sort_keys=False))
     return keys
 
 
-def gateway_env(root: Path, host: str, db_url: str, cache_url: str) -> dict[str, str]:
-    """The production profile's settings, each pointing at the cluster's own."""
+def gateway_env(
+    root: Path, host: str, db_url: str, cache_url: str, extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The production profile's settings, each pointing at the cluster's own, then
+    `extra` (a test's Overrides.env)."""
     keys = root / "secrets"
     return {
         "XYD_PROFILE": "production",
@@ -93,7 +109,11 @@ def gateway_env(root: Path, host: str, db_url: str, cache_url: str) -> dict[str,
         # its last write, so a backup taken after the traffic holds every checkpoint.
         "XYD_AUDIT_SEAL_S": "1",
         "XYD_LOG_LEVEL": "INFO",
+        # The hosts share the machine's hostname (a network namespace has no UTS
+        # of its own): each names itself in the leases table (gw1:PID:RANDOM).
+        "XYD_LEASE_HOLDER": host,
         "PATH": "/usr/bin:/bin",
+        **(extra or {}),
     }
 
 

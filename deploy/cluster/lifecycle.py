@@ -29,6 +29,7 @@ from deploy.cluster.engines import (
 )
 from deploy.cluster.gateways import (
     XYD,
+    Overrides,
     gateway_service,
     image_gateway_service,
     make_shared,
@@ -177,9 +178,13 @@ def lb_servers(cluster: Cluster, field: str = "status") -> dict[str, str]:
     }
 
 
-def up(root: Path, prefix: str, image: Path | None = None) -> Cluster:
+def up(
+    root: Path, prefix: str, image: Path | None = None, overrides: Overrides | None = None
+) -> Cluster:
     """The whole topology, ready; on any failure everything started is torn down.
-    With `image` (an export of deploy/image), IMAGE_HOST runs the gateway from it."""
+    With `image` (an export of deploy/image), IMAGE_HOST runs the gateway from it;
+    `overrides`: settings and platforms a test asks for beyond the defaults."""
+    overrides = overrides or Overrides()
     root = root.resolve()
     if (root / "cluster.json").exists():
         raise ClusterError(f"{root} holds a cluster already: `python -m deploy.cluster down`")
@@ -190,11 +195,11 @@ def up(root: Path, prefix: str, image: Path | None = None) -> Cluster:
     pg_root = Path(tempfile.mkdtemp(prefix=f"xyd-cluster-{prefix}-pg-"))
     pg_root.chmod(0o711)
     passwords = {k: secrets.token_hex(12) for k in ("xyd", "postgres", "replicator")}
-    cluster = Cluster(root, prefix, passwords, pg_root, image)
+    cluster = Cluster(root, prefix, passwords, pg_root, image, env=dict(overrides.env))
     cluster.save()
     try:
         build_network(cluster)
-        make_shared(root)
+        make_shared(root, overrides.platforms)
         start_engines(cluster)
         wait_engines(cluster)
         start_gateways(cluster)

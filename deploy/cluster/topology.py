@@ -52,6 +52,8 @@ class Cluster:
     # gateway host runs the project's venv.
     image: Path | None = None
     pids: dict[str, int] = field(default_factory=dict)
+    # Settings a test asked for beyond the defaults (gateways.Overrides.env).
+    env: dict[str, str] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
 
     # --- where things are ----------------------------------------------------
@@ -90,7 +92,7 @@ class Cluster:
         return redis_url([self.address(h) for h in REDIS_HOSTS])
 
     def gateway_env(self, host: str) -> dict[str, str]:
-        return gateway_env(self.root, host, self.database_url, self.redis_url)
+        return gateway_env(self.root, host, self.database_url, self.redis_url, self.env)
 
     @property
     def archive_dir(self) -> Path:
@@ -120,6 +122,7 @@ class Cluster:
             "pg_root": str(self.pg_root),
             "image": str(self.image) if self.image is not None else None,
             "pids": self.pids,
+            "env": self.env,
         }
         path = self.root / "cluster.json"
         path.write_text(json.dumps(state, indent=2))
@@ -130,8 +133,9 @@ class Cluster:
         state = json.loads((root / "cluster.json").read_text())
         image = Path(state["image"]) if state.get("image") else None
         return cls(
-            root, state["prefix"], state["passwords"], Path(state["pg_root"]), image, state["pids"]
-        )
+            root, state["prefix"], state["passwords"], Path(state["pg_root"]), image,
+            state["pids"], state.get("env", {}),
+        )  # fmt: skip
 
     # --- processes -----------------------------------------------------------
     def start(self, service: Service) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from deploy.cluster import lifecycle, netns
+from deploy.cluster.gateways import Overrides
 from deploy.cluster.topology import Cluster
 from deploy.image.build import REPO, build
 from deploy.image.export import export
@@ -34,12 +35,19 @@ def image() -> Path:
 
 
 @pytest.fixture(scope="module")
-def cluster(image: Path) -> Iterator[Cluster]:
+def cluster_overrides() -> Overrides:
+    """What a module's cluster runs beyond the defaults: a module that needs more
+    (a platform switched on, shorter leases) defines a fixture of this name."""
+    return Overrides()
+
+
+@pytest.fixture(scope="module")
+def cluster(image: Path, cluster_overrides: Overrides) -> Iterator[Cluster]:
     why = netns.available()
     if why is not None:
         pytest.skip(f"the cluster tests need network namespaces: {why}")
     root = Path(tempfile.mkdtemp(prefix="xyd-cluster-"))
-    made = lifecycle.up(root / "cluster", f"xt{secrets.token_hex(3)}", image)
+    made = lifecycle.up(root / "cluster", f"xt{secrets.token_hex(3)}", image, cluster_overrides)
     try:
         yield made
     finally:

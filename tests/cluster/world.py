@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -16,8 +17,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import uvicorn
 from sqlalchemy import create_engine, select
 from sqlalchemy.pool import NullPool
+from starlette.types import ASGIApp
 
 from deploy.cluster import netns
 from deploy.cluster.gateways import XYD
@@ -102,6 +105,30 @@ def audit_request_ids(cluster: Cluster) -> list[str]:
         engine = create_engine(cluster.database_url, poolclass=NullPool)
         with engine.connect() as conn:
             return [r for (r,) in conn.execute(select(audit_entries.c.request_id))]
+
+
+@contextlib.contextmanager
+def served_in(cluster: Cluster, host: str, app: ASGIApp, port: int) -> Iterator[str]:
+    """`app` served by uvicorn in a thread of the test's process on `host`'s address
+    (its socket made inside the host's namespace, where it stays): a platform the
+    gateways reach over the cluster's network, whose state the test reads and
+    changes directly. Yields its base URL."""
+    address = cluster.address(host)
+    with netns.entered(cluster.ns(host)):
+        listening = socket.create_server((address, port))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert time.monotonic() < deadline, f"{address}:{port} did not start serving"
+            time.sleep(0.05)
+        yield f"http://{address}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        listening.close()
 
 
 @dataclass

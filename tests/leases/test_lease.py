@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import AsyncIterator
 
@@ -14,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.db import make_async_engine
-from gateway.leases import Lease, LeaseLost
+from gateway.leases import Lease, LeaseLost, default_holder
 from gateway.positions import read_position, save_position
 from gateway.settings import Settings
 from gateway.store.tables import leases
@@ -136,3 +137,11 @@ async def test_a_fence_after_loss_rolls_the_work_back(aengine: AsyncEngine) -> N
     assert await position(aengine) == "page-2"
     async with aengine.begin() as conn:
         await conn.run_sync(b.fence)  # the new holder's work goes through
+
+
+def test_a_named_host_s_processes_hold_as_themselves() -> None:
+    """XYD_LEASE_HOLDER names the host; its workers (one per process) must not share
+    a holder, or both would renew the other's lease as their own."""
+    one, other = default_holder("gw1"), default_holder("gw1")
+    assert one.startswith(f"gw1:{os.getpid()}:")
+    assert one != other
