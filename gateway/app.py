@@ -130,13 +130,13 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
         try:
             yield
         finally:
-            # Before the loops stop: a lease released is taken over at once.
-            await background.release()
             for task in tasks:
                 task.cancel()
             # Let them unwind (a transaction's rollback) before the engines close
             # under them; an await on a closed aiosqlite connection never returns.
             await asyncio.wait(tasks, timeout=5)
+            # The loops stopped: a lease released now is taken over at once.
+            await background.release()
             state.identity.guard.close()
             await state.audit.close()
             await sealer.last_round()

@@ -39,14 +39,19 @@ FIRST_SYNC_DELAY_S = 5.0
 
 @dataclass
 class Background:
-    """The loops started and the leases they run under: on a clean stop the
-    leases are released (before the loops are cancelled and the engine closes),
-    so another host takes the work over at once rather than after a ttl."""
+    """The loops started and the leases they run under. On a clean stop, once
+    the loops have stopped and before the engine closes, the leases are
+    released, so another host takes the work over at once rather than after a
+    ttl. Not on SQLite: one machine, where a successor waits one ttl at most,
+    and a release cut short there (aiosqlite) can leave the stop waiting forever."""
 
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     leases: list[Lease] = field(default_factory=list)
+    release_on_stop: bool = True
 
     async def release(self) -> None:
+        if not self.release_on_stop:
+            return
         for lease in self.leases:
             try:
                 await asyncio.wait_for(lease.release(), timeout=2)
@@ -56,7 +61,7 @@ class Background:
 
 def start_background(state: GatewayState, sealer: Sealer) -> Background:
     settings = state.settings
-    started = Background()
+    started = Background(release_on_stop=not settings.is_sqlite)
     if not settings.run_background:
         sealer.exports = False  # a process doing no once-only work leaves it to those that do
         return started

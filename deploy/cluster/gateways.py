@@ -31,6 +31,10 @@ class Overrides:
 
     env: dict[str, str] = field(default_factory=dict)
     platforms: dict[str, dict[str, object]] = field(default_factory=dict)
+    # Files put in every gateway host's state directory (0600, its user's), for
+    # settings naming files relative to it: a platform's credentials, say. Each
+    # host reads its own copy, the image's host included.
+    state_files: dict[str, bytes] = field(default_factory=dict)
 
 
 def database_url(password: str, pg_addresses: list[str]) -> str:

@@ -132,16 +132,29 @@ def wait_engines(cluster: Cluster, timeout: float = 60) -> None:
     wait_for(cluster, "the sentinels' master", master, ["sentinel1", "sentinel2", "sentinel3"], 20)
 
 
-def start_gateways(cluster: Cluster) -> None:
+def place_state_files(state: Path, files: dict[str, bytes]) -> None:
+    """`files` in a host's state directory, owned as the directory is."""
+    state.mkdir(parents=True, exist_ok=True)
+    owner = state.stat()
+    for name, content in files.items():
+        path = state / name
+        path.write_bytes(content)
+        path.chmod(0o600)
+        os.chown(path, owner.st_uid, owner.st_gid)
+
+
+def start_gateways(cluster: Cluster, state_files: dict[str, bytes] | None = None) -> None:
     migrated = cluster.run_in("mon", [str(XYD), "db", "upgrade"], env=cluster.gateway_env("mon"))
     if migrated.returncode != 0:
         raise ClusterError(f"xyd db upgrade failed:\n{migrated.stdout}\n{migrated.stderr}")
     for host in GATEWAY_HOSTS:
         address, env = cluster.address(host), cluster.gateway_env(host)
         if cluster.image is not None and host == IMAGE_HOST:
-            cluster.start(image_gateway_service(cluster.root, host, address, env, cluster.image))
+            service = image_gateway_service(cluster.root, host, address, env, cluster.image)
         else:
-            cluster.start(gateway_service(host, address, env))
+            service = gateway_service(host, address, env)
+        place_state_files(cluster.root / host / "state", state_files or {})
+        cluster.start(service)
     cluster.start(monitor_service(cluster.gateway_env("mon")))
     gateways = {host: cluster.address(host) for host in GATEWAY_HOSTS}
     cluster.start(haproxy_service(cluster.root / "lb", cluster.address("lb"), gateways))
@@ -202,7 +215,7 @@ def up(
         make_shared(root, overrides.platforms)
         start_engines(cluster)
         wait_engines(cluster)
-        start_gateways(cluster)
+        start_gateways(cluster, overrides.state_files)
         wait_ready(cluster)
     except BaseException:
         down(cluster)

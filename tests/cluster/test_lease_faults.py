@@ -29,6 +29,7 @@ from testkit.builders import MARKET, code, ndjson, registration
 from tests.cluster.world import record, served_in, xyd
 from xyd_demo.simulators.tianfu_rongtong import TianfuRongtongSimulator
 
+CREDENTIALS = "tfrt-simulator.json"  # in each gateway host's state directory
 PLATFORM = "tianfu-rongtong"
 LEASE = f"pull:{PLATFORM}"
 PLATFORM_HOST, PORT = "client", 8103
@@ -44,24 +45,21 @@ def simulator() -> TianfuRongtongSimulator:
 
 
 @pytest.fixture(scope="module")
-def cluster_overrides(
-    simulator: TianfuRongtongSimulator, tmp_path_factory: pytest.TempPathFactory
-) -> Overrides:
+def cluster_overrides(simulator: TianfuRongtongSimulator) -> Overrides:
     address = f"{SUBNET}.{HOSTS[PLATFORM_HOST]}"
-    credentials = tmp_path_factory.mktemp("tfrt") / "simulator.json"
-    credentials.write_text(json.dumps({
+    credentials = json.dumps({
         "base_url": f"http://{address}:{PORT}",
         "client_id": simulator.client_id, "client_secret": simulator.client_secret,
-    }))  # fmt: skip
-    credentials.chmod(0o600)
+    }).encode()  # fmt: skip
     block: dict[str, object] = {
-        "enabled": True, "simulator_file": str(credentials), "schedule_s": EVERY_S,
+        "enabled": True, "simulator_file": CREDENTIALS, "schedule_s": EVERY_S,
         # The gateways start before the simulator is served: their first syncs fail.
         "breaker_open_s": EVERY_S,
     }  # fmt: skip
     return Overrides(
         env={"XYD_LEASE_TTL_S": str(TTL_S), "XYD_OUTBOUND_ALLOWED_HOSTS": json.dumps([address])},
         platforms={PLATFORM: block},
+        state_files={CREDENTIALS: credentials},
     )
 
 

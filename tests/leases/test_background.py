@@ -162,6 +162,8 @@ def test_one_host_syncs_and_the_other_takes_over_when_it_dies(
             client.__exit__(None, None, None)
 
 
+# On PostgreSQL: the embedded SQLite store keeps its leases until they expire.
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
 def test_a_clean_stop_hands_the_schedule_over_before_the_ttl(
     settings: Settings,
     engine: Engine,
