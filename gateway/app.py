@@ -130,6 +130,11 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
         try:
             yield
         finally:
+            # The leased loops end their round by themselves: cancelled inside a
+            # transaction, an aiosqlite call can leave the stop waiting forever.
+            background.stop()
+            if background.tasks:
+                await asyncio.wait(background.tasks, timeout=5)
             for task in tasks:
                 task.cancel()
             # Let them unwind (a transaction's rollback) before the engines close

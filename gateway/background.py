@@ -49,6 +49,11 @@ class Background:
     leases: list[Lease] = field(default_factory=list)
     release_on_stop: bool = True
 
+    def stop(self) -> None:
+        """The loops finish the round they are in and return."""
+        for lease in self.leases:
+            lease.stop()
+
     async def release(self) -> None:
         if not self.release_on_stop:
             return
@@ -105,8 +110,9 @@ def start_background(state: GatewayState, sealer: Sealer) -> Background:
 
 
 async def _hold(lease: Lease) -> None:
-    # Released by the lifespan (Background.release) before this is cancelled:
-    # awaited in a cancelled task while the engine is disposed, it hung the stop.
+    # Returns on the stop (Lease.stop); the lifespan then releases the lease
+    # (Background.release), not this task: cancelled while the engine is
+    # disposed, a release here hung the stop.
     await lease.keep()
 
 
@@ -147,13 +153,15 @@ async def _embedded_monitor(state: GatewayState) -> None:
 async def _outbox_forever(
     state: GatewayState, notifiers: dict[str, Notify], every_s: float, lease: Lease
 ) -> None:
-    while True:
+    while not lease.stopping:
         await lease.wait_held()
+        if lease.stopping:
+            return
         try:
             await deliver_due(state.engine, notifiers, lease.fence)
         except Exception:  # the loop must outlive a bad round (database away, bug)
             log.exception("outbox round failed")
-        await asyncio.sleep(every_s)
+        await lease.pause(every_s)
 
 
 async def sweep_webhooks(state: GatewayState, fence: Fence | None = None) -> int:
@@ -169,13 +177,15 @@ async def sweep_webhooks(state: GatewayState, fence: Fence | None = None) -> int
 
 
 async def _sweep_forever(state: GatewayState, every_s: float, lease: Lease) -> None:
-    while True:
+    while not lease.stopping:
         await lease.wait_held()
+        if lease.stopping:
+            return
         try:
             await sweep_webhooks(state, lease.fence)
         except Exception:  # the lease lost mid-round, or the database away
             log.warning("webhook sweep round failed", exc_info=True)
-        await asyncio.sleep(every_s)
+        await lease.pause(every_s)
 
 
 async def purge_grants(state: GatewayState, fence: Fence | None = None) -> Purged:
@@ -190,30 +200,34 @@ async def purge_grants(state: GatewayState, fence: Fence | None = None) -> Purge
 
 
 async def _purge_forever(state: GatewayState, every_s: float, lease: Lease) -> None:
-    while True:
+    while not lease.stopping:
         await lease.wait_held()
+        if lease.stopping:
+            return
         try:
             purged = await purge_grants(state, lease.fence)
             if any(purged):
                 log.info("spent OAuth secrets purged", extra=purged._asdict())
         except Exception:  # the lease lost mid-round, or the database away
             log.warning("OAuth purge round failed", exc_info=True)
-        await asyncio.sleep(every_s)
+        await lease.pause(every_s)
 
 
 async def _sync_forever(
     key: str, adapter: Adapter, every_s: float, breaker: CircuitBreaker, lease: Lease
 ) -> None:
     # A short first wait: the platform (or the demo's simulator) may start with us.
-    await asyncio.sleep(min(every_s, FIRST_SYNC_DELAY_S))
+    await lease.pause(min(every_s, FIRST_SYNC_DELAY_S))
     # Lag: how long the holder has gone without a successful sync (from taking over).
     last_ok: float | None = None
-    while True:
+    while not lease.stopping:
         if not lease.held:
             # Another process syncs (or none can reach the database): its lag is its own.
             last_ok = None
             PLATFORM_SYNC_LAG.labels(key).set(0)
             await lease.wait_held()
+            if lease.stopping:
+                return
         last_ok = last_ok or time.time()
         if breaker.allow():
             try:
@@ -232,4 +246,4 @@ async def _sync_forever(
         else:
             PLATFORM_SYNCS.labels(key, "skipped").inc()
         PLATFORM_SYNC_LAG.labels(key).set(time.time() - last_ok)
-        await asyncio.sleep(every_s)
+        await lease.pause(every_s)

@@ -21,6 +21,7 @@ A row in the database, not an advisory lock: it survives a Patroni failover
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -60,10 +61,28 @@ class Lease:
         self._deadline = 0.0  # monotonic: the lease counts as lost from then on
         self._taken = asyncio.Event()  # set while a token is ours
         self._released = False  # a clean stop: never taken again by this process
+        # Set on a clean stop: the loops under this lease end their round and
+        # return rather than being cancelled mid-transaction (a cancelled
+        # aiosqlite call can leave the event loop's close waiting forever).
+        self._stopping = asyncio.Event()
 
     @property
     def held(self) -> bool:
         return self.token is not None and time.monotonic() < self._deadline
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def stop(self) -> None:
+        """A clean stop begins: waiters wake, and loops return after their round."""
+        self._stopping.set()
+        self._taken.set()
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep `seconds`, or less when the stop begins."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
 
     @property
     def every_s(self) -> float:
@@ -164,15 +183,17 @@ class Lease:
             raise LeaseLost(f"lease {self.name} was taken over")
 
     async def wait_held(self) -> None:
-        """Return once this process holds the lease (at once when it does)."""
-        while not self.held:
+        """Return once this process holds the lease (at once when it does), or
+        the stop began."""
+        while not self.held and not self.stopping:
             if self.token is not None:  # its time ran out before a renewal came back
                 self._lose("not renewed in time")
             await self._taken.wait()
 
     async def keep(self) -> None:
-        """Renew while held, try to take it while not, every third of the ttl; forever."""
-        while not self._released:
+        """Renew while held, try to take it while not, every third of the ttl;
+        until the stop."""
+        while not self._released and not self.stopping:
             try:
                 if self.token is not None:
                     await self.renew()
@@ -180,7 +201,7 @@ class Lease:
                     await self.acquire()
             except Exception:  # the database away: the lease counts as lost meanwhile
                 log.warning("lease round failed", extra={"lease": self.name}, exc_info=True)
-            await asyncio.sleep(self.every_s)
+            await self.pause(self.every_s)
 
     def _ours(self, token: int) -> Update:
         return update(leases).where(
