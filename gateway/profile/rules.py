@@ -33,6 +33,17 @@ def no_redis(settings: Settings) -> str | None:
     return None
 
 
+def sentinel_without_wait(settings: Settings) -> str | None:
+    url = settings.redis_url or ""
+    if url.startswith("redis+sentinel://") and settings.redis_wait_replicas < 1:
+        return (
+            "XYD_REDIS_WAIT_REPLICAS: 0 with Sentinel, so a count or a spent jti the master "
+            "took but no replica received is lost when a replica is promoted (a client over "
+            "its plan, a replayed assertion); set 1"
+        )
+    return None
+
+
 def local_limiter_fallback(settings: Settings) -> str | None:
     if settings.rate_limit_redis_down == "local_fallback":
         return (
@@ -170,6 +181,7 @@ def enterprise_client_from_demo_file(settings: Settings) -> str | None:
 RULES: tuple[Rule, ...] = (
     sqlite_store,
     no_redis,
+    sentinel_without_wait,
     local_limiter_fallback,
     kek_from_state_dir,
     pii_key_from_state_dir,

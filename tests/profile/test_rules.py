@@ -19,6 +19,11 @@ UNSAFE: list[tuple[dict[str, Any], str, str]] = [
     ({"database_url": ""}, "XYD_DATABASE_URL", "SQLite"),
     ({"database_url": "sqlite:////srv/xyd.db"}, "XYD_DATABASE_URL", "SQLite"),
     ({"redis_url": None}, "XYD_REDIS_URL", "memory"),
+    (
+        {"redis_url": "redis+sentinel://r1.internal:26379,r2.internal:26379/xyd"},
+        "XYD_REDIS_WAIT_REPLICAS",
+        "replayed assertion",
+    ),
     ({"rate_limit_redis_down": "local_fallback"}, "XYD_RATE_LIMIT_REDIS_DOWN", "fail_closed"),
     ({"key_encryption_key_file": None}, "XYD_KEY_ENCRYPTION_KEY_FILE", "kek.key"),
     ({"pii_key_file": None}, "XYD_PII_KEY_FILE", "pii.key"),
@@ -93,6 +98,7 @@ def test_a_client_id_with_a_secret_file_names_the_enterprise_client(tmp_path: Pa
 def test_the_demo_defaults_break_every_other_rule(tmp_path: Path) -> None:
     demo = Settings(profile="production", state_dir=tmp_path)
     refused = {rule.__name__ for rule in RULES if rule(demo) is not None}
-    # Fail-closed limiting and private_key_jwt alone are already the defaults.
-    safe_already = {"local_limiter_fallback", "client_secret_basic"}
+    # Fail-closed limiting and private_key_jwt alone are already the defaults;
+    # without Redis there is no Sentinel to wait on.
+    safe_already = {"local_limiter_fallback", "client_secret_basic", "sentinel_without_wait"}
     assert refused == {rule.__name__ for rule in RULES} - safe_already
