@@ -48,9 +48,12 @@ class Background:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     leases: list[Lease] = field(default_factory=list)
     release_on_stop: bool = True
+    # Set on a clean stop: the embedded monitor watches it as the leases do theirs.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     def stop(self) -> None:
         """The loops finish the round they are in and return."""
+        self.stopping.set()
         for lease in self.leases:
             lease.stop()
 
@@ -95,7 +98,7 @@ def start_background(state: GatewayState, sealer: Sealer) -> Background:
     sealer.lease = held("audit-export")  # the sealer's own loop exports while it is held
     if settings.redis_url is None and settings.run_embedded_monitor:
         # Embedded mode: no Redis stream to share, so the gateway watches itself.
-        tasks.append(asyncio.create_task(_embedded_monitor(state)))
+        tasks.append(asyncio.create_task(_embedded_monitor(state, started.stopping)))
     for key, adapter in state.platforms.items():
         schedule = adapter_schedule(state, key)
         if schedule is not None:
@@ -136,8 +139,7 @@ def platform_breaker(key: str, schedule: Schedule) -> CircuitBreaker:
     return CircuitBreaker(f"platform {key}", failures=schedule.failures, open_s=schedule.open_s)
 
 
-async def _embedded_monitor(state: GatewayState) -> None:
-    stop = asyncio.Event()
+async def _embedded_monitor(state: GatewayState, stop: asyncio.Event) -> None:
     settings = state.settings
     try:
         await run_monitor(
