@@ -22,6 +22,7 @@ import httpx
 from deploy.cluster import backup, lifecycle, netns
 from deploy.cluster.gateways import REPO
 from deploy.cluster.topology import GATEWAY_HOSTS, IMAGE_HOST, RESTORE_HOST, Cluster
+from testkit.procfs import mount_at, process_status
 from tests.cluster.world import Bank, audit_request_ids, record, token
 
 UID = "10001"
@@ -50,19 +51,24 @@ def test_a_host_whose_link_is_down_leaves_haproxy_and_comes_back(
     try:
         _until(cluster, "gw2", "DOWN")
         with netns.entered(cluster.ns("client")), httpx.Client(base_url=cluster.lb_url) as http:
-            bearer = token(http, cluster, bank)
-            assert bearer is not None
-            statuses = [
-                http.get(
-                    f"/v1/enterprises/{bank.credit_code}/credit-report",
-                    headers={"Authorization": f"Bearer {bearer}", "Consent-Id": bank.consent_id},
-                ).status_code
-                for _ in range(10)
-            ]
+            statuses = ten_reports(http, cluster, bank)
         assert statuses == [200] * 10
     finally:
         cluster.link_up("gw2")
     _until(cluster, "gw2", "UP")
+
+
+def ten_reports(http: httpx.Client, cluster: Cluster, bank: Bank) -> list[int]:
+    """The statuses of ten reports asked for through HAProxy with one token."""
+    bearer = token(http, cluster, bank)
+    assert bearer is not None
+    return [
+        http.get(
+            f"/v1/enterprises/{bank.credit_code}/credit-report",
+            headers={"Authorization": f"Bearer {bearer}", "Consent-Id": bank.consent_id},
+        ).status_code
+        for _ in range(10)
+    ]
 
 
 def _until(cluster: Cluster, host: str, state: str, within: float = 15) -> None:
@@ -77,11 +83,11 @@ def test_gw2_runs_from_the_image_read_only_as_10001(cluster: Cluster) -> None:
     pids = netns.pids(cluster.ns(IMAGE_HOST))
     assert len(pids) >= 3, pids  # the supervisor and its two workers
     for pid in pids:
-        status = _status(pid)
+        status = process_status(pid)
         assert status["Uid"].split() == [UID] * 4, (pid, status["Uid"])
         assert status["Gid"].split() == [UID] * 4
         assert int(status["CapEff"], 16) == 0 and status["NoNewPrivs"] == "1"
-        root = _mount_at(pid, "/").split()
+        root = mount_at(pid, "/").split()
         assert "ro" in root[5].split(","), root
         assert root[3].endswith("/rootfs"), root
     assert (cluster.root / IMAGE_HOST / "state").stat().st_uid == int(UID)
@@ -90,36 +96,11 @@ def test_gw2_runs_from_the_image_read_only_as_10001(cluster: Cluster) -> None:
 def test_both_gateways_serve_reports_through_haproxy(cluster: Cluster, bank: Bank) -> None:
     before = {h: int(n) for h, n in lifecycle.lb_servers(cluster, "stot").items()}
     with netns.entered(cluster.ns("client")), httpx.Client(base_url=cluster.lb_url) as http:
-        bearer = token(http, cluster, bank)
-        assert bearer is not None
-        statuses = [
-            http.get(
-                f"/v1/enterprises/{bank.credit_code}/credit-report",
-                headers={"Authorization": f"Bearer {bearer}", "Consent-Id": bank.consent_id},
-            ).status_code
-            for _ in range(10)
-        ]
+        statuses = ten_reports(http, cluster, bank)
     assert statuses == [200] * 10
     after = {h: int(n) for h, n in lifecycle.lb_servers(cluster, "stot").items()}
     sent = {host: after[host] - before[host] for host in GATEWAY_HOSTS}
     assert all(n >= 4 for n in sent.values()), sent  # round robin: about half each
-
-
-def _status(pid: int) -> dict[str, str]:
-    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-    fields = (line.partition(":") for line in lines if ":" in line)
-    return {name.strip(): value.strip() for name, _, value in fields}
-
-
-def _mount_at(pid: int, point: str) -> str:
-    # The last mount at a point is the one the process sees.
-    found = [
-        line
-        for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines()
-        if line.split()[4] == point
-    ]
-    assert found, f"nothing mounted at {point} for {pid}"
-    return found[-1]
 
 
 def _reports(cluster: Cluster, bank: Bank, n: int) -> None:

@@ -24,7 +24,8 @@ from deploy.image import rootfs
 from deploy.image.build import REPO, Built, build
 from deploy.image.buildah import inspect_image
 from deploy.image.export import export
-from testkit.services import Postgres, RedisServer, free_port
+from testkit.procfs import mount_at, process_status
+from testkit.services import Postgres, RedisServer, free_port, stop_gently
 
 pytestmark = [
     pytest.mark.image,
@@ -158,13 +159,13 @@ def test_a_gateway_serves_from_the_exported_root(
         pids = [serve.pid, *_children(serve.pid)]
         assert len(pids) >= 3  # the supervisor and its two workers
         for pid in pids:
-            status = _status(pid)
+            status = process_status(pid)
             assert status["Uid"].split() == [UID] * 4
             assert status["Gid"].split() == [UID] * 4
             assert status["Groups"] == ""
             assert int(status["CapEff"], 16) == 0 and int(status["CapBnd"], 16) == 0
             assert status["NoNewPrivs"] == "1"
-        root_mount = _mount_at(serve.pid, "/")
+        root_mount = mount_at(serve.pid, "/")
         assert "ro" in root_mount.split()[5].split(",")
         assert (state / "serve.json").stat().st_uid == int(UID)
 
@@ -174,12 +175,7 @@ def test_a_gateway_serves_from_the_exported_root(
         checked = subprocess.run(health, env=env, capture_output=True, text=True, timeout=30)
         assert checked.returncode == 0, checked.stderr
     finally:
-        serve.terminate()
-        try:
-            serve.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            serve.kill()
-            serve.wait()
+        stop_gently(serve)
 
 
 def _wait_healthy(base: str, serve: subprocess.Popen[bytes], log: Path) -> None:
@@ -196,22 +192,6 @@ def _wait_healthy(base: str, serve: subprocess.Popen[bytes], log: Path) -> None:
 def _children(pid: int) -> list[int]:
     found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     return [int(child) for child in found]
-
-
-def _status(pid: int) -> dict[str, str]:
-    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-    return dict((part.strip() for part in line.split(":", 1)) for line in lines if ":" in line)
-
-
-def _mount_at(pid: int, point: str) -> str:
-    # The last mount at a point is the one the process sees.
-    found = [
-        line
-        for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines()
-        if line.split()[4] == point
-    ]
-    assert found, f"nothing mounted at {point} for {pid}"
-    return found[-1]
 
 
 def test_the_cache_makes_a_second_build_fast(built: Built) -> None:
@@ -253,9 +233,4 @@ def test_a_gateway_runs_in_a_network_namespace(out: Path, state: Path, netns: st
         with pytest.raises(httpx.TransportError):
             httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
     finally:
-        serve.terminate()
-        try:
-            serve.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            serve.kill()
-            serve.wait()
+        stop_gently(serve)
