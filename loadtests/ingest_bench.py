@@ -85,7 +85,12 @@ def database(url: str | None) -> Iterator[Server]:
         yield Server(server.url("bench"), server.data_dir)
 
 
-def client_cpu_seconds() -> tuple[float, float]:
+def client_cpu_seconds() -> float:
+    """This process and its reaped children (the pool's workers, once it has shut down)."""
+    return sum(split_cpu_seconds())
+
+
+def split_cpu_seconds() -> tuple[float, float]:
     """This process's, and its reaped children's (the pool's workers, once it has shut down)."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -145,11 +150,11 @@ def main() -> None:
             + (", unbound and unaudited" if args.unbound else ", bound and audited")
         )
         for label in ("new records", "all duplicates"):
-            server_before, client_before = server.cpu_seconds(), client_cpu_seconds()
+            server_before, client_before = server.cpu_seconds(), split_cpu_seconds()
             started = time.perf_counter()
             summary = ingest(ingestor, payload, args.workers)
             seconds = time.perf_counter() - started
-            parent_after, workers_after = client_cpu_seconds()
+            parent_after, workers_after = split_cpu_seconds()
             server_after = server.cpu_seconds()
             cpu = cpu_per_record(
                 summary.total,
