@@ -1,5 +1,6 @@
-"""An ingest batch's audit entries (linked in Python and COPYed on PostgreSQL,
-appended through the chain's own path on SQLite): one a line naming an
+"""An ingest batch's audit entries (linked in Python and COPYed on PostgreSQL
+when the batch is big, appended one statement an entry on SQLite and through
+`audit_append` when small): one a line naming an
 enterprise, in line order, a chain `verify` finds intact with its checkpoints,
 whatever the entries' text holds, and continued by the next writer."""
 
@@ -11,6 +12,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Connection, Engine, func, select
 
+from gateway.audit import chain
 from gateway.audit.chain import AuditEvent, Break, append, checkpoint_keys, verify
 from gateway.keys.pii import KeyRing
 from gateway.keys.store import ensure_key, load_ring
@@ -23,6 +25,13 @@ from gateway.store.tables import audit_checkpoints, audit_entries, records
 from testkit.builders import MARKET, code, ndjson, penalty
 
 EVERY = 4
+
+
+@pytest.fixture(params=["copy", "statement"], autouse=True)
+def copy_from(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both PostgreSQL paths for these small batches: COPY from the first entry, or never."""
+    monkeypatch.setattr(chain, "COPY_FROM", 1 if request.param == "copy" else 10**9)
+    return str(request.param)
 
 
 def test_entries_link_verify_and_continue_whatever_their_text(
