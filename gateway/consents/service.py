@@ -66,7 +66,11 @@ def check_subject(conn: Connection, credit_code: str) -> None:
     Every consent, however it arrives (the API, a platform's authorisation),
     names an enterprise that exists and can still grant it.
     """
-    status = repository.enterprise_status(conn, credit_code)
+    check_status(credit_code, repository.enterprise_status(conn, credit_code))
+
+
+def check_status(credit_code: str, status: str | None) -> None:
+    """`check_subject` on a status read already (None: the registry does not know it)."""
     if status is None:
         raise UnknownEnterprise(
             f"credit_code: no enterprise with credit code {credit_code} in the registry"

@@ -3,6 +3,7 @@ columns, and the data version every change to what a report shows moves on."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -42,3 +43,18 @@ def bump_data_version(conn: Connection, credit_code: str, now: datetime) -> None
         .where(enterprises.c.credit_code == credit_code)
         .values(data_version=enterprises.c.data_version + 1, updated_at=now)
     )
+
+
+def bump_data_versions(conn: Connection, bumps: Mapping[str, int], now: datetime) -> None:
+    """`bump_data_version` `n` times over for each credit code, one statement per
+    distinct `n` (a page's events name few enterprises more than once), codes in
+    order so two writers lock the same rows in the same order."""
+    by_count: dict[int, list[str]] = {}
+    for credit_code, times in sorted(bumps.items()):
+        by_count.setdefault(times, []).append(credit_code)
+    for times, codes in sorted(by_count.items()):
+        conn.execute(
+            update(enterprises)
+            .where(enterprises.c.credit_code.in_(codes))
+            .values(data_version=enterprises.c.data_version + times, updated_at=now)
+        )

@@ -4,28 +4,89 @@ loans). Everything runs on the caller's Connection, in its transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, delete, insert, or_, select
+from sqlalchemy import Connection, Row, Table, and_, delete, insert, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.store.tables import loan_events, loans, platform_dead_letters
 
+# Rows per multi-row statement: SQLite takes at most 32,766 parameters, a row here is 16.
+CHUNK = 500
+Key = tuple[str, str]  # (platform, message id) of an event, (platform, loan number) of a loan
+
+
+def _upsert(conn: Connection, table: Table) -> Any:
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise RuntimeError(f"unsupported database {dialect}")  # pragma: no cover
+
 
 def insert_event_once(conn: Connection, values: Mapping[str, Any]) -> int | None:
     """Insert unless (platform, message_id) exists; the new id, or None for a duplicate."""
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        stmt: Any = postgresql.insert(loan_events)
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(loan_events)
-    else:  # pragma: no cover - PostgreSQL and SQLite are the supported stores
-        raise RuntimeError(f"unsupported database {dialect}")
+    stmt = _upsert(conn, loan_events)
     stmt = stmt.values(**values).on_conflict_do_nothing(index_elements=["platform", "message_id"])
     row = conn.execute(stmt.returning(loan_events.c.id)).first()
     return None if row is None else int(row[0])
+
+
+def insert_events_once(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> dict[Key, int]:
+    """Each row inserted unless its (platform, message_id) exists, ids given in the
+    rows' order; the new ids by (platform, message_id). The rows' keys are distinct."""
+    new: dict[Key, int] = {}
+    for start in range(0, len(rows), CHUNK):
+        stmt = _upsert(conn, loan_events).values(list(rows[start : start + CHUNK]))
+        stmt = stmt.on_conflict_do_nothing(index_elements=["platform", "message_id"])
+        returning = stmt.returning(
+            loan_events.c.id, loan_events.c.platform, loan_events.c.message_id
+        )
+        for event_id, platform, message_id in conn.execute(returning):
+            new[(platform, message_id)] = int(event_id)
+    return new
+
+
+def known_events(conn: Connection, keys: Collection[Key]) -> set[Key]:
+    """Which of these (platform, message_id) are stored already."""
+    found: set[Key] = set()
+    ordered = sorted(keys)
+    pair = tuple_(loan_events.c.platform, loan_events.c.message_id)
+    for start in range(0, len(ordered), CHUNK):
+        query = select(loan_events.c.platform, loan_events.c.message_id).where(
+            pair.in_(ordered[start : start + CHUNK])
+        )
+        found.update((p, m) for p, m in conn.execute(query))
+    return found
+
+
+def events_of_loans(conn: Connection, keys: Collection[Key]) -> dict[Key, list[Row[Any]]]:
+    """Each loan's events in the order they fold (as `loan_events_of`), in one read."""
+    by_loan: dict[Key, list[Row[Any]]] = {}
+    ordered = sorted(keys)
+    pair = tuple_(loan_events.c.platform, loan_events.c.loan_no)
+    for start in range(0, len(ordered), CHUNK):
+        query = (
+            select(loan_events)
+            .where(pair.in_(ordered[start : start + CHUNK]))
+            .order_by(loan_events.c.occurred_at, loan_events.c.id)
+        )
+        for row in conn.execute(query):
+            by_loan.setdefault((row.platform, row.loan_no), []).append(row)
+    return by_loan
+
+
+def upsert_loans(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Each loan row written whole, new or not (as `replace_loan`), in key order so
+    two writers lock the same rows in the same order."""
+    ordered = sorted(rows, key=lambda r: (r["platform"], r["loan_no"]))
+    for start in range(0, len(ordered), CHUNK):
+        stmt = _upsert(conn, loans).values(ordered[start : start + CHUNK])
+        kept = {c.name: stmt.excluded[c.name] for c in loans.c if not c.primary_key}
+        conn.execute(stmt.on_conflict_do_update(index_elements=["platform", "loan_no"], set_=kept))
 
 
 def event_known(conn: Connection, platform: str, message_id: str) -> bool:
