@@ -21,28 +21,30 @@ import argparse
 import contextlib
 import itertools
 import multiprocessing
-import queue
 import shutil
-import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from multiprocessing.synchronize import Event
 from pathlib import Path
 from tempfile import mkdtemp
 
-import httpx
-
 from gateway.db import make_sync_engine
 from gateway.settings import Settings
 from gateway.store.migrate import upgrade
-from loadtests.ingest_bench import Server, database
+from loadtests.closedloop import Answer, encode, send_all
+from loadtests.ingest_bench import Server, client_cpu_seconds, database
 from loadtests.procstat import CpuMeter
 from testkit.services import free_port
 from xyd_demo import platforms
 
-# One prepared message: sent on the sender thread's own client, answers a label to count.
-Send = Callable[[httpx.Client], str]
+# A platform's stream, ready for the wire, and how to name each answer (to count them).
+Prepared = tuple[list[bytes], Callable[[Answer], str]]
+
+
+def _status(answer: Answer) -> str:
+    return str(answer.status)
 
 
 @contextlib.contextmanager
@@ -85,86 +87,50 @@ def gateway(url: str, state: Path) -> Iterator[tuple[str, int]]:
             process.kill()
 
 
-def kechuangtong(base: str, state: Path, messages: int) -> list[Send]:
+def kechuangtong(host: str, state: Path, messages: int) -> Prepared:
     from xyd_demo.simulators import kechuangtong as sim
 
     secret = (platforms.credentials_dir(state, "kechuangtong") / "secret").read_bytes().strip()
     start = datetime.now(UTC) - timedelta(days=150)
-    signer = sim.Sender(base, secret)
-    signer.close()  # only its headers are used: each sender thread posts on its own client
-
-    def one(message: sim.Message) -> Send:
-        headers = signer.headers(message.raw, message.header_event_id)
-        return lambda client: str(
-            client.post(sim.PATH, content=message.raw, headers=headers).status_code
-        )
-
-    return [one(m) for m in sim.stream(messages, start=start, until=datetime.now(UTC))]
+    signer = sim.Sender("http://" + host, secret)
+    signer.close()  # only its signed headers are used
+    stream = sim.stream(messages, start=start, until=datetime.now(UTC))
+    return [
+        encode(host, sim.PATH, signer.headers(m.raw, m.header_event_id), m.raw) for m in stream
+    ], _status
 
 
-def nongdaitong(base: str, state: Path, messages: int) -> list[Send]:
+def nongdaitong(host: str, state: Path, messages: int) -> Prepared:
     """Counted by RspCode: Nongdaitong answers every message with HTTP 200."""
     from xyd_demo.simulators import nongdaitong as sim
 
     sender = sim.Sender.from_directory(platforms.credentials_dir(state, "nongdaitong"))
     plans = sim.stream(int(time.time()), loans=max(1, messages // 6 + 1))[:messages]
+    headers = {"Content-Type": sim.MEDIA_TYPE}
 
-    def one(raw: bytes) -> Send:
-        return lambda client: sender.post(client, "", raw).code
+    def code(answer: Answer) -> str:
+        return sim.Answer.parse(answer.body).code if answer.status == 200 else _status(answer)
 
-    return [one(sender.message(plan)) for plan in plans]
+    return [encode(host, sim.PATH, headers, sender.message(p)) for p in plans], code
 
 
-def chuangfu_tianfu(base: str, state: Path, messages: int) -> list[Send]:
+def chuangfu_tianfu(host: str, state: Path, messages: int) -> Prepared:
     from xyd_demo.simulators import chuangfu_tianfu as sim
 
     key = platforms.credentials_dir(state, "chuangfu-tianfu") / "private.jwk"
-    simulator = sim.Simulator.from_private_jwk(key)
-    tokens = [m.token for m in itertools.islice(simulator.stream(max(1, messages // 5)), messages)]
-
-    def one(token: str) -> Send:
-        data = token.encode("ascii")
-        headers = {"Content-Type": sim.JOSE_MEDIA_TYPE}
-        return lambda client: str(client.post(sim.PATH, content=data, headers=headers).status_code)
-
-    return [one(t) for t in tokens]
+    stream = sim.Simulator.from_private_jwk(key).stream(max(1, messages // 5))
+    headers = {"Content-Type": sim.JOSE_MEDIA_TYPE}
+    return [
+        encode(host, sim.PATH, headers, m.token.encode("ascii"))
+        for m in itertools.islice(stream, messages)
+    ], _status
 
 
-PUSH: dict[str, Callable[[str, Path, int], list[Send]]] = {
+PUSH: dict[str, Callable[[str, Path, int], Prepared]] = {
     "kechuangtong": kechuangtong,
     "nongdaitong": nongdaitong,
     "chuangfu-tianfu": chuangfu_tianfu,
 }
-
-
-def send_all(base: str, sends: list[Send], senders: int) -> dict[str, int]:
-    """Every message sent by `senders` threads at once; how many got each answer."""
-    todo: queue.SimpleQueue[Send] = queue.SimpleQueue()
-    for send in sends:
-        todo.put(send)
-    answers: dict[str, int] = {}
-    lock = threading.Lock()
-
-    def sender() -> None:
-        with httpx.Client(base_url=base, timeout=30, trust_env=False) as client:
-            while True:
-                try:
-                    send = todo.get_nowait()
-                except queue.Empty:
-                    return
-                try:
-                    answer = send(client)
-                except httpx.HTTPError as exc:
-                    answer = type(exc).__name__
-                with lock:
-                    answers[answer] = answers.get(answer, 0) + 1
-
-    threads = [threading.Thread(target=sender) for _ in range(max(1, senders))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return answers
 
 
 def postmaster(server: Server) -> list[int]:
@@ -188,20 +154,21 @@ def main() -> None:
         with gateway(server.url, state) as (base, pid):
             print(f"{args.senders} senders at once, one gateway worker")
             for name, prepare in PUSH.items():
-                sends = prepare(base, state, args.messages)
+                requests, name_of = prepare(base.removeprefix("http://"), state, args.messages)
                 ours, theirs = CpuMeter([pid]), CpuMeter(postmaster(server))
                 ours.start()
                 theirs.start()
-                started = time.perf_counter()
-                answers = send_all(base, sends, args.senders)
-                seconds = time.perf_counter() - started
-                per_message = 1e6 / max(1, len(sends))
+                client_before = client_cpu_seconds()
+                answered, seconds = send_all(base, requests, args.senders)
+                per_message = 1e6 / max(1, len(requests))
                 cpu = f"gateway {ours.stop() * per_message:.0f}"
                 if server.data_dir is not None:
                     cpu += f", PostgreSQL {theirs.stop() * per_message:.0f}"
+                cpu += f", senders {(client_cpu_seconds() - client_before) * per_message:.0f}"
+                answers = Counter(name_of(a) for a in answered)
                 print(
-                    f"{name:16} {len(sends):6} messages in {seconds:6.1f} s = "
-                    f"{len(sends) / seconds:6.0f} msg/s  {dict(sorted(answers.items()))}  "
+                    f"{name:16} {len(requests):6} messages in {seconds:6.1f} s = "
+                    f"{len(requests) / seconds:6.0f} msg/s  {dict(sorted(answers.items()))}  "
                     f"CPU µs/message: {cpu}"
                 )
     shutil.rmtree(state, ignore_errors=True)

@@ -37,17 +37,17 @@ def insert_event_once(conn: Connection, values: Mapping[str, Any]) -> int | None
 
 def insert_events_once(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> dict[Key, int]:
     """Each row inserted unless its (platform, message_id) exists, ids given in the
-    rows' order; the new ids by (platform, message_id). The rows' keys are distinct."""
-    new: dict[Key, int] = {}
-    for start in range(0, len(rows), CHUNK):
-        stmt = _upsert(conn, loan_events).values(list(rows[start : start + CHUNK]))
-        stmt = stmt.on_conflict_do_nothing(index_elements=["platform", "message_id"])
-        returning = stmt.returning(
-            loan_events.c.id, loan_events.c.platform, loan_events.c.message_id
-        )
-        for event_id, platform, message_id in conn.execute(returning):
-            new[(platform, message_id)] = int(event_id)
-    return new
+    rows' order; the new ids by (platform, message_id). The rows' keys are distinct.
+
+    One statement compiled once and sent as SQLAlchemy's "insertmanyvalues"
+    batches (multi-row VALUES, in the rows' order)."""
+    if not rows:
+        return {}
+    stmt = _upsert(conn, loan_events).on_conflict_do_nothing(
+        index_elements=["platform", "message_id"]
+    )
+    returning = stmt.returning(loan_events.c.id, loan_events.c.platform, loan_events.c.message_id)
+    return {(p, m): int(i) for i, p, m in conn.execute(returning, list(rows))}
 
 
 def known_events(conn: Connection, keys: Collection[Key]) -> set[Key]:
@@ -82,11 +82,12 @@ def events_of_loans(conn: Connection, keys: Collection[Key]) -> dict[Key, list[R
 def upsert_loans(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     """Each loan row written whole, new or not (as `replace_loan`), in key order so
     two writers lock the same rows in the same order."""
-    ordered = sorted(rows, key=lambda r: (r["platform"], r["loan_no"]))
-    for start in range(0, len(ordered), CHUNK):
-        stmt = _upsert(conn, loans).values(ordered[start : start + CHUNK])
-        kept = {c.name: stmt.excluded[c.name] for c in loans.c if not c.primary_key}
-        conn.execute(stmt.on_conflict_do_update(index_elements=["platform", "loan_no"], set_=kept))
+    if not rows:
+        return
+    stmt = _upsert(conn, loans)
+    kept = {c.name: stmt.excluded[c.name] for c in loans.c if not c.primary_key}
+    stmt = stmt.on_conflict_do_update(index_elements=["platform", "loan_no"], set_=kept)
+    conn.execute(stmt, sorted(rows, key=lambda r: (r["platform"], r["loan_no"])))
 
 
 def event_known(conn: Connection, platform: str, message_id: str) -> bool:
