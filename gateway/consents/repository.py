@@ -42,8 +42,38 @@ def bank(conn: Connection, grantee: str) -> tuple[str, str | None] | None:
     return None if row is None else (row.client_id, row.org_code)
 
 
+def banks(conn: Connection, grantees: Collection[str]) -> dict[str, tuple[str, str | None]]:
+    """`bank` of several grantees at once; those no bank answers to left out."""
+    named = sorted(grantees)
+    rows = conn.execute(
+        select(clients.c.client_id, clients.c.org_code).where(
+            clients.c.client_type == "bank",
+            or_(clients.c.client_id.in_(named), clients.c.org_code.in_(named)),
+        )
+    ).all()
+    found: dict[str, tuple[str, str | None]] = {}
+    for client_id, org_code in rows:
+        for grantee in (client_id, org_code):
+            if grantee in grantees:
+                found.setdefault(grantee, (client_id, org_code))
+    return found
+
+
 def insert_consent(conn: Connection, values: dict[str, Any]) -> None:
     conn.execute(insert(consents).values(**values))
+
+
+def insert_consents(conn: Connection, rows: list[dict[str, Any]], at: datetime) -> None:
+    """Consents, each with its `created` event by its registrant."""
+    if not rows:
+        return
+    conn.execute(insert(consents), rows)
+    events = [
+        {"consent_id": r["id"], "event": "created", "actor_client_id": r["registrant_client_id"],
+         "reason": None, "at": at}
+        for r in rows
+    ]  # fmt: skip
+    conn.execute(insert(consent_events), events)
 
 
 def add_event(

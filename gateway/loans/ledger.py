@@ -26,7 +26,7 @@ from sqlalchemy import Connection
 from gateway.consents.principal import PlatformPrincipal, channel_of
 from gateway.consents.repository import enterprise_statuses
 from gateway.consents.schemas import ConsentIn
-from gateway.consents.service import check_channel, check_status, check_subject
+from gateway.consents.service import check_channel, check_status, check_subject, create_many
 from gateway.consents.service import create as create_consent
 from gateway.enterprises import repository as enterprise_rows
 from gateway.errors import ProblemError
@@ -143,11 +143,9 @@ def store_many(
     _refold_many(conn, touched, now)
     bumps = Counter(events[n].credit_code for n in accepted if events[n].credit_code)
     enterprise_rows.bump_data_versions(conn, {c: k for c, k in bumps.items() if c}, now)
-    for n in accepted:
+    consent_ids = _consents(conn, [events[n] for n in accepted], rules)
+    for n, consent_id in zip(accepted, consent_ids, strict=True):
         event = events[n]
-        consent_id = None
-        if event.authorization is not None and event.credit_code:
-            consent_id = _consent(conn, event, rules)
         results[n] = Stored("accepted", new[(event.platform, event.message_id)], consent_id)
     return [r if r is not None else Stored("duplicate") for r in results]
 
@@ -185,6 +183,36 @@ def _consent(conn: Connection, event: LoanEvent, rules: ConsentRules) -> str | N
     validity is shortened to it. A bank the gateway does not know gets no
     consent; the event is kept all the same (the message was valid).
     """
+    body = _terms(event, rules)
+    if body is None:
+        return None
+    try:
+        with conn.begin_nested():
+            consent = create_consent(conn, PlatformPrincipal(event.platform), body, rules)
+    except ProblemError as exc:
+        _not_registered(event, exc)
+        return None
+    return str(consent["id"])
+
+
+def _consents(
+    conn: Connection, events: Sequence[LoanEvent], rules: ConsentRules
+) -> list[str | None]:
+    """`_consent` for each event, registered together (`create_many`)."""
+    asked = [(event, _terms(event, rules)) for event in events]
+    requests = [(PlatformPrincipal(e.platform), body) for e, body in asked if body is not None]
+    made = iter(create_many(conn, requests, rules))
+    ids: list[str | None] = []
+    for event, body in asked:
+        result = None if body is None else next(made)
+        if isinstance(result, ProblemError):
+            _not_registered(event, result)
+            result = None
+        ids.append(result)
+    return ids
+
+
+def _terms(event: LoanEvent, rules: ConsentRules) -> ConsentIn | None:
     auth = event.authorization
     if auth is None or event.credit_code is None:
         return None
@@ -194,7 +222,7 @@ def _consent(conn: Connection, event: LoanEvent, rules: ConsentRules) -> str | N
     if until <= now:
         log.warning("platform authorisation already expired", extra={"platform": event.platform})
         return None
-    body = ConsentIn.model_validate(
+    return ConsentIn.model_validate(
         {
             "credit_code": event.credit_code,
             "grantee": auth.bank_code,
@@ -208,17 +236,14 @@ def _consent(conn: Connection, event: LoanEvent, rules: ConsentRules) -> str | N
             },
         }
     )
-    try:
-        with conn.begin_nested():
-            consent = create_consent(conn, PlatformPrincipal(event.platform), body, rules)
-    except ProblemError as exc:
-        log.warning(
-            "platform authorisation not registered as a consent: %s",
-            exc.detail,
-            extra={"platform": event.platform},
-        )
-        return None
-    return str(consent["id"])
+
+
+def _not_registered(event: LoanEvent, exc: ProblemError) -> None:
+    log.warning(
+        "platform authorisation not registered as a consent: %s",
+        exc.detail,
+        extra={"platform": event.platform},
+    )
 
 
 def dead_letter(

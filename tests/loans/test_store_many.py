@@ -51,11 +51,12 @@ def page() -> list[LoanEvent]:
         authorised(41, code(9)),  # not in the registry: refused
         authorised(42, code(3)),  # deregistered: refused
         authorised(43, code(2), bank="NOPE-CD"),  # unknown bank: kept, no consent
+        authorised(44, code(2)),
     ]
     return [
         *one[:3], event(0, "application_submitted", -5, loan_no="KCT-0"), *two[:2], granted[1],
         *other, one[3], one[0], granted[0], granted[2], *one[3:], two[2], granted[1],
-        granted[3], granted[2], two[0], event(0, "application_submitted", -5, loan_no="KCT-0"),
+        granted[3], granted[2], two[0], granted[4], event(0, "application_submitted", -5, loan_no="KCT-0"),
     ]  # fmt: skip
 
 
@@ -108,7 +109,7 @@ def test_a_page_stored_at_once_is_the_page_stored_event_by_event(engine: Engine)
     answers = [outcome for outcome, _, _ in at_once["answers"]]
     assert answers.count("rejected") == 4
     assert answers[0] == "accepted" and answers[3] == "duplicate"
-    assert sum(consent for _, _, consent in at_once["answers"]) == 1
+    assert sum(consent for _, _, consent in at_once["answers"]) == 2
     assert {row["loan_no"]: row["status"] for row in at_once["loans"]}["KCT-1"] == "overdue"
 
 
