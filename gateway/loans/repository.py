@@ -8,8 +8,26 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, and_, delete, insert, or_, select, tuple_
+import orjson
+from sqlalchemy import (
+    Column,
+    Connection,
+    Row,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import JSONB
 
 from gateway.store.tables import loan_events, loans, platform_dead_letters
 
@@ -35,31 +53,69 @@ def insert_event_once(conn: Connection, values: Mapping[str, Any]) -> int | None
     return None if row is None else int(row[0])
 
 
+# The rows as one JSON parameter: a short statement, parsed and planned alike
+# for every page, where a multi-row VALUES is a new one each time.
+_INSERT_PG = text(
+    """
+    INSERT INTO loan_events (platform, message_id, event_type, occurred_at, received_at,
+        credit_code, borrower_hash, bank_code, loan_no, amount_fen, days_overdue, due_date,
+        core_enterprise_code, raw_sha256, details)
+    SELECT e.platform, e.message_id, e.event_type, e.occurred_at, e.received_at,
+        e.credit_code, e.borrower_hash, e.bank_code, e.loan_no, e.amount_fen, e.days_overdue,
+        e.due_date, e.core_enterprise_code, e.raw_sha256, e.details
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS e(platform text, message_id text,
+        event_type text, occurred_at timestamptz, received_at timestamptz, credit_code text,
+        borrower_hash text, bank_code text, loan_no text, amount_fen bigint,
+        days_overdue integer, due_date date, core_enterprise_code text, raw_sha256 text,
+        details jsonb)
+    ON CONFLICT (platform, message_id) DO NOTHING
+    RETURNING id, platform, message_id
+    """
+)
+
+
 def insert_events_once(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> dict[Key, int]:
     """Each row inserted unless its (platform, message_id) exists, ids given in the
     rows' order; the new ids by (platform, message_id). The rows' keys are distinct.
 
-    One statement compiled once and sent as SQLAlchemy's "insertmanyvalues"
-    batches (multi-row VALUES, in the rows' order)."""
+    On PostgreSQL the rows go as one JSON document; elsewhere as one statement
+    compiled once and sent as SQLAlchemy's "insertmanyvalues" batches."""
     if not rows:
         return {}
-    stmt = _upsert(conn, loan_events).on_conflict_do_nothing(
-        index_elements=["platform", "message_id"]
-    )
-    returning = stmt.returning(loan_events.c.id, loan_events.c.platform, loan_events.c.message_id)
-    return {(p, m): int(i) for i, p, m in conn.execute(returning, list(rows))}
+    if conn.dialect.name == "postgresql":
+        inserted = conn.execute(_INSERT_PG, {"rows": _json([dict(r) for r in rows])})
+    else:
+        stmt = _upsert(conn, loan_events).on_conflict_do_nothing(
+            index_elements=["platform", "message_id"]
+        )
+        columns = (loan_events.c.id, loan_events.c.platform, loan_events.c.message_id)
+        inserted = conn.execute(stmt.returning(*columns), list(rows))
+    return {(p, m): int(i) for i, p, m in inserted}
+
+
+def _json(value: object) -> str:
+    # orjson writes aware datetimes and dates as ISO 8601 itself.
+    return orjson.dumps(value).decode()
+
+
+def _pairs(first: Column[str], second: Column[str], keys: list[Key], dialect: str) -> Any:
+    """`(first, second) IN keys`: on PostgreSQL against one JSON parameter (a
+    statement of constant text), elsewhere a row-value IN of parameters."""
+    if dialect != "postgresql":
+        return tuple_(first, second).in_(keys)
+    document = cast(bindparam(None, _json(keys), type_=Text), JSONB)
+    pair = func.jsonb_array_elements(document).table_valued("value").alias("k")
+    return tuple_(first, second).in_(select(pair.c.value.op("->>")(0), pair.c.value.op("->>")(1)))
 
 
 def known_events(conn: Connection, keys: Collection[Key]) -> set[Key]:
     """Which of these (platform, message_id) are stored already."""
     found: set[Key] = set()
     ordered = sorted(keys)
-    pair = tuple_(loan_events.c.platform, loan_events.c.message_id)
+    columns = (loan_events.c.platform, loan_events.c.message_id)
     for start in range(0, len(ordered), CHUNK):
-        query = select(loan_events.c.platform, loan_events.c.message_id).where(
-            pair.in_(ordered[start : start + CHUNK])
-        )
-        found.update((p, m) for p, m in conn.execute(query))
+        chosen = _pairs(*columns, ordered[start : start + CHUNK], conn.dialect.name)
+        found.update((p, m) for p, m in conn.execute(select(*columns).where(chosen)))
     return found
 
 
@@ -67,12 +123,13 @@ def events_of_loans(conn: Connection, keys: Collection[Key]) -> dict[Key, list[R
     """Each loan's events in the order they fold (as `loan_events_of`), in one read."""
     by_loan: dict[Key, list[Row[Any]]] = {}
     ordered = sorted(keys)
-    pair = tuple_(loan_events.c.platform, loan_events.c.loan_no)
     for start in range(0, len(ordered), CHUNK):
+        chosen = _pairs(
+            loan_events.c.platform, loan_events.c.loan_no, ordered[start : start + CHUNK],
+            conn.dialect.name,
+        )  # fmt: skip
         query = (
-            select(loan_events)
-            .where(pair.in_(ordered[start : start + CHUNK]))
-            .order_by(loan_events.c.occurred_at, loan_events.c.id)
+            select(loan_events).where(chosen).order_by(loan_events.c.occurred_at, loan_events.c.id)
         )
         for row in conn.execute(query):
             by_loan.setdefault((row.platform, row.loan_no), []).append(row)
