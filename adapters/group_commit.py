@@ -6,11 +6,14 @@ being written to the next group, which `store_many` writes in one
 transaction; each sender waits for its own group's commit. An idle gateway
 writes groups of one, as before.
 
-A message that fails inside a group does not fail its neighbours: the group
-is written inside a savepoint and, when that fails, each message again in a
-savepoint of its own (`store`), so only the failing one gets its error. A
+A message that fails inside a group does not fail its neighbours: the group's
+transaction is rolled back and each of its messages stored again alone, in a
+transaction of its own (`store`), so only the failing one gets its error. A
 failed commit fails every message of the group: none was acknowledged, and
-each sender tells its platform to retry later.
+each sender tells its platform to retry later (a redelivery of one that did
+commit after all is then a duplicate, as any redelivery).
+(No savepoints: SQLite's driver would let the first one start the
+transaction and its release commit it.)
 """
 
 from __future__ import annotations
@@ -48,26 +51,40 @@ class GroupCommit:
         return await self._groups.submit(event)
 
     async def _write(self, events: list[LoanEvent]) -> list[Stored | BaseException]:
-        async with self._engine().begin() as conn:
-            return await conn.run_sync(store_isolated, events, self.rules)
+        async with self._engine().connect() as conn:
+            transaction = await conn.begin()
+            try:
+                results = await conn.run_sync(_store_group, events, self.rules)
+            except Exception:
+                await transaction.rollback()
+                if len(events) == 1:
+                    raise
+                log.warning(
+                    "a group of platform messages failed; storing each alone", exc_info=True
+                )
+            else:
+                try:
+                    await transaction.commit()  # if this fails, every sender hears it
+                except BaseException:
+                    # In an unknown state (committed or not, broken or not): never reused.
+                    await conn.invalidate()
+                    raise
+                return results
+        return [await self._alone(event) for event in events]
+
+    async def _alone(self, event: LoanEvent) -> Stored | BaseException:
+        try:
+            async with self._engine().begin() as conn:
+                return await conn.run_sync(_store_one, event, self.rules)
+        except Exception as exc:  # this message's own failure: its neighbours go on
+            return exc
 
 
-def store_isolated(
+def _store_group(
     conn: Connection, events: Sequence[LoanEvent], rules: ConsentRules
 ) -> list[Stored | BaseException]:
-    """Each event's outcome, or the error that only it met, in the caller's transaction."""
-    if len(events) == 1:
-        return [store(conn, events[0], rules=rules)]
-    try:
-        with conn.begin_nested():
-            return list(store_many(conn, events, rules=rules))
-    except Exception:
-        log.warning("a group of platform messages failed; storing each alone", exc_info=True)
-    results: list[Stored | BaseException] = []
-    for event in events:
-        try:
-            with conn.begin_nested():
-                results.append(store(conn, event, rules=rules))
-        except Exception as exc:  # this message's own failure: its neighbours go on
-            results.append(exc)
-    return results
+    return list(store_many(conn, events, rules=rules))
+
+
+def _store_one(conn: Connection, event: LoanEvent, rules: ConsentRules) -> Stored:
+    return store(conn, event, rules=rules)
