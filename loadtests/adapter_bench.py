@@ -30,12 +30,16 @@ from multiprocessing.synchronize import Event
 from pathlib import Path
 from tempfile import mkdtemp
 
+from sqlalchemy import Engine
+
 from gateway.db import make_sync_engine
 from gateway.settings import Settings
 from gateway.store.migrate import upgrade
 from loadtests.closedloop import Answer, encode, send_all
 from loadtests.ingest_bench import Server, client_cpu_seconds, database
 from loadtests.procstat import CpuMeter
+from testkit.builders import code, register_enterprises
+from testkit.clients import register
 from testkit.services import free_port
 from xyd_demo import platforms
 
@@ -69,22 +73,42 @@ def _serve_gateway(url: str, state: str, port: int, stop: Event) -> None:
 
 
 @contextlib.contextmanager
-def gateway(url: str, state: Path) -> Iterator[tuple[str, int]]:
-    """The gateway's base URL and process id (its CPU is read from /proc)."""
+def gateway(url: str, state: Path, workers: int) -> Iterator[tuple[list[str], list[int]]]:
+    """Each worker's base URL and process id (their CPU is read from /proc). The
+    workers are separate processes on ports of their own; the senders spread
+    their connections over them, as the kernel does over `xyd serve`'s workers."""
     spawn = multiprocessing.get_context("spawn")
-    stop, port = spawn.Event(), free_port()
-    process = spawn.Process(target=_serve_gateway, args=(url, str(state), port, stop))
-    process.start()
-    base = f"http://127.0.0.1:{port}"
+    stop, ports = spawn.Event(), [free_port() for _ in range(workers)]
+    processes = [
+        spawn.Process(target=_serve_gateway, args=(url, str(state), port, stop)) for port in ports
+    ]
+    for process in processes:
+        process.start()
+    bases = [f"http://127.0.0.1:{port}" for port in ports]
     try:
-        platforms.wait_for(base, 60)
-        assert process.pid is not None
-        yield base, process.pid
+        for base in bases:
+            platforms.wait_for(base, 60)
+        yield bases, [p.pid for p in processes if p.pid is not None]
     finally:
         stop.set()
-        process.join(20)
-        if process.is_alive():
-            process.kill()
+        for process in processes:
+            process.join(20)
+            if process.is_alive():
+                process.kill()
+
+
+# The enterprises the platforms lend to and the banks they name, in the registry,
+# as in a deployment: authorisations become consents, not refusals.
+BORROWERS = tuple((code(n), f"企业{n}") for n in range(1, 201))
+
+
+def registered(engine: Engine) -> None:
+    from xyd_demo.simulators import chuangfu_tianfu, kechuangtong, nongdaitong, tianfu_rongtong
+
+    banks = {*kechuangtong.BANKS, *nongdaitong.BANKS, *chuangfu_tianfu.BANKS}
+    for bank in sorted(banks | set(tianfu_rongtong.BANKS)):
+        register(engine, f"bank-{bank.lower()}", org_code=bank)
+    register_enterprises(engine, *(credit_code for credit_code, _ in BORROWERS))
 
 
 def kechuangtong(host: str, state: Path, messages: int) -> Prepared:
@@ -94,7 +118,7 @@ def kechuangtong(host: str, state: Path, messages: int) -> Prepared:
     start = datetime.now(UTC) - timedelta(days=150)
     signer = sim.Sender("http://" + host, secret)
     signer.close()  # only its signed headers are used
-    stream = sim.stream(messages, start=start, until=datetime.now(UTC))
+    stream = sim.stream(messages, start=start, until=datetime.now(UTC), borrowers=BORROWERS)
     return [
         encode(host, sim.PATH, signer.headers(m.raw, m.header_event_id), m.raw) for m in stream
     ], _status
@@ -105,7 +129,8 @@ def nongdaitong(host: str, state: Path, messages: int) -> Prepared:
     from xyd_demo.simulators import nongdaitong as sim
 
     sender = sim.Sender.from_directory(platforms.credentials_dir(state, "nongdaitong"))
-    plans = sim.stream(int(time.time()), loans=max(1, messages // 6 + 1))[:messages]
+    plans = sim.stream(int(time.time()), loans=max(1, messages // 6 + 1), borrowers=BORROWERS)
+    plans = plans[:messages]
     headers = {"Content-Type": sim.MEDIA_TYPE}
 
     def code(answer: Answer) -> str:
@@ -118,7 +143,7 @@ def chuangfu_tianfu(host: str, state: Path, messages: int) -> Prepared:
     from xyd_demo.simulators import chuangfu_tianfu as sim
 
     key = platforms.credentials_dir(state, "chuangfu-tianfu") / "private.jwk"
-    stream = sim.Simulator.from_private_jwk(key).stream(max(1, messages // 5))
+    stream = sim.Simulator.from_private_jwk(key, borrowers=BORROWERS).stream(max(1, messages // 5))
     headers = {"Content-Type": sim.JOSE_MEDIA_TYPE}
     return [
         encode(host, sim.PATH, headers, m.token.encode("ascii"))
@@ -142,24 +167,27 @@ def postmaster(server: Server) -> list[int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=2000)
-    parser.add_argument("--senders", type=int, default=32, help="threads sending at once")
+    parser.add_argument("--senders", type=int, default=32, help="connections sending at once")
+    parser.add_argument("--workers", type=int, default=1, help="gateway processes")
     parser.add_argument("--postgres", action="store_true")
     args = parser.parse_args()
     state = Path(mkdtemp(prefix="xyd-adapter-bench-"))
     with store(args.postgres, state) as server:
         engine = make_sync_engine(Settings(database_url=server.url, pii_key="bench"))
         upgrade(engine)
+        registered(engine)
         engine.dispose()
         platforms.write_credentials(state)
-        with gateway(server.url, state) as (base, pid):
-            print(f"{args.senders} senders at once, one gateway worker")
+        with gateway(server.url, state, args.workers) as (bases, pids):
+            print(f"{args.senders} senders at once, {args.workers} gateway worker(s)")
             for name, prepare in PUSH.items():
-                requests, name_of = prepare(base.removeprefix("http://"), state, args.messages)
-                ours, theirs = CpuMeter([pid]), CpuMeter(postmaster(server))
+                host = bases[0].removeprefix("http://")
+                requests, name_of = prepare(host, state, args.messages)
+                ours, theirs = CpuMeter(pids), CpuMeter(postmaster(server))
                 ours.start()
                 theirs.start()
                 client_before = client_cpu_seconds()
-                answered, seconds = send_all(base, requests, args.senders)
+                answered, seconds = send_all(bases, requests, args.senders)
                 per_message = 1e6 / max(1, len(requests))
                 cpu = f"gateway {ours.stop() * per_message:.0f}"
                 if server.data_dir is not None:

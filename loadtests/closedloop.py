@@ -94,29 +94,31 @@ class _Run:
             self.finished.set_result(None)
 
 
-async def _send(base_url: str, requests: Sequence[bytes], connections: int) -> list[Answer]:
-    url = urlsplit(base_url)
-    host, port = url.hostname or "127.0.0.1", url.port or 80
+async def _send(bases: Sequence[str], requests: Sequence[bytes], connections: int) -> list[Answer]:
+    urls = [urlsplit(base) for base in bases]
+    places = [(url.hostname or "127.0.0.1", url.port or 80) for url in urls]
     loop = asyncio.get_running_loop()
     count = max(1, min(connections, len(requests)))
     run = _Run(requests, count)
-    for _ in range(count):
+    for n in range(count):
+        host, port = places[n % len(places)]
         await loop.create_connection(lambda: _Sender(run), host, port)
     await run.finished
     return [a if a is not None else Answer(0, b"") for a in run.answers]
 
 
 def send_all(
-    base_url: str, requests: Sequence[bytes], connections: int
+    bases: Sequence[str], requests: Sequence[bytes], connections: int
 ) -> tuple[list[Answer], float]:
-    """Every request sent once over `connections` connections at once: the answers
-    in the requests' order, and the seconds it took."""
+    """Every request sent once over `connections` connections at once, spread over
+    the servers at `bases` (each request names its own Host): the answers in the
+    requests' order, and the seconds it took."""
     started = time.perf_counter()
     try:
         import uvloop
     except ImportError:
-        answers = asyncio.run(_send(base_url, requests, connections))
+        answers = asyncio.run(_send(bases, requests, connections))
     else:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            answers = runner.run(_send(base_url, requests, connections))
+            answers = runner.run(_send(bases, requests, connections))
     return answers, time.perf_counter() - started

@@ -33,17 +33,13 @@ from adapters.tianfu_rongtong.config import TianfuRongtongConfig
 from gateway.db import make_async_engine, make_sync_engine
 from gateway.settings import Settings
 from gateway.store.migrate import upgrade
-from loadtests.adapter_bench import postmaster, store
+from loadtests.adapter_bench import BORROWERS, postmaster, registered, store
 from loadtests.ingest_bench import client_cpu_seconds
 from loadtests.procstat import CpuMeter
 from policies.consent import ConsentRules
-from testkit.builders import code, register_enterprises
-from testkit.clients import register
 from testkit.services import free_port
 from xyd_demo import platforms
-from xyd_demo.simulators.tianfu_rongtong import BANKS
 
-BORROWERS = 200
 CLIENT_ID, SECRET = "tfrt_bench", "bench-secret-bench-secret"
 
 
@@ -52,9 +48,8 @@ def _serve_simulator(port: int, rows: int, stop: Event) -> None:
     from testkit.live import serve
     from xyd_demo.simulators.tianfu_rongtong import TianfuRongtongSimulator
 
-    borrowers = tuple((code(n), f"企业{n}") for n in range(1, BORROWERS + 1))
     simulator = TianfuRongtongSimulator(
-        client_id=CLIENT_ID, client_secret=SECRET, events=rows, borrowers=borrowers
+        client_id=CLIENT_ID, client_secret=SECRET, events=rows, borrowers=BORROWERS
     )
     with serve(simulator.app, port=port):
         stop.wait()
@@ -115,9 +110,7 @@ def main() -> None:
         settings = Settings(database_url=server.url, state_dir=state, pii_key="bench")
         engine = make_sync_engine(settings)
         upgrade(engine)
-        for bank in BANKS:
-            register(engine, f"bank-{bank.lower()}", org_code=bank)
-        register_enterprises(engine, *(code(n) for n in range(1, BORROWERS + 1)))
+        registered(engine)
         engine.dispose()
         with simulator(args.rows) as (base, pid):
             credentials = state / "tfrt.json"
