@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 from sqlalchemy import (
     Column,
+    ColumnElement,
     Connection,
     Row,
     Table,
@@ -36,7 +37,7 @@ CHUNK = 500
 Key = tuple[str, str]  # (platform, message id) of an event, (platform, loan number) of a loan
 
 
-def _upsert(conn: Connection, table: Table) -> Any:
+def _upsert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
     dialect = conn.dialect.name
     if dialect == "postgresql":
         return postgresql.insert(table)
@@ -98,7 +99,9 @@ def _json(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
-def _pairs(first: Column[str], second: Column[str], keys: list[Key], dialect: str) -> Any:
+def _pairs(
+    first: Column[str], second: Column[str], keys: list[Key], dialect: str
+) -> ColumnElement[bool]:
     """`(first, second) IN keys`: on PostgreSQL against one JSON parameter (a
     statement of constant text), elsewhere a row-value IN of parameters."""
     if dialect != "postgresql":
