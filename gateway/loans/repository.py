@@ -10,17 +10,11 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
-    Column,
-    ColumnElement,
     Connection,
     Row,
     Table,
-    Text,
     and_,
-    bindparam,
-    cast,
     delete,
-    func,
     insert,
     or_,
     select,
@@ -28,7 +22,6 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import JSONB
 
 from gateway.store.tables import loan_events, loans, platform_dead_letters
 
@@ -99,43 +92,81 @@ def _json(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
-def _pairs(
-    first: Column[str], second: Column[str], keys: list[Key], dialect: str
-) -> ColumnElement[bool]:
-    """`(first, second) IN keys`: on PostgreSQL against one JSON parameter (a
-    statement of constant text), elsewhere a row-value IN of parameters."""
-    if dialect != "postgresql":
-        return tuple_(first, second).in_(keys)
-    document = cast(bindparam(None, _json(keys), type_=Text), JSONB)
-    pair = func.jsonb_array_elements(document).table_valued("value").alias("k")
-    return tuple_(first, second).in_(select(pair.c.value.op("->>")(0), pair.c.value.op("->>")(1)))
+# PostgreSQL: the keys as one JSON parameter, so each statement's text is the
+# same for every page and group (parsed once by psycopg, planned alike).
+_KNOWN_PG = text(
+    """
+    SELECT platform, message_id FROM loan_events WHERE (platform, message_id) IN
+        (SELECT k->>0, k->>1 FROM jsonb_array_elements(CAST(:keys AS jsonb)) AS k)
+    """
+)
+_EVENTS_OF_LOANS_PG = text(
+    """
+    SELECT id, platform, message_id, event_type, occurred_at, received_at, credit_code,
+        borrower_hash, bank_code, loan_no, amount_fen, days_overdue, due_date,
+        core_enterprise_code, raw_sha256, details
+    FROM loan_events WHERE (platform, loan_no) IN
+        (SELECT k->>0, k->>1 FROM jsonb_array_elements(CAST(:keys AS jsonb)) AS k)
+    ORDER BY occurred_at, id
+    """
+).columns(*loan_events.c)
+_UPSERT_LOANS_PG = text(
+    """
+    INSERT INTO loans (platform, loan_no, credit_code, borrower_hash, bank_code, status,
+        amount_fen, outstanding_fen, days_overdue, core_enterprise_code, first_event_at,
+        last_event_at, updated_at)
+    SELECT l.platform, l.loan_no, l.credit_code, l.borrower_hash, l.bank_code, l.status,
+        l.amount_fen, l.outstanding_fen, l.days_overdue, l.core_enterprise_code,
+        l.first_event_at, l.last_event_at, l.updated_at
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS l(platform text, loan_no text,
+        credit_code text, borrower_hash text, bank_code text, status text, amount_fen bigint,
+        outstanding_fen bigint, days_overdue integer, core_enterprise_code text,
+        first_event_at timestamptz, last_event_at timestamptz, updated_at timestamptz)
+    ON CONFLICT (platform, loan_no) DO UPDATE SET credit_code = EXCLUDED.credit_code,
+        borrower_hash = EXCLUDED.borrower_hash, bank_code = EXCLUDED.bank_code,
+        status = EXCLUDED.status, amount_fen = EXCLUDED.amount_fen,
+        outstanding_fen = EXCLUDED.outstanding_fen, days_overdue = EXCLUDED.days_overdue,
+        core_enterprise_code = EXCLUDED.core_enterprise_code,
+        first_event_at = EXCLUDED.first_event_at, last_event_at = EXCLUDED.last_event_at,
+        updated_at = EXCLUDED.updated_at
+    """
+)
 
 
 def known_events(conn: Connection, keys: Collection[Key]) -> set[Key]:
     """Which of these (platform, message_id) are stored already."""
-    found: set[Key] = set()
     ordered = sorted(keys)
-    columns = (loan_events.c.platform, loan_events.c.message_id)
+    if conn.dialect.name == "postgresql":
+        return {(p, m) for p, m in conn.execute(_KNOWN_PG, {"keys": _json(ordered)})}
+    found: set[Key] = set()
+    pair = tuple_(loan_events.c.platform, loan_events.c.message_id)
     for start in range(0, len(ordered), CHUNK):
-        chosen = _pairs(*columns, ordered[start : start + CHUNK], conn.dialect.name)
-        found.update((p, m) for p, m in conn.execute(select(*columns).where(chosen)))
+        query = select(loan_events.c.platform, loan_events.c.message_id).where(
+            pair.in_(ordered[start : start + CHUNK])
+        )
+        found.update((p, m) for p, m in conn.execute(query))
     return found
 
 
 def events_of_loans(conn: Connection, keys: Collection[Key]) -> dict[Key, list[Row[Any]]]:
     """Each loan's events in the order they fold (as `loan_events_of`), in one read."""
-    by_loan: dict[Key, list[Row[Any]]] = {}
     ordered = sorted(keys)
-    for start in range(0, len(ordered), CHUNK):
-        chosen = _pairs(
-            loan_events.c.platform, loan_events.c.loan_no, ordered[start : start + CHUNK],
-            conn.dialect.name,
-        )  # fmt: skip
-        query = (
-            select(loan_events).where(chosen).order_by(loan_events.c.occurred_at, loan_events.c.id)
-        )
-        for row in conn.execute(query):
-            by_loan.setdefault((row.platform, row.loan_no), []).append(row)
+    if conn.dialect.name == "postgresql":
+        rows = list(conn.execute(_EVENTS_OF_LOANS_PG, {"keys": _json(ordered)}))
+    else:
+        pair = tuple_(loan_events.c.platform, loan_events.c.loan_no)
+        order = (loan_events.c.occurred_at, loan_events.c.id)
+        rows = [
+            row
+            for start in range(0, len(ordered), CHUNK)
+            for row in conn.execute(
+                select(loan_events).where(pair.in_(ordered[start : start + CHUNK])).order_by(*order)
+            )
+        ]
+        rows.sort(key=lambda r: (r.occurred_at, r.id))  # across chunks too
+    by_loan: dict[Key, list[Row[Any]]] = {}
+    for row in rows:
+        by_loan.setdefault((row.platform, row.loan_no), []).append(row)
     return by_loan
 
 
@@ -144,10 +175,14 @@ def upsert_loans(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     two writers lock the same rows in the same order."""
     if not rows:
         return
+    ordered = sorted(rows, key=lambda r: (r["platform"], r["loan_no"]))
+    if conn.dialect.name == "postgresql":
+        conn.execute(_UPSERT_LOANS_PG, {"rows": _json([dict(r) for r in ordered])})
+        return
     stmt = _upsert(conn, loans)
     kept = {c.name: stmt.excluded[c.name] for c in loans.c if not c.primary_key}
     stmt = stmt.on_conflict_do_update(index_elements=["platform", "loan_no"], set_=kept)
-    conn.execute(stmt, sorted(rows, key=lambda r: (r["platform"], r["loan_no"])))
+    conn.execute(stmt, ordered)
 
 
 def event_known(conn: Connection, platform: str, message_id: str) -> bool:
