@@ -311,7 +311,7 @@ def fold(events: Sequence[Foldable]) -> dict[str, Any]:
 
 def refold(conn: Connection, platform: str, loan_no: str, now: datetime) -> None:
     events = repository.loan_events_of(conn, platform, loan_no)
-    repository.replace_loan(conn, _loan_row(platform, loan_no, events, now))
+    repository.upsert_loans(conn, [_loan_row(platform, loan_no, events, now)])
 
 
 def _refold_many(conn: Connection, touched: set[tuple[str, str | None]], now: datetime) -> None:

@@ -14,7 +14,6 @@ from sqlalchemy import (
     Row,
     Table,
     and_,
-    delete,
     insert,
     or_,
     select,
@@ -171,8 +170,9 @@ def events_of_loans(conn: Connection, keys: Collection[Key]) -> dict[Key, list[R
 
 
 def upsert_loans(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Each loan row written whole, new or not (as `replace_loan`), in key order so
-    two writers lock the same rows in the same order."""
+    """Each loan row written whole, new or not, in key order so two writers lock
+    the same rows in the same order. An upsert, not a delete and an insert: two
+    transactions writing the same new loan at once would both insert it."""
     if not rows:
         return
     ordered = sorted(rows, key=lambda r: (r["platform"], r["loan_no"]))
@@ -203,14 +203,6 @@ def loan_events_of(conn: Connection, platform: str, loan_no: str) -> list[Row[An
             .order_by(loan_events.c.occurred_at, loan_events.c.id)
         )
     )
-
-
-def replace_loan(conn: Connection, row: Mapping[str, Any]) -> None:
-    # Delete and insert in one transaction: portable, and the row is small.
-    conn.execute(
-        delete(loans).where(loans.c.platform == row["platform"], loans.c.loan_no == row["loan_no"])
-    )
-    conn.execute(insert(loans).values(**row))
 
 
 def last_event_at(conn: Connection, platform: str) -> datetime | None:
