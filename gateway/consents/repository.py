@@ -7,7 +7,7 @@ from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, Connection, Row, and_, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Row, and_, insert, or_, select, text, update
 
 from gateway.store.tables import clients, consent_events, consents, enterprises
 from policies.consent import StoredConsent
@@ -21,13 +21,22 @@ def enterprise_status(conn: Connection, credit_code: str) -> str | None:
     return None if status is None else str(status)
 
 
+# PostgreSQL: the names as one array parameter, a statement of constant text.
+_STATUSES_PG = text("SELECT credit_code, status FROM enterprises WHERE credit_code = ANY(:codes)")
+_BANKS_PG = text(
+    "SELECT client_id, org_code FROM clients WHERE client_type = 'bank'"
+    " AND (client_id = ANY(:named) OR org_code = ANY(:named))"
+)
+
+
 def enterprise_statuses(conn: Connection, credit_codes: Collection[str]) -> dict[str, str]:
     """`enterprise_status` of several at once; the registry's unknown ones left out."""
-    rows = conn.execute(
-        select(enterprises.c.credit_code, enterprises.c.status).where(
-            enterprises.c.credit_code.in_(sorted(credit_codes))
-        )
-    )
+    codes = sorted(credit_codes)
+    if conn.dialect.name == "postgresql":
+        rows = conn.execute(_STATUSES_PG, {"codes": codes})
+    else:
+        query = select(enterprises.c.credit_code, enterprises.c.status)
+        rows = conn.execute(query.where(enterprises.c.credit_code.in_(codes)))
     return {str(code): str(status) for code, status in rows if status is not None}
 
 
@@ -45,12 +54,15 @@ def bank(conn: Connection, grantee: str) -> tuple[str, str | None] | None:
 def banks(conn: Connection, grantees: Collection[str]) -> dict[str, tuple[str, str | None]]:
     """`bank` of several grantees at once; those no bank answers to left out."""
     named = sorted(grantees)
-    rows = conn.execute(
-        select(clients.c.client_id, clients.c.org_code).where(
-            clients.c.client_type == "bank",
-            or_(clients.c.client_id.in_(named), clients.c.org_code.in_(named)),
-        )
-    ).all()
+    if conn.dialect.name == "postgresql":
+        rows = conn.execute(_BANKS_PG, {"named": named}).all()
+    else:
+        rows = conn.execute(
+            select(clients.c.client_id, clients.c.org_code).where(
+                clients.c.client_type == "bank",
+                or_(clients.c.client_id.in_(named), clients.c.org_code.in_(named)),
+            )
+        ).all()
     found: dict[str, tuple[str, str | None]] = {}
     for client_id, org_code in rows:
         for grantee in (client_id, org_code):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -228,13 +228,18 @@ def create_many(
     conn: Connection,
     requests: Sequence[tuple[Caller | PlatformPrincipal, ConsentIn]],
     rules: ConsentRules,
+    statuses: Mapping[str, str] | None = None,
 ) -> list[str | ProblemError]:
     """`create` for each request in turn, with one read of the enterprises and one
     of the banks they name, and one write of the consents and one of their
     events: each new consent's id, or the refusal `create` would have raised
-    for it (then nothing is written for it)."""
+    for it (then nothing is written for it). `statuses`: the enterprises' statuses
+    (`enterprise_statuses`) when the caller has read them in this transaction."""
+    if not requests:
+        return []
     now = datetime.now(UTC)
-    statuses = repository.enterprise_statuses(conn, {body.credit_code for _, body in requests})
+    if statuses is None:
+        statuses = repository.enterprise_statuses(conn, {body.credit_code for _, body in requests})
     banks = repository.banks(conn, {body.grantee for _, body in requests})
     results: list[str | ProblemError] = []
     rows: list[dict[str, Any]] = []

@@ -124,7 +124,8 @@ def store_many(
     data-version bump per enterprise (by as many as `store` would have bumped
     it), then a consent for each accepted authorisation."""
     now = datetime.now(UTC)
-    results: list[Stored | None] = list(_refusals(conn, events, rules))
+    refusals, statuses = _refusals(conn, events, rules)
+    results: list[Stored | None] = list(refusals)
     first: dict[tuple[str, str], int] = {}
     for n, event in enumerate(events):
         if results[n] is None:
@@ -143,7 +144,7 @@ def store_many(
     _refold_many(conn, touched, now)
     bumps = Counter(events[n].credit_code for n in accepted if events[n].credit_code)
     enterprise_rows.bump_data_versions(conn, {c: k for c, k in bumps.items() if c}, now)
-    consent_ids = _consents(conn, [events[n] for n in accepted], rules)
+    consent_ids = _consents(conn, [events[n] for n in accepted], rules, statuses)
     for n, consent_id in zip(accepted, consent_ids, strict=True):
         event = events[n]
         results[n] = Stored("accepted", new[(event.platform, event.message_id)], consent_id)
@@ -152,12 +153,13 @@ def store_many(
 
 def _refusals(
     conn: Connection, events: Sequence[LoanEvent], rules: ConsentRules
-) -> list[Stored | None]:
+) -> tuple[list[Stored | None], dict[str, str]]:
     """`_refused` for each event in turn: an event counts as known once an earlier
-    one of the list with its key was not refused (`store` would have stored it)."""
+    one of the list with its key was not refused (`store` would have stored it).
+    With the statuses read of the enterprises the authorisations name."""
     asking = [e for e in events if e.authorization is not None and e.credit_code is not None]
     if not asking:
-        return [None] * len(events)
+        return [None] * len(events), {}
     known = repository.known_events(conn, {(e.platform, e.message_id) for e in asking})
     statuses = enterprise_statuses(conn, {e.credit_code for e in asking if e.credit_code})
     out: list[Stored | None] = []
@@ -173,7 +175,7 @@ def _refusals(
         if refused is None:
             known.add(key)
         out.append(refused)
-    return out
+    return out, statuses
 
 
 def _consent(conn: Connection, event: LoanEvent, rules: ConsentRules) -> str | None:
@@ -196,12 +198,13 @@ def _consent(conn: Connection, event: LoanEvent, rules: ConsentRules) -> str | N
 
 
 def _consents(
-    conn: Connection, events: Sequence[LoanEvent], rules: ConsentRules
+    conn: Connection, events: Sequence[LoanEvent], rules: ConsentRules, statuses: dict[str, str]
 ) -> list[str | None]:
-    """`_consent` for each event, registered together (`create_many`)."""
+    """`_consent` for each event, registered together (`create_many`); `statuses`:
+    of every enterprise an authorisation among `events` names, read already."""
     asked = [(event, _terms(event, rules)) for event in events]
     requests = [(PlatformPrincipal(e.platform), body) for e, body in asked if body is not None]
-    made = iter(create_many(conn, requests, rules))
+    made = iter(create_many(conn, requests, rules, statuses))
     ids: list[str | None] = []
     for event, body in asked:
         result = None if body is None else next(made)
