@@ -101,14 +101,13 @@ _KNOWN_PG = text(
 )
 _EVENTS_OF_LOANS_PG = text(
     """
-    SELECT id, platform, message_id, event_type, occurred_at, received_at, credit_code,
-        borrower_hash, bank_code, loan_no, amount_fen, days_overdue, due_date,
-        core_enterprise_code, raw_sha256, details
+    SELECT id, platform, loan_no, event_type, occurred_at, credit_code, borrower_hash,
+        bank_code, amount_fen, days_overdue, core_enterprise_code
     FROM loan_events WHERE (platform, loan_no) IN
         (SELECT k->>0, k->>1 FROM jsonb_array_elements(CAST(:keys AS jsonb)) AS k)
     ORDER BY occurred_at, id
     """
-).columns(*loan_events.c)
+)
 _UPSERT_LOANS_PG = text(
     """
     INSERT INTO loans (platform, loan_no, credit_code, borrower_hash, bank_code, status,
@@ -147,11 +146,22 @@ def known_events(conn: Connection, keys: Collection[Key]) -> set[Key]:
     return found
 
 
+# What folding a loan reads of its events (not their details: a JSON document each).
+_FOLDED = (
+    loan_events.c.id, loan_events.c.platform, loan_events.c.loan_no, loan_events.c.event_type,
+    loan_events.c.occurred_at, loan_events.c.credit_code, loan_events.c.borrower_hash,
+    loan_events.c.bank_code, loan_events.c.amount_fen, loan_events.c.days_overdue,
+    loan_events.c.core_enterprise_code,
+)  # fmt: skip
+_FOLDED_PG = _EVENTS_OF_LOANS_PG.columns(*_FOLDED)
+
+
 def events_of_loans(conn: Connection, keys: Collection[Key]) -> dict[Key, list[Row[Any]]]:
-    """Each loan's events in the order they fold (as `loan_events_of`), in one read."""
+    """Each loan's events in the order they fold (as `loan_events_of`), in one read:
+    the columns folding reads."""
     ordered = sorted(keys)
     if conn.dialect.name == "postgresql":
-        rows = list(conn.execute(_EVENTS_OF_LOANS_PG, {"keys": _json(ordered)}))
+        rows = list(conn.execute(_FOLDED_PG, {"keys": _json(ordered)}))
     else:
         pair = tuple_(loan_events.c.platform, loan_events.c.loan_no)
         order = (loan_events.c.occurred_at, loan_events.c.id)
@@ -159,7 +169,7 @@ def events_of_loans(conn: Connection, keys: Collection[Key]) -> dict[Key, list[R
             row
             for start in range(0, len(ordered), CHUNK)
             for row in conn.execute(
-                select(loan_events).where(pair.in_(ordered[start : start + CHUNK])).order_by(*order)
+                select(*_FOLDED).where(pair.in_(ordered[start : start + CHUNK])).order_by(*order)
             )
         ]
         rows.sort(key=lambda r: (r.occurred_at, r.id))  # across chunks too
