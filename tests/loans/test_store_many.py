@@ -56,7 +56,8 @@ def page() -> list[LoanEvent]:
     return [
         *one[:3], event(0, "application_submitted", -5, loan_no="KCT-0"), *two[:2], granted[1],
         *other, one[3], one[0], granted[0], granted[2], *one[3:], two[2], granted[1],
-        granted[3], granted[2], two[0], granted[4], event(0, "application_submitted", -5, loan_no="KCT-0"),
+        granted[3], granted[2], two[0], granted[4],
+        event(0, "application_submitted", -5, loan_no="KCT-0"),
     ]  # fmt: skip
 
 
