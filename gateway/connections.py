@@ -26,7 +26,7 @@ from collections import OrderedDict
 from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
 log = logging.getLogger("xyd.serve")
@@ -90,6 +90,9 @@ class GuardedHttp(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._head_arrived()
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None:
+            cycle.transport = HeadWithBody(self.transport, cycle)  # type: ignore[assignment]
 
     def on_response_complete(self) -> None:
         # A pipelined request already has its head: the connection is not idle.
@@ -129,3 +132,49 @@ class GuardedHttp(HttpToolsProtocol):
                 oldest.transport.close()
                 return True
         return False
+
+
+class HeadWithBody:
+    """The transport a response cycle writes to, holding a response's head until
+    its body so that both leave in one send.
+
+    uvicorn writes the status line and headers, then the body, each with its own
+    `transport.write`: on an idle socket each is a send of its own, and two
+    segments for the client to read. A send on this machine's loopback costs
+    the sender the receiver's TCP processing and wake-up too (strace: two
+    writes a report answer). Only a head announcing a `content-length` is
+    held: uvicorn writes its body next, even an empty one; a streamed answer
+    (chunked: the live dashboard's events) gets its head at once. Anything else
+    the cycle does with its transport goes straight through.
+    """
+
+    __slots__ = ("cycle", "head", "transport")
+
+    def __init__(self, transport: asyncio.Transport, cycle: RequestResponseCycle) -> None:
+        self.transport, self.cycle = transport, cycle
+        self.head: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        head = self.head
+        if head is not None:
+            self.head = None
+            self.transport.write(head + data)
+        elif (
+            self.cycle.response_started
+            and self.cycle.chunked_encoding is False
+            and not self.cycle.response_complete
+            and data.startswith(b"HTTP/")
+        ):
+            self.head = data  # the head just written: the body comes next
+        else:
+            self.transport.write(data)
+
+    def close(self) -> None:
+        # An app that failed between head and body: what it sent, as before.
+        if self.head is not None:
+            head, self.head = self.head, None
+            self.transport.write(head)
+        self.transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)

@@ -3,9 +3,10 @@
 A bare FastAPI route answering with a report-sized JSON held in memory,
 serialised by orjson into a plain Response: no token, no consent, no rate
 limit, no signature, no audit. Served the same way as the gateway (uvicorn
-with uvloop and httptools, the same number of workers, each on a listening
-socket of its own: `gateway.serving`) on the same path, so what differs is
-only what the gateway does per request.
+with uvloop and the gateway's httptools protocol, `gateway.connections`; the
+same number of workers, each on a listening socket of its own:
+`gateway.serving`) on the same path, so what differs is only what the gateway
+does per request.
 
     XYD_BENCH_BODY_BYTES=8600 python -m loadtests.bare_app --port 8001 --workers 2
 """
@@ -69,15 +70,16 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    import uvicorn
-
+    from gateway.connections import ServeConfig
     from gateway.serving import serve
 
+    # The gateway's own protocol (httptools with its head timeout, connection cap
+    # and one send per answer), so the ratio measures the gateway, not how it serves.
     serve(
-        uvicorn.Config(
+        ServeConfig(
             "loadtests.bare_app:create_app", factory=True, host=args.host, port=args.port,
-            workers=args.workers, loop="uvloop", http="httptools", access_log=False,
-            log_level="warning",
+            workers=args.workers, loop="uvloop", access_log=False, log_level="warning",
+            header_timeout_s=10.0, max_connections=2048,
         )
     )  # fmt: skip
 

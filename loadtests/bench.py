@@ -248,9 +248,8 @@ def other_figures(pg: Postgres, redis: RedisServer, args: argparse.Namespace) ->
     out = []
     with cold_store(pg, args.enterprises) as (store_url, marker):
         scripts = figures.scripts(
-            store_url=store_url, enterprises=args.enterprises, redis_url=redis.url,
-            ingest_url=create_database(pg, "ingest"),
-        )  # fmt: skip
+            store_url=store_url, enterprises=args.enterprises, redis_url=redis.url
+        )
         for script in scripts:
             print(f"… {script.what}", flush=True)
             figure = figures.run_script(script)

@@ -7,10 +7,12 @@ Generates a penalty feed (NDJSON) in memory and ingests it end to end as
 batch after batch), then ingests it again (all duplicates), and prints both
 rates. `--workers 0` validates in this process, as a posted batch is.
 
-Next to each rate it prints the CPU time spent per record: here, in the
-workers and, on the throw-away server, in PostgreSQL (every process of it).
-On a shared or small machine the rate moves with the neighbours' load; the
-CPU figures do not, and say which side a faster run needs to relieve.
+Next to each rate it prints the CPU time spent per record, all of it and
+then by process: this one (reading, and storing on its writer thread), the
+validation workers (reaped when the pool shuts down, so counted in full)
+and, on the throw-away server, PostgreSQL (every process of it). On a shared
+or small machine the rate moves with the neighbours' load; the CPU figures
+do not, and say which side a faster run needs to relieve.
 """
 
 from __future__ import annotations
@@ -85,9 +87,24 @@ def database(url: str | None) -> Iterator[Server]:
 
 def client_cpu_seconds() -> float:
     """This process and its reaped children (the pool's workers, once it has shut down)."""
+    return sum(split_cpu_seconds())
+
+
+def split_cpu_seconds() -> tuple[float, float]:
+    """This process's, and its reaped children's (the pool's workers, once it has shut down)."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
+
+
+def cpu_per_record(records: int, parent: float, workers: float, server: float | None) -> str:
+    """`CPU µs/record: <all> = parent <p> + workers <w>[ + PostgreSQL <s>]`."""
+    parts = {"parent": parent, "workers": workers}
+    if server is not None:
+        parts["PostgreSQL"] = server
+    per = {name: seconds * 1e6 / records for name, seconds in parts.items()}
+    split = " + ".join(f"{name} {value:.0f}" for name, value in per.items())
+    return f"CPU µs/record: {sum(per.values()):.0f} = {split}"
 
 
 def ingest(ingestor: Ingestor, payload: list[bytes], workers: int) -> IngestSummary:
@@ -133,19 +150,23 @@ def main() -> None:
             + (", unbound and unaudited" if args.unbound else ", bound and audited")
         )
         for label in ("new records", "all duplicates"):
-            server_before, client_before = server.cpu_seconds(), client_cpu_seconds()
+            server_before, client_before = server.cpu_seconds(), split_cpu_seconds()
             started = time.perf_counter()
             summary = ingest(ingestor, payload, args.workers)
             seconds = time.perf_counter() - started
-            per_record = 1e6 / summary.total
-            cpu = f"client {(client_cpu_seconds() - client_before) * per_record:.0f}"
+            parent_after, workers_after = split_cpu_seconds()
             server_after = server.cpu_seconds()
-            if server_before is not None and server_after is not None:
-                cpu += f", PostgreSQL {(server_after - server_before) * per_record:.0f}"
+            cpu = cpu_per_record(
+                summary.total,
+                parent_after - client_before[0],
+                workers_after - client_before[1],
+                None
+                if server_before is None or server_after is None
+                else server_after - server_before,
+            )
             print(
                 f"{label:15} {summary.total:>8} lines in {seconds:6.2f} s = "
-                f"{summary.total / seconds:>8.0f} records/s  {dict(summary.counts)}  "
-                f"CPU µs/record: {cpu}"
+                f"{summary.total / seconds:>8.0f} records/s  {dict(summary.counts)}  {cpu}"
             )
         engine.dispose()
 

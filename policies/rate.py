@@ -149,8 +149,10 @@ class RateRequest:
     # `sentinel` exists. This is how the token denylist rides the same round trip.
     deny_keys: tuple[str, ...] = ()
     sentinel: str | None = None
-    # Redis only: refuse as a replay if `once_key` exists, else set it for
-    # `once_ms`. This is how a DPoP proof's jti rides the same round trip.
+    # Redis only: refuse as a replay if `once_key` is in the set `once_set`, else
+    # add it, the set living at least `once_ms` more. This is how a DPoP proof's
+    # jti rides the same round trip (gateway/identity/guard.py `spent_set`).
+    once_set: str | None = None
     once_key: str | None = None
     once_ms: int = 0
     # Redis only: refuse, charging nothing, if `consent_mark` exists: the

@@ -28,15 +28,16 @@ from policies.rate import (
 
 # KEYS: 1 the client's GCRA theoretical arrival time (µs); 2-5 the reports
 #       today of the client, the enterprise, the consent and the (bank,
-#       enterprise); 6 the denylist sentinel; 7 a single-use key (a DPoP
-#       proof's jti); 8 a consent's change mark; 9 the replay floor; 10..
-#       denylist keys.
+#       enterprise); 6 the denylist sentinel; 7 the set of spent single-use
+#       keys (a DPoP proof's jti) for the key's signed second; 8 a consent's
+#       change mark; 9 the replay floor; 10.. denylist keys.
 # ARGV: 1 emission interval µs; 2 burst tolerance µs; 3 cost; 4 reports;
 #       5-8 daily, enterprise, consent and bank share limits (-1: not applied);
 #       9 UTC offset of the calendar day, s; 10 "1" to require the sentinel;
-#       11 how long the single-use key lives, ms ("0": no such key);
+#       11 how long the single-use key is remembered, ms ("0": no such key);
 #       12 "1" to refuse, charging nothing, if the change mark exists;
-#       13 the second the single-use key was issued (refused under the floor).
+#       13 the second the single-use key was issued (refused under the floor);
+#       14 the single-use key.
 # Returns {code, retry µs, backlog µs, used daily, used enterprise,
 #          used consent, used bank share, seconds to midnight, the day's
 #          number}; code 0 allowed, 1-5 refused by that limit, 6 denylisted,
@@ -58,8 +59,9 @@ end
 if ARGV[11] ~= '0' then
   local floor = redis.call('GET', KEYS[9])
   if floor and tonumber(ARGV[13]) < tonumber(floor) then return {8, 0, 0, 0, 0, 0, 0, 0} end
-  if not redis.call('SET', KEYS[7], '1', 'NX', 'PX', ARGV[11]) then
-    return {8, 0, 0, 0, 0, 0, 0, 0}
+  if redis.call('SADD', KEYS[7], ARGV[14]) == 0 then return {8, 0, 0, 0, 0, 0, 0, 0} end
+  if redis.call('PTTL', KEYS[7]) < tonumber(ARGV[11]) then
+    redis.call('PEXPIRE', KEYS[7], ARGV[11])
   end
 end
 local interval = tonumber(ARGV[1])
@@ -184,7 +186,7 @@ def _keys_and_args(request: RateRequest) -> tuple[list[str], list[int | str]]:
         f"{PREFIX}gcra:{request.client_id}",
         *_count_keys(request, limits),
         request.sentinel or UNUSED,
-        request.once_key or UNUSED,
+        request.once_set or UNUSED,
         request.consent_mark or UNUSED,
         request.once_floor or UNUSED,
         *request.deny_keys,
@@ -204,6 +206,7 @@ def _keys_and_args(request: RateRequest) -> tuple[list[str], list[int | str]]:
         request.once_ms if request.once_key else 0,
         "1" if request.consent_mark else "0",
         request.once_issued_s,
+        request.once_key or "",
     ]
     return keys, args
 

@@ -34,8 +34,8 @@ from gateway.identity.guard import (
     REPLAY_FLOOR,
     TokenGuard,
     disabled_key,
-    guard_key,
     revoked_key,
+    spent_set,
     ttl_ms,
 )
 from gateway.identity.tokens import Caller
@@ -144,10 +144,10 @@ class Gate:
         in_redis: bool = False,
     ) -> RateRequest:
         cost = config.route(route)
-        once_key, once_ms, once_issued_s = None, 0, 0
+        once_set, once_key, once_ms, once_issued_s = None, None, 0, 0
         if in_redis and proof is not None:
-            once_key, once_ms = guard_key(proof.once), ttl_ms(proof.expires)
-            once_issued_s = proof.issued_s
+            once_set, once_key = spent_set(proof.issued_s), proof.once
+            once_ms, once_issued_s = ttl_ms(proof.expires), proof.issued_s
         return RateRequest(
             client_id=caller.client_id,
             plan=config.plan_for(caller.client_id),
@@ -161,6 +161,7 @@ class Gate:
             bank_share=config.bank_share,
             deny_keys=_deny_keys(caller) if in_redis else (),
             sentinel=EPOCH if in_redis else None,
+            once_set=once_set,
             once_key=once_key,
             once_ms=once_ms,
             once_floor=REPLAY_FLOOR if once_key else None,
@@ -263,7 +264,7 @@ class Gate:
 
     async def _spend_in_store(self, proof: Proof | None) -> None:
         if proof is not None and not await self.guard.first_use(
-            proof.once, proof.expires, proof.issued_s
+            proof.once, proof.expires, proof.issued_s, signed_s=proof.issued_s
         ):
             raise replayed()
 

@@ -85,7 +85,8 @@ async def authenticate_client(
     if not isinstance(jti, str) or not 8 <= len(jti) <= 200:
         raise InvalidClient("client assertion: jti of 8-200 characters is required")
     expires_at = datetime.fromtimestamp(exp + settings.clock_leeway_s, UTC)
-    if not await guard.first_use(f"assertion:{client.client_id}:{jti}", expires_at, issued_s):
+    once = f"assertion:{client.client_id}:{jti}"
+    if not await guard.first_use(once, expires_at, issued_s, signed_s=exp):
         raise InvalidClient(
             "client assertion replayed (jti already used), or issued before the gateway "
             "lost its record of used ones: sign a new one with iat"

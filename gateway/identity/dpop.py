@@ -169,6 +169,8 @@ async def verify_proof(
 ) -> str:
     """Check a proof and spend its jti; return its key's thumbprint (jkt)."""
     checked = check_proof(proof, method=method, url=url, access_token=access_token)
-    if not await guard.first_use(checked.once, checked.expires, checked.issued_s):
+    if not await guard.first_use(
+        checked.once, checked.expires, checked.issued_s, signed_s=checked.issued_s
+    ):
         raise replayed()
     return checked.jkt

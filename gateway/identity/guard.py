@@ -1,7 +1,9 @@
 """Single-use identifiers and the token denylist, in Redis when configured.
 
-- `first_use(key, expires_at, issued_s)`: atomic set-if-absent. Assertion and
-  DPoP `jti`s go here: a second use is a replay. Redis `SET NX PX`; without
+- `first_use(key, expires_at, issued_s, signed_s)`: atomic add-if-absent.
+  Assertion and DPoP `jti`s go here: a second use is a replay. In Redis the
+  keys are members of one set per second of a time the token itself signs
+  (`spent_set`), the set living as long as its longest-lived member; without
   Redis, an INSERT on a primary key.
 - `denied(jti, client_id)`: is this token revoked or its client disabled? The
   database is the record; Redis holds a mirror so the check is one round trip.
@@ -43,16 +45,18 @@ REPLAY_FLOOR = "xyd:jti:floor"
 # by then what was issued before the floor is refused by its own age.
 FLOOR_TTL_S = 3600
 
-# KEYS: 1 the sentinel; 2 the replay floor; 3 the single-use key.
-# ARGV: 1 how long the key lives, ms; 2 the second the key was issued.
+# KEYS: 1 the sentinel; 2 the replay floor; 3 the set of spent keys (`spent_set`).
+# ARGV: 1 how long the key must be remembered, ms; 2 the second the key was
+# issued; 3 the single-use key.
 # Returns 1 first use, 0 a replay (used, or issued before the floor), -1 the
 # sentinel is missing (Redis lost its data: recover, then ask again).
 FIRST_USE_SCRIPT = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local floor = redis.call('GET', KEYS[2])
 if floor and tonumber(ARGV[2]) < tonumber(floor) then return 0 end
-if redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[1]) then return 1 end
-return 0
+if redis.call('SADD', KEYS[3], ARGV[3]) == 0 then return 0 end
+if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[3], ARGV[1]) end
+return 1
 """
 
 # The floor raised to the current second, never lowered. ARGV: 1 its TTL, s.
@@ -88,9 +92,16 @@ async def mirror_denylist(
         await pipe.execute()
 
 
-def guard_key(key: str) -> str:
-    """The Redis key that marks `key` (a jti) used; the gate's script sets it too."""
-    return f"xyd:jti:{key}"
+def spent_set(signed_s: int) -> str:
+    """The Redis set holding the single-use keys spent whose token signs `signed_s`
+    (a DPoP proof's `iat`, an assertion's `exp`); the gate's script adds to it too.
+
+    One set a second, not one key a jti: Redis expires keys by sampling, and the
+    tens of thousands a busy minute of DPoP proofs left expiring together held
+    it in its expiry cycle for up to 25 ms at a time (its latency monitor),
+    stalling every request in flight (docs/performance.md). A replay carries
+    the same signed second, so it meets its first use in the same set."""
+    return f"xyd:jti:{signed_s}"
 
 
 def ttl_ms(expires_at: datetime) -> int:
@@ -110,7 +121,7 @@ class TokenGuard:
         )
         # Every DPoP proof and client assertion is checked here: concurrent
         # requests share one pipelined round trip.
-        self._first_uses: Coalescer[tuple[str, int, int], int] = Coalescer(self._set_once)
+        self._first_uses: Coalescer[tuple[str, str, int, int], int] = Coalescer(self._set_once)
         # What else Redis held that must be rebuilt before it is believed again.
         self.on_loss: list[Callable[[], Awaitable[None]]] = []
         self._recovering = asyncio.Lock()
@@ -118,7 +129,7 @@ class TokenGuard:
             self._first_use_sha = redis.register_script(FIRST_USE_SCRIPT).sha
             self._raise_floor = redis.register_script(RAISE_FLOOR_SCRIPT)
 
-    async def _set_once(self, keys: list[tuple[str, int, int]]) -> list[int]:
+    async def _set_once(self, keys: list[tuple[str, str, int, int]]) -> list[int]:
         assert self.redis is not None
         results = await self._eval_once(keys)
         if any(isinstance(result, NoScriptError) for result in results):
@@ -130,11 +141,13 @@ class TokenGuard:
                 raise result
         return [int(result) for result in results]
 
-    async def _eval_once(self, keys: list[tuple[str, int, int]]) -> list[Any]:
+    async def _eval_once(self, keys: list[tuple[str, str, int, int]]) -> list[Any]:
         assert self.redis is not None
         async with self.redis.pipeline(transaction=False) as pipe:
-            for key, ttl_ms, issued_s in keys:
-                pipe.evalsha(self._first_use_sha, 3, EPOCH, REPLAY_FLOOR, key, ttl_ms, issued_s)
+            for spent, key, ttl_ms, issued_s in keys:
+                pipe.evalsha(
+                    self._first_use_sha, 3, EPOCH, REPLAY_FLOOR, spent, ttl_ms, issued_s, key
+                )
             if self.wait is not None:
                 pipe.wait(self.wait.replicas, self.wait.timeout_ms)
             results = list(await pipe.execute(raise_on_error=False))
@@ -146,12 +159,13 @@ class TokenGuard:
         if self.local is not None:
             self.local.close()
 
-    async def first_use(self, key: str, expires_at: datetime, issued_s: int) -> bool:
+    async def first_use(self, key: str, expires_at: datetime, issued_s: int, signed_s: int) -> bool:
         """True the first time `key` is spent; False for a replay, or for a key
         issued (`issued_s`, the earliest second it could have been accepted)
-        before the replay floor."""
+        before the replay floor. `signed_s`: a second the token itself signs,
+        so that its replay carries the same (`spent_set`)."""
         if self.redis is not None:
-            once = (guard_key(key), ttl_ms(expires_at), issued_s)
+            once = (spent_set(signed_s), key, ttl_ms(expires_at), issued_s)
             try:
                 first = await self._first_uses.submit(once)
                 if first < 0:

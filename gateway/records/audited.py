@@ -4,8 +4,9 @@ One entry per line naming an enterprise (credit code, category, the
 department's record id, the version, the outcome), so the enterprise's access
 log shows who delivered, changed or tried to change its records. The entries
 go into the audit chain in the batch's own transaction, as one append after
-the records are written: one round trip a batch, the head row's lock held
-only from that append to the commit.
+the records are written: the head row's lock held only from that append to
+the commit. On PostgreSQL a batch of many lines is written with COPY (`chain.append_linked`,
+docs/performance.md "Audit entries of an ingest batch by COPY").
 """
 
 from __future__ import annotations
@@ -45,11 +46,13 @@ class WriteAudit:
 
     def append(self, conn: Connection, category: str, written: Sequence[Written]) -> None:
         """Append one entry per line, in the caller's transaction (committed with it)."""
+        if not written:
+            return
         events = [
             AuditEvent(
                 client_id=self.client_id,
                 route=self.route,
-                decision="deny" if line.outcome == "rejected" else "allow",
+                decision=_decision(line),
                 reason=_reason(category, line),
                 credit_code=line.credit_code,
                 request_id=self.request_id,
@@ -57,6 +60,10 @@ class WriteAudit:
             for line in written
         ]
         append_many(conn, events, signer=self.signer, checkpoint_every=self.checkpoint_every)
+
+
+def _decision(line: Written) -> str:
+    return "deny" if line.outcome == "rejected" else "allow"
 
 
 def _reason(category: str, line: Written) -> str:

@@ -75,7 +75,8 @@ def bind(writer: Writer, schema: type[RecordBase], fields: dict[str, Any]) -> di
         return refused
     names, codes = _spellings(_DEPARTMENT), _spellings(_DEPARTMENT_CODE)
     for key, value in fields.items():
-        if (value := blank_to_none(value)) is None:
+        # Only the department's own fields are looked at: a line has a dozen others.
+        if (key not in names and key not in codes) or (value := blank_to_none(value)) is None:
             continue
         if key in names and not (isinstance(value, str) and writer.is_named(value)):
             shown = str(value)[:100]

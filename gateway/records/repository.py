@@ -27,7 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from gateway.keys.pii import version_of
-from gateway.records import copytext
+from gateway.store import copytext
 from gateway.store.bulk import allocate_ids, copy_rows, copy_text
 from gateway.store.tables import (
     enterprises,

@@ -18,11 +18,16 @@ def allocate_ids(conn: Connection, table: Table, count: int) -> list[int]:
     """Reserve `count` primary keys for rows about to be COPYed (PostgreSQL only)."""
     if count == 0:
         return []
-    rows = conn.execute(
-        text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"),
+    # One row holding an array: a thousand rows through the result cost the
+    # client ~0.9 µs an id, one array ~0.3.
+    ids = conn.execute(
+        text(
+            "SELECT array(SELECT nextval(pg_get_serial_sequence(:table, 'id'))"
+            " FROM generate_series(1, :n))"
+        ),
         {"table": table.name, "n": count},
-    )
-    return [int(value) for value in rows.scalars()]
+    ).scalar_one()
+    return [int(value) for value in ids]
 
 
 def copy_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:

@@ -25,7 +25,29 @@ async def test_a_jti_no_replica_acknowledged_is_refused_not_accepted(rds: Redis)
     now_s = int(datetime.now(UTC).timestamp())
     waiting = TokenGuard(engine, rds, ReplicaWait(replicas=1, timeout_ms=20))
     with pytest.raises(DependencyUnavailable):
-        await waiting.first_use("wait-jti-1", expires, now_s)
+        await waiting.first_use("wait-jti-1", expires, now_s, now_s)
     alone = TokenGuard(engine, rds)
-    assert await alone.first_use("wait-jti-2", expires, now_s)
-    assert not await alone.first_use("wait-jti-2", expires, now_s)
+    assert await alone.first_use("wait-jti-2", expires, now_s, now_s)
+    assert not await alone.first_use("wait-jti-2", expires, now_s, now_s)
+
+
+async def test_spent_keys_share_a_set_per_signed_second_that_lives_as_long_as_its_longest(
+    rds: Redis,
+) -> None:
+    await rds.set(EPOCH, datetime.now(UTC).isoformat())
+    guard = TokenGuard(cast(AsyncEngine, None), rds)
+    now_s = int(datetime.now(UTC).timestamp())
+    soon, later = (datetime.now(UTC) + timedelta(seconds=s) for s in (30, 90))
+    # Two hundred proofs signed in one second are one key, not two hundred.
+    for n in range(200):
+        assert await guard.first_use(f"dpop:k:jti-{n}", later, now_s, now_s)
+    assert await rds.keys("xyd:jti:*") == [f"xyd:jti:{now_s}".encode()]
+    assert await rds.scard(f"xyd:jti:{now_s}") == 200
+    # A replay carries the same signed second: refused, however long after.
+    assert not await guard.first_use("dpop:k:jti-7", later, now_s, now_s)
+    # A shorter-lived key added later never shortens what the set remembers.
+    assert await guard.first_use("dpop:k:jti-short", soon, now_s, now_s)
+    assert 89_000 <= await rds.pttl(f"xyd:jti:{now_s}") <= 90_000
+    # Another signed second is another set.
+    assert await guard.first_use("dpop:k:jti-7", later, now_s, now_s + 1)
+    assert await rds.exists(f"xyd:jti:{now_s + 1}") == 1

@@ -89,10 +89,16 @@ def test_readers_of_the_other_scripts() -> None:
         == "verify a new token 301.5 µs, a seen one 1.2 µs; denylist check (Redis MGET) 480.0 µs"
     )
     ingest = figures.read_ingest(
-        "new records         5000 lines in   1.90 s =     2632 records/s  {'accepted': 5000}\n"
-        "all duplicates      5000 lines in   1.28 s =     3906 records/s  {'duplicate': 5000}\n"
+        "new records         5000 lines in   1.90 s =     2632 records/s  {'accepted': 5000}  "
+        "CPU µs/record: 169 = parent 32 + workers 85 + PostgreSQL 52\n"
+        "all duplicates      5000 lines in   1.28 s =     3906 records/s  {'duplicate': 5000}  "
+        "CPU µs/record: 131 = parent 20 + workers 87 + PostgreSQL 24\n"
     )
-    assert ingest == "2,632 records/s new, 3,906 records/s all duplicates"
+    assert ingest == (
+        "2,632 records/s new (169 µs CPU a record: parent 32 + workers 85 + PostgreSQL 52), "
+        "3,906 records/s all duplicates (131 µs CPU a record: parent 20 + workers 87 + "
+        "PostgreSQL 24)"
+    )
     adapters = figures.read_adapters(
         "kechuangtong        300 messages in    3.1 s =     98 msg/s  {200: 300}\n"
         "nongdaitong         300 messages in    3.5 s =     85 msg/s  {'0000': 300}\n"

@@ -107,19 +107,26 @@ async def test_a_single_use_key_rides_the_same_call_and_a_replay_spends_nothing(
     rds: Redis,
 ) -> None:
     limiter = RedisLimiter(rds)
-    once = RateRequest("bank-a", SLOW, cost=1, once_key="xyd:jti:dpop:k:jti-1", once_ms=60_000)
+    spent = "xyd:jti:1700000000"
+    once = RateRequest(
+        "bank-a", SLOW, cost=1, once_set=spent, once_key="dpop:k:jti-1", once_ms=60_000
+    )
     first = await limiter.check(once)
     assert first.allowed
     assert not first.replayed
-    assert 59_000 <= await rds.pttl("xyd:jti:dpop:k:jti-1") <= 60_000
+    assert await rds.smembers(spent) == {b"dpop:k:jti-1"}
+    assert 59_000 <= await rds.pttl(spent) <= 60_000
     replay = await limiter.check(once)
     assert replay.replayed
     assert not replay.allowed
     # Another key is another proof; the replay charged nothing: 3 of 5 remain.
     other = await limiter.check(
-        RateRequest("bank-a", SLOW, cost=1, once_key="xyd:jti:dpop:k:jti-2", once_ms=60_000)
+        RateRequest("bank-a", SLOW, cost=1, once_set=spent, once_key="dpop:k:jti-2", once_ms=30_000)
     )
     assert other.allowed
+    # One set for both, remembered as long as its longest-lived key.
+    assert await rds.scard(spent) == 2
+    assert await rds.pttl(spent) > 30_000
     results = [await limiter.check(RateRequest("bank-a", SLOW, cost=1)) for _ in range(4)]
     assert [r.allowed for r in results] == [True] * 3 + [False]
 
@@ -130,10 +137,10 @@ async def test_a_denylisted_token_does_not_spend_its_proof(rds: Redis) -> None:
     await rds.set("deny:token", "1")
     denied = RateRequest(
         "bank-a", SLOW, cost=1, deny_keys=("deny:token",), sentinel="epoch",
-        once_key="xyd:jti:dpop:k:jti-3", once_ms=60_000,
+        once_set="xyd:jti:1700000000", once_key="dpop:k:jti-3", once_ms=60_000,
     )  # fmt: skip
     assert (await limiter.check(denied)).denylisted
-    assert await rds.exists("xyd:jti:dpop:k:jti-3") == 0
+    assert await rds.exists("xyd:jti:1700000000") == 0
 
 
 async def test_flushed_scripts_are_loaded_again_and_no_call_runs_twice(rds: Redis) -> None:

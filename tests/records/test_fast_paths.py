@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.records import copytext
 from gateway.records.fields import _credit_code, _parse_date, parse_date_any_way
 from gateway.records.repository import detail_columns
 from gateway.records.schemas import License, Penalty
+from gateway.store import copytext
 from testkit.builders import AUTHORITY_CODE
 
 
