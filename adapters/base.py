@@ -22,9 +22,10 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.group_commit import GroupCommit
 from gateway.keys.ring import KeyRingHolder
 from gateway.loans.events import LoanEvent
-from gateway.loans.ledger import Stored, dead_letter, store
+from gateway.loans.ledger import Stored, dead_letter
 from gateway.metrics import PLATFORM_MESSAGES
 from gateway.outbound import OutboundPolicy
 from policies.consent import ConsentRules
@@ -74,6 +75,11 @@ class PlatformContext:
     state_dir: Path
     clock: Callable[[], float] = time.time
     outbound: OutboundPolicy = field(default_factory=OutboundPolicy)  # where calls may go
+    # Pushed messages, stored in shared transactions (`receive`).
+    commits: GroupCommit = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.commits = GroupCommit(lambda: self.services.engine, self.consent_rules)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -137,13 +143,14 @@ class StoreUnavailable(Exception):
 async def receive(ctx: PlatformContext, event: LoanEvent) -> Stored:
     """Store one pushed event and commit; only then may the platform be told 'accepted'.
 
-    "rejected" (an authorisation the gateway cannot register, dead-lettered
-    already): the adapter answers it as its platform's protocol refuses a message.
+    Concurrent calls share a transaction (`adapters.group_commit`), each waiting
+    for its commit. "rejected" (an authorisation the gateway cannot register,
+    dead-lettered already): the adapter answers it as its platform's protocol
+    refuses a message.
     """
     PLATFORM_MESSAGES.labels(event.platform, "received").inc()
     try:
-        async with ctx.engine.begin() as conn:
-            stored = await conn.run_sync(store, event, rules=ctx.consent_rules)
+        stored = await ctx.commits.store(event)
     except (SQLAlchemyError, OSError) as exc:
         log.error("could not store a platform message", extra={"platform": event.platform})
         raise StoreUnavailable(str(exc)) from exc

@@ -26,7 +26,7 @@ from adapters.config import PlatformConfig, Schedule
 from adapters.http import RetryPolicy
 from gateway.leases import Fence
 from gateway.loans.events import LoanEvent
-from gateway.loans.ledger import dead_letter, store
+from gateway.loans.ledger import dead_letter, store_many
 from gateway.metrics import PLATFORM_MESSAGES
 from policies.consent import ConsentRules
 
@@ -95,8 +95,7 @@ def store_batch(
     """Events stored once, each (reason, raw) reject dead-lettered once (a feed
     delivers at least once, bad rows too), in the caller's transaction."""
     batch = Batch()
-    for event in events:
-        stored = store(conn, event, rules=rules)
+    for event, stored in zip(events, store_many(conn, events, rules=rules), strict=True):
         if stored.outcome == "rejected":
             batch.refused.append((event.message_id, stored.reason or "rejected"))
         elif stored.outcome == "accepted":

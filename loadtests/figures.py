@@ -101,10 +101,36 @@ def read_ingest(text: str) -> str:
 
 
 def read_adapters(text: str) -> str:
-    rates = re.findall(r"^(\S+)\s+\d+ messages in\s+[\d.]+ s =\s+(\d+) msg/s", text, re.MULTILINE)
+    rates = re.findall(
+        r"^(\S+)\s+\d+ messages in\s+[\d.]+ s =\s+(\d+) msg/s"
+        r"(?:.*?CPU µs/message: gateway (\d+)(?:, PostgreSQL (\d+))?)?",
+        text,
+        re.MULTILINE,
+    )
     if not rates:
         raise ValueError("no adapter rates")
-    return ", ".join(f"{name} {rate} msg/s" for name, rate in rates)
+    return ", ".join(
+        f"{name} {rate} msg/s{_cpu('a message', 'gateway', ours, db)}"
+        for name, rate, ours, db in rates
+    )
+
+
+def _cpu(unit: str, who: str, ours: str, database: str) -> str:
+    if not ours:
+        return ""
+    return (
+        f" (CPU {unit}: {who} {ours} µs" + (f", PostgreSQL {database} µs" if database else "") + ")"
+    )
+
+
+def read_pull(text: str) -> str:
+    found = _find(
+        r"^(\S+)\s+(\d+) rows in\s+[\d.]+ s =\s+(\d+) rows/s.*?"
+        r"CPU µs/row: adapter (\d+)(?:, PostgreSQL (\d+))?",
+        text,
+    )
+    cpu = _cpu("a row", "adapter", found[4], found[5] or "")
+    return f"{int(found[3]):,} rows/s{cpu}, {int(found[2]):,} rows"
 
 
 def read_monitor(text: str) -> str:
@@ -138,8 +164,11 @@ def scripts(*, store_url: str, enterprises: int, redis_url: str) -> list[Script]
         # record is the figure that holds on a shared machine, and PostgreSQL's is part of it.
         Script("ingest, penalty records (NDJSON, batches of 1,000, bound and audited)",
                ["loadtests.ingest_bench", "--lines", "20000"], read_ingest),
-        Script("push adapters, one client, sequential, PostgreSQL",
-               ["loadtests.adapter_bench", "--messages", "300", "--postgres"], read_adapters),
+        Script("push adapters, 32 concurrent senders, 2 gateway workers, PostgreSQL",
+               ["loadtests.adapter_bench", "--messages", "2000", "--senders", "32",
+                "--workers", "2", "--postgres"], read_adapters),
+        Script("pull sync, 天府融通 feed from its simulator, PostgreSQL",
+               ["loadtests.pull_bench", "--rows", "20000", "--postgres"], read_pull),
         Script("risk monitor, Redis stream → committed alerts, one worker",
                ["loadtests.monitor_bench", "--events", "5000"], read_monitor),
         Script("the machine: a uvloop echo server's CPU, woken for each message or kept busy",

@@ -7,7 +7,7 @@ from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, Connection, Row, and_, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Row, and_, insert, or_, select, text, update
 
 from gateway.store.tables import clients, consent_events, consents, enterprises
 from policies.consent import StoredConsent
@@ -21,6 +21,25 @@ def enterprise_status(conn: Connection, credit_code: str) -> str | None:
     return None if status is None else str(status)
 
 
+# PostgreSQL: the names as one array parameter, a statement of constant text.
+_STATUSES_PG = text("SELECT credit_code, status FROM enterprises WHERE credit_code = ANY(:codes)")
+_BANKS_PG = text(
+    "SELECT client_id, org_code FROM clients WHERE client_type = 'bank'"
+    " AND (client_id = ANY(:named) OR org_code = ANY(:named))"
+)
+
+
+def enterprise_statuses(conn: Connection, credit_codes: Collection[str]) -> dict[str, str]:
+    """`enterprise_status` of several at once; the registry's unknown ones left out."""
+    codes = sorted(credit_codes)
+    if conn.dialect.name == "postgresql":
+        rows = conn.execute(_STATUSES_PG, {"codes": codes})
+    else:
+        query = select(enterprises.c.credit_code, enterprises.c.status)
+        rows = conn.execute(query.where(enterprises.c.credit_code.in_(codes)))
+    return {str(code): str(status) for code, status in rows if status is not None}
+
+
 def bank(conn: Connection, grantee: str) -> tuple[str, str | None] | None:
     """(client id, bank code) of the bank named by either; None when none is."""
     row = conn.execute(
@@ -32,8 +51,41 @@ def bank(conn: Connection, grantee: str) -> tuple[str, str | None] | None:
     return None if row is None else (row.client_id, row.org_code)
 
 
+def banks(conn: Connection, grantees: Collection[str]) -> dict[str, tuple[str, str | None]]:
+    """`bank` of several grantees at once; those no bank answers to left out."""
+    named = sorted(grantees)
+    if conn.dialect.name == "postgresql":
+        rows = conn.execute(_BANKS_PG, {"named": named}).all()
+    else:
+        rows = conn.execute(
+            select(clients.c.client_id, clients.c.org_code).where(
+                clients.c.client_type == "bank",
+                or_(clients.c.client_id.in_(named), clients.c.org_code.in_(named)),
+            )
+        ).all()
+    found: dict[str, tuple[str, str | None]] = {}
+    for client_id, org_code in rows:
+        for grantee in (client_id, org_code):
+            if grantee in grantees:
+                found.setdefault(grantee, (client_id, org_code))
+    return found
+
+
 def insert_consent(conn: Connection, values: dict[str, Any]) -> None:
     conn.execute(insert(consents).values(**values))
+
+
+def insert_consents(conn: Connection, rows: list[dict[str, Any]], at: datetime) -> None:
+    """Consents, each with its `created` event by its registrant."""
+    if not rows:
+        return
+    conn.execute(insert(consents), rows)
+    events = [
+        {"consent_id": r["id"], "event": "created", "actor_client_id": r["registrant_client_id"],
+         "reason": None, "at": at}
+        for r in rows
+    ]  # fmt: skip
+    conn.execute(insert(consent_events), events)
 
 
 def add_event(

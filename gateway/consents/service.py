@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -23,7 +24,7 @@ from gateway.consents.principal import (
     witness_of,
 )
 from gateway.consents.schemas import ConsentIn, ConsentTerms, PortalEvidence, iso
-from gateway.errors import Conflict, Forbidden, InvalidValue, NotFound
+from gateway.errors import Conflict, Forbidden, InvalidValue, NotFound, ProblemError
 from gateway.identifiers import UnknownEnterprise
 from gateway.identity.tokens import Caller
 from gateway.timeutil import aware
@@ -66,7 +67,11 @@ def check_subject(conn: Connection, credit_code: str) -> None:
     Every consent, however it arrives (the API, a platform's authorisation),
     names an enterprise that exists and can still grant it.
     """
-    status = repository.enterprise_status(conn, credit_code)
+    check_status(credit_code, repository.enterprise_status(conn, credit_code))
+
+
+def check_status(credit_code: str, status: str | None) -> None:
+    """`check_subject` on a status read already (None: the registry does not know it)."""
     if status is None:
         raise UnknownEnterprise(
             f"credit_code: no enterprise with credit code {credit_code} in the registry"
@@ -179,33 +184,89 @@ def _register(
     before anything else is looked at."""
     check_channel(channel, rules)
     now = datetime.now(UTC)
-    valid_from, until, grantee_id, grantee_code = check(conn, actor, terms, rules, now)
+    checked = check(conn, actor, terms, rules, now)
     consent_id = f"cns_{secrets.token_urlsafe(16)}"
-    rule = rules.purposes[terms.purpose]
-    repository.insert_consent(
-        conn,
-        dict(
-            id=consent_id,
-            credit_code=terms.credit_code,
-            grantee_client_id=grantee_id,
-            grantee_org_code=grantee_code,
-            registrant_client_id=actor.client_id,
-            channel=channel,
-            purpose=terms.purpose,
-            scopes=sorted(set(terms.scopes)),
-            valid_from=valid_from,
-            valid_until=until,
-            evidence=evidence,
-            max_daily_accesses=terms.max_daily_accesses or rule.max_daily_accesses
-            if terms.purpose == "post_loan_monitoring" else None,
-            created_at=now,
-            updated_at=now,
-        ),
-    )  # fmt: skip
+    row = _consent_row(consent_id, actor, channel, terms, evidence, rules, checked, now)
+    repository.insert_consent(conn, row)
     repository.add_event(conn, consent_id, "created", actor.client_id, None, now)
     if terms.purpose == "post_loan_monitoring":
         note_baseline(conn, consent_id, terms.credit_code)
     return consent_id
+
+
+def _consent_row(
+    consent_id: str,
+    actor: Actor,
+    channel: str,
+    terms: ConsentTerms,
+    evidence: dict[str, Any],
+    rules: ConsentRules,
+    checked: Checked,
+    now: datetime,
+) -> dict[str, Any]:
+    rule = rules.purposes[terms.purpose]
+    return dict(
+        id=consent_id,
+        credit_code=terms.credit_code,
+        grantee_client_id=checked.grantee_id,
+        grantee_org_code=checked.grantee_code,
+        registrant_client_id=actor.client_id,
+        channel=channel,
+        purpose=terms.purpose,
+        scopes=sorted(set(terms.scopes)),
+        valid_from=checked.valid_from,
+        valid_until=checked.valid_until,
+        evidence=evidence,
+        max_daily_accesses=terms.max_daily_accesses or rule.max_daily_accesses
+        if terms.purpose == "post_loan_monitoring" else None,
+        created_at=now,
+        updated_at=now,
+    )  # fmt: skip
+
+
+def create_many(
+    conn: Connection,
+    requests: Sequence[tuple[Caller | PlatformPrincipal, ConsentIn]],
+    rules: ConsentRules,
+    statuses: Mapping[str, str] | None = None,
+) -> list[str | ProblemError]:
+    """`create` for each request in turn, with one read of the enterprises and one
+    of the banks they name, and one write of the consents and one of their
+    events: each new consent's id, or the refusal `create` would have raised
+    for it (then nothing is written for it). `statuses`: the enterprises' statuses
+    (`enterprise_statuses`) when the caller has read them in this transaction."""
+    if not requests:
+        return []
+    now = datetime.now(UTC)
+    if statuses is None:
+        statuses = repository.enterprise_statuses(conn, {body.credit_code for _, body in requests})
+    banks = repository.banks(conn, {body.grantee for _, body in requests})
+    results: list[str | ProblemError] = []
+    rows: list[dict[str, Any]] = []
+    for actor, body in requests:
+        try:
+            channel = channel_of(actor)
+            check_channel(channel, rules)
+            valid_from, until = _check(body, rules, now)
+            check_status(body.credit_code, statuses.get(body.credit_code))
+            found = banks.get(body.grantee)
+            if found is None:
+                raise InvalidValue(f"grantee: no bank with client id or bank code {body.grantee!r}")
+            if actor.client_type == "bank" and found[0] != actor.client_id:
+                raise InvalidValue("grantee: a bank registers consents for itself only")
+        except ProblemError as exc:
+            results.append(exc)
+            continue
+        consent_id = f"cns_{secrets.token_urlsafe(16)}"
+        checked = Checked(valid_from, until, *found)
+        evidence = body.evidence.model_dump()
+        rows.append(_consent_row(consent_id, actor, channel, body, evidence, rules, checked, now))
+        results.append(consent_id)
+    repository.insert_consents(conn, rows, now)
+    for (_, body), result in zip(requests, results, strict=True):
+        if isinstance(result, str) and body.purpose == "post_loan_monitoring":
+            note_baseline(conn, result, body.credit_code)
+    return results
 
 
 def _visible(caller: Actor) -> ColumnElement[bool]:

@@ -3,14 +3,18 @@
 `store` runs inside the caller's transaction, and the caller commits before
 it acknowledges the message: an acknowledged message is durable, and a
 redelivery finds its first copy by (platform, message id) and changes
-nothing. A loan is recomputed from all its events in occurrence order, so
-events arriving out of order still give the same loan. An authorisation
+nothing. `store_many` does the same for a list of events (a pulled page, a
+group of pushed messages) with a statement per step instead of per event,
+and answers exactly what `store` would have answered for each in turn. A
+loan is recomputed from all its events in occurrence order, so events
+arriving out of order still give the same loan. An authorisation
 becomes a consent registered by the platform (`PlatformPrincipal`) as witness.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,8 +24,9 @@ import orjson
 from sqlalchemy import Connection
 
 from gateway.consents.principal import PlatformPrincipal, channel_of
+from gateway.consents.repository import enterprise_statuses
 from gateway.consents.schemas import ConsentIn
-from gateway.consents.service import check_channel, check_subject
+from gateway.consents.service import check_channel, check_status, check_subject, create_many
 from gateway.consents.service import create as create_consent
 from gateway.enterprises import repository as enterprise_rows
 from gateway.errors import ProblemError
@@ -30,7 +35,7 @@ from gateway.loans.events import BEIJING, LoanEvent, beijing_day_end
 from gateway.timeutil import aware
 from policies.consent import ConsentRules, Purpose
 
-__all__ = ["Outcome", "Stored", "dead_letter", "fold", "last_occurred", "store"]
+__all__ = ["Outcome", "Stored", "dead_letter", "fold", "last_occurred", "store", "store_many"]
 
 log = logging.getLogger("xyd.loans")
 Outcome = Literal["accepted", "duplicate", "rejected"]
@@ -98,12 +103,79 @@ def _refused(conn: Connection, event: LoanEvent, rules: ConsentRules) -> Stored 
         check_channel(channel_of(PlatformPrincipal(event.platform)), rules)
         check_subject(conn, event.credit_code)
     except ProblemError as exc:
-        reason = f"authorisation not registered: {exc.detail}"
-        # No copy of the platform's bytes here: the event as read, with their digest.
-        raw = orjson.dumps(asdict(event), default=str, option=orjson.OPT_SORT_KEYS)
-        dead_letter(conn, event.platform, reason, raw, once=True)
-        return Stored("rejected", reason=reason)
+        return _reject(conn, event, exc)
     return None
+
+
+def _reject(conn: Connection, event: LoanEvent, exc: ProblemError) -> Stored:
+    reason = f"authorisation not registered: {exc.detail}"
+    # No copy of the platform's bytes here: the event as read, with their digest.
+    raw = orjson.dumps(asdict(event), default=str, option=orjson.OPT_SORT_KEYS)
+    dead_letter(conn, event.platform, reason, raw, once=True)
+    return Stored("rejected", reason=reason)
+
+
+def store_many(
+    conn: Connection, events: Sequence[LoanEvent], *, rules: ConsentRules
+) -> list[Stored]:
+    """What `store` answers for each event stored one after the other, in one
+    statement per step: refusals checked on one read, the new events inserted
+    in one statement, the touched loans read and written whole once each, one
+    data-version bump per enterprise (by as many as `store` would have bumped
+    it), then a consent for each accepted authorisation."""
+    now = datetime.now(UTC)
+    refusals, statuses = _refusals(conn, events, rules)
+    results: list[Stored | None] = list(refusals)
+    first: dict[tuple[str, str], int] = {}
+    for n, event in enumerate(events):
+        if results[n] is None:
+            first.setdefault((event.platform, event.message_id), n)
+    new = repository.insert_events_once(conn, [_row(events[n], now) for n in first.values()])
+    accepted: list[int] = []
+    for n, event in enumerate(events):
+        if results[n] is not None:
+            continue
+        key = (event.platform, event.message_id)
+        if first[key] == n and key in new:
+            accepted.append(n)
+        else:
+            results[n] = Stored("duplicate")
+    touched = {(events[n].platform, events[n].loan_no) for n in accepted if events[n].loan_no}
+    _refold_many(conn, touched, now)
+    bumps = Counter(events[n].credit_code for n in accepted if events[n].credit_code)
+    enterprise_rows.bump_data_versions(conn, {c: k for c, k in bumps.items() if c}, now)
+    consent_ids = _consents(conn, [events[n] for n in accepted], rules, statuses)
+    for n, consent_id in zip(accepted, consent_ids, strict=True):
+        event = events[n]
+        results[n] = Stored("accepted", new[(event.platform, event.message_id)], consent_id)
+    return [r if r is not None else Stored("duplicate") for r in results]
+
+
+def _refusals(
+    conn: Connection, events: Sequence[LoanEvent], rules: ConsentRules
+) -> tuple[list[Stored | None], dict[str, str]]:
+    """`_refused` for each event in turn: an event counts as known once an earlier
+    one of the list with its key was not refused (`store` would have stored it).
+    With the statuses read of the enterprises the authorisations name."""
+    asking = [e for e in events if e.authorization is not None and e.credit_code is not None]
+    if not asking:
+        return [None] * len(events), {}
+    known = repository.known_events(conn, {(e.platform, e.message_id) for e in asking})
+    statuses = enterprise_statuses(conn, {e.credit_code for e in asking if e.credit_code})
+    out: list[Stored | None] = []
+    for event in events:
+        key = (event.platform, event.message_id)
+        refused = None
+        if event.authorization is not None and event.credit_code is not None and key not in known:
+            try:
+                check_channel(channel_of(PlatformPrincipal(event.platform)), rules)
+                check_status(event.credit_code, statuses.get(event.credit_code))
+            except ProblemError as exc:
+                refused = _reject(conn, event, exc)
+        if refused is None:
+            known.add(key)
+        out.append(refused)
+    return out, statuses
 
 
 def _consent(conn: Connection, event: LoanEvent, rules: ConsentRules) -> str | None:
@@ -113,6 +185,37 @@ def _consent(conn: Connection, event: LoanEvent, rules: ConsentRules) -> str | N
     validity is shortened to it. A bank the gateway does not know gets no
     consent; the event is kept all the same (the message was valid).
     """
+    body = _terms(event, rules)
+    if body is None:
+        return None
+    try:
+        with conn.begin_nested():
+            consent = create_consent(conn, PlatformPrincipal(event.platform), body, rules)
+    except ProblemError as exc:
+        _not_registered(event, exc)
+        return None
+    return str(consent["id"])
+
+
+def _consents(
+    conn: Connection, events: Sequence[LoanEvent], rules: ConsentRules, statuses: dict[str, str]
+) -> list[str | None]:
+    """`_consent` for each event, registered together (`create_many`); `statuses`:
+    of every enterprise an authorisation among `events` names, read already."""
+    asked = [(event, _terms(event, rules)) for event in events]
+    requests = [(PlatformPrincipal(e.platform), body) for e, body in asked if body is not None]
+    made = iter(create_many(conn, requests, rules, statuses))
+    ids: list[str | None] = []
+    for event, body in asked:
+        result = None if body is None else next(made)
+        if isinstance(result, ProblemError):
+            _not_registered(event, result)
+            result = None
+        ids.append(result)
+    return ids
+
+
+def _terms(event: LoanEvent, rules: ConsentRules) -> ConsentIn | None:
     auth = event.authorization
     if auth is None or event.credit_code is None:
         return None
@@ -122,7 +225,7 @@ def _consent(conn: Connection, event: LoanEvent, rules: ConsentRules) -> str | N
     if until <= now:
         log.warning("platform authorisation already expired", extra={"platform": event.platform})
         return None
-    body = ConsentIn.model_validate(
+    return ConsentIn.model_validate(
         {
             "credit_code": event.credit_code,
             "grantee": auth.bank_code,
@@ -136,17 +239,14 @@ def _consent(conn: Connection, event: LoanEvent, rules: ConsentRules) -> str | N
             },
         }
     )
-    try:
-        with conn.begin_nested():
-            consent = create_consent(conn, PlatformPrincipal(event.platform), body, rules)
-    except ProblemError as exc:
-        log.warning(
-            "platform authorisation not registered as a consent: %s",
-            exc.detail,
-            extra={"platform": event.platform},
-        )
-        return None
-    return str(consent["id"])
+
+
+def _not_registered(event: LoanEvent, exc: ProblemError) -> None:
+    log.warning(
+        "platform authorisation not registered as a consent: %s",
+        exc.detail,
+        extra={"platform": event.platform},
+    )
 
 
 def dead_letter(
@@ -214,22 +314,32 @@ def fold(events: Sequence[Foldable]) -> dict[str, Any]:
 
 def refold(conn: Connection, platform: str, loan_no: str, now: datetime) -> None:
     events = repository.loan_events_of(conn, platform, loan_no)
+    repository.upsert_loans(conn, [_loan_row(platform, loan_no, events, now)])
+
+
+def _refold_many(conn: Connection, touched: set[tuple[str, str | None]], now: datetime) -> None:
+    keys = {(platform, loan_no) for platform, loan_no in touched if loan_no}
+    if not keys:
+        return
+    by_loan = repository.events_of_loans(conn, keys)
+    rows = [_loan_row(p, n, by_loan[(p, n)], now) for p, n in sorted(by_loan)]
+    repository.upsert_loans(conn, rows)
+
+
+def _loan_row(platform: str, loan_no: str, events: Sequence[Any], now: datetime) -> dict[str, Any]:
     state = fold([e for e in events if e.event_type != "consent_granted"])
     last = events[-1]
-    repository.replace_loan(
-        conn,
-        {
-            "platform": platform,
-            "loan_no": loan_no,
-            "credit_code": next((e.credit_code for e in events if e.credit_code), None),
-            "borrower_hash": next((e.borrower_hash for e in events if e.borrower_hash), None),
-            "bank_code": next((e.bank_code for e in reversed(events) if e.bank_code), None),
-            "core_enterprise_code": next(
-                (e.core_enterprise_code for e in events if e.core_enterprise_code), None
-            ),
-            "first_event_at": events[0].occurred_at,
-            "last_event_at": last.occurred_at,
-            "updated_at": now,
-            **state,
-        },
-    )
+    return {
+        "platform": platform,
+        "loan_no": loan_no,
+        "credit_code": next((e.credit_code for e in events if e.credit_code), None),
+        "borrower_hash": next((e.borrower_hash for e in events if e.borrower_hash), None),
+        "bank_code": next((e.bank_code for e in reversed(events) if e.bank_code), None),
+        "core_enterprise_code": next(
+            (e.core_enterprise_code for e in events if e.core_enterprise_code), None
+        ),
+        "first_event_at": events[0].occurred_at,
+        "last_event_at": last.occurred_at,
+        "updated_at": now,
+        **state,
+    }

@@ -104,6 +104,17 @@ def test_readers_of_the_other_scripts() -> None:
         "nongdaitong         300 messages in    3.5 s =     85 msg/s  {'0000': 300}\n"
     )
     assert adapters == "kechuangtong 98 msg/s, nongdaitong 85 msg/s"
+    adapters = figures.read_adapters(
+        "32 senders at once, one gateway worker\n"
+        "kechuangtong       1000 messages in    1.2 s =    801 msg/s  {'200': 830, '400': 170}  "
+        "CPU µs/message: gateway 1070, PostgreSQL 165, senders 64\n"
+    )
+    assert adapters == "kechuangtong 801 msg/s (CPU a message: gateway 1070 µs, PostgreSQL 165 µs)"
+    pull = figures.read_pull(
+        "tianfu-rongtong   20583 rows in    4.2 s =    4876 rows/s  (accepted 19620, duplicate "
+        "570)  CPU µs/row: adapter 149, PostgreSQL 56, simulator 7\n"
+    )
+    assert pull == "4,876 rows/s (CPU a row: adapter 149 µs, PostgreSQL 56 µs), 20,583 rows"
     monitor = figures.read_monitor("1000 events, 1 worker(s): 15.6 s = 64 events/s; 95 alerts\n")
     assert monitor == "64 events/s, 1 worker (1000 events, 95 alerts)"
     with pytest.raises(ValueError, match="no match"):
