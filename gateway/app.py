@@ -207,8 +207,15 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
     )
     install_problem_handlers(app)
     app.add_exception_handler(LoginRequired, login_redirect)
-    # Routes are matched in order: the busiest route first (each route tried costs).
+    # Routes are matched in order: the busiest first (each route tried costs).
+    # The platforms' few push routes come next to the report's (which the
+    # direct path answers anyway): behind all the others, matching a pushed
+    # message tried about 140 routes first, 13 % of the gateway's CPU a message.
     app.include_router(reports_router)
+    for adapter in state.platforms.values():
+        router = adapter.router()
+        if router is not None:
+            app.include_router(router)
     app.include_router(health_router)
     if settings.public_metrics is not False:
         app.include_router(metrics_router)
@@ -226,10 +233,6 @@ def create_app(settings: Settings | None = None, *, settle_heap: bool = False) -
     app.include_router(repair_pages_router)
     if settings.public_docs is not False:
         app.include_router(reference_router)
-    for adapter in state.platforms.values():
-        router = adapter.router()
-        if router is not None:
-            app.include_router(router)
     app.add_middleware(
         GatewayMiddleware,
         max_body_bytes=settings.max_body_bytes,
