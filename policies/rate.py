@@ -155,6 +155,9 @@ class RateRequest:
     once_set: str | None = None
     once_key: str | None = None
     once_ms: int = 0
+    # ... and refuse it if `once_legacy` exists: the key the release before
+    # marked a spent jti with (for one release, while both may be serving).
+    once_legacy: str | None = None
     # Redis only: refuse, charging nothing, if `consent_mark` exists: the
     # caller decided from a cached consent that has changed since.
     consent_mark: str | None = None

@@ -30,7 +30,10 @@ from policies.rate import (
 #       today of the client, the enterprise, the consent and the (bank,
 #       enterprise); 6 the denylist sentinel; 7 the set of spent single-use
 #       keys (a DPoP proof's jti) for the key's signed second; 8 a consent's
-#       change mark; 9 the replay floor; 10.. denylist keys.
+#       change mark; 9 the replay floor; 10 the single-use key as the release
+#       before kept it (a key of its own: a replay of a proof it spent is
+#       refused during a rolling upgrade; the next release drops this);
+#       11.. denylist keys.
 # ARGV: 1 emission interval µs; 2 burst tolerance µs; 3 cost; 4 reports;
 #       5-8 daily, enterprise, consent and bank share limits (-1: not applied);
 #       9 UTC offset of the calendar day, s; 10 "1" to require the sentinel;
@@ -50,7 +53,7 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 if ARGV[10] == '1' and redis.call('EXISTS', KEYS[6]) == 0 then
   return {7, 0, 0, 0, 0, 0, 0, 0}
 end
-for i = 10, #KEYS do
+for i = 11, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 1 then return {6, 0, 0, 0, 0, 0, 0, 0} end
 end
 if ARGV[12] == '1' and redis.call('EXISTS', KEYS[8]) == 1 then
@@ -59,6 +62,7 @@ end
 if ARGV[11] ~= '0' then
   local floor = redis.call('GET', KEYS[9])
   if floor and tonumber(ARGV[13]) < tonumber(floor) then return {8, 0, 0, 0, 0, 0, 0, 0} end
+  if redis.call('EXISTS', KEYS[10]) == 1 then return {8, 0, 0, 0, 0, 0, 0, 0} end
   if redis.call('SADD', KEYS[7], ARGV[14]) == 0 then return {8, 0, 0, 0, 0, 0, 0, 0} end
   if redis.call('PTTL', KEYS[7]) < tonumber(ARGV[11]) then
     redis.call('PEXPIRE', KEYS[7], ARGV[11])
@@ -189,6 +193,7 @@ def _keys_and_args(request: RateRequest) -> tuple[list[str], list[int | str]]:
         request.once_set or UNUSED,
         request.consent_mark or UNUSED,
         request.once_floor or UNUSED,
+        request.once_legacy or UNUSED,
         *request.deny_keys,
     ]
     plan = request.plan

@@ -45,7 +45,8 @@ REPLAY_FLOOR = "xyd:jti:floor"
 # by then what was issued before the floor is refused by its own age.
 FLOOR_TTL_S = 3600
 
-# KEYS: 1 the sentinel; 2 the replay floor; 3 the set of spent keys (`spent_set`).
+# KEYS: 1 the sentinel; 2 the replay floor; 3 the set of spent keys (`spent_set`);
+# 4 the key as the release before marked it spent (`legacy_spent`).
 # ARGV: 1 how long the key must be remembered, ms; 2 the second the key was
 # issued; 3 the single-use key.
 # Returns 1 first use, 0 a replay (used, or issued before the floor), -1 the
@@ -54,6 +55,7 @@ FIRST_USE_SCRIPT = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local floor = redis.call('GET', KEYS[2])
 if floor and tonumber(ARGV[2]) < tonumber(floor) then return 0 end
+if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
 if redis.call('SADD', KEYS[3], ARGV[3]) == 0 then return 0 end
 if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[3], ARGV[1]) end
 return 1
@@ -104,6 +106,14 @@ def spent_set(signed_s: int) -> str:
     return f"xyd:jti:{signed_s}"
 
 
+def legacy_spent(key: str) -> str:
+    """The key the release before marked a spent `key` with (`SET NX PX`): checked
+    too, so that during a rolling upgrade a jti spent on a host still running
+    it is refused here. Drop it in the release after: by then every such key
+    has expired (they lived minutes)."""
+    return f"xyd:jti:{key}"
+
+
 def ttl_ms(expires_at: datetime) -> int:
     return max(1, int((expires_at - datetime.now(UTC)).total_seconds() * 1000))
 
@@ -146,8 +156,9 @@ class TokenGuard:
         async with self.redis.pipeline(transaction=False) as pipe:
             for spent, key, ttl_ms, issued_s in keys:
                 pipe.evalsha(
-                    self._first_use_sha, 3, EPOCH, REPLAY_FLOOR, spent, ttl_ms, issued_s, key
-                )
+                    self._first_use_sha, 4, EPOCH, REPLAY_FLOOR, spent, legacy_spent(key),
+                    ttl_ms, issued_s, key,
+                )  # fmt: skip
             if self.wait is not None:
                 pipe.wait(self.wait.replicas, self.wait.timeout_ms)
             results = list(await pipe.execute(raise_on_error=False))

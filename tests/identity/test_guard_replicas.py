@@ -51,3 +51,16 @@ async def test_spent_keys_share_a_set_per_signed_second_that_lives_as_long_as_it
     # Another signed second is another set.
     assert await guard.first_use("dpop:k:jti-7", later, now_s, now_s + 1)
     assert await rds.exists(f"xyd:jti:{now_s + 1}") == 1
+
+
+async def test_a_jti_the_release_before_spent_is_refused_during_a_rolling_upgrade(
+    rds: Redis,
+) -> None:
+    await rds.set(EPOCH, datetime.now(UTC).isoformat())
+    guard = TokenGuard(cast(AsyncEngine, None), rds)
+    now_s = int(datetime.now(UTC).timestamp())
+    expires = datetime.now(UTC) + timedelta(minutes=1)
+    # As the release before marked a spent jti: a key of its own.
+    await rds.set("xyd:jti:assertion:bank-a:jti-old", "1", px=60_000)
+    assert not await guard.first_use("assertion:bank-a:jti-old", expires, now_s, now_s)
+    assert await guard.first_use("assertion:bank-a:jti-new", expires, now_s, now_s)

@@ -131,6 +131,21 @@ async def test_a_single_use_key_rides_the_same_call_and_a_replay_spends_nothing(
     assert [r.allowed for r in results] == [True] * 3 + [False]
 
 
+async def test_a_proof_the_release_before_spent_is_a_replay_and_spends_nothing(
+    rds: Redis,
+) -> None:
+    limiter = RedisLimiter(rds)
+    await rds.set("xyd:jti:dpop:k:jti-old", "1", px=60_000)
+    old = RateRequest(
+        "bank-a", SLOW, cost=1, once_set="xyd:jti:1700000001", once_key="dpop:k:jti-old",
+        once_ms=60_000, once_legacy="xyd:jti:dpop:k:jti-old",
+    )  # fmt: skip
+    assert (await limiter.check(old)).replayed
+    assert await rds.exists("xyd:jti:1700000001") == 0
+    results = [await limiter.check(RateRequest("bank-a", SLOW, cost=1)) for _ in range(6)]
+    assert [r.allowed for r in results] == [True] * 5 + [False]
+
+
 async def test_a_denylisted_token_does_not_spend_its_proof(rds: Redis) -> None:
     limiter = RedisLimiter(rds)
     await rds.set("epoch", "1")
