@@ -61,17 +61,13 @@ def check_channel(channel: str, rules: ConsentRules) -> None:
         )
 
 
-def check_subject(conn: Connection, credit_code: str) -> None:
-    """404 for an enterprise the registry does not know, 422 for one that is closed.
+def check_status(credit_code: str, status: str | None) -> None:
+    """404 for an enterprise the registry does not know (`status` None), 422 for
+    one that is closed.
 
     Every consent, however it arrives (the API, a platform's authorisation),
     names an enterprise that exists and can still grant it.
     """
-    check_status(credit_code, repository.enterprise_status(conn, credit_code))
-
-
-def check_status(credit_code: str, status: str | None) -> None:
-    """`check_subject` on a status read already (None: the registry does not know it)."""
     if status is None:
         raise UnknownEnterprise(
             f"credit_code: no enterprise with credit code {credit_code} in the registry"
@@ -83,13 +79,6 @@ def check_status(credit_code: str, status: str | None) -> None:
             field="credit_code",
             status=status,
         )
-
-
-def _grantee(conn: Connection, grantee: str) -> tuple[str, str | None]:
-    found = repository.bank(conn, grantee)
-    if found is None:
-        raise InvalidValue(f"grantee: no bank with client id or bank code {grantee!r}")
-    return found
 
 
 def _check(body: ConsentTerms, rules: ConsentRules, now: datetime) -> tuple[datetime, datetime]:
@@ -165,11 +154,26 @@ def check(
     not closed) and the grantee. The code flow checks a pushed request with it
     long before the enterprise approves it."""
     valid_from, until = _check(terms, rules, now)
-    check_subject(conn, terms.credit_code)
-    grantee_id, grantee_code = _grantee(conn, terms.grantee)
-    if actor.client_type == "bank" and grantee_id != actor.client_id:
+    status = repository.enterprise_status(conn, terms.credit_code)
+    return _checked(actor, terms, valid_from, until, status, repository.bank(conn, terms.grantee))
+
+
+def _checked(
+    actor: Actor,
+    terms: ConsentTerms,
+    valid_from: datetime,
+    until: datetime,
+    status: str | None,
+    bank: tuple[str, str | None] | None,
+) -> Checked:
+    """`check`'s enterprise and grantee, on what was read of them: the enterprise's
+    status (None: unknown) and the bank the grantee names (None: no bank)."""
+    check_status(terms.credit_code, status)
+    if bank is None:
+        raise InvalidValue(f"grantee: no bank with client id or bank code {terms.grantee!r}")
+    if actor.client_type == "bank" and bank[0] != actor.client_id:
         raise InvalidValue("grantee: a bank registers consents for itself only")
-    return Checked(valid_from, until, grantee_id, grantee_code)
+    return Checked(valid_from, until, *bank)
 
 
 def _register(
@@ -248,17 +252,12 @@ def create_many(
             channel = channel_of(actor)
             check_channel(channel, rules)
             valid_from, until = _check(body, rules, now)
-            check_status(body.credit_code, statuses.get(body.credit_code))
-            found = banks.get(body.grantee)
-            if found is None:
-                raise InvalidValue(f"grantee: no bank with client id or bank code {body.grantee!r}")
-            if actor.client_type == "bank" and found[0] != actor.client_id:
-                raise InvalidValue("grantee: a bank registers consents for itself only")
+            status, bank = statuses.get(body.credit_code), banks.get(body.grantee)
+            checked = _checked(actor, body, valid_from, until, status, bank)
         except ProblemError as exc:
             results.append(exc)
             continue
         consent_id = f"cns_{secrets.token_urlsafe(16)}"
-        checked = Checked(valid_from, until, *found)
         evidence = body.evidence.model_dump()
         rows.append(_consent_row(consent_id, actor, channel, body, evidence, rules, checked, now))
         results.append(consent_id)

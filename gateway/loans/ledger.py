@@ -26,8 +26,7 @@ from sqlalchemy import Connection
 from gateway.consents.principal import PlatformPrincipal, channel_of
 from gateway.consents.repository import enterprise_statuses
 from gateway.consents.schemas import ConsentIn
-from gateway.consents.service import check_channel, check_status, check_subject, create_many
-from gateway.consents.service import create as create_consent
+from gateway.consents.service import check_channel, check_status, create_many
 from gateway.enterprises import repository as enterprise_rows
 from gateway.errors import ProblemError
 from gateway.loans import repository
@@ -51,22 +50,9 @@ class Stored:
 
 
 def store(conn: Connection, event: LoanEvent, *, rules: ConsentRules) -> Stored:
-    """Stored once; or "rejected" (dead-lettered, nothing else written): see `_refused`."""
-    if event.authorization is not None and (refused := _refused(conn, event, rules)) is not None:
-        return refused
-    now = datetime.now(UTC)
-    event_id = repository.insert_event_once(conn, _row(event, now))
-    if event_id is None:
-        return Stored("duplicate")
-    if event.loan_no:
-        refold(conn, event.platform, event.loan_no, now)
-    if event.credit_code:
-        # The report's loans section changed: cached reports must not outlive it.
-        enterprise_rows.bump_data_version(conn, event.credit_code, now)
-    consent_id = None
-    if event.authorization is not None and event.credit_code:
-        consent_id = _consent(conn, event, rules)
-    return Stored("accepted", event_id, consent_id)
+    """Stored once; or "rejected" (dead-lettered, nothing else written): `store_many`
+    of one."""
+    return store_many(conn, [event], rules=rules)[0]
 
 
 def _row(event: LoanEvent, now: datetime) -> dict[str, Any]:
@@ -90,23 +76,6 @@ def _row(event: LoanEvent, now: datetime) -> dict[str, Any]:
     }
 
 
-def _refused(conn: Connection, event: LoanEvent, rules: ConsentRules) -> Stored | None:
-    """An authorisation through a channel this deployment does not accept
-    (XYD_CONSENT_CHANNELS without `platform`), or for an enterprise that cannot
-    grant a consent (not in the registry, deregistered): kept as a dead letter
-    with the reason, and refused, so the platform hears of it in its own terms.
-    One stored already stays a duplicate, whatever has changed since.
-    """
-    if event.credit_code is None or repository.event_known(conn, event.platform, event.message_id):
-        return None
-    try:
-        check_channel(channel_of(PlatformPrincipal(event.platform)), rules)
-        check_subject(conn, event.credit_code)
-    except ProblemError as exc:
-        return _reject(conn, event, exc)
-    return None
-
-
 def _reject(conn: Connection, event: LoanEvent, exc: ProblemError) -> Stored:
     reason = f"authorisation not registered: {exc.detail}"
     # No copy of the platform's bytes here: the event as read, with their digest.
@@ -118,11 +87,13 @@ def _reject(conn: Connection, event: LoanEvent, exc: ProblemError) -> Stored:
 def store_many(
     conn: Connection, events: Sequence[LoanEvent], *, rules: ConsentRules
 ) -> list[Stored]:
-    """What `store` answers for each event stored one after the other, in one
-    statement per step: refusals checked on one read, the new events inserted
-    in one statement, the touched loans read and written whole once each, one
-    data-version bump per enterprise (by as many as `store` would have bumped
-    it), then a consent for each accepted authorisation."""
+    """Each event stored once, as if one after the other, in one statement per
+    step: refusals checked on one read, the new events inserted in one
+    statement, the touched loans read and written whole once each, one
+    data-version bump per enterprise (one for each event accepted: the report's
+    loans section changed, cached reports must not outlive it), then a consent
+    for each accepted authorisation. A second event of the list with the key of
+    an earlier one is a duplicate, as a redelivery is."""
     now = datetime.now(UTC)
     refusals, statuses = _refusals(conn, events, rules)
     results: list[Stored | None] = list(refusals)
@@ -154,9 +125,14 @@ def store_many(
 def _refusals(
     conn: Connection, events: Sequence[LoanEvent], rules: ConsentRules
 ) -> tuple[list[Stored | None], dict[str, str]]:
-    """`_refused` for each event in turn: an event counts as known once an earlier
-    one of the list with its key was not refused (`store` would have stored it).
-    With the statuses read of the enterprises the authorisations name."""
+    """For each event, its refusal or None. An authorisation through a channel
+    this deployment does not accept (XYD_CONSENT_CHANNELS without `platform`),
+    or for an enterprise that cannot grant a consent (not in the registry,
+    deregistered), is kept as a dead letter with the reason and refused, so
+    the platform hears of it in its own terms. One stored already stays a
+    duplicate, whatever has changed since; an event counts as known once an
+    earlier one of the list with its key was not refused. With the statuses
+    read of the enterprises the authorisations name."""
     asking = [e for e in events if e.authorization is not None and e.credit_code is not None]
     if not asking:
         return [None] * len(events), {}
@@ -178,30 +154,14 @@ def _refusals(
     return out, statuses
 
 
-def _consent(conn: Connection, event: LoanEvent, rules: ConsentRules) -> str | None:
-    """The SME's authorisation on the platform, registered with the platform as witness.
-
-    A consent never outlives its purpose's maximum, so a longer platform
-    validity is shortened to it. A bank the gateway does not know gets no
-    consent; the event is kept all the same (the message was valid).
-    """
-    body = _terms(event, rules)
-    if body is None:
-        return None
-    try:
-        with conn.begin_nested():
-            consent = create_consent(conn, PlatformPrincipal(event.platform), body, rules)
-    except ProblemError as exc:
-        _not_registered(event, exc)
-        return None
-    return str(consent["id"])
-
-
 def _consents(
     conn: Connection, events: Sequence[LoanEvent], rules: ConsentRules, statuses: dict[str, str]
 ) -> list[str | None]:
-    """`_consent` for each event, registered together (`create_many`); `statuses`:
-    of every enterprise an authorisation among `events` names, read already."""
+    """The SME's authorisation on the platform of each event, registered with the
+    platform as witness, all together (`create_many`); None where the terms give
+    no consent (expired) or it was refused (a bank the gateway does not know:
+    the event is kept all the same, the message was valid). `statuses`: of
+    every enterprise an authorisation among `events` names, read already."""
     asked = [(event, _terms(event, rules)) for event in events]
     requests = [(PlatformPrincipal(e.platform), body) for e, body in asked if body is not None]
     made = iter(create_many(conn, requests, rules, statuses))
@@ -310,11 +270,6 @@ def fold(events: Sequence[Foldable]) -> dict[str, Any]:
         "outstanding_fen": outstanding,
         "days_overdue": days,
     }
-
-
-def refold(conn: Connection, platform: str, loan_no: str, now: datetime) -> None:
-    events = repository.loan_events_of(conn, platform, loan_no)
-    repository.upsert_loans(conn, [_loan_row(platform, loan_no, events, now)])
 
 
 def _refold_many(conn: Connection, touched: set[tuple[str, str | None]], now: datetime) -> None:

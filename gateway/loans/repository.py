@@ -38,14 +38,6 @@ def _upsert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert
     raise RuntimeError(f"unsupported database {dialect}")  # pragma: no cover
 
 
-def insert_event_once(conn: Connection, values: Mapping[str, Any]) -> int | None:
-    """Insert unless (platform, message_id) exists; the new id, or None for a duplicate."""
-    stmt = _upsert(conn, loan_events)
-    stmt = stmt.values(**values).on_conflict_do_nothing(index_elements=["platform", "message_id"])
-    row = conn.execute(stmt.returning(loan_events.c.id)).first()
-    return None if row is None else int(row[0])
-
-
 # The rows as one JSON parameter: a short statement, parsed and planned alike
 # for every page, where a multi-row VALUES is a new one each time.
 _INSERT_PG = text(
@@ -157,8 +149,8 @@ _FOLDED_PG = _EVENTS_OF_LOANS_PG.columns(*_FOLDED)
 
 
 def events_of_loans(conn: Connection, keys: Collection[Key]) -> dict[Key, list[Row[Any]]]:
-    """Each loan's events in the order they fold (as `loan_events_of`), in one read:
-    the columns folding reads."""
+    """Each loan's events in the order they fold (occurrence, then arrival), in one
+    read: the columns folding reads."""
     ordered = sorted(keys)
     if conn.dialect.name == "postgresql":
         rows = list(conn.execute(_FOLDED_PG, {"keys": _json(ordered)}))
@@ -193,26 +185,6 @@ def upsert_loans(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     kept = {c.name: stmt.excluded[c.name] for c in loans.c if not c.primary_key}
     stmt = stmt.on_conflict_do_update(index_elements=["platform", "loan_no"], set_=kept)
     conn.execute(stmt, ordered)
-
-
-def event_known(conn: Connection, platform: str, message_id: str) -> bool:
-    found = conn.execute(
-        select(loan_events.c.id).where(
-            loan_events.c.platform == platform, loan_events.c.message_id == message_id
-        )
-    ).first()
-    return found is not None
-
-
-def loan_events_of(conn: Connection, platform: str, loan_no: str) -> list[Row[Any]]:
-    """A loan's events in the order they fold: occurrence, then arrival."""
-    return list(
-        conn.execute(
-            select(loan_events)
-            .where(loan_events.c.platform == platform, loan_events.c.loan_no == loan_no)
-            .order_by(loan_events.c.occurred_at, loan_events.c.id)
-        )
-    )
 
 
 def last_event_at(conn: Connection, platform: str) -> datetime | None:

@@ -46,8 +46,8 @@ class LedgerEvent:
 
 
 def history(conn: Connection, credit_code: str) -> list[LedgerEvent]:
-    """Every event of the enterprise's loans, in the order `gateway.loans.ledger.refold`
-    folds them: the score folds them again as of each day it looks at."""
+    """Every event of the enterprise's loans, in the order `gateway.loans.ledger` folds
+    them: the score folds them again as of each day it looks at."""
     return [
         LedgerEvent(
             platform=row.platform,

@@ -31,11 +31,16 @@ async def test_a_jti_no_replica_acknowledged_is_refused_not_accepted(rds: Redis)
     assert not await alone.first_use("wait-jti-2", expires, now_s, now_s)
 
 
+async def _guard(rds: Redis) -> TokenGuard:
+    """A guard on `rds` with the epoch set, so the database is never asked."""
+    await rds.set(EPOCH, datetime.now(UTC).isoformat())
+    return TokenGuard(cast(AsyncEngine, None), rds)
+
+
 async def test_spent_keys_share_a_set_per_signed_second_that_lives_as_long_as_its_longest(
     rds: Redis,
 ) -> None:
-    await rds.set(EPOCH, datetime.now(UTC).isoformat())
-    guard = TokenGuard(cast(AsyncEngine, None), rds)
+    guard = await _guard(rds)
     now_s = int(datetime.now(UTC).timestamp())
     soon, later = (datetime.now(UTC) + timedelta(seconds=s) for s in (30, 90))
     # Two hundred proofs signed in one second are one key, not two hundred.
@@ -56,8 +61,7 @@ async def test_spent_keys_share_a_set_per_signed_second_that_lives_as_long_as_it
 async def test_a_jti_the_release_before_spent_is_refused_during_a_rolling_upgrade(
     rds: Redis,
 ) -> None:
-    await rds.set(EPOCH, datetime.now(UTC).isoformat())
-    guard = TokenGuard(cast(AsyncEngine, None), rds)
+    guard = await _guard(rds)
     now_s = int(datetime.now(UTC).timestamp())
     expires = datetime.now(UTC) + timedelta(minutes=1)
     # As the release before marked a spent jti: a key of its own.
